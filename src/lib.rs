@@ -1,1 +1,15 @@
-//! Jarvis.
+//! Jarvis: a Rust core that lets a homelab owner run a Proxmox cluster and cameras by voice and by
+//! automation, natively inside Home Assistant.
+//!
+//! The binary (`src/main.rs`) only parses the command line; everything lives here so integration
+//! tests can drive it: [`app::spawn`] starts a server on any address and hands back its ports and
+//! shutdown token.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http_api;
+pub mod services;
+pub mod telemetry;
+pub mod wyoming_server;
+pub mod zeroconf;

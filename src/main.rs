@@ -1,1 +1,31 @@
-fn main() {}
+//! The `jarvis` binary: parse the command line, load the configuration, start logging, run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use jarvis::cli::{self, Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, overrides } => serve(config.as_deref(), &overrides),
+        Command::CheckConfig { file } => cli::check_config(&file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // Logging may not be up yet (a bad config is reported before it starts).
+            eprintln!("jarvis: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(file: Option<&std::path::Path>, overrides: &jarvis::config::Overrides) -> anyhow::Result<()> {
+    let config = cli::load_config(file, overrides)?;
+    jarvis::telemetry::init(&config.log)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(jarvis::app::run(config))
+}

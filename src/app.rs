@@ -1,0 +1,170 @@
+//! Start-up and shutdown: bind the listeners, run every subsystem, stop them all on a signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::http_api::{self, ApiState};
+use crate::services::Services;
+use crate::{wyoming_server, zeroconf};
+
+/// A running Jarvis, as tests and `main` see it.
+#[derive(Debug)]
+pub struct App {
+    /// Where Wyoming is served (the real port when the config asked for port 0).
+    pub wyoming_addr: SocketAddr,
+    /// Where the HTTP API is served, if enabled.
+    pub http_addr: Option<SocketAddr>,
+    /// Cancel to shut everything down.
+    pub shutdown: CancellationToken,
+    /// Finishes when every subsystem has stopped.
+    pub finished: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Binds the listeners and starts every subsystem in the background.
+///
+/// # Errors
+/// When a listener cannot be bound; the message says which address and what to do.
+pub async fn spawn(config: Config) -> anyhow::Result<App> {
+    let shutdown = CancellationToken::new();
+    let services = Arc::new(Services::new());
+
+    let wyoming_listener = TcpListener::bind(config.wyoming.addr).await.with_context(|| {
+        format!(
+            "cannot listen for Wyoming on {}: is another Jarvis or Wyoming server using the port? \
+             Choose another with --wyoming-addr or wyoming.addr",
+            config.wyoming.addr
+        )
+    })?;
+    let wyoming_addr = wyoming_listener.local_addr()?;
+
+    let http_listener = if config.http.enabled {
+        let listener = TcpListener::bind(config.http.addr).await.with_context(|| {
+            format!(
+                "cannot listen for HTTP on {}: choose another address with --http-addr or \
+                 http.addr, or set http.enabled = false",
+                config.http.addr
+            )
+        })?;
+        Some(listener)
+    } else {
+        None
+    };
+    let http_addr = http_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+
+    if !config.models.dir.is_dir() {
+        warn!(
+            dir = %config.models.dir.display(),
+            "models directory does not exist; set --models-dir or models.dir"
+        );
+    }
+
+    let advertisement = if config.wyoming.zeroconf.enabled {
+        let name = config
+            .wyoming
+            .zeroconf
+            .name
+            .clone()
+            .unwrap_or_else(zeroconf::default_instance_name);
+        zeroconf::advertise(&name, wyoming_addr)
+            .inspect_err(|err| warn!(cause = %err, "not advertising over zeroconf"))
+            .ok()
+    } else {
+        None
+    };
+
+    let wyoming_task = tokio::spawn(wyoming_server::run(
+        wyoming_listener,
+        config.wyoming.server_config(),
+        Arc::clone(&services),
+        shutdown.child_token(),
+    ));
+    let http_task = http_listener.map(|listener| {
+        let router = http_api::router(ApiState {
+            services: Arc::clone(&services),
+        });
+        let token = shutdown.child_token();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await
+        })
+    });
+    let http_shown = http_addr.map_or_else(|| "disabled".to_owned(), |addr| addr.to_string());
+    info!(wyoming = %wyoming_addr, http = %http_shown, "jarvis is serving");
+
+    let grace = config.wyoming.server_config().shutdown_grace;
+    let finished = tokio::spawn(async move {
+        let report = wyoming_task.await.context("wyoming server task failed")?;
+        info!(
+            accepted = report.accepted,
+            rejected = report.rejected,
+            unfinished = report.unfinished,
+            "wyoming server stopped"
+        );
+        if let Some(http) = http_task {
+            match tokio::time::timeout(grace, http).await {
+                Ok(joined) => joined
+                    .context("http task failed")?
+                    .context("http server failed")?,
+                Err(_) => warn!(?grace, "http requests still open after the grace period"),
+            }
+        }
+        drop(advertisement);
+        Ok(())
+    });
+
+    Ok(App {
+        wyoming_addr,
+        http_addr,
+        shutdown,
+        finished,
+    })
+}
+
+/// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+///
+/// # Errors
+/// Start-up failures (see [`spawn`]) and subsystem failures.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let app = spawn(config).await?;
+    let shutdown = app.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutting down; finishing replies in flight (signal again to stop at once)");
+        shutdown.cancel();
+        wait_for_signal().await;
+        warn!("second signal; exiting now");
+        std::process::exit(130);
+    });
+    app.finished.await.context("jarvis main task failed")?
+}
+
+/// Waits for Ctrl-C or SIGTERM (what `docker stop` and systemd send).
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(err) => {
+                warn!(cause = %err, "cannot listen for SIGTERM; only Ctrl-C stops jarvis");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

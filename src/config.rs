@@ -1,0 +1,431 @@
+//! Configuration: one TOML file, every key optional, checked once at start-up.
+//!
+//! The example in `config/jarvis.toml` documents every key. Command-line flags and `JARVIS_*`
+//! environment variables override the file (see [`Overrides`]). Unknown keys and bad values are
+//! load errors that name the key, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default Wyoming port. The reference servers use 10200 (TTS), 10300 (STT) and 10400 (wake);
+/// Jarvis serves all of them on one port.
+pub const DEFAULT_WYOMING_ADDR: &str = "0.0.0.0:10700";
+/// Default HTTP API port, next to the Wyoming one.
+pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:10701";
+/// Default models directory, filled by `jarvis models pull`.
+pub const DEFAULT_MODELS_DIR: &str = "/var/lib/jarvis/models";
+
+/// Everything Jarvis can be configured with.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The Wyoming listener.
+    pub wyoming: WyomingConfig,
+    /// The HTTP API.
+    pub http: HttpConfig,
+    /// Where model files live.
+    pub models: ModelsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[wyoming]`: the one TCP port that serves speech-to-text, text-to-speech, wake word and intents.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WyomingConfig {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Connections served at once; more get a `busy` error.
+    pub max_connections: usize,
+    /// Seconds without a complete event before a connection is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds in-flight replies get to finish on shutdown.
+    pub shutdown_grace_secs: u64,
+    /// Longest header line accepted, in bytes.
+    pub max_header_bytes: usize,
+    /// Largest data block accepted, in bytes.
+    pub max_data_bytes: usize,
+    /// Largest payload (audio) accepted in one event, in bytes.
+    pub max_payload_bytes: usize,
+    /// Zeroconf (mDNS) advertisement.
+    pub zeroconf: ZeroconfConfig,
+}
+
+impl Default for WyomingConfig {
+    fn default() -> Self {
+        let limits = wyoming::Limits::default();
+        let server = wyoming::ServerConfig::default();
+        Self {
+            addr: parse_default(DEFAULT_WYOMING_ADDR),
+            max_connections: server.max_connections,
+            idle_timeout_secs: server.idle_timeout.map_or(0, |d| d.as_secs()),
+            shutdown_grace_secs: server.shutdown_grace.as_secs(),
+            max_header_bytes: limits.max_line,
+            max_data_bytes: limits.max_data,
+            max_payload_bytes: limits.max_payload,
+            zeroconf: ZeroconfConfig::default(),
+        }
+    }
+}
+
+impl WyomingConfig {
+    /// The server settings these values describe.
+    pub fn server_config(&self) -> wyoming::ServerConfig {
+        wyoming::ServerConfig {
+            limits: wyoming::Limits {
+                max_line: self.max_header_bytes,
+                max_data: self.max_data_bytes,
+                max_payload: self.max_payload_bytes,
+            },
+            max_connections: self.max_connections,
+            idle_timeout: (self.idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(self.idle_timeout_secs)),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        }
+    }
+}
+
+/// `[wyoming.zeroconf]`: how Home Assistant finds Jarvis on the network.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZeroconfConfig {
+    /// Advertise `_wyoming._tcp` over mDNS.
+    pub enabled: bool,
+    /// Service instance name; HA keys its discovery on it, so keep it stable.
+    /// Default: `jarvis-<hostname>`.
+    pub name: Option<String>,
+}
+
+impl Default for ZeroconfConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            name: None,
+        }
+    }
+}
+
+/// `[http]`: the HTTP API (`/health`, and `/v1/command` once the intent engine lands).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Serve the HTTP API.
+    pub enabled: bool,
+    /// Address to listen on.
+    pub addr: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            addr: parse_default(DEFAULT_HTTP_ADDR),
+        }
+    }
+}
+
+/// `[models]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// Directory holding whisper, Piper and wake-word models.
+    pub dir: PathBuf,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from(DEFAULT_MODELS_DIR),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A level (`error`, `warn`, `info`, `debug`, `trace`) or a filter such as `info,jarvis=debug`.
+    pub level: String,
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Values given on the command line or in the environment; each wins over the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Wyoming listen address [default: 0.0.0.0:10700]
+    #[arg(long, env = "JARVIS_WYOMING_ADDR", value_name = "ADDR")]
+    pub wyoming_addr: Option<SocketAddr>,
+    /// HTTP API listen address [default: 0.0.0.0:10701]
+    #[arg(long, env = "JARVIS_HTTP_ADDR", value_name = "ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Models directory [default: /var/lib/jarvis/models]
+    #[arg(long, env = "JARVIS_MODELS_DIR", value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Log level or filter, e.g. `debug` or `info,jarvis=debug` [default: info]
+    #[arg(long, env = "JARVIS_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Log format [default: text]
+    #[arg(long, env = "JARVIS_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Do not advertise over zeroconf
+    #[arg(long, env = "JARVIS_NO_ZEROCONF")]
+    pub no_zeroconf: bool,
+}
+
+/// Why a configuration could not be loaded. The message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or a key is unknown or has the wrong type.
+    #[error("{path}: {key}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Dotted path of the offending key (`.` for the top level).
+        key: String,
+        /// What is wrong, with the line when known.
+        message: String,
+    },
+    /// A value parsed but is not allowed.
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        /// The file (or `<defaults>` / flags).
+        path: PathBuf,
+        /// Dotted path of the offending key.
+        key: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads and validates a file.
+    ///
+    /// # Errors
+    /// See [`ConfigError`].
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config = Self::parse(&text, path)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (without validating values); `path` is only used in messages.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] naming the key.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let parse_error = |key: String, err: toml::de::Error| ConfigError::Parse {
+            path: path.to_owned(),
+            key,
+            message: describe_toml_error(text, &err),
+        };
+        let deserializer = toml::de::Deserializer::parse(text).map_err(|e| parse_error(".".into(), e))?;
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let key = err.path().to_string();
+            parse_error(key, err.into_inner())
+        })
+    }
+
+    /// Applies command-line and environment overrides.
+    #[must_use]
+    pub fn with_overrides(mut self, overrides: &Overrides) -> Self {
+        if let Some(addr) = overrides.wyoming_addr {
+            self.wyoming.addr = addr;
+        }
+        if let Some(addr) = overrides.http_addr {
+            self.http.addr = addr;
+        }
+        if let Some(dir) = &overrides.models_dir {
+            self.models.dir.clone_from(dir);
+        }
+        if let Some(level) = &overrides.log_level {
+            self.log.level.clone_from(level);
+        }
+        if let Some(format) = overrides.log_format {
+            self.log.format = format;
+        }
+        if overrides.no_zeroconf {
+            self.wyoming.zeroconf.enabled = false;
+        }
+        self
+    }
+
+    /// Checks values that parse but make no sense; `origin` names where they came from.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key and the fix.
+    pub fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: String| {
+            Err(ConfigError::Invalid {
+                path: origin.to_owned(),
+                key,
+                message,
+            })
+        };
+        let w = &self.wyoming;
+        if w.max_connections == 0 {
+            return invalid("wyoming.max_connections", "must be at least 1".into());
+        }
+        if w.max_header_bytes < 256 {
+            return invalid(
+                "wyoming.max_header_bytes",
+                format!("{} is too small for any real header; use at least 256", w.max_header_bytes),
+            );
+        }
+        if w.max_data_bytes < 64 * 1024 {
+            return invalid(
+                "wyoming.max_data_bytes",
+                format!("{} is too small for a describe/info exchange; use at least 65536", w.max_data_bytes),
+            );
+        }
+        if w.max_payload_bytes < 4096 {
+            return invalid(
+                "wyoming.max_payload_bytes",
+                format!("{} is smaller than one audio chunk; use at least 4096", w.max_payload_bytes),
+            );
+        }
+        if self.http.enabled && self.http.addr == w.addr {
+            return invalid(
+                "http.addr",
+                format!("{} is also wyoming.addr; give the HTTP API its own port", self.http.addr),
+            );
+        }
+        if let Some(name) = &w.zeroconf.name {
+            if name.is_empty() || name.len() > 63 {
+                return invalid(
+                    "wyoming.zeroconf.name",
+                    "must be 1 to 63 bytes (an mDNS instance label)".into(),
+                );
+            }
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
+            return invalid("log.level", format!("{:?} is not a level or filter: {err}", self.log.level));
+        }
+        Ok(())
+    }
+}
+
+/// toml's message plus the line it points at, without its multi-line ASCII art.
+fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim().to_owned();
+    match err.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("{message} (line {line})")
+        }
+        None => message,
+    }
+}
+
+fn parse_default(addr: &str) -> SocketAddr {
+    // The constants above are valid addresses; a typo there fails every test that loads defaults.
+    addr.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config = Config::parse(text, Path::new("test.toml"))?;
+        config.validate(Path::new("test.toml"))?;
+        Ok(config)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_as_documented() {
+        let config = parse("").unwrap();
+        assert_eq!(config.wyoming.addr.to_string(), DEFAULT_WYOMING_ADDR);
+        assert_eq!(config.http.addr.to_string(), DEFAULT_HTTP_ADDR);
+        assert!(config.wyoming.zeroconf.enabled);
+        assert_eq!(config.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_table() {
+        let err = parse("[wyoming]\naddr = \"127.0.0.1:1\"\nmax_conections = 5\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("wyoming"), "{msg}");
+        assert!(msg.contains("max_conections"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn a_bad_value_is_named_with_its_key() {
+        let err = parse("[http]\naddr = \"not an address\"\n").unwrap_err();
+        assert!(err.to_string().contains("http.addr"), "{err}");
+        let err = parse("[log]\nformat = \"xml\"\n").unwrap_err();
+        assert!(err.to_string().contains("log.format"), "{err}");
+        let err = parse("[wyoming]\nmax_connections = -1\n").unwrap_err();
+        assert!(err.to_string().contains("wyoming.max_connections"), "{err}");
+        let err = parse("[wyoming]\nmax_connections = 0\n").unwrap_err();
+        assert!(err.to_string().contains("wyoming.max_connections"), "{err}");
+        let err = parse("[log]\nlevel = \"info,[[[\"\n").unwrap_err();
+        assert!(err.to_string().contains("log.level"), "{err}");
+        let err = parse("[http]\naddr = \"0.0.0.0:10700\"\n").unwrap_err();
+        assert!(err.to_string().contains("http.addr"), "{err}");
+    }
+
+    #[test]
+    fn invalid_toml_is_an_error_with_a_line() {
+        let err = parse("[wyoming\n").unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let config = parse("[wyoming]\naddr = \"127.0.0.1:1\"\n").unwrap();
+        let overrides = Overrides {
+            wyoming_addr: Some("127.0.0.1:2".parse().unwrap()),
+            log_format: Some(LogFormat::Json),
+            no_zeroconf: true,
+            ..Default::default()
+        };
+        let config = config.with_overrides(&overrides);
+        assert_eq!(config.wyoming.addr.port(), 2);
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert!(!config.wyoming.zeroconf.enabled);
+    }
+
+    #[test]
+    fn the_example_config_loads_and_equals_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jarvis.toml");
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config, Config::default(), "config/jarvis.toml must document the defaults");
+    }
+}

@@ -1,0 +1,200 @@
+//! Zeroconf (mDNS) advertisement of `_wyoming._tcp`, so Home Assistant discovers Jarvis by itself.
+//!
+//! Avahi publishes the host's own addresses, never `0.0.0.0`. When Jarvis listens on one address,
+//! the record is limited to that address's interface; when it listens on loopback only, nothing is
+//! advertised (HA could not connect anyway). Without a running avahi daemon Jarvis logs a warning
+//! and serves on: discovery is a convenience, and HA can be pointed at host:port by hand.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tracing::{info, warn};
+use zeroconf::prelude::*;
+use zeroconf::{MdnsService, NetworkInterface, ServiceRegistration, ServiceType};
+
+/// How often the advertising thread checks whether it should stop.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A running advertisement; dropping it withdraws the record.
+#[derive(Debug)]
+pub struct Advertisement {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Advertisement {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Why nothing is advertised.
+#[derive(Debug, thiserror::Error)]
+pub enum ZeroconfError {
+    /// Listening on loopback: other hosts cannot connect.
+    #[error("listening on {0}, which other hosts cannot reach; set wyoming.addr to 0.0.0.0 or a LAN address")]
+    Loopback(IpAddr),
+    /// No interface holds the address Jarvis listens on.
+    #[error("no network interface has the address {0}")]
+    NoInterface(IpAddr),
+    /// The advertising thread could not start.
+    #[error("cannot start the zeroconf thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// The default instance name: stable per host, as HA keys discovered entries on it.
+pub fn default_instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    if host.is_empty() {
+        "jarvis".to_owned()
+    } else {
+        format!("jarvis-{host}")
+    }
+}
+
+/// Which interface to advertise on for a listen address.
+fn interface_for(ip: IpAddr) -> Result<NetworkInterface, ZeroconfError> {
+    if ip.is_loopback() {
+        return Err(ZeroconfError::Loopback(ip));
+    }
+    if ip.is_unspecified() {
+        return Ok(NetworkInterface::Unspec);
+    }
+    let interfaces = if_addrs::get_if_addrs()?;
+    interfaces
+        .iter()
+        .find(|iface| iface.ip() == ip)
+        .and_then(|iface| iface.index)
+        .map(NetworkInterface::AtIndex)
+        .ok_or(ZeroconfError::NoInterface(ip))
+}
+
+/// Whether this host has an address HA can use (not loopback, not link-local).
+fn has_routable_address() -> bool {
+    if_addrs::get_if_addrs()
+        .map(|ifaces| {
+            ifaces.iter().any(|iface| match iface.ip() {
+                IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified(),
+                IpAddr::V6(v6) => {
+                    !v6.is_loopback() && !v6.is_unspecified() && !v6.is_unicast_link_local()
+                }
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Starts advertising `name` for the Wyoming server at `addr`.
+///
+/// Registration completes in the background; its failure (typically: no avahi daemon) is logged
+/// as a warning and the server keeps running.
+///
+/// # Errors
+/// When the address cannot be advertised at all (see [`ZeroconfError`]).
+pub fn advertise(name: &str, addr: SocketAddr) -> Result<Advertisement, ZeroconfError> {
+    let interface = interface_for(addr.ip())?;
+    if !has_routable_address() {
+        warn!("this host has no routable address; Home Assistant will ignore the zeroconf record");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = std::thread::Builder::new().name("zeroconf".into()).spawn({
+        let stop = Arc::clone(&stop);
+        let name = name.to_owned();
+        move || run(&name, addr.port(), interface, &stop)
+    })?;
+    Ok(Advertisement {
+        stop,
+        thread: Some(thread),
+    })
+}
+
+/// The advertising thread: avahi's event loop is blocking C, so it gets a thread of its own.
+fn run(name: &str, port: u16, interface: NetworkInterface, stop: &AtomicBool) {
+    let service_type = match ServiceType::new("wyoming", "tcp") {
+        Ok(service_type) => service_type,
+        Err(err) => {
+            warn!(cause = %err, "zeroconf disabled: bad service type");
+            return;
+        }
+    };
+    let mut service = MdnsService::new(service_type, port);
+    service.set_name(name);
+    service.set_network_interface(interface);
+    service.set_registered_callback(Box::new(on_registered));
+    let event_loop = match service.register() {
+        Ok(event_loop) => event_loop,
+        Err(err) => {
+            warn!(
+                cause = %err,
+                "zeroconf advertisement failed (is avahi-daemon running?); Home Assistant will not \
+                 discover Jarvis by itself: add it by host and port, or set wyoming.zeroconf.enabled = false"
+            );
+            return;
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        if let Err(err) = event_loop.poll(POLL_INTERVAL) {
+            warn!(cause = %err, "zeroconf event loop failed; advertisement stopped");
+            return;
+        }
+    }
+}
+
+fn on_registered(
+    result: zeroconf::Result<ServiceRegistration>,
+    _context: Option<Arc<dyn std::any::Any + Send + Sync>>,
+) {
+    match result {
+        Ok(registration) => info!(
+            name = registration.name(),
+            service = "_wyoming._tcp",
+            "advertised over zeroconf"
+        ),
+        Err(err) => warn!(
+            cause = %err,
+            "zeroconf registration failed; add Jarvis to Home Assistant by host and port"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_never_advertised() {
+        assert!(matches!(
+            interface_for("127.0.0.1".parse().unwrap()),
+            Err(ZeroconfError::Loopback(_))
+        ));
+        assert!(matches!(
+            interface_for("::1".parse().unwrap()),
+            Err(ZeroconfError::Loopback(_))
+        ));
+    }
+
+    #[test]
+    fn unspecified_means_every_interface_and_a_foreign_address_is_refused() {
+        assert_eq!(
+            interface_for("0.0.0.0".parse().unwrap()).unwrap(),
+            NetworkInterface::Unspec
+        );
+        assert!(matches!(
+            interface_for("192.0.2.77".parse().unwrap()),
+            Err(ZeroconfError::NoInterface(_))
+        ));
+    }
+
+    #[test]
+    fn the_default_name_is_stable() {
+        assert_eq!(default_instance_name(), default_instance_name());
+        assert!(default_instance_name().starts_with("jarvis"));
+    }
+}

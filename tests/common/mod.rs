@@ -1,0 +1,174 @@
+//! Shared helpers for the integration tests: start Jarvis in-process or as the real binary, and
+//! talk to it with the `wyoming` client or raw bytes. Every network wait has a timeout, so a hang
+//! fails the test instead of stalling CI.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use jarvis::app::{self, App};
+use jarvis::config::Config;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use wyoming::{Client, Event};
+
+/// Upper bound for any single wait in a test.
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+/// A configuration on loopback, ephemeral ports, no zeroconf.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.wyoming.addr = "127.0.0.1:0".parse().unwrap();
+    config.http.addr = "127.0.0.1:0".parse().unwrap();
+    config.wyoming.zeroconf.enabled = false;
+    config
+}
+
+/// Starts Jarvis in this process.
+pub async fn spawn_app(config: Config) -> App {
+    app::spawn(config).await.expect("jarvis starts")
+}
+
+/// A connected client.
+pub async fn client(addr: SocketAddr) -> Client {
+    tokio::time::timeout(LIMIT, Client::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+/// Receives one event, failing the test on timeout.
+pub async fn recv(client: &mut Client) -> Option<Event> {
+    tokio::time::timeout(LIMIT, client.recv())
+        .await
+        .expect("event in time")
+        .expect("well-formed event")
+}
+
+/// Receives the next event and expects an `error` with `code`; returns its text.
+pub async fn expect_error(client: &mut Client, code: &str) -> String {
+    match recv(client).await {
+        Some(Event::Error(err)) => {
+            assert_eq!(err.code.as_deref(), Some(code), "error text: {}", err.text);
+            err.text
+        }
+        other => panic!("expected an error {code}, got {other:?}"),
+    }
+}
+
+/// Sends raw bytes on a fresh connection and returns everything the server sends until it closes.
+pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(LIMIT, stream.read_to_end(&mut out))
+        .await
+        .expect("server closes the connection in time")
+        .unwrap();
+    out
+}
+
+/// The `error` events in raw server output, as (code, text).
+pub fn errors_in(raw: &[u8]) -> Vec<(String, String)> {
+    let mut codec = wyoming::WyomingCodec::default();
+    let mut buf = bytes::BytesMut::from(raw);
+    let mut errors = Vec::new();
+    while let Some(frame) = tokio_util::codec::Decoder::decode(&mut codec, &mut buf).unwrap() {
+        if let Ok(Event::Error(err)) = Event::from_frame(frame) {
+            errors.push((err.code.unwrap_or_default(), err.text));
+        }
+    }
+    errors
+}
+
+/// Checks that a connection opened earlier still gets answers: ping, then describe.
+pub async fn assert_still_served(client: &mut Client) {
+    client
+        .send(wyoming::misc::Ping {
+            text: Some("still there?".into()),
+        })
+        .await
+        .unwrap();
+    match recv(client).await {
+        Some(Event::Pong(pong)) => assert_eq!(pong.text.as_deref(), Some("still there?")),
+        other => panic!("expected pong, got {other:?}"),
+    }
+    tokio::time::timeout(LIMIT, client.describe())
+        .await
+        .expect("info in time")
+        .expect("info");
+}
+
+/// The `jarvis` binary built for these tests.
+pub fn jarvis_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_jarvis"))
+}
+
+/// Python with `wyoming==1.10.2` (from `scripts/test.sh`'s `.venv`, or `WYOMING_PYTHON`).
+pub fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("WYOMING_PYTHON") {
+        return python.into();
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the reference Python client is missing: run scripts/test.sh (it creates .venv with \
+         wyoming==1.10.2) or set WYOMING_PYTHON"
+    );
+    venv
+}
+
+/// A running `jarvis serve` process and the addresses it reported.
+pub struct Served {
+    pub child: Child,
+    pub wyoming: SocketAddr,
+    pub http: SocketAddr,
+    pub log: Vec<String>,
+}
+
+/// Runs `jarvis serve` with JSON logs on ephemeral loopback ports and waits until it serves.
+pub async fn serve_binary(extra_args: &[&str], envs: &[(&str, &str)]) -> Served {
+    let mut command = Command::new(jarvis_bin());
+    command
+        .args(["serve", "--wyoming-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .args(["--log-format", "json", "--no-zeroconf"])
+        .args(extra_args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("start jarvis");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let ready = tokio::time::timeout(LIMIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            log.push(line.clone());
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+                panic!("log line is not JSON: {line}");
+            };
+            if json["message"] == "jarvis is serving" {
+                return json;
+            }
+        }
+        panic!("jarvis exited before serving: {log:?}");
+    })
+    .await
+    .expect("jarvis serves in time");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let wyoming = ready["wyoming"].as_str().unwrap().parse().unwrap();
+    let http = ready["http"].as_str().unwrap().parse().unwrap();
+    Served {
+        child,
+        wyoming,
+        http,
+        log,
+    }
+}
