@@ -56,7 +56,10 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
     } else {
         None
     };
-    let http_addr = http_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    let http_addr = http_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
 
     if !config.models.dir.is_dir() {
         warn!(
@@ -133,6 +136,12 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
 /// # Errors
 /// Start-up failures (see [`spawn`]) and subsystem failures.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Each connection is a file descriptor; the common soft limit of 1024 is too low for a
+    // server whose connection limit is configurable. Raise it to the hard limit.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(err) => warn!(cause = %err, "cannot raise the open file limit"),
+    }
     let app = spawn(config).await?;
     let shutdown = app.shutdown.clone();
     tokio::spawn(async move {

@@ -254,7 +254,8 @@ impl Config {
             key,
             message: describe_toml_error(text, &err),
         };
-        let deserializer = toml::de::Deserializer::parse(text).map_err(|e| parse_error(".".into(), e))?;
+        let deserializer =
+            toml::de::Deserializer::parse(text).map_err(|e| parse_error(".".into(), e))?;
         serde_path_to_error::deserialize(deserializer).map_err(|err| {
             let key = err.path().to_string();
             parse_error(key, err.into_inner())
@@ -304,25 +305,37 @@ impl Config {
         if w.max_header_bytes < 256 {
             return invalid(
                 "wyoming.max_header_bytes",
-                format!("{} is too small for any real header; use at least 256", w.max_header_bytes),
+                format!(
+                    "{} is too small for any real header; use at least 256",
+                    w.max_header_bytes
+                ),
             );
         }
         if w.max_data_bytes < 64 * 1024 {
             return invalid(
                 "wyoming.max_data_bytes",
-                format!("{} is too small for a describe/info exchange; use at least 65536", w.max_data_bytes),
+                format!(
+                    "{} is too small for a describe/info exchange; use at least 65536",
+                    w.max_data_bytes
+                ),
             );
         }
         if w.max_payload_bytes < 4096 {
             return invalid(
                 "wyoming.max_payload_bytes",
-                format!("{} is smaller than one audio chunk; use at least 4096", w.max_payload_bytes),
+                format!(
+                    "{} is smaller than one audio chunk; use at least 4096",
+                    w.max_payload_bytes
+                ),
             );
         }
-        if self.http.enabled && self.http.addr == w.addr {
+        if self.http.enabled && self.http.addr == w.addr && w.addr.port() != 0 {
             return invalid(
                 "http.addr",
-                format!("{} is also wyoming.addr; give the HTTP API its own port", self.http.addr),
+                format!(
+                    "{} is also wyoming.addr; give the HTTP API its own port",
+                    self.http.addr
+                ),
             );
         }
         if let Some(name) = &w.zeroconf.name {
@@ -334,7 +347,10 @@ impl Config {
             }
         }
         if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
-            return invalid("log.level", format!("{:?} is not a level or filter: {err}", self.log.level));
+            return invalid(
+                "log.level",
+                format!("{:?} is not a level or filter: {err}", self.log.level),
+            );
         }
         Ok(())
     }
@@ -426,6 +442,10 @@ mod tests {
     fn the_example_config_loads_and_equals_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jarvis.toml");
         let config = Config::load(&path).unwrap();
-        assert_eq!(config, Config::default(), "config/jarvis.toml must document the defaults");
+        assert_eq!(
+            config,
+            Config::default(),
+            "config/jarvis.toml must document the defaults"
+        );
     }
 }

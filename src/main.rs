@@ -21,7 +21,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(file: Option<&std::path::Path>, overrides: &jarvis::config::Overrides) -> anyhow::Result<()> {
+fn serve(
+    file: Option<&std::path::Path>,
+    overrides: &jarvis::config::Overrides,
+) -> anyhow::Result<()> {
     let config = cli::load_config(file, overrides)?;
     jarvis::telemetry::init(&config.log)?;
     tokio::runtime::Builder::new_multi_thread()

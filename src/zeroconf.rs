@@ -38,7 +38,9 @@ impl Drop for Advertisement {
 #[derive(Debug, thiserror::Error)]
 pub enum ZeroconfError {
     /// Listening on loopback: other hosts cannot connect.
-    #[error("listening on {0}, which other hosts cannot reach; set wyoming.addr to 0.0.0.0 or a LAN address")]
+    #[error(
+        "listening on {0}, which other hosts cannot reach; set wyoming.addr to 0.0.0.0 or a LAN address"
+    )]
     Loopback(IpAddr),
     /// No interface holds the address Jarvis listens on.
     #[error("no network interface has the address {0}")]

@@ -53,19 +53,58 @@ async fn every_request_for_a_service_that_is_not_ready_gets_a_clear_error() {
     };
     let text_flow = || -> Vec<Event> {
         vec![
-            SynthesizeChunk { text: "Hello. ".into() }.into(),
-            Synthesize { text: "Hello. ".into(), ..Default::default() }.into(),
+            SynthesizeChunk {
+                text: "Hello. ".into(),
+            }
+            .into(),
+            Synthesize {
+                text: "Hello. ".into(),
+                ..Default::default()
+            }
+            .into(),
             SynthesizeStop {}.into(),
         ]
     };
     let requests: Vec<(Event, Vec<Event>, &str)> = vec![
         (Transcribe::default().into(), audio_flow(), "speech-to-text"),
-        (AudioStart::new(fmt, None).into(), audio_flow()[1..].to_vec(), "speech-to-text"),
+        (
+            AudioStart::new(fmt, None).into(),
+            audio_flow()[1..].to_vec(),
+            "speech-to-text",
+        ),
         (Detect::default().into(), audio_flow(), "wake word"),
-        (Synthesize { text: "hi".into(), ..Default::default() }.into(), vec![], "text-to-speech"),
-        (SynthesizeStart::default().into(), text_flow(), "text-to-speech"),
-        (wyoming::asr::Transcript { text: "status of pve".into(), ..Default::default() }.into(), vec![], "intent"),
-        (Recognize { text: "status of pve".into(), context: None }.into(), vec![], "intent"),
+        (
+            Synthesize {
+                text: "hi".into(),
+                ..Default::default()
+            }
+            .into(),
+            vec![],
+            "text-to-speech",
+        ),
+        (
+            SynthesizeStart::default().into(),
+            text_flow(),
+            "text-to-speech",
+        ),
+        (
+            wyoming::asr::Transcript {
+                text: "status of pve".into(),
+                ..Default::default()
+            }
+            .into(),
+            vec![],
+            "intent",
+        ),
+        (
+            Recognize {
+                text: "status of pve".into(),
+                context: None,
+            }
+            .into(),
+            vec![],
+            "intent",
+        ),
     ];
     for (request, flow, service) in requests {
         let mut client = client(app.wyoming_addr).await;
@@ -154,7 +193,12 @@ async fn a_header_line_over_the_limit_without_a_newline_is_refused() {
 
 #[tokio::test]
 async fn a_non_json_header_is_refused() {
-    bad_input_is_contained(test_config(), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "bad-header").await;
+    bad_input_is_contained(
+        test_config(),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "bad-header",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -274,7 +318,9 @@ async fn a_thousand_connections_at_once_are_served_or_refused_and_nobody_hangs()
                 let _ = client.send(Describe {}).await;
                 match tokio::time::timeout(LIMIT, client.recv()).await {
                     Ok(Ok(Some(Event::Info(_)))) => "served",
-                    Ok(Ok(Some(Event::Error(err)))) if err.code.as_deref() == Some("busy") => "busy",
+                    Ok(Ok(Some(Event::Error(err)))) if err.code.as_deref() == Some("busy") => {
+                        "busy"
+                    }
                     Ok(other) => panic!("unexpected answer {other:?}"),
                     Err(_) => panic!("a connection hung"),
                 }
@@ -291,7 +337,10 @@ async fn a_thousand_connections_at_once_are_served_or_refused_and_nobody_hangs()
         }
     }
     assert_eq!(served + busy, 1000);
-    assert!(served >= 99, "at least the permitted connections are served ({served})");
+    assert!(
+        served >= 99,
+        "at least the permitted connections are served ({served})"
+    );
     // The connection opened before the flood is still served, and so is a new one.
     assert_still_served(&mut healthy).await;
     let mut after = client(app.wyoming_addr).await;
@@ -321,7 +370,11 @@ async fn shutdown_closes_idle_connections_and_finishes_well_within_the_grace_per
         .expect("app stops")
         .unwrap()
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     // The port is closed.
     assert!(TcpStream::connect(app.wyoming_addr).await.is_err());
 }

@@ -55,7 +55,10 @@ impl Route {
     pub fn opens_flow(request: &Event) -> bool {
         matches!(
             request,
-            Event::Transcribe(_) | Event::AudioStart(_) | Event::Detect(_) | Event::SynthesizeStart(_)
+            Event::Transcribe(_)
+                | Event::AudioStart(_)
+                | Event::Detect(_)
+                | Event::SynthesizeStart(_)
         )
     }
 

@@ -62,10 +62,20 @@ pub(crate) async fn run(mut conn: Connection, services: Arc<Services>) {
     let _ = tokio::time::timeout(FAREWELL_TIMEOUT, conn.writer.shutdown()).await;
 }
 
-async fn handle(conn: &mut Connection, services: &Services, phase: &mut Phase, event: Event) -> Next {
+async fn handle(
+    conn: &mut Connection,
+    services: &Services,
+    phase: &mut Phase,
+    event: Event,
+) -> Next {
     let reply: Option<Event> = match &event {
         Event::Describe(_) => Some(services.info().into()),
-        Event::Ping(ping) => Some(Pong { text: ping.text.clone() }.into()),
+        Event::Ping(ping) => Some(
+            Pong {
+                text: ping.text.clone(),
+            }
+            .into(),
+        ),
         Event::SelectProgram(SelectProgram { name }) => {
             // Every program we offer is the only one of its kind, so there is nothing to select.
             debug!(program = %name, "select-program ignored");
@@ -81,7 +91,11 @@ async fn handle(conn: &mut Connection, services: &Services, phase: &mut Phase, e
             }
             (_, Some(route)) => match services.state(route) {
                 ServiceState::Unavailable { reason } => {
-                    info!(service = route.service_name(), request = event.kind(), "service unavailable");
+                    info!(
+                        service = route.service_name(),
+                        request = event.kind(),
+                        "service unavailable"
+                    );
                     *phase = if Route::opens_flow(&event) {
                         Phase::Refused(route)
                     } else {
@@ -95,7 +109,10 @@ async fn handle(conn: &mut Connection, services: &Services, phase: &mut Phase, e
                 Some(
                     ErrorEvent::new(
                         "unexpected-event",
-                        format!("{} before audio-start: send transcribe or detect, then audio-start", event.kind()),
+                        format!(
+                            "{} before audio-start: send transcribe or detect, then audio-start",
+                            event.kind()
+                        ),
                     )
                     .into(),
                 )

@@ -112,7 +112,12 @@ format_accessors!(AudioStart, AudioChunk);
 impl AudioStart {
     /// An `audio-start` for `format`.
     pub fn new(format: AudioFormat, timestamp: Option<i64>) -> Self {
-        Self { rate: format.rate, width: format.width, channels: format.channels, timestamp }
+        Self {
+            rate: format.rate,
+            width: format.width,
+            channels: format.channels,
+            timestamp,
+        }
     }
 }
 

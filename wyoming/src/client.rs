@@ -39,7 +39,10 @@ impl Client {
     ///
     /// # Errors
     /// When the connection cannot be made.
-    pub async fn connect_with(addr: impl ToSocketAddrs, limits: Limits) -> Result<Self, ProtocolError> {
+    pub async fn connect_with(
+        addr: impl ToSocketAddrs,
+        limits: Limits,
+    ) -> Result<Self, ProtocolError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Self::from_stream(stream, limits))

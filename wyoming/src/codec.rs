@@ -148,9 +148,14 @@ impl WyomingCodec {
 }
 
 /// Validates a length from the header: absent, null and 0 all mean "none".
-fn checked_length(value: Option<i64>, field: &'static str, limit: usize) -> Result<usize, ProtocolError> {
+fn checked_length(
+    value: Option<i64>,
+    field: &'static str,
+    limit: usize,
+) -> Result<usize, ProtocolError> {
     let value = value.unwrap_or(0);
-    let length = u64::try_from(value).map_err(|_| ProtocolError::NegativeLength { field, value })?;
+    let length =
+        u64::try_from(value).map_err(|_| ProtocolError::NegativeLength { field, value })?;
     match usize::try_from(length) {
         Ok(len) if len <= limit => Ok(len),
         _ if field == "data_length" => Err(ProtocolError::DataTooLarge { length, limit }),
@@ -291,7 +296,12 @@ impl Encoder<&Event> for WyomingCodec {
         }
         self.scratch.clear();
         event.write_data(&mut self.scratch)?;
-        write_frame(dst, event.kind(), &self.scratch, event.payload().map(Bytes::as_ref));
+        write_frame(
+            dst,
+            event.kind(),
+            &self.scratch,
+            event.payload().map(Bytes::as_ref),
+        );
         Ok(())
     }
 }
@@ -326,7 +336,10 @@ mod tests {
     fn header_line_over_the_limit_is_an_error_before_the_newline_arrives() {
         let mut codec = WyomingCodec::new(small());
         let mut buf = BytesMut::from(&[b' '; 64][..]);
-        assert!(codec.decode(&mut buf).unwrap().is_none(), "64 bytes is still within the limit");
+        assert!(
+            codec.decode(&mut buf).unwrap().is_none(),
+            "64 bytes is still within the limit"
+        );
         buf.extend_from_slice(b" ");
         assert!(matches!(
             codec.decode(&mut buf),
@@ -340,7 +353,10 @@ mod tests {
         let mut wire = header.to_vec();
         wire.resize(64, b' ');
         wire.push(b'\n');
-        assert_eq!(decode_all(&wire, small()).unwrap().unwrap().kind, "describe");
+        assert_eq!(
+            decode_all(&wire, small()).unwrap().unwrap().kind,
+            "describe"
+        );
     }
 
     #[test]
@@ -371,7 +387,10 @@ mod tests {
     fn negative_lengths_are_rejected() {
         for (wire, want) in [
             (&b"{\"type\":\"x\",\"data_length\":-1}\n"[..], "data_length"),
-            (b"{\"type\":\"x\",\"payload_length\":-5}\n", "payload_length"),
+            (
+                b"{\"type\":\"x\",\"payload_length\":-5}\n",
+                "payload_length",
+            ),
         ] {
             match decode_all(wire, Limits::default()) {
                 Err(ProtocolError::NegativeLength { field, .. }) => assert_eq!(field, want),
@@ -385,14 +404,23 @@ mod tests {
         let limits = small();
         assert!(matches!(
             decode_all(b"{\"type\":\"x\",\"data_length\":33}\n", limits),
-            Err(ProtocolError::DataTooLarge { length: 33, limit: 32 })
+            Err(ProtocolError::DataTooLarge {
+                length: 33,
+                limit: 32
+            })
         ));
         assert!(matches!(
             decode_all(b"{\"type\":\"x\",\"payload_length\":129}\n", limits),
-            Err(ProtocolError::PayloadTooLarge { length: 129, limit: 128 })
+            Err(ProtocolError::PayloadTooLarge {
+                length: 129,
+                limit: 128
+            })
         ));
         assert!(matches!(
-            decode_all(b"{\"type\":\"x\",\"payload_length\":9223372036854775807}\n", limits),
+            decode_all(
+                b"{\"type\":\"x\",\"payload_length\":9223372036854775807}\n",
+                limits
+            ),
             Err(ProtocolError::PayloadTooLarge { .. })
         ));
     }
@@ -400,9 +428,14 @@ mod tests {
     #[test]
     fn an_announced_payload_is_not_allocated_up_front() {
         let mut codec = WyomingCodec::default();
-        let mut buf = BytesMut::from(&b"{\"type\":\"audio-chunk\",\"payload_length\":8000000}\nab"[..]);
+        let mut buf =
+            BytesMut::from(&b"{\"type\":\"audio-chunk\",\"payload_length\":8000000}\nab"[..]);
         assert!(codec.decode(&mut buf).unwrap().is_none());
-        assert!(buf.capacity() <= 2 * RESERVE_STEP, "capacity {}", buf.capacity());
+        assert!(
+            buf.capacity() <= 2 * RESERVE_STEP,
+            "capacity {}",
+            buf.capacity()
+        );
     }
 
     #[test]
@@ -456,11 +489,16 @@ mod tests {
 
     #[test]
     fn invalid_typed_data_is_not_fatal() {
-        let frame = decode_all(b"{\"type\":\"audio-chunk\",\"data\":{\"rate\":\"fast\"}}\n", Limits::default())
-            .unwrap()
-            .unwrap();
+        let frame = decode_all(
+            b"{\"type\":\"audio-chunk\",\"data\":{\"rate\":\"fast\"}}\n",
+            Limits::default(),
+        )
+        .unwrap()
+        .unwrap();
         let err = Event::from_frame(frame).unwrap_err();
-        assert!(matches!(err, ProtocolError::InvalidEvent { ref kind, .. } if kind == "audio-chunk"));
+        assert!(
+            matches!(err, ProtocolError::InvalidEvent { ref kind, .. } if kind == "audio-chunk")
+        );
         assert!(!err.is_fatal());
         assert_eq!(err.code(), "invalid-event");
     }

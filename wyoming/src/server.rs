@@ -145,7 +145,10 @@ where
 
     drop(listener);
     tracker.close();
-    debug!(open = tracker.len(), "listener closed; draining connections");
+    debug!(
+        open = tracker.len(),
+        "listener closed; draining connections"
+    );
     if tokio::time::timeout(config.shutdown_grace, tracker.wait())
         .await
         .is_err()

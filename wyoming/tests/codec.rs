@@ -1,4 +1,5 @@
 //! Codec tests over every event type: byte-by-byte splits, concatenation, round trips.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -51,10 +52,19 @@ fn every_frame_decodes_when_split_at_every_byte_boundary() {
             let mut buf = BytesMut::from(&wire[..split]);
             let early = codec.decode(&mut buf).expect("first part");
             if split < wire.len() {
-                assert!(early.is_none(), "{} decoded from {split} of {} bytes", event.kind(), wire.len());
+                assert!(
+                    early.is_none(),
+                    "{} decoded from {split} of {} bytes",
+                    event.kind(),
+                    wire.len()
+                );
                 buf.extend_from_slice(&wire[split..]);
                 let frame = codec.decode(&mut buf).expect("second part").expect("frame");
-                assert_eq!(Event::from_frame(frame).expect("typed"), event, "split at {split}");
+                assert_eq!(
+                    Event::from_frame(frame).expect("typed"),
+                    event,
+                    "split at {split}"
+                );
             } else {
                 let frame = early.expect("whole frame");
                 assert_eq!(Event::from_frame(frame).expect("typed"), event);
@@ -90,9 +100,15 @@ fn large_info_goes_in_a_data_block_not_the_header_line() {
     let wire = encode(&info);
     let newline = wire.iter().position(|&b| b == b'\n').expect("header line");
     assert!(newline < 200, "header line is {newline} bytes");
-    assert!(wire.len() > 64 * 1024, "sample must be larger than the Python line limit");
+    assert!(
+        wire.len() > 64 * 1024,
+        "sample must be larger than the Python line limit"
+    );
     let mut buf = wire.clone();
-    let frame = WyomingCodec::default().decode(&mut buf).expect("decode").expect("frame");
+    let frame = WyomingCodec::default()
+        .decode(&mut buf)
+        .expect("decode")
+        .expect("frame");
     assert_eq!(Event::from_frame(frame).expect("typed"), info);
 }
 
@@ -100,7 +116,10 @@ fn large_info_goes_in_a_data_block_not_the_header_line() {
 fn unknown_events_pass_through_unchanged() {
     let wire = b"{\"type\":\"x-new\",\"data\":{\"a\":1},\"data_length\":7,\"payload_length\":2}\n{\"b\":2}hi";
     let mut buf = BytesMut::from(&wire[..]);
-    let frame = WyomingCodec::default().decode(&mut buf).expect("decode").expect("frame");
+    let frame = WyomingCodec::default()
+        .decode(&mut buf)
+        .expect("decode")
+        .expect("frame");
     let event = Event::from_frame(frame.clone()).expect("unknown is not an error");
     assert_eq!(event, Event::Unknown(frame.clone()));
     assert_eq!(frame.data.get("a"), Some(&serde_json::json!(1)));
@@ -108,7 +127,10 @@ fn unknown_events_pass_through_unchanged() {
     assert_eq!(frame.payload.as_deref(), Some(&b"hi"[..]));
     // Written back, it decodes to the same frame.
     let mut out = encode(&event);
-    let again = WyomingCodec::default().decode(&mut out).expect("decode").expect("frame");
+    let again = WyomingCodec::default()
+        .decode(&mut out)
+        .expect("decode")
+        .expect("frame");
     assert_eq!(again, frame);
 }
 
@@ -143,18 +165,28 @@ fn reads_what_old_and_python_writers_send() {
 
 #[test]
 fn a_frame_is_written_with_data_as_a_block() {
-    let frame = Frame::new("transcript")
-        .with_data(serde_json::json!({"text": "hi"}).as_object().cloned().unwrap_or_default());
+    let frame = Frame::new("transcript").with_data(
+        serde_json::json!({"text": "hi"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
     let mut buf = BytesMut::new();
-    WyomingCodec::default().encode(&frame, &mut buf).expect("encode");
+    WyomingCodec::default()
+        .encode(&frame, &mut buf)
+        .expect("encode");
     assert_eq!(
         &buf[..],
-        &b"{\"type\":\"transcript\",\"version\":\"1.10.2\",\"data_length\":13}\n{\"text\":\"hi\"}"[..]
+        &b"{\"type\":\"transcript\",\"version\":\"1.10.2\",\"data_length\":13}\n{\"text\":\"hi\"}"
+            [..]
     );
     // No data, no payload: a bare header, as the reference writes `describe`.
     let mut buf = BytesMut::new();
     WyomingCodec::default()
         .encode(&Event::from(wyoming::info::Describe {}), &mut buf)
         .expect("encode");
-    assert_eq!(&buf[..], &b"{\"type\":\"describe\",\"version\":\"1.10.2\"}\n"[..]);
+    assert_eq!(
+        &buf[..],
+        &b"{\"type\":\"describe\",\"version\":\"1.10.2\"}\n"[..]
+    );
 }

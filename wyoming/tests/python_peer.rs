@@ -44,7 +44,10 @@ async fn rust_client_round_trips_every_event_through_the_python_server() {
         .expect("start python");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    timeout(LIMIT, stdout.read_line(&mut line)).await.unwrap().unwrap();
+    timeout(LIMIT, stdout.read_line(&mut line))
+        .await
+        .unwrap()
+        .unwrap();
     let port: u16 = line.trim().parse().expect("python prints its port");
 
     let client = Client::connect(("127.0.0.1", port)).await.unwrap();
@@ -59,11 +62,19 @@ async fn rust_client_round_trips_every_event_through_the_python_server() {
     let receiver = async {
         let mut received = Vec::new();
         for _ in 0..events.len() {
-            received.push(reader.read_event().await.unwrap().expect("python closed early"));
+            received.push(
+                reader
+                    .read_event()
+                    .await
+                    .unwrap()
+                    .expect("python closed early"),
+            );
         }
         received
     };
-    let ((), received) = timeout(LIMIT, async { tokio::join!(sender, receiver) }).await.unwrap();
+    let ((), received) = timeout(LIMIT, async { tokio::join!(sender, receiver) })
+        .await
+        .unwrap();
     for (sent, got) in events.iter().zip(&received) {
         assert_eq!(got, sent, "python changed a `{}` event", sent.kind());
     }
@@ -92,7 +103,11 @@ async fn python_client_round_trips_every_event_through_the_rust_server() {
 
     let output = timeout(
         LIMIT,
-        Command::new(python()).arg(PEER).arg("client").arg(port.to_string()).output(),
+        Command::new(python())
+            .arg(PEER)
+            .arg("client")
+            .arg(port.to_string())
+            .output(),
     )
     .await
     .unwrap()

@@ -155,7 +155,10 @@ pub fn large_info(voices: usize) -> Info {
 
 /// PCM with every byte value, so a payload bug shows.
 pub fn pcm(len: usize) -> Bytes {
-    (0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into()
+    (0..len)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 /// One event of every type this crate knows, plus an unknown one.
@@ -165,11 +168,17 @@ pub fn all_events() -> Vec<Event> {
         AudioStart::new(fmt, Some(0)).into(),
         AudioChunk::new(fmt, pcm(320), Some(10)).into(),
         AudioChunk::new(fmt, pcm(1_000_000), None).into(),
-        AudioStop { timestamp: Some(20) }.into(),
+        AudioStop {
+            timestamp: Some(20),
+        }
+        .into(),
         Describe {}.into(),
         large_info(3).into(),
         Info::default().into(),
-        SelectProgram { name: "jarvis-stt".into() }.into(),
+        SelectProgram {
+            name: "jarvis-stt".into(),
+        }
+        .into(),
         Transcribe {
             name: Some("tiny.en".into()),
             language: Some("en".into()),
@@ -190,7 +199,10 @@ pub fn all_events() -> Vec<Event> {
             context: context(),
         }
         .into(),
-        TranscriptChunk { text: "start ".into() }.into(),
+        TranscriptChunk {
+            text: "start ".into(),
+        }
+        .into(),
         TranscriptStop {}.into(),
         Synthesize {
             text: "Reboot media-server on pve? Say confirm.".into(),
@@ -213,7 +225,10 @@ pub fn all_events() -> Vec<Event> {
             context: context(),
         }
         .into(),
-        SynthesizeChunk { text: "Hello. ".into() }.into(),
+        SynthesizeChunk {
+            text: "Hello. ".into(),
+        }
+        .into(),
         SynthesizeStop {}.into(),
         SynthesizeStopped {}.into(),
         Detect {
@@ -229,8 +244,14 @@ pub fn all_events() -> Vec<Event> {
         }
         .into(),
         NotDetected { context: context() }.into(),
-        VoiceStarted { timestamp: Some(100) }.into(),
-        VoiceStopped { timestamp: Some(900) }.into(),
+        VoiceStarted {
+            timestamp: Some(100),
+        }
+        .into(),
+        VoiceStopped {
+            timestamp: Some(900),
+        }
+        .into(),
         Recognize {
             text: "status of node pve".into(),
             context: context(),
@@ -270,7 +291,10 @@ pub fn all_events() -> Vec<Event> {
         }
         .into(),
         HandledStart { context: context() }.into(),
-        HandledChunk { text: "pve ".into() }.into(),
+        HandledChunk {
+            text: "pve ".into(),
+        }
+        .into(),
         HandledStop {}.into(),
         Ping {
             text: Some("are you there".into()),
@@ -322,7 +346,12 @@ pub fn all_events() -> Vec<Event> {
         TimerFinished { id: "t1".into() }.into(),
         Event::Unknown(
             Frame::new("x-jarvis-future")
-                .with_data(json!({"a": 1, "b": null}).as_object().cloned().unwrap_or_default())
+                .with_data(
+                    json!({"a": 1, "b": null})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                )
                 .with_payload(pcm(7)),
         ),
     ]

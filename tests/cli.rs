@@ -1,0 +1,198 @@
+//! The real `jarvis` binary: configuration checks, JSON logging, env overrides, HTTP `/health`,
+//! the reference Python client as a peer, and shutdown on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command as StdCommand;
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+fn jarvis(args: &[&str]) -> std::process::Output {
+    StdCommand::new(jarvis_bin())
+        .args(args)
+        .env_remove("JARVIS_CONFIG")
+        .output()
+        .expect("run jarvis")
+}
+
+#[test]
+fn check_config_accepts_the_example() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/jarvis.toml");
+    let out = jarvis(&["check-config", example]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": ok"));
+}
+
+#[test]
+fn check_config_names_the_offending_key_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[wyoming]\nmax_conections = 5\n",
+            "wyoming.max_conections",
+            "unknown field",
+        ),
+        (
+            "[http]\naddr = \"localhost\"\n",
+            "http.addr",
+            "invalid socket address",
+        ),
+        (
+            "[wyoming.zeroconf]\nenabled = \"yes\"\n",
+            "wyoming.zeroconf.enabled",
+            "bool",
+        ),
+        (
+            "[wyoming]\nmax_payload_bytes = 10\n",
+            "wyoming.max_payload_bytes",
+            "at least",
+        ),
+        ("[log]\nformat = \"xml\"\n", "log.format", "unknown variant"),
+    ];
+    for (text, key, why) in cases {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, text).unwrap();
+        let out = jarvis(&["check-config", file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text}: {stderr}");
+        assert!(
+            stderr.contains(key) && stderr.contains(why),
+            "{text}: {stderr}"
+        );
+    }
+    let out = jarvis(&["check-config", "/nonexistent/jarvis.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+}
+
+#[test]
+fn serve_refuses_a_bad_config_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[wyoming]\nport = 10700\n").unwrap();
+    let out = jarvis(&["serve", "--config", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wyoming.port"));
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: jarvis\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    timeout(LIMIT, stream.read_to_string(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    response
+}
+
+fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("still running").to_string();
+    let status = StdCommand::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn serve_logs_json_answers_health_and_stops_cleanly_on_sigterm() {
+    let mut served = serve_binary(&[], &[]).await;
+    let response = http_get(served.http.expect("http enabled"), "/health").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    let health: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["services"].as_array().unwrap().len(), 4);
+
+    let mut client = client(served.wyoming).await;
+    assert_still_served(&mut client).await;
+
+    sigterm(&served.child);
+    let status = timeout(Duration::from_secs(10), served.child.wait())
+        .await
+        .expect("jarvis exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        served
+            .log
+            .iter()
+            .all(|line| serde_json::from_str::<serde_json::Value>(line).is_ok())
+    );
+}
+
+#[tokio::test]
+async fn environment_overrides_the_config_file_and_flags_override_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jarvis.toml");
+    // An address this host does not have: serving at all proves the override won.
+    std::fs::write(
+        &file,
+        "[wyoming]\naddr = \"192.0.2.1:10700\"\n[http]\nenabled = false\n",
+    )
+    .unwrap();
+    let mut served = serve_binary(&["--config", file.to_str().unwrap()], &[]).await;
+    assert!(
+        served.http.is_none(),
+        "the file's http.enabled = false still applies"
+    );
+    let mut first = client(served.wyoming).await;
+    assert_still_served(&mut first).await;
+    served.child.kill().await.unwrap();
+
+    let mut served = serve_binary(
+        &["--wyoming-addr", "127.0.0.1:0"],
+        &[("JARVIS_WYOMING_ADDR", "192.0.2.1:10700")],
+    )
+    .await;
+    let mut client = client(served.wyoming).await;
+    assert_still_served(&mut client).await;
+    served.child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_reference_python_client_drives_jarvis_as_home_assistant_does() {
+    let mut served = serve_binary(&[], &[]).await;
+    let output = timeout(
+        LIMIT,
+        tokio::process::Command::new(python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/peer/ha_client.py"
+            ))
+            .arg(served.wyoming.port().to_string())
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        results["describe"],
+        serde_json::json!({"asr": 0, "tts": 0, "wake": 0, "handle": 0, "intent": 0, "satellite": false})
+    );
+    for service in ["stt", "wake", "tts"] {
+        assert_eq!(
+            results[service]["error"], "service-unavailable",
+            "{results}"
+        );
+    }
+    served.child.kill().await.unwrap();
+}

@@ -1,0 +1,58 @@
+"""Drives Jarvis with the reference Python client the way Home Assistant does.
+
+    ha_client.py PORT
+
+Each operation on its own connection, starting straight with the request (protocol doc §3.4):
+describe (parsed with Info.from_event, as HA does), then an STT request with audio, a wake
+request and a TTS request. Prints one JSON line with what came back.
+"""
+
+import asyncio
+import json
+import sys
+
+from wyoming.asr import Transcribe
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.error import Error
+from wyoming.info import Describe, Info
+from wyoming.tts import Synthesize
+from wyoming.wake import Detect
+
+TIMEOUT = 10
+
+
+async def one(port, events):
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        for event in events:
+            await client.write_event(event.event())
+        reply = await asyncio.wait_for(client.read_event(), timeout=TIMEOUT)
+        if reply is None:
+            return None
+        if Error.is_type(reply.type):
+            err = Error.from_event(reply)
+            return {"error": err.code, "text": err.text}
+        if Info.is_type(reply.type):
+            info = Info.from_event(reply)
+            return {
+                "asr": len(info.asr), "tts": len(info.tts), "wake": len(info.wake),
+                "handle": len(info.handle), "intent": len(info.intent),
+                "satellite": info.satellite is not None,
+            }
+        return {"type": reply.type}
+
+
+async def main(port):
+    audio = [AudioStart(rate=16000, width=2, channels=1)]
+    audio += [AudioChunk(rate=16000, width=2, channels=1, audio=bytes(320)) for _ in range(50)]
+    results = {
+        "describe": await one(port, [Describe()]),
+        "stt": await one(port, [Transcribe(language="en")] + audio + [AudioStop()]),
+        "wake": await one(port, [Detect(names=["hey_jarvis"])] + audio),
+        "tts": await one(port, [Synthesize(text="Hello from Home Assistant.")]),
+    }
+    print(json.dumps(results), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1])))
