@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Benchmarks that print figures (never timed tests):
+#   1. Wyoming codec: encode/decode time per event and throughput, 320-byte audio chunks and
+#      1 MB payloads (criterion; events/s = 1 / time per event).
+#   2. Idle memory of `jarvis serve` with no models loaded: RSS once it is serving, and again
+#      after 200 describe round trips (so allocator warm-up is counted).
+#
+#   scripts/bench.sh [codec|rss]...   (default: both)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh >&2
+what=("${@:-codec rss}")
+what=(${what[*]})
+
+for item in "${what[@]}"; do
+  case $item in
+  codec)
+    echo "== codec (cargo bench -p wyoming --bench codec)"
+    cargo bench -p wyoming --bench codec -- --noplot 2>/dev/null | grep -E '^audio|time:|thrpt:'
+    ;;
+  rss)
+    echo "== idle RSS of jarvis serve (release build, no models)"
+    cargo build --release --locked --bin jarvis 2>/dev/null
+    log=$(mktemp)
+    target/release/jarvis serve --wyoming-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --no-zeroconf \
+      --log-format json --models-dir /nonexistent 2>"$log" &
+    pid=$!
+    trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
+    for _ in $(seq 100); do grep -q 'jarvis is serving' "$log" && break; sleep 0.1; done
+    port=$(grep -o '"wyoming":"127.0.0.1:[0-9]*"' "$log" | grep -o '[0-9]*"$' | tr -d '"')
+    rss() { awk '/^(VmRSS|VmHWM)/ {printf "%s %.1f MB  ", $1, $2/1024}' /proc/$pid/status; echo; }
+    echo -n "serving, idle:            "; rss
+    python3 - "$port" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+for _ in range(200):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b'{"type":"describe"}\n')
+        f = s.makefile("rb")
+        header = f.readline()
+        assert b'"info"' in header, header
+PY
+    echo -n "after 200 describes:      "; rss
+    kill -TERM $pid; wait $pid || true
+    ;;
+  *) echo "unknown benchmark $item" >&2; exit 2 ;;
+  esac
+done
