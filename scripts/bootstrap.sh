@@ -10,12 +10,17 @@ cd "$(dirname "$0")/.."
 # clang/libclang: bindgen (avahi bindings; whisper.cpp later); cmake: whisper.cpp;
 # libavahi-client-dev: zeroconf advertisement; pkg-config: finding system libraries.
 APT_PACKAGES=(build-essential pkg-config cmake clang libclang-dev libavahi-client-dev)
-PYTHON_PACKAGES=("wyoming==1.10.2")
+# Tests only: python3-venv for the reference Wyoming client; dbus + avahi-daemon so the zeroconf
+# advertisement is browsed for real.
+TEST_APT_PACKAGES=(python3-venv dbus avahi-daemon)
+PYTHON_PACKAGES=("wyoming==1.10.2" "zeroconf==0.88.0")
 
 log() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
 
+wanted=("${APT_PACKAGES[@]}")
+[[ ${1:-} == --test ]] && wanted+=("${TEST_APT_PACKAGES[@]}")
 missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
+for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
@@ -34,6 +39,7 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# python3-venv is a Debian package name; where Python comes from elsewhere (pyenv), venv is built in.
 if [[ ${1:-} == --test ]]; then
   venv=.venv
   want="${PYTHON_PACKAGES[*]}"
@@ -43,5 +49,22 @@ if [[ ${1:-} == --test ]]; then
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
     echo "$want" >"$venv/.jarvis-packages"
+  fi
+fi
+
+# A system bus and avahi-daemon for the zeroconf tests (containers and CI machines run neither).
+if [[ ${1:-} == --test ]] && ! pgrep -x avahi-daemon >/dev/null; then
+  if [[ $(id -u) -ne 0 ]]; then
+    log "avahi-daemon is not running and this is not root: start it, or the zeroconf tests fail"
+  else
+    log "starting dbus and avahi-daemon for the zeroconf tests"
+    mkdir -p /run/dbus
+    if [[ ! -S /run/dbus/system_bus_socket ]] || ! pgrep -x dbus-daemon >/dev/null; then
+      rm -f /run/dbus/pid /run/dbus/system_bus_socket
+      dbus-daemon --system --fork
+    fi
+    rm -f /run/avahi-daemon/pid
+    avahi-daemon --no-drop-root --no-rlimits --daemonize
+    for _ in $(seq 50); do [[ -S /run/avahi-daemon/socket ]] && break; sleep 0.1; done
   fi
 fi

@@ -127,20 +127,47 @@ pub struct Served {
     pub wyoming: SocketAddr,
     /// `None` when the HTTP API is disabled.
     pub http: Option<SocketAddr>,
+    /// Log lines up to "jarvis is serving".
     pub log: Vec<String>,
+    /// Log lines after it, as they come.
+    pub later: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
-/// Runs `jarvis serve` with JSON logs on ephemeral loopback ports (set through `JARVIS_*_ADDR`,
-/// which `envs` may replace) and waits until it serves.
+impl Served {
+    /// Waits for a later JSON log line whose message contains `needle`; returns it.
+    pub async fn wait_for_log(&mut self, needle: &str) -> serde_json::Value {
+        tokio::time::timeout(LIMIT, async {
+            while let Some(line) = self.later.recv().await {
+                let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+                if json["message"].as_str().is_some_and(|m| m.contains(needle)) {
+                    return json;
+                }
+            }
+            panic!("jarvis exited without logging {needle:?}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no log line with {needle:?} in time"))
+    }
+}
+
+/// Runs `jarvis serve` with JSON logs and no zeroconf on ephemeral loopback ports (set through
+/// `JARVIS_*_ADDR`, which `envs` may replace) and waits until it serves.
 pub async fn serve_binary(extra_args: &[&str], envs: &[(&str, &str)]) -> Served {
+    let mut args = vec!["serve", "--log-format", "json", "--no-zeroconf"];
+    args.extend_from_slice(extra_args);
+    serve_binary_args(&args, envs).await
+}
+
+/// Runs the binary with exactly `args` (which must ask for JSON logs) and waits until it serves.
+pub async fn serve_binary_args(args: &[&str], envs: &[(&str, &str)]) -> Served {
     let mut command = Command::new(jarvis_bin());
     command
-        .args(["serve", "--log-format", "json", "--no-zeroconf"])
+        .args(args)
         // Addresses come from the environment, so the tests also cover env overrides.
         .env("JARVIS_WYOMING_ADDR", "127.0.0.1:0")
         .env("JARVIS_HTTP_ADDR", "127.0.0.1:0")
         .env_remove("JARVIS_CONFIG")
-        .args(extra_args)
+        .env_remove("JARVIS_NO_ZEROCONF")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -166,8 +193,13 @@ pub async fn serve_binary(extra_args: &[&str], envs: &[(&str, &str)]) -> Served 
     })
     .await
     .expect("jarvis serves in time");
-    // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // Keep draining stderr so the child never blocks on a full pipe; later lines go to `later`.
+    let (tx, later) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = tx.send(line);
+        }
+    });
     let wyoming = ready["wyoming"].as_str().unwrap().parse().unwrap();
     let http = ready["http"].as_str().unwrap().parse().ok();
     Served {
@@ -175,5 +207,6 @@ pub async fn serve_binary(extra_args: &[&str], envs: &[(&str, &str)]) -> Served 
         wyoming,
         http,
         log,
+        later,
     }
 }

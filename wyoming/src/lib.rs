@@ -27,6 +27,8 @@
 //! assert_eq!(Event::from_frame(frame).unwrap(), event);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod asr;
 pub mod audio;
 mod client;
