@@ -119,7 +119,8 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
                 Err(_) => warn!(?grace, "http requests still open after the grace period"),
             }
         }
-        drop(advertisement);
+        // Withdrawing the record joins the avahi thread: keep that off the async workers.
+        let _ = tokio::task::spawn_blocking(move || drop(advertisement)).await;
         Ok(())
     });
 

@@ -164,26 +164,8 @@ async fn environment_overrides_the_config_file_and_flags_override_the_environmen
 #[tokio::test]
 async fn the_reference_python_client_drives_jarvis_as_home_assistant_does() {
     let mut served = serve_binary(&[], &[]).await;
-    let output = timeout(
-        LIMIT,
-        tokio::process::Command::new(python())
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/peer/ha_client.py"
-            ))
-            .arg(served.wyoming.port().to_string())
-            .output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let results: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let port = served.wyoming.port().to_string();
+    let results = run_python_peer("ha_client.py", &[&port]).await;
     assert_eq!(
         results["describe"],
         serde_json::json!({"asr": 0, "tts": 0, "wake": 0, "handle": 0, "intent": 0, "satellite": false})

@@ -23,23 +23,7 @@ async fn jarvis_is_advertised_with_a_routable_address_and_its_real_port() {
         "is avahi-daemon running? scripts/test.sh starts it: {advertised}"
     );
 
-    let output = tokio::time::timeout(
-        LIMIT,
-        tokio::process::Command::new(python())
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer/browse.py"))
-            .args([name.as_str(), "10"])
-            .output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let record: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let record = run_python_peer("browse.py", &[&name, "10"]).await;
     assert_eq!(record["port"], served.wyoming.port(), "record: {record}");
     let addresses: Vec<IpAddr> = record["addresses"]
         .as_array()

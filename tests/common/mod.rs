@@ -121,6 +121,25 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// Runs `tests/peer/SCRIPT` with the reference Python and returns the JSON it prints.
+pub async fn run_python_peer(script: &str, args: &[&str]) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peer")
+        .join(script);
+    let output = tokio::time::timeout(LIMIT, Command::new(python()).arg(path).args(args).output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} finishes in time"))
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|err| panic!("{script} printed {stdout:?}: {err}"))
+}
+
 /// A running `jarvis serve` process and the addresses it reported.
 pub struct Served {
     pub child: Child,
