@@ -96,10 +96,10 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     response
 }
 
-fn sigterm(child: &tokio::process::Child) {
+fn signal(child: &tokio::process::Child, signal: &str) {
     let pid = child.id().expect("still running").to_string();
     let status = StdCommand::new("kill")
-        .args(["-TERM", &pid])
+        .args([signal, &pid])
         .status()
         .unwrap();
     assert!(status.success());
@@ -118,7 +118,7 @@ async fn serve_logs_json_answers_health_and_stops_cleanly_on_sigterm() {
     let mut client = client(served.wyoming).await;
     assert_still_served(&mut client).await;
 
-    sigterm(&served.child);
+    signal(&served.child, "-TERM");
     let status = timeout(Duration::from_secs(10), served.child.wait())
         .await
         .expect("jarvis exits after SIGTERM")
@@ -130,6 +130,22 @@ async fn serve_logs_json_answers_health_and_stops_cleanly_on_sigterm() {
             .iter()
             .all(|line| serde_json::from_str::<serde_json::Value>(line).is_ok())
     );
+}
+
+#[tokio::test]
+async fn serve_stops_cleanly_on_sigint() {
+    let mut served = serve_binary(&[], &[]).await;
+    let mut client = client(served.wyoming).await;
+    assert_still_served(&mut client).await;
+    signal(&served.child, "-INT");
+    served.wait_for_log("wyoming server stopped").await;
+    let status = timeout(Duration::from_secs(10), served.child.wait())
+        .await
+        .expect("jarvis exits after SIGINT")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    // The open connection was closed by the server, not left hanging.
+    assert!(recv(&mut client).await.is_none());
 }
 
 #[tokio::test]
