@@ -21,6 +21,8 @@ pub struct App {
     pub wyoming_addr: SocketAddr,
     /// Where the HTTP API is served, if enabled.
     pub http_addr: Option<SocketAddr>,
+    /// The loaded services (for health and statistics).
+    pub services: Arc<Services>,
     /// Cancel to shut everything down.
     pub shutdown: CancellationToken,
     /// Finishes when every subsystem has stopped.
@@ -33,7 +35,14 @@ pub struct App {
 /// When a listener cannot be bound; the message says which address and what to do.
 pub async fn spawn(config: Config) -> anyhow::Result<App> {
     let shutdown = CancellationToken::new();
-    let services = Arc::new(Services::new());
+    // Model loading reads hundreds of MB from disk: keep it off the async workers.
+    let services = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || Services::load(&config))
+            .await
+            .context("service loading panicked")??
+    };
+    let services = Arc::new(services);
 
     let wyoming_listener = TcpListener::bind(config.wyoming.addr).await.with_context(|| {
         format!(
@@ -127,6 +136,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
     Ok(App {
         wyoming_addr,
         http_addr,
+        services,
         shutdown,
         finished,
     })

@@ -29,6 +29,24 @@ pub enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Transcribe a WAV file with the speech-to-text engine, as a Wyoming client would, and print
+    /// the text.
+    Transcribe {
+        /// The WAV file (any rate, 8/16/32-bit PCM, any channel count).
+        file: PathBuf,
+        /// Configuration file (TOML); without one, the defaults are used.
+        #[arg(long, short, env = "JARVIS_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Model name (default: stt.model).
+        #[arg(long)]
+        model: Option<String>,
+        /// Language code (default: stt.language).
+        #[arg(long)]
+        language: Option<String>,
+        /// Overrides for the file.
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Check a configuration file and exit: 0 if it is valid, 1 with the offending key if not.
     CheckConfig {
         /// The file to check.
@@ -70,4 +88,77 @@ pub fn check_config(file: &Path) -> anyhow::Result<()> {
         config.models.dir.display()
     )
     .context("cannot write to stdout")
+}
+
+/// `jarvis transcribe FILE`: the WAV goes through the same STT flow as a Wyoming request
+/// (`transcribe`, `audio-start`, 10 ms chunks, `audio-stop`), with endpointing off so the whole
+/// file is transcribed.
+///
+/// # Errors
+/// Unreadable WAV files, model problems and decode failures.
+pub async fn transcribe(
+    mut config: Config,
+    file: &Path,
+    model: Option<String>,
+    language: Option<String>,
+) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use wyoming::Event;
+    use wyoming::audio::{AudioChunk, AudioFormat, AudioStart};
+
+    let mut reader = hound::WavReader::open(file)
+        .with_context(|| format!("cannot read {} as a WAV file", file.display()))?;
+    let spec = reader.spec();
+    if spec.sample_format != hound::SampleFormat::Int {
+        anyhow::bail!(
+            "{}: only integer PCM WAV files are supported",
+            file.display()
+        );
+    }
+    // Samples are widened to 32 bits, whatever the file has, so one format covers them all.
+    let format = AudioFormat {
+        rate: spec.sample_rate,
+        width: 4,
+        channels: u32::from(spec.channels),
+    };
+    let shift = 32u32.saturating_sub(u32::from(spec.bits_per_sample));
+    let mut pcm = Vec::new();
+    for sample in reader.samples::<i32>() {
+        let sample =
+            sample.with_context(|| format!("cannot read the samples of {}", file.display()))?;
+        pcm.extend_from_slice(&(sample << shift).to_le_bytes());
+    }
+
+    config.stt.enabled = true;
+    config.stt.vad.enabled = false;
+    let service = tokio::task::spawn_blocking(move || crate::stt::SttService::load(&config))
+        .await
+        .context("model loading panicked")??;
+    let transcribe = wyoming::asr::Transcribe {
+        name: model,
+        language,
+        ..Default::default()
+    };
+    let mut flow = crate::stt::flow::SttFlow::new(Arc::new(service), Some(&transcribe));
+    let mut events = flow.on_audio_start(&AudioStart::new(format, None));
+    let chunk_bytes =
+        (format.rate as usize / 100).max(1) * (format.width * format.channels) as usize;
+    for chunk in pcm.chunks(chunk_bytes) {
+        events.extend(flow.on_chunk(&AudioChunk::new(format, chunk.to_vec(), None)));
+    }
+    events.extend(flow.on_stop());
+    loop {
+        for event in events.drain(..) {
+            match event {
+                Event::Transcript(transcript) => {
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{}", transcript.text).context("cannot write to stdout")?;
+                    return Ok(());
+                }
+                Event::Error(err) => anyhow::bail!("{}", err.text),
+                _ => {}
+            }
+        }
+        events = flow.next_output().await;
+    }
 }

@@ -28,6 +28,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Where model files live.
     pub models: ModelsConfig,
+    /// Speech-to-text.
+    pub stt: SttConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -139,6 +141,120 @@ impl Default for ModelsConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from(DEFAULT_MODELS_DIR),
+        }
+    }
+}
+
+/// `[stt]`: speech-to-text with whisper.cpp.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SttConfig {
+    /// Offer speech-to-text.
+    pub enabled: bool,
+    /// Default model: a name (`tiny.en` is `whisper/ggml-tiny.en.bin` in the models directory)
+    /// or a path to a ggml file.
+    pub model: String,
+    /// More models to load; clients pick one with `transcribe.name`.
+    pub extra_models: Vec<String>,
+    /// Language when the request names none; `auto` detects it (multilingual models only).
+    pub language: String,
+    /// Threads per decode; 0 = as many as there are cores, at most 4.
+    pub threads: usize,
+    /// Decodes at once; 0 = cores / threads, at least 1.
+    pub workers: usize,
+    /// Requests that may wait for a free worker; more get an `error` event.
+    pub queue: usize,
+    /// Longest audio accepted, in seconds.
+    pub max_audio_secs: u32,
+    /// Words whisper should expect (names of hosts, rooms, ...), added to each request's own.
+    pub vocabulary: Vec<String>,
+    /// Send `transcript-start/chunk/stop` around the transcript.
+    pub streaming: bool,
+    /// Our own end-of-speech detection.
+    pub vad: VadConfig,
+}
+
+impl Default for SttConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model: "tiny.en".into(),
+            extra_models: Vec::new(),
+            language: "en".into(),
+            threads: 0,
+            workers: 0,
+            queue: 4,
+            max_audio_secs: 30,
+            vocabulary: Vec::new(),
+            streaming: true,
+            vad: VadConfig::default(),
+        }
+    }
+}
+
+impl SttConfig {
+    /// The file of a model given by name or path.
+    pub fn model_path(models_dir: &Path, model: &str) -> PathBuf {
+        if model.contains('/') || model.ends_with(".bin") {
+            models_dir.join(model)
+        } else {
+            models_dir.join("whisper").join(format!("ggml-{model}.bin"))
+        }
+    }
+
+    /// Threads per decode, resolved.
+    pub fn threads_per_decode(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            cores().min(4)
+        }
+    }
+
+    /// Concurrent decodes, resolved.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            (cores() / self.threads_per_decode()).max(1)
+        }
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// `[stt.vad]`: end-of-speech detection with Silero VAD.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VadConfig {
+    /// Detect the end of speech ourselves (HA 2026.10+ then skips its own VAD and gets the
+    /// transcript sooner). Off: the transcript follows `audio-stop`.
+    pub enabled: bool,
+    /// Silero VAD model in whisper.cpp format, relative to the models directory.
+    pub model: PathBuf,
+    /// Speech probability threshold, 0 to 1.
+    pub threshold: f32,
+    /// Speech needed before silence can end the command, in ms.
+    pub min_speech_ms: u32,
+    /// Silence that ends a command whose words sound finished (whisper ended it with `.`, `?`
+    /// or `!`), in ms. This is what makes the transcript fast.
+    pub min_silence_ms: u32,
+    /// Silence that ends any command, in ms (a pause after "and so my fellow Americans," is not
+    /// the end). `vad_sensitivity` "aggressive" shortens both, "relaxed" lengthens both.
+    pub max_silence_ms: u32,
+}
+
+impl Default for VadConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model: PathBuf::from("whisper/ggml-silero-v6.2.0.bin"),
+            threshold: 0.5,
+            min_speech_ms: 150,
+            min_silence_ms: 200,
+            max_silence_ms: 700,
         }
     }
 }
@@ -345,6 +461,34 @@ impl Config {
                     "must be 1 to 63 bytes (an mDNS instance label)".into(),
                 );
             }
+        }
+        let stt = &self.stt;
+        if stt.queue == 0 {
+            return invalid("stt.queue", "must be at least 1".into());
+        }
+        if stt.max_audio_secs == 0 || stt.max_audio_secs > 600 {
+            return invalid("stt.max_audio_secs", "must be 1 to 600".into());
+        }
+        if !(0.0..=1.0).contains(&stt.vad.threshold) {
+            return invalid("stt.vad.threshold", "must be between 0 and 1".into());
+        }
+        if stt.vad.min_silence_ms < 64 {
+            return invalid(
+                "stt.vad.min_silence_ms",
+                "must be at least 64 (two VAD windows)".into(),
+            );
+        }
+        if stt.vad.max_silence_ms < stt.vad.min_silence_ms {
+            return invalid(
+                "stt.vad.max_silence_ms",
+                "must be at least stt.vad.min_silence_ms".into(),
+            );
+        }
+        if stt.model.is_empty() {
+            return invalid(
+                "stt.model",
+                "must name a model (e.g. \"tiny.en\") or a ggml file".into(),
+            );
         }
         if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             return invalid(

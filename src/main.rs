@@ -10,6 +10,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, overrides } => serve(config.as_deref(), &overrides),
         Command::CheckConfig { file } => cli::check_config(&file),
+        Command::Transcribe {
+            file,
+            config,
+            model,
+            language,
+            overrides,
+        } => cli::load_config(config.as_deref(), &overrides).and_then(|config| {
+            jarvis::telemetry::init(&config.log)?;
+            runtime()?.block_on(cli::transcribe(config, &file, model, language))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -27,8 +37,11 @@ fn serve(
 ) -> anyhow::Result<()> {
     let config = cli::load_config(file, overrides)?;
     jarvis::telemetry::init(&config.log)?;
+    runtime()?.block_on(jarvis::app::run(config))
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(jarvis::app::run(config))
+        .build()
 }

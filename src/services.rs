@@ -1,16 +1,22 @@
 //! Which Wyoming services this server offers, and why not when it does not.
 //!
 //! `info` and routing both read from here, so Jarvis never advertises a service it would then
-//! refuse. Each service's own issue adds its engine as a ready state; until then a service
-//! reports why it is unavailable, and a request for it gets that reason as an `error` event.
+//! refuse. A service that is not offered has a reason, which a client asking for it gets in an
+//! `error` event.
+
+use std::sync::Arc;
 
 use wyoming::info::Info;
 
+use crate::config::Config;
+use crate::stt::{SttError, SttService};
 use crate::wyoming_server::dispatch::Route;
 
 /// The state of one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceState {
+    /// Offered.
+    Ready,
     /// Not offered; the reason is sent to clients that ask for it anyway.
     Unavailable {
         /// For people: what is missing and what to do.
@@ -18,64 +24,61 @@ pub enum ServiceState {
     },
 }
 
-/// The state of every service.
+/// Every service: the engines that are loaded, and reasons for the others.
 #[derive(Debug, Clone)]
 pub struct Services {
-    stt: ServiceState,
-    tts: ServiceState,
-    wake: ServiceState,
-    intent: ServiceState,
+    /// Speech-to-text, when enabled.
+    pub stt: Option<Arc<SttService>>,
 }
 
 impl Services {
-    /// The services of this build: none has an engine yet.
-    pub fn new() -> Self {
-        let missing = |route: Route| ServiceState::Unavailable {
+    /// Loads the services the configuration enables.
+    ///
+    /// # Errors
+    /// A model that is missing or does not load; the message names the file and the fix.
+    pub fn load(config: &Config) -> Result<Self, SttError> {
+        let stt = if config.stt.enabled {
+            Some(Arc::new(SttService::load(config)?))
+        } else {
+            None
+        };
+        Ok(Self { stt })
+    }
+
+    /// No services at all (for tests of the protocol layer).
+    pub fn none() -> Self {
+        Self { stt: None }
+    }
+
+    /// The state of the service behind `route`.
+    pub fn state(&self, route: Route) -> ServiceState {
+        let not_built = || ServiceState::Unavailable {
             reason: format!(
-                "{} is not available: this Jarvis build has no {} engine",
+                "{} is not available: this Jarvis build has no {} engine yet",
                 route.service_name(),
                 route.service_name()
             ),
         };
-        Self {
-            stt: missing(Route::Stt),
-            tts: missing(Route::Tts),
-            wake: missing(Route::Wake),
-            intent: missing(Route::Intent),
-        }
-    }
-
-    /// The state of the service behind `route`.
-    pub fn state(&self, route: Route) -> &ServiceState {
         match route {
-            Route::Stt => &self.stt,
-            Route::Tts => &self.tts,
-            Route::Wake => &self.wake,
-            Route::Intent => &self.intent,
+            Route::Stt if self.stt.is_some() => ServiceState::Ready,
+            Route::Stt => ServiceState::Unavailable {
+                reason: "speech-to-text is disabled on this server (stt.enabled = false)".into(),
+            },
+            Route::Tts | Route::Wake | Route::Intent => not_built(),
         }
     }
 
     /// Every service with its state, for `/health`.
-    pub fn all(&self) -> [(Route, &ServiceState); 4] {
+    pub fn all(&self) -> [(Route, ServiceState); 4] {
         [Route::Stt, Route::Tts, Route::Wake, Route::Intent].map(|route| (route, self.state(route)))
     }
 
     /// The `info` answer: only services that are ready. No `satellite` key, ever: with one, HA
     /// would create no service entities at all.
     pub fn info(&self) -> Info {
-        let info = Info::default();
-        for (_, state) in self.all() {
-            // Exhaustive on purpose: a service that gains a ready state must add its program here.
-            match state {
-                ServiceState::Unavailable { .. } => {}
-            }
+        Info {
+            asr: self.stt.iter().map(|stt| stt.program()).collect(),
+            ..Info::default()
         }
-        info
-    }
-}
-
-impl Default for Services {
-    fn default() -> Self {
-        Self::new()
     }
 }

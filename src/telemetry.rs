@@ -9,7 +9,7 @@ use crate::config::{LogConfig, LogFormat};
 /// # Errors
 /// When the filter does not parse or a subscriber is already installed.
 pub fn init(config: &LogConfig) -> anyhow::Result<()> {
-    let filter = EnvFilter::builder().parse(&config.level)?;
+    let filter = EnvFilter::builder().parse(filter_directives(&config.level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -20,4 +20,14 @@ pub fn init(config: &LogConfig) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     result.map_err(|err| anyhow::anyhow!("cannot start logging: {err}"))
+}
+
+/// The user's filter, with whisper.cpp's chatty model-loading lines (every one at INFO) demoted
+/// to warnings unless the filter says otherwise.
+fn filter_directives(level: &str) -> String {
+    if level.contains("whisper_rs") {
+        level.to_owned()
+    } else {
+        format!("{level},whisper_rs=warn")
+    }
 }

@@ -184,9 +184,15 @@ async fn the_reference_python_client_drives_jarvis_as_home_assistant_does() {
     let results = run_python_peer("ha_client.py", &[&port]).await;
     assert_eq!(
         results["describe"],
-        serde_json::json!({"asr": 0, "tts": 0, "wake": 0, "handle": 0, "intent": 0, "satellite": false})
+        serde_json::json!({"asr": 1, "tts": 0, "wake": 0, "handle": 0, "intent": 0, "satellite": false})
     );
-    for service in ["stt", "wake", "tts"] {
+    // Half a second of digital silence has no words in it.
+    assert_eq!(
+        results["stt"],
+        serde_json::json!({"transcript": ""}),
+        "{results}"
+    );
+    for service in ["wake", "tts"] {
         assert_eq!(
             results[service]["error"], "service-unavailable",
             "{results}"

@@ -45,11 +45,12 @@ async fn health(State(state): State<ApiState>) -> Json<Health> {
         .services
         .all()
         .into_iter()
-        .map(|(route, service)| match service {
-            ServiceState::Unavailable { reason } => ServiceHealth {
-                name: route.service_name(),
-                ready: false,
-                reason: Some(reason.clone()),
+        .map(|(route, service)| ServiceHealth {
+            name: route.service_name(),
+            ready: service == ServiceState::Ready,
+            reason: match service {
+                ServiceState::Ready => None,
+                ServiceState::Unavailable { reason } => Some(reason),
             },
         })
         .collect();

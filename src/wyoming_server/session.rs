@@ -11,18 +11,40 @@ use wyoming::{Connection, Event, ProtocolError};
 
 use super::dispatch::Route;
 use crate::services::{ServiceState, Services};
+use crate::stt::flow::SttFlow;
 
 /// How long a closing connection may take to receive its last `error` event.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Where a connection is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+/// What the connection is doing.
+#[derive(Debug)]
+enum Flow {
     /// No request yet.
     Idle,
     /// The request was refused; the rest of its flow (e.g. audio) is read and dropped, because
     /// HA 2024.3 writes all audio before it reads, and closing early breaks its writes.
     Refused(Route),
+    /// Speech-to-text.
+    Stt(Box<SttFlow>),
+}
+
+impl Flow {
+    /// Output a service produces on its own (a transcript when speech ends). Pending forever
+    /// when there is none.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (see [`SttFlow::next_output`]).
+    async fn output(&mut self) -> Vec<Event> {
+        match self {
+            Self::Stt(flow) => flow.next_output().await,
+            Self::Idle | Self::Refused(_) => std::future::pending().await,
+        }
+    }
+
+    /// Whether a reply is being prepared that shutdown must wait for.
+    fn in_flight(&self) -> bool {
+        matches!(self, Self::Stt(flow) if flow.is_busy())
+    }
 }
 
 /// What the loop does after an event.
@@ -35,104 +57,162 @@ enum Next {
 #[instrument(name = "wyoming", skip_all, fields(peer = %conn.peer))]
 pub(crate) async fn run(mut conn: Connection, services: Arc<Services>) {
     debug!("connected");
-    let mut phase = Phase::Idle;
+    let mut flow = Flow::Idle;
     loop {
         // Replies are written inside the loop body, so a cancelled token is only seen between
-        // events: the reply in flight always finishes. `read_event` is cancel safe.
-        let read = tokio::select! {
+        // events, and a transcript being decoded is waited for below. `read_event` and
+        // `output` are cancel safe.
+        let next = tokio::select! {
             biased;
             () = conn.shutdown.cancelled() => {
+                if flow.in_flight() {
+                    debug!("server shutting down; finishing the reply in flight");
+                    let events = flow.output().await;
+                    let _ = write_all(&mut conn, events).await;
+                }
                 debug!("server shutting down; closing");
                 break;
             }
-            read = conn.reader.read_event() => read,
-        };
-        let next = match read {
-            Ok(Some(event)) => handle(&mut conn, &services, &mut phase, event).await,
-            Ok(None) => {
-                debug!("peer closed the connection");
-                Next::Close
-            }
-            Err(err) => on_error(&mut conn, err).await,
+            events = flow.output() => write_all(&mut conn, events).await,
+            read = conn.reader.read_event() => match read {
+                Ok(Some(event)) => {
+                    let events = handle(&services, &mut flow, event);
+                    write_all(&mut conn, events).await
+                }
+                Ok(None) => {
+                    debug!("peer closed the connection");
+                    Next::Close
+                }
+                Err(err) => on_error(&mut conn, err).await,
+            },
         };
         if matches!(next, Next::Close) {
             break;
         }
     }
+    // Dropping the flow cancels any decode still running for this peer.
+    drop(flow);
     let _ = tokio::time::timeout(FAREWELL_TIMEOUT, conn.writer.shutdown()).await;
 }
 
-async fn handle(
-    conn: &mut Connection,
-    services: &Services,
-    phase: &mut Phase,
-    event: Event,
-) -> Next {
-    let reply: Option<Event> = match &event {
-        Event::Describe(_) => Some(services.info().into()),
-        Event::Ping(ping) => Some(
-            Pong {
-                text: ping.text.clone(),
-            }
-            .into(),
-        ),
+async fn write_all(conn: &mut Connection, events: Vec<Event>) -> Next {
+    for event in events {
+        if let Err(err) = conn.writer.feed_event(event).await {
+            debug!(cause = %err, "peer went away while we wrote");
+            return Next::Close;
+        }
+    }
+    match conn.writer.flush().await {
+        Ok(()) => Next::Continue,
+        Err(err) => {
+            debug!(cause = %err, "peer went away while we wrote");
+            Next::Close
+        }
+    }
+}
+
+/// Decides what an incoming event does; returns the events to send back.
+fn handle(services: &Services, flow: &mut Flow, event: Event) -> Vec<Event> {
+    match &event {
+        Event::Describe(_) => return vec![services.info().into()],
+        Event::Ping(ping) => {
+            return vec![
+                Pong {
+                    text: ping.text.clone(),
+                }
+                .into(),
+            ];
+        }
         Event::SelectProgram(SelectProgram { name }) => {
             // Every program we offer is the only one of its kind, so there is nothing to select.
             debug!(program = %name, "select-program ignored");
-            None
+            return Vec::new();
         }
-        _ => match (*phase, Route::of(&event)) {
-            // Checked before routing: `audio-start` continues a refused STT flow, it opens nothing.
-            (Phase::Refused(route), _) if route.continues_with(&event) => {
-                if route.ends_flow(&event) {
-                    *phase = Phase::Idle;
-                }
-                None
+        _ => {}
+    }
+    // Events that continue the flow in progress.
+    match (&mut *flow, &event) {
+        (Flow::Stt(stt), Event::AudioStart(start)) if !stt.is_done() => {
+            return stt.on_audio_start(start);
+        }
+        (Flow::Stt(stt), Event::AudioChunk(chunk)) => return stt.on_chunk(chunk),
+        (Flow::Stt(stt), Event::AudioStop(_)) => return stt.on_stop(),
+        (Flow::Refused(route), _) if route.continues_with(&event) => {
+            if route.ends_flow(&event) {
+                *flow = Flow::Idle;
             }
-            (_, Some(route)) => match services.state(route) {
-                ServiceState::Unavailable { reason } => {
-                    info!(
-                        service = route.service_name(),
-                        request = event.kind(),
-                        "service unavailable"
-                    );
-                    *phase = if Route::opens_flow(&event) {
-                        Phase::Refused(route)
-                    } else {
-                        Phase::Idle
-                    };
-                    Some(ErrorEvent::new("service-unavailable", reason.clone()).into())
-                }
-            },
-            (Phase::Idle, None) if matches!(event, Event::AudioChunk(_) | Event::AudioStop(_)) => {
-                debug!(event = event.kind(), "audio before any request");
-                Some(
-                    ErrorEvent::new(
-                        "unexpected-event",
-                        format!(
-                            "{} before audio-start: send transcribe or detect, then audio-start",
-                            event.kind()
-                        ),
-                    )
-                    .into(),
+            return Vec::new();
+        }
+        _ => {}
+    }
+    // Events that open a new request.
+    if let Some(route) = Route::of(&event) {
+        return open(services, flow, route, &event);
+    }
+    match event {
+        Event::AudioChunk(_) | Event::AudioStop(_) => {
+            debug!(event = event.kind(), "audio before any request");
+            vec![
+                ErrorEvent::new(
+                    "unexpected-event",
+                    format!(
+                        "{} before audio-start: send transcribe or detect, then audio-start",
+                        event.kind()
+                    ),
                 )
-            }
-            _ => {
-                // Unknown and out-of-place events are ignored, as the reference servers do.
-                debug!(event = event.kind(), "ignored");
-                None
-            }
-        },
-    };
-    match reply {
-        Some(reply) => match conn.writer.write_event(reply).await {
-            Ok(()) => Next::Continue,
-            Err(err) => {
-                debug!(cause = %err, "peer went away while we wrote");
-                Next::Close
-            }
-        },
-        None => Next::Continue,
+                .into(),
+            ]
+        }
+        _ => {
+            // Unknown and out-of-place events are ignored, as the reference servers do.
+            debug!(event = event.kind(), "ignored");
+            Vec::new()
+        }
+    }
+}
+
+/// Starts the service behind `route` for `request`.
+fn open(services: &Services, flow: &mut Flow, route: Route, request: &Event) -> Vec<Event> {
+    if let ServiceState::Unavailable { reason } = services.state(route) {
+        info!(
+            service = route.service_name(),
+            request = request.kind(),
+            "service unavailable"
+        );
+        *flow = if Route::opens_flow(request) {
+            Flow::Refused(route)
+        } else {
+            Flow::Idle
+        };
+        return vec![ErrorEvent::new("service-unavailable", reason).into()];
+    }
+    match (route, &services.stt) {
+        (Route::Stt, Some(stt)) => {
+            let transcribe = match request {
+                Event::Transcribe(t) => Some(t),
+                _ => None,
+            };
+            let mut stt_flow = SttFlow::new(Arc::clone(stt), transcribe);
+            let events = match request {
+                Event::AudioStart(start) => stt_flow.on_audio_start(start),
+                _ => Vec::new(),
+            };
+            *flow = Flow::Stt(Box::new(stt_flow));
+            events
+        }
+        _ => {
+            warn!(
+                service = route.service_name(),
+                "service reported ready but has no engine"
+            );
+            vec![
+                ErrorEvent::new(
+                    "service-unavailable",
+                    format!("{} is not available", route.service_name()),
+                )
+                .into(),
+            ]
+        }
     }
 }
 

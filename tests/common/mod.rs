@@ -18,12 +18,35 @@ use wyoming::{Client, Event};
 /// Upper bound for any single wait in a test.
 pub const LIMIT: Duration = Duration::from_secs(20);
 
-/// A configuration on loopback, ephemeral ports, no zeroconf.
+/// The real models: `JARVIS_MODELS_DIR`, or `../shared/models` beside the checkout.
+pub fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("JARVIS_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/models"));
+    assert!(
+        dir.join("whisper/ggml-tiny.en.bin").is_file(),
+        "models not found in {}: set JARVIS_MODELS_DIR",
+        dir.display()
+    );
+    dir
+}
+
+/// A configuration on loopback, ephemeral ports, no zeroconf, and no models loaded (protocol
+/// tests do not need them); see [`stt_config`].
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.wyoming.addr = "127.0.0.1:0".parse().unwrap();
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     config.wyoming.zeroconf.enabled = false;
+    config.stt.enabled = false;
+    config
+}
+
+/// [`test_config`] with speech-to-text on the real models.
+pub fn stt_config() -> Config {
+    let mut config = test_config();
+    config.models.dir = models_dir();
+    config.stt.enabled = true;
     config
 }
 
@@ -185,6 +208,7 @@ pub async fn serve_binary_args(args: &[&str], envs: &[(&str, &str)]) -> Served {
         // Addresses come from the environment, so the tests also cover env overrides.
         .env("JARVIS_WYOMING_ADDR", "127.0.0.1:0")
         .env("JARVIS_HTTP_ADDR", "127.0.0.1:0")
+        .env("JARVIS_MODELS_DIR", models_dir())
         .env_remove("JARVIS_CONFIG")
         .env_remove("JARVIS_NO_ZEROCONF")
         .env_remove("RUST_LOG")

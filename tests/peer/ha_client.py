@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 
-from wyoming.asr import Transcribe
+from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
@@ -26,7 +26,10 @@ async def one(port, events):
     async with AsyncTcpClient("127.0.0.1", port) as client:
         for event in events:
             await client.write_event(event.event())
+        # HA skips events it does not wait for (transcript-start/chunk among them).
         reply = await asyncio.wait_for(client.read_event(), timeout=TIMEOUT)
+        while reply is not None and reply.type in ("transcript-start", "transcript-chunk"):
+            reply = await asyncio.wait_for(client.read_event(), timeout=TIMEOUT)
         if reply is None:
             return None
         if Error.is_type(reply.type):
@@ -39,6 +42,8 @@ async def one(port, events):
                 "handle": len(info.handle), "intent": len(info.intent),
                 "satellite": info.satellite is not None,
             }
+        if Transcript.is_type(reply.type):
+            return {"transcript": Transcript.from_event(reply).text}
         return {"type": reply.type}
 
 

@@ -1,0 +1,239 @@
+//! Our own endpointing: Silero VAD (whisper.cpp's port) finds where speech stops, so the
+//! transcript can go out without waiting for the client's `audio-stop`.
+//!
+//! whisper.cpp's VAD resets its LSTM state on every call, so each call re-runs a short context
+//! (0.5 s) before the new windows; that keeps the state warm at a fixed, small cost.
+//!
+//! The endpointer reports a [`Vad::Pause`] at the first silent window after speech (the STT flow
+//! starts a speculative decode there), [`Vad::Quiet`] once the silence is long enough for a
+//! command that sounds finished, and [`Vad::End`] once it is long enough for any command.
+//! Speech after a pause reports [`Vad::Resume`], and the speculative work is thrown away.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use whisper_rs::{WhisperVadContext, WhisperVadContextParams};
+
+use super::SttError;
+
+/// Silero's window: 512 samples at 16 kHz (32 ms).
+pub const WINDOW: usize = 512;
+/// Windows of already-seen audio re-run before new ones, to warm the LSTM state.
+const CONTEXT_WINDOWS: usize = 16;
+/// New windows processed per VAD call (64 ms): the endpoint's time resolution.
+const BATCH_WINDOWS: usize = 2;
+
+/// Endpointing thresholds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EndpointConfig {
+    /// Speech probability at or above which a window is speech.
+    pub threshold: f32,
+    /// Speech needed before an end can be reported, in ms.
+    pub min_speech_ms: u32,
+    /// Silence after speech that ends a command whose transcript sounds finished, in ms.
+    pub min_silence_ms: u32,
+    /// Silence after speech that ends any command, in ms.
+    pub max_silence_ms: u32,
+}
+
+impl EndpointConfig {
+    fn windows(ms: u32) -> usize {
+        (ms as usize * 16).div_ceil(WINDOW)
+    }
+}
+
+/// What the endpointer saw in newly processed audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vad {
+    /// Speech began (first time only), at this sample.
+    Start(usize),
+    /// The first silent window after speech; speech so far ends at this sample.
+    Pause(usize),
+    /// Speech again after a pause.
+    Resume,
+    /// The silence has lasted `min_silence_ms`: the end, if the words so far sound finished.
+    Quiet,
+    /// The command is over; speech ended at this sample.
+    End(usize),
+}
+
+/// Shared Silero contexts: loading one costs a file read, so sessions borrow and return them.
+#[derive(Debug)]
+pub struct VadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<WhisperVadContext>>,
+}
+
+impl VadPool {
+    /// Checks the model loads, and keeps that context for the first session.
+    ///
+    /// # Errors
+    /// [`SttError::ModelMissing`] or [`SttError::ModelLoad`] naming the file.
+    pub fn load(path: &Path) -> Result<Self, SttError> {
+        let context = new_context(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            idle: Mutex::new(vec![context]),
+        })
+    }
+
+    fn take(&self) -> Result<WhisperVadContext, SttError> {
+        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match reused {
+            Some(context) => Ok(context),
+            None => new_context(&self.path),
+        }
+    }
+
+    fn give_back(&self, context: WhisperVadContext) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(context);
+        }
+    }
+}
+
+fn new_context(path: &Path) -> Result<WhisperVadContext, SttError> {
+    let missing = || SttError::ModelMissing {
+        name: "silero-vad".into(),
+        path: path.to_owned(),
+    };
+    if !path.is_file() {
+        return Err(missing());
+    }
+    // whisper-rs panics on a NUL in the path; a real path never has one.
+    let path_str = path
+        .to_str()
+        .filter(|p| !p.contains('\0'))
+        .ok_or_else(missing)?;
+    let mut params = WhisperVadContextParams::new();
+    params.set_n_threads(1);
+    WhisperVadContext::new(path_str, params).map_err(|err| SttError::ModelLoad {
+        name: "silero-vad".into(),
+        path: path.to_owned(),
+        cause: err.to_string(),
+    })
+}
+
+/// Finds the end of speech in a growing 16 kHz stream.
+pub struct Endpointer {
+    pool: Arc<VadPool>,
+    context: Option<WhisperVadContext>,
+    config: EndpointConfig,
+    /// Windows processed so far.
+    next: usize,
+    speech_windows: usize,
+    /// Window index just after the last speech window.
+    speech_end: Option<usize>,
+    silent_run: usize,
+    paused: bool,
+    ended: bool,
+}
+
+impl std::fmt::Debug for Endpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpointer")
+            .field("next", &self.next)
+            .field("speech_end", &self.speech_end)
+            .field("paused", &self.paused)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Endpointer {
+    fn drop(&mut self) {
+        if let Some(context) = self.context.take() {
+            self.pool.give_back(context);
+        }
+    }
+}
+
+impl Endpointer {
+    /// An endpointer with a context from `pool`.
+    ///
+    /// # Errors
+    /// When a new context cannot be loaded.
+    pub fn new(pool: Arc<VadPool>, config: EndpointConfig) -> Result<Self, SttError> {
+        Ok(Self {
+            context: Some(pool.take()?),
+            pool,
+            config,
+            next: 0,
+            speech_windows: 0,
+            speech_end: None,
+            silent_run: 0,
+            paused: false,
+            ended: false,
+        })
+    }
+
+    /// Whether the end was already reported.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Runs VAD over whatever whole windows of `samples` are new; returns what happened.
+    ///
+    /// # Errors
+    /// When whisper.cpp's VAD fails.
+    pub fn update(&mut self, samples: &[f32]) -> Result<Vec<Vad>, SttError> {
+        let mut events = Vec::new();
+        let available = samples.len() / WINDOW;
+        while !self.ended && available >= self.next + BATCH_WINDOWS {
+            let first = self.next.saturating_sub(CONTEXT_WINDOWS);
+            let end = self.next + BATCH_WINDOWS;
+            let Some(context) = self.context.as_mut() else {
+                break;
+            };
+            context
+                .detect_speech(&samples[first * WINDOW..end * WINDOW])
+                .map_err(|err| {
+                    SttError::Decode(format!("voice activity detection failed: {err}"))
+                })?;
+            let probs = context.probabilities();
+            let new = probs.get(self.next - first..).unwrap_or_default().to_vec();
+            for (offset, prob) in new.into_iter().enumerate() {
+                self.window(self.next + offset, prob, &mut events);
+            }
+            self.next = end;
+        }
+        Ok(events)
+    }
+
+    fn window(&mut self, index: usize, prob: f32, events: &mut Vec<Vad>) {
+        let speech = prob >= self.config.threshold;
+        let min_speech = EndpointConfig::windows(self.config.min_speech_ms);
+        let min_silence = EndpointConfig::windows(self.config.min_silence_ms);
+        let max_silence = EndpointConfig::windows(self.config.max_silence_ms).max(min_silence);
+        if speech {
+            self.speech_windows += 1;
+            if self.speech_windows == 1 {
+                events.push(Vad::Start(index * WINDOW));
+            }
+            self.speech_end = Some(index + 1);
+            self.silent_run = 0;
+            if self.paused {
+                self.paused = false;
+                events.push(Vad::Resume);
+            }
+            return;
+        }
+        let Some(speech_end) = self.speech_end else {
+            return;
+        };
+        if self.speech_windows < min_speech {
+            return;
+        }
+        self.silent_run += 1;
+        if !self.paused {
+            self.paused = true;
+            events.push(Vad::Pause(speech_end * WINDOW));
+        }
+        if self.silent_run == min_silence {
+            events.push(Vad::Quiet);
+        }
+        if self.silent_run >= max_silence {
+            self.ended = true;
+            events.push(Vad::End(speech_end * WINDOW));
+        }
+    }
+}

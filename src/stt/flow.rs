@@ -1,0 +1,481 @@
+//! One speech-to-text exchange on a Wyoming connection:
+//! `transcribe`? → `audio-start` → `audio-chunk`* → `audio-stop`? → `transcript`.
+//!
+//! With endpointing on, the flow watches for the end of speech while audio streams in. At the
+//! first silent window after speech it starts a *speculative* decode of the speech so far; if the
+//! silence lasts, that result is the transcript and goes out at once, usually before the client
+//! has even noticed the silence. Speech after the pause throws the speculative work away.
+//!
+//! After the transcript the flow keeps reading (and dropping) audio until `audio-stop` or EOF:
+//! HA 2024.3 writes all audio before it reads, and a closed socket would break its writes.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn};
+use wyoming::Event;
+use wyoming::asr::{Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop};
+use wyoming::audio::{AudioChunk, AudioStart};
+use wyoming::misc::Error as ErrorEvent;
+
+use super::audio::Converter;
+use super::endpoint::{EndpointConfig, Endpointer, Vad};
+use super::whisper::{CancelFlag, CancelOnDrop, DecodeRequest, Transcription};
+use super::{SttError, SttService};
+
+/// Longest vocabulary prompt handed to whisper, in characters (its prompt holds ~224 tokens).
+const MAX_PROMPT_CHARS: usize = 600;
+
+/// A decode in progress.
+struct Pending {
+    receiver: oneshot::Receiver<Result<Transcription, SttError>>,
+    _cancel: CancelOnDrop,
+    /// `Some(pause)` for a speculative decode started at that pause.
+    pause: Option<u64>,
+}
+
+/// Where the flow is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for `audio-start`.
+    Ready,
+    /// Audio is streaming in.
+    Listening,
+    /// Speech ended or audio stopped; the transcript is being decoded.
+    Ending,
+    /// The transcript (or an error) was sent; later audio is dropped.
+    Done,
+}
+
+/// The state of one `transcribe` exchange.
+pub struct SttFlow {
+    service: Arc<SttService>,
+    request: DecodeRequest,
+    endpoint: EndpointConfig,
+    stage: Stage,
+    converter: Option<Converter>,
+    endpointer: Option<Endpointer>,
+    pending: Option<Pending>,
+    /// A finished speculative decode and the pause it belongs to.
+    speculative: Option<(u64, Transcription)>,
+    pause: u64,
+    paused: bool,
+    /// The current pause has lasted `min_silence_ms`.
+    quiet: bool,
+    /// When the end of speech was detected, for the log.
+    ended_at: Option<std::time::Instant>,
+}
+
+impl std::fmt::Debug for SttFlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SttFlow")
+            .field("stage", &self.stage)
+            .field("pause", &self.pause)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SttFlow {
+    /// A new exchange, configured by the `transcribe` event if there was one.
+    pub fn new(service: Arc<SttService>, transcribe: Option<&Transcribe>) -> Self {
+        let mut endpoint = service.endpoint;
+        let mut request = DecodeRequest::default();
+        let mut words: Vec<&str> = Vec::new();
+        if let Some(t) = transcribe {
+            request.model = t.name.clone();
+            request.language = t.language.clone();
+            words.extend(t.transcript_names.iter().flatten().map(String::as_str));
+            words.extend(t.transcript_terms.iter().flatten().map(String::as_str));
+            match t.vad_sensitivity.as_deref() {
+                Some("aggressive") => {
+                    endpoint.min_silence_ms = endpoint.min_silence_ms.min(120);
+                    endpoint.max_silence_ms = endpoint.max_silence_ms.min(400);
+                }
+                Some("relaxed") => {
+                    endpoint.min_silence_ms = (endpoint.min_silence_ms * 3).max(600);
+                    endpoint.max_silence_ms = (endpoint.max_silence_ms * 2).max(1250);
+                }
+                _ => {}
+            }
+        }
+        words.extend(service.config.vocabulary.iter().map(String::as_str));
+        request.prompt = vocabulary_prompt(&words);
+        Self {
+            service,
+            request,
+            endpoint,
+            stage: Stage::Ready,
+            converter: None,
+            endpointer: None,
+            pending: None,
+            speculative: None,
+            pause: 0,
+            paused: false,
+            quiet: false,
+            ended_at: None,
+        }
+    }
+
+    /// Whether the transcript (or an error) has been sent.
+    pub fn is_done(&self) -> bool {
+        self.stage == Stage::Done
+    }
+
+    /// Whether a decode is running whose result must still be sent.
+    pub fn is_busy(&self) -> bool {
+        self.stage == Stage::Ending && self.pending.is_some()
+    }
+
+    /// `audio-start`.
+    pub fn on_audio_start(&mut self, start: &AudioStart) -> Vec<Event> {
+        if self.stage != Stage::Ready {
+            return Vec::new();
+        }
+        let converter = match Converter::new(start.format()) {
+            Ok(converter) => converter,
+            Err(err) => return self.fail("bad-audio-format", err.to_string()),
+        };
+        self.converter = Some(converter);
+        if let Some(pool) = &self.service.vad {
+            match Endpointer::new(Arc::clone(pool), self.endpoint) {
+                Ok(endpointer) => self.endpointer = Some(endpointer),
+                Err(err) => warn!(cause = %err, "endpointing unavailable for this request"),
+            }
+        }
+        self.stage = Stage::Listening;
+        Vec::new()
+    }
+
+    /// `audio-chunk`.
+    pub fn on_chunk(&mut self, chunk: &AudioChunk) -> Vec<Event> {
+        match self.stage {
+            Stage::Ready => {
+                return self.fail(
+                    "unexpected-event",
+                    "audio-chunk before audio-start: send audio-start first".into(),
+                );
+            }
+            Stage::Listening => {}
+            Stage::Ending | Stage::Done => return Vec::new(),
+        }
+        let Some(converter) = self.converter.as_mut() else {
+            return Vec::new();
+        };
+        if chunk.format() != converter.format() {
+            let text = format!(
+                "audio-chunk format {:?} differs from audio-start {:?}",
+                chunk.format(),
+                converter.format()
+            );
+            return self.fail("bad-audio-format", text);
+        }
+        converter.push(&chunk.audio);
+        let max = self.service.config.max_audio_secs;
+        if converter.seconds() > max as f32 {
+            let text = format!("audio is longer than the limit of {max} s (stt.max_audio_secs)");
+            return self.fail("audio-too-long", text);
+        }
+        let Some(endpointer) = self.endpointer.as_mut() else {
+            return Vec::new();
+        };
+        let events = match endpointer.update(converter.samples()) {
+            Ok(events) => events,
+            Err(err) => {
+                warn!(cause = %err, "endpointing failed; waiting for audio-stop");
+                self.endpointer = None;
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for event in events {
+            out.extend(self.on_vad(event));
+        }
+        out
+    }
+
+    fn on_vad(&mut self, event: Vad) -> Vec<Event> {
+        debug!(?event, "vad");
+        match event {
+            Vad::Start(_) => Vec::new(),
+            Vad::Pause(_) => {
+                self.pause += 1;
+                self.paused = true;
+                self.quiet = false;
+                self.speculative = None;
+                if self.pending.is_none() {
+                    let samples = self.samples();
+                    self.submit(samples, Some(self.pause)).ok();
+                }
+                Vec::new()
+            }
+            Vad::Resume => {
+                self.paused = false;
+                self.quiet = false;
+                self.speculative = None;
+                // The speculative decode is stale: stop it (dropping cancels it).
+                if self.pending.as_ref().is_some_and(|p| p.pause.is_some()) {
+                    self.pending = None;
+                }
+                Vec::new()
+            }
+            Vad::Quiet => {
+                self.quiet = true;
+                let finished = matches!(&self.speculative, Some((pause, t)) if *pause == self.pause && sounds_finished(&t.text));
+                if finished {
+                    info!("end of speech: short silence after a finished sentence");
+                    self.ended_at = Some(std::time::Instant::now());
+                    return self.end();
+                }
+                Vec::new()
+            }
+            Vad::End(_) => {
+                info!("end of speech: long silence");
+                self.ended_at = Some(std::time::Instant::now());
+                self.end()
+            }
+        }
+    }
+
+    /// `audio-stop`.
+    pub fn on_stop(&mut self) -> Vec<Event> {
+        match self.stage {
+            Stage::Ready => {
+                // No audio at all: an empty transcript, as the reference does.
+                self.stage = Stage::Ending;
+                self.emit(Transcription {
+                    text: String::new(),
+                    segments: Vec::new(),
+                    language: self.request.language.clone().unwrap_or_else(|| "en".into()),
+                    decode_time: std::time::Duration::ZERO,
+                })
+            }
+            Stage::Listening => {
+                if let Some(converter) = self.converter.as_mut() {
+                    converter.finish();
+                }
+                // Audio that continued after the last pause may hold more speech.
+                if !self.paused {
+                    self.speculative = None;
+                    if self.pending.as_ref().is_some_and(|p| p.pause.is_some()) {
+                        self.pending = None;
+                    }
+                }
+                self.end()
+            }
+            Stage::Ending | Stage::Done => Vec::new(),
+        }
+    }
+
+    /// Speech is over: send the speculative result if it is current, else decode now.
+    fn end(&mut self) -> Vec<Event> {
+        self.stage = Stage::Ending;
+        if let Some((pause, transcription)) = self.speculative.take() {
+            if pause == self.pause && self.paused {
+                debug!("speculative transcript is current");
+                return self.emit(transcription);
+            }
+        }
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.pause == Some(self.pause) && self.paused)
+        {
+            // The speculative decode covers all the speech; its result will be the transcript.
+            return Vec::new();
+        }
+        self.pending = None;
+        let samples = self.samples();
+        match self.submit(samples, None) {
+            Ok(()) => Vec::new(),
+            Err(err) => self.fail(err.code(), err.to_string()),
+        }
+    }
+
+    fn samples(&self) -> Arc<[f32]> {
+        self.converter
+            .as_ref()
+            .map(|c| Arc::from(c.samples()))
+            .unwrap_or_else(|| Arc::from(Vec::new()))
+    }
+
+    fn submit(&mut self, samples: Arc<[f32]>, pause: Option<u64>) -> Result<(), SttError> {
+        let cancel = CancelFlag::default();
+        let receiver = self
+            .service
+            .engine
+            .submit(samples, self.request.clone(), cancel.clone())?;
+        self.pending = Some(Pending {
+            receiver,
+            _cancel: CancelOnDrop(cancel),
+            pause,
+        });
+        Ok(())
+    }
+
+    /// Waits for the decode in progress; returns the events to send (none for a speculative
+    /// result that is not needed yet). Pending forever when nothing is decoding.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the decode stays pending and the next call waits for it again.
+    pub async fn next_output(&mut self) -> Vec<Event> {
+        let Some(pending) = self.pending.as_mut() else {
+            return std::future::pending().await;
+        };
+        let result = (&mut pending.receiver)
+            .await
+            .unwrap_or_else(|_| Err(SttError::Decode("whisper worker stopped".into())));
+        let pause = self.pending.take().and_then(|p| p.pause);
+        match (result, pause) {
+            (Ok(transcription), Some(pause)) => {
+                if pause != self.pause || !self.paused {
+                    return Vec::new();
+                }
+                if self.stage == Stage::Ending {
+                    return self.emit(transcription);
+                }
+                if self.quiet && sounds_finished(&transcription.text) {
+                    info!("end of speech: short silence after a finished sentence");
+                    self.ended_at = Some(std::time::Instant::now());
+                    self.stage = Stage::Ending;
+                    return self.emit(transcription);
+                }
+                self.speculative = Some((pause, transcription));
+                Vec::new()
+            }
+            (Ok(transcription), None) => self.emit(transcription),
+            (Err(SttError::Cancelled), _) => Vec::new(),
+            (Err(err), Some(_)) if self.stage != Stage::Ending => {
+                debug!(cause = %err, "speculative decode failed");
+                Vec::new()
+            }
+            (Err(err), _) => self.fail(err.code(), err.to_string()),
+        }
+    }
+
+    fn emit(&mut self, transcription: Transcription) -> Vec<Event> {
+        self.stage = Stage::Done;
+        self.pending = None;
+        let audio_secs = self.converter.as_ref().map_or(0.0, Converter::seconds);
+        info!(
+            text = %transcription.text,
+            audio_secs,
+            decode_ms = transcription.decode_time.as_millis() as u64,
+            since_end_of_speech_ms = self.ended_at.map(|t| t.elapsed().as_millis() as u64),
+            "transcript"
+        );
+        let language = Some(transcription.language.clone());
+        let transcript = Transcript {
+            text: transcription.text,
+            language: language.clone(),
+            context: None,
+        };
+        if !self.service.config.streaming {
+            return vec![transcript.into()];
+        }
+        let mut events: Vec<Event> = vec![
+            TranscriptStart {
+                language,
+                context: None,
+            }
+            .into(),
+        ];
+        let count = transcription.segments.len();
+        events.extend(
+            transcription
+                .segments
+                .into_iter()
+                .enumerate()
+                .map(|(i, segment)| {
+                    let text = if i + 1 < count {
+                        format!("{segment} ")
+                    } else {
+                        segment
+                    };
+                    Event::from(TranscriptChunk { text })
+                }),
+        );
+        events.push(transcript.into());
+        events.push(TranscriptStop {}.into());
+        events
+    }
+
+    fn fail(&mut self, code: &str, text: String) -> Vec<Event> {
+        info!(code, %text, "speech-to-text request refused");
+        self.stage = Stage::Done;
+        self.pending = None;
+        vec![ErrorEvent::new(code, text).into()]
+    }
+}
+
+/// Words after which a sentence is not over, whatever whisper's punctuation says.
+const CONTINUATIONS: &[&str] = &[
+    "a", "an", "and", "are", "at", "because", "but", "for", "from", "if", "in", "is", "my", "of",
+    "on", "or", "so", "than", "that", "the", "then", "to", "with", "your",
+];
+
+/// Whether a transcript sounds like a finished command: whisper closed it with `.`, `?` or `!`
+/// (it writes `,` or nothing when it expects more), and it does not end on a word that needs
+/// another after it.
+fn sounds_finished(text: &str) -> bool {
+    let text = text.trim();
+    if text.is_empty() || text.ends_with("...") || !text.ends_with(['.', '?', '!']) {
+        return false;
+    }
+    let last = text
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase();
+    !CONTINUATIONS.contains(&last.as_str())
+}
+
+/// Whisper's initial prompt from vocabulary words: distinct, comma-separated, bounded.
+fn vocabulary_prompt(words: &[&str]) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let mut prompt = String::new();
+    for word in words.iter().map(|w| w.trim()).filter(|w| !w.is_empty()) {
+        if !seen.insert(word.to_lowercase()) {
+            continue;
+        }
+        if prompt.len() + word.len() + 2 > MAX_PROMPT_CHARS {
+            break;
+        }
+        if !prompt.is_empty() {
+            prompt.push_str(", ");
+        }
+        prompt.push_str(word);
+    }
+    if !prompt.is_empty() {
+        prompt.push('.');
+    }
+    prompt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_sentences_are_told_from_pauses() {
+        assert!(sounds_finished("Turn on the kitchen lights."));
+        assert!(sounds_finished("What's the status of node pve?"));
+        assert!(!sounds_finished("And so my fellow Americans,"));
+        assert!(!sounds_finished("Start the VM and."));
+        assert!(!sounds_finished("Reboot the..."));
+        assert!(!sounds_finished("start VM one oh one"));
+        assert!(!sounds_finished(""));
+    }
+
+    #[test]
+    fn the_prompt_lists_each_word_once_and_stays_bounded() {
+        assert_eq!(
+            vocabulary_prompt(&["pve", "agent1", "PVE", " "]),
+            "pve, agent1."
+        );
+        assert_eq!(vocabulary_prompt(&[]), "");
+        let many: Vec<String> = (0..500).map(|i| format!("host{i}")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(vocabulary_prompt(&refs).len() <= MAX_PROMPT_CHARS + 1);
+    }
+}

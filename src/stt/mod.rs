@@ -1,0 +1,190 @@
+//! Speech-to-text: whisper.cpp behind Wyoming, with our own endpointing.
+//!
+//! - [`audio`]: any PCM format to 16 kHz mono.
+//! - [`whisper`]: loaded models and the bounded decoding pool.
+//! - [`endpoint`]: Silero VAD end-of-speech detection.
+//! - [`flow`]: one `transcribe` exchange on a Wyoming connection.
+
+pub mod audio;
+pub mod endpoint;
+pub mod flow;
+pub mod whisper;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wyoming::info::{AsrModel, AsrProgram, Attribution};
+
+use crate::config::{Config, SttConfig};
+use endpoint::{EndpointConfig, VadPool};
+use whisper::{Engine, EngineConfig};
+
+/// Everything that can go wrong in speech-to-text.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SttError {
+    /// A model file is not there.
+    #[error(
+        "{name} model not found at {path}: download it with `jarvis models pull`, or point \
+         models.dir / stt.model at the file"
+    )]
+    ModelMissing {
+        /// Model name.
+        name: String,
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// A model file is there but does not load.
+    #[error(
+        "cannot load the {name} model from {path} ({cause}): the file is corrupt, truncated or \
+         not a whisper.cpp ggml model; download it again with `jarvis models pull --force`"
+    )]
+    ModelLoad {
+        /// Model name.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// What whisper.cpp said.
+        cause: String,
+    },
+    /// Bad settings.
+    #[error("{0}")]
+    Config(String),
+    /// The request names a model that is not loaded.
+    #[error("unknown speech-to-text model {name:?}; this server has {known:?}")]
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+        /// The names there are.
+        known: Vec<String>,
+    },
+    /// Every worker is busy and the queue is full.
+    #[error("speech-to-text is busy (all workers and the queue are full); try again shortly")]
+    Busy,
+    /// The client left; the work was dropped.
+    #[error("transcription cancelled")]
+    Cancelled,
+    /// whisper.cpp failed.
+    #[error("transcription failed: {0}")]
+    Decode(String),
+}
+
+impl SttError {
+    /// The `code` of the Wyoming `error` event.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Busy => "busy",
+            Self::UnknownModel { .. } => "unknown-model",
+            Self::Cancelled => "cancelled",
+            _ => "stt-failed",
+        }
+    }
+}
+
+/// The speech-to-text service: engine, VAD models and settings. Shared by every connection.
+#[derive(Debug)]
+pub struct SttService {
+    engine: Engine,
+    vad: Option<Arc<VadPool>>,
+    endpoint: EndpointConfig,
+    config: SttConfig,
+}
+
+impl SttService {
+    /// Loads the models named in the configuration.
+    ///
+    /// # Errors
+    /// A missing or corrupt model file, named with the fix.
+    pub fn load(config: &Config) -> Result<Self, SttError> {
+        // whisper.cpp and ggml print to stderr by default; route them through tracing instead.
+        static HOOKS: std::sync::Once = std::sync::Once::new();
+        HOOKS.call_once(whisper_rs::install_logging_hooks);
+        let stt = &config.stt;
+        let dir = &config.models.dir;
+        let models = std::iter::once(&stt.model)
+            .chain(&stt.extra_models)
+            .map(|model| (model_name(model), SttConfig::model_path(dir, model)))
+            .collect();
+        let engine = Engine::load(&EngineConfig {
+            models,
+            language: stt.language.clone(),
+            threads: stt.threads_per_decode(),
+            workers: stt.worker_count(),
+            queue: stt.queue,
+        })?;
+        let vad = if stt.vad.enabled {
+            Some(Arc::new(VadPool::load(&dir.join(&stt.vad.model))?))
+        } else {
+            None
+        };
+        Ok(Self {
+            engine,
+            vad,
+            endpoint: EndpointConfig {
+                threshold: stt.vad.threshold,
+                min_speech_ms: stt.vad.min_speech_ms,
+                min_silence_ms: stt.vad.min_silence_ms,
+                max_silence_ms: stt.vad.max_silence_ms,
+            },
+            config: stt.clone(),
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The `asr` program for `info`.
+    pub fn program(&self) -> AsrProgram {
+        let models = self
+            .engine
+            .models()
+            .iter()
+            .map(|model| AsrModel {
+                name: model.name.clone(),
+                attribution: Attribution::new(
+                    "OpenAI Whisper",
+                    "https://github.com/openai/whisper",
+                ),
+                installed: true,
+                description: Some(format!("Whisper {} (whisper.cpp)", model.name)),
+                version: None,
+                languages: model.languages.clone(),
+            })
+            .collect();
+        AsrProgram {
+            name: "jarvis-whisper".into(),
+            attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),
+            installed: true,
+            description: Some("Jarvis speech-to-text (whisper.cpp)".into()),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+            models,
+            supports_transcript_streaming: self.config.streaming,
+            requires_external_vad: self.vad.is_none(),
+            prefers_auto_gain_enabled: true,
+            prefers_noise_reduction_enabled: true,
+        }
+    }
+}
+
+/// The name a model is offered under: `tiny.en` for `tiny.en` or `whisper/ggml-tiny.en.bin`.
+fn model_name(model: &str) -> String {
+    let file = model.rsplit('/').next().unwrap_or(model);
+    file.strip_prefix("ggml-")
+        .unwrap_or(file)
+        .strip_suffix(".bin")
+        .unwrap_or(file.strip_prefix("ggml-").unwrap_or(file))
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_are_named_without_path_prefix_and_suffix() {
+        assert_eq!(model_name("tiny.en"), "tiny.en");
+        assert_eq!(model_name("whisper/ggml-base.bin"), "base");
+        assert_eq!(model_name("/opt/models/custom.bin"), "custom");
+    }
+}

@@ -1,0 +1,468 @@
+//! The whisper.cpp engine: loaded models and a bounded pool of decoding threads.
+//!
+//! Decoding is CPU-bound C++, so it never runs on the async runtime: `workers` threads each own a
+//! whisper state per model and take jobs from a queue of fixed length. A job that does not fit in
+//! the queue is refused at once ([`SttError::Busy`]) instead of piling up behind the others. A
+//! job carries a cancel flag that whisper.cpp polls (abort callback), so work for a client that
+//! went away stops within one decoder step.
+//!
+//! Short commands must not pay for whisper's fixed 30-second window: the encoder context
+//! (`audio_ctx`) is sized to the audio, which makes a 2-second command several times cheaper.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn};
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
+
+use super::SttError;
+use super::audio::WHISPER_RATE;
+
+/// Encoder frames per second of audio (whisper: 100 mel frames/s, halved by the encoder).
+const AUDIO_CTX_PER_SECOND: usize = 50;
+/// Extra encoder frames beyond the audio: whisper degrades when the context ends exactly with
+/// the speech, so give it a little room.
+const AUDIO_CTX_PADDING: usize = 64;
+/// The smallest context used. Below ~300 frames tiny.en starts to loop and mishear short
+/// commands ("and so am I fell America and so ..."); 384 (7.7 s) keeps its accuracy at a quarter
+/// of the full window's encoder cost.
+const MIN_AUDIO_CTX: usize = 384;
+/// whisper.cpp's full window, in encoder frames (30 s).
+const FULL_AUDIO_CTX: usize = 1500;
+
+/// A loaded whisper model.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// Name clients select it by (`transcribe.name`), e.g. `tiny.en`.
+    pub name: String,
+    /// The ggml file.
+    pub path: PathBuf,
+    /// Language codes it transcribes.
+    pub languages: Vec<String>,
+}
+
+/// What to decode and how.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeRequest {
+    /// Model name; `None` for the default.
+    pub model: Option<String>,
+    /// Language code; `None` or `auto` to detect (multilingual models only).
+    pub language: Option<String>,
+    /// Vocabulary for whisper's initial prompt.
+    pub prompt: String,
+}
+
+/// A finished transcription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcription {
+    /// The text, trimmed.
+    pub text: String,
+    /// The text of each segment, in order.
+    pub segments: Vec<String>,
+    /// Language of the text.
+    pub language: String,
+    /// Time spent decoding.
+    pub decode_time: Duration,
+}
+
+/// Cancels a job when dropped or told to.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    /// Asks the job to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the job was asked to stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+struct Job {
+    samples: Arc<[f32]>,
+    request: DecodeRequest,
+    cancel: CancelFlag,
+    reply: oneshot::Sender<Result<Transcription, SttError>>,
+}
+
+/// Settings for [`Engine::load`].
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The default model first, then any others to offer.
+    pub models: Vec<(String, PathBuf)>,
+    /// Default language (`auto` to detect).
+    pub language: String,
+    /// Threads per decode.
+    pub threads: usize,
+    /// Concurrent decodes.
+    pub workers: usize,
+    /// Jobs that may wait for a worker.
+    pub queue: usize,
+}
+
+/// Counters of what the workers did, for `/health` and tests.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Decodes that finished.
+    pub completed: AtomicU64,
+    /// Decodes stopped or skipped because their client went away.
+    pub cancelled: AtomicU64,
+    /// Requests refused because the queue was full.
+    pub refused: AtomicU64,
+}
+
+/// Loaded models plus the worker pool. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Engine {
+    models: Vec<ModelInfo>,
+    jobs: SyncSender<Job>,
+    language: String,
+    stats: Arc<EngineStats>,
+}
+
+impl Engine {
+    /// Loads every model and starts the workers.
+    ///
+    /// # Errors
+    /// [`SttError::ModelMissing`] / [`SttError::ModelLoad`] naming the file and the fix.
+    pub fn load(config: &EngineConfig) -> Result<Self, SttError> {
+        let mut contexts = HashMap::new();
+        let mut models = Vec::new();
+        for (name, path) in &config.models {
+            let started = Instant::now();
+            let context = load_context(name, path)?;
+            let languages = if context.is_multilingual() {
+                (0..=whisper_rs::get_lang_max_id())
+                    .filter_map(whisper_rs::get_lang_str)
+                    .map(str::to_owned)
+                    .collect()
+            } else {
+                vec!["en".to_owned()]
+            };
+            info!(model = %name, path = %path.display(), took = ?started.elapsed(), "whisper model loaded");
+            contexts.insert(name.clone(), Arc::new(context));
+            models.push(ModelInfo {
+                name: name.clone(),
+                path: path.clone(),
+                languages,
+            });
+        }
+        let default = models
+            .first()
+            .map(|m| m.name.clone())
+            .ok_or_else(|| SttError::Config("stt: no whisper model configured".into()))?;
+        let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(config.queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let contexts = Arc::new(contexts);
+        let stats = Arc::new(EngineStats::default());
+        for index in 0..config.workers.max(1) {
+            let worker = Worker {
+                stats: Arc::clone(&stats),
+                contexts: Arc::clone(&contexts),
+                default: default.clone(),
+                states: HashMap::new(),
+                threads: config.threads.max(1),
+            };
+            let receiver = Arc::clone(&receiver);
+            std::thread::Builder::new()
+                .name(format!("whisper-{index}"))
+                .spawn(move || worker.run(&receiver))
+                .map_err(|err| SttError::Config(format!("cannot start whisper worker: {err}")))?;
+        }
+        Ok(Self {
+            models,
+            jobs,
+            language: config.language.clone(),
+            stats,
+        })
+    }
+
+    /// What the workers have done so far.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// The loaded models, default first.
+    pub fn models(&self) -> &[ModelInfo] {
+        &self.models
+    }
+
+    /// Decodes 16 kHz mono samples. Dropping the returned future does not stop the job; call
+    /// [`CancelFlag::cancel`] for that (the STT session does when its client leaves).
+    ///
+    /// # Errors
+    /// [`SttError::Busy`] when the queue is full, [`SttError::UnknownModel`], or a decode failure.
+    pub fn submit(
+        &self,
+        samples: Arc<[f32]>,
+        mut request: DecodeRequest,
+        cancel: CancelFlag,
+    ) -> Result<oneshot::Receiver<Result<Transcription, SttError>>, SttError> {
+        if let Some(name) = &request.model {
+            if !self.models.iter().any(|m| &m.name == name) {
+                return Err(SttError::UnknownModel {
+                    name: name.clone(),
+                    known: self.models.iter().map(|m| m.name.clone()).collect(),
+                });
+            }
+        }
+        if request.language.is_none() {
+            request.language = Some(self.language.clone());
+        }
+        let (reply, receiver) = oneshot::channel();
+        let job = Job {
+            samples,
+            request,
+            cancel,
+            reply,
+        };
+        match self.jobs.try_send(job) {
+            Ok(()) => Ok(receiver),
+            Err(TrySendError::Full(_)) => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                Err(SttError::Busy)
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                Err(SttError::Decode("whisper workers stopped".into()))
+            }
+        }
+    }
+
+    /// Decodes and waits for the result.
+    ///
+    /// # Errors
+    /// As [`Engine::submit`], plus decode failures.
+    pub async fn transcribe(
+        &self,
+        samples: Arc<[f32]>,
+        request: DecodeRequest,
+    ) -> Result<Transcription, SttError> {
+        let cancel = CancelFlag::default();
+        let receiver = self.submit(samples, request, cancel.clone())?;
+        // If this future is dropped, the guard cancels the job.
+        let _guard = CancelOnDrop(cancel);
+        receiver
+            .await
+            .map_err(|_| SttError::Decode("whisper worker stopped".into()))?
+    }
+}
+
+/// Cancels a job when dropped.
+#[derive(Debug)]
+pub struct CancelOnDrop(pub CancelFlag);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+fn load_context(name: &str, path: &Path) -> Result<WhisperContext, SttError> {
+    if !path.is_file() {
+        return Err(SttError::ModelMissing {
+            name: name.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    let path_str = path.to_string_lossy();
+    WhisperContext::new_with_params(&*path_str, WhisperContextParameters::default()).map_err(
+        |err| SttError::ModelLoad {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            cause: err.to_string(),
+        },
+    )
+}
+
+struct Worker {
+    stats: Arc<EngineStats>,
+    contexts: Arc<HashMap<String, Arc<WhisperContext>>>,
+    default: String,
+    states: HashMap<String, WhisperState>,
+    threads: usize,
+}
+
+impl Worker {
+    fn run(mut self, receiver: &Mutex<Receiver<Job>>) {
+        loop {
+            // Holding the lock while waiting is fine: only idle workers wait on it.
+            let job = match receiver.lock() {
+                Ok(receiver) => receiver.recv(),
+                Err(_) => return,
+            };
+            let Ok(job) = job else { return };
+            if job.cancel.is_cancelled() || job.reply.is_closed() {
+                debug!("skipping a cancelled whisper job");
+                self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let result = self.decode(&job);
+            let counter = match &result {
+                Err(SttError::Cancelled) => &self.stats.cancelled,
+                _ => &self.stats.completed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let _ = job.reply.send(result);
+        }
+    }
+
+    fn decode(&mut self, job: &Job) -> Result<Transcription, SttError> {
+        let started = Instant::now();
+        let name = job
+            .request
+            .model
+            .clone()
+            .unwrap_or_else(|| self.default.clone());
+        let context = self
+            .contexts
+            .get(&name)
+            .ok_or_else(|| SttError::Decode(format!("model {name} is not loaded")))?;
+        let state = match self.states.entry(name.clone()) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(context.create_state().map_err(|err| {
+                    SttError::Decode(format!("cannot create whisper state: {err}"))
+                })?)
+            }
+        };
+
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(i32::try_from(self.threads).unwrap_or(1));
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        params.set_no_timestamps(true);
+        params.set_no_context(true);
+        params.set_suppress_blank(true);
+        // Whisper can loop on a phrase when the context is short ("fellow Americans. fellow
+        // Americans. ..."). Nobody says more than ~6 tokens a second, so cap the output; the
+        // temperature fallback (kept at whisper's default) catches the rest of the loops.
+        let seconds = job.samples.len() / WHISPER_RATE as usize;
+        params.set_max_tokens(i32::try_from(16 + 8 * seconds).unwrap_or(i32::MAX));
+        let language = job.request.language.as_deref().filter(|l| *l != "auto");
+        let multilingual = context.is_multilingual();
+        match (language, multilingual) {
+            (Some(language), true) => params.set_language(Some(language)),
+            (None, true) => params.set_language(Some("auto")),
+            (_, false) => params.set_language(Some("en")),
+        }
+        if !job.request.prompt.is_empty() {
+            params.set_initial_prompt(&job.request.prompt);
+        }
+        params.set_audio_ctx(i32::try_from(audio_ctx_for(job.samples.len())).unwrap_or(0));
+        // whisper-rs 0.16 boxes the closure as `Box<dyn FnMut>` but its trampoline reads it back
+        // as the closure's own type; only when that type *is* `Box<dyn FnMut() -> bool>` do the
+        // two agree. (It also never frees the box: ~80 bytes per decode.)
+        let cancel = job.cancel.clone();
+        let abort: Box<dyn FnMut() -> bool> = Box::new(move || cancel.is_cancelled());
+        params.set_abort_callback_safe::<_, Box<dyn FnMut() -> bool>>(Some(abort));
+
+        // whisper.cpp wants at least one second; pad short audio with silence.
+        let min = WHISPER_RATE as usize + WHISPER_RATE as usize / 10;
+        let padded;
+        let samples: &[f32] = if job.samples.len() < min {
+            let mut buf = job.samples.to_vec();
+            buf.resize(min, 0.0);
+            padded = buf;
+            &padded
+        } else {
+            &job.samples
+        };
+        if samples.iter().all(|s| *s == 0.0) {
+            // Nothing to hear: whisper would only hallucinate. The reference returns "".
+            return Ok(Transcription {
+                text: String::new(),
+                segments: Vec::new(),
+                language: language.unwrap_or("en").to_owned(),
+                decode_time: started.elapsed(),
+            });
+        }
+        state.full(params, samples).map_err(|err| {
+            if job.cancel.is_cancelled() {
+                SttError::Cancelled
+            } else {
+                SttError::Decode(err.to_string())
+            }
+        })?;
+        if job.cancel.is_cancelled() {
+            return Err(SttError::Cancelled);
+        }
+        let segments: Vec<String> = (0..state.full_n_segments())
+            .filter_map(|i| state.get_segment(i))
+            .filter_map(|segment| segment.to_str_lossy().ok().map(|s| s.trim().to_owned()))
+            .filter(|s| !s.is_empty())
+            .collect();
+        let language = if multilingual {
+            whisper_rs::get_lang_str(state.full_lang_id_from_state())
+                .unwrap_or("en")
+                .to_owned()
+        } else {
+            "en".to_owned()
+        };
+        let text = segments.join(" ");
+        let text = clean(&text);
+        if text.is_empty() && job.samples.len() > WHISPER_RATE as usize {
+            warn!(
+                "whisper heard nothing in {:.1} s of audio",
+                job.samples.len() as f32 / WHISPER_RATE as f32
+            );
+        }
+        Ok(Transcription {
+            text,
+            segments,
+            language,
+            decode_time: started.elapsed(),
+        })
+    }
+}
+
+/// Encoder context for `samples` of 16 kHz audio: enough for the audio plus padding.
+fn audio_ctx_for(samples: usize) -> usize {
+    let frames = samples.div_ceil(WHISPER_RATE as usize / AUDIO_CTX_PER_SECOND);
+    (frames + AUDIO_CTX_PADDING).clamp(MIN_AUDIO_CTX, FULL_AUDIO_CTX)
+}
+
+/// Removes whisper's non-speech annotations such as `[BLANK_AUDIO]` or `(wind blowing)`.
+fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '[' | '(' => depth += 1,
+            ']' | ')' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_encoder_context_follows_the_audio_length() {
+        assert_eq!(audio_ctx_for(2 * 16_000), MIN_AUDIO_CTX);
+        assert_eq!(audio_ctx_for(10 * 16_000), 500 + AUDIO_CTX_PADDING);
+        assert_eq!(audio_ctx_for(60 * 16_000), FULL_AUDIO_CTX);
+    }
+
+    #[test]
+    fn annotations_are_removed() {
+        assert_eq!(clean(" [BLANK_AUDIO] "), "");
+        assert_eq!(clean("Start VM 101. (coughs)"), "Start VM 101.");
+        assert_eq!(clean("hello  world"), "hello world");
+    }
+}

@@ -1,0 +1,391 @@
+//! Speech-to-text over Wyoming with the real whisper tiny.en and Silero VAD models.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use wyoming::asr::Transcribe;
+use wyoming::audio::{AudioChunk, AudioFormat, AudioStart, AudioStop};
+use wyoming::info::Describe;
+use wyoming::{Client, Event};
+
+/// Decoding is CPU-bound and whisper's threads spin while they wait for each other, so tests that
+/// decode at the same time on a 2-core machine slow each other down many times over. They take
+/// turns instead.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
+fn sample(path: &str) -> PathBuf {
+    models_dir().join(path)
+}
+
+fn jfk() -> PathBuf {
+    sample("whisper/samples/jfk.wav")
+}
+
+fn kitchen() -> PathBuf {
+    sample("wakeword/samples/turn_on_kitchen_lights_joe_16k.wav")
+}
+
+/// 16-bit mono samples of a WAV file.
+fn read_wav(path: &PathBuf) -> (u32, Vec<i16>) {
+    let mut reader = hound::WavReader::open(path).unwrap();
+    assert_eq!(reader.spec().channels, 1);
+    let rate = reader.spec().sample_rate;
+    (rate, reader.samples::<i16>().map(Result::unwrap).collect())
+}
+
+fn pcm(samples: &[i16]) -> Vec<u8> {
+    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+/// Sends `pcm` in 10 ms chunks of `format`.
+async fn stream(client: &mut Client, format: AudioFormat, pcm: &[u8]) {
+    let step = (format.rate / 100 * format.width * format.channels) as usize;
+    for chunk in pcm.chunks(step) {
+        client
+            .send(AudioChunk::new(format, chunk.to_vec(), None))
+            .await
+            .unwrap();
+    }
+}
+
+/// Reads until a transcript or error (and, after a transcript, its `transcript-stop`); returns
+/// it with the types of everything read.
+async fn until_result(client: &mut Client) -> (Event, Vec<String>) {
+    let mut seen = Vec::new();
+    loop {
+        let event = recv(client)
+            .await
+            .expect("server closed before the transcript");
+        seen.push(event.kind().to_owned());
+        match event {
+            Event::Transcript(_) => {
+                let stop = recv(client).await.expect("transcript-stop");
+                assert!(matches!(stop, Event::TranscriptStop(_)), "{stop:?}");
+                return (event, seen);
+            }
+            Event::Error(_) => return (event, seen),
+            _ => {}
+        }
+    }
+}
+
+fn text_of(event: &Event) -> String {
+    match event {
+        Event::Transcript(t) => t.text.to_lowercase(),
+        other => panic!("expected a transcript, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn jfk_through_the_reference_python_client_as_home_assistant_sends_it() {
+    let _turn = one_at_a_time().await;
+    // JFK pauses for over a second between phrases; an endpointer (ours or HA's 0.7 s default)
+    // rightly ends the command there. Here HA's stream decides the end, as with
+    // `requires_external_vad: true`.
+    let mut config = stt_config();
+    config.stt.vad.enabled = false;
+    let app = spawn_app(config).await;
+    let port = app.wyoming_addr.port().to_string();
+    let result = run_python_peer("stt_client.py", &[&port, jfk().to_str().unwrap()]).await;
+    let text = result["text"]
+        .as_str()
+        .expect("a transcript")
+        .to_lowercase();
+    assert!(
+        text.contains("ask not what your country can do for you"),
+        "{result}"
+    );
+    assert_eq!(result["language"], "en");
+    // Streaming events come first, as the protocol orders them.
+    let events: Vec<&str> = result["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(events.first(), Some(&"transcript-start"), "{events:?}");
+    assert!(events.contains(&"transcript-chunk"), "{events:?}");
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn info_advertises_the_installed_model_and_our_own_endpointing() {
+    let app = spawn_app(stt_config()).await;
+    let mut client = client(app.wyoming_addr).await;
+    let info = client.describe().await.unwrap();
+    let asr = info.asr.first().expect("an asr program");
+    assert!(asr.installed);
+    assert!(
+        !asr.requires_external_vad,
+        "we detect the end of speech ourselves"
+    );
+    assert!(asr.supports_transcript_streaming);
+    let model = asr.models.first().unwrap();
+    assert_eq!(model.name, "tiny.en");
+    assert_eq!(model.languages, vec!["en".to_owned()]);
+    assert!(model.installed && !model.attribution.name.is_empty());
+    app.shutdown.cancel();
+}
+
+/// Linear interpolation to `rate` and duplication to stereo: a crude converter on purpose, so
+/// the server's own resampler is what has to cope.
+fn to_stereo_at(rate_in: u32, samples: &[i16], rate: u32) -> Vec<u8> {
+    let n = (samples.len() as u64 * u64::from(rate) / u64::from(rate_in)) as usize;
+    let mut out = Vec::with_capacity(n * 4);
+    for i in 0..n {
+        let pos = i as f64 * f64::from(rate_in) / f64::from(rate);
+        let a = samples[(pos as usize).min(samples.len() - 1)];
+        let b = samples[(pos as usize + 1).min(samples.len() - 1)];
+        let v = (f64::from(a) + (f64::from(b) - f64::from(a)) * pos.fract()) as i16;
+        out.extend_from_slice(&v.to_le_bytes());
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+#[tokio::test]
+async fn audio_in_other_formats_is_resampled() {
+    let _turn = one_at_a_time().await;
+    let mut config = stt_config();
+    config.stt.vad.enabled = false;
+    let app = spawn_app(config).await;
+    let (rate, samples) = read_wav(&jfk());
+    let format = AudioFormat {
+        rate: 44_100,
+        width: 2,
+        channels: 2,
+    };
+    let mut client = client(app.wyoming_addr).await;
+    client.send(Transcribe::default()).await.unwrap();
+    client.send(AudioStart::new(format, None)).await.unwrap();
+    stream(&mut client, format, &to_stereo_at(rate, &samples, 44_100)).await;
+    client.send(AudioStop::default()).await.unwrap();
+    let (event, _) = until_result(&mut client).await;
+    assert!(
+        text_of(&event).contains("ask not what your country can do for you"),
+        "{event:?}"
+    );
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn the_transcript_comes_when_speech_ends_without_waiting_for_audio_stop() {
+    let _turn = one_at_a_time().await;
+    let app = spawn_app(stt_config()).await;
+    let (_, mut samples) = read_wav(&kitchen());
+    // Two seconds of quiet room noise after the command, and no audio-stop.
+    samples.extend(noise(2.0));
+    let mut client = client(app.wyoming_addr).await;
+    client.send(Transcribe::default()).await.unwrap();
+    client
+        .send(AudioStart::new(AudioFormat::HA_MIC, None))
+        .await
+        .unwrap();
+    stream(&mut client, AudioFormat::HA_MIC, &pcm(&samples)).await;
+    let (event, _) = until_result(&mut client).await;
+    let text = text_of(&event);
+    assert!(text.contains("kitchen"), "{text}");
+    // The socket stays open: later audio and audio-stop are read and dropped, and the
+    // connection still answers.
+    stream(&mut client, AudioFormat::HA_MIC, &pcm(&[0; 3200])).await;
+    client.send(AudioStop::default()).await.unwrap();
+    client.send(Describe {}).await.unwrap();
+    assert!(matches!(recv(&mut client).await, Some(Event::Info(_))));
+    app.shutdown.cancel();
+}
+
+/// Low room noise, so the silence is not digital zero.
+fn noise(seconds: f32) -> Vec<i16> {
+    (0..(seconds * 16_000.0) as usize)
+        .map(|i| ((i * 7919) % 61) as i16 - 30)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pause_mid_sentence_does_not_end_the_command() {
+    let _turn = one_at_a_time().await;
+    // "And so ... my fellow Americans": whisper hears "And so" without a full stop after the
+    // first pause (and "so" needs a word after it), so the short silence is not the end.
+    let (_, jfk) = read_wav(&jfk());
+    let split = (0.65 * 16_000.0) as usize;
+    let mut audio = jfk[..split].to_vec();
+    audio.extend(noise(0.5));
+    audio.extend(&jfk[split..(2.2 * 16_000.0) as usize]);
+    audio.extend(noise(1.5));
+    let app = spawn_app(stt_config()).await;
+    let mut client = client(app.wyoming_addr).await;
+    client.send(Transcribe::default()).await.unwrap();
+    client
+        .send(AudioStart::new(AudioFormat::HA_MIC, None))
+        .await
+        .unwrap();
+    stream(&mut client, AudioFormat::HA_MIC, &pcm(&audio)).await;
+    let (event, _) = until_result(&mut client).await;
+    assert!(text_of(&event).contains("fellow"), "{event:?}");
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn empty_audio_gives_an_empty_transcript() {
+    let _turn = one_at_a_time().await;
+    let app = spawn_app(stt_config()).await;
+    let mut client = client(app.wyoming_addr).await;
+    client.send(Transcribe::default()).await.unwrap();
+    client
+        .send(AudioStart::new(AudioFormat::HA_MIC, None))
+        .await
+        .unwrap();
+    client.send(AudioStop::default()).await.unwrap();
+    let (event, _) = until_result(&mut client).await;
+    assert_eq!(text_of(&event), "");
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn audio_chunk_before_audio_start_is_an_error() {
+    let app = spawn_app(stt_config()).await;
+    let mut client = client(app.wyoming_addr).await;
+    client.send(Transcribe::default()).await.unwrap();
+    client
+        .send(AudioChunk::new(AudioFormat::HA_MIC, vec![0u8; 320], None))
+        .await
+        .unwrap();
+    let text = expect_error(&mut client, "unexpected-event").await;
+    assert!(text.contains("audio-start"), "{text}");
+    assert_still_served(&mut client).await;
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn impossible_formats_are_errors() {
+    let app = spawn_app(stt_config()).await;
+    for (rate, width, channels, field) in [
+        (0, 2, 1, "rate"),
+        (16000, 3, 1, "width"),
+        (16000, 2, 0, "channels"),
+    ] {
+        let mut client = client(app.wyoming_addr).await;
+        client.send(Transcribe::default()).await.unwrap();
+        client
+            .send(AudioStart::new(
+                AudioFormat {
+                    rate,
+                    width,
+                    channels,
+                },
+                None,
+            ))
+            .await
+            .unwrap();
+        let text = expect_error(&mut client, "bad-audio-format").await;
+        assert!(text.contains(field), "{text}");
+        assert_still_served(&mut client).await;
+    }
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn audio_over_the_limit_is_an_error() {
+    let mut config = stt_config();
+    config.stt.max_audio_secs = 2;
+    let app = spawn_app(config).await;
+    let mut client = client(app.wyoming_addr).await;
+    client.send(Transcribe::default()).await.unwrap();
+    client
+        .send(AudioStart::new(AudioFormat::HA_MIC, None))
+        .await
+        .unwrap();
+    stream(&mut client, AudioFormat::HA_MIC, &vec![0u8; 3 * 32_000]).await;
+    client.send(AudioStop::default()).await.unwrap();
+    let text = expect_error(&mut client, "audio-too-long").await;
+    assert!(text.contains("2 s"), "{text}");
+    // The rest of the audio was dropped without more errors; the connection still answers.
+    assert_still_served(&mut client).await;
+    app.shutdown.cancel();
+}
+
+/// Sends `seconds` of JFK (repeated) with endpointing off, then `audio-stop`.
+async fn long_request(addr: std::net::SocketAddr, seconds: usize) -> Client {
+    let (_, samples) = read_wav(&jfk());
+    let audio: Vec<i16> = samples
+        .iter()
+        .copied()
+        .cycle()
+        .take(seconds * 16_000)
+        .collect();
+    let mut client = client(addr).await;
+    client.send(Transcribe::default()).await.unwrap();
+    client
+        .send(AudioStart::new(AudioFormat::HA_MIC, None))
+        .await
+        .unwrap();
+    stream(&mut client, AudioFormat::HA_MIC, &pcm(&audio)).await;
+    client.send(AudioStop::default()).await.unwrap();
+    client
+}
+
+fn one_worker() -> jarvis::config::Config {
+    let mut config = stt_config();
+    config.stt.vad.enabled = false;
+    config.stt.workers = 1;
+    config.stt.queue = 1;
+    config
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_mid_decode_has_its_work_abandoned() {
+    let _turn = one_at_a_time().await;
+    let app = spawn_app(one_worker()).await;
+    let stats = &app.services.stt.as_ref().unwrap().engine().stats();
+    let client = long_request(app.wyoming_addr, 25).await;
+    drop(client);
+    tokio::time::timeout(LIMIT, async {
+        while stats.cancelled.load(Ordering::Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the decode is cancelled");
+    assert_eq!(stats.completed.load(Ordering::Relaxed), 0);
+    // The worker is free again for the next client.
+    let mut next = long_request(app.wyoming_addr, 3).await;
+    let (event, _) = until_result(&mut next).await;
+    assert!(text_of(&event).contains("americans"), "{event:?}");
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn requests_beyond_the_queue_get_a_busy_error() {
+    let _turn = one_at_a_time().await;
+    let app = spawn_app(one_worker()).await;
+    let addr = app.wyoming_addr;
+    // One decoding, one queued, the third refused.
+    let requests = (0..3).map(|_| {
+        tokio::spawn(async move {
+            let mut client = long_request(addr, 20).await;
+            until_result(&mut client).await.0
+        })
+    });
+    let results = futures_util::future::join_all(requests).await;
+    let busy = results
+        .iter()
+        .filter(
+            |r| matches!(r.as_ref().unwrap(), Event::Error(e) if e.code.as_deref() == Some("busy")),
+        )
+        .count();
+    let transcripts = results
+        .iter()
+        .filter(|r| matches!(r.as_ref().unwrap(), Event::Transcript(_)))
+        .count();
+    assert!(busy >= 1, "{results:?}");
+    assert_eq!(busy + transcripts, 3, "{results:?}");
+    app.shutdown.cancel();
+}
