@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, overrides } => serve(config.as_deref(), &overrides),
         Command::CheckConfig { file } => cli::check_config(&file),
+        Command::Models { args, command } => cli::models(&args, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
