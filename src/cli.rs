@@ -1,4 +1,4 @@
-//! The command line: `jarvis serve` and `jarvis check-config`.
+//! The command line: `jarvis serve`, `jarvis check-config` and `jarvis models`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
+use crate::models::{self, PullRequest, digest::Sha256Digest};
 
 /// Jarvis: voice and automation for a Proxmox homelab, native to Home Assistant.
 #[derive(Debug, Parser)]
@@ -51,6 +52,44 @@ pub enum Command {
     CheckConfig {
         /// The file to check.
         file: PathBuf,
+    },
+    /// List and download model files (whisper, Piper voices, wake word).
+    Models {
+        /// Where the configuration and models are.
+        #[command(flatten)]
+        args: ModelsArgs,
+        /// What to do.
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+/// Options shared by the `jarvis models` subcommands (given before or after the subcommand).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ModelsArgs {
+    /// Configuration file (TOML): `[models]` base URLs and `[[models.extra]]` entries.
+    #[arg(long, short, global = true, env = "JARVIS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Models directory [default: /var/lib/jarvis/models]
+    #[arg(long, global = true, env = "JARVIS_MODELS_DIR", value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+}
+
+/// `jarvis models ...`.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Show every known model, its size, and whether it is installed.
+    List,
+    /// Download a model into the models directory, verifying its sha256.
+    Pull {
+        /// The model, as `jarvis models list` names it (e.g. `whisper-base.en`).
+        name: String,
+        /// Expected sha256 (64 hex digits); checked instead of the catalog's.
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<Sha256Digest>,
+        /// Download again even when installed, discarding any partial download.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -161,4 +200,37 @@ pub async fn transcribe(
         }
         events = flow.next_output().await;
     }
+}
+
+/// `jarvis models list|pull`: loads the configuration like `serve` does, then runs the command.
+///
+/// # Errors
+/// When the configuration is invalid or the command fails (the message says what to do).
+pub fn models(args: &ModelsArgs, command: ModelsCommand) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        models_dir: args.models_dir.clone(),
+        ..Overrides::default()
+    };
+    let config = load_config(args.config.as_deref(), &overrides)?;
+    let mut out = std::io::stdout();
+    match command {
+        ModelsCommand::List => models::list(&config.models, &mut out)?,
+        ModelsCommand::Pull {
+            name,
+            sha256,
+            force,
+        } => {
+            let request = PullRequest {
+                name,
+                sha256,
+                force,
+            };
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(models::pull(&config.models, &request, &mut out))?;
+        }
+    }
+    Ok(())
 }

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use url::Url;
+
+use crate::models::catalog::{self, ModelKind};
+use crate::models::digest::Sha256Digest;
 
 /// Default Wyoming port. The reference servers use 10200 (TTS), 10300 (STT) and 10400 (wake);
 /// Jarvis serves all of them on one port.
@@ -129,18 +133,40 @@ impl Default for HttpConfig {
     }
 }
 
-/// `[models]`.
+/// `[models]`: where model files live and where `jarvis models pull` gets them.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {
     /// Directory holding whisper, Piper and wake-word models.
     pub dir: PathBuf,
+    /// Base URL of the whisper.cpp ggml models (`ggml-<model>.bin` under it).
+    pub whisper_base_url: Url,
+    /// Base URL of the whisper.cpp Silero VAD model.
+    pub whisper_vad_base_url: Url,
+    /// Base URL of the Piper voices (`en/en_US/joe/medium/...` under it).
+    pub piper_base_url: Url,
+    /// Base URL of the openWakeWord models.
+    pub wake_base_url: Url,
+    /// Seconds to wait for a TCP (and TLS) connection to a download server.
+    pub connect_timeout_secs: u64,
+    /// Seconds a download may go without receiving a byte before it is abandoned (and can be
+    /// resumed by pulling again).
+    pub read_timeout_secs: u64,
+    /// The user's own downloadable models, `[[models.extra]]`.
+    pub extra: Vec<ExtraModel>,
 }
 
 impl Default for ModelsConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from(DEFAULT_MODELS_DIR),
+            whisper_base_url: default_url(catalog::DEFAULT_WHISPER_BASE_URL),
+            whisper_vad_base_url: default_url(catalog::DEFAULT_WHISPER_VAD_BASE_URL),
+            piper_base_url: default_url(catalog::DEFAULT_PIPER_BASE_URL),
+            wake_base_url: default_url(catalog::DEFAULT_WAKE_BASE_URL),
+            connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
+            read_timeout_secs: DEFAULT_READ_TIMEOUT_SECS,
+            extra: Vec::new(),
         }
     }
 }
@@ -257,6 +283,30 @@ impl Default for VadConfig {
             max_silence_ms: 700,
         }
     }
+}
+
+/// Default `models.connect_timeout_secs`: long enough for a slow DNS and TLS handshake, short
+/// enough that an unreachable mirror is reported while the user still watches.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 20;
+/// Default `models.read_timeout_secs`: CDNs pause for a few seconds now and then; a minute of
+/// silence means the transfer is dead.
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 60;
+
+/// `[[models.extra]]`: a model that is not in the built-in catalog, downloaded from a full URL.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraModel {
+    /// What `jarvis models pull` is given.
+    pub name: String,
+    /// What it is for.
+    pub kind: ModelKind,
+    /// Where it is stored, relative to `models.dir` (e.g. `whisper/ggml-my-finetune.bin`).
+    pub file: String,
+    /// Where it is downloaded from.
+    pub url: Url,
+    /// Expected sha256 (64 hex digits); without it the download is installed unverified.
+    #[serde(default)]
+    pub sha256: Option<Sha256Digest>,
 }
 
 /// `[log]`.
@@ -490,6 +540,7 @@ impl Config {
                 "must name a model (e.g. \"tiny.en\") or a ggml file".into(),
             );
         }
+        self.models.validate(origin)?;
         if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             return invalid(
                 "log.level",
@@ -498,6 +549,88 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl ModelsConfig {
+    fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: String| {
+            Err(ConfigError::Invalid {
+                path: origin.to_owned(),
+                key,
+                message,
+            })
+        };
+        for (key, url) in [
+            ("models.whisper_base_url", &self.whisper_base_url),
+            ("models.whisper_vad_base_url", &self.whisper_vad_base_url),
+            ("models.piper_base_url", &self.piper_base_url),
+            ("models.wake_base_url", &self.wake_base_url),
+        ] {
+            if let Err(message) = check_download_url(url) {
+                return invalid(key, message);
+            }
+        }
+        if self.connect_timeout_secs == 0 {
+            return invalid("models.connect_timeout_secs", "must be at least 1".into());
+        }
+        if self.read_timeout_secs == 0 {
+            return invalid("models.read_timeout_secs", "must be at least 1".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for extra in &self.extra {
+            let name = &extra.name;
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return invalid(
+                    "models.extra.name",
+                    format!("{name:?} must be a non-empty name without spaces"),
+                );
+            }
+            if catalog::BUILTIN.iter().any(|m| m.name == name) {
+                return invalid(
+                    "models.extra.name",
+                    format!("{name:?} is already a built-in model; give yours another name"),
+                );
+            }
+            if !names.insert(name.as_str()) {
+                return invalid(
+                    "models.extra.name",
+                    format!("{name:?} is used by more than one [[models.extra]] entry"),
+                );
+            }
+            if !catalog::is_safe_relative_path(&extra.file) {
+                return invalid(
+                    "models.extra.file",
+                    format!(
+                        "{:?} (model {name:?}) must be a relative path inside models.dir, \
+                         such as \"whisper/ggml-custom.bin\"",
+                        extra.file
+                    ),
+                );
+            }
+            if let Err(message) = check_download_url(&extra.url) {
+                return invalid("models.extra.url", format!("model {name:?}: {message}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_download_url(url: &Url) -> Result<(), String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{url} must be an http:// or https:// URL"));
+    }
+    if url.host().is_none() {
+        return Err(format!("{url} has no host"));
+    }
+    Ok(())
+}
+
+#[expect(
+    clippy::expect_used,
+    reason = "the defaults are constant, valid URLs; every test that loads a config parses them"
+)]
+fn default_url(url: &str) -> Url {
+    Url::parse(url).expect("default base URLs are valid")
 }
 
 /// toml's message plus the line it points at, without its multi-line ASCII art.
@@ -580,6 +713,81 @@ mod tests {
         assert_eq!(config.wyoming.addr.port(), 2);
         assert_eq!(config.log.format, LogFormat::Json);
         assert!(!config.wyoming.zeroconf.enabled);
+    }
+
+    #[test]
+    fn model_base_urls_must_be_http_urls_and_are_named() {
+        let config = parse("[models]\nwhisper_base_url = \"http://127.0.0.1:8080/m/\"\n").unwrap();
+        assert_eq!(
+            config.models.whisper_base_url.as_str(),
+            "http://127.0.0.1:8080/m/"
+        );
+        assert_eq!(
+            config.models.piper_base_url.as_str(),
+            catalog::DEFAULT_PIPER_BASE_URL
+        );
+        let err = parse("[models]\nwake_base_url = \"ftp://mirror/wake\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("models.wake_base_url") && msg.contains("http"),
+            "{msg}"
+        );
+        let err = parse("[models]\npiper_base_url = \"not a url\"\n").unwrap_err();
+        assert!(err.to_string().contains("models.piper_base_url"), "{err}");
+        let err = parse("[models]\nread_timeout_secs = 0\n").unwrap_err();
+        assert!(
+            err.to_string().contains("models.read_timeout_secs"),
+            "{err}"
+        );
+        let err = parse("[models]\nbase_url = \"http://x/\"\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn extra_models_parse_and_bad_ones_are_named() {
+        let config = parse(
+            "[[models.extra]]\nname = \"my-model\"\nkind = \"whisper\"\n\
+             file = \"whisper/ggml-my.bin\"\nurl = \"https://example.com/my.bin\"\n\
+             sha256 = \"b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9\"\n",
+        )
+        .unwrap();
+        let extra = &config.models.extra[0];
+        assert_eq!(extra.name, "my-model");
+        assert_eq!(extra.kind, ModelKind::Whisper);
+        assert_eq!(extra.sha256, Some(Sha256Digest::of(b"hello world")));
+
+        let entry = |fields: &str| {
+            format!(
+                "[[models.extra]]\nname = \"x\"\nkind = \"wake\"\nfile = \"w/x.onnx\"\n\
+                 url = \"http://h/x\"\n{fields}"
+            )
+        };
+        let cases = [
+            (entry("sha256 = \"abc\"\n"), "models.extra[0].sha256"),
+            (entry("size = 3\n"), "unknown field"),
+            (
+                entry("").replace("\"wake\"", "\"tts\""),
+                "models.extra[0].kind",
+            ),
+            (
+                entry("").replace("w/x.onnx", "../x.onnx"),
+                "models.extra.file",
+            ),
+            (entry("").replace("w/x.onnx", "/etc/x"), "models.extra.file"),
+            (
+                entry("").replace("http://h/x", "file:///x"),
+                "models.extra.url",
+            ),
+            (
+                entry("").replace("name = \"x\"", "name = \"whisper-tiny.en\""),
+                "already a built-in model",
+            ),
+            (format!("{}{}", entry(""), entry("")), "more than one"),
+        ];
+        for (text, needle) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}\n=> {err}");
+        }
     }
 
     #[test]

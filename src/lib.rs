@@ -9,6 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod http_api;
+pub mod models;
 pub mod services;
 pub mod stt;
 pub mod telemetry;

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
             jarvis::telemetry::init(&config.log)?;
             runtime()?.block_on(cli::transcribe(config, &file, model, language))
         }),
+        Command::Models { args, command } => cli::models(&args, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -200,3 +200,71 @@ async fn the_reference_python_client_drives_jarvis_as_home_assistant_does() {
     }
     served.child.kill().await.unwrap();
 }
+
+#[test]
+fn a_missing_or_corrupt_model_stops_serve_with_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().to_str().unwrap();
+    let out = StdCommand::new(jarvis_bin())
+        .args(["serve", "--models-dir", models, "--no-zeroconf"])
+        .args([
+            "--wyoming-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .env_remove("JARVIS_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("whisper/ggml-tiny.en.bin"), "{stderr}");
+    assert!(
+        stderr.contains("jarvis models pull whisper-tiny.en"),
+        "{stderr}"
+    );
+
+    std::fs::create_dir_all(dir.path().join("whisper")).unwrap();
+    std::fs::write(
+        dir.path().join("whisper/ggml-tiny.en.bin"),
+        b"not a model at all",
+    )
+    .unwrap();
+    let out = StdCommand::new(jarvis_bin())
+        .args(["serve", "--models-dir", models, "--no-zeroconf"])
+        .args([
+            "--wyoming-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .env_remove("JARVIS_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("corrupt"), "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+}
+
+#[test]
+fn transcribe_prints_the_text_of_a_wav_file() {
+    let out = StdCommand::new(jarvis_bin())
+        .arg("transcribe")
+        .arg(models_dir().join("whisper/samples/jfk.wav"))
+        .arg("--models-dir")
+        .arg(models_dir())
+        .env_remove("JARVIS_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ask not what your country can do for you"),
+        "{stdout}"
+    );
+}

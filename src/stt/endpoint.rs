@@ -16,6 +16,9 @@ use whisper_rs::{WhisperVadContext, WhisperVadContextParams};
 
 use super::SttError;
 
+/// The `jarvis models pull` name of the VAD model.
+const VAD_PULL_NAME: &str = "whisper-vad-silero-v6.2.0";
+
 /// Silero's window: 512 samples at 16 kHz (32 ms).
 pub const WINDOW: usize = 512;
 /// Windows of already-seen audio re-run before new ones, to warm the LSTM state.
@@ -96,6 +99,7 @@ fn new_context(path: &Path) -> Result<WhisperVadContext, SttError> {
     let missing = || SttError::ModelMissing {
         name: "silero-vad".into(),
         path: path.to_owned(),
+        pull: VAD_PULL_NAME.into(),
     };
     if !path.is_file() {
         return Err(missing());
@@ -111,6 +115,7 @@ fn new_context(path: &Path) -> Result<WhisperVadContext, SttError> {
         name: "silero-vad".into(),
         path: path.to_owned(),
         cause: err.to_string(),
+        pull: VAD_PULL_NAME.into(),
     })
 }
 

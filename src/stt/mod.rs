@@ -24,19 +24,21 @@ use whisper::{Engine, EngineConfig};
 pub enum SttError {
     /// A model file is not there.
     #[error(
-        "{name} model not found at {path}: download it with `jarvis models pull`, or point \
-         models.dir / stt.model at the file"
+        "{name} model not found at {path}: download it with `jarvis models pull {pull}`, or \
+         point models.dir / stt.model at the file"
     )]
     ModelMissing {
         /// Model name.
         name: String,
         /// Where it was looked for.
         path: PathBuf,
+        /// The `jarvis models pull` name that installs it.
+        pull: String,
     },
     /// A model file is there but does not load.
     #[error(
         "cannot load the {name} model from {path} ({cause}): the file is corrupt, truncated or \
-         not a whisper.cpp ggml model; download it again with `jarvis models pull --force`"
+         not a whisper.cpp ggml model; download it again with `jarvis models pull {pull} --force`"
     )]
     ModelLoad {
         /// Model name.
@@ -45,6 +47,8 @@ pub enum SttError {
         path: PathBuf,
         /// What whisper.cpp said.
         cause: String,
+        /// The `jarvis models pull` name that installs it.
+        pull: String,
     },
     /// Bad settings.
     #[error("{0}")]

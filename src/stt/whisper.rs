@@ -272,6 +272,7 @@ fn load_context(name: &str, path: &Path) -> Result<WhisperContext, SttError> {
         return Err(SttError::ModelMissing {
             name: name.to_owned(),
             path: path.to_owned(),
+            pull: format!("whisper-{name}"),
         });
     }
     let path_str = path.to_string_lossy();
@@ -280,6 +281,7 @@ fn load_context(name: &str, path: &Path) -> Result<WhisperContext, SttError> {
             name: name.to_owned(),
             path: path.to_owned(),
             cause: err.to_string(),
+            pull: format!("whisper-{name}"),
         },
     )
 }

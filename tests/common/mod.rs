@@ -3,6 +3,8 @@
 //! fails the test instead of stalling CI.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod file_server;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
