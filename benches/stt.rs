@@ -46,6 +46,12 @@ fn config(vad: bool) -> Config {
     config.wyoming.zeroconf.enabled = false;
     config.models.dir = models_dir();
     config.stt.vad.enabled = vad;
+    if let Some(threads) = std::env::var("JARVIS_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
+        config.stt.threads = threads;
+    }
     config
 }
 
@@ -138,8 +144,8 @@ fn summary(name: &str, mut times: Vec<Duration>, audio_secs: f32, text: &str) {
     );
 }
 
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -148,6 +154,12 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn main() {
+    if let Ok(filter) = std::env::var("JARVIS_BENCH_LOG") {
+        let _ = jarvis::telemetry::init(&jarvis::config::LogConfig {
+            level: filter,
+            format: jarvis::config::LogFormat::Text,
+        });
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -180,6 +192,7 @@ fn main() {
         }
         app.shutdown.cancel();
         let _ = app.finished.await;
+        drop(app.services);
 
         let app = jarvis::app::spawn(config(true)).await.unwrap();
         // Real-time stream: the 2 s command, then a second of silence; speech ends in the chunk
@@ -203,6 +216,54 @@ fn main() {
         );
         app.shutdown.cancel();
         let _ = app.finished.await;
-        println!("peak RSS (server + bench client): {:.1} MB", peak_rss_mb());
+        drop(app.services);
+
+        // Peak RSS of the real server process (default configuration, endpointing on) after
+        // it has served both kinds of request.
+        let (mut child, addr) = serve_binary().await;
+        let _ = batch(addr, &jfk).await;
+        let _ = live(addr, &stream, end_chunk).await;
+        let pid = child.id().unwrap();
+        println!(
+            "peak RSS of `jarvis serve` after jfk + live command: {:.1} MB",
+            peak_rss_mb(pid)
+        );
+        child.kill().await.unwrap();
     });
+}
+
+/// Starts `jarvis serve` on a loopback port and returns it with its Wyoming address.
+async fn serve_binary() -> (tokio::process::Child, std::net::SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jarvis"))
+        .args([
+            "serve",
+            "--wyoming-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--no-zeroconf",
+            "--log-format",
+            "json",
+            "--log-level",
+            "warn,jarvis::app=info",
+        ])
+        .arg("--models-dir")
+        .arg(models_dir())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if json["message"] == "jarvis is serving" {
+            let addr = json["wyoming"].as_str().unwrap().parse().unwrap();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, addr);
+        }
+    }
+    panic!("jarvis serve exited before serving");
 }

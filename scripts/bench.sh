@@ -4,12 +4,15 @@
 #      1 MB payloads (criterion; events/s = 1 / time per event).
 #   2. Idle memory of `jarvis serve` with no models loaded: RSS once it is serving, and again
 #      after 200 describe round trips (so allocator warm-up is counted).
+#   3. Speech-to-text with the real models: last audio byte -> transcript for jfk.wav and a
+#      2-second command, real-time factor, end of speech -> transcript with endpointing, peak RSS.
 #
-#   scripts/bench.sh [codec|rss]...   (default: both)
+#   scripts/bench.sh [codec|rss|stt]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-what=("${@:-codec rss}")
+what=("${@:-codec rss stt}")
+export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 what=(${what[*]})
 
 for item in "${what[@]}"; do
@@ -22,10 +25,12 @@ for item in "${what[@]}"; do
     echo "== idle RSS of jarvis serve (release build, no models)"
     cargo build --release --locked --bin jarvis 2>/dev/null
     log=$(mktemp)
-    target/release/jarvis serve --wyoming-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --no-zeroconf \
-      --log-format json --models-dir /nonexistent 2>"$log" &
+    no_models=$(mktemp --suffix .toml)
+    printf '[stt]\nenabled = false\n' >"$no_models"
+    target/release/jarvis serve --config "$no_models" --wyoming-addr 127.0.0.1:0 \
+      --http-addr 127.0.0.1:0 --no-zeroconf --log-format json 2>"$log" &
     pid=$!
-    trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
+    trap 'kill $pid 2>/dev/null || true; rm -f "$log" "$no_models"' EXIT
     for _ in $(seq 100); do grep -q 'jarvis is serving' "$log" && break; sleep 0.1; done
     port=$(grep -o '"wyoming":"127.0.0.1:[0-9]*"' "$log" | grep -o '[0-9]*"$' | tr -d '"')
     rss() { awk '/^(VmRSS|VmHWM)/ {printf "%s %.1f MB  ", $1, $2/1024}' /proc/$pid/status; echo; }
@@ -42,6 +47,10 @@ for _ in range(200):
 PY
     echo -n "after 200 describes:      "; rss
     kill -TERM $pid; wait $pid || true
+    ;;
+  stt)
+    echo "== speech-to-text (cargo bench --bench stt)"
+    cargo bench --locked --bench stt 2>/dev/null
     ;;
   *) echo "unknown benchmark $item" >&2; exit 2 ;;
   esac

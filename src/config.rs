@@ -279,7 +279,7 @@ impl Default for VadConfig {
             model: PathBuf::from("whisper/ggml-silero-v6.2.0.bin"),
             threshold: 0.5,
             min_speech_ms: 150,
-            min_silence_ms: 200,
+            min_silence_ms: 150,
             max_silence_ms: 700,
         }
     }

@@ -389,3 +389,59 @@ async fn requests_beyond_the_queue_get_a_busy_error() {
     assert_eq!(busy + transcripts, 3, "{results:?}");
     app.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn the_requested_model_and_language_are_honoured_or_refused_clearly() {
+    let app = spawn_app(stt_config()).await;
+    for (transcribe, code) in [
+        (
+            Transcribe {
+                name: Some("large-v9".into()),
+                ..Default::default()
+            },
+            "unknown-model",
+        ),
+        (
+            Transcribe {
+                language: Some("klingon".into()),
+                ..Default::default()
+            },
+            "unknown-language",
+        ),
+    ] {
+        let mut client = client(app.wyoming_addr).await;
+        client.send(transcribe).await.unwrap();
+        client
+            .send(AudioStart::new(AudioFormat::HA_MIC, None))
+            .await
+            .unwrap();
+        stream(&mut client, AudioFormat::HA_MIC, &pcm(&noise(0.5))).await;
+        client.send(AudioStop::default()).await.unwrap();
+        let text = expect_error(&mut client, code).await;
+        assert!(
+            text.contains("large-v9") || text.contains("klingon"),
+            "{text}"
+        );
+    }
+    // The installed model by name works.
+    let _turn = one_at_a_time().await;
+    let mut client = client(app.wyoming_addr).await;
+    client
+        .send(Transcribe {
+            name: Some("tiny.en".into()),
+            language: Some("en".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client
+        .send(AudioStart::new(AudioFormat::HA_MIC, None))
+        .await
+        .unwrap();
+    let (_, kitchen) = read_wav(&kitchen());
+    stream(&mut client, AudioFormat::HA_MIC, &pcm(&kitchen)).await;
+    client.send(AudioStop::default()).await.unwrap();
+    let (event, _) = until_result(&mut client).await;
+    assert!(text_of(&event).contains("kitchen"), "{event:?}");
+    app.shutdown.cancel();
+}

@@ -23,8 +23,8 @@ const VAD_PULL_NAME: &str = "whisper-vad-silero-v6.2.0";
 pub const WINDOW: usize = 512;
 /// Windows of already-seen audio re-run before new ones, to warm the LSTM state.
 const CONTEXT_WINDOWS: usize = 16;
-/// New windows processed per VAD call (64 ms): the endpoint's time resolution.
-const BATCH_WINDOWS: usize = 2;
+/// New windows processed per VAD call (32 ms): the endpoint's time resolution.
+const BATCH_WINDOWS: usize = 1;
 
 /// Endpointing thresholds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -205,6 +205,7 @@ impl Endpointer {
     }
 
     fn window(&mut self, index: usize, prob: f32, events: &mut Vec<Vad>) {
+        tracing::trace!(index, prob, "vad window");
         let speech = prob >= self.config.threshold;
         let min_speech = EndpointConfig::windows(self.config.min_speech_ms);
         let min_silence = EndpointConfig::windows(self.config.min_silence_ms);

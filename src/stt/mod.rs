@@ -61,6 +61,9 @@ pub enum SttError {
         /// The names there are.
         known: Vec<String>,
     },
+    /// The request names a language whisper does not know.
+    #[error("unknown language {0:?}: use a code such as \"en\" or \"de\", or \"auto\"")]
+    UnknownLanguage(String),
     /// Every worker is busy and the queue is full.
     #[error("speech-to-text is busy (all workers and the queue are full); try again shortly")]
     Busy,
@@ -78,6 +81,7 @@ impl SttError {
         match self {
             Self::Busy => "busy",
             Self::UnknownModel { .. } => "unknown-model",
+            Self::UnknownLanguage(_) => "unknown-language",
             Self::Cancelled => "cancelled",
             _ => "stt-failed",
         }

@@ -31,9 +31,11 @@ const AUDIO_CTX_PER_SECOND: usize = 50;
 /// the speech, so give it a little room.
 const AUDIO_CTX_PADDING: usize = 64;
 /// The smallest context used. Below ~300 frames tiny.en starts to loop and mishear short
-/// commands ("and so am I fell America and so ..."); 384 (7.7 s) keeps its accuracy at a quarter
+/// commands ("and so am I fell America and so ..."); 320 (6.4 s) keeps its accuracy at a fifth
 /// of the full window's encoder cost.
-const MIN_AUDIO_CTX: usize = 384;
+const MIN_AUDIO_CTX: usize = 320;
+/// Longest vocabulary prompt, in tokens: whisper keeps half its 448-token text context for it.
+const MAX_PROMPT_TOKENS: usize = 224;
 /// whisper.cpp's full window, in encoder frames (30 s).
 const FULL_AUDIO_CTX: usize = 1500;
 
@@ -166,13 +168,12 @@ impl Engine {
         let contexts = Arc::new(contexts);
         let stats = Arc::new(EngineStats::default());
         for index in 0..config.workers.max(1) {
-            let worker = Worker {
-                stats: Arc::clone(&stats),
-                contexts: Arc::clone(&contexts),
-                default: default.clone(),
-                states: HashMap::new(),
-                threads: config.threads.max(1),
-            };
+            let worker = Worker::new(
+                Arc::clone(&stats),
+                Arc::clone(&contexts),
+                default.clone(),
+                config.threads.max(1),
+            );
             let receiver = Arc::clone(&receiver);
             std::thread::Builder::new()
                 .name(format!("whisper-{index}"))
@@ -291,7 +292,46 @@ struct Worker {
     contexts: Arc<HashMap<String, Arc<WhisperContext>>>,
     default: String,
     states: HashMap<String, WhisperState>,
-    threads: usize,
+    /// Settings shared by every decode of this worker, abort callback included.
+    base: FullParams<'static, 'static>,
+    /// The cancel flag of the job being decoded, read by `base`'s abort callback.
+    current: Arc<Mutex<CancelFlag>>,
+}
+
+impl Worker {
+    fn new(
+        stats: Arc<EngineStats>,
+        contexts: Arc<HashMap<String, Arc<WhisperContext>>>,
+        default: String,
+        threads: usize,
+    ) -> Self {
+        let mut base = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        base.set_n_threads(i32::try_from(threads).unwrap_or(1));
+        base.set_print_special(false);
+        base.set_print_progress(false);
+        base.set_print_realtime(false);
+        base.set_print_timestamps(false);
+        base.set_no_timestamps(true);
+        base.set_no_context(true);
+        base.set_suppress_blank(true);
+        // Design: the abort callback is set once per worker and cloned into every decode.
+        // whisper-rs 0.16 leaks the boxed closure of each `set_abort_callback_safe` call, and
+        // reads it back as the closure's own type, which is only sound when that type is
+        // `Box<dyn FnMut() -> bool>`. So: one boxed closure, reading whichever job is current.
+        let current = Arc::new(Mutex::new(CancelFlag::default()));
+        let flag = Arc::clone(&current);
+        let abort: Box<dyn FnMut() -> bool> =
+            Box::new(move || flag.lock().map_or(false, |cancel| cancel.is_cancelled()));
+        base.set_abort_callback_safe::<_, Box<dyn FnMut() -> bool>>(Some(abort));
+        Self {
+            stats,
+            contexts,
+            default,
+            states: HashMap::new(),
+            base,
+            current,
+        }
+    }
 }
 
 impl Worker {
@@ -338,37 +378,43 @@ impl Worker {
             }
         };
 
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(i32::try_from(self.threads).unwrap_or(1));
-        params.set_print_special(false);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_timestamps(false);
-        params.set_no_timestamps(true);
-        params.set_no_context(true);
-        params.set_suppress_blank(true);
-        // Whisper can loop on a phrase when the context is short ("fellow Americans. fellow
-        // Americans. ..."). Nobody says more than ~6 tokens a second, so cap the output; the
-        // temperature fallback (kept at whisper's default) catches the rest of the loops.
-        let seconds = job.samples.len() / WHISPER_RATE as usize;
-        params.set_max_tokens(i32::try_from(16 + 8 * seconds).unwrap_or(i32::MAX));
-        let language = job.request.language.as_deref().filter(|l| *l != "auto");
         let multilingual = context.is_multilingual();
+        // A `'static` language string, from whisper's own table: checks the code too.
+        let language: Option<&'static str> = match job.request.language.as_deref() {
+            None | Some("auto") => None,
+            Some(code) => Some(
+                whisper_rs::get_lang_id(code)
+                    .and_then(whisper_rs::get_lang_str)
+                    .ok_or_else(|| SttError::UnknownLanguage(code.to_owned()))?,
+            ),
+        };
+        // The prompt goes in as tokens: whisper-rs would leak a C string per decode otherwise.
+        let prompt = job.request.prompt.replace('\0', " ");
+        let tokens = if prompt.is_empty() {
+            Vec::new()
+        } else {
+            context
+                .tokenize(&prompt, MAX_PROMPT_TOKENS)
+                .unwrap_or_default()
+        };
+        let mut params: FullParams<'static, '_> = self.base.clone();
         match (language, multilingual) {
             (Some(language), true) => params.set_language(Some(language)),
             (None, true) => params.set_language(Some("auto")),
             (_, false) => params.set_language(Some("en")),
         }
-        if !job.request.prompt.is_empty() {
-            params.set_initial_prompt(&job.request.prompt);
+        if !tokens.is_empty() {
+            params.set_tokens(&tokens);
         }
         params.set_audio_ctx(i32::try_from(audio_ctx_for(job.samples.len())).unwrap_or(0));
-        // whisper-rs 0.16 boxes the closure as `Box<dyn FnMut>` but its trampoline reads it back
-        // as the closure's own type; only when that type *is* `Box<dyn FnMut() -> bool>` do the
-        // two agree. (It also never frees the box: ~80 bytes per decode.)
-        let cancel = job.cancel.clone();
-        let abort: Box<dyn FnMut() -> bool> = Box::new(move || cancel.is_cancelled());
-        params.set_abort_callback_safe::<_, Box<dyn FnMut() -> bool>>(Some(abort));
+        // Whisper can loop on a phrase when the context is short ("fellow Americans. fellow
+        // Americans. ..."). Nobody says more than ~6 tokens a second, so cap the output; the
+        // temperature fallback (kept at whisper's default) catches the rest of the loops.
+        let seconds = job.samples.len() / WHISPER_RATE as usize;
+        params.set_max_tokens(i32::try_from(16 + 8 * seconds).unwrap_or(i32::MAX));
+        if let Ok(mut current) = self.current.lock() {
+            *current = job.cancel.clone();
+        }
 
         // whisper.cpp wants at least one second; pad short audio with silence.
         let min = WHISPER_RATE as usize + WHISPER_RATE as usize / 10;
