@@ -321,7 +321,7 @@ impl Worker {
         let current = Arc::new(Mutex::new(CancelFlag::default()));
         let flag = Arc::clone(&current);
         let abort: Box<dyn FnMut() -> bool> =
-            Box::new(move || flag.lock().map_or(false, |cancel| cancel.is_cancelled()));
+            Box::new(move || flag.lock().is_ok_and(|cancel| cancel.is_cancelled()));
         base.set_abort_callback_safe::<_, Box<dyn FnMut() -> bool>>(Some(abort));
         Self {
             stats,
