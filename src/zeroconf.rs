@@ -17,6 +17,8 @@ use zeroconf::{MdnsService, NetworkInterface, ServiceRegistration, ServiceType};
 
 /// How often the advertising thread checks whether it should stop.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Registration normally completes in well under a second; after this long, say so.
+const REGISTRATION_WARNING: Duration = Duration::from_secs(5);
 
 /// A running advertisement; dropping it withdraws the record.
 #[derive(Debug)]
@@ -129,6 +131,8 @@ fn run(name: &str, port: u16, interface: NetworkInterface, stop: &AtomicBool) {
     let mut service = MdnsService::new(service_type, port);
     service.set_name(name);
     service.set_network_interface(interface);
+    let answered = Arc::new(AtomicBool::new(false));
+    service.set_context(Box::new(Arc::clone(&answered)));
     service.set_registered_callback(Box::new(on_registered));
     let event_loop = match service.register() {
         Ok(event_loop) => event_loop,
@@ -141,18 +145,37 @@ fn run(name: &str, port: u16, interface: NetworkInterface, stop: &AtomicBool) {
             return;
         }
     };
+    let started = std::time::Instant::now();
+    let mut warned = false;
     while !stop.load(Ordering::Relaxed) {
         if let Err(err) = event_loop.poll(POLL_INTERVAL) {
             warn!(cause = %err, "zeroconf event loop failed; advertisement stopped");
             return;
+        }
+        // avahi may wait for a daemon that never comes instead of failing: say so once.
+        if !warned && started.elapsed() > REGISTRATION_WARNING && !answered.load(Ordering::Relaxed)
+        {
+            warned = true;
+            warn!(
+                waited = ?REGISTRATION_WARNING,
+                "zeroconf advertisement has had no answer from avahi (is avahi-daemon running?); \
+                 Home Assistant may not discover Jarvis by itself: add it by host and port"
+            );
         }
     }
 }
 
 fn on_registered(
     result: zeroconf::Result<ServiceRegistration>,
-    _context: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    context: Option<Arc<dyn std::any::Any + Send + Sync>>,
 ) {
+    // avahi answered, one way or the other: the thread's "no answer" warning is not needed.
+    if let Some(answered) = context
+        .as_ref()
+        .and_then(|c| c.downcast_ref::<Arc<AtomicBool>>())
+    {
+        answered.store(true, Ordering::Relaxed);
+    }
     match result {
         Ok(registration) => info!(
             name = registration.name(),

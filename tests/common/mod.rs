@@ -178,8 +178,16 @@ pub struct Served {
 }
 
 impl Served {
-    /// Waits for a later JSON log line whose message contains `needle`; returns it.
+    /// The first JSON log line whose message contains `needle`, from the lines logged before
+    /// "jarvis is serving" or, waiting for them, after it.
     pub async fn wait_for_log(&mut self, needle: &str) -> serde_json::Value {
+        let early = self.log.iter().find_map(|line| {
+            let json: serde_json::Value = serde_json::from_str(line).ok()?;
+            json["message"].as_str()?.contains(needle).then_some(json)
+        });
+        if let Some(json) = early {
+            return json;
+        }
         tokio::time::timeout(LIMIT, async {
             while let Some(line) = self.later.recv().await {
                 let json: serde_json::Value = serde_json::from_str(&line).unwrap();
