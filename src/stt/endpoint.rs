@@ -23,6 +23,8 @@ const VAD_PULL_NAME: &str = "whisper-vad-silero-v6.2.0";
 pub const WINDOW: usize = 512;
 /// Windows of already-seen audio re-run before new ones, to warm the LSTM state.
 const CONTEXT_WINDOWS: usize = 16;
+/// Speech probability below which a window counts as a dip (see [`Vad::Dip`]).
+pub const DIP_PROBABILITY: f32 = 0.95;
 /// New windows processed per VAD call (32 ms): the endpoint's time resolution.
 const BATCH_WINDOWS: usize = 1;
 
@@ -54,6 +56,11 @@ pub enum Vad {
     Pause(usize),
     /// Speech again after a pause.
     Resume,
+    /// The speech probability fell below [`DIP_PROBABILITY`]: speech may be ending. Audio up to
+    /// this sample may already hold all of it.
+    Dip(usize),
+    /// The probability rose again after a dip, without a pause: speech goes on.
+    Rise,
     /// The silence has lasted `min_silence_ms`: the end, if the words so far sound finished.
     Quiet,
     /// The command is over; speech ended at this sample.
@@ -131,6 +138,7 @@ pub struct Endpointer {
     speech_end: Option<usize>,
     silent_run: usize,
     paused: bool,
+    dipped: bool,
     ended: bool,
 }
 
@@ -167,6 +175,7 @@ impl Endpointer {
             speech_end: None,
             silent_run: 0,
             paused: false,
+            dipped: false,
             ended: false,
         })
     }
@@ -208,6 +217,17 @@ impl Endpointer {
         tracing::trace!(index, prob, "vad window");
         let speech = prob >= self.config.threshold;
         let min_speech = EndpointConfig::windows(self.config.min_speech_ms);
+        // Silero's probability falls a window or two before it crosses the threshold at the end
+        // of speech; a dip is the earliest moment a speculative decode can start.
+        if self.speech_windows >= min_speech && !self.paused {
+            if !self.dipped && prob < DIP_PROBABILITY {
+                self.dipped = true;
+                events.push(Vad::Dip((index + 1) * WINDOW));
+            } else if self.dipped && prob >= DIP_PROBABILITY {
+                self.dipped = false;
+                events.push(Vad::Rise);
+            }
+        }
         let min_silence = EndpointConfig::windows(self.config.min_silence_ms);
         let max_silence = EndpointConfig::windows(self.config.max_silence_ms).max(min_silence);
         if speech {
@@ -219,6 +239,7 @@ impl Endpointer {
             self.silent_run = 0;
             if self.paused {
                 self.paused = false;
+                self.dipped = false;
                 events.push(Vad::Resume);
             }
             return;

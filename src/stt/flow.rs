@@ -1,10 +1,11 @@
 //! One speech-to-text exchange on a Wyoming connection:
 //! `transcribe`? → `audio-start` → `audio-chunk`* → `audio-stop`? → `transcript`.
 //!
-//! With endpointing on, the flow watches for the end of speech while audio streams in. At the
-//! first silent window after speech it starts a *speculative* decode of the speech so far; if the
-//! silence lasts, that result is the transcript and goes out at once, usually before the client
-//! has even noticed the silence. Speech after the pause throws the speculative work away.
+//! With endpointing on, the flow watches for the end of speech while audio streams in. When the
+//! speech probability first dips (or at the latest at the first silent window) it starts a
+//! *speculative* decode of the speech so far; if the silence lasts, that result is the transcript
+//! and goes out at once, usually before the client has even noticed the silence. Speech after
+//! the dip or pause throws the speculative work away.
 //!
 //! After the transcript the flow keeps reading (and dropping) audio until `audio-stop` or EOF:
 //! HA 2024.3 writes all audio before it reads, and a closed socket would break its writes.
@@ -56,9 +57,12 @@ pub struct SttFlow {
     converter: Option<Converter>,
     endpointer: Option<Endpointer>,
     pending: Option<Pending>,
-    /// A finished speculative decode and the pause it belongs to.
+    /// A finished speculative decode and the speculation it belongs to.
     speculative: Option<(u64, Transcription)>,
+    /// The current speculation: bumped whenever earlier speculative work goes stale.
     pause: u64,
+    /// Samples the current speculation covers.
+    spec_cut: usize,
     paused: bool,
     /// The current pause has lasted `min_silence_ms`.
     quiet: bool,
@@ -110,6 +114,7 @@ impl SttFlow {
             pending: None,
             speculative: None,
             pause: 0,
+            spec_cut: 0,
             paused: false,
             quiet: false,
             ended_at: None,
@@ -197,25 +202,37 @@ impl SttFlow {
         debug!(?event, "vad");
         match event {
             Vad::Start(_) => Vec::new(),
-            Vad::Pause(_) => {
-                self.pause += 1;
+            Vad::Dip(_) => {
+                self.speculate();
+                Vec::new()
+            }
+            Vad::Rise => {
+                self.drop_speculation();
+                Vec::new()
+            }
+            Vad::Pause(speech_end) => {
                 self.paused = true;
                 self.quiet = false;
-                self.speculative = None;
-                if self.pending.is_none() {
-                    let samples = self.samples();
-                    self.submit(samples, Some(self.pause)).ok();
+                // A speculation started at the dip just before is still good if it holds every
+                // sample of speech; otherwise start one now.
+                let current = self.spec_cut >= speech_end
+                    && (self
+                        .speculative
+                        .as_ref()
+                        .is_some_and(|(p, _)| *p == self.pause)
+                        || self
+                            .pending
+                            .as_ref()
+                            .is_some_and(|p| p.pause == Some(self.pause)));
+                if !current {
+                    self.speculate();
                 }
                 Vec::new()
             }
             Vad::Resume => {
                 self.paused = false;
                 self.quiet = false;
-                self.speculative = None;
-                // The speculative decode is stale: stop it (dropping cancels it).
-                if self.pending.as_ref().is_some_and(|p| p.pause.is_some()) {
-                    self.pending = None;
-                }
+                self.drop_speculation();
                 Vec::new()
             }
             Vad::Quiet => {
@@ -233,6 +250,26 @@ impl SttFlow {
                 self.ended_at = Some(std::time::Instant::now());
                 self.end()
             }
+        }
+    }
+
+    /// Starts a speculative decode of everything heard so far, replacing older speculation.
+    fn speculate(&mut self) {
+        self.drop_speculation();
+        let samples = self.samples();
+        self.spec_cut = samples.len();
+        if self.submit(samples, Some(self.pause)).is_err() {
+            // Busy: no speculation; the end of speech will decode normally.
+            debug!("no worker free for a speculative decode");
+        }
+    }
+
+    /// Makes all speculative work stale and stops the decode of it (dropping cancels it).
+    fn drop_speculation(&mut self) {
+        self.pause += 1;
+        self.speculative = None;
+        if self.pending.as_ref().is_some_and(|p| p.pause.is_some()) {
+            self.pending = None;
         }
     }
 
@@ -255,10 +292,7 @@ impl SttFlow {
                 }
                 // Audio that continued after the last pause may hold more speech.
                 if !self.paused {
-                    self.speculative = None;
-                    if self.pending.as_ref().is_some_and(|p| p.pause.is_some()) {
-                        self.pending = None;
-                    }
+                    self.drop_speculation();
                 }
                 self.end()
             }
@@ -300,10 +334,12 @@ impl SttFlow {
 
     fn submit(&mut self, samples: Arc<[f32]>, pause: Option<u64>) -> Result<(), SttError> {
         let cancel = CancelFlag::default();
-        let receiver = self
-            .service
-            .engine
-            .submit(samples, self.request.clone(), cancel.clone())?;
+        let engine = &self.service.engine;
+        let receiver = if pause.is_some() {
+            engine.submit_if_idle(samples, self.request.clone(), cancel.clone())?
+        } else {
+            engine.submit(samples, self.request.clone(), cancel.clone())?
+        };
         self.pending = Some(Pending {
             receiver,
             _cancel: CancelOnDrop(cancel),

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -130,6 +130,9 @@ pub struct Engine {
     jobs: SyncSender<Job>,
     language: String,
     stats: Arc<EngineStats>,
+    /// Jobs submitted and not yet finished or skipped.
+    in_flight: Arc<AtomicUsize>,
+    workers: usize,
 }
 
 impl Engine {
@@ -167,8 +170,10 @@ impl Engine {
         let receiver = Arc::new(Mutex::new(receiver));
         let contexts = Arc::new(contexts);
         let stats = Arc::new(EngineStats::default());
+        let in_flight = Arc::new(AtomicUsize::new(0));
         for index in 0..config.workers.max(1) {
             let worker = Worker::new(
+                Arc::clone(&in_flight),
                 Arc::clone(&stats),
                 Arc::clone(&contexts),
                 default.clone(),
@@ -185,6 +190,8 @@ impl Engine {
             jobs,
             language: config.language.clone(),
             stats,
+            in_flight,
+            workers: config.workers.max(1),
         })
     }
 
@@ -227,7 +234,12 @@ impl Engine {
             cancel,
             reply,
         };
-        match self.jobs.try_send(job) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let sent = self.jobs.try_send(job);
+        if sent.is_err() {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => Ok(receiver),
             Err(TrySendError::Full(_)) => {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -237,6 +249,23 @@ impl Engine {
                 Err(SttError::Decode("whisper workers stopped".into()))
             }
         }
+    }
+
+    /// Like [`Engine::submit`], but only when a worker is idle: speculative work must never
+    /// queue, or it would take the places of requests that need an answer.
+    ///
+    /// # Errors
+    /// [`SttError::Busy`] when no worker is idle, else as [`Engine::submit`].
+    pub fn submit_if_idle(
+        &self,
+        samples: Arc<[f32]>,
+        request: DecodeRequest,
+        cancel: CancelFlag,
+    ) -> Result<oneshot::Receiver<Result<Transcription, SttError>>, SttError> {
+        if self.in_flight.load(Ordering::Relaxed) >= self.workers {
+            return Err(SttError::Busy);
+        }
+        self.submit(samples, request, cancel)
     }
 
     /// Decodes and waits for the result.
@@ -288,6 +317,7 @@ fn load_context(name: &str, path: &Path) -> Result<WhisperContext, SttError> {
 }
 
 struct Worker {
+    in_flight: Arc<AtomicUsize>,
     stats: Arc<EngineStats>,
     contexts: Arc<HashMap<String, Arc<WhisperContext>>>,
     default: String,
@@ -300,6 +330,7 @@ struct Worker {
 
 impl Worker {
     fn new(
+        in_flight: Arc<AtomicUsize>,
         stats: Arc<EngineStats>,
         contexts: Arc<HashMap<String, Arc<WhisperContext>>>,
         default: String,
@@ -324,6 +355,7 @@ impl Worker {
             Box::new(move || flag.lock().is_ok_and(|cancel| cancel.is_cancelled()));
         base.set_abort_callback_safe::<_, Box<dyn FnMut() -> bool>>(Some(abort));
         Self {
+            in_flight,
             stats,
             contexts,
             default,
@@ -346,9 +378,11 @@ impl Worker {
             if job.cancel.is_cancelled() || job.reply.is_closed() {
                 debug!("skipping a cancelled whisper job");
                 self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                self.in_flight.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
             let result = self.decode(&job);
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
             let counter = match &result {
                 Err(SttError::Cancelled) => &self.stats.cancelled,
                 _ => &self.stats.completed,
