@@ -48,6 +48,26 @@ pub enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Speak a text with the text-to-speech engine, as a Wyoming client would, into a WAV file.
+    Say {
+        /// The text.
+        text: String,
+        /// Where to write the WAV file.
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+        /// Voice name (default: tts.voice).
+        #[arg(long)]
+        voice: Option<String>,
+        /// Speaker of a multi-speaker voice.
+        #[arg(long)]
+        speaker: Option<String>,
+        /// Configuration file (TOML); without one, the defaults are used.
+        #[arg(long, short, env = "JARVIS_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Overrides for the file.
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Check a configuration file and exit: 0 if it is valid, 1 with the offending key if not.
     CheckConfig {
         /// The file to check.
@@ -233,4 +253,73 @@ pub fn models(args: &ModelsArgs, command: ModelsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `jarvis say TEXT -o FILE`: the text goes through the same TTS flow as a Wyoming `synthesize`
+/// and the audio chunks are written to a WAV file.
+///
+/// # Errors
+/// Voice or runtime problems, synthesis failures and unwritable files.
+pub async fn say(
+    mut config: Config,
+    text: &str,
+    output: &Path,
+    voice: Option<String>,
+    speaker: Option<String>,
+) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use wyoming::Event;
+
+    config.tts.enabled = true;
+    let service = tokio::task::spawn_blocking(move || crate::tts::TtsService::load(&config))
+        .await
+        .context("voice loading panicked")??;
+    let request = wyoming::tts::Synthesize {
+        text: text.to_owned(),
+        voice: (voice.is_some() || speaker.is_some()).then(|| wyoming::tts::SynthesizeVoice {
+            name: voice,
+            language: None,
+            speaker,
+        }),
+        ..Default::default()
+    };
+    let (mut flow, mut events) = crate::tts::flow::TtsFlow::single(Arc::new(service), &request);
+    let mut writer: Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>> = None;
+    loop {
+        for event in events.drain(..) {
+            match event {
+                Event::AudioStart(start) => {
+                    let spec = hound::WavSpec {
+                        channels: 1,
+                        sample_rate: start.rate,
+                        bits_per_sample: 16,
+                        sample_format: hound::SampleFormat::Int,
+                    };
+                    writer = Some(
+                        hound::WavWriter::create(output, spec)
+                            .with_context(|| format!("cannot write {}", output.display()))?,
+                    );
+                }
+                Event::AudioChunk(chunk) => {
+                    if let Some(writer) = writer.as_mut() {
+                        for sample in chunk.audio.chunks_exact(2) {
+                            writer.write_sample(i16::from_le_bytes([sample[0], sample[1]]))?;
+                        }
+                    }
+                }
+                Event::AudioStop(_) => {
+                    if let Some(writer) = writer.take() {
+                        writer.finalize()?;
+                    }
+                    return Ok(());
+                }
+                Event::Error(err) => anyhow::bail!("{}", err.text),
+                _ => {}
+            }
+        }
+        if flow.is_done() {
+            return Ok(());
+        }
+        events = flow.next_output().await;
+    }
 }

@@ -34,6 +34,8 @@ pub struct Config {
     pub models: ModelsConfig,
     /// Speech-to-text.
     pub stt: SttConfig,
+    /// Text-to-speech.
+    pub tts: TtsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -309,6 +311,67 @@ pub struct ExtraModel {
     pub sha256: Option<Sha256Digest>,
 }
 
+/// `[tts]`: text-to-speech with Piper voices.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TtsConfig {
+    /// Offer text-to-speech.
+    pub enabled: bool,
+    /// Default voice: a file stem in `<models.dir>/piper/`, e.g. `en_US-joe-medium`.
+    pub voice: String,
+    /// Default speaker of multi-speaker voices (name or id).
+    pub speaker: Option<String>,
+    /// Speaking pace (larger is slower); the voice's own value when unset.
+    pub length_scale: Option<f32>,
+    /// Voice variation; the voice's own value when unset.
+    pub noise_scale: Option<f32>,
+    /// Phoneme length variation; the voice's own value when unset.
+    pub noise_w: Option<f32>,
+    /// Samples per `audio-chunk` (1024 = 46 ms at 22.05 kHz, as the reference server).
+    pub samples_per_chunk: usize,
+    /// Longest text accepted in one request, in characters.
+    pub max_text_chars: usize,
+    /// Voices kept loaded at once; the least recently used is unloaded beyond it.
+    pub max_loaded_voices: usize,
+    /// ONNX Runtime library, relative to `models.dir` (or absolute).
+    pub onnxruntime: PathBuf,
+    /// Advertise `supports_synthesize_streaming` (HA 2025.7+ then streams every request).
+    pub streaming: bool,
+    /// What an unknown voice or speaker gets: `fallback` (the default voice, with a warning in
+    /// the log) or `error` (an `error` event naming the installed voices).
+    pub unknown_voice: UnknownVoice,
+}
+
+impl Default for TtsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            voice: "en_US-joe-medium".into(),
+            speaker: None,
+            length_scale: None,
+            noise_scale: None,
+            noise_w: None,
+            samples_per_chunk: 1024,
+            max_text_chars: 10_000,
+            max_loaded_voices: 2,
+            onnxruntime: PathBuf::from("onnxruntime/libonnxruntime.so.1.24.2"),
+            streaming: true,
+            unknown_voice: UnknownVoice::Fallback,
+        }
+    }
+}
+
+/// See [`TtsConfig::unknown_voice`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownVoice {
+    /// Use the default voice and log a warning.
+    #[default]
+    Fallback,
+    /// Answer with an `error` event.
+    Error,
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -533,6 +596,12 @@ impl Config {
                 "stt.vad.max_silence_ms",
                 "must be at least stt.vad.min_silence_ms".into(),
             );
+        }
+        if self.tts.samples_per_chunk == 0 || self.tts.samples_per_chunk > 65_536 {
+            return invalid("tts.samples_per_chunk", "must be 1 to 65536".into());
+        }
+        if self.tts.max_text_chars == 0 {
+            return invalid("tts.max_text_chars", "must be at least 1".into());
         }
         if stt.model.is_empty() {
             return invalid(

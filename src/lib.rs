@@ -13,5 +13,6 @@ pub mod models;
 pub mod services;
 pub mod stt;
 pub mod telemetry;
+pub mod tts;
 pub mod wyoming_server;
 pub mod zeroconf;

@@ -10,6 +10,17 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, overrides } => serve(config.as_deref(), &overrides),
         Command::CheckConfig { file } => cli::check_config(&file),
+        Command::Say {
+            text,
+            output,
+            voice,
+            speaker,
+            config,
+            overrides,
+        } => cli::load_config(config.as_deref(), &overrides).and_then(|config| {
+            jarvis::telemetry::init(&config.log)?;
+            runtime()?.block_on(cli::say(config, &text, &output, voice, speaker))
+        }),
         Command::Transcribe {
             file,
             config,

@@ -10,6 +10,7 @@ use wyoming::info::Info;
 
 use crate::config::Config;
 use crate::stt::{SttError, SttService};
+use crate::tts::{TtsError, TtsService};
 use crate::wyoming_server::dispatch::Route;
 
 /// The state of one service.
@@ -29,6 +30,19 @@ pub enum ServiceState {
 pub struct Services {
     /// Speech-to-text, when enabled.
     pub stt: Option<Arc<SttService>>,
+    /// Text-to-speech, when enabled.
+    pub tts: Option<Arc<TtsService>>,
+}
+
+/// Why a service could not be loaded at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Speech-to-text.
+    #[error(transparent)]
+    Stt(#[from] SttError),
+    /// Text-to-speech.
+    #[error(transparent)]
+    Tts(#[from] TtsError),
 }
 
 impl Services {
@@ -36,18 +50,23 @@ impl Services {
     ///
     /// # Errors
     /// A model that is missing or does not load; the message names the file and the fix.
-    pub fn load(config: &Config) -> Result<Self, SttError> {
+    pub fn load(config: &Config) -> Result<Self, LoadError> {
         let stt = if config.stt.enabled {
             Some(Arc::new(SttService::load(config)?))
         } else {
             None
         };
-        Ok(Self { stt })
+        let tts = if config.tts.enabled {
+            Some(Arc::new(TtsService::load(config)?))
+        } else {
+            None
+        };
+        Ok(Self { stt, tts })
     }
 
     /// No services at all (for tests of the protocol layer).
     pub fn none() -> Self {
-        Self { stt: None }
+        Self { stt: None, tts: None }
     }
 
     /// The state of the service behind `route`.
@@ -64,7 +83,11 @@ impl Services {
             Route::Stt => ServiceState::Unavailable {
                 reason: "speech-to-text is disabled on this server (stt.enabled = false)".into(),
             },
-            Route::Tts | Route::Wake | Route::Intent => not_built(),
+            Route::Tts if self.tts.is_some() => ServiceState::Ready,
+            Route::Tts => ServiceState::Unavailable {
+                reason: "text-to-speech is disabled on this server (tts.enabled = false)".into(),
+            },
+            Route::Wake | Route::Intent => not_built(),
         }
     }
 
@@ -78,6 +101,7 @@ impl Services {
     pub fn info(&self) -> Info {
         Info {
             asr: self.stt.iter().map(|stt| stt.program()).collect(),
+            tts: self.tts.iter().map(|tts| tts.program()).collect(),
             ..Info::default()
         }
     }

@@ -22,12 +22,15 @@ pub fn init(config: &LogConfig) -> anyhow::Result<()> {
     result.map_err(|err| anyhow::anyhow!("cannot start logging: {err}"))
 }
 
-/// The user's filter, with whisper.cpp's chatty model-loading lines (every one at INFO) demoted
-/// to warnings unless the filter says otherwise.
+/// The user's filter, with the chatty native libraries demoted to warnings unless the filter
+/// says otherwise.
 fn filter_directives(level: &str) -> String {
-    if level.contains("whisper_rs") {
-        level.to_owned()
-    } else {
-        format!("{level},whisper_rs=warn")
+    let mut filter = level.to_owned();
+    // whisper.cpp logs every model-loading step, ONNX Runtime every arena allocation, at INFO.
+    for noisy in ["whisper_rs", "ort"] {
+        if !level.contains(noisy) {
+            filter.push_str(&format!(",{noisy}=warn"));
+        }
     }
+    filter
 }

@@ -12,6 +12,7 @@ use wyoming::{Connection, Event, ProtocolError};
 use super::dispatch::Route;
 use crate::services::{ServiceState, Services};
 use crate::stt::flow::SttFlow;
+use crate::tts::flow::TtsFlow;
 
 /// How long a closing connection may take to receive its last `error` event.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -26,6 +27,8 @@ enum Flow {
     Refused(Route),
     /// Speech-to-text.
     Stt(Box<SttFlow>),
+    /// Text-to-speech.
+    Tts(Box<TtsFlow>),
 }
 
 impl Flow {
@@ -37,13 +40,18 @@ impl Flow {
     async fn output(&mut self) -> Vec<Event> {
         match self {
             Self::Stt(flow) => flow.next_output().await,
+            Self::Tts(flow) => flow.next_output().await,
             Self::Idle | Self::Refused(_) => std::future::pending().await,
         }
     }
 
     /// Whether a reply is being prepared that shutdown must wait for.
     fn in_flight(&self) -> bool {
-        matches!(self, Self::Stt(flow) if flow.is_busy())
+        match self {
+            Self::Stt(flow) => flow.is_busy(),
+            Self::Tts(flow) => flow.is_busy(),
+            Self::Idle | Self::Refused(_) => false,
+        }
     }
 }
 
@@ -137,6 +145,10 @@ fn handle(services: &Services, flow: &mut Flow, event: Event) -> Vec<Event> {
         }
         (Flow::Stt(stt), Event::AudioChunk(chunk)) => return stt.on_chunk(chunk),
         (Flow::Stt(stt), Event::AudioStop(_)) => return stt.on_stop(),
+        (Flow::Tts(tts), Event::SynthesizeChunk(chunk)) => return tts.on_chunk(&chunk.text),
+        (Flow::Tts(tts), Event::SynthesizeStop(_)) => return tts.on_stop(),
+        // Inside a stream, `synthesize` is a compatibility copy of the text: ignore it.
+        (Flow::Tts(tts), Event::Synthesize(_)) if tts.is_streaming() => return Vec::new(),
         (Flow::Refused(route), _) if route.continues_with(&event) => {
             if route.ends_flow(&event) {
                 *flow = Flow::Idle;
@@ -186,8 +198,17 @@ fn open(services: &Services, flow: &mut Flow, route: Route, request: &Event) -> 
         };
         return vec![ErrorEvent::new("service-unavailable", reason).into()];
     }
-    match (route, &services.stt) {
-        (Route::Stt, Some(stt)) => {
+    match (route, &services.stt, &services.tts) {
+        (Route::Tts, _, Some(tts)) => {
+            let (tts_flow, events) = match request {
+                Event::SynthesizeStart(start) => TtsFlow::stream(Arc::clone(tts), start),
+                Event::Synthesize(synthesize) => TtsFlow::single(Arc::clone(tts), synthesize),
+                _ => return Vec::new(),
+            };
+            *flow = Flow::Tts(Box::new(tts_flow));
+            events
+        }
+        (Route::Stt, Some(stt), _) => {
             let transcribe = match request {
                 Event::Transcribe(t) => Some(t),
                 _ => None,

@@ -1,0 +1,286 @@
+//! One text-to-speech exchange on a Wyoming connection.
+//!
+//! - `synthesize`: the text is split into sentences; the first sentence's audio is sent as soon
+//!   as it is synthesized, inside one `audio-start` … `audio-stop` group for the whole text.
+//! - `synthesize-start`, `synthesize-chunk`*, `synthesize`, `synthesize-stop`: each sentence is
+//!   synthesized as soon as its text is complete and sent as its own `audio-start` … `audio-stop`
+//!   group; the compatibility `synthesize` inside the stream is ignored; after the last audio
+//!   comes `synthesize-stopped` (HA waits forever without it).
+//!
+//! Synthesis runs on blocking threads, one sentence at a time per connection. When the client
+//! goes away the flow is dropped: the sentence in progress finishes on its thread and is
+//! discarded, and nothing after it is synthesized.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tracing::{debug, info};
+use wyoming::Event;
+use wyoming::audio::{AudioChunk, AudioFormat, AudioStart, AudioStop};
+use wyoming::misc::Error as ErrorEvent;
+use wyoming::tts::{Synthesize, SynthesizeStart, SynthesizeStopped};
+
+use super::text::{SentenceSplitter, clean, sentences, ssml_to_text};
+use super::{Selection, TtsError, TtsService};
+
+/// Which protocol the exchange follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One `synthesize`: one audio group for all sentences.
+    Single,
+    /// `synthesize-start` …: one audio group per sentence, then `synthesize-stopped`.
+    Stream,
+}
+
+/// The state of one text-to-speech exchange.
+pub struct TtsFlow {
+    service: Arc<TtsService>,
+    selection: Selection,
+    mode: Mode,
+    ssml: bool,
+    splitter: SentenceSplitter,
+    queue: VecDeque<String>,
+    text_len: usize,
+    /// The client has sent all text.
+    all_text: bool,
+    /// (Single mode) `audio-start` was sent.
+    audio_started: bool,
+    done: bool,
+    pending: Option<JoinHandle<Result<Vec<i16>, TtsError>>>,
+    /// When the request arrived, for the log.
+    started: std::time::Instant,
+}
+
+impl std::fmt::Debug for TtsFlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TtsFlow")
+            .field("mode", &self.mode)
+            .field("queued", &self.queue.len())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for TtsFlow {
+    fn drop(&mut self) {
+        // The sentence in progress cannot be interrupted inside ONNX Runtime; its result is
+        // simply never read. Nothing else is started.
+        if let Some(pending) = self.pending.take() {
+            pending.abort();
+        }
+    }
+}
+
+impl TtsFlow {
+    fn new(service: Arc<TtsService>, selection: Selection, mode: Mode, format: Option<&str>) -> Self {
+        Self {
+            service,
+            selection,
+            mode,
+            ssml: format == Some("ssml"),
+            splitter: SentenceSplitter::new(),
+            queue: VecDeque::new(),
+            text_len: 0,
+            all_text: false,
+            audio_started: false,
+            done: false,
+            pending: None,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// A plain `synthesize`. Returns the flow and the events to send now (an error, or the
+    /// empty audio of an empty text).
+    pub fn single(service: Arc<TtsService>, request: &Synthesize) -> (Self, Vec<Event>) {
+        let selection = match service.select(request.voice.as_ref()) {
+            Ok(selection) => selection,
+            Err(err) => return Self::refused(service, Mode::Single, &err),
+        };
+        let mut flow = Self::new(service, selection, Mode::Single, request.text_format.as_deref());
+        if let Err(err) = flow.count(&request.text) {
+            return flow.fail_with(&err);
+        }
+        let text = flow.prepare(&request.text);
+        flow.queue.extend(sentences(&text));
+        flow.all_text = true;
+        let events = flow.finish_if_idle();
+        (flow, events)
+    }
+
+    /// A `synthesize-start`.
+    pub fn stream(service: Arc<TtsService>, request: &SynthesizeStart) -> (Self, Vec<Event>) {
+        match service.select(request.voice.as_ref()) {
+            Ok(selection) => (
+                Self::new(service, selection, Mode::Stream, request.text_format.as_deref()),
+                Vec::new(),
+            ),
+            Err(err) => Self::refused(service, Mode::Stream, &err),
+        }
+    }
+
+    fn refused(service: Arc<TtsService>, mode: Mode, err: &TtsError) -> (Self, Vec<Event>) {
+        let selection = Selection {
+            voice: Arc::clone(&service.default),
+            speaker: None,
+        };
+        let mut flow = Self::new(service, selection, mode, None);
+        let events = flow.fail(err);
+        (flow, events)
+    }
+
+    fn fail_with(mut self, err: &TtsError) -> (Self, Vec<Event>) {
+        let events = self.fail(err);
+        (self, events)
+    }
+
+    /// Whether the exchange is over.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Whether this is a streamed exchange still taking text.
+    pub fn is_streaming(&self) -> bool {
+        self.mode == Mode::Stream && !self.done
+    }
+
+    /// Whether audio is still to come (shutdown waits for it).
+    pub fn is_busy(&self) -> bool {
+        !self.done && (self.pending.is_some() || !self.queue.is_empty())
+    }
+
+    fn count(&mut self, text: &str) -> Result<(), TtsError> {
+        self.text_len += text.chars().count();
+        let limit = self.service.config().max_text_chars;
+        if self.text_len > limit {
+            return Err(TtsError::TextTooLong {
+                len: self.text_len,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    fn prepare(&self, text: &str) -> String {
+        if self.ssml { ssml_to_text(text) } else { text.to_owned() }
+    }
+
+    /// `synthesize-chunk` (streamed text).
+    pub fn on_chunk(&mut self, text: &str) -> Vec<Event> {
+        if self.done || self.all_text {
+            return Vec::new();
+        }
+        if let Err(err) = self.count(text) {
+            return self.fail(&err);
+        }
+        let text = self.prepare(text);
+        let sentences = self.splitter.push(&text);
+        self.queue.extend(sentences);
+        Vec::new()
+    }
+
+    /// `synthesize-stop`: no more text.
+    pub fn on_stop(&mut self) -> Vec<Event> {
+        if self.done || self.all_text {
+            return Vec::new();
+        }
+        self.all_text = true;
+        self.queue.extend(self.splitter.finish());
+        self.finish_if_idle()
+    }
+
+    /// When all text is in and nothing is left to synthesize, the closing events.
+    fn finish_if_idle(&mut self) -> Vec<Event> {
+        if !self.all_text || self.pending.is_some() || !self.queue.is_empty() || self.done {
+            return Vec::new();
+        }
+        self.done = true;
+        match self.mode {
+            Mode::Single => {
+                let mut events = Vec::new();
+                if !self.audio_started {
+                    events.push(AudioStart::new(self.format(), None).into());
+                }
+                events.push(AudioStop { timestamp: None }.into());
+                events
+            }
+            Mode::Stream => vec![SynthesizeStopped {}.into()],
+        }
+    }
+
+    fn format(&self) -> AudioFormat {
+        AudioFormat {
+            rate: self.selection.voice.sample_rate,
+            width: 2,
+            channels: 1,
+        }
+    }
+
+    /// Synthesizes the next sentence and returns its audio events. Pending forever when there
+    /// is nothing to synthesize.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the synthesis keeps running and the next call waits for it again.
+    pub async fn next_output(&mut self) -> Vec<Event> {
+        if self.done {
+            return std::future::pending().await;
+        }
+        if self.pending.is_none() {
+            let Some(sentence) = self.queue.pop_front() else {
+                return std::future::pending().await;
+            };
+            let service = Arc::clone(&self.service);
+            let selection = self.selection.clone();
+            debug!(%sentence, "synthesizing");
+            self.pending = Some(tokio::task::spawn_blocking(move || {
+                service.synthesize_blocking(&selection, &clean(&sentence))
+            }));
+        }
+        let Some(pending) = self.pending.as_mut() else {
+            return Vec::new();
+        };
+        let result = match pending.await {
+            Ok(result) => result,
+            Err(err) => Err(TtsError::Synthesis(format!("synthesis task failed: {err}"))),
+        };
+        self.pending = None;
+        match result {
+            Ok(pcm) => self.audio_events(&pcm),
+            Err(err) => self.fail(&err),
+        }
+    }
+
+    fn audio_events(&mut self, pcm: &[i16]) -> Vec<Event> {
+        let format = self.format();
+        let mut events = Vec::new();
+        if self.mode == Mode::Stream || !self.audio_started {
+            events.push(AudioStart::new(format, None).into());
+            self.audio_started = true;
+        }
+        let per_chunk = self.service.config().samples_per_chunk;
+        for samples in pcm.chunks(per_chunk) {
+            let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+            events.push(AudioChunk::new(format, bytes, None).into());
+        }
+        if self.mode == Mode::Stream {
+            events.push(AudioStop { timestamp: None }.into());
+        }
+        if self.queue.is_empty() && self.all_text {
+            info!(
+                voice = %self.selection.voice.name,
+                took_ms = self.started.elapsed().as_millis() as u64,
+                "speech synthesized"
+            );
+        }
+        events.extend(self.finish_if_idle());
+        events
+    }
+
+    fn fail(&mut self, err: &TtsError) -> Vec<Event> {
+        info!(code = err.code(), %err, "text-to-speech request refused");
+        self.done = true;
+        self.queue.clear();
+        self.pending = None;
+        vec![ErrorEvent::new(err.code(), err.to_string()).into()]
+    }
+}

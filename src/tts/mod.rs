@@ -1,0 +1,353 @@
+//! Text-to-speech: Piper voices (piper-rs on ONNX Runtime) behind Wyoming, streamed by sentence.
+//!
+//! - [`text`]: cleaning, SSML, sentence splitting.
+//! - [`voices`]: the voices in the models directory.
+//! - [`flow`]: one `synthesize` or `synthesize-start` exchange on a Wyoming connection.
+
+pub mod flow;
+pub mod text;
+pub mod voices;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use piper_rs::Piper;
+use tracing::{info, warn};
+use wyoming::info::{Attribution, TtsProgram, TtsVoice, TtsVoiceSpeaker};
+use wyoming::tts::SynthesizeVoice;
+
+use crate::config::{Config, TtsConfig, UnknownVoice};
+use voices::VoiceInfo;
+
+/// Everything that can go wrong in text-to-speech.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TtsError {
+    /// ONNX Runtime could not be loaded.
+    #[error(
+        "cannot load ONNX Runtime from {path} ({cause}): install it with `scripts/bootstrap.sh` \
+         or point tts.onnxruntime at libonnxruntime.so (version 1.24)"
+    )]
+    Runtime {
+        /// The library file.
+        path: PathBuf,
+        /// Why.
+        cause: String,
+    },
+    /// The default voice is not installed.
+    #[error(
+        "Piper voice {name} not found in {dir}: download it with `jarvis models pull piper-{name}`, \
+         or set tts.voice to one of the installed voices ({installed})"
+    )]
+    VoiceMissing {
+        /// The voice.
+        name: String,
+        /// Where voices are looked for.
+        dir: PathBuf,
+        /// What is there.
+        installed: String,
+    },
+    /// A voice does not load.
+    #[error("cannot load Piper voice {name}: {cause}; download it again with `jarvis models pull piper-{name} --force`")]
+    VoiceLoad {
+        /// The voice.
+        name: String,
+        /// Why.
+        cause: String,
+    },
+    /// The request asked for a voice or speaker that does not exist (with `tts.unknown_voice = "error"`).
+    #[error("{0}")]
+    UnknownVoice(String),
+    /// The text is over `tts.max_text_chars`.
+    #[error("text of {len} characters is over the limit of {limit} (tts.max_text_chars)")]
+    TextTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Synthesis failed.
+    #[error("synthesis failed: {0}")]
+    Synthesis(String),
+}
+
+impl TtsError {
+    /// The `code` of the Wyoming `error` event.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownVoice(_) => "unknown-voice",
+            Self::TextTooLong { .. } => "text-too-long",
+            _ => "tts-failed",
+        }
+    }
+}
+
+/// A voice and speaker chosen for a request.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// The voice.
+    pub voice: Arc<VoiceInfo>,
+    /// Speaker id for multi-speaker voices.
+    pub speaker: Option<i64>,
+}
+
+/// The text-to-speech service: voices on disk, loaded models, settings. Shared by every connection.
+pub struct TtsService {
+    voices: Vec<Arc<VoiceInfo>>,
+    default: Arc<VoiceInfo>,
+    loaded: Mutex<Loaded>,
+    config: TtsConfig,
+}
+
+impl std::fmt::Debug for TtsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TtsService")
+            .field("voices", &self.voices.len())
+            .field("default", &self.default.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loaded voices, most recently used last.
+#[derive(Default)]
+struct Loaded {
+    voices: HashMap<String, Arc<Mutex<Piper>>>,
+    order: Vec<String>,
+}
+
+impl TtsService {
+    /// Loads ONNX Runtime, finds the voices and loads the default one.
+    ///
+    /// # Errors
+    /// A missing runtime or default voice, named with the fix.
+    pub fn load(config: &Config) -> Result<Self, TtsError> {
+        let tts = &config.tts;
+        let runtime = config.models.dir.join(&tts.onnxruntime);
+        init_runtime(&runtime)?;
+        let dir = config.models.dir.join("piper");
+        let (found, problems) = voices::scan(&dir);
+        for problem in problems {
+            warn!(%problem, "skipping a Piper voice");
+        }
+        let voices: Vec<Arc<VoiceInfo>> = found.into_iter().map(Arc::new).collect();
+        let default = voices
+            .iter()
+            .find(|v| v.name == tts.voice)
+            .cloned()
+            .ok_or_else(|| TtsError::VoiceMissing {
+                name: tts.voice.clone(),
+                dir: dir.clone(),
+                installed: voices.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", "),
+            })?;
+        let service = Self {
+            voices,
+            default,
+            loaded: Mutex::new(Loaded::default()),
+            config: tts.clone(),
+        };
+        // Load the default voice now, so the first request does not pay for it.
+        service.piper(&service.default)?;
+        Ok(service)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TtsConfig {
+        &self.config
+    }
+
+    /// Picks the voice and speaker for a request.
+    ///
+    /// # Errors
+    /// [`TtsError::UnknownVoice`] when the voice or speaker does not exist and
+    /// `tts.unknown_voice` is `error`; with `fallback` (the default) the default voice is used.
+    pub fn select(&self, requested: Option<&SynthesizeVoice>) -> Result<Selection, TtsError> {
+        let requested = requested.cloned().unwrap_or_default();
+        let by_name = requested
+            .name
+            .as_deref()
+            .map(|name| self.voices.iter().find(|v| v.name == name).cloned());
+        let voice = match by_name {
+            Some(Some(voice)) => voice,
+            Some(None) => self.unknown(format!("unknown voice {:?}", requested.name.unwrap_or_default()))?,
+            None => match requested.language.as_deref() {
+                Some(lang) => match self.voices.iter().find(|v| same_language(&v.language, lang)) {
+                    Some(voice) => Arc::clone(voice),
+                    None => self.unknown(format!("no voice for language {lang:?}"))?,
+                },
+                None => Arc::clone(&self.default),
+            },
+        };
+        let wanted = requested.speaker.clone().or_else(|| self.config.speaker.clone());
+        let speaker = match wanted {
+            None => None,
+            Some(name) if voice.speakers.is_empty() => {
+                if requested.speaker.is_some() {
+                    self.unknown(format!("voice {} has only one speaker, not {name:?}", voice.name))?;
+                }
+                None
+            }
+            Some(name) => match voice.speakers.iter().find(|(_, n)| **n == name) {
+                Some((id, _)) => Some(*id),
+                None => match name.parse::<i64>().ok().filter(|id| voice.speakers.contains_key(id)) {
+                    Some(id) => Some(id),
+                    None => {
+                        self.unknown(format!("voice {} has no speaker {name:?}", voice.name))?;
+                        None
+                    }
+                },
+            },
+        };
+        Ok(Selection { voice, speaker })
+    }
+
+    /// Applies `tts.unknown_voice`: an error, or the default voice with a warning.
+    fn unknown(&self, problem: String) -> Result<Arc<VoiceInfo>, TtsError> {
+        if self.config.unknown_voice == UnknownVoice::Error {
+            return Err(TtsError::UnknownVoice(format!(
+                "{problem}; installed voices: {}",
+                self.voices.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        warn!(%problem, default = %self.default.name, "using the default voice");
+        Ok(Arc::clone(&self.default))
+    }
+
+    /// The loaded model of a voice, loading it (and unloading the least recently used one beyond
+    /// `tts.max_loaded_voices`) if needed.
+    fn piper(&self, voice: &VoiceInfo) -> Result<Arc<Mutex<Piper>>, TtsError> {
+        let mut loaded = self
+            .loaded
+            .lock()
+            .map_err(|_| TtsError::Synthesis("voice cache poisoned".into()))?;
+        if let Some(piper) = loaded.voices.get(&voice.name).cloned() {
+            loaded.order.retain(|n| n != &voice.name);
+            loaded.order.push(voice.name.clone());
+            return Ok(piper);
+        }
+        let started = std::time::Instant::now();
+        let piper = Piper::new(&voice.model, &voice.config).map_err(|err| TtsError::VoiceLoad {
+            name: voice.name.clone(),
+            cause: err.to_string(),
+        })?;
+        info!(voice = %voice.name, took = ?started.elapsed(), "Piper voice loaded");
+        let piper = Arc::new(Mutex::new(piper));
+        loaded.voices.insert(voice.name.clone(), Arc::clone(&piper));
+        loaded.order.push(voice.name.clone());
+        while loaded.order.len() > self.config.max_loaded_voices.max(1) {
+            let evicted = loaded.order.remove(0);
+            loaded.voices.remove(&evicted);
+            info!(voice = %evicted, "Piper voice unloaded (tts.max_loaded_voices)");
+        }
+        Ok(piper)
+    }
+
+    /// Synthesizes one sentence to 16-bit PCM at the voice's rate. Blocking: call it from a
+    /// blocking thread.
+    ///
+    /// # Errors
+    /// Voice loading or synthesis failures.
+    pub fn synthesize_blocking(&self, selection: &Selection, text: &str) -> Result<Vec<i16>, TtsError> {
+        let piper = self.piper(&selection.voice)?;
+        let mut piper = piper
+            .lock()
+            .map_err(|_| TtsError::Synthesis("voice lock poisoned".into()))?;
+        let (samples, _rate) = piper
+            .create(
+                text,
+                false,
+                selection.speaker,
+                self.config.length_scale,
+                self.config.noise_scale,
+                self.config.noise_w,
+            )
+            .map_err(|err| TtsError::Synthesis(err.to_string()))?;
+        Ok(samples
+            .iter()
+            .map(|s| (s.clamp(-1.0, 1.0) * 32_767.0) as i16)
+            .collect())
+    }
+
+    /// The `tts` program for `info`: every voice on disk.
+    pub fn program(&self) -> TtsProgram {
+        let voices = self
+            .voices
+            .iter()
+            .map(|voice| TtsVoice {
+                name: voice.name.clone(),
+                attribution: Attribution::new("Piper", "https://github.com/rhasspy/piper"),
+                installed: true,
+                description: Some(voice.description.clone()),
+                version: None,
+                languages: vec![voice.language.clone()],
+                speakers: (!voice.speakers.is_empty()).then(|| {
+                    voice
+                        .speakers
+                        .values()
+                        .map(|name| TtsVoiceSpeaker { name: name.clone() })
+                        .collect()
+                }),
+            })
+            .collect();
+        TtsProgram {
+            name: "jarvis-piper".into(),
+            attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),
+            installed: true,
+            description: Some("Jarvis text-to-speech (Piper)".into()),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+            voices,
+            supports_synthesize_streaming: self.config.streaming,
+        }
+    }
+}
+
+/// `en_US` matches `en_US`, `en-us` and `en`.
+fn same_language(voice: &str, asked: &str) -> bool {
+    let norm = |s: &str| s.replace('-', "_").to_lowercase();
+    let (voice, asked) = (norm(voice), norm(asked));
+    voice == asked || voice.split('_').next() == Some(asked.as_str())
+}
+
+/// How long loading ONNX Runtime may take. ort 2.0.0-rc.12 deadlocks when `dlopen` fails (its
+/// error path calls back into the loader), so a load that does not finish is a failed load.
+const RUNTIME_LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Loads ONNX Runtime once per process.
+fn init_runtime(path: &std::path::Path) -> Result<(), TtsError> {
+    static RESULT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let result = RESULT.get_or_init(|| {
+        check_library(path)?;
+        let (done, wait) = std::sync::mpsc::channel();
+        let owned = path.to_owned();
+        std::thread::Builder::new()
+            .name("ort-load".into())
+            .spawn(move || {
+                let loaded = ort::init_from(&owned).map(|builder| {
+                    builder.with_name("jarvis").commit();
+                });
+                let _ = done.send(loaded.map_err(|err| err.to_string()));
+            })
+            .map_err(|err| format!("cannot start the loader thread: {err}"))?;
+        match wait.recv_timeout(RUNTIME_LOAD_TIMEOUT) {
+            Ok(result) => result,
+            Err(_) => Err("the library did not load (missing dependencies or a broken file?)".into()),
+        }
+    });
+    result.clone().map_err(|cause| TtsError::Runtime {
+        path: path.to_owned(),
+        cause,
+    })
+}
+
+/// Catches the common mistakes (no file, a copied symlink, not a shared library) before the
+/// loader sees them.
+fn check_library(path: &std::path::Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|err| err.to_string())?;
+    file.read_exact(&mut magic)
+        .map_err(|_| "the file is too short to be a library".to_owned())?;
+    if &magic != b"\x7fELF" {
+        return Err("not a shared library (a symlink copied as a text file?)".into());
+    }
+    Ok(())
+}
