@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # clang/libclang: bindgen (avahi bindings; whisper.cpp later); cmake: whisper.cpp;
-# libavahi-client-dev: zeroconf advertisement; pkg-config: finding system libraries.
-APT_PACKAGES=(build-essential pkg-config cmake clang libclang-dev libavahi-client-dev)
+# libavahi-client-dev: zeroconf advertisement; pkg-config: finding system libraries;
+# libsonic-dev: espeak-ng (Piper phonemes) links libsonic.a.
+APT_PACKAGES=(build-essential pkg-config cmake clang libclang-dev libavahi-client-dev libsonic-dev)
 # Tests only: python3-venv for the reference Wyoming client; dbus + avahi-daemon so the zeroconf
 # advertisement is browsed for real.
 TEST_APT_PACKAGES=(python3-venv dbus avahi-daemon)

@@ -276,7 +276,7 @@ pub async fn say(
         .context("voice loading panicked")??;
     let request = wyoming::tts::Synthesize {
         text: text.to_owned(),
-        voice: (voice.is_some() || speaker.is_some()).then(|| wyoming::tts::SynthesizeVoice {
+        voice: (voice.is_some() || speaker.is_some()).then_some(wyoming::tts::SynthesizeVoice {
             name: voice,
             language: None,
             speaker,

@@ -66,7 +66,10 @@ impl Services {
 
     /// No services at all (for tests of the protocol layer).
     pub fn none() -> Self {
-        Self { stt: None, tts: None }
+        Self {
+            stt: None,
+            tts: None,
+        }
     }
 
     /// The state of the service behind `route`.

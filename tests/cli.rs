@@ -184,7 +184,7 @@ async fn the_reference_python_client_drives_jarvis_as_home_assistant_does() {
     let results = run_python_peer("ha_client.py", &[&port]).await;
     assert_eq!(
         results["describe"],
-        serde_json::json!({"asr": 1, "tts": 0, "wake": 0, "handle": 0, "intent": 0, "satellite": false})
+        serde_json::json!({"asr": 1, "tts": 1, "wake": 0, "handle": 0, "intent": 0, "satellite": false})
     );
     // Half a second of digital silence has no words in it.
     assert_eq!(
@@ -192,12 +192,11 @@ async fn the_reference_python_client_drives_jarvis_as_home_assistant_does() {
         serde_json::json!({"transcript": ""}),
         "{results}"
     );
-    for service in ["wake", "tts"] {
-        assert_eq!(
-            results[service]["error"], "service-unavailable",
-            "{results}"
-        );
-    }
+    // "Hello from Home Assistant." is over a second of 22.05 kHz 16-bit audio.
+    assert_eq!(results["tts"]["audio_rate"], 22050, "{results}");
+    let bytes = results["tts"]["audio_bytes"].as_u64().unwrap();
+    assert!((40_000..300_000).contains(&bytes), "{results}");
+    assert_eq!(results["wake"]["error"], "service-unavailable", "{results}");
     served.child.kill().await.unwrap();
 }
 
@@ -267,4 +266,44 @@ fn transcribe_prints_the_text_of_a_wav_file() {
         stdout.contains("ask not what your country can do for you"),
         "{stdout}"
     );
+}
+
+#[test]
+fn say_writes_a_wav_file_that_transcribes_back_to_the_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("out.wav");
+    let out = StdCommand::new(jarvis_bin())
+        .args([
+            "say",
+            "The backup has finished and three guests are running.",
+            "-o",
+        ])
+        .arg(&wav)
+        .arg("--models-dir")
+        .arg(models_dir())
+        .env_remove("JARVIS_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reader = hound::WavReader::open(&wav).unwrap();
+    assert_eq!(reader.spec().sample_rate, 22_050);
+    assert!(
+        reader.duration() > 22_050 / 2,
+        "{} samples",
+        reader.duration()
+    );
+    let out = StdCommand::new(jarvis_bin())
+        .arg("transcribe")
+        .arg(&wav)
+        .arg("--models-dir")
+        .arg(models_dir())
+        .env_remove("JARVIS_CONFIG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(text.contains("running"), "{text}");
 }

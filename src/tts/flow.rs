@@ -73,7 +73,12 @@ impl Drop for TtsFlow {
 }
 
 impl TtsFlow {
-    fn new(service: Arc<TtsService>, selection: Selection, mode: Mode, format: Option<&str>) -> Self {
+    fn new(
+        service: Arc<TtsService>,
+        selection: Selection,
+        mode: Mode,
+        format: Option<&str>,
+    ) -> Self {
         Self {
             service,
             selection,
@@ -97,7 +102,12 @@ impl TtsFlow {
             Ok(selection) => selection,
             Err(err) => return Self::refused(service, Mode::Single, &err),
         };
-        let mut flow = Self::new(service, selection, Mode::Single, request.text_format.as_deref());
+        let mut flow = Self::new(
+            service,
+            selection,
+            Mode::Single,
+            request.text_format.as_deref(),
+        );
         if let Err(err) = flow.count(&request.text) {
             return flow.fail_with(&err);
         }
@@ -112,7 +122,12 @@ impl TtsFlow {
     pub fn stream(service: Arc<TtsService>, request: &SynthesizeStart) -> (Self, Vec<Event>) {
         match service.select(request.voice.as_ref()) {
             Ok(selection) => (
-                Self::new(service, selection, Mode::Stream, request.text_format.as_deref()),
+                Self::new(
+                    service,
+                    selection,
+                    Mode::Stream,
+                    request.text_format.as_deref(),
+                ),
                 Vec::new(),
             ),
             Err(err) => Self::refused(service, Mode::Stream, &err),
@@ -162,7 +177,11 @@ impl TtsFlow {
     }
 
     fn prepare(&self, text: &str) -> String {
-        if self.ssml { ssml_to_text(text) } else { text.to_owned() }
+        if self.ssml {
+            ssml_to_text(text)
+        } else {
+            text.to_owned()
+        }
     }
 
     /// `synthesize-chunk` (streamed text).

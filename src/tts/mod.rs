@@ -48,7 +48,9 @@ pub enum TtsError {
         installed: String,
     },
     /// A voice does not load.
-    #[error("cannot load Piper voice {name}: {cause}; download it again with `jarvis models pull piper-{name} --force`")]
+    #[error(
+        "cannot load Piper voice {name}: {cause}; download it again with `jarvis models pull piper-{name} --force`"
+    )]
     VoiceLoad {
         /// The voice.
         name: String,
@@ -137,7 +139,11 @@ impl TtsService {
             .ok_or_else(|| TtsError::VoiceMissing {
                 name: tts.voice.clone(),
                 dir: dir.clone(),
-                installed: voices.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", "),
+                installed: voices
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })?;
         let service = Self {
             voices,
@@ -168,27 +174,44 @@ impl TtsService {
             .map(|name| self.voices.iter().find(|v| v.name == name).cloned());
         let voice = match by_name {
             Some(Some(voice)) => voice,
-            Some(None) => self.unknown(format!("unknown voice {:?}", requested.name.unwrap_or_default()))?,
+            Some(None) => self.unknown(format!(
+                "unknown voice {:?}",
+                requested.name.unwrap_or_default()
+            ))?,
             None => match requested.language.as_deref() {
-                Some(lang) => match self.voices.iter().find(|v| same_language(&v.language, lang)) {
+                Some(lang) => match self
+                    .voices
+                    .iter()
+                    .find(|v| same_language(&v.language, lang))
+                {
                     Some(voice) => Arc::clone(voice),
                     None => self.unknown(format!("no voice for language {lang:?}"))?,
                 },
                 None => Arc::clone(&self.default),
             },
         };
-        let wanted = requested.speaker.clone().or_else(|| self.config.speaker.clone());
+        let wanted = requested
+            .speaker
+            .clone()
+            .or_else(|| self.config.speaker.clone());
         let speaker = match wanted {
             None => None,
             Some(name) if voice.speakers.is_empty() => {
                 if requested.speaker.is_some() {
-                    self.unknown(format!("voice {} has only one speaker, not {name:?}", voice.name))?;
+                    self.unknown(format!(
+                        "voice {} has only one speaker, not {name:?}",
+                        voice.name
+                    ))?;
                 }
                 None
             }
             Some(name) => match voice.speakers.iter().find(|(_, n)| **n == name) {
                 Some((id, _)) => Some(*id),
-                None => match name.parse::<i64>().ok().filter(|id| voice.speakers.contains_key(id)) {
+                None => match name
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|id| voice.speakers.contains_key(id))
+                {
                     Some(id) => Some(id),
                     None => {
                         self.unknown(format!("voice {} has no speaker {name:?}", voice.name))?;
@@ -205,7 +228,11 @@ impl TtsService {
         if self.config.unknown_voice == UnknownVoice::Error {
             return Err(TtsError::UnknownVoice(format!(
                 "{problem}; installed voices: {}",
-                self.voices.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+                self.voices
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         warn!(%problem, default = %self.default.name, "using the default voice");
@@ -246,7 +273,11 @@ impl TtsService {
     ///
     /// # Errors
     /// Voice loading or synthesis failures.
-    pub fn synthesize_blocking(&self, selection: &Selection, text: &str) -> Result<Vec<i16>, TtsError> {
+    pub fn synthesize_blocking(
+        &self,
+        selection: &Selection,
+        text: &str,
+    ) -> Result<Vec<i16>, TtsError> {
         let piper = self.piper(&selection.voice)?;
         let mut piper = piper
             .lock()
@@ -329,7 +360,9 @@ fn init_runtime(path: &std::path::Path) -> Result<(), TtsError> {
             .map_err(|err| format!("cannot start the loader thread: {err}"))?;
         match wait.recv_timeout(RUNTIME_LOAD_TIMEOUT) {
             Ok(result) => result,
-            Err(_) => Err("the library did not load (missing dependencies or a broken file?)".into()),
+            Err(_) => {
+                Err("the library did not load (missing dependencies or a broken file?)".into())
+            }
         }
     });
     result.clone().map_err(|cause| TtsError::Runtime {

@@ -35,9 +35,37 @@ pub fn clean(text: &str) -> String {
 fn is_speakable_punctuation(c: char) -> bool {
     matches!(
         c,
-        '.' | ',' | '!' | '?' | ';' | ':' | '\'' | '"' | '-' | '(' | ')' | '%' | '&' | '/' | '+'
-            | '=' | '°' | '€' | '$' | '£' | '’' | '‘' | '“' | '”' | '—' | '–' | '。' | '？' | '！'
-            | '．' | '؟' | '،'
+        '.' | ','
+            | '!'
+            | '?'
+            | ';'
+            | ':'
+            | '\''
+            | '"'
+            | '-'
+            | '('
+            | ')'
+            | '%'
+            | '&'
+            | '/'
+            | '+'
+            | '='
+            | '°'
+            | '€'
+            | '$'
+            | '£'
+            | '’'
+            | '‘'
+            | '“'
+            | '”'
+            | '—'
+            | '–'
+            | '。'
+            | '？'
+            | '！'
+            | '．'
+            | '؟'
+            | '،'
     )
 }
 
@@ -117,15 +145,22 @@ impl SentenceSplitter {
             // A boundary needs what follows: whitespace (or a newline) proves the sentence is over.
             let next = text[after..].chars().next();
             let followed_by_space = next.is_some_and(char::is_whitespace);
-            if SENTENCE_ENDS.contains(&c) && followed_by_space && !self.is_abbreviation(&text[..i]) {
+            if SENTENCE_ENDS.contains(&c) && followed_by_space && !self.is_abbreviation(&text[..i])
+            {
                 return Some(after);
             }
-            if !self.started && words >= FIRST_CLAUSE_WORDS && CLAUSE_ENDS.contains(&c) && followed_by_space {
+            if !self.started
+                && words >= FIRST_CLAUSE_WORDS
+                && CLAUSE_ENDS.contains(&c)
+                && followed_by_space
+            {
                 return Some(after);
             }
         }
         // A line break ends a sentence too (lists, headings).
-        text.find('\n').filter(|&i| !text[..i].trim().is_empty()).map(|i| i + 1)
+        text.find('\n')
+            .filter(|&i| !text[..i].trim().is_empty())
+            .map(|i| i + 1)
     }
 
     /// Whether the word before a period is an abbreviation or a number ("3.5", "Dr.").
@@ -136,7 +171,8 @@ impl SentenceSplitter {
             .unwrap_or_default()
             .trim_start_matches(|c: char| !c.is_alphanumeric())
             .to_lowercase();
-        ABBREVIATIONS.contains(&word.as_str()) || (word.len() == 1 && word.chars().all(char::is_alphabetic))
+        ABBREVIATIONS.contains(&word.as_str())
+            || (word.len() == 1 && word.chars().all(char::is_alphabetic))
     }
 }
 
@@ -156,9 +192,17 @@ mod tests {
     fn sentences_are_split_at_their_ends_not_at_abbreviations_or_numbers() {
         assert_eq!(
             sentences("Node pve is online. It runs 3.5 GB of guests! Dr. Who? Yes"),
-            vec!["Node pve is online.", "It runs 3.5 GB of guests!", "Dr. Who?", "Yes"]
+            vec![
+                "Node pve is online.",
+                "It runs 3.5 GB of guests!",
+                "Dr. Who?",
+                "Yes"
+            ]
         );
-        assert_eq!(sentences("e.g. this one. And that."), vec!["e.g. this one.", "And that."]);
+        assert_eq!(
+            sentences("e.g. this one. And that."),
+            vec!["e.g. this one.", "And that."]
+        );
     }
 
     #[test]
@@ -166,16 +210,25 @@ mod tests {
         let text = "The cluster has three nodes and twelve guests running, of which two are stopped. \
                     Later, much later, with many words here, it is fine.";
         let parts = sentences(text);
-        assert_eq!(parts[0], "The cluster has three nodes and twelve guests running,");
+        assert_eq!(
+            parts[0],
+            "The cluster has three nodes and twelve guests running,"
+        );
         assert_eq!(parts[1], "of which two are stopped.");
-        assert_eq!(parts[2], "Later, much later, with many words here, it is fine.");
+        assert_eq!(
+            parts[2],
+            "Later, much later, with many words here, it is fine."
+        );
     }
 
     #[test]
     fn streamed_text_gives_each_sentence_once_it_is_complete() {
         let mut splitter = SentenceSplitter::new();
         assert!(splitter.push("Rebooting media").is_empty());
-        assert!(splitter.push("-server now.").is_empty(), "needs what follows the period");
+        assert!(
+            splitter.push("-server now.").is_empty(),
+            "needs what follows the period"
+        );
         assert_eq!(splitter.push(" Done"), vec!["Rebooting media-server now."]);
         assert_eq!(splitter.finish().as_deref(), Some("Done"));
         assert_eq!(splitter.finish(), None);
@@ -183,14 +236,19 @@ mod tests {
 
     #[test]
     fn control_characters_and_emoji_are_not_spoken() {
-        assert_eq!(clean("Hello\u{0007} world 🚀🔥\tagain\u{200b}."), "Hello world again .");
+        assert_eq!(
+            clean("Hello\u{0007} world 🚀🔥\tagain\u{200b}."),
+            "Hello world again ."
+        );
         assert_eq!(clean("\u{0000}\u{001b}[31m"), "31m");
     }
 
     #[test]
     fn ssml_is_read_as_its_text() {
         assert_eq!(
-            clean(&ssml_to_text("<speak>Hello <break time=\"1s\"/> &amp; <emphasis>bye</emphasis></speak>")),
+            clean(&ssml_to_text(
+                "<speak>Hello <break time=\"1s\"/> &amp; <emphasis>bye</emphasis></speak>"
+            )),
             "Hello & bye"
         );
     }

@@ -61,8 +61,12 @@ pub fn read_voice(model: &Path) -> Result<VoiceInfo, String> {
     let config = PathBuf::from(format!("{}.json", model.display()));
     let text = std::fs::read_to_string(&config)
         .map_err(|err| format!("cannot read {}: {err}", config.display()))?;
-    let json: VoiceJson = serde_json::from_str(&text)
-        .map_err(|err| format!("{} is not a Piper voice configuration: {err}", config.display()))?;
+    let json: VoiceJson = serde_json::from_str(&text).map_err(|err| {
+        format!(
+            "{} is not a Piper voice configuration: {err}",
+            config.display()
+        )
+    })?;
     let name = model
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -82,7 +86,11 @@ pub fn read_voice(model: &Path) -> Result<VoiceInfo, String> {
         config,
         language,
         sample_rate: json.audio.sample_rate,
-        speakers: json.speaker_id_map.into_iter().map(|(name, id)| (id, name)).collect(),
+        speakers: json
+            .speaker_id_map
+            .into_iter()
+            .map(|(name, id)| (id, name))
+            .collect(),
         description,
     })
 }

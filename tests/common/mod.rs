@@ -41,6 +41,15 @@ pub fn test_config() -> Config {
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     config.wyoming.zeroconf.enabled = false;
     config.stt.enabled = false;
+    config.tts.enabled = false;
+    config
+}
+
+/// [`test_config`] with text-to-speech on the real Piper voice.
+pub fn tts_config() -> Config {
+    let mut config = test_config();
+    config.models.dir = models_dir();
+    config.tts.enabled = true;
     config
 }
 

@@ -44,6 +44,17 @@ async def one(port, events):
             }
         if Transcript.is_type(reply.type):
             return {"transcript": Transcript.from_event(reply).text}
+        if AudioStart.is_type(reply.type):
+            # Read the rest of the audio, as HA does, until audio-stop.
+            start = AudioStart.from_event(reply)
+            total = 0
+            while True:
+                event = await asyncio.wait_for(client.read_event(), timeout=TIMEOUT)
+                if event is None or AudioStop.is_type(event.type):
+                    break
+                if AudioChunk.is_type(event.type):
+                    total += len(AudioChunk.from_event(event).audio)
+            return {"audio_rate": start.rate, "audio_bytes": total}
         return {"type": reply.type}
 
 
