@@ -7,11 +7,14 @@
 #   3. Speech-to-text with the real models: last audio byte -> transcript for jfk.wav and a
 #      2-second command, real-time factor, end of speech -> transcript with endpointing, peak RSS.
 #
-#   scripts/bench.sh [codec|rss|stt]...   (default: all)
+#   4. Text-to-speech with the real Piper voice: first audio-chunk and real-time factor for 1-,
+#      2- and 4-sentence texts.
+#
+#   scripts/bench.sh [codec|rss|stt|tts]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-what=("${@:-codec rss stt}")
+what=("${@:-codec rss stt tts}")
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 what=(${what[*]})
 
@@ -26,7 +29,7 @@ for item in "${what[@]}"; do
     cargo build --release --locked --bin jarvis 2>/dev/null
     log=$(mktemp)
     no_models=$(mktemp --suffix .toml)
-    printf '[stt]\nenabled = false\n' >"$no_models"
+    printf '[stt]\nenabled = false\n[tts]\nenabled = false\n' >"$no_models"
     target/release/jarvis serve --config "$no_models" --wyoming-addr 127.0.0.1:0 \
       --http-addr 127.0.0.1:0 --no-zeroconf --log-format json 2>"$log" &
     pid=$!
@@ -51,6 +54,10 @@ PY
   stt)
     echo "== speech-to-text (cargo bench --bench stt)"
     cargo bench --locked --bench stt 2>/dev/null
+    ;;
+  tts)
+    echo "== text-to-speech (cargo bench --bench tts)"
+    cargo bench --locked --bench tts 2>/dev/null
     ;;
   *) echo "unknown benchmark $item" >&2; exit 2 ;;
   esac

@@ -340,6 +340,12 @@ pub struct TtsConfig {
     /// What an unknown voice or speaker gets: `fallback` (the default voice, with a warning in
     /// the log) or `error` (an `error` event naming the installed voices).
     pub unknown_voice: UnknownVoice,
+    /// Keep synthesized sentences on disk and reuse them.
+    pub cache: bool,
+    /// Where the cache lives.
+    pub cache_dir: PathBuf,
+    /// Largest size of the cache, in MB; the least recently used sentences go first.
+    pub cache_max_mb: u64,
 }
 
 impl Default for TtsConfig {
@@ -357,6 +363,9 @@ impl Default for TtsConfig {
             onnxruntime: PathBuf::from("onnxruntime/libonnxruntime.so.1.24.2"),
             streaming: true,
             unknown_voice: UnknownVoice::Fallback,
+            cache: true,
+            cache_dir: PathBuf::from("/var/cache/jarvis/tts"),
+            cache_max_mb: 200,
         }
     }
 }

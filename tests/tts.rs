@@ -370,3 +370,68 @@ async fn a_client_that_disconnects_mid_stream_stops_the_synthesis() {
     );
     app.shutdown.cancel();
 }
+
+fn cached_config(dir: &std::path::Path) -> jarvis::config::Config {
+    let mut config = tts_config();
+    config.tts.cache = true;
+    config.tts.cache_dir = dir.to_owned();
+    config
+}
+
+#[tokio::test]
+async fn sentences_come_from_the_cache_which_survives_restarts_and_detects_corruption() {
+    use jarvis::tts::cache::{AudioCache, CacheKey};
+    let _turn = one_at_a_time().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sentence = "The backup has finished.";
+    let key = CacheKey {
+        voice: "en_US-joe-medium",
+        speaker: None,
+        scales: [None; 3],
+        text: sentence,
+    };
+
+    let app = spawn_app(cached_config(dir.path())).await;
+    let mut client = client(app.wyoming_addr).await;
+    let real = synthesize(&mut client, sentence).await.groups[0].1.clone();
+    assert!(real.len() > 20_000);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "one sentence, one entry"
+    );
+    app.shutdown.cancel();
+    let _ = app.finished.await;
+
+    // Plant a recognisable entry under the same key: if the server answers with it, the
+    // audio came from the cache, and from disk, since the server was restarted.
+    let planted: Vec<i16> = (0..2205).map(|i| (i % 100) as i16).collect();
+    AudioCache::open(dir.path(), 1 << 30)
+        .unwrap()
+        .put(&key, 22_050, &planted);
+    let planted_bytes: Vec<u8> = planted.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let app = spawn_app(cached_config(dir.path())).await;
+    let mut client = common::client(app.wyoming_addr).await;
+    let cached = synthesize(&mut client, sentence).await.groups[0].1.clone();
+    assert!(cached == planted_bytes, "the answer is the cached entry");
+
+    // Corrupt the entry: it is noticed, and the sentence is synthesized (and cached) again.
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&file, &bytes).unwrap();
+    let again = synthesize(&mut client, sentence).await.groups[0].1.clone();
+    assert!(
+        again.len() > 20_000,
+        "real speech, not the corrupt entry ({} bytes)",
+        again.len()
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    app.shutdown.cancel();
+}

@@ -4,6 +4,7 @@
 //! - [`voices`]: the voices in the models directory.
 //! - [`flow`]: one `synthesize` or `synthesize-start` exchange on a Wyoming connection.
 
+pub mod cache;
 pub mod flow;
 pub mod text;
 pub mod voices;
@@ -98,6 +99,7 @@ pub struct TtsService {
     voices: Vec<Arc<VoiceInfo>>,
     default: Arc<VoiceInfo>,
     loaded: Mutex<Loaded>,
+    cache: Option<cache::AudioCache>,
     config: TtsConfig,
 }
 
@@ -145,10 +147,26 @@ impl TtsService {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
+        let cache = if tts.cache {
+            match cache::AudioCache::open(&tts.cache_dir, tts.cache_max_mb * 1024 * 1024) {
+                Ok(cache) => Some(cache),
+                Err(err) => {
+                    warn!(
+                        dir = %tts.cache_dir.display(),
+                        cause = %err,
+                        "speech cache disabled: set tts.cache_dir to a writable directory"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let service = Self {
             voices,
             default,
             loaded: Mutex::new(Loaded::default()),
+            cache,
             config: tts.clone(),
         };
         // Load the default voice now, so the first request does not pay for it.
@@ -278,6 +296,27 @@ impl TtsService {
         selection: &Selection,
         text: &str,
     ) -> Result<Vec<i16>, TtsError> {
+        let key = cache::CacheKey {
+            voice: &selection.voice.name,
+            speaker: selection.speaker,
+            scales: [
+                self.config.length_scale,
+                self.config.noise_scale,
+                self.config.noise_w,
+            ],
+            text,
+        };
+        if let Some((_, samples)) = self.cache.as_ref().and_then(|cache| cache.get(&key)) {
+            return Ok(samples);
+        }
+        let samples = self.synthesize_uncached(selection, text)?;
+        if let Some(cache) = &self.cache {
+            cache.put(&key, selection.voice.sample_rate, &samples);
+        }
+        Ok(samples)
+    }
+
+    fn synthesize_uncached(&self, selection: &Selection, text: &str) -> Result<Vec<i16>, TtsError> {
         let piper = self.piper(&selection.voice)?;
         let mut piper = piper
             .lock()

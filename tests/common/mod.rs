@@ -50,6 +50,8 @@ pub fn tts_config() -> Config {
     let mut config = test_config();
     config.models.dir = models_dir();
     config.tts.enabled = true;
+    // No shared cache between tests: each test synthesizes for real.
+    config.tts.cache = false;
     config
 }
 

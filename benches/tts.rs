@@ -1,0 +1,126 @@
+//! Text-to-speech latency over Wyoming with the real Piper voice. Prints figures; asserts
+//! nothing about time. Run with `cargo bench --bench tts` (models from `JARVIS_MODELS_DIR`,
+//! default `../shared/models`).
+//!
+//! For 1-, 2- and 4-sentence texts (first sentence of at most eight words): time from sending
+//! `synthesize` to the first `audio-chunk`, total time, and the real-time factor (total time /
+//! audio duration). Then the peak RSS of `jarvis serve` (STT and TTS loaded) after them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_docs
+)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use jarvis::config::Config;
+use wyoming::tts::Synthesize;
+use wyoming::{Client, Event};
+
+const RUNS: usize = 7;
+
+const TEXTS: [(&str, &str); 3] = [
+    ("1 sentence", "Node pve is online and healthy."),
+    (
+        "2 sentences",
+        "Node pve is online. Three of its guests are running and two are stopped.",
+    ),
+    (
+        "4 sentences",
+        "Rebooting media-server on pve. It should be back in about a minute. \
+         The nightly backup finished without errors. Storage local-lvm is sixty percent full.",
+    ),
+];
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("JARVIS_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/models"))
+}
+
+/// Returns (first chunk, total, seconds of audio).
+async fn synthesize(addr: std::net::SocketAddr, text: &str) -> (Duration, Duration, f32) {
+    let mut client = Client::connect(addr).await.unwrap();
+    let started = Instant::now();
+    client
+        .send(Synthesize {
+            text: text.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut first = None;
+    let mut bytes = 0usize;
+    let mut rate = 22_050;
+    loop {
+        match client.recv().await.unwrap().expect("audio") {
+            Event::AudioStart(start) => rate = start.rate,
+            Event::AudioChunk(chunk) => {
+                first.get_or_insert_with(|| started.elapsed());
+                bytes += chunk.audio.len();
+            }
+            Event::AudioStop(_) => break,
+            Event::Error(err) => panic!("{}", err.text),
+            _ => {}
+        }
+    }
+    (
+        first.unwrap_or_default(),
+        started.elapsed(),
+        bytes as f32 / 2.0 / rate as f32,
+    )
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut config = Config::default();
+        config.wyoming.addr = "127.0.0.1:0".parse().unwrap();
+        config.http.enabled = false;
+        config.wyoming.zeroconf.enabled = false;
+        config.models.dir = models_dir();
+        config.stt.enabled = false;
+        config.tts.cache = false;
+        let cache_dir = std::env::temp_dir().join(format!("jarvis-tts-bench-{}", std::process::id()));
+        println!("text-to-speech, en_US-joe-medium, {} cores", std::thread::available_parallelism().map_or(1, |n| n.get()));
+        for cached in [false, true] {
+        let mut config = config.clone();
+        config.tts.cache = cached;
+        config.tts.cache_dir = cache_dir.clone();
+        let app = jarvis::app::spawn(config).await.unwrap();
+        println!("-- {}", if cached { "cached" } else { "cold (no cache)" });
+        for (name, text) in TEXTS {
+            let _ = synthesize(app.wyoming_addr, text).await; // warm-up
+            let mut firsts = Vec::new();
+            let mut totals = Vec::new();
+            let mut audio = 0.0;
+            for _ in 0..RUNS {
+                let (first, total, secs) = synthesize(app.wyoming_addr, text).await;
+                firsts.push(first);
+                totals.push(total);
+                audio = secs;
+            }
+            let (first, total) = (median(firsts), median(totals));
+            println!(
+                "{name:<12} first audio-chunk {:>6.1} ms  total {:>7.1} ms  audio {audio:>5.2} s  RTF {:.3}",
+                first.as_secs_f64() * 1000.0,
+                total.as_secs_f64() * 1000.0,
+                total.as_secs_f32() / audio
+            );
+        }
+        app.shutdown.cancel();
+        let _ = app.finished.await;
+        }
+        let _ = std::fs::remove_dir_all(&cache_dir);
+    });
+}
