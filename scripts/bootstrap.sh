@@ -53,6 +53,26 @@ if [[ ${1:-} == --test ]]; then
   fi
 fi
 
+# ONNX Runtime 1.24.2 for Piper voices, from the PyPI wheel (the only registry that has it), unless
+# the models directory already holds it. scripts/run.sh and scripts/test.sh point Jarvis at it.
+ORT_LIB=libonnxruntime.so.1.24.2
+models_dir=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
+if [[ ! -f $models_dir/onnxruntime/$ORT_LIB && ! -f .cache/onnxruntime/$ORT_LIB ]]; then
+  log "fetching ONNX Runtime 1.24.2 from PyPI"
+  mkdir -p .cache/onnxruntime
+  python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --platform manylinux_2_27_x86_64 --python-version 3.11 -d .cache/onnxruntime "onnxruntime==1.24.2"
+  python3 - .cache/onnxruntime "$ORT_LIB" <<'PY'
+import glob, sys, zipfile
+folder, name = sys.argv[1], sys.argv[2]
+wheel = glob.glob(f"{folder}/onnxruntime-1.24.2-*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    with z.open(f"onnxruntime/capi/{name}") as src, open(f"{folder}/{name}", "wb") as dst:
+        dst.write(src.read())
+PY
+  rm -f .cache/onnxruntime/*.whl
+fi
+
 # A system bus and avahi-daemon for the zeroconf tests (containers and CI machines run neither).
 if [[ ${1:-} == --test ]] && ! pgrep -x avahi-daemon >/dev/null; then
   if [[ $(id -u) -ne 0 ]]; then

@@ -10,4 +10,9 @@ scripts/bootstrap.sh
 if [[ -z ${JARVIS_MODELS_DIR:-} && -d ../shared/models ]]; then
   export JARVIS_MODELS_DIR=$(cd ../shared/models && pwd)
 fi
+# ONNX Runtime fetched by bootstrap.sh when the models directory has none.
+if [[ -z ${JARVIS_ONNXRUNTIME:-} && -f .cache/onnxruntime/libonnxruntime.so.1.24.2 &&
+      ! -f ${JARVIS_MODELS_DIR:-/var/lib/jarvis/models}/onnxruntime/libonnxruntime.so.1.24.2 ]]; then
+  export JARVIS_ONNXRUNTIME=$PWD/.cache/onnxruntime/libonnxruntime.so.1.24.2
+fi
 exec cargo run --release --locked --bin jarvis -- serve "$@"

@@ -432,6 +432,9 @@ pub struct Overrides {
     /// Do not advertise over zeroconf
     #[arg(long, env = "JARVIS_NO_ZEROCONF")]
     pub no_zeroconf: bool,
+    /// ONNX Runtime library for text-to-speech [default: <models-dir>/onnxruntime/libonnxruntime.so.1.24.2]
+    #[arg(long, env = "JARVIS_ONNXRUNTIME", value_name = "FILE")]
+    pub onnxruntime: Option<PathBuf>,
 }
 
 /// Why a configuration could not be loaded. The message names the file and the key.
@@ -520,6 +523,11 @@ impl Config {
         }
         if overrides.no_zeroconf {
             self.wyoming.zeroconf.enabled = false;
+        }
+        if let Some(lib) = &overrides.onnxruntime {
+            // On the command line a relative path means the current directory, not models.dir.
+            self.tts.onnxruntime =
+                std::env::current_dir().map_or_else(|_| lib.clone(), |cwd| cwd.join(lib));
         }
         self
     }
