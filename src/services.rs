@@ -64,14 +64,6 @@ impl Services {
         Ok(Self { stt, tts })
     }
 
-    /// No services at all (for tests of the protocol layer).
-    pub fn none() -> Self {
-        Self {
-            stt: None,
-            tts: None,
-        }
-    }
-
     /// The state of the service behind `route`.
     pub fn state(&self, route: Route) -> ServiceState {
         let not_built = || ServiceState::Unavailable {

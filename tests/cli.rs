@@ -200,10 +200,8 @@ async fn the_reference_python_client_drives_jarvis_as_home_assistant_does() {
     served.child.kill().await.unwrap();
 }
 
-#[test]
-fn a_missing_or_corrupt_model_stops_serve_with_the_file_and_the_fix() {
-    let dir = tempfile::tempdir().unwrap();
-    let models = dir.path().to_str().unwrap();
+/// Runs `jarvis serve` on a models directory; it must stop at start-up. Returns its stderr.
+fn serve_fails_at_start_up(models: &str) -> String {
     let out = StdCommand::new(jarvis_bin())
         .args(["serve", "--models-dir", models, "--no-zeroconf"])
         .args([
@@ -215,8 +213,31 @@ fn a_missing_or_corrupt_model_stops_serve_with_the_file_and_the_fix() {
         .env_remove("JARVIS_CONFIG")
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
+/// Runs `jarvis` with `args` and the real models directory.
+fn jarvis_with_models<I, S>(args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    StdCommand::new(jarvis_bin())
+        .args(args)
+        .arg("--models-dir")
+        .arg(models_dir())
+        .env_remove("JARVIS_CONFIG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_missing_or_corrupt_model_stops_serve_with_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().to_str().unwrap();
+    let stderr = serve_fails_at_start_up(models);
     assert!(stderr.contains("whisper/ggml-tiny.en.bin"), "{stderr}");
     assert!(
         stderr.contains("jarvis models pull whisper-tiny.en"),
@@ -229,33 +250,15 @@ fn a_missing_or_corrupt_model_stops_serve_with_the_file_and_the_fix() {
         b"not a model at all",
     )
     .unwrap();
-    let out = StdCommand::new(jarvis_bin())
-        .args(["serve", "--models-dir", models, "--no-zeroconf"])
-        .args([
-            "--wyoming-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .env_remove("JARVIS_CONFIG")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = serve_fails_at_start_up(models);
     assert!(stderr.contains("corrupt"), "{stderr}");
     assert!(stderr.contains("--force"), "{stderr}");
 }
 
 #[test]
 fn transcribe_prints_the_text_of_a_wav_file() {
-    let out = StdCommand::new(jarvis_bin())
-        .arg("transcribe")
-        .arg(models_dir().join("whisper/samples/jfk.wav"))
-        .arg("--models-dir")
-        .arg(models_dir())
-        .env_remove("JARVIS_CONFIG")
-        .output()
-        .unwrap();
+    let jfk = models_dir().join("whisper/samples/jfk.wav");
+    let out = jarvis_with_models([std::ffi::OsStr::new("transcribe"), jfk.as_os_str()]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_lowercase();
     assert!(
         out.status.success(),
@@ -272,18 +275,13 @@ fn transcribe_prints_the_text_of_a_wav_file() {
 fn say_writes_a_wav_file_that_transcribes_back_to_the_text() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("out.wav");
-    let out = StdCommand::new(jarvis_bin())
-        .args([
-            "say",
-            "The backup has finished and three guests are running.",
-            "-o",
-        ])
-        .arg(&wav)
-        .arg("--models-dir")
-        .arg(models_dir())
-        .env_remove("JARVIS_CONFIG")
-        .output()
-        .unwrap();
+    let text = "The backup has finished and three guests are running.";
+    let out = jarvis_with_models([
+        std::ffi::OsStr::new("say"),
+        std::ffi::OsStr::new(text),
+        std::ffi::OsStr::new("-o"),
+        wav.as_os_str(),
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -296,14 +294,7 @@ fn say_writes_a_wav_file_that_transcribes_back_to_the_text() {
         "{} samples",
         reader.duration()
     );
-    let out = StdCommand::new(jarvis_bin())
-        .arg("transcribe")
-        .arg(&wav)
-        .arg("--models-dir")
-        .arg(models_dir())
-        .env_remove("JARVIS_CONFIG")
-        .output()
-        .unwrap();
+    let out = jarvis_with_models([std::ffi::OsStr::new("transcribe"), wav.as_os_str()]);
     let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
     assert!(text.contains("running"), "{text}");
 }

@@ -45,6 +45,19 @@ fn pcm(samples: &[i16]) -> Vec<u8> {
     samples.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
 
+/// [`stt_config`] with our endpointing off: the client's `audio-stop` ends the audio.
+fn stt_without_vad() -> jarvis::config::Config {
+    let mut config = stt_config();
+    config.stt.vad.enabled = false;
+    config
+}
+
+/// Starts a transcription as HA does: `transcribe`, then `audio-start` in `format`.
+async fn start(client: &mut Client, format: AudioFormat) {
+    client.send(Transcribe::default()).await.unwrap();
+    client.send(AudioStart::new(format, None)).await.unwrap();
+}
+
 /// Sends `pcm` in 10 ms chunks of `format`.
 async fn stream(client: &mut Client, format: AudioFormat, pcm: &[u8]) {
     let step = (format.rate / 100 * format.width * format.channels) as usize;
@@ -90,8 +103,7 @@ async fn jfk_through_the_reference_python_client_as_home_assistant_sends_it() {
     // JFK pauses for over a second between phrases; an endpointer (ours or HA's 0.7 s default)
     // rightly ends the command there. Here HA's stream decides the end, as with
     // `requires_external_vad: true`.
-    let mut config = stt_config();
-    config.stt.vad.enabled = false;
+    let config = stt_without_vad();
     let app = spawn_app(config).await;
     let port = app.wyoming_addr.port().to_string();
     let result = run_python_peer("stt_client.py", &[&port, jfk().to_str().unwrap()]).await;
@@ -154,8 +166,7 @@ fn to_stereo_at(rate_in: u32, samples: &[i16], rate: u32) -> Vec<u8> {
 #[tokio::test]
 async fn audio_in_other_formats_is_resampled() {
     let _turn = one_at_a_time().await;
-    let mut config = stt_config();
-    config.stt.vad.enabled = false;
+    let config = stt_without_vad();
     let app = spawn_app(config).await;
     let (rate, samples) = read_wav(&jfk());
     let format = AudioFormat {
@@ -164,8 +175,7 @@ async fn audio_in_other_formats_is_resampled() {
         channels: 2,
     };
     let mut client = client(app.wyoming_addr).await;
-    client.send(Transcribe::default()).await.unwrap();
-    client.send(AudioStart::new(format, None)).await.unwrap();
+    start(&mut client, format).await;
     stream(&mut client, format, &to_stereo_at(rate, &samples, 44_100)).await;
     client.send(AudioStop::default()).await.unwrap();
     let (event, _) = until_result(&mut client).await;
@@ -184,11 +194,7 @@ async fn the_transcript_comes_when_speech_ends_without_waiting_for_audio_stop() 
     // Two seconds of quiet room noise after the command, and no audio-stop.
     samples.extend(noise(2.0));
     let mut client = client(app.wyoming_addr).await;
-    client.send(Transcribe::default()).await.unwrap();
-    client
-        .send(AudioStart::new(AudioFormat::HA_MIC, None))
-        .await
-        .unwrap();
+    start(&mut client, AudioFormat::HA_MIC).await;
     stream(&mut client, AudioFormat::HA_MIC, &pcm(&samples)).await;
     let (event, _) = until_result(&mut client).await;
     let text = text_of(&event);
@@ -222,11 +228,7 @@ async fn a_pause_mid_sentence_does_not_end_the_command() {
     audio.extend(noise(1.5));
     let app = spawn_app(stt_config()).await;
     let mut client = client(app.wyoming_addr).await;
-    client.send(Transcribe::default()).await.unwrap();
-    client
-        .send(AudioStart::new(AudioFormat::HA_MIC, None))
-        .await
-        .unwrap();
+    start(&mut client, AudioFormat::HA_MIC).await;
     stream(&mut client, AudioFormat::HA_MIC, &pcm(&audio)).await;
     let (event, _) = until_result(&mut client).await;
     assert!(text_of(&event).contains("fellow"), "{event:?}");
@@ -238,11 +240,7 @@ async fn empty_audio_gives_an_empty_transcript() {
     let _turn = one_at_a_time().await;
     let app = spawn_app(stt_config()).await;
     let mut client = client(app.wyoming_addr).await;
-    client.send(Transcribe::default()).await.unwrap();
-    client
-        .send(AudioStart::new(AudioFormat::HA_MIC, None))
-        .await
-        .unwrap();
+    start(&mut client, AudioFormat::HA_MIC).await;
     client.send(AudioStop::default()).await.unwrap();
     let (event, _) = until_result(&mut client).await;
     assert_eq!(text_of(&event), "");
@@ -298,11 +296,7 @@ async fn audio_over_the_limit_is_an_error() {
     config.stt.max_audio_secs = 2;
     let app = spawn_app(config).await;
     let mut client = client(app.wyoming_addr).await;
-    client.send(Transcribe::default()).await.unwrap();
-    client
-        .send(AudioStart::new(AudioFormat::HA_MIC, None))
-        .await
-        .unwrap();
+    start(&mut client, AudioFormat::HA_MIC).await;
     stream(&mut client, AudioFormat::HA_MIC, &vec![0u8; 3 * 32_000]).await;
     client.send(AudioStop::default()).await.unwrap();
     let text = expect_error(&mut client, "audio-too-long").await;
@@ -322,19 +316,14 @@ async fn long_request(addr: std::net::SocketAddr, seconds: usize) -> Client {
         .take(seconds * 16_000)
         .collect();
     let mut client = client(addr).await;
-    client.send(Transcribe::default()).await.unwrap();
-    client
-        .send(AudioStart::new(AudioFormat::HA_MIC, None))
-        .await
-        .unwrap();
+    start(&mut client, AudioFormat::HA_MIC).await;
     stream(&mut client, AudioFormat::HA_MIC, &pcm(&audio)).await;
     client.send(AudioStop::default()).await.unwrap();
     client
 }
 
 fn one_worker() -> jarvis::config::Config {
-    let mut config = stt_config();
-    config.stt.vad.enabled = false;
+    let mut config = stt_without_vad();
     config.stt.workers = 1;
     config.stt.queue = 1;
     config

@@ -297,22 +297,24 @@ async fn text_over_the_limit_is_an_error() {
     app.shutdown.cancel();
 }
 
+/// A request for a voice that is not installed.
+fn unknown_voice_request() -> Synthesize {
+    Synthesize {
+        text: "Hello.".into(),
+        voice: Some(SynthesizeVoice {
+            name: Some("de_DE-nobody-low".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn an_unknown_voice_falls_back_to_the_default_or_is_an_error_when_configured() {
     let _turn = one_at_a_time().await;
     let app = spawn_app(tts_config()).await;
     let mut client = client(app.wyoming_addr).await;
-    client
-        .send(Synthesize {
-            text: "Hello.".into(),
-            voice: Some(SynthesizeVoice {
-                name: Some("de_DE-nobody-low".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    client.send(unknown_voice_request()).await.unwrap();
     let reply = read_reply(&mut client, "audio-stop").await;
     assert_eq!(reply.groups[0].0.rate, 22_050, "the default voice spoke");
     app.shutdown.cancel();
@@ -321,17 +323,7 @@ async fn an_unknown_voice_falls_back_to_the_default_or_is_an_error_when_configur
     config.tts.unknown_voice = jarvis::config::UnknownVoice::Error;
     let app = spawn_app(config).await;
     let mut strict = common::client(app.wyoming_addr).await;
-    strict
-        .send(Synthesize {
-            text: "Hello.".into(),
-            voice: Some(SynthesizeVoice {
-                name: Some("de_DE-nobody-low".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    strict.send(unknown_voice_request()).await.unwrap();
     let text = expect_error(&mut strict, "unknown-voice").await;
     assert!(
         text.contains("en_US-joe-medium"),

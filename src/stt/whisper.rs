@@ -205,8 +205,8 @@ impl Engine {
         &self.models
     }
 
-    /// Decodes 16 kHz mono samples. Dropping the returned future does not stop the job; call
-    /// [`CancelFlag::cancel`] for that (the STT session does when its client leaves).
+    /// Queues 16 kHz mono samples for decoding. Dropping the receiver does not stop the job;
+    /// [`CancelFlag::cancel`] does (the STT flow cancels when its client leaves).
     ///
     /// # Errors
     /// [`SttError::Busy`] when the queue is full, [`SttError::UnknownModel`], or a decode failure.
@@ -266,24 +266,6 @@ impl Engine {
             return Err(SttError::Busy);
         }
         self.submit(samples, request, cancel)
-    }
-
-    /// Decodes and waits for the result.
-    ///
-    /// # Errors
-    /// As [`Engine::submit`], plus decode failures.
-    pub async fn transcribe(
-        &self,
-        samples: Arc<[f32]>,
-        request: DecodeRequest,
-    ) -> Result<Transcription, SttError> {
-        let cancel = CancelFlag::default();
-        let receiver = self.submit(samples, request, cancel.clone())?;
-        // If this future is dropped, the guard cancels the job.
-        let _guard = CancelOnDrop(cancel);
-        receiver
-            .await
-            .map_err(|_| SttError::Decode("whisper worker stopped".into()))?
     }
 }
 
