@@ -434,3 +434,22 @@ async fn the_requested_model_and_language_are_honoured_or_refused_clearly() {
     assert!(text_of(&event).contains("kitchen"), "{event:?}");
     app.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_long_pause_ends_the_command_and_its_words_come_once() {
+    // JFK stops for 1.3 s after "And so my fellow Americans": with our endpointing that is the
+    // end of the command (as with HA's own 0.7 s rule), and the short-context decode must not
+    // repeat the sentence.
+    let _turn = one_at_a_time().await;
+    let app = spawn_app(stt_config()).await;
+    let (_, samples) = read_wav(&jfk());
+    let mut client = client(app.wyoming_addr).await;
+    start(&mut client, AudioFormat::HA_MIC).await;
+    stream(&mut client, AudioFormat::HA_MIC, &pcm(&samples)).await;
+    client.send(AudioStop::default()).await.unwrap();
+    let (event, _) = until_result(&mut client).await;
+    let text = text_of(&event);
+    assert_eq!(text.matches("fellow americ").count(), 1, "{text}");
+    assert!(!text.contains("ask not"), "ended at the pause: {text}");
+    app.shutdown.cancel();
+}

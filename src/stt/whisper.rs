@@ -474,8 +474,7 @@ impl Worker {
         } else {
             "en".to_owned()
         };
-        let text = segments.join(" ");
-        let text = clean(&text);
+        let text = collapse_repeats(&clean(&segments.join(" ")));
         if text.is_empty() && job.samples.len() > WHISPER_RATE as usize {
             warn!(
                 "whisper heard nothing in {:.1} s of audio",
@@ -495,6 +494,35 @@ impl Worker {
 fn audio_ctx_for(samples: usize) -> usize {
     let frames = samples.div_ceil(WHISPER_RATE as usize / AUDIO_CTX_PER_SECOND);
     (frames + AUDIO_CTX_PADDING).clamp(MIN_AUDIO_CTX, FULL_AUDIO_CTX)
+}
+
+/// Drops sentences that repeat the one before: a short context can make whisper say the same
+/// sentence twice ("And so my fellow Americans. And so my fellow Americans."); people do not.
+fn collapse_repeats(text: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let mut start = 0;
+    let normal = |s: &str| {
+        s.trim()
+            .trim_end_matches(['.', '!', '?', ','])
+            .to_lowercase()
+    };
+    for (i, c) in text.char_indices() {
+        if matches!(c, '.' | '!' | '?') {
+            let sentence = &text[start..i + c.len_utf8()];
+            if out
+                .last()
+                .is_none_or(|last| normal(last) != normal(sentence))
+            {
+                out.push(sentence);
+            }
+            start = i + c.len_utf8();
+        }
+    }
+    let rest = &text[start..];
+    if !rest.trim().is_empty() && out.last().is_none_or(|last| normal(last) != normal(rest)) {
+        out.push(rest);
+    }
+    out.iter().map(|s| s.trim()).collect::<Vec<_>>().join(" ")
 }
 
 /// Removes whisper's non-speech annotations such as `[BLANK_AUDIO]` or `(wind blowing)`.
@@ -521,6 +549,25 @@ mod tests {
         assert_eq!(audio_ctx_for(2 * 16_000), MIN_AUDIO_CTX);
         assert_eq!(audio_ctx_for(10 * 16_000), 500 + AUDIO_CTX_PADDING);
         assert_eq!(audio_ctx_for(60 * 16_000), FULL_AUDIO_CTX);
+    }
+
+    #[test]
+    fn a_sentence_whisper_repeats_is_kept_once() {
+        assert_eq!(
+            collapse_repeats("And so my fellow Americans. And so my fellow Americans."),
+            "And so my fellow Americans."
+        );
+        assert_eq!(
+            collapse_repeats("Stop. stop! Start VM 101."),
+            "Stop. Start VM 101."
+        );
+        assert_eq!(
+            collapse_repeats("Yes. No. Yes."),
+            "Yes. No. Yes.",
+            "only consecutive repeats"
+        );
+        assert_eq!(collapse_repeats("turn on the light"), "turn on the light");
+        assert_eq!(collapse_repeats(""), "");
     }
 
     #[test]
