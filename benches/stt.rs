@@ -46,6 +46,8 @@ fn config(vad: bool) -> Config {
     config.wyoming.zeroconf.enabled = false;
     config.models.dir = models_dir();
     config.stt.vad.enabled = vad;
+    // Speech-to-text alone: no Piper voice or ONNX Runtime threads beside it.
+    config.tts.enabled = false;
     if let Some(threads) = std::env::var("JARVIS_BENCH_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())
@@ -225,7 +227,7 @@ fn main() {
         let _ = live(addr, &stream, end_chunk).await;
         let pid = child.id().unwrap();
         println!(
-            "peak RSS of `jarvis serve` after jfk + live command: {:.1} MB",
+            "peak RSS of `jarvis serve` (speech-to-text only) after jfk + live command: {:.1} MB",
             peak_rss_mb(pid)
         );
         child.kill().await.unwrap();
@@ -252,6 +254,11 @@ async fn serve_binary() -> (tokio::process::Child, std::net::SocketAddr) {
         ])
         .arg("--models-dir")
         .arg(models_dir())
+        // Speech-to-text alone: the figure is for the STT service.
+        .args([
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/stt-only.toml"),
+        ])
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
