@@ -4,7 +4,8 @@
 //!
 //! For 1-, 2- and 4-sentence texts (first sentence of at most eight words): time from sending
 //! `synthesize` to the first `audio-chunk`, total time, and the real-time factor (total time /
-//! audio duration). Then the peak RSS of `jarvis serve` (STT and TTS loaded) after them.
+//! audio duration), cold and cached. Then the peak RSS of `jarvis serve` with only
+//! text-to-speech loaded.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -122,5 +123,62 @@ fn main() {
         let _ = app.finished.await;
         }
         let _ = std::fs::remove_dir_all(&cache_dir);
+
+        // Peak RSS of the real server process with only text-to-speech loaded, after the
+        // longest text.
+        let (mut child, addr) = serve_binary().await;
+        let _ = synthesize(addr, TEXTS[2].1).await;
+        let pid = child.id().unwrap();
+        println!("peak RSS of `jarvis serve` (text-to-speech only) after 4 sentences: {:.1} MB", peak_rss_mb(pid));
+        child.kill().await.unwrap();
     });
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Starts `jarvis serve` (text-to-speech only) on a loopback port; returns it and its address.
+async fn serve_binary() -> (tokio::process::Child, std::net::SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jarvis"))
+        .args([
+            "serve",
+            "--wyoming-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--no-zeroconf",
+            "--log-format",
+            "json",
+            "--log-level",
+            "warn,jarvis::app=info",
+        ])
+        .args([
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/tts-only.toml"),
+        ])
+        .arg("--models-dir")
+        .arg(models_dir())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if json["message"] == "jarvis is serving" {
+            let addr = json["wyoming"].as_str().unwrap().parse().unwrap();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, addr);
+        }
+    }
+    panic!("jarvis serve exited before serving");
 }
