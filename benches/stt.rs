@@ -14,7 +14,11 @@
     missing_docs
 )]
 
+mod common;
+
 use std::path::PathBuf;
+
+use common::{models_dir, peak_rss_mb, serve_binary};
 use std::time::{Duration, Instant};
 
 use jarvis::config::Config;
@@ -23,12 +27,6 @@ use wyoming::audio::{AudioChunk, AudioFormat, AudioStart, AudioStop};
 use wyoming::{Client, Event};
 
 const RUNS: usize = 7;
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("JARVIS_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/models"))
-}
 
 fn read_wav(path: PathBuf) -> Vec<i16> {
     let mut reader = hound::WavReader::open(&path).unwrap();
@@ -146,15 +144,6 @@ fn summary(name: &str, mut times: Vec<Duration>, audio_secs: f32, text: &str) {
     );
 }
 
-fn peak_rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 fn main() {
     if let Ok(filter) = std::env::var("JARVIS_BENCH_LOG") {
         let _ = jarvis::telemetry::init(&jarvis::config::LogConfig {
@@ -222,7 +211,7 @@ fn main() {
 
         // Peak RSS of the real server process (default configuration, endpointing on) after
         // it has served both kinds of request.
-        let (mut child, addr) = serve_binary().await;
+        let (mut child, addr) = serve_binary("stt-only.toml").await;
         let _ = batch(addr, &jfk).await;
         let _ = live(addr, &stream, end_chunk).await;
         let pid = child.id().unwrap();
@@ -232,45 +221,4 @@ fn main() {
         );
         child.kill().await.unwrap();
     });
-}
-
-/// Starts `jarvis serve` on a loopback port and returns it with its Wyoming address.
-async fn serve_binary() -> (tokio::process::Child, std::net::SocketAddr) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jarvis"))
-        .args([
-            "serve",
-            "--wyoming-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--no-zeroconf",
-            "--log-format",
-            "json",
-            "--log-level",
-            "warn,jarvis::app=info",
-        ])
-        .arg("--models-dir")
-        .arg(models_dir())
-        // Speech-to-text alone: the figure is for the STT service.
-        .args([
-            "--config",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/stt-only.toml"),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if json["message"] == "jarvis is serving" {
-            let addr = json["wyoming"].as_str().unwrap().parse().unwrap();
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return (child, addr);
-        }
-    }
-    panic!("jarvis serve exited before serving");
 }

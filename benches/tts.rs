@@ -13,7 +13,9 @@
     missing_docs
 )]
 
-use std::path::PathBuf;
+mod common;
+
+use common::{models_dir, peak_rss_mb, serve_binary};
 use std::time::{Duration, Instant};
 
 use jarvis::config::Config;
@@ -34,12 +36,6 @@ const TEXTS: [(&str, &str); 3] = [
          The nightly backup finished without errors. Storage local-lvm is sixty percent full.",
     ),
 ];
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("JARVIS_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/models"))
-}
 
 /// Returns (first chunk, total, seconds of audio).
 async fn synthesize(addr: std::net::SocketAddr, text: &str) -> (Duration, Duration, f32) {
@@ -126,59 +122,10 @@ fn main() {
 
         // Peak RSS of the real server process with only text-to-speech loaded, after the
         // longest text.
-        let (mut child, addr) = serve_binary().await;
+        let (mut child, addr) = serve_binary("tts-only.toml").await;
         let _ = synthesize(addr, TEXTS[2].1).await;
         let pid = child.id().unwrap();
         println!("peak RSS of `jarvis serve` (text-to-speech only) after 4 sentences: {:.1} MB", peak_rss_mb(pid));
         child.kill().await.unwrap();
     });
-}
-
-fn peak_rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// Starts `jarvis serve` (text-to-speech only) on a loopback port; returns it and its address.
-async fn serve_binary() -> (tokio::process::Child, std::net::SocketAddr) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jarvis"))
-        .args([
-            "serve",
-            "--wyoming-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--no-zeroconf",
-            "--log-format",
-            "json",
-            "--log-level",
-            "warn,jarvis::app=info",
-        ])
-        .args([
-            "--config",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/tts-only.toml"),
-        ])
-        .arg("--models-dir")
-        .arg(models_dir())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if json["message"] == "jarvis is serving" {
-            let addr = json["wyoming"].as_str().unwrap().parse().unwrap();
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return (child, addr);
-        }
-    }
-    panic!("jarvis serve exited before serving");
 }
