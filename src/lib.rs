@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod http_api;
 pub mod models;
+pub mod proxmox;
 pub mod services;
 pub mod stt;
 pub mod telemetry;
