@@ -6,6 +6,7 @@
 //! shutdown token.
 
 pub mod app;
+pub mod brain;
 pub mod cli;
 pub mod config;
 pub mod http_api;
