@@ -38,6 +38,8 @@ pub struct Config {
     pub tts: TtsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Home Assistant entities over MQTT discovery.
+    pub mqtt: crate::mqtt::MqttConfig,
 }
 
 /// `[wyoming]`: the one TCP port that serves speech-to-text, text-to-speech, wake word and intents.
@@ -435,6 +437,16 @@ pub struct Overrides {
     /// ONNX Runtime library for text-to-speech [default: <models-dir>/onnxruntime/libonnxruntime.so.1.24.2]
     #[arg(long, env = "JARVIS_ONNXRUNTIME", value_name = "FILE")]
     pub onnxruntime: Option<PathBuf>,
+    /// MQTT broker password. Meant for the environment (a flag would show in `ps`), so the
+    /// flag is hidden and the value never printed.
+    #[arg(
+        long,
+        env = "JARVIS_MQTT_PASSWORD",
+        value_name = "PASSWORD",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub mqtt_password: Option<crate::mqtt::Password>,
 }
 
 /// Why a configuration could not be loaded. The message names the file and the key.
@@ -523,6 +535,9 @@ impl Config {
         }
         if overrides.no_zeroconf {
             self.wyoming.zeroconf.enabled = false;
+        }
+        if let Some(password) = &overrides.mqtt_password {
+            self.mqtt.password = Some(password.clone());
         }
         if let Some(lib) = &overrides.onnxruntime {
             // On the command line a relative path means the current directory, not models.dir.
@@ -627,6 +642,7 @@ impl Config {
             );
         }
         self.models.validate(origin)?;
+        self.mqtt.validate(origin)?;
         if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             return invalid(
                 "log.level",

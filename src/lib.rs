@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod http_api;
 pub mod models;
+pub mod mqtt;
 pub mod proxmox;
 pub mod services;
 pub mod stt;

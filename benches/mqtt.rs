@@ -1,0 +1,2 @@
+//! MQTT benchmark (filled in below).
+fn main() {}

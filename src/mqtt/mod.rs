@@ -1,0 +1,91 @@
+//! Home Assistant entities over MQTT discovery: every Proxmox node, guest and storage as an HA
+//! device with sensors and buttons, and Jarvis itself with its health, last command and an
+//! event entity.
+//!
+//! - [`config`]: the `[mqtt]` section.
+//! - [`connection`]: rumqttc options and the task that owns the event loop.
+//! - [`discovery`]: device-based discovery payloads (pure).
+//! - [`state`]: state payloads, rates and steady boot times (pure).
+//! - [`lifecycle`]: what was published and what to publish next (pure).
+//! - [`command`]: checking button presses.
+//! - [`source`]: the two seams, the Proxmox cache and the brain.
+//! - [`publisher`]: the task that ties them together.
+
+pub mod command;
+pub mod config;
+pub mod connection;
+pub mod discovery;
+pub mod lifecycle;
+pub mod publisher;
+pub mod slug;
+pub mod source;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+pub use config::{MqttConfig, MqttSettings, Password};
+pub use connection::{LinkState, MqttError};
+pub use publisher::Publisher;
+pub use source::{ActionSink, ClusterSource, NoBrain, SourceError};
+
+/// A running MQTT publisher.
+#[derive(Debug)]
+pub struct MqttHandle {
+    /// The connection as it is now.
+    pub link: watch::Receiver<LinkState>,
+    task: JoinHandle<()>,
+}
+
+impl MqttHandle {
+    /// The connection as it is now.
+    pub fn state(&self) -> LinkState {
+        self.link.borrow().clone()
+    }
+
+    /// Waits until the publisher has said `offline` and disconnected (after its token was
+    /// cancelled).
+    pub async fn join(self) {
+        if let Err(err) = self.task.await {
+            warn!(cause = %err, "mqtt task failed");
+        }
+    }
+}
+
+/// How long the event loop gets to send the goodbye after the publisher is done.
+const EVENT_LOOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Connects to the broker and starts publishing `cluster`, with button presses going to
+/// `actions`. Returns at once; the connection is made (and remade) in the background.
+///
+/// # Errors
+/// A TLS CA file that cannot be used (everything else is retried).
+pub fn spawn<C: ClusterSource, A: ActionSink>(
+    settings: MqttSettings,
+    cluster: Arc<C>,
+    actions: Arc<A>,
+    token: CancellationToken,
+) -> Result<MqttHandle, MqttError> {
+    let status_topic = format!("{}/status", settings.base_topic);
+    let (link, event_loop) = connection::connect(&settings, &status_topic, token.clone())?;
+    let state = link.state.clone();
+    let publisher = Publisher::new(settings, cluster, actions, link, token);
+    let task = tokio::spawn(async move {
+        publisher.run().await;
+        // The publisher has sent DISCONNECT (or could not); the event loop ends when it is out.
+        let abort = event_loop.abort_handle();
+        if tokio::time::timeout(EVENT_LOOP_GRACE, event_loop)
+            .await
+            .is_err()
+        {
+            warn!("mqtt event loop did not stop in time");
+            abort.abort();
+        }
+    });
+    Ok(MqttHandle { link: state, task })
+}

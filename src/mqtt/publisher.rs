@@ -1,0 +1,501 @@
+//! The publisher task: polls the cluster, keeps the books, sends what they say, answers HA's
+//! birth message and hands button presses to the brain.
+//!
+//! One task owns all of it, so nothing here needs a lock. It waits on (in this order) shutdown,
+//! connection changes, incoming messages, finished actions, the brain's activity feed, a
+//! pending birth-message answer and the poll timer. Sending waits for room in rumqttc's request
+//! queue (back-pressure while a full discovery goes out) but gives up at once when the
+//! connection drops: every (re)connect publishes everything again anyway.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, QoS, SubscribeFilter};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::brain::{ActionReport, ActionRequest, Activity, Channel};
+use crate::proxmox::{Inventory, NodeState};
+
+use super::command::{self, CommandError, Press};
+use super::config::MqttSettings;
+use super::connection::{LinkState, Message};
+use super::discovery::{Common, DeviceKey, Naming};
+use super::lifecycle::{Books, Out};
+use super::source::{ActionSink, ClusterSource, SourceError};
+use super::state::unix_now;
+
+/// Button presses being carried out at once; more are refused as busy.
+const MAX_PRESSES: usize = 8;
+/// How long shutdown waits for `offline` and the DISCONNECT to go out.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Messages handed to rumqttc, for logs and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages queued for the broker.
+    pub sent: u64,
+    /// Polls done.
+    pub polls: u64,
+}
+
+/// The publisher. See the module docs.
+#[derive(Debug)]
+pub struct Publisher<C, A> {
+    settings: MqttSettings,
+    cluster: Arc<C>,
+    actions: Arc<A>,
+    books: Books,
+    client: AsyncClient,
+    link: watch::Receiver<LinkState>,
+    incoming: mpsc::Receiver<Message>,
+    retained: mpsc::Receiver<Message>,
+    seen_connects: u64,
+    out: Vec<Out>,
+    results_tx: mpsc::Sender<ActionReport>,
+    results_rx: mpsc::Receiver<ActionReport>,
+    presses: Arc<Semaphore>,
+    tasks: TaskTracker,
+    republish_at: Option<Instant>,
+    last_refresh: Instant,
+    proxmox_error: Option<String>,
+    stats: Stats,
+    token: CancellationToken,
+}
+
+impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
+    /// A publisher on a connection made by [`super::connection::connect`].
+    pub fn new(
+        settings: MqttSettings,
+        cluster: Arc<C>,
+        actions: Arc<A>,
+        link: super::connection::Link,
+        token: CancellationToken,
+    ) -> Self {
+        let naming = Naming::new(
+            &settings.discovery_prefix,
+            &settings.base_topic,
+            settings.cluster_id.as_deref().unwrap_or_default(),
+        );
+        // Long enough that the periodic refresh keeps every steady value alive; short enough
+        // that a Jarvis that stopped polling (but kept its connection) shows up in HA.
+        let expire_after = 2 * settings.refresh.as_secs() + settings.poll.as_secs();
+        let books = Books::new(
+            naming,
+            settings.cluster_id.is_some(),
+            Common { expire_after },
+            settings.grace,
+            settings.retain_discovery,
+        );
+        let (results_tx, results_rx) = mpsc::channel(MAX_PRESSES);
+        Self {
+            settings,
+            cluster,
+            actions,
+            books,
+            client: link.client,
+            link: link.state,
+            incoming: link.incoming,
+            retained: link.retained,
+            seen_connects: 0,
+            out: Vec::new(),
+            results_tx,
+            results_rx,
+            presses: Arc::new(Semaphore::new(MAX_PRESSES)),
+            tasks: TaskTracker::new(),
+            republish_at: None,
+            last_refresh: Instant::now(),
+            proxmox_error: None,
+            stats: Stats::default(),
+            token,
+        }
+    }
+
+    /// What was sent so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Runs until the token is cancelled, then says `offline` and disconnects.
+    pub async fn run(mut self) {
+        let mut poll = tokio::time::interval(self.settings.poll);
+        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut activity = Some(self.actions.subscribe());
+        let mut link_changes = self.link.clone();
+        loop {
+            self.follow_link().await;
+            let republish_at = self.republish_at;
+            tokio::select! {
+                biased;
+                () = self.token.cancelled() => break,
+                changed = link_changes.changed() => {
+                    if changed.is_err() {
+                        warn!("the MQTT connection task ended; publisher stops");
+                        break;
+                    }
+                }
+                Some(message) = self.incoming.recv() => self.on_message(message).await,
+                Some(message) = self.retained.recv() => self.on_retained(&message),
+                Some(report) = self.results_rx.recv() => {
+                    self.books.action_outcome(&report, &mut self.out);
+                    self.flush().await;
+                    // Show the guest's new state without waiting for the next poll.
+                    poll.reset_immediately();
+                }
+                event = next_activity(&mut activity) => self.on_activity(event, &mut activity).await,
+                () = sleep_until(republish_at) => {
+                    self.republish_at = None;
+                    debug!("answering Home Assistant's birth message");
+                    self.publish_all().await;
+                }
+                _ = poll.tick() => self.poll_once().await,
+            }
+        }
+        self.goodbye().await;
+    }
+
+    /// Waits until connected and handles the connect (subscriptions, full publish). For the
+    /// benchmark, which drives the publisher by hand.
+    pub async fn wait_connected(&mut self) {
+        let mut link = self.link.clone();
+        let _ = link.wait_for(|s| s.connected).await;
+        self.follow_link().await;
+    }
+
+    /// Handles a (re)connect the publisher has not handled yet.
+    async fn follow_link(&mut self) {
+        let (connected, connects) = {
+            let state = self.link.borrow();
+            (state.connected, state.connects)
+        };
+        if !connected || connects == self.seen_connects {
+            return;
+        }
+        self.seen_connects = connects;
+        let naming = self.books.naming().clone();
+        // Devices an earlier run published: their retained availability is replayed on
+        // subscribe. Unsubscribing at once keeps Jarvis from hearing its own availability
+        // updates; the broker handles the two in order, so the replay is complete.
+        let availability = naming.availability_filter();
+        let subscribed = async {
+            self.client
+                .subscribe(&availability, QoS::AtLeastOnce)
+                .await?;
+            self.client.unsubscribe(&availability).await?;
+            self.client
+                .subscribe_many([
+                    SubscribeFilter::new(naming.ha_status_topic(), QoS::AtLeastOnce),
+                    SubscribeFilter::new(naming.command_filter(), QoS::AtLeastOnce),
+                ])
+                .await
+        };
+        if let Err(err) = subscribed.await {
+            warn!(cause = %err, "cannot subscribe; retrying on the next connection");
+            return;
+        }
+        self.publish_all().await;
+    }
+
+    /// Every config, availability and state (on connect and HA's birth message).
+    pub async fn publish_all(&mut self) {
+        self.books.publish_all(&mut self.out);
+        let count = self.out.len();
+        let started = Instant::now();
+        self.flush().await;
+        info!(
+            messages = count,
+            devices = self.books.device_count(),
+            took = ?started.elapsed(),
+            "published discovery and states"
+        );
+    }
+
+    /// One poll: read the cluster, update the books, send what changed.
+    pub async fn poll_once(&mut self) {
+        self.stats.polls += 1;
+        let now = Instant::now();
+        match self.read_cluster().await {
+            Ok(inventory) => {
+                if let Some(error) = self.proxmox_error.take() {
+                    info!(after = %error, "Proxmox answers again");
+                }
+                self.fetch_details(&inventory).await;
+                self.books
+                    .apply_inventory(inventory, now, unix_now(), &mut self.out);
+            }
+            Err(err) => {
+                if self.proxmox_error.as_ref() != Some(&err.0) {
+                    warn!(cause = %err, "cannot read the Proxmox cluster; its entities are unavailable");
+                }
+                self.books.proxmox_failed(&err.0, &mut self.out);
+                self.proxmox_error = Some(err.0);
+            }
+        }
+        if now.duration_since(self.last_refresh) >= self.settings.refresh {
+            self.last_refresh = now;
+            self.books.refresh_states(&mut self.out);
+        }
+        self.flush().await;
+    }
+
+    async fn read_cluster(&mut self) -> Result<Arc<Inventory>, SourceError> {
+        let inventory = self.cluster.inventory().await?;
+        if !self.books.cluster_known() {
+            let cluster = match self.cluster.cluster_name().await? {
+                Some(name) => name,
+                // A node outside any cluster: its own name.
+                None => inventory
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .min()
+                    .ok_or_else(|| SourceError("the cluster has no nodes".into()))?
+                    .to_owned(),
+            };
+            info!(%cluster, "cluster id for Home Assistant unique ids");
+            self.books.set_cluster(&cluster);
+        }
+        Ok(inventory)
+    }
+
+    /// Load, version and pending updates of the online nodes, from the source's cache.
+    async fn fetch_details(&mut self, inventory: &Inventory) {
+        let cluster = &self.cluster;
+        let fetches = inventory
+            .nodes
+            .iter()
+            .filter(|n| n.status == NodeState::Online)
+            .map(|node| async move {
+                let (status, updates) = tokio::join!(
+                    cluster.node_status(&node.name),
+                    cluster.pending_updates(&node.name)
+                );
+                (node.name.as_str(), status, updates)
+            });
+        for (node, status, updates) in futures_util::future::join_all(fetches).await {
+            if let Err(err) = &status {
+                debug!(node, cause = %err, "no node status this poll");
+            }
+            if let Err(err) = &updates {
+                debug!(node, cause = %err, "no pending updates this poll");
+            }
+            self.books.set_node_detail(node, status.ok(), updates.ok());
+        }
+    }
+
+    async fn on_message(&mut self, message: Message) {
+        let naming = self.books.naming();
+        if message.topic == naming.ha_status_topic() {
+            if message.payload.as_ref() == b"online" && self.republish_at.is_none() {
+                let delay = jitter(self.settings.birth_delay_max);
+                info!(
+                    ?delay,
+                    "Home Assistant is online; publishing everything again"
+                );
+                self.republish_at = Some(Instant::now() + delay);
+            }
+            return;
+        }
+        let parsed = command::parse(
+            &naming.base,
+            &message.topic,
+            &message.payload,
+            message.retain,
+        );
+        match parsed {
+            Ok(press) => self.press(press, &message.topic).await,
+            Err(err) => {
+                warn!(topic = %message.topic, "refused a command: {err}");
+                if err == CommandError::Retained {
+                    // Clear it, or every reconnect would replay it.
+                    self.out.push(Out {
+                        topic: message.topic.clone(),
+                        payload: String::new(),
+                        retain: true,
+                    });
+                }
+                self.books
+                    .error_event(&message.topic, &err.to_string(), &mut self.out);
+                self.flush().await;
+            }
+        }
+    }
+
+    async fn press(&mut self, press: Press, topic: &str) {
+        if !self.books.has_guest(press.vmid) {
+            let reason = format!("no guest {} in the cluster", press.vmid);
+            warn!(topic, "refused a command: {reason}");
+            self.books.error_event(topic, &reason, &mut self.out);
+            self.flush().await;
+            return;
+        }
+        let Ok(permit) = Arc::clone(&self.presses).try_acquire_owned() else {
+            let reason = format!("busy: {MAX_PRESSES} actions are already running");
+            warn!(topic, "refused a command: {reason}");
+            self.books.error_event(topic, &reason, &mut self.out);
+            self.flush().await;
+            return;
+        };
+        info!(vmid = press.vmid, action = %press.action, "button pressed");
+        let request = ActionRequest {
+            channel: Channel::Mqtt,
+            client: topic.to_owned(),
+            conversation: None,
+            vmid: press.vmid,
+            action: press.action,
+            // A pressed button is the confirmation; the policy still decides.
+            approved: true,
+        };
+        let actions = Arc::clone(&self.actions);
+        let results = self.results_tx.clone();
+        self.tasks.spawn(async move {
+            let report = actions.act(request).await;
+            drop(permit);
+            let _ = results.send(report).await;
+        });
+    }
+
+    fn on_retained(&mut self, message: &Message) {
+        if message.payload.is_empty() {
+            return;
+        }
+        let levels: Vec<&str> = message.topic.split('/').collect();
+        let base_levels = self.books.naming().base.split('/').count();
+        if let [kind, id, "availability"] = levels.get(base_levels..).unwrap_or_default() {
+            if let Some(key) = DeviceKey::from_levels(kind, id) {
+                self.books.note_previous(key);
+            }
+        }
+    }
+
+    async fn on_activity(
+        &mut self,
+        event: Result<Activity, broadcast::error::RecvError>,
+        feed: &mut Option<broadcast::Receiver<Activity>>,
+    ) {
+        match event {
+            Ok(activity) => {
+                self.books.activity(&activity, &mut self.out);
+                self.flush().await;
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                warn!(
+                    missed,
+                    "activity feed overflowed; some events were not published"
+                );
+            }
+            Err(broadcast::error::RecvError::Closed) => *feed = None,
+        }
+    }
+
+    /// Sends the outbox. Gives up on the rest when the connection drops or Jarvis stops: the
+    /// next connection publishes everything.
+    async fn flush(&mut self) {
+        let mut out = std::mem::take(&mut self.out);
+        for message in out.drain(..) {
+            if !self.send(message).await {
+                break;
+            }
+        }
+        out.clear();
+        self.out = out;
+    }
+
+    async fn send(&mut self, message: Out) -> bool {
+        let connects = {
+            let state = self.link.borrow();
+            if !state.connected || state.connects != self.seen_connects {
+                return false;
+            }
+            state.connects
+        };
+        let mut link = self.link.clone();
+        let publish = self.client.publish(
+            message.topic,
+            QoS::AtLeastOnce,
+            message.retain,
+            message.payload.into_bytes(),
+        );
+        tokio::select! {
+            sent = publish => {
+                let ok = sent.is_ok();
+                self.stats.sent += u64::from(ok);
+                ok
+            }
+            _ = link.wait_for(|s| !s.connected || s.connects != connects) => false,
+            () = self.token.cancelled() => false,
+        }
+    }
+
+    /// `offline` (retained) and a clean DISCONNECT, so HA marks everything unavailable now
+    /// rather than when the broker notices the connection is gone.
+    async fn goodbye(self) {
+        self.tasks.close();
+        let connected = self.link.borrow().connected;
+        if connected {
+            let naming = self.books.naming();
+            let bye = async {
+                self.client
+                    .publish(&naming.status_topic, QoS::AtLeastOnce, true, "offline")
+                    .await?;
+                self.client.disconnect().await
+            };
+            match tokio::time::timeout(GOODBYE_TIMEOUT, bye).await {
+                Ok(Ok(())) => debug!("offline sent"),
+                Ok(Err(err)) => warn!(cause = %err, "cannot say offline to the broker"),
+                Err(_) => warn!("the broker did not take the offline message in time"),
+            }
+        }
+        if tokio::time::timeout(GOODBYE_TIMEOUT, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("button presses still running at shutdown; their outcome is not published");
+        }
+    }
+}
+
+async fn next_activity(
+    feed: &mut Option<broadcast::Receiver<Activity>>,
+) -> Result<Activity, broadcast::error::RecvError> {
+    match feed {
+        Some(feed) => feed.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A random delay up to `max` (HA's docs ask publishers to spread their answers to its birth).
+fn jitter(max: Duration) -> Duration {
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    if max_ms == 0 {
+        return Duration::ZERO;
+    }
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    Duration::from_millis(random % (max_ms + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_its_bound() {
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+        for _ in 0..100 {
+            assert!(jitter(Duration::from_millis(50)) <= Duration::from_millis(50));
+        }
+    }
+}

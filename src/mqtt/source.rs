@@ -1,0 +1,78 @@
+//! The two things the publisher depends on, as small traits: where the cluster's data comes
+//! from ([`ClusterSource`], the Proxmox client and its cache, shared with the brain) and who
+//! carries out a button press ([`ActionSink`], the brain: policy, per-channel permissions,
+//! audit, task tracking). The publisher holds no policy of its own.
+//!
+//! Tests and the benchmark implement them in memory; `app` passes the real client and brain.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::brain::{ActionReport, ActionRequest, Activity, Decision};
+use crate::proxmox::{Inventory, NodeStatus};
+
+/// Why the cluster could not be read: shown to people (logs, Jarvis's health attributes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// The cluster as the publisher reads it.
+pub trait ClusterSource: Send + Sync + 'static {
+    /// Nodes, guests and storages: the cached `/cluster/resources`, refreshed when stale.
+    fn inventory(&self) -> impl Future<Output = Result<Arc<Inventory>, SourceError>> + Send;
+
+    /// The cluster's name; `Ok(None)` for a node that is in no cluster.
+    fn cluster_name(&self) -> impl Future<Output = Result<Option<String>, SourceError>> + Send;
+
+    /// A node's detail (load, version), cached by the source.
+    fn node_status(
+        &self,
+        node: &str,
+    ) -> impl Future<Output = Result<NodeStatus, SourceError>> + Send;
+
+    /// How many package updates a node has pending, cached by the source.
+    fn pending_updates(&self, node: &str) -> impl Future<Output = Result<u32, SourceError>> + Send;
+}
+
+/// Who acts on a button press: the same path as a voice command.
+pub trait ActionSink: Send + Sync + 'static {
+    /// Decides and carries out an action (`Brain::act`).
+    fn act(&self, request: ActionRequest) -> impl Future<Output = ActionReport> + Send;
+
+    /// Every command and action, from any channel (`Brain::subscribe`).
+    fn subscribe(&self) -> broadcast::Receiver<Activity>;
+}
+
+/// The action sink of a Jarvis without a brain: every press is refused with the reason, and
+/// there is no activity. Swapped for the brain in `app` once it exists.
+#[derive(Debug)]
+pub struct NoBrain {
+    activity: broadcast::Sender<Activity>,
+}
+
+impl Default for NoBrain {
+    fn default() -> Self {
+        Self {
+            activity: broadcast::channel(1).0,
+        }
+    }
+}
+
+impl ActionSink for NoBrain {
+    async fn act(&self, request: ActionRequest) -> ActionReport {
+        ActionReport {
+            vmid: request.vmid,
+            guest: None,
+            action: request.action,
+            decision: Decision::Refused,
+            task: None,
+            reply: "actions are not available: this Jarvis has no brain configured".into(),
+        }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Activity> {
+        self.activity.subscribe()
+    }
+}
