@@ -1,5 +1,8 @@
 //! The homelab brain: local intents, the safety policy, actions on Proxmox and the audit log.
 
+pub mod grammar;
+pub mod names;
+pub mod numbers;
 pub mod types;
 
 pub use types::{ActionReport, ActionRequest, Activity, Channel, Decision};
