@@ -1,6 +1,7 @@
 //! The homelab brain: local intents, the safety policy, actions on Proxmox and the audit log.
 
 pub mod grammar;
+pub mod intents;
 pub mod names;
 pub mod numbers;
 pub mod types;
