@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+pub use crate::brain::config::{AuditConfig, LlmConfig, PolicyConfig};
 use crate::models::catalog::{self, ModelKind};
 use crate::models::digest::Sha256Digest;
 
@@ -36,6 +37,12 @@ pub struct Config {
     pub stt: SttConfig,
     /// Text-to-speech.
     pub tts: TtsConfig,
+    /// The safety policy for actions.
+    pub policy: PolicyConfig,
+    /// The audit log.
+    pub audit: AuditConfig,
+    /// The optional LLM fallback.
+    pub llm: LlmConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -116,14 +123,40 @@ impl Default for ZeroconfConfig {
     }
 }
 
-/// `[http]`: the HTTP API (`/health`, and `/v1/command` once the intent engine lands).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `[http]`: the HTTP API (`GET /health`, `POST /v1/command`).
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Serve the HTTP API.
     pub enabled: bool,
     /// Address to listen on.
     pub addr: SocketAddr,
+    /// The key `POST /v1/command` requires in `x-api-key`. Empty: no key (trusted networks
+    /// only; a warning is logged at start-up).
+    pub api_key: String,
+    /// Commands one client (IP address) may send per minute; more get `429`.
+    pub rate_limit_per_minute: u32,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("enabled", &self.enabled)
+            .field("addr", &self.addr)
+            .field(
+                "api_key",
+                &if self.api_key.is_empty() {
+                    "<none>"
+                } else {
+                    "<set>"
+                },
+            )
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
 }
 
 impl Default for HttpConfig {
@@ -131,6 +164,9 @@ impl Default for HttpConfig {
         Self {
             enabled: true,
             addr: parse_default(DEFAULT_HTTP_ADDR),
+            api_key: String::new(),
+            rate_limit_per_minute: 60,
+            max_body_bytes: 16 * 1024,
         }
     }
 }
@@ -435,6 +471,12 @@ pub struct Overrides {
     /// ONNX Runtime library for text-to-speech [default: <models-dir>/onnxruntime/libonnxruntime.so.1.24.2]
     #[arg(long, env = "JARVIS_ONNXRUNTIME", value_name = "FILE")]
     pub onnxruntime: Option<PathBuf>,
+    /// Audit log file [default: /var/lib/jarvis/audit.jsonl]
+    #[arg(long, env = "JARVIS_AUDIT_PATH", value_name = "FILE")]
+    pub audit_path: Option<PathBuf>,
+    /// Key for `POST /v1/command` (prefer the environment to the command line)
+    #[arg(long, env = "JARVIS_HTTP_API_KEY", value_name = "KEY", hide_env_values = true)]
+    pub http_api_key: Option<String>,
 }
 
 /// Why a configuration could not be loaded. The message names the file and the key.
@@ -528,6 +570,12 @@ impl Config {
             // On the command line a relative path means the current directory, not models.dir.
             self.tts.onnxruntime =
                 std::env::current_dir().map_or_else(|_| lib.clone(), |cwd| cwd.join(lib));
+        }
+        if let Some(path) = &overrides.audit_path {
+            self.audit.path.clone_from(path);
+        }
+        if let Some(key) = &overrides.http_api_key {
+            self.http.api_key.clone_from(key);
         }
         self
     }
@@ -625,6 +673,35 @@ impl Config {
                 "stt.model",
                 "must name a model (e.g. \"tiny.en\") or a ggml file".into(),
             );
+        }
+        if self.http.rate_limit_per_minute == 0 {
+            return invalid("http.rate_limit_per_minute", "must be at least 1".into());
+        }
+        if self.http.max_body_bytes < 256 {
+            return invalid("http.max_body_bytes", "must be at least 256".into());
+        }
+        if self.policy.confirm_timeout_secs == 0 {
+            return invalid("policy.confirm_timeout_secs", "must be at least 1".into());
+        }
+        if self.audit.max_mb == 0 {
+            return invalid("audit.max_mb", "must be at least 1".into());
+        }
+        if self.llm.enabled && self.llm.url.is_none() {
+            return invalid(
+                "llm.url",
+                "is required when llm.enabled is true, e.g. \"http://127.0.0.1:8080/v1\"".into(),
+            );
+        }
+        if let Some(url) = &self.llm.url {
+            if !matches!(url.scheme(), "http" | "https") {
+                return invalid("llm.url", format!("{url} is not an http(s) URL"));
+            }
+        }
+        if self.llm.max_history < 2 {
+            return invalid("llm.max_history", "must be at least 2".into());
+        }
+        if self.llm.timeout_secs == 0 {
+            return invalid("llm.timeout_secs", "must be at least 1".into());
         }
         self.models.validate(origin)?;
         if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
