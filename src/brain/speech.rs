@@ -101,8 +101,8 @@ mod tests {
     fn words_for_a_speaker() {
         assert_eq!(bytes(3_221_225_472), "3 gigabytes");
         assert_eq!(bytes(3_435_973_837), "3.2 gigabytes");
-        assert_eq!(bytes(67_108_864_000), "62 gigabytes");
-        assert_eq!(used_of(21_474_836_480, 67_108_864_000), "20 of 62 gigabytes");
+        assert_eq!(bytes(67_108_864_000), "63 gigabytes");
+        assert_eq!(used_of(21_474_836_480, 67_108_864_000), "20 of 63 gigabytes");
         assert_eq!(percent(0.0412), "4 percent");
         assert_eq!(percent(0.001), "under 1 percent");
         assert_eq!(duration(864_213), "10 days");
