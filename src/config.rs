@@ -67,6 +67,9 @@ pub struct WyomingConfig {
     pub max_data_bytes: usize,
     /// Largest payload (audio) accepted in one event, in bytes.
     pub max_payload_bytes: usize,
+    /// Also advertise an `intent` program. Off by default: HA prefers an intent program over a
+    /// handle program and would then run Jarvis's intents itself, which it cannot.
+    pub advertise_intent: bool,
     /// Zeroconf (mDNS) advertisement.
     pub zeroconf: ZeroconfConfig,
 }
@@ -83,6 +86,7 @@ impl Default for WyomingConfig {
             max_header_bytes: limits.max_line,
             max_data_bytes: limits.max_data,
             max_payload_bytes: limits.max_payload,
+            advertise_intent: false,
             zeroconf: ZeroconfConfig::default(),
         }
     }
@@ -695,7 +699,12 @@ pub struct Overrides {
     #[arg(long, env = "JARVIS_AUDIT_PATH", value_name = "FILE")]
     pub audit_path: Option<PathBuf>,
     /// Key for `POST /v1/command` (prefer the environment to the command line)
-    #[arg(long, env = "JARVIS_HTTP_API_KEY", value_name = "KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "JARVIS_HTTP_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
     pub http_api_key: Option<String>,
     /// Proxmox API token secret. Meant for the environment (a flag would show in `ps`), so the
     /// flag is hidden and the value never printed.

@@ -183,7 +183,10 @@ impl AuditLog {
         let Some(writer) = guard.as_mut() else {
             return Err(io::Error::other("audit log not open"));
         };
-        let result = writer.file.write_all(line).and_then(|()| writer.file.flush());
+        let result = writer
+            .file
+            .write_all(line)
+            .and_then(|()| writer.file.flush());
         match result {
             Ok(()) => {
                 writer.written += line.len() as u64;

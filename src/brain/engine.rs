@@ -202,7 +202,11 @@ impl Brain {
         });
         let approved = command.approval.as_deref().is_some_and(|given| {
             !self.policy.approval_keyword.is_empty()
-                && bool::from(given.as_bytes().ct_eq(self.policy.approval_keyword.as_bytes()))
+                && bool::from(
+                    given
+                        .as_bytes()
+                        .ct_eq(self.policy.approval_keyword.as_bytes()),
+                )
         });
         let ctx = Ctx {
             channel: command.channel,
@@ -241,9 +245,10 @@ impl Brain {
         let mut entry = audit::Entry::new("command", ctx.channel, &ctx.client);
         entry.conversation = Some(ctx.conversation.clone());
         entry.text = Some(text.clone());
-        entry.intent = response.intent.clone().or_else(|| {
-            (response.source == Source::Llm).then(|| "llm".to_owned())
-        });
+        entry.intent = response
+            .intent
+            .clone()
+            .or_else(|| (response.source == Source::Llm).then(|| "llm".to_owned()));
         entry.reply = Some(response.reply.clone());
         entry.outcome = Some(
             if response.handled {
@@ -313,19 +318,20 @@ impl Brain {
                 let status = proxmox.cluster_status().await.ok();
                 Response::local(overview(&inventory, status.as_deref()))
             }
-            Intent::Status { target, aspect } => {
-                match resolve(&directory, target, Kinds::ANY) {
-                    Ok(Target::Node(name)) => {
-                        Response::local(self.describe_node(proxmox, &inventory, &name, *aspect).await)
-                    }
-                    Ok(Target::Guest(vmid)) => match inventory.guest(vmid) {
-                        Some(guest) => Response::local(describe_guest(guest, *aspect)),
-                        None => Response::local(format!("There's no guest with ID {vmid}.")),
-                    },
-                    Ok(Target::Storage(id)) => Response::local(describe_storages(&inventory, Some(&id), None)),
-                    Err(reply) => Response::local(reply),
+            Intent::Status { target, aspect } => match resolve(&directory, target, Kinds::ANY) {
+                Ok(Target::Node(name)) => Response::local(
+                    self.describe_node(proxmox, &inventory, &name, *aspect)
+                        .await,
+                ),
+                Ok(Target::Guest(vmid)) => match inventory.guest(vmid) {
+                    Some(guest) => Response::local(describe_guest(guest, *aspect)),
+                    None => Response::local(format!("There's no guest with ID {vmid}.")),
+                },
+                Ok(Target::Storage(id)) => {
+                    Response::local(describe_storages(&inventory, Some(&id), None))
                 }
-            }
+                Err(reply) => Response::local(reply),
+            },
             Intent::ListGuests { state, kind, node } => {
                 let node = match node {
                     Some(words) => match resolve(&directory, words, Kinds::NODES) {
@@ -352,43 +358,45 @@ impl Brain {
                         Ok(Target::Node(node)) => {
                             Response::local(describe_storages(&inventory, None, Some(&node)))
                         }
-                        Ok(Target::Guest(_)) => Response::local(describe_storages(&inventory, None, None)),
+                        Ok(Target::Guest(_)) => {
+                            Response::local(describe_storages(&inventory, None, None))
+                        }
                         Err(reply) => Response::local(reply),
                     }
                 }
             },
-            Intent::Action { action, guest } => {
-                match resolve(&directory, guest, Kinds::ANY) {
-                    Ok(Target::Guest(vmid)) => {
-                        let report = self
-                            .act(ActionRequest {
-                                channel: ctx.channel,
-                                client: ctx.client.clone(),
-                                conversation: Some(ctx.conversation.clone()),
-                                vmid,
-                                action: *action,
-                                approved: ctx.approved,
-                            })
-                            .await;
-                        Response {
-                            actions: vec![report.clone()],
-                            ..Response::local(report.reply)
-                        }
+            Intent::Action { action, guest } => match resolve(&directory, guest, Kinds::ANY) {
+                Ok(Target::Guest(vmid)) => {
+                    let report = self
+                        .act(ActionRequest {
+                            channel: ctx.channel,
+                            client: ctx.client.clone(),
+                            conversation: Some(ctx.conversation.clone()),
+                            vmid,
+                            action: *action,
+                            approved: ctx.approved,
+                        })
+                        .await;
+                    Response {
+                        actions: vec![report.clone()],
+                        ..Response::local(report.reply)
                     }
-                    Ok(Target::Node(name)) => Response::local(format!(
-                        "I don't {} nodes; I only act on VMs and containers. Power {name} from \
-                         the Proxmox web interface.",
-                        policy::verb(*action)
-                    )),
-                    Ok(Target::Storage(id)) => Response::local(format!(
-                        "{id} is a storage, not a VM or container."
-                    )),
-                    Err(reply) => Response::local(reply),
                 }
-            }
-            Intent::Ping | Intent::Help | Intent::Confirm | Intent::Cancel | Intent::Forbidden { .. } => {
-                Response::local(HELP)
-            }
+                Ok(Target::Node(name)) => Response::local(format!(
+                    "I don't {} nodes; I only act on VMs and containers. Power {name} from \
+                         the Proxmox web interface.",
+                    policy::verb(*action)
+                )),
+                Ok(Target::Storage(id)) => {
+                    Response::local(format!("{id} is a storage, not a VM or container."))
+                }
+                Err(reply) => Response::local(reply),
+            },
+            Intent::Ping
+            | Intent::Help
+            | Intent::Confirm
+            | Intent::Cancel
+            | Intent::Forbidden { .. } => Response::local(HELP),
         }
     }
 
@@ -554,13 +562,17 @@ impl Brain {
                 self.confirmations.timeout().as_secs()
             );
             let key = Ctx::key_of(request.channel, conversation);
-            self.confirmations.ask(&key, request.clone(), question.clone());
+            self.confirmations
+                .ask(&key, request.clone(), question.clone());
             return (
                 report(Some(guest), Decision::NeedsConfirmation, question),
                 Some("waiting for confirmation".into()),
             );
         }
-        let upid = match proxmox.guest_action(&guest.reference(), request.action).await {
+        let upid = match proxmox
+            .guest_action(&guest.reference(), request.action)
+            .await
+        {
             Ok(upid) => upid,
             Err(err) => {
                 let reply = action_error(&err, verb, &guest.name);
@@ -692,7 +704,9 @@ impl Brain {
                     speech::used_of(used, total),
                     speech::percent(used as f64 / total.max(1) as f64)
                 ),
-                None => format!("Proxmox doesn't tell me {name}'s memory; the token may lack Sys.Audit."),
+                None => format!(
+                    "Proxmox doesn't tell me {name}'s memory; the token may lack Sys.Audit."
+                ),
             },
             Aspect::Cpu => match node.cpu {
                 Some(cpu) => format!(
@@ -752,8 +766,7 @@ impl Ctx {
     }
 }
 
-const NO_PROXMOX: &str =
-    "Proxmox isn't set up yet. Add a proxmox section with the node URLs and an API token to my \
+const NO_PROXMOX: &str = "Proxmox isn't set up yet. Add a proxmox section with the node URLs and an API token to my \
      configuration.";
 
 const HELP: &str = "I look after your Proxmox cluster. Ask me how the cluster is doing, the \
@@ -856,7 +869,10 @@ fn action_error(err: &ProxmoxError, verb: &str, name: &str) -> String {
             "Proxmox won't let me {verb} {name}: my API token lacks the VM.PowerMgmt permission."
         ),
         ProxmoxError::Server { message, .. } => {
-            format!("Proxmox couldn't {verb} {name}: {}.", message.trim_end_matches('.'))
+            format!(
+                "Proxmox couldn't {verb} {name}: {}.",
+                message.trim_end_matches('.')
+            )
         }
         other => other.spoken(),
     }
@@ -866,15 +882,20 @@ fn describe_guest(guest: &Guest, aspect: Aspect) -> String {
     let name = &guest.name;
     let what = format!("{} {}", kind_name(guest.kind), guest.vmid);
     let running = guest.status == GuestState::Running;
-    let memory = guest.mem.zip(guest.maxmem).map(|(used, total)| {
-        format!("memory {}", speech::used_of(used, total))
-    });
+    let memory = guest
+        .mem
+        .zip(guest.maxmem)
+        .map(|(used, total)| format!("memory {}", speech::used_of(used, total)));
     match aspect {
         Aspect::All | Aspect::Load | Aspect::Updates => {
             let mut reply = if guest.template {
                 format!("{name}, {what}, is a template on {}.", guest.node)
             } else {
-                format!("{name}, {what} on {}, is {}", guest.node, guest.status.as_str())
+                format!(
+                    "{name}, {what} on {}, is {}",
+                    guest.node,
+                    guest.status.as_str()
+                )
             };
             if !guest.template {
                 let mut parts = Vec::new();
@@ -923,12 +944,13 @@ fn describe_guest(guest: &Guest, aspect: Aspect) -> String {
             Some(up) => format!("{name} has been up for {}.", speech::duration(up)),
             None => format!("Proxmox doesn't tell me {name}'s uptime."),
         },
-        Aspect::Memory | Aspect::Cpu | Aspect::Uptime => format!("{name} is {}.", guest.status.as_str()),
+        Aspect::Memory | Aspect::Cpu | Aspect::Uptime => {
+            format!("{name} is {}.", guest.status.as_str())
+        }
         Aspect::Disk => match guest.disk.zip(guest.maxdisk) {
-            Some((used, total)) if used > 0 => format!(
-                "{name}'s disk has {} used.",
-                speech::used_of(used, total)
-            ),
+            Some((used, total)) if used > 0 => {
+                format!("{name}'s disk has {} used.", speech::used_of(used, total))
+            }
             _ => format!(
                 "Proxmox doesn't know how full {name}'s disk is{}.",
                 if guest.kind == GuestKind::Qemu {
@@ -991,22 +1013,23 @@ fn overview(inventory: &Inventory, cluster: Option<&ClusterStatus>) -> String {
         } else if let Some((used, total)) = s.used.zip(s.total).filter(|(_, t)| *t > 0) {
             let fraction = used as f64 / total as f64;
             if fraction >= 0.9 {
-                problems.push(format!("storage {} is {} full", s.storage, speech::percent(fraction)));
+                problems.push(format!(
+                    "storage {} is {} full",
+                    s.storage,
+                    speech::percent(fraction)
+                ));
             }
         }
     }
-    problems.extend(
-        guests
-            .iter()
-            .filter_map(|g| g.lock.as_ref().map(|l| format!("{} is locked ({l})", g.name))),
-    );
+    problems.extend(guests.iter().filter_map(|g| {
+        g.lock
+            .as_ref()
+            .map(|l| format!("{} is locked ({l})", g.name))
+    }));
     if problems.is_empty() {
         reply.push_str("Nothing looks unhealthy.");
     } else {
-        reply.push_str(&format!(
-            "Needs attention: {}.",
-            speech::list(&problems, 5)
-        ));
+        reply.push_str(&format!("Needs attention: {}.", speech::list(&problems, 5)));
     }
     reply
 }
@@ -1054,7 +1077,16 @@ fn describe_storages(inventory: &Inventory, storage: Option<&str>, node: Option<
         .iter()
         .filter(|s| storage.is_none_or(|id| s.storage == id))
         .filter(|s| node.is_none_or(|n| s.node == n))
-        .filter(|s| seen.insert((s.storage.clone(), if s.shared { String::new() } else { s.node.clone() })))
+        .filter(|s| {
+            seen.insert((
+                s.storage.clone(),
+                if s.shared {
+                    String::new()
+                } else {
+                    s.node.clone()
+                },
+            ))
+        })
         .map(|s| match s.used.zip(s.total).filter(|(_, t)| *t > 0) {
             Some((used, total)) if s.available => {
                 let fraction = used as f64 / total as f64;
@@ -1087,12 +1119,12 @@ fn describe_storages(inventory: &Inventory, storage: Option<&str>, node: Option<
     items.sort_by(|a, b| b.0.total_cmp(&a.0));
     let sentences: Vec<String> = items.into_iter().map(|(_, s)| s).collect();
     let shown = 4;
-    let mut reply = capitalize(&speech::list(&sentences[..sentences.len().min(shown)], shown));
+    let mut reply = capitalize(&speech::list(
+        &sentences[..sentences.len().min(shown)],
+        shown,
+    ));
     if sentences.len() > shown {
-        reply.push_str(&format!(
-            "; {} more are emptier",
-            sentences.len() - shown
-        ));
+        reply.push_str(&format!("; {} more are emptier", sentences.len() - shown));
     }
     reply.push('.');
     reply

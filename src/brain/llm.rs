@@ -45,10 +45,7 @@ impl Llm {
     /// # Errors
     /// No URL, or the HTTP client cannot be built.
     pub fn new(config: &LlmConfig) -> Result<Self, String> {
-        let base = config
-            .url
-            .clone()
-            .ok_or("llm.url is not set")?;
+        let base = config.url.clone().ok_or("llm.url is not set")?;
         let endpoint = Url::parse(&format!(
             "{}/chat/completions",
             base.as_str().trim_end_matches('/')
@@ -110,7 +107,11 @@ impl Llm {
             }
             rounds += 1;
             for call in calls {
-                let id = call.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
+                let id = call
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
                 let function = call.get("function").cloned().unwrap_or(Value::Null);
                 let name = function.get("name").and_then(Value::as_str).unwrap_or("");
                 let arguments: Value = function

@@ -208,7 +208,10 @@ impl Confirmations {
         self.pending
             .lock()
             .ok()
-            .and_then(|p| p.get(conversation).map(|p| p.asked.elapsed() <= self.timeout))
+            .and_then(|p| {
+                p.get(conversation)
+                    .map(|p| p.asked.elapsed() <= self.timeout)
+            })
             .unwrap_or(false)
     }
 }
@@ -292,15 +295,27 @@ mod tests {
         let mut config = PolicyConfig::default();
         let media = guest(101, "media-server");
         assert_eq!(
-            judge(&config, &request(Channel::Voice, GuestAction::Start, false), &media),
+            judge(
+                &config,
+                &request(Channel::Voice, GuestAction::Start, false),
+                &media
+            ),
             Verdict::Allow
         );
         assert_eq!(
-            judge(&config, &request(Channel::Voice, GuestAction::Reboot, false), &media),
+            judge(
+                &config,
+                &request(Channel::Voice, GuestAction::Reboot, false),
+                &media
+            ),
             Verdict::Confirm
         );
         assert_eq!(
-            judge(&config, &request(Channel::Http, GuestAction::Reboot, true), &media),
+            judge(
+                &config,
+                &request(Channel::Http, GuestAction::Reboot, true),
+                &media
+            ),
             Verdict::Allow
         );
         config.channels.mqtt = Tier::SafeWrite;
@@ -314,7 +329,11 @@ mod tests {
             Verdict::Refuse(r) if r.contains("protected")
         ));
         assert_eq!(
-            judge(&config, &request(Channel::Voice, GuestAction::Start, false), &media),
+            judge(
+                &config,
+                &request(Channel::Voice, GuestAction::Start, false),
+                &media
+            ),
             Verdict::Allow
         );
         config.read_only = true;

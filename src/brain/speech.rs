@@ -68,8 +68,14 @@ pub fn list(items: &[String], max: usize) -> String {
         [] => String::new(),
         [one] => one.clone(),
         _ if items.len() <= max => {
-            let (last, rest) = items.split_last().map_or((None, &[][..]), |(l, r)| (Some(l), r));
-            format!("{} and {}", rest.join(", "), last.map_or("", |s| s.as_str()))
+            let (last, rest) = items
+                .split_last()
+                .map_or((None, &[][..]), |(l, r)| (Some(l), r));
+            format!(
+                "{} and {}",
+                rest.join(", "),
+                last.map_or("", |s| s.as_str())
+            )
         }
         _ => format!("{} and {} more", items[..max].join(", "), items.len() - max),
     }
@@ -102,7 +108,10 @@ mod tests {
         assert_eq!(bytes(3_221_225_472), "3 gigabytes");
         assert_eq!(bytes(3_435_973_837), "3.2 gigabytes");
         assert_eq!(bytes(67_108_864_000), "63 gigabytes");
-        assert_eq!(used_of(21_474_836_480, 67_108_864_000), "20 of 63 gigabytes");
+        assert_eq!(
+            used_of(21_474_836_480, 67_108_864_000),
+            "20 of 63 gigabytes"
+        );
         assert_eq!(percent(0.0412), "4 percent");
         assert_eq!(percent(0.001), "under 1 percent");
         assert_eq!(duration(864_213), "10 days");
