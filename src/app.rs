@@ -65,6 +65,13 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
     } else {
         None
     };
+    if config.http.enabled && config.http.api_key.is_empty() {
+        warn!(
+            "http.api_key is empty: anyone who can reach {} may send commands; set \
+             JARVIS_HTTP_API_KEY (or http.api_key) unless this network is trusted",
+            config.http.addr
+        );
+    }
     let http_addr = http_listener
         .as_ref()
         .map(TcpListener::local_addr)
@@ -98,14 +105,15 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         shutdown.child_token(),
     ));
     let http_task = http_listener.map(|listener| {
-        let router = http_api::router(ApiState {
-            services: Arc::clone(&services),
-        });
+        let router = http_api::router(ApiState::new(Arc::clone(&services), &config.http));
         let token = shutdown.child_token();
         tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
         })
     });
     let http_shown = http_addr.map_or_else(|| "disabled".to_owned(), |addr| addr.to_string());

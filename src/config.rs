@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+pub use crate::brain::config::{AuditConfig, LlmConfig, PolicyConfig};
 use crate::models::catalog::{self, ModelKind};
 use crate::models::digest::Sha256Digest;
 
@@ -36,8 +37,16 @@ pub struct Config {
     pub stt: SttConfig,
     /// Text-to-speech.
     pub tts: TtsConfig,
+    /// The safety policy for actions.
+    pub policy: PolicyConfig,
+    /// The audit log.
+    pub audit: AuditConfig,
+    /// The optional LLM fallback.
+    pub llm: LlmConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The Proxmox VE cluster.
+    pub proxmox: ProxmoxConfig,
     /// Home Assistant entities over MQTT discovery.
     pub mqtt: crate::mqtt::MqttConfig,
 }
@@ -60,6 +69,9 @@ pub struct WyomingConfig {
     pub max_data_bytes: usize,
     /// Largest payload (audio) accepted in one event, in bytes.
     pub max_payload_bytes: usize,
+    /// Also advertise an `intent` program. Off by default: HA prefers an intent program over a
+    /// handle program and would then run Jarvis's intents itself, which it cannot.
+    pub advertise_intent: bool,
     /// Zeroconf (mDNS) advertisement.
     pub zeroconf: ZeroconfConfig,
 }
@@ -76,6 +88,7 @@ impl Default for WyomingConfig {
             max_header_bytes: limits.max_line,
             max_data_bytes: limits.max_data,
             max_payload_bytes: limits.max_payload,
+            advertise_intent: false,
             zeroconf: ZeroconfConfig::default(),
         }
     }
@@ -118,14 +131,40 @@ impl Default for ZeroconfConfig {
     }
 }
 
-/// `[http]`: the HTTP API (`/health`, and `/v1/command` once the intent engine lands).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `[http]`: the HTTP API (`GET /health`, `POST /v1/command`).
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Serve the HTTP API.
     pub enabled: bool,
     /// Address to listen on.
     pub addr: SocketAddr,
+    /// The key `POST /v1/command` requires in `x-api-key`. Empty: no key (trusted networks
+    /// only; a warning is logged at start-up).
+    pub api_key: String,
+    /// Commands one client (IP address) may send per minute; more get `429`.
+    pub rate_limit_per_minute: u32,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("enabled", &self.enabled)
+            .field("addr", &self.addr)
+            .field(
+                "api_key",
+                &if self.api_key.is_empty() {
+                    "<none>"
+                } else {
+                    "<set>"
+                },
+            )
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
 }
 
 impl Default for HttpConfig {
@@ -133,6 +172,9 @@ impl Default for HttpConfig {
         Self {
             enabled: true,
             addr: parse_default(DEFAULT_HTTP_ADDR),
+            api_key: String::new(),
+            rate_limit_per_minute: 60,
+            max_body_bytes: 16 * 1024,
         }
     }
 }
@@ -383,6 +425,224 @@ pub enum UnknownVoice {
     Error,
 }
 
+/// Default `proxmox.token_id`: the token §4.1 of the integration notes creates
+/// (`pveum user token add jarvis@pve ha --privsep 1`).
+pub const DEFAULT_PROXMOX_TOKEN_ID: &str = "jarvis@pve!ha";
+
+/// `[proxmox]`: the Proxmox VE REST API (any node of the cluster answers for all of them).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxmoxConfig {
+    /// Talk to Proxmox at all.
+    pub enabled: bool,
+    /// Base URLs of the nodes' APIs (`https://192.168.1.11:8006`), tried in order; the last one
+    /// that answered is tried first next time.
+    pub urls: Vec<Url>,
+    /// API token id, `USER@REALM!TOKENID`.
+    pub token_id: String,
+    /// API token secret (a UUID). Prefer `token_secret_file` or `JARVIS_PROXMOX_TOKEN_SECRET`.
+    pub token_secret: Option<Secret>,
+    /// File holding the token secret (surrounding whitespace is ignored).
+    pub token_secret_file: Option<PathBuf>,
+    /// PEM file of a CA to trust besides the system roots (the cluster CA,
+    /// `/etc/pve/pve-root-ca.pem`).
+    pub ca_file: Option<PathBuf>,
+    /// SHA-256 fingerprints (`AA:BB:...`) of the nodes' certificates. With pins, a certificate
+    /// is accepted when it matches one, whoever signed it.
+    pub fingerprints: Vec<String>,
+    /// Accept any certificate. Insecure; logged loudly at every start.
+    pub insecure_skip_verify: bool,
+    /// Seconds a request may take, connection included.
+    pub timeout_secs: u64,
+    /// Seconds to wait for a connection before trying the next node.
+    pub connect_timeout_secs: u64,
+    /// Extra attempts for failed reads (actions are never repeated), with exponential backoff
+    /// from 200 ms.
+    pub read_retries: u32,
+    /// Seconds `/cluster/resources` (nodes, guests, storage) stays cached.
+    pub resources_ttl_secs: u64,
+    /// Seconds `/cluster/status` and each `/nodes/{node}/status` stay cached.
+    pub node_status_ttl_secs: u64,
+    /// Seconds the pending-updates count of a node stays cached.
+    pub updates_ttl_secs: u64,
+    /// Milliseconds between two polls of a running task.
+    pub task_poll_ms: u64,
+    /// Seconds to wait for a task (a guest shutdown) before reporting it as still running.
+    pub task_timeout_secs: u64,
+}
+
+impl Default for ProxmoxConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            urls: Vec::new(),
+            token_id: DEFAULT_PROXMOX_TOKEN_ID.into(),
+            token_secret: None,
+            token_secret_file: None,
+            ca_file: None,
+            fingerprints: Vec::new(),
+            insecure_skip_verify: false,
+            timeout_secs: 10,
+            connect_timeout_secs: 3,
+            read_retries: 2,
+            resources_ttl_secs: 15,
+            node_status_ttl_secs: 60,
+            updates_ttl_secs: 900,
+            task_poll_ms: 1000,
+            task_timeout_secs: 300,
+        }
+    }
+}
+
+impl ProxmoxConfig {
+    fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: String| {
+            Err(ConfigError::Invalid {
+                path: origin.to_owned(),
+                key,
+                message,
+            })
+        };
+        for url in &self.urls {
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return invalid(
+                    "proxmox.urls",
+                    format!(
+                        "{url} must be an https:// URL with a host, such as https://192.168.1.11:8006"
+                    ),
+                );
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return invalid(
+                    "proxmox.urls",
+                    format!("{url} must be a base URL without ?query or #fragment"),
+                );
+            }
+        }
+        for pin in &self.fingerprints {
+            if parse_fingerprint(pin).is_none() {
+                return invalid(
+                    "proxmox.fingerprints",
+                    format!(
+                        "{pin:?} is not a SHA-256 fingerprint: use the 32 colon-separated hex bytes \
+                         the node shows under System > Certificates (AA:BB:...)"
+                    ),
+                );
+            }
+        }
+        if self.insecure_skip_verify && (!self.fingerprints.is_empty() || self.ca_file.is_some()) {
+            return invalid(
+                "proxmox.insecure_skip_verify",
+                "cannot be combined with fingerprints or ca_file; remove it to verify the certificate"
+                    .into(),
+            );
+        }
+        if !self.fingerprints.is_empty() && self.ca_file.is_some() {
+            return invalid(
+                "proxmox.fingerprints",
+                "set either fingerprints (pin the node certificates) or ca_file (trust the cluster \
+                 CA), not both"
+                    .into(),
+            );
+        }
+        if self.token_secret.is_some() && self.token_secret_file.is_some() {
+            return invalid(
+                "proxmox.token_secret_file",
+                "set either token_secret or token_secret_file, not both".into(),
+            );
+        }
+        for (key, value) in [
+            ("proxmox.timeout_secs", self.timeout_secs),
+            ("proxmox.connect_timeout_secs", self.connect_timeout_secs),
+            ("proxmox.task_poll_ms", self.task_poll_ms),
+            ("proxmox.task_timeout_secs", self.task_timeout_secs),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1".into());
+            }
+        }
+        if self.read_retries > 10 {
+            return invalid("proxmox.read_retries", "must be 0 to 10".into());
+        }
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.urls.is_empty() {
+            return invalid(
+                "proxmox.urls",
+                "proxmox is enabled but no node URL is set; add one or more, such as \
+                 [\"https://192.168.1.11:8006\"]"
+                    .into(),
+            );
+        }
+        let token_ok = self
+            .token_id
+            .split_once('!')
+            .is_some_and(|(user, name)| user.contains('@') && !name.is_empty());
+        if !token_ok {
+            return invalid(
+                "proxmox.token_id",
+                format!(
+                    "{:?} is not an API token id; use USER@REALM!TOKENID, such as \"jarvis@pve!ha\" \
+                     (create it with `pveum user token add jarvis@pve ha --privsep 1`)",
+                    self.token_id
+                ),
+            );
+        }
+        // The secret itself may still come from JARVIS_PROXMOX_TOKEN_SECRET, which is applied
+        // after the file is loaded; the client reports a missing one when it is built.
+        Ok(())
+    }
+}
+
+/// Parses a SHA-256 fingerprint: 32 hex bytes, colon-separated (`AA:BB:..`, as Proxmox shows
+/// them) or not, in either case.
+pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
+    let hex: String = text.trim().chars().filter(|&c| c != ':').collect();
+    let colons = text.trim().chars().filter(|&c| c == ':').count();
+    if hex.len() != 64 || !(colons == 0 || colons == 31) || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A secret from the configuration (an API token). Its `Debug` never shows the value, so a
+/// logged or printed configuration does not leak it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -437,6 +697,27 @@ pub struct Overrides {
     /// ONNX Runtime library for text-to-speech [default: <models-dir>/onnxruntime/libonnxruntime.so.1.24.2]
     #[arg(long, env = "JARVIS_ONNXRUNTIME", value_name = "FILE")]
     pub onnxruntime: Option<PathBuf>,
+    /// Audit log file [default: /var/lib/jarvis/audit.jsonl]
+    #[arg(long, env = "JARVIS_AUDIT_PATH", value_name = "FILE")]
+    pub audit_path: Option<PathBuf>,
+    /// Key for `POST /v1/command` (prefer the environment to the command line)
+    #[arg(
+        long,
+        env = "JARVIS_HTTP_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub http_api_key: Option<String>,
+    /// Proxmox API token secret. Meant for the environment (a flag would show in `ps`), so the
+    /// flag is hidden and the value never printed.
+    #[arg(
+        long,
+        env = "JARVIS_PROXMOX_TOKEN_SECRET",
+        value_name = "SECRET",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub proxmox_token_secret: Option<Secret>,
     /// MQTT broker password. Meant for the environment (a flag would show in `ps`), so the
     /// flag is hidden and the value never printed.
     #[arg(
@@ -446,7 +727,7 @@ pub struct Overrides {
         hide = true,
         hide_env_values = true
     )]
-    pub mqtt_password: Option<crate::mqtt::Password>,
+    pub mqtt_password: Option<Secret>,
 }
 
 /// Why a configuration could not be loaded. The message names the file and the key.
@@ -543,6 +824,17 @@ impl Config {
             // On the command line a relative path means the current directory, not models.dir.
             self.tts.onnxruntime =
                 std::env::current_dir().map_or_else(|_| lib.clone(), |cwd| cwd.join(lib));
+        }
+        if let Some(path) = &overrides.audit_path {
+            self.audit.path.clone_from(path);
+        }
+        if let Some(key) = &overrides.http_api_key {
+            self.http.api_key.clone_from(key);
+        }
+        if let Some(secret) = &overrides.proxmox_token_secret {
+            self.proxmox.token_secret = Some(secret.clone());
+            // The environment wins over the file, whichever way the file gives the secret.
+            self.proxmox.token_secret_file = None;
         }
         self
     }
@@ -641,7 +933,37 @@ impl Config {
                 "must name a model (e.g. \"tiny.en\") or a ggml file".into(),
             );
         }
+        if self.http.rate_limit_per_minute == 0 {
+            return invalid("http.rate_limit_per_minute", "must be at least 1".into());
+        }
+        if self.http.max_body_bytes < 256 {
+            return invalid("http.max_body_bytes", "must be at least 256".into());
+        }
+        if self.policy.confirm_timeout_secs == 0 {
+            return invalid("policy.confirm_timeout_secs", "must be at least 1".into());
+        }
+        if self.audit.max_mb == 0 {
+            return invalid("audit.max_mb", "must be at least 1".into());
+        }
+        if self.llm.enabled && self.llm.url.is_none() {
+            return invalid(
+                "llm.url",
+                "is required when llm.enabled is true, e.g. \"http://127.0.0.1:8080/v1\"".into(),
+            );
+        }
+        if let Some(url) = &self.llm.url {
+            if !matches!(url.scheme(), "http" | "https") {
+                return invalid("llm.url", format!("{url} is not an http(s) URL"));
+            }
+        }
+        if self.llm.max_history < 2 {
+            return invalid("llm.max_history", "must be at least 2".into());
+        }
+        if self.llm.timeout_secs == 0 {
+            return invalid("llm.timeout_secs", "must be at least 1".into());
+        }
         self.models.validate(origin)?;
+        self.proxmox.validate(origin)?;
         self.mqtt.validate(origin)?;
         if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             return invalid(
@@ -890,6 +1212,72 @@ mod tests {
             let err = parse(&text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}\n=> {err}");
         }
+    }
+
+    #[test]
+    fn proxmox_section_parses_and_bad_values_are_named() {
+        let pin = ["AB"; 32].join(":");
+        let config = parse(&format!(
+            "[proxmox]\nenabled = true\nurls = [\"https://192.168.1.11:8006\", \"https://pve2:8006/\"]\n\
+             token_secret = \"0f3c-secret\"\nfingerprints = [\"{pin}\"]\n"
+        ))
+        .unwrap();
+        assert!(config.proxmox.enabled);
+        assert_eq!(config.proxmox.urls.len(), 2);
+        assert_eq!(config.proxmox.token_id, DEFAULT_PROXMOX_TOKEN_ID);
+        assert_eq!(
+            config.proxmox.token_secret.as_ref().map(Secret::expose),
+            Some("0f3c-secret")
+        );
+
+        let cases = [
+            ("enabled = true\n", "proxmox.urls"),
+            ("urls = [\"ftp://pve:8006\"]\n", "proxmox.urls"),
+            ("urls = [\"not a url\"]\n", "proxmox.urls"),
+            (
+                "enabled = true\nurls = [\"https://pve:8006\"]\ntoken_id = \"jarvis\"\n",
+                "proxmox.token_id",
+            ),
+            ("fingerprints = [\"AA:BB\"]\n", "proxmox.fingerprints"),
+            (
+                "fingerprints = [\"zz\"]\ninsecure_skip_verify = true\n",
+                "proxmox.fingerprints",
+            ),
+            (
+                "ca_file = \"/ca.pem\"\ninsecure_skip_verify = true\n",
+                "proxmox.insecure_skip_verify",
+            ),
+            (
+                "token_secret = \"a\"\ntoken_secret_file = \"/s\"\n",
+                "proxmox.token_secret_file",
+            ),
+            ("timeout_secs = 0\n", "proxmox.timeout_secs"),
+            ("task_poll_ms = 0\n", "proxmox.task_poll_ms"),
+            ("token = \"x\"\n", "unknown field"),
+        ];
+        for (body, needle) in cases {
+            let text = format!("[proxmox]\n{body}");
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}\n=> {err}");
+        }
+    }
+
+    #[test]
+    fn the_token_secret_never_shows_in_debug_and_the_environment_wins() {
+        let config = parse("[proxmox]\ntoken_secret_file = \"/etc/jarvis/token\"\n").unwrap();
+        let overrides = Overrides {
+            proxmox_token_secret: Some(Secret::new("env-s3cr3t")),
+            ..Default::default()
+        };
+        let config = config.with_overrides(&overrides);
+        assert_eq!(
+            config.proxmox.token_secret.as_ref().map(Secret::expose),
+            Some("env-s3cr3t")
+        );
+        assert_eq!(config.proxmox.token_secret_file, None);
+        let debug = format!("{config:?} {overrides:?}");
+        assert!(!debug.contains("env-s3cr3t"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
     }
 
     #[test]

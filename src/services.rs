@@ -6,9 +6,11 @@
 
 use std::sync::Arc;
 
-use wyoming::info::Info;
+use wyoming::info::{Attribution, HandleModel, HandleProgram, Info, IntentModel, IntentProgram};
 
+use crate::brain::{Brain, BrainError};
 use crate::config::Config;
+use crate::proxmox::{Proxmox, ProxmoxError};
 use crate::stt::{SttError, SttService};
 use crate::tts::{TtsError, TtsService};
 use crate::wyoming_server::dispatch::Route;
@@ -32,6 +34,10 @@ pub struct Services {
     pub stt: Option<Arc<SttService>>,
     /// Text-to-speech, when enabled.
     pub tts: Option<Arc<TtsService>>,
+    /// The homelab brain (intent handling), always present.
+    pub brain: Arc<Brain>,
+    /// Advertise an `intent` program besides the `handle` one.
+    pub advertise_intent: bool,
 }
 
 /// Why a service could not be loaded at start-up.
@@ -43,6 +49,12 @@ pub enum LoadError {
     /// Text-to-speech.
     #[error(transparent)]
     Tts(#[from] TtsError),
+    /// The Proxmox client configuration.
+    #[error("proxmox: {0}")]
+    Proxmox(#[from] ProxmoxError),
+    /// The brain.
+    #[error(transparent)]
+    Brain(#[from] BrainError),
 }
 
 impl Services {
@@ -61,7 +73,18 @@ impl Services {
         } else {
             None
         };
-        Ok(Self { stt, tts })
+        let proxmox = if config.proxmox.enabled {
+            Some(Proxmox::new(&config.proxmox)?)
+        } else {
+            None
+        };
+        let brain = Arc::new(Brain::new(config, proxmox)?);
+        Ok(Self {
+            stt,
+            tts,
+            brain,
+            advertise_intent: config.wyoming.advertise_intent,
+        })
     }
 
     /// The state of the service behind `route`.
@@ -82,7 +105,8 @@ impl Services {
             Route::Tts => ServiceState::Unavailable {
                 reason: "text-to-speech is disabled on this server (tts.enabled = false)".into(),
             },
-            Route::Wake | Route::Intent => not_built(),
+            Route::Intent => ServiceState::Ready,
+            Route::Wake => not_built(),
         }
     }
 
@@ -97,6 +121,43 @@ impl Services {
         Info {
             asr: self.stt.iter().map(|stt| stt.program()).collect(),
             tts: self.tts.iter().map(|tts| tts.program()).collect(),
+            handle: vec![HandleProgram {
+                name: "jarvis".into(),
+                attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),
+                installed: true,
+                description: Some("Jarvis homelab assistant (Proxmox VE)".into()),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+                models: vec![HandleModel {
+                    name: "jarvis-homelab".into(),
+                    attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),
+                    installed: true,
+                    description: Some("Proxmox status and power actions, English".into()),
+                    version: Some(env!("CARGO_PKG_VERSION").into()),
+                    languages: vec!["en".into()],
+                }],
+                supports_handled_streaming: false,
+                // Jarvis does not control Home Assistant's own entities.
+                supports_home_control: false,
+            }],
+            intent: if self.advertise_intent {
+                vec![IntentProgram {
+                    name: "jarvis-intents".into(),
+                    attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),
+                    installed: true,
+                    description: Some("Jarvis homelab intents".into()),
+                    version: Some(env!("CARGO_PKG_VERSION").into()),
+                    models: vec![IntentModel {
+                        name: "jarvis-homelab".into(),
+                        attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),
+                        installed: true,
+                        description: None,
+                        version: None,
+                        languages: vec!["en".into()],
+                    }],
+                }]
+            } else {
+                Vec::new()
+            },
             ..Info::default()
         }
     }

@@ -1,5 +1,19 @@
 //! The homelab brain: local intents, the safety policy, actions on Proxmox and the audit log.
+//!
+//! [`Brain::command`] takes what someone said (voice, HTTP) and answers; [`Brain::act`] takes
+//! an action request (an MQTT button, or a recognized command) through the policy to Proxmox.
 
+pub mod audit;
+pub mod config;
+pub mod engine;
+pub mod grammar;
+pub mod intents;
+pub mod llm;
+pub mod names;
+pub mod numbers;
+pub mod policy;
+pub mod speech;
 pub mod types;
 
+pub use engine::{Brain, BrainError, BrainHealth, Command, Response, Source};
 pub use types::{ActionReport, ActionRequest, Activity, Channel, Decision};

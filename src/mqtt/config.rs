@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Secret};
 
 /// Default MQTT port (plain TCP; 8883 is the usual TLS port).
 pub const DEFAULT_PORT: u16 = 1883;
@@ -37,7 +37,7 @@ pub struct MqttConfig {
     /// User name, when the broker asks for one.
     pub username: Option<String>,
     /// Password (prefer `JARVIS_MQTT_PASSWORD`). Never logged.
-    pub password: Option<Password>,
+    pub password: Option<Secret>,
     /// MQTT client id; unique on the broker.
     pub client_id: String,
     /// Connect with TLS.
@@ -129,37 +129,6 @@ impl std::fmt::Debug for MqttConfig {
     }
 }
 
-/// The broker password. Its `Debug` never shows the value.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Password(String);
-
-impl Password {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
-
-impl std::str::FromStr for Password {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
-
 /// [`MqttConfig`] checked and typed, as the publisher uses it. Tests build it directly to use
 /// intervals shorter than a second.
 #[derive(Debug, Clone)]
@@ -169,7 +138,7 @@ pub struct MqttSettings {
     /// Broker port.
     pub port: u16,
     /// User name and password.
-    pub credentials: Option<(String, Password)>,
+    pub credentials: Option<(String, Secret)>,
     /// MQTT client id.
     pub client_id: String,
     /// TLS, with an optional CA file.
@@ -209,7 +178,7 @@ impl MqttConfig {
         let credentials = self.username.as_ref().map(|user| {
             (
                 user.clone(),
-                self.password.clone().unwrap_or_else(|| Password::new("")),
+                self.password.clone().unwrap_or_else(|| Secret::new("")),
             )
         });
         MqttSettings {
@@ -365,7 +334,7 @@ mod tests {
             ),
             (|c| c.poll_secs = 0, "mqtt.poll_secs"),
             (|c| c.grace_secs = 1, "mqtt.grace_secs"),
-            (|c| c.password = Some(Password::new("x")), "mqtt.username"),
+            (|c| c.password = Some(Secret::new("x")), "mqtt.username"),
             (|c| c.ca_file = Some("/ca.pem".into()), "mqtt.ca_file"),
             (|c| c.cluster_id = Some("!!!".into()), "mqtt.cluster_id"),
         ];
@@ -379,7 +348,7 @@ mod tests {
     fn the_password_is_never_printed() {
         let config = MqttConfig {
             username: Some("ha".into()),
-            password: Some(Password::new("hunter2")),
+            password: Some(Secret::new("hunter2")),
             ..MqttConfig::default()
         };
         let shown = format!("{config:?} {:?}", config.settings());

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-pub use config::{MqttConfig, MqttSettings, Password};
+pub use config::{MqttConfig, MqttSettings};
 pub use connection::{LinkState, MqttError};
 pub use publisher::Publisher;
 pub use source::{ActionSink, ClusterSource, NoBrain, SourceError};

@@ -1,9 +1,21 @@
-//! Proxmox VE: the data model shared by the brain and the MQTT publisher, and (to come) the REST
-//! client with its cache.
+//! Proxmox VE: the data model shared by the brain and the MQTT publisher, and the REST client
+//! with its shared cache (§4 of the integration notes).
+//!
+//! [`Proxmox`] is the one client per cluster: the brain asks it for the inventory and sends
+//! guest actions through it; the MQTT publisher polls [`Proxmox::refresh_inventory`] and reads
+//! the same cache.
 
+mod cache;
+pub mod client;
+pub mod error;
 pub mod model;
+pub mod tls;
+mod wire;
 
+pub use client::{Proxmox, ProxmoxHealth, Timings};
+pub use error::ProxmoxError;
 pub use model::{
     ClusterMember, ClusterStatus, Guest, GuestAction, GuestKind, GuestRef, GuestState, Inventory,
     Node, NodeState, NodeStatus, Storage, TaskOutcome, TaskResult,
 };
+pub use tls::fingerprint;

@@ -1,6 +1,7 @@
 //! The Wyoming listener: one TCP port for every service, on top of [`wyoming::serve`].
 
 pub mod dispatch;
+pub mod intent;
 mod session;
 
 use std::sync::Arc;

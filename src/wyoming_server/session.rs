@@ -10,6 +10,7 @@ use wyoming::misc::{Error as ErrorEvent, Pong};
 use wyoming::{Connection, Event, ProtocolError};
 
 use super::dispatch::Route;
+use super::intent::IntentFlow;
 use crate::services::{ServiceState, Services};
 use crate::stt::flow::SttFlow;
 use crate::tts::flow::TtsFlow;
@@ -29,6 +30,8 @@ enum Flow {
     Stt(Box<SttFlow>),
     /// Text-to-speech.
     Tts(Box<TtsFlow>),
+    /// Intent handling (a `transcript` for the conversation agent).
+    Intent(IntentFlow),
 }
 
 impl Flow {
@@ -41,6 +44,7 @@ impl Flow {
         match self {
             Self::Stt(flow) => flow.next_output().await,
             Self::Tts(flow) => flow.next_output().await,
+            Self::Intent(flow) => flow.next_output().await,
             Self::Idle | Self::Refused(_) => std::future::pending().await,
         }
     }
@@ -50,6 +54,7 @@ impl Flow {
         match self {
             Self::Stt(flow) => flow.is_busy(),
             Self::Tts(flow) => flow.is_busy(),
+            Self::Intent(flow) => flow.is_busy(),
             Self::Idle | Self::Refused(_) => false,
         }
     }
@@ -84,7 +89,7 @@ pub(crate) async fn run(mut conn: Connection, services: Arc<Services>) {
             events = flow.output() => write_all(&mut conn, events).await,
             read = conn.reader.read_event() => match read {
                 Ok(Some(event)) => {
-                    let events = handle(&services, &mut flow, event);
+                    let events = handle(&services, &mut flow, event, conn.peer);
                     write_all(&mut conn, events).await
                 }
                 Ok(None) => {
@@ -120,7 +125,12 @@ async fn write_all(conn: &mut Connection, events: Vec<Event>) -> Next {
 }
 
 /// Decides what an incoming event does; returns the events to send back.
-fn handle(services: &Services, flow: &mut Flow, event: Event) -> Vec<Event> {
+fn handle(
+    services: &Services,
+    flow: &mut Flow,
+    event: Event,
+    peer: std::net::SocketAddr,
+) -> Vec<Event> {
     match &event {
         Event::Describe(_) => return vec![services.info().into()],
         Event::Ping(ping) => {
@@ -159,7 +169,7 @@ fn handle(services: &Services, flow: &mut Flow, event: Event) -> Vec<Event> {
     }
     // Events that open a new request.
     if let Some(route) = Route::of(&event) {
-        return open(services, flow, route, &event);
+        return open(services, flow, route, &event, peer);
     }
     match event {
         Event::AudioChunk(_) | Event::AudioStop(_) => {
@@ -184,7 +194,13 @@ fn handle(services: &Services, flow: &mut Flow, event: Event) -> Vec<Event> {
 }
 
 /// Starts the service behind `route` for `request`.
-fn open(services: &Services, flow: &mut Flow, route: Route, request: &Event) -> Vec<Event> {
+fn open(
+    services: &Services,
+    flow: &mut Flow,
+    route: Route,
+    request: &Event,
+    peer: std::net::SocketAddr,
+) -> Vec<Event> {
     if let ServiceState::Unavailable { reason } = services.state(route) {
         info!(
             service = route.service_name(),
@@ -197,6 +213,22 @@ fn open(services: &Services, flow: &mut Flow, route: Route, request: &Event) -> 
             Flow::Idle
         };
         return vec![ErrorEvent::new("service-unavailable", reason).into()];
+    }
+    if route == Route::Intent {
+        let brain = &services.brain;
+        return match request {
+            Event::Transcript(transcript) => {
+                *flow = Flow::Intent(IntentFlow::handle(
+                    Arc::clone(brain),
+                    transcript,
+                    peer.ip().to_string(),
+                ));
+                Vec::new()
+            }
+            Event::Recognize(recognize) => IntentFlow::recognize(brain, recognize),
+            Event::Intent(intent) => IntentFlow::refuse_structured(intent),
+            _ => Vec::new(),
+        };
     }
     match (route, &services.stt, &services.tts) {
         (Route::Tts, _, Some(tts)) => {

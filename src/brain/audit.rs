@@ -1,0 +1,278 @@
+//! The audit log: one JSON line per command and per action, appended and flushed before the
+//! reply goes out, rotated by size. Entries hold what was said and done, never a secret: the
+//! types below have no field a token or key could reach.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tracing::warn;
+
+use super::types::{Channel, Decision};
+use crate::config::AuditConfig;
+use crate::proxmox::{GuestAction, TaskResult};
+
+/// One line of the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// RFC 3339 time, UTC, milliseconds.
+    pub time: String,
+    /// `command` or `action`.
+    pub kind: &'static str,
+    /// Where it came from.
+    pub channel: Channel,
+    /// The client (peer address, MQTT client id).
+    pub client: String,
+    /// The conversation id, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<String>,
+    /// What was said or sent (commands).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The intent recognized (commands), `llm` for the fallback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    /// The policy decision (actions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// The action (actions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<GuestAction>,
+    /// The guest's VMID (actions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vmid: Option<u32>,
+    /// The guest's name (actions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<String>,
+    /// The Proxmox task (actions carried out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// How the task ended, or why nothing was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// Time taken, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl Entry {
+    /// A new entry stamped now.
+    pub fn new(kind: &'static str, channel: Channel, client: &str) -> Self {
+        Self {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            kind,
+            channel,
+            client: client.to_owned(),
+            conversation: None,
+            text: None,
+            intent: None,
+            decision: None,
+            action: None,
+            vmid: None,
+            guest: None,
+            task: None,
+            outcome: None,
+            reply: None,
+            duration_ms: 0,
+        }
+    }
+}
+
+/// The words for a task result in the log.
+pub fn outcome(result: &TaskResult) -> String {
+    match result {
+        TaskResult::Ok => "ok".into(),
+        TaskResult::Warnings { count } => format!("ok with {count} warnings"),
+        TaskResult::Failed { message } => format!("failed: {message}"),
+        TaskResult::TimedOut => "timed out".into(),
+    }
+}
+
+#[derive(Debug)]
+struct Writer {
+    file: File,
+    written: u64,
+}
+
+/// The log file. Cloning shares it.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: u32,
+    writer: Arc<Mutex<Option<Writer>>>,
+}
+
+impl AuditLog {
+    /// Opens (creating the directory) the log for appending. A log that cannot be opened is
+    /// kept closed: [`AuditLog::is_writable`] says so, and each write tries again.
+    pub fn open(config: &AuditConfig) -> Self {
+        let log = Self {
+            path: config.path.clone(),
+            max_bytes: config.max_mb.saturating_mul(1024 * 1024),
+            keep: config.keep,
+            writer: Arc::new(Mutex::new(None)),
+        };
+        if let Err(err) = log.ensure_open() {
+            warn!(
+                path = %config.path.display(),
+                cause = %err,
+                "audit log cannot be written, so actions are refused until it can: set audit.path \
+                 (or JARVIS_AUDIT_PATH) to a writable file"
+            );
+        }
+        log
+    }
+
+    /// Where the log is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the log is open for writing.
+    pub fn is_writable(&self) -> bool {
+        self.ensure_open().is_ok()
+    }
+
+    fn ensure_open(&self) -> io::Result<()> {
+        let mut guard = self
+            .writer
+            .lock()
+            .map_err(|_| io::Error::other("audit log lock poisoned"))?;
+        if guard.is_none() {
+            *guard = Some(open_file(&self.path)?);
+        }
+        Ok(())
+    }
+
+    /// Appends one entry and flushes it to the operating system. Runs the file I/O on the
+    /// blocking pool.
+    ///
+    /// # Errors
+    /// The file cannot be written; the caller must not act without a record.
+    pub async fn record(&self, entry: &Entry) -> io::Result<()> {
+        let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+        line.push(b'\n');
+        let log = self.clone();
+        tokio::task::spawn_blocking(move || log.write_line(&line))
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    fn write_line(&self, line: &[u8]) -> io::Result<()> {
+        let mut guard = self
+            .writer
+            .lock()
+            .map_err(|_| io::Error::other("audit log lock poisoned"))?;
+        if guard.is_none() {
+            *guard = Some(open_file(&self.path)?);
+        }
+        let needs_rotation = guard
+            .as_ref()
+            .is_some_and(|w| w.written > 0 && w.written + line.len() as u64 > self.max_bytes);
+        if needs_rotation {
+            *guard = None;
+            self.rotate()?;
+            *guard = Some(open_file(&self.path)?);
+        }
+        let Some(writer) = guard.as_mut() else {
+            return Err(io::Error::other("audit log not open"));
+        };
+        let result = writer
+            .file
+            .write_all(line)
+            .and_then(|()| writer.file.flush());
+        match result {
+            Ok(()) => {
+                writer.written += line.len() as u64;
+                Ok(())
+            }
+            Err(err) => {
+                // Reopen on the next write (the file may have been removed or the disk freed).
+                *guard = None;
+                Err(err)
+            }
+        }
+    }
+
+    /// `audit.jsonl` → `.1` → `.2` ... up to `keep`; the oldest is removed.
+    fn rotate(&self) -> io::Result<()> {
+        let numbered = |n: u32| {
+            let mut name = self.path.as_os_str().to_owned();
+            name.push(format!(".{n}"));
+            PathBuf::from(name)
+        };
+        if self.keep == 0 {
+            return std::fs::remove_file(&self.path);
+        }
+        let _ = std::fs::remove_file(numbered(self.keep));
+        for n in (1..self.keep).rev() {
+            let from = numbered(n);
+            if from.exists() {
+                std::fs::rename(&from, numbered(n + 1))?;
+            }
+        }
+        std::fs::rename(&self.path, numbered(1))
+    }
+}
+
+fn open_file(path: &Path) -> io::Result<Writer> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    let written = file.metadata()?.len();
+    Ok(Writer { file, written })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_are_appended_and_rotated_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/audit.jsonl");
+        let log = AuditLog::open(&AuditConfig {
+            path: path.clone(),
+            max_mb: 1,
+            keep: 2,
+        });
+        assert!(log.is_writable());
+        let mut entry = Entry::new("command", Channel::Http, "127.0.0.1");
+        entry.text = Some("x".repeat(300_000));
+        for _ in 0..7 {
+            log.record(&entry).await.unwrap();
+        }
+        let current = std::fs::read_to_string(&path).unwrap();
+        let first: serde_json::Value =
+            serde_json::from_str(current.lines().next().unwrap()).unwrap();
+        assert_eq!(first["kind"], "command");
+        assert_eq!(first["channel"], "http");
+        assert!(std::fs::metadata(&path).unwrap().len() <= 1024 * 1024);
+        assert!(dir.path().join("sub/audit.jsonl.1").exists());
+        assert!(dir.path().join("sub/audit.jsonl.2").exists());
+        assert!(!dir.path().join("sub/audit.jsonl.3").exists());
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_log_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        // A path below a regular file can never be created.
+        let log = AuditLog::open(&AuditConfig {
+            path: file.join("audit.jsonl"),
+            max_mb: 1,
+            keep: 1,
+        });
+        assert!(!log.is_writable());
+        let entry = Entry::new("command", Channel::Voice, "x");
+        assert!(log.record(&entry).await.is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! Configuration of the brain: `[policy]`, `[audit]` and `[llm]`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::policy::ChannelPermissions;
+
+/// `[policy]`: what Jarvis may do, and how it asks first.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Refuse every action; answer questions only.
+    pub read_only: bool,
+    /// Seconds a spoken confirmation is waited for.
+    pub confirm_timeout_secs: u64,
+    /// Guests (VMIDs or names) that are never shut down, stopped or rebooted.
+    pub protected_guests: Vec<String>,
+    /// The highest tier each channel may use.
+    pub channels: ChannelPermissions,
+    /// A word that, sent as `approval` to `POST /v1/command`, stands for the confirmation of a
+    /// destructive action. Empty: the HTTP API confirms like voice, in a second request.
+    pub approval_keyword: String,
+}
+
+impl fmt::Debug for PolicyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyConfig")
+            .field("read_only", &self.read_only)
+            .field("confirm_timeout_secs", &self.confirm_timeout_secs)
+            .field("protected_guests", &self.protected_guests)
+            .field("channels", &self.channels)
+            .field(
+                "approval_keyword",
+                &if self.approval_keyword.is_empty() {
+                    "<none>"
+                } else {
+                    "<set>"
+                },
+            )
+            .finish()
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            read_only: false,
+            confirm_timeout_secs: 30,
+            protected_guests: Vec::new(),
+            channels: ChannelPermissions::default(),
+            approval_keyword: String::new(),
+        }
+    }
+}
+
+/// `[audit]`: the JSON-lines audit log of every command and action.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The log file. While it cannot be written, Jarvis refuses actions.
+    pub path: PathBuf,
+    /// Size in MB at which the file is rotated.
+    pub max_mb: u64,
+    /// Rotated files kept (`audit.jsonl.1` ...).
+    pub keep: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("/var/lib/jarvis/audit.jsonl"),
+            max_mb: 10,
+            keep: 5,
+        }
+    }
+}
+
+/// `[llm]`: an OpenAI-compatible chat-completions server for what local intents do not match.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Ask the LLM when no local intent matches.
+    pub enabled: bool,
+    /// Base URL up to `/v1`, e.g. `http://127.0.0.1:8080/v1` (llama.cpp), `http://ollama:11434/v1`
+    /// or `https://api.openai.com/v1`.
+    pub url: Option<Url>,
+    /// Model name.
+    pub model: String,
+    /// Bearer token, if the server wants one.
+    pub api_key: String,
+    /// Seconds one completion may take.
+    pub timeout_secs: u64,
+    /// Messages kept per conversation (oldest dropped first).
+    pub max_history: usize,
+    /// Tool-call rounds per command.
+    pub max_tool_rounds: usize,
+}
+
+impl fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmConfig")
+            .field("enabled", &self.enabled)
+            .field("url", &self.url.as_ref().map(Url::as_str))
+            .field("model", &self.model)
+            .field(
+                "api_key",
+                &if self.api_key.is_empty() {
+                    "<none>"
+                } else {
+                    "<set>"
+                },
+            )
+            .field("timeout_secs", &self.timeout_secs)
+            .field("max_history", &self.max_history)
+            .field("max_tool_rounds", &self.max_tool_rounds)
+            .finish()
+    }
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            url: None,
+            model: "llama3.1".into(),
+            api_key: String::new(),
+            timeout_secs: 20,
+            max_history: 20,
+            max_tool_rounds: 4,
+        }
+    }
+}

@@ -1,0 +1,1131 @@
+//! The brain: a command in, a spoken reply out, with actions taken under the policy and every
+//! step in the audit log. Voice (Wyoming `transcript`), the HTTP API and MQTT buttons all come
+//! through here, so they share one policy, one set of confirmations and one log.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+
+use super::audit::{self, AuditLog};
+use super::intents::{Aspect, Intent, Recognizer};
+use super::llm::Llm;
+use super::names::{Directory, Kinds, Resolution, Target};
+use super::policy::{self, ConfirmError, Confirmations, Verdict};
+use super::speech;
+use super::types::{ActionReport, ActionRequest, Activity, Channel, Decision};
+use crate::config::Config;
+use crate::proxmox::{
+    ClusterStatus, Guest, GuestAction, GuestKind, GuestState, Inventory, NodeState, Proxmox,
+    ProxmoxError, TaskResult,
+};
+
+/// Conversations waiting for a confirmation at once, at most.
+const MAX_PENDING: usize = 1024;
+/// Activity events buffered for slow listeners.
+const ACTIVITY_BUFFER: usize = 256;
+/// Longest command text accepted, in characters.
+pub const MAX_TEXT_CHARS: usize = 2000;
+/// Smallest and largest VMID Proxmox allows.
+const VMIDS: std::ops::RangeInclusive<u32> = 100..=999_999_999;
+
+/// A command from any channel.
+#[derive(Debug, Clone)]
+pub struct Command {
+    /// What was said or typed.
+    pub text: String,
+    /// Where it came from.
+    pub channel: Channel,
+    /// Who sent it.
+    pub client: String,
+    /// The conversation, for confirmations; one is made up (and returned) when missing.
+    pub conversation: Option<String>,
+    /// An approval keyword (HTTP), standing for the confirmation of destructive actions.
+    pub approval: Option<String>,
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// A local intent.
+    Local,
+    /// The LLM fallback.
+    Llm,
+    /// Nothing understood it.
+    None,
+}
+
+/// The answer to a [`Command`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Response {
+    /// What to say.
+    pub reply: String,
+    /// Whether Jarvis understood the command (Wyoming `handled` rather than `not-handled`).
+    pub handled: bool,
+    /// The intent recognized.
+    pub intent: Option<String>,
+    /// Its slots, as spoken.
+    pub slots: BTreeMap<String, String>,
+    /// Local intent, LLM or nothing.
+    pub source: Source,
+    /// Actions decided, with their tasks and outcomes.
+    pub actions: Vec<ActionReport>,
+    /// An action waits for "confirm" in this conversation.
+    pub pending_confirmation: bool,
+    /// The conversation (made up when the command had none).
+    pub conversation_id: String,
+}
+
+impl Response {
+    fn local(reply: impl Into<String>) -> Self {
+        Self {
+            reply: reply.into(),
+            handled: true,
+            intent: None,
+            slots: BTreeMap::new(),
+            source: Source::Local,
+            actions: Vec::new(),
+            pending_confirmation: false,
+            conversation_id: String::new(),
+        }
+    }
+}
+
+/// How the brain is doing, for `/health`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrainHealth {
+    /// Proxmox is configured.
+    pub proxmox_configured: bool,
+    /// The audit log can be written (actions are refused otherwise).
+    pub audit_writable: bool,
+    /// Read-only mode.
+    pub read_only: bool,
+    /// The LLM fallback is configured.
+    pub llm_configured: bool,
+}
+
+/// The homelab brain. Share it as `Arc<Brain>`.
+#[derive(Debug)]
+pub struct Brain {
+    proxmox: Option<Proxmox>,
+    recognizer: Recognizer,
+    directory: Mutex<Option<(Arc<Inventory>, Arc<Directory>)>>,
+    policy: crate::config::PolicyConfig,
+    confirmations: Confirmations,
+    audit: AuditLog,
+    llm: Option<Llm>,
+    activity: broadcast::Sender<Activity>,
+    next_conversation: AtomicU64,
+}
+
+/// Why the brain could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrainError {
+    /// A built-in sentence does not parse (a bug).
+    #[error(transparent)]
+    Template(#[from] super::grammar::TemplateError),
+    /// The LLM client could not be built.
+    #[error("llm: {0}")]
+    Llm(String),
+}
+
+impl Brain {
+    /// A brain over `proxmox` (none: questions about the cluster say how to configure it).
+    ///
+    /// # Errors
+    /// See [`BrainError`].
+    pub fn new(config: &Config, proxmox: Option<Proxmox>) -> Result<Self, BrainError> {
+        let llm = if config.llm.enabled {
+            Some(Llm::new(&config.llm).map_err(BrainError::Llm)?)
+        } else {
+            None
+        };
+        let (activity, _) = broadcast::channel(ACTIVITY_BUFFER);
+        Ok(Self {
+            proxmox,
+            recognizer: Recognizer::new()?,
+            directory: Mutex::new(None),
+            policy: config.policy.clone(),
+            confirmations: Confirmations::new(
+                Duration::from_secs(config.policy.confirm_timeout_secs),
+                MAX_PENDING,
+            ),
+            audit: AuditLog::open(&config.audit),
+            llm,
+            activity,
+            next_conversation: AtomicU64::new(1),
+        })
+    }
+
+    /// Every command and action, as it happens.
+    pub fn subscribe(&self) -> broadcast::Receiver<Activity> {
+        self.activity.subscribe()
+    }
+
+    /// The Proxmox client, if configured.
+    pub fn proxmox(&self) -> Option<&Proxmox> {
+        self.proxmox.as_ref()
+    }
+
+    /// For `/health`.
+    pub fn health(&self) -> BrainHealth {
+        BrainHealth {
+            proxmox_configured: self.proxmox.is_some(),
+            audit_writable: self.audit.is_writable(),
+            read_only: self.policy.read_only,
+            llm_configured: self.llm.is_some(),
+        }
+    }
+
+    /// The local intent of `text` without acting on it (Wyoming `recognize`): its name and
+    /// slots.
+    pub fn recognize(&self, text: &str) -> Option<(&'static str, Vec<(&'static str, String)>)> {
+        self.recognizer
+            .recognize(text)
+            .map(|r| (r.intent.name(), r.intent.slots()))
+    }
+
+    /// Handles a command: recognize, answer or act, audit, reply.
+    pub async fn command(&self, command: Command) -> Response {
+        let started = Instant::now();
+        let conversation_id = command.conversation.clone().unwrap_or_else(|| {
+            format!(
+                "jarvis-{}",
+                self.next_conversation.fetch_add(1, Ordering::Relaxed)
+            )
+        });
+        let approved = command.approval.as_deref().is_some_and(|given| {
+            !self.policy.approval_keyword.is_empty()
+                && bool::from(
+                    given
+                        .as_bytes()
+                        .ct_eq(self.policy.approval_keyword.as_bytes()),
+                )
+        });
+        let ctx = Ctx {
+            channel: command.channel,
+            client: command.client.clone(),
+            conversation: conversation_id.clone(),
+            approved,
+        };
+        let text: String = command.text.chars().take(MAX_TEXT_CHARS).collect();
+        let mut response = match self.recognizer.recognize(&text) {
+            Some(recognized) => {
+                let intent = recognized.intent;
+                let mut response = self.run(&intent, &ctx).await;
+                response.intent = Some(intent.name().to_owned());
+                response.slots = intent
+                    .slots()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect();
+                response
+            }
+            None => match &self.llm {
+                Some(llm) => llm.converse(self, &ctx, &text).await,
+                None => Response {
+                    handled: false,
+                    source: Source::None,
+                    ..Response::local(
+                        "Sorry, I didn't understand that. Ask me what I can do to hear what I \
+                         know.",
+                    )
+                },
+            },
+        };
+        response.conversation_id = conversation_id;
+        response.pending_confirmation = self.confirmations.is_waiting(&ctx.key());
+
+        let mut entry = audit::Entry::new("command", ctx.channel, &ctx.client);
+        entry.conversation = Some(ctx.conversation.clone());
+        entry.text = Some(text.clone());
+        entry.intent = response
+            .intent
+            .clone()
+            .or_else(|| (response.source == Source::Llm).then(|| "llm".to_owned()));
+        entry.reply = Some(response.reply.clone());
+        entry.outcome = Some(
+            if response.handled {
+                "handled"
+            } else {
+                "not understood"
+            }
+            .into(),
+        );
+        entry.duration_ms = millis(started.elapsed());
+        if let Err(err) = self.audit.record(&entry).await {
+            warn!(cause = %err, path = %self.audit.path().display(), "cannot write the audit log");
+        }
+        info!(
+            channel = %ctx.channel,
+            intent = response.intent.as_deref().unwrap_or("-"),
+            handled = response.handled,
+            ms = millis(started.elapsed()),
+            "command"
+        );
+        let _ = self.activity.send(Activity::Command {
+            channel: ctx.channel,
+            text,
+            intent: response.intent.clone(),
+            reply: response.reply.clone(),
+        });
+        response
+    }
+
+    /// Runs a recognized intent (the LLM's tool calls come here too).
+    pub(crate) async fn run_intent(&self, intent: &Intent, ctx: &Ctx) -> Response {
+        self.run(intent, ctx).await
+    }
+
+    async fn run(&self, intent: &Intent, ctx: &Ctx) -> Response {
+        match intent {
+            Intent::Ping => return Response::local(self.ping()),
+            Intent::Help => return Response::local(HELP),
+            Intent::Confirm => return self.confirm(ctx).await,
+            Intent::Cancel => return self.cancel(ctx),
+            Intent::Forbidden { what } => {
+                let reply = if *what == "delete" {
+                    "I never delete or destroy anything. Do that in the Proxmox web interface."
+                } else {
+                    "I never run shell commands. Use the Proxmox console for that."
+                };
+                let mut entry = audit::Entry::new("action", ctx.channel, &ctx.client);
+                entry.conversation = Some(ctx.conversation.clone());
+                entry.decision = Some(Decision::Refused);
+                entry.outcome = Some(format!("forbidden: {what}"));
+                if let Err(err) = self.audit.record(&entry).await {
+                    warn!(cause = %err, "cannot write the audit log");
+                }
+                return Response::local(reply);
+            }
+            _ => {}
+        }
+        let Some(proxmox) = &self.proxmox else {
+            return Response::local(NO_PROXMOX);
+        };
+        let (inventory, directory) = match self.directory(proxmox).await {
+            Ok(found) => found,
+            Err(err) => return Response::local(err.spoken()),
+        };
+        match intent {
+            Intent::ClusterOverview => {
+                let status = proxmox.cluster_status().await.ok();
+                Response::local(overview(&inventory, status.as_deref()))
+            }
+            Intent::Status { target, aspect } => match resolve(&directory, target, Kinds::ANY) {
+                Ok(Target::Node(name)) => Response::local(
+                    self.describe_node(proxmox, &inventory, &name, *aspect)
+                        .await,
+                ),
+                Ok(Target::Guest(vmid)) => match inventory.guest(vmid) {
+                    Some(guest) => Response::local(describe_guest(guest, *aspect)),
+                    None => Response::local(format!("There's no guest with ID {vmid}.")),
+                },
+                Ok(Target::Storage(id)) => {
+                    Response::local(describe_storages(&inventory, Some(&id), None))
+                }
+                Err(reply) => Response::local(reply),
+            },
+            Intent::ListGuests { state, kind, node } => {
+                let node = match node {
+                    Some(words) => match resolve(&directory, words, Kinds::NODES) {
+                        Ok(Target::Node(name)) => Some(name),
+                        Ok(_) => None,
+                        Err(reply) => return Response::local(reply),
+                    },
+                    None => None,
+                };
+                Response::local(list_guests(&inventory, *state, *kind, node.as_deref()))
+            }
+            Intent::Storage { target } => match target {
+                None => Response::local(describe_storages(&inventory, None, None)),
+                Some(words) => {
+                    let kinds = Kinds {
+                        nodes: true,
+                        guests: false,
+                        storages: true,
+                    };
+                    match resolve(&directory, words, kinds) {
+                        Ok(Target::Storage(id)) => {
+                            Response::local(describe_storages(&inventory, Some(&id), None))
+                        }
+                        Ok(Target::Node(node)) => {
+                            Response::local(describe_storages(&inventory, None, Some(&node)))
+                        }
+                        Ok(Target::Guest(_)) => {
+                            Response::local(describe_storages(&inventory, None, None))
+                        }
+                        Err(reply) => Response::local(reply),
+                    }
+                }
+            },
+            Intent::Action { action, guest } => match resolve(&directory, guest, Kinds::ANY) {
+                Ok(Target::Guest(vmid)) => {
+                    let report = self
+                        .act(ActionRequest {
+                            channel: ctx.channel,
+                            client: ctx.client.clone(),
+                            conversation: Some(ctx.conversation.clone()),
+                            vmid,
+                            action: *action,
+                            approved: ctx.approved,
+                        })
+                        .await;
+                    Response {
+                        actions: vec![report.clone()],
+                        ..Response::local(report.reply)
+                    }
+                }
+                Ok(Target::Node(name)) => Response::local(format!(
+                    "I don't {} nodes; I only act on VMs and containers. Power {name} from \
+                         the Proxmox web interface.",
+                    policy::verb(*action)
+                )),
+                Ok(Target::Storage(id)) => {
+                    Response::local(format!("{id} is a storage, not a VM or container."))
+                }
+                Err(reply) => Response::local(reply),
+            },
+            Intent::Ping
+            | Intent::Help
+            | Intent::Confirm
+            | Intent::Cancel
+            | Intent::Forbidden { .. } => Response::local(HELP),
+        }
+    }
+
+    fn ping(&self) -> String {
+        match &self.proxmox {
+            None => "I'm here. Proxmox isn't set up yet.".into(),
+            Some(proxmox) => {
+                let health = proxmox.health();
+                if health.last_error.is_some() && !health.reachable {
+                    "I'm here, but I can't reach Proxmox right now.".into()
+                } else {
+                    "I'm here.".into()
+                }
+            }
+        }
+    }
+
+    async fn confirm(&self, ctx: &Ctx) -> Response {
+        match self.confirmations.take(&ctx.key()) {
+            Ok(pending) => {
+                let mut request = pending.request;
+                request.approved = true;
+                let report = self.act(request).await;
+                Response {
+                    actions: vec![report.clone()],
+                    ..Response::local(report.reply)
+                }
+            }
+            Err(ConfirmError::Nothing) => {
+                Response::local("There's nothing waiting for a confirmation.")
+            }
+            Err(ConfirmError::Expired(pending)) => Response::local(format!(
+                "That confirmation came too late, so I did nothing. Ask again if you still want \
+                 me to {} {}.",
+                policy::verb(pending.request.action),
+                self.guest_name(pending.request.vmid)
+            )),
+        }
+    }
+
+    fn cancel(&self, ctx: &Ctx) -> Response {
+        match self.confirmations.take(&ctx.key()) {
+            Ok(pending) | Err(ConfirmError::Expired(pending)) => Response::local(format!(
+                "Okay, I won't {} {}.",
+                policy::verb(pending.request.action),
+                self.guest_name(pending.request.vmid)
+            )),
+            Err(ConfirmError::Nothing) => Response::local("Okay."),
+        }
+    }
+
+    fn guest_name(&self, vmid: u32) -> String {
+        self.proxmox
+            .as_ref()
+            .and_then(Proxmox::cached_inventory)
+            .and_then(|(inv, _)| inv.guest(vmid).map(|g| g.name.clone()))
+            .unwrap_or_else(|| format!("guest {vmid}"))
+    }
+
+    /// Decides an action under the policy and, if allowed, carries it out and waits for the
+    /// Proxmox task. MQTT buttons call this directly; voice and HTTP reach it through
+    /// [`Brain::command`]. The decision and outcome are in the audit log before this returns.
+    pub async fn act(&self, request: ActionRequest) -> ActionReport {
+        let started = Instant::now();
+        let (report, task) = self.decide_and_act(&request).await;
+        let mut entry = audit::Entry::new("action", request.channel, &request.client);
+        entry.conversation.clone_from(&request.conversation);
+        entry.decision = Some(report.decision);
+        entry.action = Some(request.action);
+        entry.vmid = Some(request.vmid);
+        entry.guest.clone_from(&report.guest);
+        entry.task = report.task.as_ref().map(|t| t.upid.clone());
+        entry.outcome = task;
+        entry.reply = Some(report.reply.clone());
+        entry.duration_ms = millis(started.elapsed());
+        if let Err(err) = self.audit.record(&entry).await {
+            warn!(cause = %err, path = %self.audit.path().display(), "cannot write the audit log");
+        }
+        info!(
+            channel = %request.channel,
+            vmid = request.vmid,
+            action = %request.action,
+            decision = ?report.decision,
+            "action"
+        );
+        let _ = self.activity.send(Activity::Action {
+            channel: request.channel,
+            report: report.clone(),
+        });
+        report
+    }
+
+    /// The report, and the outcome words for the log.
+    async fn decide_and_act(&self, request: &ActionRequest) -> (ActionReport, Option<String>) {
+        let report = |guest: Option<&Guest>, decision: Decision, reply: String| ActionReport {
+            vmid: request.vmid,
+            guest: guest.map(|g| g.name.clone()),
+            action: request.action,
+            decision,
+            task: None,
+            reply,
+        };
+        let refuse = |guest: Option<&Guest>, reply: String| {
+            let outcome = Some(format!("refused: {reply}"));
+            (report(guest, Decision::Refused, reply), outcome)
+        };
+        let Some(proxmox) = &self.proxmox else {
+            return refuse(None, NO_PROXMOX.into());
+        };
+        if !VMIDS.contains(&request.vmid) {
+            return refuse(
+                None,
+                format!(
+                    "{} isn't a valid VM ID; Proxmox IDs go from 100 to 999999999.",
+                    request.vmid
+                ),
+            );
+        }
+        let inventory = match proxmox.inventory().await {
+            Ok(inventory) => inventory,
+            Err(err) => return refuse(None, err.spoken()),
+        };
+        let Some(guest) = inventory.guest(request.vmid) else {
+            return refuse(None, format!("There's no guest with ID {}.", request.vmid));
+        };
+        let verb = policy::verb(request.action);
+        match policy::judge(&self.policy, request, guest) {
+            Verdict::Refuse(reason) => return refuse(Some(guest), reason),
+            Verdict::Confirm | Verdict::Allow => {}
+        }
+        if let Some(reply) = already(guest, request.action) {
+            return (
+                report(Some(guest), Decision::Allowed, reply),
+                Some("nothing to do".into()),
+            );
+        }
+        if !self.audit.is_writable() {
+            return refuse(
+                Some(guest),
+                format!(
+                    "I can't {verb} {} because my audit log can't be written. Fix audit.path \
+                     first.",
+                    guest.name
+                ),
+            );
+        }
+        if policy::judge(&self.policy, request, guest) == Verdict::Confirm {
+            let Some(conversation) = &request.conversation else {
+                return refuse(
+                    Some(guest),
+                    format!(
+                        "To {verb} {} I need a confirmation, and this request has no \
+                         conversation to confirm in.",
+                        guest.name
+                    ),
+                );
+            };
+            let question = format!(
+                "{} {} on {}? Say confirm within {} seconds.",
+                capitalize(verb),
+                guest.name,
+                guest.node,
+                self.confirmations.timeout().as_secs()
+            );
+            let key = Ctx::key_of(request.channel, conversation);
+            self.confirmations
+                .ask(&key, request.clone(), question.clone());
+            return (
+                report(Some(guest), Decision::NeedsConfirmation, question),
+                Some("waiting for confirmation".into()),
+            );
+        }
+        let upid = match proxmox
+            .guest_action(&guest.reference(), request.action)
+            .await
+        {
+            Ok(upid) => upid,
+            Err(err) => {
+                let reply = action_error(&err, verb, &guest.name);
+                let outcome = Some(format!("failed: {err}"));
+                return (report(Some(guest), Decision::Allowed, reply), outcome);
+            }
+        };
+        let outcome = proxmox.wait_task(&upid).await;
+        let reply = match &outcome.result {
+            TaskResult::Ok => done(guest, request.action),
+            TaskResult::Warnings { count } => format!(
+                "{} ({} from Proxmox).",
+                done(guest, request.action).trim_end_matches('.'),
+                speech::count(*count as usize, "warning")
+            ),
+            TaskResult::Failed { message } => {
+                format!("Proxmox couldn't {verb} {}: {message}.", guest.name)
+            }
+            TaskResult::TimedOut => format!(
+                "I asked Proxmox to {verb} {}, but it hasn't finished yet.",
+                guest.name
+            ),
+        };
+        let words = audit::outcome(&outcome.result);
+        let mut report = report(Some(guest), Decision::Allowed, reply);
+        report.task = Some(outcome);
+        (report, Some(words))
+    }
+
+    /// The inventory and its name index (rebuilt only when the snapshot changes).
+    async fn directory(
+        &self,
+        proxmox: &Proxmox,
+    ) -> Result<(Arc<Inventory>, Arc<Directory>), ProxmoxError> {
+        let inventory = proxmox.inventory().await?;
+        if let Ok(cached) = self.directory.lock() {
+            if let Some((inv, dir)) = cached.as_ref() {
+                if Arc::ptr_eq(inv, &inventory) {
+                    return Ok((inventory, Arc::clone(dir)));
+                }
+            }
+        }
+        let directory = Arc::new(Directory::new(&inventory));
+        if let Ok(mut cached) = self.directory.lock() {
+            *cached = Some((Arc::clone(&inventory), Arc::clone(&directory)));
+        }
+        Ok((inventory, directory))
+    }
+
+    async fn describe_node(
+        &self,
+        proxmox: &Proxmox,
+        inventory: &Inventory,
+        name: &str,
+        aspect: Aspect,
+    ) -> String {
+        let Some(node) = inventory.node(name) else {
+            return format!("I don't know a node called {name}.");
+        };
+        if node.status != NodeState::Online {
+            return format!("{name} is {}.", node_state(node.status));
+        }
+        let want_status = matches!(aspect, Aspect::All | Aspect::Load | Aspect::Memory);
+        let want_updates = matches!(aspect, Aspect::All | Aspect::Updates);
+        let (status, updates) = tokio::join!(
+            async {
+                if want_status {
+                    proxmox.node_status(name).await.ok()
+                } else {
+                    None
+                }
+            },
+            async {
+                if want_updates {
+                    Some(proxmox.pending_updates(name).await)
+                } else {
+                    None
+                }
+            }
+        );
+        let mem = status
+            .as_ref()
+            .and_then(|s| s.memory_used.zip(s.memory_total))
+            .or(node.mem.zip(node.maxmem));
+        let memory = mem.map(|(used, total)| {
+            format!(
+                "memory {} ({})",
+                speech::used_of(used, total),
+                speech::percent(used as f64 / total.max(1) as f64)
+            )
+        });
+        let load = status.as_ref().and_then(|s| s.loadavg);
+        let updates_words = |n: usize| match n {
+            0 => format!("{name} is up to date."),
+            1 => format!("{name} has 1 pending update."),
+            n => format!("{name} has {n} pending updates."),
+        };
+        match aspect {
+            Aspect::All => {
+                let mut parts = Vec::new();
+                if let Some(cpu) = node.cpu {
+                    parts.push(format!("CPU at {}", speech::percent(cpu)));
+                }
+                parts.extend(memory);
+                if let Some(load) = load {
+                    parts.push(format!("load {:.2}", load[0]));
+                }
+                let mut reply = format!("{name} is online");
+                if let Some(up) = node.uptime {
+                    reply.push_str(&format!(", up {}", speech::duration(up)));
+                }
+                if parts.is_empty() {
+                    reply.push('.');
+                } else {
+                    reply.push_str(&format!(": {}.", parts.join(", ")));
+                }
+                if let Some(Ok(n)) = updates {
+                    if n > 0 {
+                        reply.push(' ');
+                        reply.push_str(&updates_words(n).replacen(name, "It", 1));
+                    }
+                }
+                reply
+            }
+            Aspect::Running => format!("Yes, {name} is online."),
+            Aspect::Memory => match mem {
+                Some((used, total)) => format!(
+                    "{name} is using {} of memory, {}.",
+                    speech::used_of(used, total),
+                    speech::percent(used as f64 / total.max(1) as f64)
+                ),
+                None => format!(
+                    "Proxmox doesn't tell me {name}'s memory; the token may lack Sys.Audit."
+                ),
+            },
+            Aspect::Cpu => match node.cpu {
+                Some(cpu) => format!(
+                    "{name}'s CPU is at {}{}.",
+                    speech::percent(cpu),
+                    node.maxcpu
+                        .map(|n| format!(" across {}", speech::count(n as usize, "core")))
+                        .unwrap_or_default()
+                ),
+                None => format!("Proxmox doesn't tell me {name}'s CPU use."),
+            },
+            Aspect::Uptime => match node.uptime {
+                Some(up) => format!("{name} has been up for {}.", speech::duration(up)),
+                None => format!("Proxmox doesn't tell me {name}'s uptime."),
+            },
+            Aspect::Load => match load {
+                Some([a, b, c]) => format!(
+                    "{name}'s load average is {a:.2}, {b:.2} and {c:.2} over 1, 5 and 15 minutes."
+                ),
+                None => format!("I couldn't get {name}'s load average."),
+            },
+            Aspect::Updates => match updates {
+                Some(Ok(n)) => updates_words(n),
+                Some(Err(err)) => format!("I couldn't check {name} for updates: {}", err.spoken()),
+                None => format!("I couldn't check {name} for updates."),
+            },
+            Aspect::Disk => match node.disk.zip(node.maxdisk) {
+                Some((used, total)) => format!(
+                    "{name}'s root disk has {} used, {}.",
+                    speech::used_of(used, total),
+                    speech::percent(used as f64 / total.max(1) as f64)
+                ),
+                None => format!("Proxmox doesn't tell me {name}'s disk use."),
+            },
+        }
+    }
+}
+
+/// Who is asking, in one command.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    pub(crate) channel: Channel,
+    pub(crate) client: String,
+    pub(crate) conversation: String,
+    pub(crate) approved: bool,
+}
+
+impl Ctx {
+    /// Confirmations are kept per channel and conversation: a "confirm" from another
+    /// conversation (or channel) finds nothing.
+    fn key(&self) -> String {
+        Self::key_of(self.channel, &self.conversation)
+    }
+
+    fn key_of(channel: Channel, conversation: &str) -> String {
+        format!("{channel}:{conversation}")
+    }
+}
+
+const NO_PROXMOX: &str = "Proxmox isn't set up yet. Add a proxmox section with the node URLs and an API token to my \
+     configuration.";
+
+const HELP: &str = "I look after your Proxmox cluster. Ask me how the cluster is doing, the \
+     status, memory, CPU, uptime or updates of a node or guest, which guests are running, or how \
+     full the storage is. I can also start, shut down, stop or reboot a VM or container; for the \
+     last three I'll ask you to confirm.";
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Turns a resolution into a target, or the sentence to say instead.
+pub(crate) fn resolve(
+    directory: &Directory,
+    words: &[String],
+    kinds: Kinds,
+) -> Result<Target, String> {
+    let said = words.join(" ");
+    let what = if kinds == Kinds::NODES {
+        "node"
+    } else if kinds == Kinds::GUESTS {
+        "guest"
+    } else {
+        "node, guest or storage"
+    };
+    match directory.resolve(words, kinds) {
+        Resolution::Found(target) => Ok(target),
+        Resolution::Ambiguous(candidates) => {
+            let names: Vec<String> = candidates.iter().map(|c| c.name.clone()).collect();
+            Err(format!(
+                "Which one do you mean: {}?",
+                speech::list(&names, 4).replacen(" and ", " or ", 1)
+            ))
+        }
+        Resolution::Unknown {
+            suggestion: Some(candidate),
+        } => Err(format!(
+            "I don't know a {what} called {said}. Did you mean {}?",
+            candidate.name
+        )),
+        Resolution::Unknown { suggestion: None } => {
+            Err(format!("I don't know a {what} called {said}."))
+        }
+        Resolution::NoSuchId(id) if !VMIDS.contains(&id) => Err(format!(
+            "{id} isn't a valid VM ID; Proxmox IDs go from 100 to 999999999."
+        )),
+        Resolution::NoSuchId(id) => Err(format!("There's no guest with ID {id}.")),
+    }
+}
+
+fn node_state(state: NodeState) -> &'static str {
+    match state {
+        NodeState::Online => "online",
+        NodeState::Offline => "offline",
+        NodeState::Unknown => "in an unknown state",
+    }
+}
+
+fn kind_name(kind: GuestKind) -> &'static str {
+    kind.spoken()
+}
+
+/// "already running" and friends: an action that would change nothing.
+fn already(guest: &Guest, action: GuestAction) -> Option<String> {
+    match (action, guest.status) {
+        (GuestAction::Start, GuestState::Running) => {
+            Some(format!("{} is already running.", guest.name))
+        }
+        (GuestAction::Shutdown | GuestAction::Stop, GuestState::Stopped) => {
+            Some(format!("{} is already stopped.", guest.name))
+        }
+        (GuestAction::Reboot, GuestState::Stopped) => Some(format!(
+            "{} isn't running, so there's nothing to reboot. Say start {} to start it.",
+            guest.name, guest.name
+        )),
+        _ => None,
+    }
+}
+
+fn done(guest: &Guest, action: GuestAction) -> String {
+    match action {
+        GuestAction::Start => format!("{} has started.", guest.name),
+        GuestAction::Shutdown => format!("{} has shut down.", guest.name),
+        GuestAction::Stop => format!("{} is stopped.", guest.name),
+        GuestAction::Reboot => format!("{} is rebooting.", guest.name),
+    }
+}
+
+fn action_error(err: &ProxmoxError, verb: &str, name: &str) -> String {
+    match err {
+        ProxmoxError::Forbidden { .. } => format!(
+            "Proxmox won't let me {verb} {name}: my API token lacks the VM.PowerMgmt permission."
+        ),
+        ProxmoxError::Server { message, .. } => {
+            format!(
+                "Proxmox couldn't {verb} {name}: {}.",
+                message.trim_end_matches('.')
+            )
+        }
+        other => other.spoken(),
+    }
+}
+
+fn describe_guest(guest: &Guest, aspect: Aspect) -> String {
+    let name = &guest.name;
+    let what = format!("{} {}", kind_name(guest.kind), guest.vmid);
+    let running = guest.status == GuestState::Running;
+    let memory = guest
+        .mem
+        .zip(guest.maxmem)
+        .map(|(used, total)| format!("memory {}", speech::used_of(used, total)));
+    match aspect {
+        Aspect::All | Aspect::Load | Aspect::Updates => {
+            let mut reply = if guest.template {
+                format!("{name}, {what}, is a template on {}.", guest.node)
+            } else {
+                format!(
+                    "{name}, {what} on {}, is {}",
+                    guest.node,
+                    guest.status.as_str()
+                )
+            };
+            if !guest.template {
+                let mut parts = Vec::new();
+                if running {
+                    if let Some(cpu) = guest.cpu {
+                        parts.push(format!("CPU {}", speech::percent(cpu)));
+                    }
+                    parts.extend(memory);
+                    if let Some(up) = guest.uptime.filter(|u| *u > 0) {
+                        parts.push(format!("up {}", speech::duration(up)));
+                    }
+                }
+                if parts.is_empty() {
+                    reply.push('.');
+                } else {
+                    reply.push_str(&format!(": {}.", parts.join(", ")));
+                }
+            }
+            if let Some(lock) = &guest.lock {
+                reply.push_str(&format!(" It is locked ({lock})."));
+            }
+            if matches!(aspect, Aspect::Load | Aspect::Updates) {
+                reply.push_str(" Load and updates I only know for nodes.");
+            }
+            reply
+        }
+        Aspect::Running => match guest.status {
+            GuestState::Running => format!("Yes, {name} is running on {}.", guest.node),
+            GuestState::Stopped => format!("No, {name} is stopped."),
+            GuestState::Paused => format!("{name} is paused."),
+            GuestState::Unknown => format!("Proxmox doesn't know whether {name} is running."),
+        },
+        Aspect::Memory if running => match guest.mem.zip(guest.maxmem) {
+            Some((used, total)) => format!(
+                "{name} is using {} of memory, {}.",
+                speech::used_of(used, total),
+                speech::percent(used as f64 / total.max(1) as f64)
+            ),
+            None => format!("Proxmox doesn't tell me {name}'s memory."),
+        },
+        Aspect::Cpu if running => match guest.cpu {
+            Some(cpu) => format!("{name}'s CPU is at {}.", speech::percent(cpu)),
+            None => format!("Proxmox doesn't tell me {name}'s CPU use."),
+        },
+        Aspect::Uptime if running => match guest.uptime {
+            Some(up) => format!("{name} has been up for {}.", speech::duration(up)),
+            None => format!("Proxmox doesn't tell me {name}'s uptime."),
+        },
+        Aspect::Memory | Aspect::Cpu | Aspect::Uptime => {
+            format!("{name} is {}.", guest.status.as_str())
+        }
+        Aspect::Disk => match guest.disk.zip(guest.maxdisk) {
+            Some((used, total)) if used > 0 => {
+                format!("{name}'s disk has {} used.", speech::used_of(used, total))
+            }
+            _ => format!(
+                "Proxmox doesn't know how full {name}'s disk is{}.",
+                if guest.kind == GuestKind::Qemu {
+                    " without the QEMU guest agent"
+                } else {
+                    ""
+                }
+            ),
+        },
+    }
+}
+
+fn overview(inventory: &Inventory, cluster: Option<&ClusterStatus>) -> String {
+    let online = inventory
+        .nodes
+        .iter()
+        .filter(|n| n.status == NodeState::Online)
+        .count();
+    let total = inventory.nodes.len();
+    let mut reply = if online == total {
+        format!(
+            "{} online",
+            if total == 1 {
+                "The node is".to_owned()
+            } else {
+                format!("All {total} nodes are")
+            }
+        )
+    } else {
+        format!("{online} of {total} nodes are online")
+    };
+    match cluster.and_then(|c| c.quorate) {
+        Some(true) => reply.push_str(" and the cluster has quorum. "),
+        Some(false) => reply.push_str(", and the cluster has lost quorum! "),
+        None => reply.push_str(". "),
+    }
+    let guests: Vec<&Guest> = inventory.guests.iter().filter(|g| !g.template).collect();
+    let running = guests
+        .iter()
+        .filter(|g| g.status == GuestState::Running)
+        .count();
+    reply.push_str(&format!(
+        "{} running and {} stopped. ",
+        speech::count(running, "guest"),
+        guests.len() - running
+    ));
+    let mut problems: Vec<String> = inventory
+        .nodes
+        .iter()
+        .filter(|n| n.status != NodeState::Online)
+        .map(|n| format!("{} is {}", n.name, node_state(n.status)))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for s in &inventory.storages {
+        if !seen.insert(&s.storage) {
+            continue;
+        }
+        if !s.available {
+            problems.push(format!("storage {} is unavailable", s.storage));
+        } else if let Some((used, total)) = s.used.zip(s.total).filter(|(_, t)| *t > 0) {
+            let fraction = used as f64 / total as f64;
+            if fraction >= 0.9 {
+                problems.push(format!(
+                    "storage {} is {} full",
+                    s.storage,
+                    speech::percent(fraction)
+                ));
+            }
+        }
+    }
+    problems.extend(guests.iter().filter_map(|g| {
+        g.lock
+            .as_ref()
+            .map(|l| format!("{} is locked ({l})", g.name))
+    }));
+    if problems.is_empty() {
+        reply.push_str("Nothing looks unhealthy.");
+    } else {
+        reply.push_str(&format!("Needs attention: {}.", speech::list(&problems, 5)));
+    }
+    reply
+}
+
+fn list_guests(
+    inventory: &Inventory,
+    state: Option<GuestState>,
+    kind: Option<GuestKind>,
+    node: Option<&str>,
+) -> String {
+    let names: Vec<String> = inventory
+        .guests
+        .iter()
+        .filter(|g| !g.template)
+        .filter(|g| state.is_none_or(|s| g.status == s))
+        .filter(|g| kind.is_none_or(|k| g.kind == k))
+        .filter(|g| node.is_none_or(|n| g.node == n))
+        .map(|g| g.name.clone())
+        .collect();
+    let noun = match kind {
+        Some(GuestKind::Qemu) => "VM",
+        Some(GuestKind::Lxc) => "container",
+        None => "guest",
+    };
+    let state_words = match state {
+        Some(GuestState::Running) => " running",
+        Some(GuestState::Stopped) => " stopped",
+        _ => "",
+    };
+    let place = node.map(|n| format!(" on {n}")).unwrap_or_default();
+    match names.len() {
+        0 => format!("There are no{state_words} {noun}s{place}."),
+        n => format!(
+            "{}{state_words}{place}: {}.",
+            capitalize(&speech::count(n, noun)),
+            speech::list(&names, 8)
+        ),
+    }
+}
+
+fn describe_storages(inventory: &Inventory, storage: Option<&str>, node: Option<&str>) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let mut items: Vec<(f64, String)> = inventory
+        .storages
+        .iter()
+        .filter(|s| storage.is_none_or(|id| s.storage == id))
+        .filter(|s| node.is_none_or(|n| s.node == n))
+        .filter(|s| {
+            seen.insert((
+                s.storage.clone(),
+                if s.shared {
+                    String::new()
+                } else {
+                    s.node.clone()
+                },
+            ))
+        })
+        .map(|s| match s.used.zip(s.total).filter(|(_, t)| *t > 0) {
+            Some((used, total)) if s.available => {
+                let fraction = used as f64 / total as f64;
+                let free = total.saturating_sub(used);
+                let place = if s.shared || storage.is_none() && node.is_some() {
+                    String::new()
+                } else {
+                    format!(" on {}", s.node)
+                };
+                (
+                    fraction,
+                    format!(
+                        "{}{place} is {} full with {} free",
+                        s.storage,
+                        speech::percent(fraction),
+                        speech::bytes(free)
+                    ),
+                )
+            }
+            _ => (2.0, format!("{} on {} is unavailable", s.storage, s.node)),
+        })
+        .collect();
+    if items.is_empty() {
+        return match (storage, node) {
+            (Some(id), _) => format!("I don't see a storage called {id}."),
+            (None, Some(n)) => format!("{n} has no storage I can see."),
+            _ => "I don't see any storage.".into(),
+        };
+    }
+    items.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let sentences: Vec<String> = items.into_iter().map(|(_, s)| s).collect();
+    let shown = 4;
+    let mut reply = capitalize(&speech::list(
+        &sentences[..sentences.len().min(shown)],
+        shown,
+    ));
+    if sentences.len() > shown {
+        reply.push_str(&format!("; {} more are emptier", sentences.len() - shown));
+    }
+    reply.push('.');
+    reply
+}

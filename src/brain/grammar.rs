@@ -1,0 +1,290 @@
+//! Sentence templates with slots, in the style of Home Assistant's hassil:
+//! `(what's|what is) [the] status of {target}`.
+//!
+//! - `(a|b c)`: one of the alternatives, each a sequence;
+//! - `[x y]`: optional;
+//! - `{slot}`: one or more words captured for the slot;
+//! - anything else: a literal word.
+//!
+//! Matching works on whole tokens with backtracking, so a slot takes as many words as the rest of
+//! the template allows.
+
+use std::ops::Range;
+
+/// One compiled template: every sequence it can match, alternatives and optionals expanded.
+#[derive(Debug, Clone)]
+pub struct Template {
+    sequences: Vec<Vec<Item>>,
+    /// Literal words in the shortest expansion, to prefer the more specific of two matches.
+    literals: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Item {
+    Word(String),
+    Slot(&'static str),
+}
+
+/// A template that does not parse: a bug in the built-in sentences, caught by tests.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad template {template:?}: {reason}")]
+pub struct TemplateError {
+    template: String,
+    reason: &'static str,
+}
+
+/// What a template matched: each slot's token range.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Captures {
+    slots: Vec<(&'static str, Range<usize>)>,
+}
+
+impl Captures {
+    /// The tokens a slot captured.
+    pub fn get<'t, S>(&self, name: &str, tokens: &'t [S]) -> Option<&'t [S]> {
+        self.slots
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, range)| tokens.get(range.clone()))
+    }
+}
+
+/// Slot names must be `'static` (they come from the built-in sentences).
+const SLOT_NAMES: &[&str] = &["target", "guest", "node", "storage"];
+/// Expansions one template may have; more is a template written badly.
+const MAX_EXPANSIONS: usize = 4096;
+
+impl Template {
+    /// Compiles a template.
+    ///
+    /// # Errors
+    /// Unbalanced brackets, an empty alternative, an unknown slot name, or too many expansions.
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let err = |reason| TemplateError {
+            template: text.to_owned(),
+            reason,
+        };
+        let tokens = lex(text);
+        let mut pos = 0;
+        let sequences = parse_seq(&tokens, &mut pos, None).map_err(err)?;
+        if pos != tokens.len() {
+            return Err(err("unbalanced closing bracket"));
+        }
+        let literals = sequences
+            .iter()
+            .map(|s| s.iter().filter(|i| matches!(i, Item::Word(_))).count())
+            .min()
+            .unwrap_or(0);
+        Ok(Self {
+            sequences,
+            literals,
+        })
+    }
+
+    /// Literal words the template needs at least.
+    pub fn specificity(&self) -> usize {
+        self.literals
+    }
+
+    /// Matches the whole token list; slots take one word or more.
+    pub fn matches<S: AsRef<str>>(&self, tokens: &[S]) -> Option<Captures> {
+        self.sequences.iter().find_map(|sequence| {
+            let mut captures = Captures::default();
+            match_items(sequence, tokens, 0, &mut captures).then_some(captures)
+        })
+    }
+}
+
+fn match_items<S: AsRef<str>>(
+    items: &[Item],
+    tokens: &[S],
+    at: usize,
+    captures: &mut Captures,
+) -> bool {
+    let Some((first, rest)) = items.split_first() else {
+        return at == tokens.len();
+    };
+    match first {
+        Item::Word(word) => {
+            tokens.get(at).is_some_and(|t| t.as_ref() == word)
+                && match_items(rest, tokens, at + 1, captures)
+        }
+        Item::Slot(name) => {
+            // The words after the slot must fit in what is left: skip ends that cannot work.
+            let needed = rest.len();
+            for end in (at + 1)..=tokens.len().saturating_sub(needed.min(tokens.len())) {
+                captures.slots.push((name, at..end));
+                if match_items(rest, tokens, end, captures) {
+                    return true;
+                }
+                captures.slots.pop();
+            }
+            false
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lex {
+    Open(char),
+    Close(char),
+    Bar,
+    Word(String),
+    Slot(String),
+}
+
+fn lex(text: &str) -> Vec<Lex> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '(' | '[' => out.push(Lex::Open(c)),
+            ')' | ']' => out.push(Lex::Close(c)),
+            '|' => out.push(Lex::Bar),
+            '{' => {
+                let mut name = String::new();
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        break;
+                    }
+                    name.push(c);
+                }
+                out.push(Lex::Slot(name));
+            }
+            c if c.is_whitespace() => {}
+            c => {
+                let mut word = c.to_lowercase().collect::<String>();
+                while let Some(&next) = chars.peek() {
+                    if next.is_whitespace() || "()[]|{}".contains(next) {
+                        break;
+                    }
+                    word.extend(next.to_lowercase());
+                    chars.next();
+                }
+                out.push(Lex::Word(word));
+            }
+        }
+    }
+    out
+}
+
+/// Every sequence `a` then `b` can make.
+fn product(a: Vec<Vec<Item>>, b: &[Vec<Item>]) -> Result<Vec<Vec<Item>>, &'static str> {
+    if a.len().saturating_mul(b.len()) > MAX_EXPANSIONS {
+        return Err("too many expansions");
+    }
+    Ok(a.into_iter()
+        .flat_map(|x| {
+            b.iter().map(move |y| {
+                let mut s = x.clone();
+                s.extend(y.iter().cloned());
+                s
+            })
+        })
+        .collect())
+}
+
+/// Parses up to the closing bracket `close` (or the end) into every sequence it can match.
+fn parse_seq(
+    tokens: &[Lex],
+    pos: &mut usize,
+    close: Option<char>,
+) -> Result<Vec<Vec<Item>>, &'static str> {
+    let mut alternatives: Vec<Vec<Vec<Item>>> = Vec::new();
+    let mut current: Vec<Vec<Item>> = vec![Vec::new()];
+    while *pos < tokens.len() {
+        let token = &tokens[*pos];
+        *pos += 1;
+        match token {
+            Lex::Word(w) => current = product(current, &[vec![Item::Word(w.clone())]])?,
+            Lex::Slot(name) => {
+                let name = SLOT_NAMES
+                    .iter()
+                    .find(|n| **n == name.as_str())
+                    .ok_or("unknown slot name")?;
+                current = product(current, &[vec![Item::Slot(name)]])?;
+            }
+            Lex::Bar => {
+                alternatives.push(std::mem::replace(&mut current, vec![Vec::new()]));
+            }
+            Lex::Open(kind) => {
+                let closing = if *kind == '(' { ')' } else { ']' };
+                let mut inner = parse_seq(tokens, pos, Some(closing))?;
+                if *kind == '[' {
+                    inner.push(Vec::new());
+                }
+                current = product(current, &inner)?;
+            }
+            Lex::Close(c) => {
+                if Some(*c) != close {
+                    return Err("unbalanced closing bracket");
+                }
+                alternatives.push(current);
+                return finish(alternatives);
+            }
+        }
+    }
+    if close.is_some() {
+        return Err("unclosed bracket");
+    }
+    alternatives.push(current);
+    finish(alternatives)
+}
+
+fn finish(alternatives: Vec<Vec<Vec<Item>>>) -> Result<Vec<Vec<Item>>, &'static str> {
+    if alternatives.len() > 1 && alternatives.iter().any(|a| a.iter().all(Vec::is_empty)) {
+        return Err("empty alternative");
+    }
+    let all: Vec<Vec<Item>> = alternatives.into_iter().flatten().collect();
+    if all.len() > MAX_EXPANSIONS {
+        return Err("too many expansions");
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<&str> {
+        text.split_whitespace().collect()
+    }
+
+    #[test]
+    fn alternatives_optionals_and_slots() {
+        let t = Template::parse("(what's|what is) [the] status of [node] {target}").unwrap();
+        let tokens = words("what is the status of node pve");
+        let c = t.matches(&tokens).unwrap();
+        assert_eq!(c.get("target", &tokens), Some(&["pve"][..]));
+        let tokens = words("what's status of the media server");
+        let c = t.matches(&tokens).unwrap();
+        assert_eq!(
+            c.get("target", &tokens),
+            Some(&["the", "media", "server"][..])
+        );
+        assert!(t.matches(&words("what is the status of")).is_none());
+        assert!(t.matches(&words("status of pve")).is_none());
+        assert_eq!(t.specificity(), 3);
+    }
+
+    #[test]
+    fn two_slots_and_nested_groups() {
+        let t = Template::parse("(list|show) [the] (running|stopped) guests on {node}").unwrap();
+        let tokens = words("show running guests on agent one");
+        let c = t.matches(&tokens).unwrap();
+        assert_eq!(c.get("node", &tokens), Some(&["agent", "one"][..]));
+        let t = Template::parse("is {guest} [(up|running)]").unwrap();
+        assert!(t.matches(&words("is pihole up")).is_some());
+        assert!(t.matches(&words("is pihole")).is_some());
+    }
+
+    #[test]
+    fn bad_templates_are_errors() {
+        assert!(Template::parse("(a|b").is_err());
+        assert!(Template::parse("a]").is_err());
+        assert!(Template::parse("{nope}").is_err());
+        assert!(Template::parse("(a||b)").is_err());
+        let huge = "(a|b|c|d|e|f|g|h) ".repeat(6);
+        assert!(Template::parse(&huge).is_err());
+    }
+}

@@ -1,0 +1,644 @@
+//! The local intents: what Jarvis understands without an LLM, as sentence templates.
+//!
+//! Recognition only finds the intent and the words in its slots; the brain resolves those
+//! words against the live inventory (see [`super::names`]) and answers.
+
+use serde::Serialize;
+
+use super::grammar::{Captures, Template, TemplateError};
+use crate::proxmox::{GuestAction, GuestKind, GuestState};
+
+/// What part of a node or guest a status question is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aspect {
+    /// Everything worth saying.
+    All,
+    /// CPU use.
+    Cpu,
+    /// Memory use.
+    Memory,
+    /// Time since boot.
+    Uptime,
+    /// Load average (nodes).
+    Load,
+    /// Pending package updates (nodes).
+    Updates,
+    /// Disk use.
+    Disk,
+    /// Running or not.
+    Running,
+}
+
+/// A recognized intent, slots still as spoken words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intent {
+    /// Nodes online, quorum, guests running and stopped, anything unhealthy.
+    ClusterOverview,
+    /// A node's, guest's or storage's status.
+    Status {
+        /// Who.
+        target: Vec<String>,
+        /// What about it.
+        aspect: Aspect,
+    },
+    /// Guests by state, kind and node.
+    ListGuests {
+        /// Only running or only stopped guests.
+        state: Option<GuestState>,
+        /// Only VMs or only containers.
+        kind: Option<GuestKind>,
+        /// Only this node's.
+        node: Option<Vec<String>>,
+    },
+    /// Storage use, of one storage or node, or all.
+    Storage {
+        /// A storage or node.
+        target: Option<Vec<String>>,
+    },
+    /// A power action on a guest.
+    Action {
+        /// What to do.
+        action: GuestAction,
+        /// Which guest.
+        guest: Vec<String>,
+    },
+    /// Something Jarvis never does (delete, destroy, shell commands).
+    Forbidden {
+        /// What was asked, for the reply.
+        what: &'static str,
+    },
+    /// Are you there?
+    Ping,
+    /// What can you do?
+    Help,
+    /// Yes, confirm.
+    Confirm,
+    /// No, cancel.
+    Cancel,
+}
+
+impl Intent {
+    /// The intent's name, as `intent` events, the HTTP API and the audit log show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ClusterOverview => "ClusterOverview",
+            Self::Status { .. } => "Status",
+            Self::ListGuests { .. } => "ListGuests",
+            Self::Storage { .. } => "StorageUsage",
+            Self::Action { action, .. } => match action {
+                GuestAction::Start => "StartGuest",
+                GuestAction::Shutdown => "ShutdownGuest",
+                GuestAction::Stop => "StopGuest",
+                GuestAction::Reboot => "RebootGuest",
+            },
+            Self::Forbidden { .. } => "Forbidden",
+            Self::Ping => "Ping",
+            Self::Help => "Help",
+            Self::Confirm => "Confirm",
+            Self::Cancel => "Cancel",
+        }
+    }
+
+    /// The slots as `(name, words)`, for `intent` events and the API.
+    pub fn slots(&self) -> Vec<(&'static str, String)> {
+        let mut slots = Vec::new();
+        match self {
+            Self::Status { target, aspect } => {
+                slots.push(("target", target.join(" ")));
+                if *aspect != Aspect::All {
+                    let aspect = serde_json::to_value(aspect)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    slots.push(("aspect", aspect));
+                }
+            }
+            Self::ListGuests { state, kind, node } => {
+                if let Some(state) = state {
+                    slots.push(("state", state.as_str().to_owned()));
+                }
+                if let Some(kind) = kind {
+                    slots.push(("kind", kind.api_name().to_owned()));
+                }
+                if let Some(node) = node {
+                    slots.push(("node", node.join(" ")));
+                }
+            }
+            Self::Storage { target: Some(t) } => slots.push(("target", t.join(" "))),
+            Self::Action { action, guest } => {
+                slots.push(("guest", guest.join(" ")));
+                slots.push(("action", action.api_name().to_owned()));
+            }
+            _ => {}
+        }
+        slots
+    }
+}
+
+/// How a template's match becomes an intent.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Overview,
+    Status(Aspect),
+    List,
+    Storage,
+    Action(GuestAction),
+    Forbidden(&'static str),
+    Ping,
+    Help,
+    Confirm,
+    Cancel,
+}
+
+const IS: &str = "(what's|whats|what is|what are|tell me|give me|show me|show)";
+
+/// The built-in sentences. `{target}` is a node, guest or storage; `{guest}` a guest; `{node}`
+/// a node.
+fn sentences() -> Vec<(Kind, String)> {
+    let mut s: Vec<(Kind, String)> = Vec::new();
+    let mut add = |kind: Kind, templates: &[&str]| {
+        for t in templates {
+            s.push((kind, t.replace("{IS}", IS)));
+        }
+    };
+    add(
+        Kind::Overview,
+        &[
+            "(how is|how's|hows) [the|my] (cluster|homelab|lab|proxmox|server room) [doing]",
+            "[{IS}] [the|my] (cluster|homelab|proxmox) (status|overview|summary|health)",
+            "[{IS}] [the] status of [the|my] (cluster|homelab|proxmox)",
+            "(is|are) (anything|something|any nodes|any node|any guests|any vms) (down|unhealthy|wrong|broken|offline|failing)",
+            "(is|are) [there] (any|anything) (problems|issues) [with the cluster]",
+            "(does|is) [the] cluster (have quorum|quorate|healthy|ok|okay)",
+            "(status|overview) report",
+        ],
+    );
+    add(
+        Kind::Status(Aspect::All),
+        &[
+            "[{IS}] [the] (status|state|health) of {target}",
+            "(how is|how's|hows) {target} [doing]",
+            "{target} (status|health)",
+            "(check|status) {target}",
+        ],
+    );
+    add(
+        Kind::Status(Aspect::Running),
+        &[
+            "is {target} (running|up|online|down|stopped|offline|on|off|alive)",
+            "is {target} (still) (running|up|online)",
+        ],
+    );
+    add(
+        Kind::Status(Aspect::Memory),
+        &[
+            "how much (memory|ram) (is|does) {target} (using|use|have|got)",
+            "how much (memory|ram) [is] (used|free|left) (on|by|in) {target}",
+            "[{IS}] [the] (memory|ram) (usage|use|used) (of|on|for|by) {target}",
+            "[{IS}] {target} (memory|ram) [usage|use]",
+        ],
+    );
+    add(
+        Kind::Status(Aspect::Cpu),
+        &[
+            "how (busy|loaded) is {target}",
+            "how much (cpu|processor) (is|does) {target} (using|use)",
+            "[{IS}] [the] (cpu|processor) (usage|use|load) (of|on|for) {target}",
+            "[{IS}] {target} (cpu|processor) [usage|use|load]",
+        ],
+    );
+    add(
+        Kind::Status(Aspect::Uptime),
+        &[
+            "how long has {target} been (up|running|online|on)",
+            "[{IS}] [the] uptime (of|on|for) {target}",
+            "[{IS}] {target} uptime",
+            "when did {target} (boot|start|come up)",
+        ],
+    );
+    add(
+        Kind::Status(Aspect::Load),
+        &[
+            "[{IS}] [the] load [average] (of|on|for) {target}",
+            "[{IS}] {target} load [average]",
+        ],
+    );
+    add(
+        Kind::Status(Aspect::Updates),
+        &[
+            "(are there|is there|any) [pending] (updates|upgrades|update) (on|for) {target}",
+            "how many [pending] (updates|upgrades) (are there) (on|for) {target}",
+            "how many [pending] (updates|upgrades) does {target} (have|need)",
+            "does {target} (need|have) [any] [pending] (updates|upgrades|an update)",
+            "(is|are) {target} up to date",
+        ],
+    );
+    add(
+        Kind::Status(Aspect::Disk),
+        &[
+            "how full is [the] (disk|root disk|drive) (of|on) {target}",
+            "[{IS}] [the] disk (usage|use|space) (of|on|for) {target}",
+        ],
+    );
+    add(
+        Kind::List,
+        &[
+            "(list|show [me]|which|what|name) [the|all] [my] (vms|vm|guests|guest|containers|container|virtual machines|machines) [are] [(running|stopped|up|down|off|on)]",
+            "(list|show [me]|which|what|name) [the|all] [my] (vms|vm|guests|guest|containers|container|virtual machines|machines) [are] [(running|stopped|up|down|off)] on {node}",
+            "(list|show [me]|which|what|name) [the|all] [my] (running|stopped) (vms|guests|containers|virtual machines|machines) [on {node}]",
+            "(what's|whats|what is|what) (running|stopped) on {node}",
+            "(what's|whats|what is|what) (running|stopped)",
+            "(which|what) (vms|guests|containers|machines) are (running|stopped|up|down|off) [on {node}]",
+            "how many (vms|guests|containers|machines) are (running|stopped|up|down|off) [on {node}]",
+        ],
+    );
+    add(
+        Kind::Storage,
+        &[
+            "[{IS}] [the] storage (usage|status|space|use)",
+            "[{IS}] [the] storage (usage|status|space|use) (on|of|for) {target}",
+            "how full is [the] [storage] {target} [storage]",
+            "how much [free] space is (left|free|used) on [the] [storage] {target} [storage]",
+            "how full (is|are) [the|my] (storage|disks|datastores|storages)",
+            "how much [free] space is (left|free|used) on [the|my] (storage|disks|datastores|storages)",
+            "how much (disk|storage) space is (left|free|used) [on {target}]",
+            "(is|are) [the|my] (storage|disks|datastores) (full|filling up|ok|okay)",
+        ],
+    );
+    for (action, verbs, particles) in [
+        (
+            GuestAction::Start,
+            "(start|start up|boot|boot up|power on|turn on|switch on|spin up|launch|fire up|bring up)",
+            Some("(turn|switch|power|start|boot|bring|spin|fire) {guest} (on|up)"),
+        ),
+        (
+            GuestAction::Shutdown,
+            "(shut down|shutdown|shut off|power down|power off|turn off|switch off|bring down)",
+            Some("(turn|switch|power|shut|bring) {guest} (off|down)"),
+        ),
+        (
+            GuestAction::Stop,
+            "(stop|kill|force stop|hard stop|force off|pull the plug on)",
+            None,
+        ),
+        (
+            GuestAction::Reboot,
+            "(reboot|restart|reset|power cycle|bounce)",
+            None,
+        ),
+    ] {
+        add(
+            Kind::Action(action),
+            &[&format!("{verbs} {{guest}} [now|again]")],
+        );
+        if let Some(particles) = particles {
+            add(Kind::Action(action), &[&format!("{particles} [now|again]")]);
+        }
+    }
+    add(
+        Kind::Forbidden("delete"),
+        &[
+            "(delete|destroy|remove|wipe|purge|erase|format) {target}",
+            "(delete|destroy|remove|wipe|purge|erase) [all] (vms|guests|containers|everything|snapshots|backups|the cluster)",
+        ],
+    );
+    add(
+        Kind::Forbidden("run commands"),
+        &[
+            "(run|execute) [a|the|this] (command|shell command|script|shell) [on {target}]",
+            "(run|execute) {target} (command|script)",
+            "(open|give me) a (shell|terminal|console) [on {target}]",
+        ],
+    );
+    add(
+        Kind::Ping,
+        &[
+            "ping",
+            "are you (there|alive|awake|listening|up|online|working)",
+            "(hello|hi|hey) [there]",
+            "jarvis",
+        ],
+    );
+    add(
+        Kind::Help,
+        &[
+            "help",
+            "what can you do",
+            "what (can|should) i (say|ask) [you]",
+            "what do you (do|know|understand)",
+            "how do i use you",
+        ],
+    );
+    add(
+        Kind::Confirm,
+        &[
+            "(yes|yeah|yep|yup|confirm|confirmed|affirmative|sure|correct|do it|go ahead|proceed)",
+            "(yes|yeah|yep|sure|ok|okay) [please] (do it|go ahead|confirm|proceed)",
+            "i confirm",
+            "(yes|yeah) please",
+        ],
+    );
+    add(
+        Kind::Cancel,
+        &[
+            "(no|nope|cancel|never mind|nevermind|abort|don't|do not|forget it|stop)",
+            "no (thanks|thank you|don't|cancel|stop)",
+            "(cancel|abort) (that|it)",
+        ],
+    );
+    s
+}
+
+/// A recognized sentence: the intent and the tokens it was matched on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recognized {
+    /// The intent with its slots.
+    pub intent: Intent,
+}
+
+/// The compiled sentences.
+#[derive(Debug, Clone)]
+pub struct Recognizer {
+    templates: Vec<(Kind, Template)>,
+}
+
+impl Recognizer {
+    /// Compiles the built-in sentences.
+    ///
+    /// # Errors
+    /// A built-in template that does not parse (a bug; tests catch it).
+    pub fn new() -> Result<Self, TemplateError> {
+        let templates = sentences()
+            .into_iter()
+            .map(|(kind, text)| Template::parse(&text).map(|t| (kind, t)))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { templates })
+    }
+
+    /// Finds the intent in what someone said. The most specific template wins (most literal
+    /// words); between equals, the first.
+    pub fn recognize(&self, text: &str) -> Option<Recognized> {
+        let tokens = tokens(text);
+        if tokens.is_empty() || tokens.len() > 40 {
+            return None;
+        }
+        let mut best: Option<(usize, Kind, Captures)> = None;
+        for (kind, template) in &self.templates {
+            if best
+                .as_ref()
+                .is_some_and(|(score, _, _)| *score >= template.specificity())
+            {
+                continue;
+            }
+            if let Some(captures) = template.matches(&tokens) {
+                best = Some((template.specificity(), *kind, captures));
+            }
+        }
+        let (_, kind, captures) = best?;
+        let slot = |name: &str| captures.get(name, &tokens).map(<[String]>::to_vec);
+        let has = |words: &[&str]| tokens.iter().any(|t| words.contains(&t.as_str()));
+        let intent = match kind {
+            Kind::Overview => Intent::ClusterOverview,
+            Kind::Status(aspect) => Intent::Status {
+                target: slot("target")?,
+                aspect,
+            },
+            Kind::List => Intent::ListGuests {
+                state: if has(&["stopped", "down", "off"]) {
+                    Some(GuestState::Stopped)
+                } else if has(&["running", "up"]) {
+                    Some(GuestState::Running)
+                } else {
+                    None
+                },
+                kind: if has(&["containers", "container"]) {
+                    Some(GuestKind::Lxc)
+                } else if has(&["vms", "vm", "virtual"]) {
+                    Some(GuestKind::Qemu)
+                } else {
+                    None
+                },
+                node: slot("node"),
+            },
+            Kind::Storage => Intent::Storage {
+                target: slot("target"),
+            },
+            Kind::Action(action) => Intent::Action {
+                action,
+                guest: slot("guest")?,
+            },
+            Kind::Forbidden(what) => Intent::Forbidden { what },
+            Kind::Ping => Intent::Ping,
+            Kind::Help => Intent::Help,
+            Kind::Confirm => Intent::Confirm,
+            Kind::Cancel => Intent::Cancel,
+        };
+        Some(Recognized { intent })
+    }
+}
+
+/// Words that open or close a request without changing it.
+const LEADING_FILLER: &[&[&str]] = &[
+    &["hey", "jarvis"],
+    &["ok", "jarvis"],
+    &["okay", "jarvis"],
+    &["jarvis"],
+    &["please"],
+    &["can", "you"],
+    &["could", "you"],
+    &["would", "you"],
+    &["will", "you"],
+    &["i", "want", "you", "to"],
+    &["i'd", "like", "you", "to"],
+    &["go", "and"],
+    &["tell", "me"],
+    &["do", "you", "know"],
+];
+const TRAILING_FILLER: &[&[&str]] = &[
+    &["please"],
+    &["for", "me"],
+    &["right", "now"],
+    &["jarvis"],
+    &["thanks"],
+    &["thank", "you"],
+];
+
+/// Lower-case words without punctuation (apostrophes inside words kept) or filler.
+pub fn tokens(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = text
+        .split(|c: char| c.is_whitespace() || (c.is_ascii_punctuation() && c != '\'' && c != '-'))
+        .map(|w| {
+            w.trim_matches(|c: char| c == '\'' || c == '-')
+                .to_lowercase()
+        })
+        .map(|w| w.replace('\u{2019}', "'"))
+        .filter(|w| !w.is_empty())
+        .collect();
+    loop {
+        let before = words.len();
+        for filler in LEADING_FILLER {
+            if words.len() > filler.len() && words.iter().zip(filler.iter()).all(|(w, f)| w == f) {
+                words.drain(..filler.len());
+            }
+        }
+        for filler in TRAILING_FILLER {
+            if words.len() > filler.len()
+                && words[words.len() - filler.len()..]
+                    .iter()
+                    .zip(filler.iter())
+                    .all(|(w, f)| w == f)
+            {
+                words.truncate(words.len() - filler.len());
+            }
+        }
+        if words.len() == before {
+            break;
+        }
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recognize(text: &str) -> Intent {
+        Recognizer::new()
+            .unwrap()
+            .recognize(text)
+            .unwrap_or_else(|| panic!("not recognized: {text}"))
+            .intent
+    }
+
+    fn words(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_sentences_from_the_issue() {
+        assert_eq!(
+            recognize("What's the status of node pve?"),
+            Intent::Status {
+                target: words("node pve"),
+                aspect: Aspect::All
+            }
+        );
+        assert_eq!(
+            recognize("How much memory is home using?"),
+            Intent::Status {
+                target: words("home"),
+                aspect: Aspect::Memory
+            }
+        );
+        assert_eq!(
+            recognize("Start VM one oh one."),
+            Intent::Action {
+                action: GuestAction::Start,
+                guest: words("vm one oh one")
+            }
+        );
+        assert_eq!(
+            recognize("Reboot the media server."),
+            Intent::Action {
+                action: GuestAction::Reboot,
+                guest: words("the media server")
+            }
+        );
+        assert_eq!(
+            recognize("Hey Jarvis, how is the cluster doing?"),
+            Intent::ClusterOverview
+        );
+        assert_eq!(recognize("Is anything down?"), Intent::ClusterOverview);
+        assert_eq!(recognize("Ping."), Intent::Ping);
+        assert_eq!(recognize("What can you do?"), Intent::Help);
+        assert_eq!(recognize("Yes, do it."), Intent::Confirm);
+        assert_eq!(recognize("Confirm."), Intent::Confirm);
+        assert_eq!(recognize("Cancel."), Intent::Cancel);
+        assert_eq!(recognize("Never mind."), Intent::Cancel);
+    }
+
+    #[test]
+    fn listing_guests_by_state_kind_and_node() {
+        assert_eq!(
+            recognize("Which VMs are running on agent one?"),
+            Intent::ListGuests {
+                state: Some(GuestState::Running),
+                kind: Some(GuestKind::Qemu),
+                node: Some(words("agent one"))
+            }
+        );
+        assert_eq!(
+            recognize("List stopped containers."),
+            Intent::ListGuests {
+                state: Some(GuestState::Stopped),
+                kind: Some(GuestKind::Lxc),
+                node: None
+            }
+        );
+        assert_eq!(
+            recognize("What's running on pve?"),
+            Intent::ListGuests {
+                state: Some(GuestState::Running),
+                kind: None,
+                node: Some(words("pve"))
+            }
+        );
+    }
+
+    #[test]
+    fn aspects_storage_and_forbidden() {
+        for (text, aspect) in [
+            ("How long has pve been up?", Aspect::Uptime),
+            ("What's the CPU usage of agent1?", Aspect::Cpu),
+            ("Are there updates for pve?", Aspect::Updates),
+            ("What's the load on pve?", Aspect::Load),
+            ("Is pihole running?", Aspect::Running),
+        ] {
+            assert!(
+                matches!(recognize(text), Intent::Status { aspect: a, .. } if a == aspect),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            recognize("How full is the storage?"),
+            Intent::Storage { target: None }
+        );
+        assert_eq!(
+            recognize("How full is local-lvm?"),
+            Intent::Storage {
+                target: Some(words("local-lvm"))
+            }
+        );
+        assert!(matches!(
+            recognize("Delete VM 101"),
+            Intent::Forbidden { .. }
+        ));
+        assert!(matches!(
+            recognize("Run a shell command on pve"),
+            Intent::Forbidden { .. }
+        ));
+        assert!(matches!(
+            recognize("Shut down the media server"),
+            Intent::Action {
+                action: GuestAction::Shutdown,
+                ..
+            }
+        ));
+        assert!(matches!(
+            recognize("Turn nextcloud off"),
+            Intent::Action {
+                action: GuestAction::Shutdown,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn not_recognized() {
+        let r = Recognizer::new().unwrap();
+        assert!(r.recognize("").is_none());
+        assert!(r.recognize("the quick brown fox jumps").is_none());
+        assert!(r.recognize(&"word ".repeat(1000)).is_none());
+    }
+}
