@@ -23,6 +23,8 @@ pub struct App {
     pub http_addr: Option<SocketAddr>,
     /// The loaded services (for health and statistics).
     pub services: Arc<Services>,
+    /// The MQTT connection, if MQTT is enabled.
+    pub mqtt: Option<tokio::sync::watch::Receiver<crate::mqtt::LinkState>>,
     /// Cancel to shut everything down.
     pub shutdown: CancellationToken,
     /// Finishes when every subsystem has stopped.
@@ -98,6 +100,20 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         None
     };
 
+    // Before any other task starts: a bad mqtt.ca_file stops start-up here.
+    let mqtt = if config.mqtt.enabled {
+        let brain = &services.brain;
+        let handle = crate::mqtt::spawn(
+            config.mqtt.settings(),
+            Arc::clone(brain),
+            Arc::clone(brain),
+            shutdown.child_token(),
+        )
+        .context("cannot start the MQTT publisher")?;
+        Some(handle)
+    } else {
+        None
+    };
     let wyoming_task = tokio::spawn(wyoming_server::run(
         wyoming_listener,
         config.wyoming.server_config(),
@@ -116,6 +132,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
             .await
         })
     });
+    let mqtt_link = mqtt.as_ref().map(|m| m.link.clone());
     let http_shown = http_addr.map_or_else(|| "disabled".to_owned(), |addr| addr.to_string());
     info!(wyoming = %wyoming_addr, http = %http_shown, "jarvis is serving");
 
@@ -136,6 +153,10 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
                 Err(_) => warn!(?grace, "http requests still open after the grace period"),
             }
         }
+        if let Some(mqtt) = mqtt {
+            // Says `offline` and disconnects; bounded inside.
+            mqtt.join().await;
+        }
         // Withdrawing the record joins the avahi thread: keep that off the async workers.
         let _ = tokio::task::spawn_blocking(move || drop(advertisement)).await;
         Ok(())
@@ -145,6 +166,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         wyoming_addr,
         http_addr,
         services,
+        mqtt: mqtt_link,
         shutdown,
         finished,
     })

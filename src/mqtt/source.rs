@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::brain::{ActionReport, ActionRequest, Activity, Decision};
-use crate::proxmox::{Inventory, NodeStatus};
+use crate::brain::{ActionReport, ActionRequest, Activity, Brain, Decision};
+use crate::proxmox::{Inventory, NodeStatus, Proxmox, ProxmoxError};
 
 /// Why the cluster could not be read: shown to people (logs, Jarvis's health attributes).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +43,67 @@ pub trait ActionSink: Send + Sync + 'static {
 
     /// Every command and action, from any channel (`Brain::subscribe`).
     fn subscribe(&self) -> broadcast::Receiver<Activity>;
+}
+
+impl From<ProxmoxError> for SourceError {
+    fn from(err: ProxmoxError) -> Self {
+        Self(err.to_string())
+    }
+}
+
+/// The Proxmox client: the publisher reads the same TTL cache as the brain.
+impl ClusterSource for Proxmox {
+    async fn inventory(&self) -> Result<Arc<Inventory>, SourceError> {
+        Ok(Proxmox::inventory(self).await?)
+    }
+
+    async fn cluster_name(&self) -> Result<Option<String>, SourceError> {
+        Ok(self.cluster_status().await?.name.clone())
+    }
+
+    async fn node_status(&self, node: &str) -> Result<NodeStatus, SourceError> {
+        Ok(NodeStatus::clone(&*Proxmox::node_status(self, node).await?))
+    }
+
+    async fn pending_updates(&self, node: &str) -> Result<u32, SourceError> {
+        let count = Proxmox::pending_updates(self, node).await?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+}
+
+/// The brain's Proxmox client (an error when Proxmox is not configured, so Jarvis's own device
+/// says so).
+impl ClusterSource for Brain {
+    async fn inventory(&self) -> Result<Arc<Inventory>, SourceError> {
+        ClusterSource::inventory(self.proxmox().ok_or_else(not_configured)?).await
+    }
+
+    async fn cluster_name(&self) -> Result<Option<String>, SourceError> {
+        ClusterSource::cluster_name(self.proxmox().ok_or_else(not_configured)?).await
+    }
+
+    async fn node_status(&self, node: &str) -> Result<NodeStatus, SourceError> {
+        ClusterSource::node_status(self.proxmox().ok_or_else(not_configured)?, node).await
+    }
+
+    async fn pending_updates(&self, node: &str) -> Result<u32, SourceError> {
+        ClusterSource::pending_updates(self.proxmox().ok_or_else(not_configured)?, node).await
+    }
+}
+
+fn not_configured() -> SourceError {
+    SourceError("Proxmox is not configured (set proxmox.enabled and proxmox.urls)".into())
+}
+
+/// The brain: a button press takes the same path as a voice command.
+impl ActionSink for Brain {
+    async fn act(&self, request: ActionRequest) -> ActionReport {
+        Brain::act(self, request).await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Activity> {
+        Brain::subscribe(self)
+    }
 }
 
 /// The action sink of a Jarvis without a brain: every press is refused with the reason, and
