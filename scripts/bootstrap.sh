@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 # libsonic-dev: espeak-ng (Piper phonemes) links libsonic.a.
 APT_PACKAGES=(build-essential pkg-config cmake clang libclang-dev libavahi-client-dev libsonic-dev)
 # Tests only: python3-venv for the reference Wyoming client; dbus + avahi-daemon so the zeroconf
-# advertisement is browsed for real.
-TEST_APT_PACKAGES=(python3-venv dbus avahi-daemon)
+# advertisement is browsed for real; mosquitto (with mosquitto_passwd) for the MQTT tests and
+# benchmark, which start their own brokers on free loopback ports.
+TEST_APT_PACKAGES=(python3-venv dbus avahi-daemon mosquitto)
 PYTHON_PACKAGES=("wyoming==1.10.2" "zeroconf==0.88.0")
 
 log() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
@@ -33,6 +34,11 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   "${SUDO[@]}" apt-get update -qq
   "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The tests run their own brokers: the packaged service is not wanted (where systemd runs it).
+  if [[ " ${missing[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null \
+    && systemctl is-enabled mosquitto >/dev/null 2>&1; then
+    "${SUDO[@]}" systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v cargo >/dev/null; then

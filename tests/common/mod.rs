@@ -5,6 +5,7 @@
 
 pub mod fake_proxmox;
 pub mod file_server;
+pub mod mosquitto;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

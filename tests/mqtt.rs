@@ -1,0 +1,727 @@
+//! MQTT discovery against a real Mosquitto broker (started per test on a free loopback port)
+//! and the fake Proxmox API, with the real brain behind the buttons: discovery payloads for
+//! every entity kind, states, guests added, migrated and deleted, Proxmox going away and coming
+//! back, HA's birth message, button presses, a broker restart, and bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::fake_proxmox::{FakeGuest, FakeProxmox, FakeStorage, fast_timings};
+use common::mosquitto::{Mosquitto, Observer, Seen};
+use jarvis::brain::Brain;
+use jarvis::config::{Config, Secret};
+use jarvis::mqtt::{self, MqttConfig, MqttHandle, MqttSettings};
+use jarvis::proxmox::{Proxmox, Timings};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// Everything one test runs against.
+struct Lab {
+    broker: Mosquitto,
+    fake: FakeProxmox,
+    ha: Observer,
+    token: CancellationToken,
+    handle: Option<MqttHandle>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// Settings with intervals in milliseconds, so lifecycle tests take a second, not minutes.
+fn settings(port: u16) -> MqttSettings {
+    let mut settings = MqttConfig {
+        enabled: true,
+        host: "127.0.0.1".into(),
+        port,
+        ..MqttConfig::default()
+    }
+    .settings();
+    settings.poll = Duration::from_millis(200);
+    settings.grace = Duration::from_millis(1500);
+    settings.refresh = Duration::from_secs(60);
+    settings.birth_delay_max = Duration::from_millis(50);
+    settings.backoff = (Duration::from_millis(50), Duration::from_millis(500));
+    settings
+}
+
+/// A client whose cache is shorter than a poll, so every poll sees the fake's latest state.
+fn client(fake: &FakeProxmox) -> Proxmox {
+    let timings = Timings {
+        resources_ttl: Duration::from_millis(100),
+        node_status_ttl: Duration::from_millis(100),
+        updates_ttl: Duration::from_millis(100),
+        ..fast_timings()
+    };
+    Proxmox::with_timings(&fake.config(), timings).unwrap()
+}
+
+async fn lab() -> Lab {
+    lab_with(|_, _| {}).await
+}
+
+async fn lab_with(edit: impl FnOnce(&mut Config, &mut MqttSettings)) -> Lab {
+    let broker = Mosquitto::start().await;
+    let fake = FakeProxmox::homelab().await;
+    let ha = Observer::connect(broker.port, &["homeassistant/#", "jarvis/#"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.audit.path = dir.path().join("audit.jsonl");
+    let mut settings = settings(broker.port);
+    edit(&mut config, &mut settings);
+    let brain = Arc::new(Brain::new(&config, Some(client(&fake))).unwrap());
+    let token = CancellationToken::new();
+    let handle = mqtt::spawn(settings, Arc::clone(&brain), brain, token.clone()).unwrap();
+    Lab {
+        broker,
+        fake,
+        ha,
+        token,
+        handle: Some(handle),
+        _dir: dir,
+    }
+}
+
+fn config_topic(id: &str) -> String {
+    format!("homeassistant/device/jarvis_homelab_{id}/config")
+}
+
+/// The homelab's devices: two nodes, five guests (the template is left out), six storages.
+fn homelab_devices() -> Vec<String> {
+    let mut ids: Vec<String> = ["node_pve", "node_agent1"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    ids.extend((100..=104).map(|vmid| format!("guest_{vmid}")));
+    for node in ["pve", "agent1"] {
+        for storage in ["local", "local-lvm", "nas"] {
+            ids.push(format!("storage_{node}_{storage}"));
+        }
+    }
+    ids
+}
+
+impl Lab {
+    /// Waits for every homelab device's config and state; returns the configs.
+    async fn discovered(&self) -> Vec<Value> {
+        let mut configs = Vec::new();
+        for id in homelab_devices() {
+            let config = self
+                .ha
+                .wait_json(&config_topic(&id), |v| v["cmps"].is_object())
+                .await;
+            let state = config["cmps"]
+                .as_object()
+                .unwrap()
+                .values()
+                .find_map(|c| c["stat_t"].as_str().filter(|t| t.ends_with("/state")))
+                .unwrap()
+                .to_owned();
+            self.ha.wait_json(&state, Value::is_object).await;
+            configs.push(config);
+        }
+        configs
+    }
+
+    async fn event(&self, mark: usize, check: impl Fn(&Value) -> bool) -> Value {
+        self.ha
+            .wait_for("an event on jarvis/server/event", |_, log| {
+                log[mark..]
+                    .iter()
+                    .filter(|s| s.topic == "jarvis/server/event")
+                    .filter_map(|s| serde_json::from_str::<Value>(&s.payload).ok())
+                    .find(|v| check(v))
+            })
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_covers_every_device_and_entity_kind_with_states() {
+    let lab = lab().await;
+    lab.ha.wait_topic("jarvis/status", |p| p == "online").await;
+    lab.ha
+        .wait_topic("jarvis/proxmox/availability", |p| p == "online")
+        .await;
+    let configs = lab.discovered().await;
+    for config in &configs {
+        assert_eq!(config["o"]["name"], "Jarvis");
+        assert_eq!(config["avty_mode"], "all");
+        assert_eq!(config["avty"].as_array().unwrap().len(), 3);
+    }
+    let snapshot = lab.ha.snapshot();
+    assert!(
+        !snapshot.contains_key(&config_topic("guest_9000")),
+        "templates are not devices"
+    );
+    let configs_sent = snapshot
+        .keys()
+        .filter(|t| t.starts_with("homeassistant/device/"))
+        .count();
+    assert_eq!(configs_sent, homelab_devices().len() + 1, "plus Jarvis");
+    assert!(
+        snapshot
+            .values()
+            .all(|s| !s.topic.ends_with("/config") || !s.retain),
+        "discovery is not retained by default"
+    );
+
+    // A node: its entities and state.
+    let node = &configs[0]["cmps"];
+    for key in ["status", "cpu", "mem", "started", "load1", "updates"] {
+        assert!(node.get(key).is_some(), "node {key}");
+    }
+    let node_state = lab
+        .ha
+        .wait_json("jarvis/node/pve/state", |v| v["updates"] == 12)
+        .await;
+    assert_eq!(node_state["status"], "online");
+    assert_eq!(node_state["cpu"], 4.1);
+    assert!(node_state["load1"].is_number());
+    assert!(node_state["started"].as_str().unwrap().ends_with("+00:00"));
+
+    // A running VM and a stopped container.
+    let haos = lab.ha.wait_json(&config_topic("guest_100"), |_| true).await;
+    assert_eq!(haos["dev"]["name"], "haos (VM 100)");
+    assert_eq!(haos["dev"]["via_device"], "jarvis_homelab_node_pve");
+    assert_eq!(haos["cmps"]["stop"]["en"], false);
+    assert_eq!(haos["cmps"]["start"]["cmd_t"], "jarvis/guest/100/command");
+    let state = lab.ha.wait_json("jarvis/guest/100/state", |_| true).await;
+    assert_eq!(state["status"], "running");
+    assert_eq!(state["node"], "pve");
+    assert_eq!(state["mem_pct"].as_f64().is_some(), true);
+    let frigate = lab.ha.wait_json("jarvis/guest/103/state", |_| true).await;
+    assert_eq!(frigate["status"], "stopped");
+    assert_eq!(frigate["started"], Value::Null);
+    assert_eq!(frigate["net_in"], 0);
+    let ct = lab.ha.wait_json(&config_topic("guest_102"), |_| true).await;
+    assert_eq!(ct["cmps"]["disk"]["dev_cla"], "data_size");
+
+    // A storage.
+    let storage = lab
+        .ha
+        .wait_json("jarvis/storage/pve_local-lvm/state", |_| true)
+        .await;
+    assert_eq!(storage["used"], 53_687_091_200_u64);
+    assert_eq!(storage["free"], 214_748_364_800_u64 - 53_687_091_200);
+
+    // Jarvis itself.
+    let server = lab
+        .ha
+        .wait_json("homeassistant/device/jarvis_server/config", |_| true)
+        .await;
+    assert_eq!(server["cmps"]["activity"]["p"], "event");
+    let health = lab
+        .ha
+        .wait_json("jarvis/server/state", |v| v["health"] == "ok")
+        .await;
+    assert_eq!(health["proxmox"], "online");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_changed_means_no_messages() {
+    let lab = lab().await;
+    lab.discovered().await;
+    lab.ha
+        .wait_json("jarvis/server/state", |v| v["detail"]["devices"] == 13)
+        .await;
+    // Let the first polls settle (rates need two samples), then watch five polls.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mark = lab.ha.mark();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let sent: Vec<Seen> = lab.ha.since(mark);
+    assert_eq!(sent, vec![], "an unchanged cluster sends nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_added_migrated_and_deleted() {
+    let lab = lab().await;
+    lab.discovered().await;
+    let before = lab.ha.wait_json(&config_topic("guest_101"), |_| true).await;
+
+    // Added: appears by itself.
+    lab.fake
+        .add_guest(FakeGuest::lxc(105, "grafana", "agent1").running());
+    let added = lab.ha.wait_json(&config_topic("guest_105"), |_| true).await;
+    assert_eq!(added["dev"]["name"], "grafana (CT 105)");
+    lab.ha
+        .wait_json("jarvis/guest/105/state", |v| v["status"] == "running")
+        .await;
+    lab.ha
+        .wait_topic("jarvis/guest/105/availability", |p| p == "online")
+        .await;
+
+    // Migrated: same device and entities, new node.
+    let mark = lab.ha.mark();
+    lab.fake.migrate_guest(101, "agent1");
+    let moved = lab
+        .ha
+        .wait_json(&config_topic("guest_101"), |v| {
+            v["dev"]["via_device"] == "jarvis_homelab_node_agent1"
+        })
+        .await;
+    assert_eq!(moved["dev"]["ids"], before["dev"]["ids"]);
+    for (key, c) in moved["cmps"].as_object().unwrap() {
+        assert_eq!(c["uniq_id"], before["cmps"][key]["uniq_id"], "{key}");
+    }
+    lab.ha
+        .wait_json("jarvis/guest/101/state", |v| v["node"] == "agent1")
+        .await;
+    let new_devices: Vec<_> = lab
+        .ha
+        .since(mark)
+        .into_iter()
+        .filter(|s| s.topic.ends_with("/config") && !s.topic.contains("guest_101"))
+        .collect();
+    assert_eq!(new_devices, vec![], "a migration creates no other device");
+
+    // Deleted: unavailable at once, removed after the grace period.
+    lab.fake.remove_guest(105);
+    lab.ha
+        .wait_topic("jarvis/guest/105/availability", |p| p == "offline")
+        .await;
+    assert!(
+        lab.ha
+            .last(&config_topic("guest_105"))
+            .is_some_and(|p| !p.is_empty()),
+        "not removed before the grace period"
+    );
+    lab.ha
+        .wait_topic(&config_topic("guest_105"), str::is_empty)
+        .await;
+    for topic in ["state", "availability"] {
+        lab.ha
+            .wait_topic(&format!("jarvis/guest/105/{topic}"), str::is_empty)
+            .await;
+    }
+    // The removal cleared the retained messages at the broker too.
+    let late = Observer::connect(lab.broker.port, &["jarvis/guest/105/#"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(late.snapshot().len(), 0, "{:?}", late.snapshot());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxmox_going_away_makes_entities_unavailable_and_removes_nothing() {
+    let lab = lab().await;
+    lab.discovered().await;
+    let mark = lab.ha.mark();
+    lab.fake
+        .fail("/cluster/resources", 596, "Connection refused");
+    lab.ha
+        .wait_topic("jarvis/proxmox/availability", |p| p == "offline")
+        .await;
+    let health = lab
+        .ha
+        .wait_json("jarvis/server/state", |v| v["health"] == "degraded")
+        .await;
+    assert!(
+        health["detail"]["proxmox_error"]
+            .as_str()
+            .unwrap()
+            .contains("596"),
+        "{health}"
+    );
+    // Down for longer than the grace period: nothing may be removed.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let removed: Vec<_> = lab
+        .ha
+        .since(mark)
+        .into_iter()
+        .filter(|s| s.payload.is_empty() || s.payload == "offline" && s.topic.contains("/guest/"))
+        .collect();
+    assert_eq!(removed, vec![], "a failed poll removes nothing");
+
+    let back = lab.ha.mark();
+    lab.fake.heal();
+    lab.ha
+        .wait_topic("jarvis/proxmox/availability", |p| p == "online")
+        .await;
+    lab.ha
+        .wait_json("jarvis/server/state", |v| v["health"] == "ok")
+        .await;
+    // Every state is sent again (HA may have expired them meanwhile).
+    lab.ha
+        .wait_for("every guest state again", |_, log| {
+            let states = log[back..]
+                .iter()
+                .filter(|s| s.topic.starts_with("jarvis/guest/") && s.topic.ends_with("/state"))
+                .count();
+            (states >= 5).then_some(())
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_assistant_birth_gets_every_config_and_state_again() {
+    let lab = lab().await;
+    lab.discovered().await;
+    let mark = lab.ha.mark();
+    lab.ha
+        .publish("homeassistant/status", "online", false)
+        .await;
+    let again = lab
+        .ha
+        .wait_for("every config and state again", |_, log| {
+            let after = &log[mark..];
+            let configs = after
+                .iter()
+                .filter(|s| s.topic.ends_with("/config"))
+                .count();
+            let states = after.iter().filter(|s| s.topic.ends_with("/state")).count();
+            (configs == homelab_devices().len() + 1 && states == homelab_devices().len() + 1)
+                .then(|| after.to_vec())
+        })
+        .await;
+    let first_state = again
+        .iter()
+        .position(|s| s.topic.ends_with("/state") && s.topic.contains("/guest/"))
+        .unwrap();
+    let last_config = again
+        .iter()
+        .rposition(|s| s.topic.ends_with("/config"))
+        .unwrap();
+    assert!(last_config < first_state, "configs go before states");
+    // HA's own LWT changes nothing.
+    let mark = lab.ha.mark();
+    lab.ha
+        .publish("homeassistant/status", "offline", false)
+        .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        lab.ha
+            .since(mark)
+            .iter()
+            .all(|s| !s.topic.ends_with("/config")),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_button_press_reaches_the_fake_api_through_the_brain() {
+    let lab = lab().await;
+    lab.discovered().await;
+    let mark = lab.ha.mark();
+    lab.fake.clear_requests();
+    lab.ha
+        .publish("jarvis/guest/104/command", "start", false)
+        .await;
+
+    let outcome = lab
+        .ha
+        .wait_json("jarvis/guest/104/action", |v| v["action"] == "start")
+        .await;
+    assert_eq!(outcome["decision"], "allowed", "{outcome}");
+    assert_eq!(outcome["task"]["result"], "ok", "{outcome}");
+    assert_eq!(
+        lab.fake.count("POST /nodes/agent1/qemu/104/status/start"),
+        1
+    );
+    let event = lab.event(mark, |v| v["event_type"] == "action").await;
+    assert_eq!(event["channel"], "mqtt");
+    assert_eq!(event["vmid"], 104);
+    // The new state without waiting for the next regular poll.
+    lab.ha
+        .wait_json("jarvis/guest/104/state", |v| v["status"] == "running")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_for_unknown_and_protected_guests_are_refused() {
+    let lab = lab_with(|config, _| config.policy.protected_guests = vec!["100".into()]).await;
+    lab.discovered().await;
+    lab.fake.clear_requests();
+
+    let mark = lab.ha.mark();
+    lab.ha
+        .publish("jarvis/guest/999/command", "start", false)
+        .await;
+    let event = lab.event(mark, |v| v["event_type"] == "error").await;
+    assert!(
+        event["reason"].as_str().unwrap().contains("no guest 999"),
+        "{event}"
+    );
+    // A template has no buttons either.
+    lab.ha
+        .publish("jarvis/guest/9000/command", "start", false)
+        .await;
+    lab.event(mark, |v| {
+        v["event_type"] == "error" && v["topic"] == "jarvis/guest/9000/command"
+    })
+    .await;
+
+    let mark = lab.ha.mark();
+    lab.ha
+        .publish("jarvis/guest/100/command", "stop", false)
+        .await;
+    let outcome = lab
+        .ha
+        .wait_json("jarvis/guest/100/action", |v| v["action"] == "stop")
+        .await;
+    assert_eq!(outcome["decision"], "refused");
+    assert!(
+        outcome["reply"].as_str().unwrap().contains("protected"),
+        "{outcome}"
+    );
+    let event = lab.event(mark, |v| v["event_type"] == "action").await;
+    assert_eq!(event["decision"], "refused");
+    assert_eq!(
+        lab.fake.count("POST /"),
+        0,
+        "nothing reached Proxmox: {:?}",
+        lab.fake.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_oversized_commands_are_refused_and_jarvis_carries_on() {
+    let lab = lab().await;
+    lab.discovered().await;
+    lab.fake.clear_requests();
+    let garbage: [&[u8]; 6] = [
+        b"explode",
+        b"START",
+        b"",
+        b"\xff\xfe\x00\x01",
+        b"{\"action\":\"start\"}",
+        &[b'a'; 1000],
+    ];
+    for payload in garbage {
+        let mark = lab.ha.mark();
+        lab.ha
+            .publish("jarvis/guest/101/command", payload.to_vec(), false)
+            .await;
+        let event = lab.event(mark, |v| v["event_type"] == "error").await;
+        assert_eq!(event["topic"], "jarvis/guest/101/command");
+    }
+    for topic in ["jarvis/guest/abc/command", "jarvis/guest/1e3/command"] {
+        let mark = lab.ha.mark();
+        lab.ha.publish(topic, "start", false).await;
+        lab.event(mark, |v| v["event_type"] == "error" && v["topic"] == topic)
+            .await;
+    }
+
+    // A retained command: subscribers get it live without the retain flag, so it is a press
+    // (100 runs already: nothing to do). But the broker keeps it, and would replay it at
+    // every reconnect: the replay is refused and cleared.
+    let mark = lab.ha.mark();
+    lab.ha
+        .publish("jarvis/guest/100/command", "start", true)
+        .await;
+    let live = lab.event(mark, |v| v["event_type"] == "action").await;
+    assert_eq!(live["vmid"], 100);
+
+    // Far over the size limit: rumqttc drops the connection, Jarvis reconnects and
+    // republishes, and refuses the retained command replayed on the new connection.
+    let connects = lab.handle.as_ref().unwrap().state().connects;
+    let mark = lab.ha.mark();
+    lab.ha
+        .publish("jarvis/guest/101/command", vec![b'x'; 1 << 20], false)
+        .await;
+    lab.ha
+        .wait_for("jarvis to come back", |_, log| {
+            log[mark..]
+                .iter()
+                .any(|s| s.topic == "jarvis/status" && s.payload == "online")
+                .then_some(())
+        })
+        .await;
+    let state = lab.handle.as_ref().unwrap().state();
+    assert!(state.connects > connects, "{state:?}");
+    assert!(
+        state
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("byte message"),
+        "{state:?}"
+    );
+    lab.event(mark, |v| {
+        v["event_type"] == "error" && v["reason"].as_str().unwrap().contains("retained")
+    })
+    .await;
+    lab.ha
+        .wait_topic("jarvis/guest/100/command", str::is_empty)
+        .await;
+    assert_eq!(lab.fake.count("POST /"), 0, "{:?}", lab.fake.requests());
+
+    // And buttons still work.
+    lab.ha
+        .publish("jarvis/guest/103/command", "start", false)
+        .await;
+    lab.ha
+        .wait_json("jarvis/guest/103/action", |v| v["decision"] == "allowed")
+        .await;
+    assert_eq!(lab.fake.count("POST /nodes/agent1/lxc/103/status/start"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_reconnects_and_republishes() {
+    let mut lab = lab().await;
+    lab.discovered().await;
+    let connects = lab.handle.as_ref().unwrap().state().connects;
+    lab.broker.restart().await;
+    // The restarted broker kept nothing (no persistence): retained states there now were
+    // republished by Jarvis on its own reconnect.
+    let fresh = Observer::connect(lab.broker.port, &["homeassistant/#", "jarvis/#"]).await;
+    fresh.wait_topic("jarvis/status", |p| p == "online").await;
+    for id in homelab_devices() {
+        let state = if let Some(vmid) = id.strip_prefix("guest_") {
+            format!("jarvis/guest/{vmid}/state")
+        } else {
+            continue;
+        };
+        fresh.wait_json(&state, Value::is_object).await;
+    }
+    // Configs are not retained: HA's birth message on its reconnect gets them again.
+    let mark = fresh.mark();
+    fresh.publish("homeassistant/status", "online", false).await;
+    fresh
+        .wait_for("every config republished", |_, log| {
+            let configs = log[mark..]
+                .iter()
+                .filter(|s| s.topic.ends_with("/config"))
+                .count();
+            (configs > homelab_devices().len()).then_some(())
+        })
+        .await;
+    assert!(lab.handle.as_ref().unwrap().state().connects > connects);
+    // A button press works on the new connection.
+    fresh
+        .publish("jarvis/guest/104/command", "start", false)
+        .await;
+    fresh
+        .wait_json("jarvis/guest/104/action", |v| v["decision"] == "allowed")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_reported_and_retried() {
+    let broker = Mosquitto::with_user("jarvis", "right").await;
+    let fake = FakeProxmox::homelab().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.audit.path = dir.path().join("audit.jsonl");
+    let brain = Arc::new(Brain::new(&config, Some(client(&fake))).unwrap());
+    let mut wrong = settings(broker.port);
+    wrong.credentials = Some(("jarvis".into(), Secret::new("wrong")));
+    let token = CancellationToken::new();
+    let handle = mqtt::spawn(wrong, Arc::clone(&brain), Arc::clone(&brain), token.clone()).unwrap();
+    let mut link = handle.link.clone();
+    let state = tokio::time::timeout(common::LIMIT, link.wait_for(|s| s.failures >= 3))
+        .await
+        .expect("retried in time")
+        .unwrap()
+        .clone();
+    assert!(!state.connected && state.connects == 0);
+    let error = state.last_error.unwrap();
+    assert!(
+        error.contains("refused the credentials") && error.contains("mqtt.password"),
+        "{error}"
+    );
+    assert!(!format!("{handle:?}").contains("wrong"));
+    token.cancel();
+    tokio::time::timeout(common::LIMIT, handle.join())
+        .await
+        .expect("stops while retrying");
+
+    // The right password gets in.
+    let ha = Observer::connect_as(broker.port, &["jarvis/#"], Some(("jarvis", "right"))).await;
+    let mut right = settings(broker.port);
+    right.credentials = Some(("jarvis".into(), Secret::new("right")));
+    let token = CancellationToken::new();
+    let _handle = mqtt::spawn(right, Arc::clone(&brain), brain, token.clone()).unwrap();
+    ha.wait_topic("jarvis/status", |p| p == "online").await;
+    token.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_stay_out_of_topics_and_ids() {
+    let lab = lab().await;
+    lab.discovered().await;
+    let name = "evil/+/#\"name\" Küche 🚀";
+    lab.fake
+        .add_guest(FakeGuest::qemu(4242, name, "pve").running());
+    lab.fake.with_cluster(|cluster| {
+        cluster
+            .storages
+            .push(FakeStorage::new("backup.nfs+#/x", "pve", "nfs", "backup"));
+    });
+    let config = lab
+        .ha
+        .wait_json(&config_topic("guest_4242"), |_| true)
+        .await;
+    assert_eq!(config["dev"]["name"], format!("{name} (VM 4242)"));
+    let entity = config["cmps"]["cpu"]["default_entity_id"].as_str().unwrap();
+    assert!(
+        entity.starts_with("sensor.")
+            && entity[7..]
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+        "{entity}"
+    );
+    let storage = lab
+        .ha
+        .wait_for("the hostile storage", |last, _| {
+            last.keys()
+                .find(|t| t.starts_with("homeassistant/device/jarvis_homelab_storage_pve_backup"))
+                .cloned()
+        })
+        .await;
+    let object_id = storage.split('/').nth(2).unwrap();
+    assert!(
+        object_id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'),
+        "{object_id}"
+    );
+    let payload: Value = serde_json::from_str(&lab.ha.last(&storage).unwrap()).unwrap();
+    assert_eq!(payload["dev"]["name"], "backup.nfs+#/x (pve)");
+    let state_topic = payload["cmps"]["used"]["stat_t"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(state_topic.split('/').count(), 4, "{state_topic}");
+    lab.ha
+        .wait_json(&state_topic, |v| v["used"].is_number())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_says_offline_and_a_restart_removes_devices_gone_meanwhile() {
+    let mut lab = lab().await;
+    lab.discovered().await;
+    lab.token.cancel();
+    tokio::time::timeout(common::LIMIT, lab.handle.take().unwrap().join())
+        .await
+        .expect("stops in time");
+    lab.ha.wait_topic("jarvis/status", |p| p == "offline").await;
+
+    // While Jarvis is down, a guest is deleted; the next Jarvis finds it in the retained
+    // availability and removes it after the grace period.
+    lab.fake.remove_guest(102);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.audit.path = dir.path().join("audit.jsonl");
+    let brain = Arc::new(Brain::new(&config, Some(client(&lab.fake))).unwrap());
+    let token = CancellationToken::new();
+    let _handle = mqtt::spawn(
+        settings(lab.broker.port),
+        Arc::clone(&brain),
+        brain,
+        token.clone(),
+    )
+    .unwrap();
+    lab.ha.wait_topic("jarvis/status", |p| p == "online").await;
+    lab.ha
+        .wait_topic("jarvis/guest/102/availability", |p| p == "offline")
+        .await;
+    lab.ha
+        .wait_topic(&config_topic("guest_102"), str::is_empty)
+        .await;
+    token.cancel();
+}
