@@ -725,3 +725,63 @@ async fn shutdown_says_offline_and_a_restart_removes_devices_gone_meanwhile() {
         .await;
     token.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jarvis_serve_publishes_commands_and_says_offline_on_shutdown() {
+    let broker = Mosquitto::start().await;
+    let fake = FakeProxmox::homelab().await;
+    let ha = Observer::connect(broker.port, &["homeassistant/#", "jarvis/#"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::test_config();
+    config.audit.path = dir.path().join("audit.jsonl");
+    config.proxmox = fake.config();
+    config.mqtt = MqttConfig {
+        enabled: true,
+        host: "127.0.0.1".into(),
+        port: broker.port,
+        poll_secs: 1,
+        grace_secs: 5,
+        birth_delay_ms_max: 10,
+        ..MqttConfig::default()
+    };
+    let app = common::spawn_app(config).await;
+    ha.wait_topic("jarvis/status", |p| p == "online").await;
+    ha.wait_json(&config_topic("guest_100"), |_| true).await;
+    ha.wait_json("jarvis/guest/100/state", |v| v["status"] == "running")
+        .await;
+
+    // A typed command shows as Jarvis's last command and reply, and fires the event entity.
+    let mark = ha.mark();
+    let http = app.http_addr.unwrap();
+    let reply = reqwest::Client::new()
+        .post(format!("http://{http}/v1/command"))
+        .json(&serde_json::json!({"text": "status of node pve"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.status().is_success(), "{}", reply.text().await.unwrap());
+    let said = ha
+        .wait_json("jarvis/server/conversation", |v| {
+            v["text"] == "status of node pve"
+        })
+        .await;
+    assert_eq!(said["channel"], "http");
+    assert!(!said["reply"].as_str().unwrap().is_empty());
+    let event = ha
+        .wait_for("a command event", |_, log| {
+            log[mark..]
+                .iter()
+                .filter(|s| s.topic == "jarvis/server/event")
+                .find_map(|s| serde_json::from_str::<Value>(&s.payload).ok())
+        })
+        .await;
+    assert_eq!(event["event_type"], "command");
+
+    app.shutdown.cancel();
+    tokio::time::timeout(common::LIMIT, app.finished)
+        .await
+        .expect("stops in time")
+        .unwrap()
+        .unwrap();
+    ha.wait_topic("jarvis/status", |p| p == "offline").await;
+}
