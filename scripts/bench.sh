@@ -9,12 +9,14 @@
 #
 #   4. Text-to-speech with the real Piper voice: first audio-chunk and real-time factor for 1-,
 #      2- and 4-sentence texts.
+#   5. MQTT discovery with 10 nodes and 1000 guests against a real Mosquitto: full discovery
+#      time, CPU time and messages per poll when nothing changed, and with every guest changing.
 #
-#   scripts/bench.sh [codec|rss|stt|tts]...   (default: all)
+#   scripts/bench.sh [codec|rss|stt|tts|mqtt]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-what=("${@:-codec rss stt tts}")
+what=("${@:-codec rss stt tts mqtt}")
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 what=(${what[*]})
 
@@ -58,6 +60,10 @@ PY
   tts)
     echo "== text-to-speech (cargo bench --bench tts)"
     cargo bench --locked --bench tts 2>/dev/null
+    ;;
+  mqtt)
+    echo "== mqtt discovery (cargo bench --bench mqtt; needs mosquitto: scripts/bootstrap.sh --test)"
+    cargo bench --locked --bench mqtt 2>/dev/null
     ;;
   *) echo "unknown benchmark $item" >&2; exit 2 ;;
   esac
