@@ -171,7 +171,8 @@ async fn run(port: u16, ha: &mosquitto::Observer) {
     }
     .settings();
     let token = CancellationToken::new();
-    let (link, _event_loop) = connection::connect(&settings, "jarvis/status", token.clone()).unwrap();
+    let (link, _event_loop) =
+        connection::connect(&settings, "jarvis/status", token.clone()).unwrap();
     let mut publisher = Publisher::new(
         settings,
         Arc::clone(&cluster),

@@ -759,7 +759,11 @@ async fn jarvis_serve_publishes_commands_and_says_offline_on_shutdown() {
         .send()
         .await
         .unwrap();
-    assert!(reply.status().is_success(), "{}", reply.text().await.unwrap());
+    assert!(
+        reply.status().is_success(),
+        "{}",
+        reply.text().await.unwrap()
+    );
     let said = ha
         .wait_json("jarvis/server/conversation", |v| {
             v["text"] == "status of node pve"
@@ -784,4 +788,52 @@ async fn jarvis_serve_publishes_commands_and_says_offline_on_shutdown() {
         .unwrap()
         .unwrap();
     ha.wait_topic("jarvis/status", |p| p == "offline").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_the_configured_ca_and_a_clear_error_without_it() {
+    let broker = Mosquitto::with_tls().await;
+    let tls_port = broker.tls_port.unwrap();
+    let fake = FakeProxmox::homelab().await;
+    let ha = Observer::connect(broker.port, &["homeassistant/#", "jarvis/#"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.audit.path = dir.path().join("audit.jsonl");
+    let brain = Arc::new(Brain::new(&config, Some(client(&fake))).unwrap());
+
+    // The system's CAs do not know the broker's: refused, with the setting to check.
+    let mut untrusted = settings(tls_port);
+    untrusted.tls = Some(mqtt::config::TlsSettings { ca_file: None });
+    let token = CancellationToken::new();
+    let handle = mqtt::spawn(
+        untrusted,
+        Arc::clone(&brain),
+        Arc::clone(&brain),
+        token.clone(),
+    )
+    .unwrap();
+    let mut link = handle.link.clone();
+    let state = tokio::time::timeout(common::LIMIT, link.wait_for(|s| s.failures >= 2))
+        .await
+        .expect("retried in time")
+        .unwrap()
+        .clone();
+    let error = state.last_error.unwrap();
+    assert!(
+        error.contains("TLS") && error.contains("mqtt.ca_file"),
+        "{error}"
+    );
+    token.cancel();
+    handle.join().await;
+
+    // With the CA file: connected over TLS, discovery as usual.
+    let mut trusted = settings(tls_port);
+    trusted.tls = Some(mqtt::config::TlsSettings {
+        ca_file: Some(broker.ca_file()),
+    });
+    let token = CancellationToken::new();
+    let _handle = mqtt::spawn(trusted, Arc::clone(&brain), brain, token.clone()).unwrap();
+    ha.wait_topic("jarvis/status", |p| p == "online").await;
+    ha.wait_json(&config_topic("guest_100"), |_| true).await;
+    token.cancel();
 }

@@ -45,6 +45,8 @@ fn binary(name: &str) -> PathBuf {
 pub struct Mosquitto {
     /// Its port on 127.0.0.1.
     pub port: u16,
+    /// Its TLS port, when started [`Mosquitto::with_tls`].
+    pub tls_port: Option<u16>,
     child: Option<Child>,
     dir: tempfile::TempDir,
     config: PathBuf,
@@ -53,20 +55,33 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// An anonymous broker.
     pub async fn start() -> Self {
-        Self::launch(None).await
+        Self::launch(None, false).await
     }
 
     /// A broker that only lets `user` in with `password`.
     pub async fn with_user(user: &str, password: &str) -> Self {
-        Self::launch(Some((user, password))).await
+        Self::launch(Some((user, password)), false).await
     }
 
-    async fn launch(credentials: Option<(&str, &str)>) -> Self {
+    /// An anonymous broker with a second, TLS listener whose certificate (for `127.0.0.1` and
+    /// `localhost`) is signed by a generated CA, written to [`Mosquitto::ca_file`].
+    pub async fn with_tls() -> Self {
+        Self::launch(None, true).await
+    }
+
+    /// The CA of the TLS listener.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    async fn launch(credentials: Option<(&str, &str)>, tls: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = {
+        let free_port = || {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
+        let port = free_port();
+        let tls_port = tls.then(free_port);
         let mut config = format!(
             "listener {port} 127.0.0.1\npersistence false\nlog_dest stderr\nlog_type error\n\
              log_type warning\nlog_type notice\nlog_type information\n\
@@ -92,10 +107,21 @@ impl Mosquitto {
             }
             None => config.push_str("allow_anonymous true\n"),
         }
+        if let Some(tls_port) = tls_port {
+            write_certificates(dir.path());
+            let file = |name: &str| dir.path().join(name).display().to_string();
+            config.push_str(&format!(
+                "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
+                file("ca.pem"),
+                file("server.pem"),
+                file("server.key")
+            ));
+        }
         let path = dir.path().join("mosquitto.conf");
         std::fs::write(&path, config).unwrap();
         let mut broker = Self {
             port,
+            tls_port,
             child: None,
             dir,
             config: path,
@@ -154,6 +180,26 @@ impl Mosquitto {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// A CA (`ca.pem`) and a server certificate for 127.0.0.1 and localhost signed by it
+/// (`server.pem`, `server.key`).
+fn write_certificates(dir: &Path) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Test broker CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let leaf = params.signed_by(&key, &ca).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
 }
 
 /// One message the observer saw.
