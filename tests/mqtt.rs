@@ -837,3 +837,44 @@ async fn tls_with_the_configured_ca_and_a_clear_error_without_it() {
     ha.wait_json(&config_topic("guest_100"), |_| true).await;
     token.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_garbage_is_capped_and_buttons_still_work() {
+    let lab = lab().await;
+    lab.discovered().await;
+    let mark = lab.ha.mark();
+    for i in 0..200 {
+        lab.ha
+            .publish("jarvis/guest/101/command", format!("garbage {i}"), false)
+            .await;
+    }
+    let errors = |log: &[Seen]| {
+        log[mark..]
+            .iter()
+            .filter(|s| s.topic == "jarvis/server/event" && s.payload.contains("\"error\""))
+            .count()
+    };
+    lab.ha
+        .wait_for("the flood's garbage echoed back", |_, log| {
+            (log[mark..]
+                .iter()
+                .filter(|s| s.topic == "jarvis/guest/101/command")
+                .count()
+                == 200)
+                .then_some(())
+        })
+        .await;
+    lab.ha
+        .wait_for("20 error events", |_, log| {
+            (errors(log) >= 20).then_some(())
+        })
+        .await;
+    lab.ha
+        .publish("jarvis/guest/103/command", "start", false)
+        .await;
+    lab.ha
+        .wait_json("jarvis/guest/103/action", |v| v["decision"] == "allowed")
+        .await;
+    let log = lab.ha.since(0);
+    assert_eq!(errors(&log), 20, "error events are capped per window");
+}

@@ -648,7 +648,7 @@ fn fingerprint(value: &impl Hash) -> u64 {
 }
 
 /// At most `max` characters of `text`.
-fn truncate(text: &str, max: usize) -> &str {
+pub fn truncate(text: &str, max: usize) -> &str {
     match text.char_indices().nth(max) {
         Some((at, _)) => &text[..at],
         None => text,

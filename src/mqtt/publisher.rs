@@ -25,7 +25,7 @@ use super::command::{self, CommandError, Press};
 use super::config::MqttSettings;
 use super::connection::{LinkState, Message};
 use super::discovery::{Common, DeviceKey, Naming};
-use super::lifecycle::{Books, Out};
+use super::lifecycle::{Books, Out, truncate};
 use super::source::{ActionSink, ClusterSource, SourceError};
 use super::state::unix_now;
 
@@ -33,6 +33,11 @@ use super::state::unix_now;
 const MAX_PRESSES: usize = 8;
 /// How long shutdown waits for `offline` and the DISCONNECT to go out.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Refused commands logged and sent as `error` events per [`REFUSAL_WINDOW`]; a flood beyond
+/// that is counted and summed up in one warning.
+const MAX_REFUSALS: u32 = 20;
+/// See [`MAX_REFUSALS`].
+const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
 
 /// Messages handed to rumqttc, for logs and the benchmark.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,6 +68,8 @@ pub struct Publisher<C, A> {
     republish_at: Option<Instant>,
     last_refresh: Instant,
     proxmox_error: Option<String>,
+    /// Start of the current refusal window, refusals in it.
+    refusals: (Instant, u32),
     stats: Stats,
     token: CancellationToken,
 }
@@ -110,6 +117,7 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             republish_at: None,
             last_refresh: Instant::now(),
             proxmox_error: None,
+            refusals: (Instant::now(), 0),
             stats: Stats::default(),
             token,
         }
@@ -245,7 +253,13 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
     async fn read_cluster(&mut self) -> Result<Arc<Inventory>, SourceError> {
         let inventory = self.cluster.inventory().await?;
         if !self.books.cluster_known() {
-            let cluster = match self.cluster.cluster_name().await? {
+            let name = self.cluster.cluster_name().await.map_err(|err| {
+                SourceError(format!(
+                    "cannot read the cluster name for the entities' unique ids ({err}); grant \
+                     the token Sys.Audit on / or set mqtt.cluster_id"
+                ))
+            })?;
+            let cluster = match name {
                 Some(name) => name,
                 // A node outside any cluster: its own name.
                 None => inventory
@@ -309,7 +323,6 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
         match parsed {
             Ok(press) => self.press(press, &message.topic).await,
             Err(err) => {
-                warn!(topic = %message.topic, "refused a command: {err}");
                 if err == CommandError::Retained {
                     // Clear it, or every reconnect would replay it.
                     self.out.push(Out {
@@ -318,9 +331,7 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
                         retain: true,
                     });
                 }
-                self.books
-                    .error_event(&message.topic, &err.to_string(), &mut self.out);
-                self.flush().await;
+                self.refuse(&message.topic, &err.to_string()).await;
             }
         }
     }
@@ -328,16 +339,12 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
     async fn press(&mut self, press: Press, topic: &str) {
         if !self.books.has_guest(press.vmid) {
             let reason = format!("no guest {} in the cluster", press.vmid);
-            warn!(topic, "refused a command: {reason}");
-            self.books.error_event(topic, &reason, &mut self.out);
-            self.flush().await;
+            self.refuse(topic, &reason).await;
             return;
         }
         let Ok(permit) = Arc::clone(&self.presses).try_acquire_owned() else {
             let reason = format!("busy: {MAX_PRESSES} actions are already running");
-            warn!(topic, "refused a command: {reason}");
-            self.books.error_event(topic, &reason, &mut self.out);
-            self.flush().await;
+            self.refuse(topic, &reason).await;
             return;
         };
         info!(vmid = press.vmid, action = %press.action, "button pressed");
@@ -357,6 +364,31 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             drop(permit);
             let _ = results.send(report).await;
         });
+    }
+
+    /// Logs a refused command and sends an `error` event, at most [`MAX_REFUSALS`] per
+    /// [`REFUSAL_WINDOW`] (a flood of garbage must not flood the log and HA as well).
+    async fn refuse(&mut self, topic: &str, reason: &str) {
+        let now = Instant::now();
+        let (since, count) = &mut self.refusals;
+        if now.duration_since(*since) >= REFUSAL_WINDOW {
+            if *count > MAX_REFUSALS {
+                warn!(
+                    suppressed = *count - MAX_REFUSALS,
+                    "more refused commands were not logged nor sent as events"
+                );
+            }
+            *since = now;
+            *count = 0;
+        }
+        *count += 1;
+        if *count > MAX_REFUSALS {
+            return;
+        }
+        let topic = truncate(topic, 200);
+        warn!(topic, "refused a command: {reason}");
+        self.books.error_event(topic, reason, &mut self.out);
+        self.flush().await;
     }
 
     fn on_retained(&mut self, message: &Message) {
