@@ -195,7 +195,7 @@ async fn discovery_covers_every_device_and_entity_kind_with_states() {
     let state = lab.ha.wait_json("jarvis/guest/100/state", |_| true).await;
     assert_eq!(state["status"], "running");
     assert_eq!(state["node"], "pve");
-    assert_eq!(state["mem_pct"].as_f64().is_some(), true);
+    assert!(state["mem_pct"].as_f64().is_some());
     let frigate = lab.ha.wait_json("jarvis/guest/103/state", |_| true).await;
     assert_eq!(frigate["status"], "stopped");
     assert_eq!(frigate["started"], Value::Null);

@@ -324,7 +324,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let cases: [(fn(&mut MqttConfig), &str); 9] = [
+        type Edit = fn(&mut MqttConfig);
+        let cases: [(Edit, &str); 9] = [
             (|c| c.host = " ".into(), "mqtt.host"),
             (|c| c.port = 0, "mqtt.port"),
             (|c| c.base_topic = "jar/+".into(), "mqtt.base_topic"),
