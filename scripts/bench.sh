@@ -10,11 +10,14 @@
 #   4. Text-to-speech with the real Piper voice: first audio-chunk and real-time factor for 1-,
 #      2- and 4-sentence texts.
 #
-#   scripts/bench.sh [codec|rss|stt|tts]...   (default: all)
+#   5. Homelab brain: intent recognition over 10 nodes / 1000 guests (p50/p99), a command with a
+#      warm Proxmox cache, and a status question over Wyoming end to end (fake Proxmox API).
+#
+#   scripts/bench.sh [codec|rss|stt|tts|brain]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-what=("${@:-codec rss stt tts}")
+what=("${@:-codec rss stt tts brain}")
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 what=(${what[*]})
 
@@ -58,6 +61,10 @@ PY
   tts)
     echo "== text-to-speech (cargo bench --bench tts)"
     cargo bench --locked --bench tts 2>/dev/null
+    ;;
+  brain)
+    echo "== homelab brain (cargo bench --bench brain)"
+    cargo bench --locked --bench brain 2>/dev/null
     ;;
   *) echo "unknown benchmark $item" >&2; exit 2 ;;
   esac

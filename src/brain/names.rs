@@ -304,7 +304,7 @@ fn similarity(spoken: &Key, name: &Key) -> f64 {
     }
     let text = strsim::normalized_levenshtein(&spoken.joined, &name.joined);
     let sound = strsim::normalized_levenshtein(&spoken.sound, &name.sound) * 0.95;
-    let jw = strsim::jaro_winkler(&spoken.joined, &name.joined) * 0.9;
+    let jw = strsim::jaro_winkler(&spoken.joined, &name.joined) * 0.85;
     text.max(sound).max(jw)
 }
 
