@@ -715,8 +715,8 @@ fn classify(err: &reqwest::Error, base: &str) -> NodeFailure {
 /// wrapping.
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut current = err;
-    while let Some(source) = current.source() {
-        current = source;
+    while let Some(next) = tls::next_error(current) {
+        current = next;
     }
     current.to_string()
 }

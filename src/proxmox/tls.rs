@@ -190,32 +190,39 @@ pub(crate) fn tls_error(
     err: &(dyn std::error::Error + 'static),
     url: &str,
 ) -> Option<ProxmoxError> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut current = Some(err);
     while let Some(e) = current {
-        // tokio-rustls hands rustls errors up inside an io::Error, whose `source()` skips them.
-        let inner = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            .map(|inner| inner as &(dyn std::error::Error + 'static));
-        for candidate in [Some(e), inner].into_iter().flatten() {
-            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
-                let seen = match tls {
-                    rustls::Error::InvalidCertificate(CertificateError::Other(other)) => other
-                        .0
-                        .downcast_ref::<PinMismatch>()
-                        .map(|m| m.seen.clone()),
-                    _ => None,
-                };
-                return Some(ProxmoxError::Tls {
-                    url: url.to_owned(),
-                    seen,
-                    message: tls.to_string(),
-                });
-            }
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            let seen = match tls {
+                rustls::Error::InvalidCertificate(CertificateError::Other(other)) => other
+                    .0
+                    .downcast_ref::<PinMismatch>()
+                    .map(|m| m.seen.clone()),
+                _ => None,
+            };
+            return Some(ProxmoxError::Tls {
+                url: url.to_owned(),
+                seen,
+                message: tls.to_string(),
+            });
         }
-        current = e.source();
+        current = next_error(e);
     }
     None
+}
+
+/// The next error in a chain. An `io::Error` wrapping another error is looked into with
+/// `get_ref`, because its `source()` skips the wrapped error (hyper and tokio-rustls nest
+/// rustls errors in two of them).
+pub(crate) fn next_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        if let Some(inner) = io.get_ref() {
+            return Some(inner as &(dyn std::error::Error + 'static));
+        }
+    }
+    err.source()
 }
 
 #[cfg(test)]
