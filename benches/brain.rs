@@ -24,9 +24,7 @@ use fake_proxmox::{FakeCluster, FakeGuest, FakeNode, FakeProxmox, FakeStorage};
 use jarvis::brain::intents::{Intent, Recognizer};
 use jarvis::brain::names::{Directory, Kinds};
 use jarvis::brain::{Brain, Channel, Command};
-use jarvis::proxmox::{
-    Guest, GuestKind, GuestState, Inventory, Node, NodeState, Storage,
-};
+use jarvis::proxmox::{Guest, GuestKind, GuestState, Inventory, Node, NodeState, Storage};
 use serde_json::json;
 use wyoming::Client;
 use wyoming::asr::Transcript;
@@ -34,8 +32,26 @@ use wyoming::asr::Transcript;
 const NODES: usize = 10;
 const GUESTS: usize = 1000;
 const WORDS: [&str; 20] = [
-    "media", "server", "backup", "web", "db", "proxy", "dns", "mail", "git", "ci", "cache",
-    "vault", "grafana", "prometheus", "home", "files", "photo", "print", "game", "build",
+    "media",
+    "server",
+    "backup",
+    "web",
+    "db",
+    "proxy",
+    "dns",
+    "mail",
+    "git",
+    "ci",
+    "cache",
+    "vault",
+    "grafana",
+    "prometheus",
+    "home",
+    "files",
+    "photo",
+    "print",
+    "game",
+    "build",
 ];
 
 fn guest_name(i: usize) -> String {
@@ -64,10 +80,18 @@ fn inventory() -> Inventory {
     let guests = (0..GUESTS)
         .map(|i| Guest {
             vmid: 100 + i as u32,
-            kind: if i % 3 == 0 { GuestKind::Lxc } else { GuestKind::Qemu },
+            kind: if i % 3 == 0 {
+                GuestKind::Lxc
+            } else {
+                GuestKind::Qemu
+            },
             node: format!("pve{}", i % NODES),
             name: guest_name(i),
-            status: if i % 4 == 0 { GuestState::Stopped } else { GuestState::Running },
+            status: if i % 4 == 0 {
+                GuestState::Stopped
+            } else {
+                GuestState::Running
+            },
             template: false,
             cpu: Some(0.02),
             maxcpu: Some(2),

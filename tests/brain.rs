@@ -72,9 +72,13 @@ async fn questions_are_answered_from_live_data() {
     let r = s.say("How is the cluster doing?", "c").await;
     assert_eq!(r.intent.as_deref(), Some("ClusterOverview"));
     assert!(r.reply.contains("All 2 nodes are online"), "{}", r.reply);
-    assert!(r.reply.contains("3 guests running and 2 stopped"), "{}", r.reply);
+    assert!(
+        r.reply.contains("3 guests running and 2 stopped"),
+        "{}",
+        r.reply
+    );
     let r = s.say("Which containers are running?", "c").await;
-    assert_eq!(r.reply, "1 running container: pihole.");
+    assert_eq!(r.reply, "1 container running: pihole.");
     let r = s.say("What's running on agent one?", "c").await;
     assert_eq!(r.reply, "There are no running guests on agent1.");
     let r = s.say("Does agent one have updates?", "c").await;
@@ -97,7 +101,10 @@ async fn a_safe_action_runs_and_reports_the_task_outcome() {
     let s = setup().await;
     let r = s.say("Start VM one oh four", "c").await;
     assert_eq!(r.intent.as_deref(), Some("StartGuest"));
-    assert_eq!(r.slots.get("guest").map(String::as_str), Some("vm one oh four"));
+    assert_eq!(
+        r.slots.get("guest").map(String::as_str),
+        Some("vm one oh four")
+    );
     assert_eq!(r.reply, "nextcloud has started.");
     let action = &r.actions[0];
     assert_eq!(action.decision, Decision::Allowed);
@@ -118,7 +125,11 @@ async fn destructive_actions_wait_for_a_confirmation_in_the_same_conversation() 
     let r = s.say("Reboot the media server", "kitchen").await;
     assert_eq!(r.actions[0].decision, Decision::NeedsConfirmation);
     assert!(r.pending_confirmation);
-    assert!(r.reply.starts_with("Reboot media-server on pve?"), "{}", r.reply);
+    assert!(
+        r.reply.starts_with("Reboot media-server on pve?"),
+        "{}",
+        r.reply
+    );
     assert_eq!(s.fake.count("POST /nodes/pve/qemu/101/status/reboot"), 0);
     // Another conversation cannot confirm it.
     let r = s.say("Confirm", "office").await;
@@ -136,7 +147,11 @@ async fn destructive_actions_wait_for_a_confirmation_in_the_same_conversation() 
     assert!(r.pending_confirmation);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let r = s.say("confirm", "kitchen").await;
-    assert!(r.reply.starts_with("That confirmation came too late"), "{}", r.reply);
+    assert!(
+        r.reply.starts_with("That confirmation came too late"),
+        "{}",
+        r.reply
+    );
     assert_eq!(s.fake.count("POST /nodes/pve/lxc/102/status/shutdown"), 0);
 
     // Cancelled: nothing happens, and a later confirm finds nothing.
@@ -163,7 +178,11 @@ async fn the_policy_refuses_read_only_protected_forbidden_and_unpermitted_action
     assert_eq!(r.intent.as_deref(), Some("Forbidden"));
     assert!(r.reply.starts_with("I never delete"), "{}", r.reply);
     let r = s.say("Run a shell command on pve", "c").await;
-    assert!(r.reply.starts_with("I never run shell commands"), "{}", r.reply);
+    assert!(
+        r.reply.starts_with("I never run shell commands"),
+        "{}",
+        r.reply
+    );
 
     let s = setup_with(|c| {
         c.policy.channels.voice = jarvis::brain::policy::Tier::Read;
@@ -178,8 +197,10 @@ async fn the_policy_refuses_read_only_protected_forbidden_and_unpermitted_action
 #[tokio::test]
 async fn unknown_ambiguous_and_out_of_range_names_are_answered_not_guessed() {
     let s = setup().await;
-    s.fake.add_guest(FakeGuest::qemu(110, "backup-server-1", "pve"));
-    s.fake.add_guest(FakeGuest::qemu(111, "backup-server-2", "pve"));
+    s.fake
+        .add_guest(FakeGuest::qemu(110, "backup-server-1", "pve"));
+    s.fake
+        .add_guest(FakeGuest::qemu(111, "backup-server-2", "pve"));
     let r = s.say("Start the toaster", "c").await;
     assert!(r.reply.starts_with("I don't know"), "{}", r.reply);
     let r = s.say("Start next clown", "c").await;
@@ -204,7 +225,10 @@ async fn a_failed_task_is_reported_with_proxmox_reason_and_audited() {
     let s = setup().await;
     s.fake.fail_next_task("VM is locked (backup)");
     let r = s.say("Start nextcloud", "c").await;
-    assert_eq!(r.reply, "Proxmox couldn't start nextcloud: VM is locked (backup).");
+    assert_eq!(
+        r.reply,
+        "Proxmox couldn't start nextcloud: VM is locked (backup)."
+    );
     let task = r.actions[0].task.as_ref().unwrap();
     assert_eq!(
         task.result,
@@ -253,7 +277,11 @@ async fn proxmox_errors_become_short_spoken_answers() {
             approval: None,
         })
         .await;
-    assert!(r.reply.starts_with("Proxmox isn't set up yet"), "{}", r.reply);
+    assert!(
+        r.reply.starts_with("Proxmox isn't set up yet"),
+        "{}",
+        r.reply
+    );
     assert!(r.conversation_id.starts_with("jarvis-"));
 }
 

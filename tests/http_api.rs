@@ -37,7 +37,12 @@ async fn post(app: &App, key: Option<&str>, body: impl Into<reqwest::Body>) -> r
 async fn a_command_returns_intent_slots_reply_and_actions() {
     let fake = FakeProxmox::homelab().await;
     let app = start(&fake, |_| {}).await;
-    let response = post(&app, Some(KEY), json!({"text": "Start VM one oh four"}).to_string()).await;
+    let response = post(
+        &app,
+        Some(KEY),
+        json!({"text": "Start VM one oh four"}).to_string(),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["intent"], "StartGuest");
@@ -48,14 +53,23 @@ async fn a_command_returns_intent_slots_reply_and_actions() {
     assert_eq!(body["pending_confirmation"], false);
     assert_eq!(body["actions"][0]["decision"], "allowed");
     assert_eq!(body["actions"][0]["task"]["result"], "ok");
-    assert!(body["actions"][0]["task"]["upid"].as_str().unwrap().starts_with("UPID:agent1:"));
+    assert!(
+        body["actions"][0]["task"]["upid"]
+            .as_str()
+            .unwrap()
+            .starts_with("UPID:agent1:")
+    );
 
     // A destructive action asks first; the returned conversation id confirms it.
-    let body: Value = post(&app, Some(KEY), json!({"text": "reboot pihole"}).to_string())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = post(
+        &app,
+        Some(KEY),
+        json!({"text": "reboot pihole"}).to_string(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(body["pending_confirmation"], true);
     assert_eq!(body["actions"][0]["decision"], "needs_confirmation");
     let conversation = body["conversation_id"].as_str().unwrap().to_owned();
@@ -64,7 +78,10 @@ async fn a_command_returns_intent_slots_reply_and_actions() {
         .json()
         .await
         .unwrap();
-    assert_eq!(other["reply"], "There's nothing waiting for a confirmation.");
+    assert_eq!(
+        other["reply"],
+        "There's nothing waiting for a confirmation."
+    );
     let body: Value = post(
         &app,
         Some(KEY),
@@ -119,7 +136,13 @@ async fn bad_bodies_get_clear_errors_and_the_server_keeps_serving() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "too-large");
 
-    for bad in ["{not json", "[]", r#"{"txt": "ping"}"#, r#"{"text": 5}"#, ""] {
+    for bad in [
+        "{not json",
+        "[]",
+        r#"{"txt": "ping"}"#,
+        r#"{"text": 5}"#,
+        "",
+    ] {
         let response = post(&app, Some(KEY), bad.to_owned()).await;
         assert!(
             response.status() == 400 || response.status() == 422,
@@ -127,7 +150,10 @@ async fn bad_bodies_get_clear_errors_and_the_server_keeps_serving() {
             response.status()
         );
         let body: Value = response.json().await.unwrap();
-        assert!(body["error"].as_str().unwrap().contains("text"), "{bad:?}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("text"),
+            "{bad:?}: {body}"
+        );
     }
     let response = post(&app, Some(KEY), json!({"text": "   "}).to_string()).await;
     assert_eq!(response.status(), 400);
@@ -157,10 +183,17 @@ async fn a_flood_from_one_client_gets_429_with_retry_after() {
         }
         statuses.push(response.status().as_u16());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7);
     let retry_after = retry_after.expect("Retry-After on 429");
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     // /health is not rate limited.
-    assert_eq!(reqwest::get(url(&app, "/health")).await.unwrap().status(), 200);
+    assert_eq!(
+        reqwest::get(url(&app, "/health")).await.unwrap().status(),
+        200
+    );
 }

@@ -383,7 +383,10 @@ impl Recognizer {
         for (t, (_, template)) in templates.iter().enumerate() {
             for e in 0..template.len() {
                 match template.first_word(e) {
-                    Some(word) => by_first_word.entry(word.to_owned()).or_default().push((t, e)),
+                    Some(word) => by_first_word
+                        .entry(word.to_owned())
+                        .or_default()
+                        .push((t, e)),
                     None => slot_first.push((t, e)),
                 }
             }
