@@ -214,6 +214,11 @@ async fn unknown_ambiguous_and_out_of_range_names_are_answered_not_guessed() {
     assert_eq!(r.reply, "There's no guest with ID 999.");
     let r = s.say("Reboot node pve", "c").await;
     assert!(r.reply.starts_with("I don't reboot nodes"), "{}", r.reply);
+    // Nothing in the cluster sounds like it: not meant for Jarvis, so not handled (HA then
+    // reports it; with an LLM configured, the LLM gets it).
+    let r = s.say("Turn on the kitchen lights", "c").await;
+    assert!(!r.handled, "{}", r.reply);
+    assert_eq!(r.source, Source::None);
     let r = s.say("Make me a sandwich", "c").await;
     assert!(!r.handled);
     assert_eq!(r.source, Source::None);

@@ -215,28 +215,39 @@ impl Brain {
             approved,
         };
         let text: String = command.text.chars().take(MAX_TEXT_CHARS).collect();
-        let mut response = match self.recognizer.recognize(&text) {
+        let local = match self.recognizer.recognize(&text) {
             Some(recognized) => {
                 let intent = recognized.intent;
                 let mut response = self.run(&intent, &ctx).await;
-                response.intent = Some(intent.name().to_owned());
-                response.slots = intent
-                    .slots()
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect();
-                response
+                if let Some(reply) = response.reply.strip_prefix(UNKNOWN_MARK) {
+                    // Nothing in the cluster sounds like it: not for Jarvis after all.
+                    response.reply = reply.to_owned();
+                    response.handled = false;
+                    response.source = Source::None;
+                } else {
+                    response.intent = Some(intent.name().to_owned());
+                    response.slots = intent
+                        .slots()
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect();
+                }
+                Some(response)
             }
-            None => match &self.llm {
+            None => None,
+        };
+        let mut response = match local {
+            Some(response) if response.handled => response,
+            unhandled => match &self.llm {
                 Some(llm) => llm.converse(self, &ctx, &text).await,
-                None => Response {
+                None => unhandled.unwrap_or_else(|| Response {
                     handled: false,
                     source: Source::None,
                     ..Response::local(
                         "Sorry, I didn't understand that. Ask me what I can do to hear what I \
                          know.",
                     )
-                },
+                }),
             },
         };
         response.conversation_id = conversation_id;
@@ -766,6 +777,11 @@ impl Ctx {
     }
 }
 
+/// Starts a resolution failure where nothing at all resembled the words: the command was probably
+/// not meant for Jarvis ("turn on the kitchen lights"), so it is not handled (HA reports it, or
+/// the LLM gets it).
+const UNKNOWN_MARK: &str = "\u{1}";
+
 const NO_PROXMOX: &str = "Proxmox isn't set up yet. Add a proxmox section with the node URLs and an API token to my \
      configuration.";
 
@@ -815,9 +831,9 @@ pub(crate) fn resolve(
             "I don't know a {what} called {said}. Did you mean {}?",
             candidate.name
         )),
-        Resolution::Unknown { suggestion: None } => {
-            Err(format!("I don't know a {what} called {said}."))
-        }
+        Resolution::Unknown { suggestion: None } => Err(format!(
+            "{UNKNOWN_MARK}I don't know a {what} called {said}."
+        )),
         Resolution::NoSuchId(id) if !VMIDS.contains(&id) => Err(format!(
             "{id} isn't a valid VM ID; Proxmox IDs go from 100 to 999999999."
         )),
