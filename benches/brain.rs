@@ -12,7 +12,8 @@
     clippy::expect_used,
     clippy::print_stdout,
     missing_docs,
-    dead_code
+    dead_code,
+    unreachable_pub
 )]
 
 #[path = "../tests/common/fake_proxmox.rs"]

@@ -348,3 +348,26 @@ async fn actions_are_broadcast_for_the_mqtt_event_entity() {
     assert_eq!(second["event_type"], "command");
     assert_eq!(second["reply"], "nextcloud has started.");
 }
+
+#[tokio::test]
+async fn the_cluster_names_become_speech_recognition_vocabulary() {
+    let s = setup().await;
+    assert!(s.brain.vocabulary().is_empty(), "nothing fetched yet");
+    s.say("How is the cluster doing?", "c").await;
+    let names = s.brain.vocabulary();
+    for name in [
+        "pve",
+        "agent1",
+        "haos",
+        "media-server",
+        "pihole",
+        "local-lvm",
+        "nas",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
+    assert!(
+        !names.iter().any(|n| n == "debian-template"),
+        "templates are not said"
+    );
+}

@@ -116,6 +116,7 @@ pub struct Brain {
     proxmox: Option<Proxmox>,
     recognizer: Recognizer,
     directory: Mutex<Option<(Arc<Inventory>, Arc<Directory>)>>,
+    vocabulary: Mutex<Option<(Arc<Inventory>, Arc<Vec<String>>)>>,
     policy: crate::config::PolicyConfig,
     confirmations: Confirmations,
     audit: AuditLog,
@@ -151,6 +152,7 @@ impl Brain {
             proxmox,
             recognizer: Recognizer::new()?,
             directory: Mutex::new(None),
+            vocabulary: Mutex::new(None),
             policy: config.policy.clone(),
             confirmations: Confirmations::new(
                 Duration::from_secs(config.policy.confirm_timeout_secs),
@@ -166,6 +168,41 @@ impl Brain {
     /// Every command and action, as it happens.
     pub fn subscribe(&self) -> broadcast::Receiver<Activity> {
         self.activity.subscribe()
+    }
+
+    /// Names speech recognition should know: the cluster's nodes, guests (not templates) and
+    /// storages, from the last inventory fetched (no I/O; empty before the first).
+    pub fn vocabulary(&self) -> Arc<Vec<String>> {
+        let Some((inventory, _)) = self.proxmox.as_ref().and_then(Proxmox::cached_inventory) else {
+            return Arc::new(Vec::new());
+        };
+        if let Ok(cached) = self.vocabulary.lock() {
+            if let Some((inv, names)) = cached.as_ref() {
+                if Arc::ptr_eq(inv, &inventory) {
+                    return Arc::clone(names);
+                }
+            }
+        }
+        let mut names: Vec<String> = inventory.nodes.iter().map(|n| n.name.clone()).collect();
+        names.extend(
+            inventory
+                .guests
+                .iter()
+                .filter(|g| !g.template)
+                .map(|g| g.name.clone()),
+        );
+        let mut storages: Vec<String> = inventory
+            .storages
+            .iter()
+            .map(|s| s.storage.clone())
+            .collect();
+        storages.dedup();
+        names.extend(storages);
+        let names = Arc::new(names);
+        if let Ok(mut cached) = self.vocabulary.lock() {
+            *cached = Some((inventory, Arc::clone(&names)));
+        }
+        names
     }
 
     /// The Proxmox client, if configured.
