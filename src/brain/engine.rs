@@ -115,8 +115,8 @@ pub struct BrainHealth {
 pub struct Brain {
     proxmox: Option<Proxmox>,
     recognizer: Recognizer,
-    directory: Mutex<Option<(Arc<Inventory>, Arc<Directory>)>>,
-    vocabulary: Mutex<Option<(Arc<Inventory>, Arc<Vec<String>>)>>,
+    directory: PerSnapshot<Directory>,
+    vocabulary: PerSnapshot<Vec<String>>,
     policy: crate::config::PolicyConfig,
     confirmations: Confirmations,
     audit: AuditLog,
@@ -256,12 +256,9 @@ impl Brain {
             Some(recognized) => {
                 let intent = recognized.intent;
                 let mut response = self.run(&intent, &ctx).await;
-                if let Some(reply) = response.reply.strip_prefix(UNKNOWN_MARK) {
-                    // Nothing in the cluster sounds like it: not for Jarvis after all.
-                    response.reply = reply.to_owned();
-                    response.handled = false;
-                    response.source = Source::None;
-                } else {
+                // Unhandled here means nothing in the cluster sounds like the words: not for
+                // Jarvis after all, so no intent is reported.
+                if response.handled {
                     response.intent = Some(intent.name().to_owned());
                     response.slots = intent
                         .slots()
@@ -378,14 +375,14 @@ impl Brain {
                 Ok(Target::Storage(id)) => {
                     Response::local(describe_storages(&inventory, Some(&id), None))
                 }
-                Err(reply) => Response::local(reply),
+                Err(unresolved) => unresolved.into(),
             },
             Intent::ListGuests { state, kind, node } => {
                 let node = match node {
                     Some(words) => match resolve(&directory, words, Kinds::NODES) {
                         Ok(Target::Node(name)) => Some(name),
                         Ok(_) => None,
-                        Err(reply) => return Response::local(reply),
+                        Err(unresolved) => return unresolved.into(),
                     },
                     None => None,
                 };
@@ -409,7 +406,7 @@ impl Brain {
                         Ok(Target::Guest(_)) => {
                             Response::local(describe_storages(&inventory, None, None))
                         }
-                        Err(reply) => Response::local(reply),
+                        Err(unresolved) => unresolved.into(),
                     }
                 }
             },
@@ -438,7 +435,7 @@ impl Brain {
                 Ok(Target::Storage(id)) => {
                     Response::local(format!("{id} is a storage, not a VM or container."))
                 }
-                Err(reply) => Response::local(reply),
+                Err(unresolved) => unresolved.into(),
             },
             Intent::Ping
             | Intent::Help
@@ -793,6 +790,9 @@ impl Brain {
     }
 }
 
+/// Something derived from one inventory snapshot, rebuilt when the snapshot changes.
+type PerSnapshot<T> = Mutex<Option<(Arc<Inventory>, Arc<T>)>>;
+
 /// Who is asking, in one command.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
@@ -814,11 +814,6 @@ impl Ctx {
     }
 }
 
-/// Starts a resolution failure where nothing at all resembled the words: the command was probably
-/// not meant for Jarvis ("turn on the kitchen lights"), so it is not handled (HA reports it, or
-/// the LLM gets it).
-const UNKNOWN_MARK: &str = "\u{1}";
-
 const NO_PROXMOX: &str = "Proxmox isn't set up yet. Add a proxmox section with the node URLs and an API token to my \
      configuration.";
 
@@ -839,12 +834,45 @@ fn capitalize(s: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Why words did not resolve to one target.
+#[derive(Debug, Clone)]
+pub(crate) struct Unresolved {
+    /// What to say instead.
+    reply: String,
+    /// Nothing at all resembled the words: the command was probably not meant for Jarvis
+    /// ("turn on the kitchen lights"), so it is not handled (HA reports it, or the LLM gets it).
+    nothing_like_it: bool,
+}
+
+impl From<Unresolved> for Response {
+    fn from(u: Unresolved) -> Self {
+        if u.nothing_like_it {
+            Self {
+                handled: false,
+                source: Source::None,
+                ..Self::local(u.reply)
+            }
+        } else {
+            Self::local(u.reply)
+        }
+    }
+}
+
+impl From<String> for Unresolved {
+    fn from(reply: String) -> Self {
+        Self {
+            reply,
+            nothing_like_it: false,
+        }
+    }
+}
+
 /// Turns a resolution into a target, or the sentence to say instead.
 pub(crate) fn resolve(
     directory: &Directory,
     words: &[String],
     kinds: Kinds,
-) -> Result<Target, String> {
+) -> Result<Target, Unresolved> {
     let said = words.join(" ");
     let what = if kinds == Kinds::NODES {
         "node"
@@ -860,21 +888,24 @@ pub(crate) fn resolve(
             Err(format!(
                 "Which one do you mean: {}?",
                 speech::list(&names, 4).replacen(" and ", " or ", 1)
-            ))
+            )
+            .into())
         }
         Resolution::Unknown {
             suggestion: Some(candidate),
         } => Err(format!(
             "I don't know a {what} called {said}. Did you mean {}?",
             candidate.name
-        )),
-        Resolution::Unknown { suggestion: None } => Err(format!(
-            "{UNKNOWN_MARK}I don't know a {what} called {said}."
-        )),
-        Resolution::NoSuchId(id) if !VMIDS.contains(&id) => Err(format!(
-            "{id} isn't a valid VM ID; Proxmox IDs go from 100 to 999999999."
-        )),
-        Resolution::NoSuchId(id) => Err(format!("There's no guest with ID {id}.")),
+        )
+        .into()),
+        Resolution::Unknown { suggestion: None } => Err(Unresolved {
+            reply: format!("I don't know a {what} called {said}."),
+            nothing_like_it: true,
+        }),
+        Resolution::NoSuchId(id) if !VMIDS.contains(&id) => {
+            Err(format!("{id} isn't a valid VM ID; Proxmox IDs go from 100 to 999999999.").into())
+        }
+        Resolution::NoSuchId(id) => Err(format!("There's no guest with ID {id}.").into()),
     }
 }
 

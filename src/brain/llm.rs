@@ -125,7 +125,7 @@ impl Llm {
                     Some(intent) => {
                         let response = Box::pin(brain.run_intent(&intent, ctx)).await;
                         actions.extend(response.actions);
-                        response.reply.trim_start_matches('\u{1}').to_owned()
+                        response.reply
                     }
                     None => format!("Unknown tool or bad arguments: {name}"),
                 };
