@@ -11,12 +11,14 @@
 #      2- and 4-sentence texts.
 #   5. MQTT discovery with 10 nodes and 1000 guests against a real Mosquitto: full discovery
 #      time, CPU time and messages per poll when nothing changed, and with every guest changing.
+#   6. Homelab brain: intent recognition over 10 nodes / 1000 guests (p50/p99), a command with a
+#      warm Proxmox cache, and a status question over Wyoming end to end (fake Proxmox API).
 #
-#   scripts/bench.sh [codec|rss|stt|tts|mqtt]...   (default: all)
+#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-what=("${@:-codec rss stt tts mqtt}")
+what=("${@:-codec rss stt tts mqtt brain}")
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 what=(${what[*]})
 
@@ -64,6 +66,10 @@ PY
   mqtt)
     echo "== mqtt discovery (cargo bench --bench mqtt; needs mosquitto: scripts/bootstrap.sh --test)"
     cargo bench --locked --bench mqtt 2>/dev/null
+    ;;
+  brain)
+    echo "== homelab brain (cargo bench --bench brain)"
+    cargo bench --locked --bench brain 2>/dev/null
     ;;
   *) echo "unknown benchmark $item" >&2; exit 2 ;;
   esac

@@ -15,4 +15,8 @@ if [[ -z ${JARVIS_ONNXRUNTIME:-} && -f .cache/onnxruntime/libonnxruntime.so.1.24
       ! -f ${JARVIS_MODELS_DIR:-/var/lib/jarvis/models}/onnxruntime/libonnxruntime.so.1.24.2 ]]; then
   export JARVIS_ONNXRUNTIME=$PWD/.cache/onnxruntime/libonnxruntime.so.1.24.2
 fi
+# The audit log's default place needs root; elsewhere keep it beside the checkout.
+if [[ -z ${JARVIS_AUDIT_PATH:-} ]] && ! { mkdir -p /var/lib/jarvis 2>/dev/null && [[ -w /var/lib/jarvis ]]; }; then
+  export JARVIS_AUDIT_PATH=$PWD/.cache/jarvis/audit.jsonl
+fi
 exec cargo run --release --locked --bin jarvis -- serve "$@"

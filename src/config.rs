@@ -456,8 +456,8 @@ pub struct ProxmoxConfig {
     pub timeout_secs: u64,
     /// Seconds to wait for a connection before trying the next node.
     pub connect_timeout_secs: u64,
-    /// Extra attempts for failed reads (actions are never repeated), with exponential backoff
-    /// from 200 ms.
+    /// Extra attempts for failed reads (no node reachable, or a 5xx answer; actions are never
+    /// repeated), with exponential backoff from 200 ms.
     pub read_retries: u32,
     /// Seconds `/cluster/resources` (nodes, guests, storage) stays cached.
     pub resources_ttl_secs: u64,

@@ -184,7 +184,25 @@ async fn the_reference_python_client_drives_jarvis_as_home_assistant_does() {
     let results = run_python_peer("ha_client.py", &[&port]).await;
     assert_eq!(
         results["describe"],
-        serde_json::json!({"asr": 1, "tts": 1, "wake": 0, "handle": 0, "intent": 0, "satellite": false})
+        serde_json::json!({"asr": 1, "tts": 1, "wake": 0, "handle": 1, "intent": 0, "satellite": false})
+    );
+    // The conversation agent: no Proxmox configured here, and Jarvis says so.
+    let handled = results["handle"]["handled"].as_str().unwrap_or_default();
+    assert!(handled.starts_with("Proxmox isn't set up yet"), "{results}");
+    // What Jarvis does not understand is not-handled, so HA reports it (and, with "prefer
+    // handling commands locally", HA's own intents had their chance first).
+    assert!(
+        results["handle_unknown"]["not_handled"].is_string(),
+        "{results}"
+    );
+    assert_eq!(results["recognize"]["intent"], "StartGuest", "{results}");
+    assert_eq!(
+        results["recognize"]["entities"],
+        serde_json::json!({"guest": "vm one oh one", "action": "start"})
+    );
+    assert!(
+        results["not_recognized"]["not_recognized"].is_string(),
+        "{results}"
     );
     // Half a second of digital silence has no words in it.
     assert_eq!(

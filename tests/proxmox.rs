@@ -267,9 +267,18 @@ async fn a_slow_node_times_out() {
         timeout: Duration::from_millis(300),
         ..fast_timings()
     };
-    let proxmox = client(&fake.config(), timings);
+    let config = ProxmoxConfig {
+        read_retries: 2,
+        ..fake.config()
+    };
+    let proxmox = client(&config, timings);
     let started = Instant::now();
     let err = within(proxmox.inventory()).await.unwrap_err();
+    assert_eq!(
+        fake.count("/cluster/resources"),
+        1,
+        "a timeout is not retried"
+    );
     assert!(
         matches!(&err, ProxmoxError::Timeout { path, .. } if path == "/cluster/resources"),
         "{err:?}"

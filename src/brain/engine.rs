@@ -115,7 +115,8 @@ pub struct BrainHealth {
 pub struct Brain {
     proxmox: Option<Proxmox>,
     recognizer: Recognizer,
-    directory: Mutex<Option<(Arc<Inventory>, Arc<Directory>)>>,
+    directory: PerSnapshot<Directory>,
+    vocabulary: PerSnapshot<Vec<String>>,
     policy: crate::config::PolicyConfig,
     confirmations: Confirmations,
     audit: AuditLog,
@@ -151,6 +152,7 @@ impl Brain {
             proxmox,
             recognizer: Recognizer::new()?,
             directory: Mutex::new(None),
+            vocabulary: Mutex::new(None),
             policy: config.policy.clone(),
             confirmations: Confirmations::new(
                 Duration::from_secs(config.policy.confirm_timeout_secs),
@@ -166,6 +168,41 @@ impl Brain {
     /// Every command and action, as it happens.
     pub fn subscribe(&self) -> broadcast::Receiver<Activity> {
         self.activity.subscribe()
+    }
+
+    /// Names speech recognition should know: the cluster's nodes, guests (not templates) and
+    /// storages, from the last inventory fetched (no I/O; empty before the first).
+    pub fn vocabulary(&self) -> Arc<Vec<String>> {
+        let Some((inventory, _)) = self.proxmox.as_ref().and_then(Proxmox::cached_inventory) else {
+            return Arc::new(Vec::new());
+        };
+        if let Ok(cached) = self.vocabulary.lock() {
+            if let Some((inv, names)) = cached.as_ref() {
+                if Arc::ptr_eq(inv, &inventory) {
+                    return Arc::clone(names);
+                }
+            }
+        }
+        let mut names: Vec<String> = inventory.nodes.iter().map(|n| n.name.clone()).collect();
+        names.extend(
+            inventory
+                .guests
+                .iter()
+                .filter(|g| !g.template)
+                .map(|g| g.name.clone()),
+        );
+        let mut storages: Vec<String> = inventory
+            .storages
+            .iter()
+            .map(|s| s.storage.clone())
+            .collect();
+        storages.dedup();
+        names.extend(storages);
+        let names = Arc::new(names);
+        if let Ok(mut cached) = self.vocabulary.lock() {
+            *cached = Some((inventory, Arc::clone(&names)));
+        }
+        names
     }
 
     /// The Proxmox client, if configured.
@@ -215,28 +252,36 @@ impl Brain {
             approved,
         };
         let text: String = command.text.chars().take(MAX_TEXT_CHARS).collect();
-        let mut response = match self.recognizer.recognize(&text) {
+        let local = match self.recognizer.recognize(&text) {
             Some(recognized) => {
                 let intent = recognized.intent;
                 let mut response = self.run(&intent, &ctx).await;
-                response.intent = Some(intent.name().to_owned());
-                response.slots = intent
-                    .slots()
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect();
-                response
+                // Unhandled here means nothing in the cluster sounds like the words: not for
+                // Jarvis after all, so no intent is reported.
+                if response.handled {
+                    response.intent = Some(intent.name().to_owned());
+                    response.slots = intent
+                        .slots()
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect();
+                }
+                Some(response)
             }
-            None => match &self.llm {
+            None => None,
+        };
+        let mut response = match local {
+            Some(response) if response.handled => response,
+            unhandled => match &self.llm {
                 Some(llm) => llm.converse(self, &ctx, &text).await,
-                None => Response {
+                None => unhandled.unwrap_or_else(|| Response {
                     handled: false,
                     source: Source::None,
                     ..Response::local(
                         "Sorry, I didn't understand that. Ask me what I can do to hear what I \
                          know.",
                     )
-                },
+                }),
             },
         };
         response.conversation_id = conversation_id;
@@ -330,14 +375,14 @@ impl Brain {
                 Ok(Target::Storage(id)) => {
                     Response::local(describe_storages(&inventory, Some(&id), None))
                 }
-                Err(reply) => Response::local(reply),
+                Err(unresolved) => unresolved.into(),
             },
             Intent::ListGuests { state, kind, node } => {
                 let node = match node {
                     Some(words) => match resolve(&directory, words, Kinds::NODES) {
                         Ok(Target::Node(name)) => Some(name),
                         Ok(_) => None,
-                        Err(reply) => return Response::local(reply),
+                        Err(unresolved) => return unresolved.into(),
                     },
                     None => None,
                 };
@@ -361,7 +406,7 @@ impl Brain {
                         Ok(Target::Guest(_)) => {
                             Response::local(describe_storages(&inventory, None, None))
                         }
-                        Err(reply) => Response::local(reply),
+                        Err(unresolved) => unresolved.into(),
                     }
                 }
             },
@@ -390,7 +435,7 @@ impl Brain {
                 Ok(Target::Storage(id)) => {
                     Response::local(format!("{id} is a storage, not a VM or container."))
                 }
-                Err(reply) => Response::local(reply),
+                Err(unresolved) => unresolved.into(),
             },
             Intent::Ping
             | Intent::Help
@@ -745,6 +790,9 @@ impl Brain {
     }
 }
 
+/// Something derived from one inventory snapshot, rebuilt when the snapshot changes.
+type PerSnapshot<T> = Mutex<Option<(Arc<Inventory>, Arc<T>)>>;
+
 /// Who is asking, in one command.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
@@ -786,12 +834,45 @@ fn capitalize(s: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Why words did not resolve to one target.
+#[derive(Debug, Clone)]
+pub(crate) struct Unresolved {
+    /// What to say instead.
+    reply: String,
+    /// Nothing at all resembled the words: the command was probably not meant for Jarvis
+    /// ("turn on the kitchen lights"), so it is not handled (HA reports it, or the LLM gets it).
+    nothing_like_it: bool,
+}
+
+impl From<Unresolved> for Response {
+    fn from(u: Unresolved) -> Self {
+        if u.nothing_like_it {
+            Self {
+                handled: false,
+                source: Source::None,
+                ..Self::local(u.reply)
+            }
+        } else {
+            Self::local(u.reply)
+        }
+    }
+}
+
+impl From<String> for Unresolved {
+    fn from(reply: String) -> Self {
+        Self {
+            reply,
+            nothing_like_it: false,
+        }
+    }
+}
+
 /// Turns a resolution into a target, or the sentence to say instead.
 pub(crate) fn resolve(
     directory: &Directory,
     words: &[String],
     kinds: Kinds,
-) -> Result<Target, String> {
+) -> Result<Target, Unresolved> {
     let said = words.join(" ");
     let what = if kinds == Kinds::NODES {
         "node"
@@ -807,21 +888,24 @@ pub(crate) fn resolve(
             Err(format!(
                 "Which one do you mean: {}?",
                 speech::list(&names, 4).replacen(" and ", " or ", 1)
-            ))
+            )
+            .into())
         }
         Resolution::Unknown {
             suggestion: Some(candidate),
         } => Err(format!(
             "I don't know a {what} called {said}. Did you mean {}?",
             candidate.name
-        )),
-        Resolution::Unknown { suggestion: None } => {
-            Err(format!("I don't know a {what} called {said}."))
+        )
+        .into()),
+        Resolution::Unknown { suggestion: None } => Err(Unresolved {
+            reply: format!("I don't know a {what} called {said}."),
+            nothing_like_it: true,
+        }),
+        Resolution::NoSuchId(id) if !VMIDS.contains(&id) => {
+            Err(format!("{id} isn't a valid VM ID; Proxmox IDs go from 100 to 999999999.").into())
         }
-        Resolution::NoSuchId(id) if !VMIDS.contains(&id) => Err(format!(
-            "{id} isn't a valid VM ID; Proxmox IDs go from 100 to 999999999."
-        )),
-        Resolution::NoSuchId(id) => Err(format!("There's no guest with ID {id}.")),
+        Resolution::NoSuchId(id) => Err(format!("There's no guest with ID {id}.").into()),
     }
 }
 

@@ -86,6 +86,34 @@ impl Template {
         self.literals
     }
 
+    /// How many sequences the template expands to.
+    pub fn len(&self) -> usize {
+        self.sequences.len()
+    }
+
+    /// Whether the template matches nothing (never true for a parsed template).
+    pub fn is_empty(&self) -> bool {
+        self.sequences.is_empty()
+    }
+
+    /// The first word of expansion `i`, or `None` when it starts with a slot.
+    pub fn first_word(&self, i: usize) -> Option<&str> {
+        match self.sequences.get(i)?.first()? {
+            Item::Word(w) => Some(w),
+            Item::Slot(_) => None,
+        }
+    }
+
+    /// Matches expansion `i` against the whole token list.
+    pub fn matches_expansion<S: AsRef<str>>(&self, i: usize, tokens: &[S]) -> Option<Captures> {
+        let sequence = self.sequences.get(i)?;
+        if sequence.len() > tokens.len() {
+            return None;
+        }
+        let mut captures = Captures::default();
+        match_items(sequence, tokens, 0, &mut captures).then_some(captures)
+    }
+
     /// Matches the whole token list; slots take one word or more.
     pub fn matches<S: AsRef<str>>(&self, tokens: &[S]) -> Option<Captures> {
         self.sequences.iter().find_map(|sequence| {

@@ -357,10 +357,14 @@ pub struct Recognized {
     pub intent: Intent,
 }
 
-/// The compiled sentences.
+/// The compiled sentences, indexed by first word.
 #[derive(Debug, Clone)]
 pub struct Recognizer {
     templates: Vec<(Kind, Template)>,
+    /// Expansions `(template, expansion)` by their first word.
+    by_first_word: std::collections::HashMap<String, Vec<(usize, usize)>>,
+    /// Expansions that start with a slot.
+    slot_first: Vec<(usize, usize)>,
 }
 
 impl Recognizer {
@@ -369,11 +373,34 @@ impl Recognizer {
     /// # Errors
     /// A built-in template that does not parse (a bug; tests catch it).
     pub fn new() -> Result<Self, TemplateError> {
-        let templates = sentences()
+        let templates: Vec<(Kind, Template)> = sentences()
             .into_iter()
             .map(|(kind, text)| Template::parse(&text).map(|t| (kind, t)))
             .collect::<Result<_, _>>()?;
-        Ok(Self { templates })
+        let mut by_first_word: std::collections::HashMap<String, Vec<(usize, usize)>> =
+            std::collections::HashMap::new();
+        let mut slot_first = Vec::new();
+        for (t, (_, template)) in templates.iter().enumerate() {
+            for e in 0..template.len() {
+                match template.first_word(e) {
+                    Some(word) => by_first_word
+                        .entry(word.to_owned())
+                        .or_default()
+                        .push((t, e)),
+                    None => slot_first.push((t, e)),
+                }
+            }
+        }
+        Ok(Self {
+            templates,
+            by_first_word,
+            slot_first,
+        })
+    }
+
+    /// Expansions of all templates (for benchmarks and tests).
+    pub fn expansions(&self) -> usize {
+        self.templates.iter().map(|(_, t)| t.len()).sum()
     }
 
     /// Finds the intent in what someone said. The most specific template wins (most literal
@@ -383,19 +410,30 @@ impl Recognizer {
         if tokens.is_empty() || tokens.len() > 40 {
             return None;
         }
-        let mut best: Option<(usize, Kind, Captures)> = None;
-        for (kind, template) in &self.templates {
-            if best
-                .as_ref()
-                .is_some_and(|(score, _, _)| *score >= template.specificity())
-            {
+        // Only expansions that start with the first word (or a slot) can match. Between
+        // templates, the most specific wins; between equals, the one listed first.
+        let mut best: Option<(usize, usize, Captures)> = None;
+        let candidates = self
+            .by_first_word
+            .get(tokens[0].as_str())
+            .into_iter()
+            .flatten()
+            .chain(self.slot_first.iter());
+        for &(t, e) in candidates {
+            let template = &self.templates[t].1;
+            let better = best.as_ref().is_none_or(|(bt, _, _)| {
+                let current = self.templates[*bt].1.specificity();
+                template.specificity() > current || template.specificity() == current && t < *bt
+            });
+            if !better {
                 continue;
             }
-            if let Some(captures) = template.matches(&tokens) {
-                best = Some((template.specificity(), *kind, captures));
+            if let Some(captures) = template.matches_expansion(e, &tokens) {
+                best = Some((t, e, captures));
             }
         }
-        let (_, kind, captures) = best?;
+        let (t, _, captures) = best?;
+        let kind = self.templates[t].0;
         let slot = |name: &str| captures.get(name, &tokens).map(<[String]>::to_vec);
         let has = |words: &[&str]| tokens.iter().any(|t| words.contains(&t.as_str()));
         let intent = match kind {

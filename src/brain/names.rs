@@ -164,6 +164,8 @@ struct Entry {
 pub struct Directory {
     entries: Vec<Entry>,
     vmids: Vec<(u32, GuestKind)>,
+    /// Entries by their joined key (and by their short key): exact matches without a scan.
+    exact: std::collections::HashMap<String, Vec<usize>>,
 }
 
 impl Directory {
@@ -201,7 +203,32 @@ impl Directory {
             }
         }
         let vmids = inventory.guests.iter().map(|g| (g.vmid, g.kind)).collect();
-        Self { entries, vmids }
+        let mut exact: std::collections::HashMap<String, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, entry) in entries.iter().enumerate() {
+            exact.entry(entry.key.joined.clone()).or_default().push(i);
+        }
+        Self {
+            entries,
+            vmids,
+            exact,
+        }
+    }
+
+    /// Entries whose whole name is exactly what was said (most commands): no scan needed.
+    fn exact_hits(&self, key: &Key, kinds: Kinds) -> Vec<Candidate> {
+        self.exact
+            .get(&key.joined)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.entries[i])
+            .filter(|e| kinds.accepts(&e.target))
+            .map(|e| Candidate {
+                target: e.target.clone(),
+                name: e.name.clone(),
+                score: 1.0,
+            })
+            .collect()
     }
 
     /// Resolves spoken words (already split into lower-case tokens) to a target.
@@ -239,6 +266,13 @@ impl Directory {
             return Resolution::Unknown { suggestion: None };
         }
         let full = Key::new(words.clone());
+        let mut hits = self.exact_hits(&full, kinds);
+        if hits.len() == 1 {
+            return Resolution::Found(hits.remove(0).target);
+        }
+        if hits.len() > 1 {
+            return Resolution::Ambiguous(hits);
+        }
         let stripped: Vec<String> = words
             .iter()
             .filter(|w| !KIND_WORDS.contains(&w.as_str()))
@@ -250,6 +284,14 @@ impl Directory {
             .entries
             .iter()
             .filter(|e| kinds.accepts(&e.target))
+            .filter(|e| {
+                could_be_close(&full, &e.key)
+                    || short.as_ref().is_some_and(|s| could_be_close(s, &e.key))
+                    || e.short.as_ref().is_some_and(|es| {
+                        could_be_close(&full, es)
+                            || short.as_ref().is_some_and(|s| could_be_close(s, es))
+                    })
+            })
             .map(|e| {
                 let mut score = similarity(&full, &e.key);
                 for (a, b) in [
@@ -290,6 +332,17 @@ impl Directory {
     }
 }
 
+/// A cheap test that two keys may reach [`SUGGEST`]: same start (letter or sound), one a word
+/// prefix of the other, or lengths close enough for the edit distance.
+fn could_be_close(spoken: &Key, name: &Key) -> bool {
+    let (a, b) = (spoken.joined.len(), name.joined.len());
+    let longest = a.max(b).max(1) as f64;
+    let length_ok = 1.0 - a.abs_diff(b) as f64 / longest >= SUGGEST;
+    let same_start = spoken.joined.as_bytes().first() == name.joined.as_bytes().first()
+        || spoken.sound.as_bytes().first() == name.sound.as_bytes().first();
+    (length_ok && same_start) || name.words.starts_with(&spoken.words) || spoken.sound == name.sound
+}
+
 /// How alike two keys are, 0..1.
 fn similarity(spoken: &Key, name: &Key) -> f64 {
     if spoken.joined == name.joined {
@@ -304,7 +357,7 @@ fn similarity(spoken: &Key, name: &Key) -> f64 {
     }
     let text = strsim::normalized_levenshtein(&spoken.joined, &name.joined);
     let sound = strsim::normalized_levenshtein(&spoken.sound, &name.sound) * 0.95;
-    let jw = strsim::jaro_winkler(&spoken.joined, &name.joined) * 0.9;
+    let jw = strsim::jaro_winkler(&spoken.joined, &name.joined) * 0.85;
     text.max(sound).max(jw)
 }
 

@@ -110,20 +110,7 @@ async fn command(
     headers: HeaderMap,
     body: Result<Json<CommandBody>, JsonRejection>,
 ) -> Response {
-    if !state.api_key.is_empty() {
-        let given = headers
-            .get("x-api-key")
-            .map(HeaderValue::as_bytes)
-            .unwrap_or_default();
-        if !bool::from(given.ct_eq(state.api_key.as_bytes())) {
-            let text = if given.is_empty() {
-                "missing x-api-key header: send the key configured as http.api_key"
-            } else {
-                "wrong x-api-key: send the key configured as http.api_key"
-            };
-            return error(StatusCode::UNAUTHORIZED, "unauthorized", text);
-        }
-    }
+    // Rate limiting comes first, so wrong keys cannot be guessed at full speed.
     if let Err(not_until) = state.limiter.check_key(&peer.ip()) {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -139,6 +126,20 @@ async fn command(
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         return response;
+    }
+    if !state.api_key.is_empty() {
+        let given = headers
+            .get("x-api-key")
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default();
+        if !bool::from(given.ct_eq(state.api_key.as_bytes())) {
+            let text = if given.is_empty() {
+                "missing x-api-key header: send the key configured as http.api_key"
+            } else {
+                "wrong x-api-key: send the key configured as http.api_key"
+            };
+            return error(StatusCode::UNAUTHORIZED, "unauthorized", text);
+        }
     }
     if state.limiter.len() > MAX_TRACKED_CLIENTS {
         state.limiter.retain_recent();

@@ -4,8 +4,9 @@
 //! Every request goes to the node that answered last, then to the others in configured order
 //! (any node answers for the whole cluster, §4.1). A node counts as down when no connection or
 //! TLS session can be made, or, for reads, when it does not answer in time. Reads are retried
-//! with exponential backoff when the failure may pass (down, slow, 5xx); actions are sent once,
-//! and only move to another node when the connection failed before the request left.
+//! with exponential backoff when the failure may pass (every node down, a 5xx); a timeout is
+//! not retried, as it already cost the full timeout. Actions are sent once, and only move to
+//! another node when the connection failed before the request left.
 //!
 //! The token secret lives only in the `Authorization` header value, which is marked sensitive;
 //! `Debug`, errors and logs never see it.
@@ -496,7 +497,13 @@ impl Proxmox {
         let result = loop {
             let result = self.request_once(kind, path).await;
             match &result {
-                Err(err) if attempt < retries && err.is_transient() => {
+                // A timeout already cost `timeout` on every node that hung; repeating it
+                // would keep a voice reply waiting for nothing.
+                Err(err)
+                    if attempt < retries
+                        && err.is_transient()
+                        && !matches!(err, ProxmoxError::Timeout { .. }) =>
+                {
                     attempt += 1;
                     debug!(path, attempt, cause = %err, "proxmox read failed; retrying");
                     tokio::time::sleep(backoff).await;

@@ -23,7 +23,7 @@ pub enum ProxmoxError {
     /// 403: the token lacks a privilege.
     #[error(
         "Proxmox refused {path} (403: {message}): the token {token_id:?} needs {hint}. A token \
-         with privilege separation needs the ACL itself: pveum acl modify / --tokens '{token_id}' \
+         with privilege separation needs the ACL itself: pveum acl modify <path> --tokens '{token_id}' \
          --roles <role>"
     )]
     Forbidden {

@@ -137,6 +137,10 @@ pub struct Endpointer {
     /// Window index just after the last speech window.
     speech_end: Option<usize>,
     silent_run: usize,
+    /// The window where the current dip began: the short silence counts from there.
+    dip_start: Option<usize>,
+    /// [`Vad::Quiet`] was reported for the current pause.
+    quiet_sent: bool,
     paused: bool,
     dipped: bool,
     ended: bool,
@@ -174,6 +178,8 @@ impl Endpointer {
             speech_windows: 0,
             speech_end: None,
             silent_run: 0,
+            dip_start: None,
+            quiet_sent: false,
             paused: false,
             dipped: false,
             ended: false,
@@ -222,9 +228,11 @@ impl Endpointer {
         if self.speech_windows >= min_speech && !self.paused {
             if !self.dipped && prob < DIP_PROBABILITY {
                 self.dipped = true;
+                self.dip_start = Some(index);
                 events.push(Vad::Dip((index + 1) * WINDOW));
             } else if self.dipped && prob >= DIP_PROBABILITY {
                 self.dipped = false;
+                self.dip_start = None;
                 events.push(Vad::Rise);
             }
         }
@@ -240,6 +248,8 @@ impl Endpointer {
             if self.paused {
                 self.paused = false;
                 self.dipped = false;
+                self.dip_start = None;
+                self.quiet_sent = false;
                 events.push(Vad::Resume);
             }
             return;
@@ -255,7 +265,14 @@ impl Endpointer {
             self.paused = true;
             events.push(Vad::Pause(speech_end * WINDOW));
         }
-        if self.silent_run == min_silence {
+        // Silero stays above the threshold for a window or two after the voice stops, so the
+        // short silence counts from the dip that began the pause when there was one.
+        let quiet_for = self
+            .dip_start
+            .map_or(self.silent_run, |dip| index + 1 - dip)
+            .max(self.silent_run);
+        if !self.quiet_sent && quiet_for >= min_silence {
+            self.quiet_sent = true;
             events.push(Vad::Quiet);
         }
         if self.silent_run >= max_silence {

@@ -80,8 +80,14 @@ impl std::fmt::Debug for SttFlow {
 }
 
 impl SttFlow {
-    /// A new exchange, configured by the `transcribe` event if there was one.
-    pub fn new(service: Arc<SttService>, transcribe: Option<&Transcribe>) -> Self {
+    /// A new exchange, configured by the `transcribe` event if there was one. `known_names`
+    /// (the cluster's nodes, guests and storages) bias whisper after the request's own names and
+    /// the configured vocabulary.
+    pub fn new(
+        service: Arc<SttService>,
+        transcribe: Option<&Transcribe>,
+        known_names: &[String],
+    ) -> Self {
         let mut endpoint = service.endpoint;
         let mut request = DecodeRequest::default();
         let mut words: Vec<&str> = Vec::new();
@@ -103,6 +109,7 @@ impl SttFlow {
             }
         }
         words.extend(service.config.vocabulary.iter().map(String::as_str));
+        words.extend(known_names.iter().map(String::as_str));
         request.prompt = vocabulary_prompt(&words);
         Self {
             service,

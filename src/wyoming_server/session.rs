@@ -245,7 +245,8 @@ fn open(
                 Event::Transcribe(t) => Some(t),
                 _ => None,
             };
-            let mut stt_flow = SttFlow::new(Arc::clone(stt), transcribe);
+            let names = services.brain.vocabulary();
+            let mut stt_flow = SttFlow::new(Arc::clone(stt), transcribe, &names);
             let events = match request {
                 Event::AudioStart(start) => stt_flow.on_audio_start(start),
                 _ => Vec::new(),

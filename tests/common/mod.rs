@@ -44,7 +44,16 @@ pub fn test_config() -> Config {
     config.wyoming.zeroconf.enabled = false;
     config.stt.enabled = false;
     config.tts.enabled = false;
+    // Never the real /var/lib/jarvis: one throwaway log per test process.
+    config.audit.path = test_audit_path();
     config
+}
+
+/// An audit log path private to this test process.
+pub fn test_audit_path() -> PathBuf {
+    std::env::temp_dir()
+        .join(format!("jarvis-tests-{}", std::process::id()))
+        .join("audit.jsonl")
 }
 
 /// [`test_config`] with text-to-speech on the real Piper voice.
@@ -232,6 +241,7 @@ pub async fn serve_binary_args(args: &[&str], envs: &[(&str, &str)]) -> Served {
         .env("JARVIS_WYOMING_ADDR", "127.0.0.1:0")
         .env("JARVIS_HTTP_ADDR", "127.0.0.1:0")
         .env("JARVIS_MODELS_DIR", models_dir())
+        .env("JARVIS_AUDIT_PATH", test_audit_path())
         .env_remove("JARVIS_CONFIG")
         .env_remove("JARVIS_NO_ZEROCONF")
         .env_remove("RUST_LOG")

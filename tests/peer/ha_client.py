@@ -4,7 +4,8 @@
 
 Each operation on its own connection, starting straight with the request (protocol doc §3.4):
 describe (parsed with Info.from_event, as HA does), then an STT request with audio, a wake
-request and a TTS request. Prints one JSON line with what came back.
+request, a TTS request, a conversation `transcript` (as HA's conversation agent sends it) and a
+`recognize`. Prints one JSON line with what came back.
 """
 
 import asyncio
@@ -15,7 +16,9 @@ from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
+from wyoming.handle import Handled, NotHandled
 from wyoming.info import Describe, Info
+from wyoming.intent import Intent, NotRecognized, Recognize
 from wyoming.tts import Synthesize
 from wyoming.wake import Detect
 
@@ -42,6 +45,15 @@ async def one(port, events):
                 "handle": len(info.handle), "intent": len(info.intent),
                 "satellite": info.satellite is not None,
             }
+        if Handled.is_type(reply.type):
+            return {"handled": Handled.from_event(reply).text}
+        if NotHandled.is_type(reply.type):
+            return {"not_handled": NotHandled.from_event(reply).text}
+        if Intent.is_type(reply.type):
+            intent = Intent.from_event(reply)
+            return {"intent": intent.name, "entities": {e.name: e.value for e in intent.entities}}
+        if NotRecognized.is_type(reply.type):
+            return {"not_recognized": NotRecognized.from_event(reply).text}
         if Transcript.is_type(reply.type):
             return {"transcript": Transcript.from_event(reply).text}
         if AudioStart.is_type(reply.type):
@@ -66,6 +78,14 @@ async def main(port):
         "stt": await one(port, [Transcribe(language="en")] + audio + [AudioStop()]),
         "wake": await one(port, [Detect(names=["hey_jarvis"])] + audio),
         "tts": await one(port, [Synthesize(text="Hello from Home Assistant.")]),
+        "handle": await one(port, [Transcript(
+            text="What's the status of node pve?", language="en",
+            context={"conversation_id": "01HAEXAMPLE"})]),
+        "handle_unknown": await one(port, [Transcript(
+            text="Make me a sandwich.", language="en",
+            context={"conversation_id": "01HAEXAMPLE"})]),
+        "recognize": await one(port, [Recognize(text="Start VM one oh one.")]),
+        "not_recognized": await one(port, [Recognize(text="Make me a sandwich.")]),
     }
     print(json.dumps(results), flush=True)
 

@@ -1,0 +1,373 @@
+//! The homelab brain against the fake Proxmox API: local intents answered from live data,
+//! actions under the safety policy with confirmations, and the audit log.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::fake_proxmox::{FakeGuest, FakeProxmox, TOKEN_SECRET};
+use jarvis::brain::{Brain, Channel, Command, Decision, Response, Source};
+use jarvis::config::Config;
+use jarvis::proxmox::TaskResult;
+
+struct Setup {
+    fake: FakeProxmox,
+    brain: Brain,
+    audit: tempfile::TempDir,
+}
+
+fn config(audit: &tempfile::TempDir) -> Config {
+    let mut config = common::test_config();
+    config.audit.path = audit.path().join("audit.jsonl");
+    config
+}
+
+async fn setup_with(edit: impl FnOnce(&mut Config)) -> Setup {
+    let fake = FakeProxmox::homelab().await;
+    let audit = tempfile::tempdir().unwrap();
+    let mut config = config(&audit);
+    edit(&mut config);
+    let brain = Brain::new(&config, Some(fake.client())).unwrap();
+    Setup { fake, brain, audit }
+}
+
+async fn setup() -> Setup {
+    setup_with(|_| {}).await
+}
+
+impl Setup {
+    async fn say(&self, text: &str, conversation: &str) -> Response {
+        self.brain
+            .command(Command {
+                text: text.into(),
+                channel: Channel::Voice,
+                client: "10.0.0.5".into(),
+                conversation: Some(conversation.into()),
+                approval: None,
+            })
+            .await
+    }
+
+    fn audit_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.audit.path().join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn questions_are_answered_from_live_data() {
+    let s = setup().await;
+    // tiny.en hears "pve" as "PBE".
+    let r = s.say("What's the status of node PBE?", "c").await;
+    assert_eq!(r.intent.as_deref(), Some("Status"));
+    assert!(r.reply.starts_with("pve is online"), "{}", r.reply);
+    assert!(r.reply.contains("12 pending updates"), "{}", r.reply);
+    let r = s.say("How much memory is haos using?", "c").await;
+    assert!(r.reply.starts_with("haos is using"), "{}", r.reply);
+    assert!(r.reply.contains("of memory"), "{}", r.reply);
+    let r = s.say("How is the cluster doing?", "c").await;
+    assert_eq!(r.intent.as_deref(), Some("ClusterOverview"));
+    assert!(r.reply.contains("All 2 nodes are online"), "{}", r.reply);
+    assert!(
+        r.reply.contains("3 guests running and 2 stopped"),
+        "{}",
+        r.reply
+    );
+    let r = s.say("Which containers are running?", "c").await;
+    assert_eq!(r.reply, "1 container running: pihole.");
+    let r = s.say("What's running on agent one?", "c").await;
+    assert_eq!(r.reply, "There are no running guests on agent1.");
+    let r = s.say("Does agent one have updates?", "c").await;
+    assert_eq!(r.reply, "agent1 has 3 pending updates.");
+    let r = s.say("Is pi hole running?", "c").await;
+    assert_eq!(r.reply, "Yes, pihole is running on pve.");
+    let r = s.say("How full is the storage?", "c").await;
+    assert_eq!(r.intent.as_deref(), Some("StorageUsage"));
+    assert!(r.reply.contains("full with"), "{}", r.reply);
+    let r = s.say("Ping", "c").await;
+    assert_eq!(r.reply, "I'm here.");
+    let r = s.say("What can you do?", "c").await;
+    assert!(r.reply.contains("start, shut down, stop or reboot"));
+    // One inventory fetch serves every question (15 s cache).
+    assert_eq!(s.fake.count("GET /cluster/resources"), 1);
+}
+
+#[tokio::test]
+async fn a_safe_action_runs_and_reports_the_task_outcome() {
+    let s = setup().await;
+    let r = s.say("Start VM one oh four", "c").await;
+    assert_eq!(r.intent.as_deref(), Some("StartGuest"));
+    assert_eq!(
+        r.slots.get("guest").map(String::as_str),
+        Some("vm one oh four")
+    );
+    assert_eq!(r.reply, "nextcloud has started.");
+    let action = &r.actions[0];
+    assert_eq!(action.decision, Decision::Allowed);
+    let task = action.task.as_ref().unwrap();
+    assert_eq!(task.result, TaskResult::Ok);
+    assert!(task.upid.starts_with("UPID:agent1:"), "{}", task.upid);
+    assert_eq!(s.fake.count("POST /nodes/agent1/qemu/104/status/start"), 1);
+    assert_eq!(s.fake.guest_status(104).as_deref(), Some("running"));
+    // Starting it again changes nothing and sends nothing.
+    let r = s.say("Start nextcloud", "c").await;
+    assert_eq!(r.reply, "nextcloud is already running.");
+    assert_eq!(s.fake.count("POST /nodes/agent1/qemu/104/status/start"), 1);
+}
+
+#[tokio::test]
+async fn destructive_actions_wait_for_a_confirmation_in_the_same_conversation() {
+    let s = setup_with(|c| c.policy.confirm_timeout_secs = 1).await;
+    let r = s.say("Reboot the media server", "kitchen").await;
+    assert_eq!(r.actions[0].decision, Decision::NeedsConfirmation);
+    assert!(r.pending_confirmation);
+    assert!(
+        r.reply.starts_with("Reboot media-server on pve?"),
+        "{}",
+        r.reply
+    );
+    assert_eq!(s.fake.count("POST /nodes/pve/qemu/101/status/reboot"), 0);
+    // Another conversation cannot confirm it.
+    let r = s.say("Confirm", "office").await;
+    assert_eq!(r.reply, "There's nothing waiting for a confirmation.");
+    assert_eq!(s.fake.count("POST /nodes/pve/qemu/101/status/reboot"), 0);
+    // The same one can.
+    let r = s.say("Yes, do it", "kitchen").await;
+    assert_eq!(r.reply, "media-server is rebooting.");
+    assert_eq!(r.actions[0].decision, Decision::Allowed);
+    assert!(!r.pending_confirmation);
+    assert_eq!(s.fake.count("POST /nodes/pve/qemu/101/status/reboot"), 1);
+
+    // Too late: nothing happens.
+    let r = s.say("Shut down pihole", "kitchen").await;
+    assert!(r.pending_confirmation);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = s.say("confirm", "kitchen").await;
+    assert!(
+        r.reply.starts_with("That confirmation came too late"),
+        "{}",
+        r.reply
+    );
+    assert_eq!(s.fake.count("POST /nodes/pve/lxc/102/status/shutdown"), 0);
+
+    // Cancelled: nothing happens, and a later confirm finds nothing.
+    s.say("Stop the media server", "kitchen").await;
+    let r = s.say("Never mind", "kitchen").await;
+    assert_eq!(r.reply, "Okay, I won't stop media-server.");
+    let r = s.say("confirm", "kitchen").await;
+    assert_eq!(r.reply, "There's nothing waiting for a confirmation.");
+    assert_eq!(s.fake.count("POST /nodes/pve/qemu/101/status/stop"), 0);
+}
+
+#[tokio::test]
+async fn the_policy_refuses_read_only_protected_forbidden_and_unpermitted_actions() {
+    let s = setup_with(|c| c.policy.read_only = true).await;
+    let r = s.say("Start nextcloud", "c").await;
+    assert_eq!(r.actions[0].decision, Decision::Refused);
+    assert!(r.reply.contains("read-only mode"), "{}", r.reply);
+
+    let s = setup_with(|c| c.policy.protected_guests = vec!["haos".into()]).await;
+    let r = s.say("Reboot haos", "c").await;
+    assert_eq!(r.actions[0].decision, Decision::Refused);
+    assert!(r.reply.contains("haos is protected"), "{}", r.reply);
+    let r = s.say("Delete VM 101", "c").await;
+    assert_eq!(r.intent.as_deref(), Some("Forbidden"));
+    assert!(r.reply.starts_with("I never delete"), "{}", r.reply);
+    let r = s.say("Run a shell command on pve", "c").await;
+    assert!(
+        r.reply.starts_with("I never run shell commands"),
+        "{}",
+        r.reply
+    );
+
+    let s = setup_with(|c| {
+        c.policy.channels.voice = jarvis::brain::policy::Tier::Read;
+    })
+    .await;
+    let r = s.say("Start nextcloud", "c").await;
+    assert!(r.reply.contains("from voice"), "{}", r.reply);
+    // No write reached Proxmox in any of these.
+    assert!(s.fake.requests().iter().all(|r| r.method == "GET"));
+}
+
+#[tokio::test]
+async fn unknown_ambiguous_and_out_of_range_names_are_answered_not_guessed() {
+    let s = setup().await;
+    s.fake
+        .add_guest(FakeGuest::qemu(110, "backup-server-1", "pve"));
+    s.fake
+        .add_guest(FakeGuest::qemu(111, "backup-server-2", "pve"));
+    let r = s.say("Start the toaster", "c").await;
+    assert!(r.reply.starts_with("I don't know"), "{}", r.reply);
+    let r = s.say("Start next clown", "c").await;
+    assert!(r.reply.contains("Did you mean nextcloud?"), "{}", r.reply);
+    let r = s.say("Start the backup server", "c").await;
+    assert!(r.reply.starts_with("Which one do you mean"), "{}", r.reply);
+    assert!(r.reply.contains("backup-server-1") && r.reply.contains("backup-server-2"));
+    let r = s.say("Start VM five", "c").await;
+    assert!(r.reply.contains("isn't a valid VM ID"), "{}", r.reply);
+    let r = s.say("Start VM nine nine nine", "c").await;
+    assert_eq!(r.reply, "There's no guest with ID 999.");
+    let r = s.say("Reboot node pve", "c").await;
+    assert!(r.reply.starts_with("I don't reboot nodes"), "{}", r.reply);
+    // Nothing in the cluster sounds like it: not meant for Jarvis, so not handled (HA then
+    // reports it; with an LLM configured, the LLM gets it).
+    let r = s.say("Turn on the kitchen lights", "c").await;
+    assert!(!r.handled, "{}", r.reply);
+    assert_eq!(r.source, Source::None);
+    let r = s.say("Make me a sandwich", "c").await;
+    assert!(!r.handled);
+    assert_eq!(r.source, Source::None);
+    assert!(s.fake.requests().iter().all(|r| r.method == "GET"));
+}
+
+#[tokio::test]
+async fn a_failed_task_is_reported_with_proxmox_reason_and_audited() {
+    let s = setup().await;
+    s.fake.fail_next_task("VM is locked (backup)");
+    let r = s.say("Start nextcloud", "c").await;
+    assert_eq!(
+        r.reply,
+        "Proxmox couldn't start nextcloud: VM is locked (backup)."
+    );
+    let task = r.actions[0].task.as_ref().unwrap();
+    assert_eq!(
+        task.result,
+        TaskResult::Failed {
+            message: "VM is locked (backup)".into()
+        }
+    );
+    let lines = s.audit_lines();
+    let action = lines.iter().find(|l| l["kind"] == "action").unwrap();
+    assert_eq!(action["vmid"], 104);
+    assert_eq!(action["action"], "start");
+    assert_eq!(action["decision"], "allowed");
+    assert_eq!(action["outcome"], "failed: VM is locked (backup)");
+    assert!(action["task"].as_str().unwrap().starts_with("UPID:"));
+    let command = lines.iter().find(|l| l["kind"] == "command").unwrap();
+    assert_eq!(command["text"], "Start nextcloud");
+    assert_eq!(command["intent"], "StartGuest");
+    assert_eq!(command["channel"], "voice");
+    assert_eq!(command["conversation"], "c");
+    // The action line is written before the command's (it finished first), and both are on
+    // disk before the reply came back.
+    assert_eq!(lines.len(), 2);
+    let raw = std::fs::read_to_string(s.audit.path().join("audit.jsonl")).unwrap();
+    assert!(!raw.contains(TOKEN_SECRET));
+}
+
+#[tokio::test]
+async fn proxmox_errors_become_short_spoken_answers() {
+    let s = setup().await;
+    s.fake.set_token_secret("another-secret");
+    let r = s.say("How is the cluster doing?", "c").await;
+    assert!(r.handled);
+    assert!(!r.reply.is_empty() && !r.reply.contains("another-secret"));
+    assert!(!r.reply.contains(TOKEN_SECRET));
+    assert!(!r.reply.contains("pve is online"));
+
+    // Proxmox not configured at all.
+    let audit = tempfile::tempdir().unwrap();
+    let brain = Brain::new(&config(&audit), None).unwrap();
+    let r = brain
+        .command(Command {
+            text: "status of node pve".into(),
+            channel: Channel::Http,
+            client: "x".into(),
+            conversation: None,
+            approval: None,
+        })
+        .await;
+    assert!(
+        r.reply.starts_with("Proxmox isn't set up yet"),
+        "{}",
+        r.reply
+    );
+    assert!(r.conversation_id.starts_with("jarvis-"));
+}
+
+#[tokio::test]
+async fn an_unwritable_audit_log_blocks_actions_but_not_questions() {
+    let fake = FakeProxmox::homelab().await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"").unwrap();
+    let mut config = common::test_config();
+    config.audit.path = blocker.join("audit.jsonl");
+    let brain = Brain::new(&config, Some(fake.client())).unwrap();
+    let say = |text: &str| Command {
+        text: text.into(),
+        channel: Channel::Voice,
+        client: "x".into(),
+        conversation: Some("c".into()),
+        approval: None,
+    };
+    let r = brain.command(say("Is pihole running?")).await;
+    assert_eq!(r.reply, "Yes, pihole is running on pve.");
+    let r = brain.command(say("Start nextcloud")).await;
+    assert_eq!(r.actions[0].decision, Decision::Refused);
+    assert!(r.reply.contains("audit log"), "{}", r.reply);
+    assert_eq!(fake.count("POST /nodes/agent1/qemu/104/status/start"), 0);
+}
+
+#[tokio::test]
+async fn the_http_approval_keyword_confirms_at_once() {
+    let s = setup_with(|c| c.policy.approval_keyword = "open-sesame".into()).await;
+    let command = |approval: Option<&str>| Command {
+        text: "reboot pihole".into(),
+        channel: Channel::Http,
+        client: "10.0.0.9".into(),
+        conversation: None,
+        approval: approval.map(str::to_owned),
+    };
+    let r = s.brain.command(command(Some("wrong"))).await;
+    assert_eq!(r.actions[0].decision, Decision::NeedsConfirmation);
+    let r = s.brain.command(command(Some("open-sesame"))).await;
+    assert_eq!(r.actions[0].decision, Decision::Allowed);
+    assert_eq!(r.reply, "pihole is rebooting.");
+    assert_eq!(s.fake.count("POST /nodes/pve/lxc/102/status/reboot"), 1);
+    let raw = std::fs::read_to_string(s.audit.path().join("audit.jsonl")).unwrap();
+    assert!(!raw.contains("open-sesame"), "the keyword is a secret");
+}
+
+#[tokio::test]
+async fn actions_are_broadcast_for_the_mqtt_event_entity() {
+    let s = setup().await;
+    let mut activity = s.brain.subscribe();
+    s.say("Start nextcloud", "c").await;
+    let first = activity.recv().await.unwrap();
+    let second = activity.recv().await.unwrap();
+    let first = serde_json::to_value(&first).unwrap();
+    let second = serde_json::to_value(&second).unwrap();
+    assert_eq!(first["event_type"], "action");
+    assert_eq!(first["decision"], "allowed");
+    assert_eq!(second["event_type"], "command");
+    assert_eq!(second["reply"], "nextcloud has started.");
+}
+
+#[tokio::test]
+async fn the_cluster_names_become_speech_recognition_vocabulary() {
+    let s = setup().await;
+    assert!(s.brain.vocabulary().is_empty(), "nothing fetched yet");
+    s.say("How is the cluster doing?", "c").await;
+    let names = s.brain.vocabulary();
+    for name in [
+        "pve",
+        "agent1",
+        "haos",
+        "media-server",
+        "pihole",
+        "local-lvm",
+        "nas",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
+    assert!(
+        !names.iter().any(|n| n == "debian-template"),
+        "templates are not said"
+    );
+}
