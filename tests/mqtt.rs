@@ -878,3 +878,21 @@ async fn a_flood_of_garbage_is_capped_and_buttons_still_work() {
     let log = lab.ha.since(0);
     assert_eq!(errors(&log), 20, "error events are capped per window");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_shows_what_keeps_jarvis_from_acting() {
+    let lab = lab_with(|config, _| {
+        config.audit.path = "/dev/null/not-a-dir/audit.jsonl".into();
+    })
+    .await;
+    let health = lab
+        .ha
+        .wait_json("jarvis/server/state", |v| v["proxmox"] == "online")
+        .await;
+    assert_eq!(health["health"], "degraded");
+    let problems = health["detail"]["problems"].as_array().unwrap();
+    assert!(
+        problems[0].as_str().unwrap().contains("audit.path"),
+        "{health}"
+    );
+}

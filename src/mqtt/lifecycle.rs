@@ -100,6 +100,7 @@ pub struct Books {
     inventory: Option<Arc<Inventory>>,
     upstream: Upstream,
     server_state: Option<String>,
+    problems: Vec<String>,
     conversation: Option<String>,
     cycle: u64,
     scratch: Vec<u8>,
@@ -115,6 +116,7 @@ struct ServerState<'a> {
 #[derive(Serialize)]
 struct ServerDetail<'a> {
     proxmox_error: Option<&'a str>,
+    problems: &'a [String],
     devices: usize,
 }
 
@@ -156,6 +158,7 @@ impl Books {
             inventory: None,
             upstream: Upstream::Unknown,
             server_state: None,
+            problems: Vec::new(),
             conversation: None,
             cycle: 0,
             scratch: Vec::with_capacity(512),
@@ -379,6 +382,11 @@ impl Books {
         }
     }
 
+    /// What else keeps Jarvis from working fully (from the brain); shown with its health.
+    pub fn set_problems(&mut self, problems: Vec<String>) {
+        self.problems = problems;
+    }
+
     /// Jarvis's health state, when it changed.
     fn server_state(&mut self, out: &mut Vec<Out>) {
         let (health, proxmox, error) = match &self.upstream {
@@ -386,11 +394,17 @@ impl Books {
             Upstream::Offline(error) => ("degraded", "offline", Some(error.as_str())),
             Upstream::Unknown => ("degraded", "unknown", None),
         };
+        let health = if self.problems.is_empty() {
+            health
+        } else {
+            "degraded"
+        };
         let payload = ServerState {
             health,
             proxmox,
             detail: ServerDetail {
                 proxmox_error: error,
+                problems: &self.problems,
                 devices: self.device_count(),
             },
         };

@@ -226,6 +226,7 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
     pub async fn poll_once(&mut self) {
         self.stats.polls += 1;
         let now = Instant::now();
+        self.books.set_problems(self.actions.problems());
         match self.read_cluster().await {
             Ok(inventory) => {
                 if let Some(error) = self.proxmox_error.take() {

@@ -43,6 +43,11 @@ pub trait ActionSink: Send + Sync + 'static {
 
     /// Every command and action, from any channel (`Brain::subscribe`).
     fn subscribe(&self) -> broadcast::Receiver<Activity>;
+
+    /// What keeps it from working fully, for people (Jarvis's Health entity); empty when fine.
+    fn problems(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl From<ProxmoxError> for SourceError {
@@ -104,6 +109,20 @@ impl ActionSink for Brain {
     fn subscribe(&self) -> broadcast::Receiver<Activity> {
         Brain::subscribe(self)
     }
+
+    fn problems(&self) -> Vec<String> {
+        let health = self.health();
+        let mut problems = Vec::new();
+        if !health.audit_writable {
+            problems.push(
+                "the audit log cannot be written, so actions are refused (audit.path)".into(),
+            );
+        }
+        if !health.proxmox_configured {
+            problems.push("Proxmox is not configured (proxmox.enabled, proxmox.urls)".into());
+        }
+        problems
+    }
 }
 
 /// The action sink of a Jarvis without a brain: every press is refused with the reason, and
@@ -135,5 +154,9 @@ impl ActionSink for NoBrain {
 
     fn subscribe(&self) -> broadcast::Receiver<Activity> {
         self.activity.subscribe()
+    }
+
+    fn problems(&self) -> Vec<String> {
+        vec!["no brain: button presses are refused".into()]
     }
 }
