@@ -896,3 +896,29 @@ async fn health_shows_what_keeps_jarvis_from_acting() {
         "{health}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn states_are_refreshed_periodically_and_discovery_retained_when_asked() {
+    let lab = lab_with(|_, settings| {
+        settings.refresh = Duration::from_millis(800);
+        settings.retain_discovery = true;
+    })
+    .await;
+    lab.discovered().await;
+    let mark = lab.ha.mark();
+    lab.ha
+        .wait_for("every guest state again, unchanged", |_, log| {
+            let states = log[mark..]
+                .iter()
+                .filter(|s| s.topic.starts_with("jarvis/guest/") && s.topic.ends_with("/state"))
+                .count();
+            (states >= 5).then_some(())
+        })
+        .await;
+    // A subscriber that comes later gets the configs from the broker.
+    let late = Observer::connect(lab.broker.port, &["homeassistant/device/+/config"]).await;
+    let config = late
+        .wait_json(&config_topic("guest_100"), |v| v["cmps"].is_object())
+        .await;
+    assert_eq!(config["dev"]["name"], "haos (VM 100)");
+}

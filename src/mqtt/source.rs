@@ -20,7 +20,7 @@ pub struct SourceError(pub String);
 
 /// The cluster as the publisher reads it.
 pub trait ClusterSource: Send + Sync + 'static {
-    /// Nodes, guests and storages: the cached `/cluster/resources`, refreshed when stale.
+    /// Nodes, guests and storages as of now (one `/cluster/resources` per poll).
     fn inventory(&self) -> impl Future<Output = Result<Arc<Inventory>, SourceError>> + Send;
 
     /// The cluster's name; `Ok(None)` for a node that is in no cluster.
@@ -56,10 +56,12 @@ impl From<ProxmoxError> for SourceError {
     }
 }
 
-/// The Proxmox client: the publisher reads the same TTL cache as the brain.
+/// The Proxmox client. Each poll fetches `/cluster/resources` into the client's shared cache,
+/// so the brain answers from what the entities show (and rarely needs a request of its own);
+/// node details and update counts come from the cache within their TTLs.
 impl ClusterSource for Proxmox {
     async fn inventory(&self) -> Result<Arc<Inventory>, SourceError> {
-        Ok(Proxmox::inventory(self).await?)
+        Ok(self.refresh_inventory().await?)
     }
 
     async fn cluster_name(&self) -> Result<Option<String>, SourceError> {
