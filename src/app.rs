@@ -121,7 +121,11 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         shutdown.child_token(),
     ));
     let http_task = http_listener.map(|listener| {
-        let router = http_api::router(ApiState::new(Arc::clone(&services), &config.http));
+        let mut state = ApiState::new(Arc::clone(&services), &config.http);
+        if let Some(mqtt) = &mqtt {
+            state = state.with_mqtt(mqtt.link.clone());
+        }
+        let router = http_api::router(state);
         let token = shutdown.child_token();
         tokio::spawn(async move {
             axum::serve(

@@ -780,6 +780,14 @@ async fn jarvis_serve_publishes_commands_and_says_offline_on_shutdown() {
         })
         .await;
     assert_eq!(event["event_type"], "command");
+    // /health reports the broker connection.
+    let health: Value = reqwest::get(format!("http://{http}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["mqtt"]["connected"], true, "{health}");
 
     app.shutdown.cancel();
     tokio::time::timeout(common::LIMIT, app.finished)

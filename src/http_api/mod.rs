@@ -37,6 +37,7 @@ pub struct ApiState {
     api_key: Arc<str>,
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     max_body_bytes: usize,
+    mqtt: Option<tokio::sync::watch::Receiver<crate::mqtt::LinkState>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -57,7 +58,15 @@ impl ApiState {
             api_key: Arc::from(config.api_key.as_str()),
             limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             max_body_bytes: config.max_body_bytes,
+            mqtt: None,
         }
+    }
+
+    /// Reports the MQTT connection in `/health`.
+    #[must_use]
+    pub fn with_mqtt(mut self, link: tokio::sync::watch::Receiver<crate::mqtt::LinkState>) -> Self {
+        self.mqtt = Some(link);
+        self
     }
 }
 
@@ -206,6 +215,17 @@ struct Health {
     brain: BrainHealth,
     #[serde(skip_serializing_if = "Option::is_none")]
     proxmox: Option<ProxmoxHealth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mqtt: Option<MqttHealth>,
+}
+
+#[derive(Debug, Serialize)]
+struct MqttHealth {
+    connected: bool,
+    connects: u64,
+    failures: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -237,5 +257,14 @@ async fn health(State(state): State<ApiState>) -> Json<Health> {
         services,
         brain: brain.health(),
         proxmox: brain.proxmox().map(crate::proxmox::Proxmox::health),
+        mqtt: state.mqtt.as_ref().map(|link| {
+            let link = link.borrow();
+            MqttHealth {
+                connected: link.connected,
+                connects: link.connects,
+                failures: link.failures,
+                last_error: link.last_error.clone(),
+            }
+        }),
     })
 }
