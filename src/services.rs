@@ -11,6 +11,7 @@ use wyoming::info::Info;
 use crate::config::Config;
 use crate::stt::{SttError, SttService};
 use crate::tts::{TtsError, TtsService};
+use crate::wake::{WakeError, WakeService};
 use crate::wyoming_server::dispatch::Route;
 
 /// The state of one service.
@@ -32,6 +33,8 @@ pub struct Services {
     pub stt: Option<Arc<SttService>>,
     /// Text-to-speech, when enabled.
     pub tts: Option<Arc<TtsService>>,
+    /// Wake word, when enabled.
+    pub wake: Option<Arc<WakeService>>,
 }
 
 /// Why a service could not be loaded at start-up.
@@ -43,6 +46,9 @@ pub enum LoadError {
     /// Text-to-speech.
     #[error(transparent)]
     Tts(#[from] TtsError),
+    /// Wake word.
+    #[error(transparent)]
+    Wake(#[from] WakeError),
 }
 
 impl Services {
@@ -61,7 +67,12 @@ impl Services {
         } else {
             None
         };
-        Ok(Self { stt, tts })
+        let wake = if config.wake.enabled {
+            Some(Arc::new(WakeService::load(config)?))
+        } else {
+            None
+        };
+        Ok(Self { stt, tts, wake })
     }
 
     /// The state of the service behind `route`.
@@ -82,7 +93,12 @@ impl Services {
             Route::Tts => ServiceState::Unavailable {
                 reason: "text-to-speech is disabled on this server (tts.enabled = false)".into(),
             },
-            Route::Wake | Route::Intent => not_built(),
+            Route::Wake if self.wake.is_some() => ServiceState::Ready,
+            Route::Wake => ServiceState::Unavailable {
+                reason: "wake word detection is disabled on this server (wake.enabled = false)"
+                    .into(),
+            },
+            Route::Intent => not_built(),
         }
     }
 
@@ -97,6 +113,7 @@ impl Services {
         Info {
             asr: self.stt.iter().map(|stt| stt.program()).collect(),
             tts: self.tts.iter().map(|tts| tts.program()).collect(),
+            wake: self.wake.iter().map(|wake| wake.program()).collect(),
             ..Info::default()
         }
     }
