@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod file_server;
+pub mod wake_clips;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +43,15 @@ pub fn test_config() -> Config {
     config.wyoming.zeroconf.enabled = false;
     config.stt.enabled = false;
     config.tts.enabled = false;
+    config.wake.enabled = false;
+    config
+}
+
+/// [`test_config`] with the wake word on the real openWakeWord models.
+pub fn wake_config() -> Config {
+    let mut config = test_config();
+    config.models.dir = models_dir();
+    config.wake.enabled = true;
     config
 }
 
