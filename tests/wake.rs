@@ -14,9 +14,9 @@ use common::wake_clips::{self, Clip};
 use common::*;
 use jarvis::wake::WakeService;
 use jarvis::wake::flow::MAX_PENDING_SAMPLES;
+use wyoming::Event;
 use wyoming::audio::{AudioChunk, AudioFormat, AudioStart, AudioStop};
 use wyoming::wake::Detect;
-use wyoming::Event;
 
 /// The models are small but 100 streams or an hour of audio keep both cores busy: heavy tests
 /// take turns so their timings stay meaningful.
@@ -589,4 +589,42 @@ async fn generated_clips_wake_it_and_ordinary_speech_does_not() {
     let recall = 1.0 - missed.len() as f64 / positives.len() as f64;
     assert!(recall >= 0.9, "recall {recall:.2}, missed: {missed:?}");
     app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_missing_model_stops_start_up_with_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = wake_config();
+    config.models.dir = dir.path().to_owned();
+    config.tts.onnxruntime = models_dir().join(&config.tts.onnxruntime);
+    let err = jarvis::app::spawn(config.clone()).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("wakeword/melspectrogram.onnx")
+            && text.contains("jarvis models pull wake-melspectrogram"),
+        "{text}"
+    );
+    // The feature models alone: no wake word to listen for.
+    let wakeword = dir.path().join("wakeword");
+    std::fs::create_dir(&wakeword).unwrap();
+    for file in ["melspectrogram.onnx", "embedding_model.onnx"] {
+        std::os::unix::fs::symlink(
+            models_dir().join("wakeword").join(file),
+            wakeword.join(file),
+        )
+        .unwrap();
+    }
+    let text = format!(
+        "{:#}",
+        jarvis::app::spawn(config.clone()).await.unwrap_err()
+    );
+    assert!(
+        text.contains("no wake word models")
+            && text.contains("jarvis models pull wake-hey_jarvis_v0.1"),
+        "{text}"
+    );
+    // A file that is not a classifier is skipped; with nothing else there, that is the same.
+    std::fs::write(wakeword.join("broken_v1.0.onnx"), b"not a model").unwrap();
+    let text = format!("{:#}", jarvis::app::spawn(config).await.unwrap_err());
+    assert!(text.contains("no wake word models"), "{text}");
 }
