@@ -9,12 +9,15 @@
 #
 #   4. Text-to-speech with the real Piper voice: first audio-chunk and real-time factor for 1-,
 #      2- and 4-sentence texts.
+#   5. Wake word with the real openWakeWord models: CPU time per second of audio per stream (1
+#      and 100 real-time streams), detection latency after the phrase ends, recall and false
+#      accepts on clips generated with Piper and espeak-ng.
 #
-#   scripts/bench.sh [codec|rss|stt|tts]...   (default: all)
+#   scripts/bench.sh [codec|rss|stt|tts|wake]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-what=("${@:-codec rss stt tts}")
+what=("${@:-codec rss stt tts wake}")
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 what=(${what[*]})
 
@@ -58,6 +61,11 @@ PY
   tts)
     echo "== text-to-speech (cargo bench --bench tts)"
     cargo bench --locked --bench tts 2>/dev/null
+    ;;
+  wake)
+    echo "== wake word (cargo bench --bench wake)"
+    scripts/bootstrap.sh --test >&2 # espeak-ng speaks the test clips
+    cargo bench --locked --bench wake 2>/dev/null
     ;;
   *) echo "unknown benchmark $item" >&2; exit 2 ;;
   esac
