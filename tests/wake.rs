@@ -195,8 +195,9 @@ async fn scores_match_openwakeword_on_the_shared_samples() {
         let worst = (0..steps)
             .map(|i| (ours[i] - theirs[i]).abs())
             .fold(0.0f32, f32::max);
+        eprintln!("{clip}: {steps} steps, largest difference from openWakeWord {worst}");
         assert!(
-            worst < 2e-3,
+            worst < 1e-4,
             "{clip}: scores differ by up to {worst}\n{ours:?}\n{theirs:?}"
         );
         let peak = ours.iter().copied().fold(0.0f32, f32::max);
