@@ -43,6 +43,13 @@ pub(crate) struct Done {
     pub(crate) error: Option<String>,
 }
 
+/// A job the queue did not take: the stream and samples come back, with why.
+pub(crate) struct Refused {
+    pub(crate) stream: Box<Stream>,
+    pub(crate) samples: Vec<f32>,
+    pub(crate) why: &'static str,
+}
+
 struct Job {
     stream: Box<Stream>,
     samples: Vec<f32>,
@@ -130,18 +137,21 @@ impl Engine {
         &self,
         stream: Box<Stream>,
         samples: Vec<f32>,
-    ) -> Result<oneshot::Receiver<Done>, (Box<Stream>, Vec<f32>, &'static str)> {
+    ) -> Result<oneshot::Receiver<Done>, Refused> {
         let (reply, receiver) = oneshot::channel();
+        let refused = |job: Job, why| Refused {
+            stream: job.stream,
+            samples: job.samples,
+            why,
+        };
         match self.jobs.try_send(Job {
             stream,
             samples,
             reply,
         }) {
             Ok(()) => Ok(receiver),
-            Err(TrySendError::Full(job)) => Err((job.stream, job.samples, "wake-word queue full")),
-            Err(TrySendError::Disconnected(job)) => {
-                Err((job.stream, job.samples, "wake-word workers stopped"))
-            }
+            Err(TrySendError::Full(job)) => Err(refused(job, "wake-word queue full")),
+            Err(TrySendError::Disconnected(job)) => Err(refused(job, "wake-word workers stopped")),
         }
     }
 }

@@ -266,10 +266,10 @@ impl WakeFlow {
                 self.job = Some(receiver);
                 Vec::new()
             }
-            Err((stream, samples, why)) => {
-                self.stream = Some(stream);
-                self.pending.splice(0..0, samples);
-                self.fail("wake-failed", why.into())
+            Err(refused) => {
+                self.stream = Some(refused.stream);
+                self.pending.splice(0..0, refused.samples);
+                self.fail("wake-failed", refused.why.into())
             }
         }
     }

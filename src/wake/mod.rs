@@ -351,7 +351,7 @@ impl WakeService {
         let receiver = self
             .engine
             .submit(stream, whole)
-            .map_err(|(_, _, why)| WakeError::Failed(why.into()))?;
+            .map_err(|refused| WakeError::Failed(refused.why.into()))?;
         let done = receiver
             .await
             .map_err(|_| WakeError::Failed("worker gone".into()))?;

@@ -16,7 +16,7 @@
 //! of the stream); [`Sessions`] holds one worker's ONNX sessions, shared by every stream that
 //! worker serves; [`Frontend`] holds what is the same for everyone.
 
-use ort::session::{Session, SessionInputValue};
+use ort::session::{Session, SessionInputValue, SessionOutputs};
 use ort::value::TensorRef;
 
 use super::streaming::StreamingModel;
@@ -303,14 +303,30 @@ impl Features {
         let outputs = session
             .run(ort::inputs![input])
             .map_err(ort_error("classifier"))?;
-        let (_, scores) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(ort_error("classifier output"))?;
+        let scores = tensor(&outputs, 0, "classifier output")?;
         scores
             .first()
             .copied()
             .ok_or_else(|| "classifier gave no score".into())
     }
+}
+
+/// Output `index` as `f32` values.
+fn tensor<'a>(
+    outputs: &'a SessionOutputs<'_>,
+    index: usize,
+    what: &str,
+) -> Result<&'a [f32], String> {
+    if index >= outputs.len() {
+        return Err(format!(
+            "{what}: the model has only {} outputs",
+            outputs.len()
+        ));
+    }
+    let (_, values) = outputs[index]
+        .try_extract_tensor::<f32>()
+        .map_err(ort_error(what))?;
+    Ok(values)
 }
 
 /// Mel frames of `samples`, transformed as openWakeWord does, frame after frame.
@@ -320,9 +336,7 @@ fn run_mel(session: &mut Session, samples: &[f32]) -> Result<Vec<f32>, String> {
     let outputs = session
         .run(ort::inputs![input])
         .map_err(ort_error("melspectrogram"))?;
-    let (_, mel) = outputs[0]
-        .try_extract_tensor::<f32>()
-        .map_err(ort_error("mel output"))?;
+    let mel = tensor(&outputs, 0, "mel output")?;
     Ok(mel.iter().map(|x| x / 10.0 + 2.0).collect())
 }
 
@@ -339,10 +353,7 @@ fn run_embedding_full(
     let outputs = session
         .run(ort::inputs![input])
         .map_err(ort_error("embedding"))?;
-    let (_, embedding) = outputs[0]
-        .try_extract_tensor::<f32>()
-        .map_err(ort_error("embedding output"))?;
-    Ok(embedding.to_vec())
+    Ok(tensor(&outputs, 0, "embedding output")?.to_vec())
 }
 
 /// One incremental step: the new frames in, the embedding out, `caches` updated in place.
@@ -373,15 +384,10 @@ fn run_embedding_step(
     let outputs = session
         .run(&inputs[..])
         .map_err(ort_error("incremental embedding"))?;
-    let (_, embedding) = outputs[0]
-        .try_extract_tensor::<f32>()
-        .map_err(ort_error("embedding output"))?;
-    let embedding = embedding.to_vec();
+    let embedding = tensor(&outputs, 0, "embedding output")?.to_vec();
     let mut offset = 0;
     for (index, cache) in model.caches.iter().enumerate() {
-        let (_, rows) = outputs[index + 1]
-            .try_extract_tensor::<f32>()
-            .map_err(ort_error("cache output"))?;
+        let rows = tensor(&outputs, index + 1, "cache output")?;
         let target = caches
             .get_mut(offset..offset + cache.len())
             .ok_or("cache state of the wrong size")?;
