@@ -401,7 +401,8 @@ pub struct WakeConfig {
     pub trigger_level: u32,
     /// Seconds of audio a wake word is not detected again after a detection.
     pub refractory_secs: f32,
-    /// Worker threads; 0 = as many as there are cores.
+    /// Worker threads; 0 = as many as there are cores, at most 4 (one core runs about a
+    /// hundred real-time streams).
     pub workers: usize,
 }
 
@@ -425,7 +426,7 @@ impl WakeConfig {
         if self.workers > 0 {
             self.workers
         } else {
-            cores()
+            cores().min(4)
         }
     }
 }
