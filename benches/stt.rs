@@ -44,8 +44,9 @@ fn config(vad: bool) -> Config {
     config.wyoming.zeroconf.enabled = false;
     config.models.dir = models_dir();
     config.stt.vad.enabled = vad;
-    // Speech-to-text alone: no Piper voice or ONNX Runtime threads beside it.
+    // Speech-to-text alone: no Piper voice, wake word or ONNX Runtime threads beside it.
     config.tts.enabled = false;
+    config.wake.enabled = false;
     if let Some(threads) = std::env::var("JARVIS_BENCH_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())

@@ -87,6 +87,7 @@ fn main() {
         config.wyoming.zeroconf.enabled = false;
         config.models.dir = models_dir();
         config.stt.enabled = false;
+        config.wake.enabled = false;
         config.tts.cache = false;
         let cache_dir = std::env::temp_dir().join(format!("jarvis-tts-bench-{}", std::process::id()));
         println!("text-to-speech, en_US-joe-medium, {} cores", std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -13,12 +13,15 @@
 #      time, CPU time and messages per poll when nothing changed, and with every guest changing.
 #   6. Homelab brain: intent recognition over 10 nodes / 1000 guests (p50/p99), a command with a
 #      warm Proxmox cache, and a status question over Wyoming end to end (fake Proxmox API).
+#   7. Wake word with the real openWakeWord models: CPU time per second of audio per stream (1
+#      and 100 real-time streams), detection latency after the phrase ends, recall and false
+#      accepts on clips generated with Piper and espeak-ng.
 #
-#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain]...   (default: all)
+#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-what=("${@:-codec rss stt tts mqtt brain}")
+what=("${@:-codec rss stt tts mqtt brain wake}")
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 what=(${what[*]})
 
@@ -70,6 +73,11 @@ PY
   brain)
     echo "== homelab brain (cargo bench --bench brain)"
     cargo bench --locked --bench brain 2>/dev/null
+    ;;
+  wake)
+    echo "== wake word (cargo bench --bench wake)"
+    scripts/bootstrap.sh --test >&2 # espeak-ng speaks the test clips
+    cargo bench --locked --bench wake 2>/dev/null
     ;;
   *) echo "unknown benchmark $item" >&2; exit 2 ;;
   esac

@@ -43,6 +43,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The optional LLM fallback.
     pub llm: LlmConfig,
+    /// Wake word.
+    pub wake: WakeConfig,
     /// Logging.
     pub log: LogConfig,
     /// The Proxmox VE cluster.
@@ -377,7 +379,7 @@ pub struct TtsConfig {
     pub max_text_chars: usize,
     /// Voices kept loaded at once; the least recently used is unloaded beyond it.
     pub max_loaded_voices: usize,
-    /// ONNX Runtime library, relative to `models.dir` (or absolute).
+    /// ONNX Runtime library, relative to `models.dir` (or absolute); the wake word uses it too.
     pub onnxruntime: PathBuf,
     /// Advertise `supports_synthesize_streaming` (HA 2025.7+ then streams every request).
     pub streaming: bool,
@@ -490,6 +492,43 @@ impl Default for ProxmoxConfig {
             updates_ttl_secs: 900,
             task_poll_ms: 1000,
             task_timeout_secs: 300,
+        }
+    }
+}
+
+/// `[wake]`: wake word detection with openWakeWord models.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WakeConfig {
+    /// Offer wake word detection.
+    pub enabled: bool,
+    /// Folder of the openWakeWord models, relative to `models.dir` (or absolute): the feature
+    /// models `melspectrogram.onnx` and `embedding_model.onnx`, and every wake word, one
+    /// classifier `.onnx` each.
+    pub dir: PathBuf,
+    /// More wake word classifiers, anywhere (relative to `models.dir`, or absolute).
+    pub extra_models: Vec<PathBuf>,
+    /// Lowest score (0 to 1) of an 80 ms step that counts towards a detection.
+    pub threshold: f32,
+    /// Counting steps in a row needed for a detection.
+    pub trigger_level: u32,
+    /// Seconds of audio a wake word is not detected again after a detection.
+    pub refractory_secs: f32,
+    /// Worker threads; 0 = as many as there are cores, at most 4 (one core runs about a
+    /// hundred real-time streams).
+    pub workers: usize,
+}
+
+impl Default for WakeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: PathBuf::from("wakeword"),
+            extra_models: Vec::new(),
+            threshold: 0.5,
+            trigger_level: 1,
+            refractory_secs: 2.0,
+            workers: 0,
         }
     }
 }
@@ -643,6 +682,17 @@ impl std::str::FromStr for Secret {
     }
 }
 
+impl WakeConfig {
+    /// Worker threads, resolved.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            cores().min(4)
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -694,7 +744,7 @@ pub struct Overrides {
     /// Do not advertise over zeroconf
     #[arg(long, env = "JARVIS_NO_ZEROCONF")]
     pub no_zeroconf: bool,
-    /// ONNX Runtime library for text-to-speech [default: <models-dir>/onnxruntime/libonnxruntime.so.1.24.2]
+    /// ONNX Runtime library for text-to-speech and wake word [default: <models-dir>/onnxruntime/libonnxruntime.so.1.24.2]
     #[arg(long, env = "JARVIS_ONNXRUNTIME", value_name = "FILE")]
     pub onnxruntime: Option<PathBuf>,
     /// Audit log file [default: /var/lib/jarvis/audit.jsonl]
@@ -927,6 +977,19 @@ impl Config {
         if self.tts.max_text_chars == 0 {
             return invalid("tts.max_text_chars", "must be at least 1".into());
         }
+        let wake = &self.wake;
+        if !(wake.threshold > 0.0 && wake.threshold <= 1.0) {
+            return invalid("wake.threshold", "must be above 0 and at most 1".into());
+        }
+        if wake.trigger_level == 0 || wake.trigger_level > 100 {
+            return invalid("wake.trigger_level", "must be 1 to 100".into());
+        }
+        if !(0.0..=3600.0).contains(&wake.refractory_secs) {
+            return invalid("wake.refractory_secs", "must be 0 to 3600".into());
+        }
+        if wake.workers > 256 {
+            return invalid("wake.workers", "must be 0 (one per core) to 256".into());
+        }
         if stt.model.is_empty() {
             return invalid(
                 "stt.model",
@@ -1116,6 +1179,24 @@ mod tests {
         assert!(err.to_string().contains("log.level"), "{err}");
         let err = parse("[http]\naddr = \"0.0.0.0:10700\"\n").unwrap_err();
         assert!(err.to_string().contains("http.addr"), "{err}");
+    }
+
+    #[test]
+    fn wake_settings_are_checked() {
+        let config =
+            parse("[wake]\nthreshold = 0.7\ntrigger_level = 2\nrefractory_secs = 0.5\n").unwrap();
+        assert_eq!(config.wake.threshold, 0.7);
+        assert_eq!(config.wake.trigger_level, 2);
+        for (text, key) in [
+            ("[wake]\nthreshold = 0.0\n", "wake.threshold"),
+            ("[wake]\nthreshold = 1.5\n", "wake.threshold"),
+            ("[wake]\ntrigger_level = 0\n", "wake.trigger_level"),
+            ("[wake]\nrefractory_secs = -1.0\n", "wake.refractory_secs"),
+            ("[wake]\nmodels = []\n", "unknown field"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

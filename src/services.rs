@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::proxmox::{Proxmox, ProxmoxError};
 use crate::stt::{SttError, SttService};
 use crate::tts::{TtsError, TtsService};
+use crate::wake::{WakeError, WakeService};
 use crate::wyoming_server::dispatch::Route;
 
 /// The state of one service.
@@ -38,6 +39,8 @@ pub struct Services {
     pub brain: Arc<Brain>,
     /// Advertise an `intent` program besides the `handle` one.
     pub advertise_intent: bool,
+    /// Wake word, when enabled.
+    pub wake: Option<Arc<WakeService>>,
 }
 
 /// Why a service could not be loaded at start-up.
@@ -55,6 +58,9 @@ pub enum LoadError {
     /// The brain.
     #[error(transparent)]
     Brain(#[from] BrainError),
+    /// Wake word.
+    #[error(transparent)]
+    Wake(#[from] WakeError),
 }
 
 impl Services {
@@ -73,6 +79,11 @@ impl Services {
         } else {
             None
         };
+        let wake = if config.wake.enabled {
+            Some(Arc::new(WakeService::load(config)?))
+        } else {
+            None
+        };
         let proxmox = if config.proxmox.enabled {
             Some(Proxmox::new(&config.proxmox)?)
         } else {
@@ -82,6 +93,7 @@ impl Services {
         Ok(Self {
             stt,
             tts,
+            wake,
             brain,
             advertise_intent: config.wyoming.advertise_intent,
         })
@@ -89,13 +101,6 @@ impl Services {
 
     /// The state of the service behind `route`.
     pub fn state(&self, route: Route) -> ServiceState {
-        let not_built = || ServiceState::Unavailable {
-            reason: format!(
-                "{} is not available: this Jarvis build has no {} engine yet",
-                route.service_name(),
-                route.service_name()
-            ),
-        };
         match route {
             Route::Stt if self.stt.is_some() => ServiceState::Ready,
             Route::Stt => ServiceState::Unavailable {
@@ -105,8 +110,12 @@ impl Services {
             Route::Tts => ServiceState::Unavailable {
                 reason: "text-to-speech is disabled on this server (tts.enabled = false)".into(),
             },
+            Route::Wake if self.wake.is_some() => ServiceState::Ready,
+            Route::Wake => ServiceState::Unavailable {
+                reason: "wake word detection is disabled on this server (wake.enabled = false)"
+                    .into(),
+            },
             Route::Intent => ServiceState::Ready,
-            Route::Wake => not_built(),
         }
     }
 
@@ -158,6 +167,7 @@ impl Services {
             } else {
                 Vec::new()
             },
+            wake: self.wake.iter().map(|wake| wake.program()).collect(),
             ..Info::default()
         }
     }

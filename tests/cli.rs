@@ -181,10 +181,11 @@ async fn environment_overrides_the_config_file_and_flags_override_the_environmen
 async fn the_reference_python_client_drives_jarvis_as_home_assistant_does() {
     let mut served = serve_binary(&[], &[]).await;
     let port = served.wyoming.port().to_string();
-    let results = run_python_peer("ha_client.py", &[&port]).await;
+    let wake_wav = models_dir().join("wakeword/samples/hey_jarvis_joe_16k.wav");
+    let results = run_python_peer("ha_client.py", &[&port, wake_wav.to_str().unwrap()]).await;
     assert_eq!(
         results["describe"],
-        serde_json::json!({"asr": 1, "tts": 1, "wake": 0, "handle": 1, "intent": 0, "satellite": false})
+        serde_json::json!({"asr": 1, "tts": 1, "wake": 1, "handle": 1, "intent": 0, "satellite": false})
     );
     // The conversation agent: no Proxmox configured here, and Jarvis says so.
     let handled = results["handle"]["handled"].as_str().unwrap_or_default();
@@ -214,7 +215,7 @@ async fn the_reference_python_client_drives_jarvis_as_home_assistant_does() {
     assert_eq!(results["tts"]["audio_rate"], 22050, "{results}");
     let bytes = results["tts"]["audio_bytes"].as_u64().unwrap();
     assert!((40_000..300_000).contains(&bytes), "{results}");
-    assert_eq!(results["wake"]["error"], "service-unavailable", "{results}");
+    assert_eq!(results["wake"]["detection"], "hey_jarvis", "{results}");
     served.child.kill().await.unwrap();
 }
 

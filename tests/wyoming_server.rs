@@ -26,7 +26,35 @@ async fn describe_is_answered_with_only_what_is_ready_and_never_a_satellite() {
         let info = client.describe().await.unwrap();
         assert!(info.satellite.is_none());
         assert!(info.asr.is_empty() && info.tts.is_empty() && info.wake.is_empty());
-        assert!(info.handle.is_empty() && info.intent.is_empty());
+        // The conversation agent is always there; the intent program only on request (HA
+        // would prefer it over the handle program).
+        assert_eq!(info.handle.len(), 1);
+        assert_eq!(info.handle[0].models[0].languages, ["en"]);
+        assert!(info.intent.is_empty());
+    }
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn the_intent_program_is_advertised_only_when_asked() {
+    let mut config = test_config();
+    config.wyoming.advertise_intent = true;
+    let app = spawn_app(config).await;
+    let mut client = client(app.wyoming_addr).await;
+    let info = client.describe().await.unwrap();
+    assert_eq!(info.handle.len(), 1);
+    assert_eq!(info.intent.len(), 1);
+    // recognize is answered either way.
+    client
+        .send(Recognize {
+            text: "status of node pve".into(),
+            context: None,
+        })
+        .await
+        .unwrap();
+    match recv(&mut client).await {
+        Some(Event::Intent(intent)) => assert_eq!(intent.name, "Status"),
+        other => panic!("{other:?}"),
     }
     app.shutdown.cancel();
 }
@@ -86,24 +114,6 @@ async fn every_request_for_a_service_that_is_not_ready_gets_a_clear_error() {
             SynthesizeStart::default().into(),
             text_flow(),
             "text-to-speech",
-        ),
-        (
-            wyoming::asr::Transcript {
-                text: "status of pve".into(),
-                ..Default::default()
-            }
-            .into(),
-            vec![],
-            "intent",
-        ),
-        (
-            Recognize {
-                text: "status of pve".into(),
-                context: None,
-            }
-            .into(),
-            vec![],
-            "intent",
         ),
     ];
     for (request, flow, service) in requests {

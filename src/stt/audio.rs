@@ -67,6 +67,8 @@ pub struct Converter {
     /// Mono input-rate samples waiting for a full resampler chunk.
     pending: Vec<f32>,
     output: Vec<f32>,
+    /// Samples taken out with [`Converter::drain`].
+    drained: usize,
 }
 
 impl std::fmt::Debug for Converter {
@@ -108,6 +110,7 @@ impl Converter {
             resampler,
             pending: Vec::new(),
             output: Vec::new(),
+            drained: 0,
         })
     }
 
@@ -165,14 +168,21 @@ impl Converter {
         }
     }
 
-    /// The 16 kHz mono samples converted so far.
+    /// The 16 kHz mono samples converted so far (since the last [`Converter::drain`]).
     pub fn samples(&self) -> &[f32] {
         &self.output
     }
 
-    /// Seconds of audio converted so far.
+    /// Takes the converted samples out, so a stream that never ends does not grow (the wake
+    /// word keeps only what it has not processed yet).
+    pub fn drain(&mut self) -> std::vec::Drain<'_, f32> {
+        self.drained += self.output.len();
+        self.output.drain(..)
+    }
+
+    /// Seconds of audio converted so far, drained samples included.
     pub fn seconds(&self) -> f32 {
-        self.output.len() as f32 / WHISPER_RATE as f32
+        (self.drained + self.output.len()) as f32 / WHISPER_RATE as f32
     }
 }
 
@@ -301,6 +311,16 @@ mod tests {
         }
         assert_eq!(converter.samples().len(), 3);
         assert!((converter.samples()[2] - 0.5).abs() < 1e-3);
+    }
+
+    #[test]
+    fn drained_samples_still_count_in_the_duration() {
+        let mut converter = Converter::new(AudioFormat::HA_MIC).unwrap();
+        converter.push(&[0u8; 3200]);
+        assert_eq!(converter.drain().count(), 1600);
+        converter.push(&[0u8; 3200]);
+        assert_eq!(converter.samples().len(), 1600);
+        assert!((converter.seconds() - 0.2).abs() < 1e-6);
     }
 
     #[test]

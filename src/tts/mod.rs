@@ -127,7 +127,10 @@ impl TtsService {
     pub fn load(config: &Config) -> Result<Self, TtsError> {
         let tts = &config.tts;
         let runtime = config.models.dir.join(&tts.onnxruntime);
-        init_runtime(&runtime)?;
+        crate::onnx::init_runtime(&runtime).map_err(|cause| TtsError::Runtime {
+            path: runtime.clone(),
+            cause,
+        })?;
         let dir = config.models.dir.join("piper");
         let (found, problems) = voices::scan(&dir);
         for problem in problems {
@@ -395,51 +398,4 @@ fn same_language(voice: &str, asked: &str) -> bool {
     let norm = |s: &str| s.replace('-', "_").to_lowercase();
     let (voice, asked) = (norm(voice), norm(asked));
     voice == asked || voice.split('_').next() == Some(asked.as_str())
-}
-
-/// How long loading ONNX Runtime may take. ort 2.0.0-rc.12 deadlocks when `dlopen` fails (its
-/// error path calls back into the loader), so a load that does not finish is a failed load.
-const RUNTIME_LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// Loads ONNX Runtime once per process.
-fn init_runtime(path: &std::path::Path) -> Result<(), TtsError> {
-    static RESULT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let result = RESULT.get_or_init(|| {
-        check_library(path)?;
-        let (done, wait) = std::sync::mpsc::channel();
-        let owned = path.to_owned();
-        std::thread::Builder::new()
-            .name("ort-load".into())
-            .spawn(move || {
-                let loaded = ort::init_from(&owned).map(|builder| {
-                    builder.with_name("jarvis").commit();
-                });
-                let _ = done.send(loaded.map_err(|err| err.to_string()));
-            })
-            .map_err(|err| format!("cannot start the loader thread: {err}"))?;
-        match wait.recv_timeout(RUNTIME_LOAD_TIMEOUT) {
-            Ok(result) => result,
-            Err(_) => {
-                Err("the library did not load (missing dependencies or a broken file?)".into())
-            }
-        }
-    });
-    result.clone().map_err(|cause| TtsError::Runtime {
-        path: path.to_owned(),
-        cause,
-    })
-}
-
-/// Catches the common mistakes (no file, a copied symlink, not a shared library) before the
-/// loader sees them.
-fn check_library(path: &std::path::Path) -> Result<(), String> {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path).map_err(|err| err.to_string())?;
-    file.read_exact(&mut magic)
-        .map_err(|_| "the file is too short to be a library".to_owned())?;
-    if &magic != b"\x7fELF" {
-        return Err("not a shared library (a symlink copied as a text file?)".into());
-    }
-    Ok(())
 }

@@ -14,6 +14,7 @@ use super::intent::IntentFlow;
 use crate::services::{ServiceState, Services};
 use crate::stt::flow::SttFlow;
 use crate::tts::flow::TtsFlow;
+use crate::wake::flow::WakeFlow;
 
 /// How long a closing connection may take to receive its last `error` event.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -32,6 +33,8 @@ enum Flow {
     Tts(Box<TtsFlow>),
     /// Intent handling (a `transcript` for the conversation agent).
     Intent(IntentFlow),
+    /// Wake word.
+    Wake(Box<WakeFlow>),
 }
 
 impl Flow {
@@ -45,7 +48,17 @@ impl Flow {
             Self::Stt(flow) => flow.next_output().await,
             Self::Tts(flow) => flow.next_output().await,
             Self::Intent(flow) => flow.next_output().await,
+            Self::Wake(flow) => flow.next_output().await,
             Self::Idle | Self::Refused(_) => std::future::pending().await,
+        }
+    }
+
+    /// Whether the connection may read the next event. A wake-word stream sent faster than it
+    /// is computed stops the reading for a while, so the sender waits instead of memory growing.
+    fn accepts_input(&self) -> bool {
+        match self {
+            Self::Wake(flow) => flow.accepts_input(),
+            _ => true,
         }
     }
 
@@ -55,6 +68,7 @@ impl Flow {
             Self::Stt(flow) => flow.is_busy(),
             Self::Tts(flow) => flow.is_busy(),
             Self::Intent(flow) => flow.is_busy(),
+            Self::Wake(flow) => flow.is_busy(),
             Self::Idle | Self::Refused(_) => false,
         }
     }
@@ -75,6 +89,7 @@ pub(crate) async fn run(mut conn: Connection, services: Arc<Services>) {
         // Replies are written inside the loop body, so a cancelled token is only seen between
         // events, and a transcript being decoded is waited for below. `read_event` and
         // `output` are cancel safe.
+        let reading = flow.accepts_input();
         let next = tokio::select! {
             biased;
             () = conn.shutdown.cancelled() => {
@@ -87,7 +102,7 @@ pub(crate) async fn run(mut conn: Connection, services: Arc<Services>) {
                 break;
             }
             events = flow.output() => write_all(&mut conn, events).await,
-            read = conn.reader.read_event() => match read {
+            read = conn.reader.read_event(), if reading => match read {
                 Ok(Some(event)) => {
                     let events = handle(&services, &mut flow, event, conn.peer);
                     write_all(&mut conn, events).await
@@ -155,6 +170,9 @@ fn handle(
         }
         (Flow::Stt(stt), Event::AudioChunk(chunk)) => return stt.on_chunk(chunk),
         (Flow::Stt(stt), Event::AudioStop(_)) => return stt.on_stop(),
+        (Flow::Wake(wake), Event::AudioStart(start)) => return wake.on_audio_start(start),
+        (Flow::Wake(wake), Event::AudioChunk(chunk)) => return wake.on_chunk(chunk),
+        (Flow::Wake(wake), Event::AudioStop(_)) => return wake.on_stop(),
         (Flow::Tts(tts), Event::SynthesizeChunk(chunk)) => return tts.on_chunk(&chunk.text),
         (Flow::Tts(tts), Event::SynthesizeStop(_)) => return tts.on_stop(),
         // Inside a stream, `synthesize` is a compatibility copy of the text: ignore it.
@@ -231,6 +249,26 @@ fn open(
         };
     }
     match (route, &services.stt, &services.tts) {
+        (Route::Wake, _, _) if services.wake.is_some() => {
+            let Some(wake) = &services.wake else {
+                return Vec::new();
+            };
+            let detect = match request {
+                Event::Detect(detect) => Some(detect),
+                _ => None,
+            };
+            match WakeFlow::new(Arc::clone(wake), detect) {
+                Ok(wake_flow) => {
+                    *flow = Flow::Wake(Box::new(wake_flow));
+                    Vec::new()
+                }
+                Err(events) => {
+                    // The audio that follows is read and dropped.
+                    *flow = Flow::Refused(Route::Wake);
+                    events
+                }
+            }
+        }
         (Route::Tts, _, Some(tts)) => {
             let (tts_flow, events) = match request {
                 Event::SynthesizeStart(start) => TtsFlow::stream(Arc::clone(tts), start),

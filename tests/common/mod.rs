@@ -6,6 +6,7 @@
 pub mod fake_proxmox;
 pub mod file_server;
 pub mod mosquitto;
+pub mod wake_clips;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +47,15 @@ pub fn test_config() -> Config {
     config.tts.enabled = false;
     // Never the real /var/lib/jarvis: one throwaway log per test process.
     config.audit.path = test_audit_path();
+    config.wake.enabled = false;
+    config
+}
+
+/// [`test_config`] with the wake word on the real openWakeWord models.
+pub fn wake_config() -> Config {
+    let mut config = test_config();
+    config.models.dir = models_dir();
+    config.wake.enabled = true;
     config
 }
 

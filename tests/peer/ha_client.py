@@ -1,11 +1,12 @@
 """Drives Jarvis with the reference Python client the way Home Assistant does.
 
-    ha_client.py PORT
+    ha_client.py PORT WAKE_WAV
 
 Each operation on its own connection, starting straight with the request (protocol doc §3.4):
 describe (parsed with Info.from_event, as HA does), then an STT request with audio, a wake
-request, a TTS request, a conversation `transcript` (as HA's conversation agent sends it) and a
-`recognize`. Prints one JSON line with what came back.
+request streaming WAKE_WAV (16 kHz mono, no audio-stop, as HA), a TTS request, a conversation
+`transcript` (as HA's conversation agent sends it) and a `recognize`. Prints one JSON line with
+what came back.
 """
 
 import asyncio
@@ -20,7 +21,7 @@ from wyoming.handle import Handled, NotHandled
 from wyoming.info import Describe, Info
 from wyoming.intent import Intent, NotRecognized, Recognize
 from wyoming.tts import Synthesize
-from wyoming.wake import Detect
+from wyoming.wake import Detect, Detection
 
 TIMEOUT = 10
 
@@ -45,15 +46,9 @@ async def one(port, events):
                 "handle": len(info.handle), "intent": len(info.intent),
                 "satellite": info.satellite is not None,
             }
-        if Handled.is_type(reply.type):
-            return {"handled": Handled.from_event(reply).text}
-        if NotHandled.is_type(reply.type):
-            return {"not_handled": NotHandled.from_event(reply).text}
-        if Intent.is_type(reply.type):
-            intent = Intent.from_event(reply)
-            return {"intent": intent.name, "entities": {e.name: e.value for e in intent.entities}}
-        if NotRecognized.is_type(reply.type):
-            return {"not_recognized": NotRecognized.from_event(reply).text}
+request streaming WAKE_WAV (16 kHz mono, no audio-stop, as HA), a TTS request, a conversation
+`transcript` (as HA's conversation agent sends it) and a `recognize`. Prints one JSON line with
+what came back.
         if Transcript.is_type(reply.type):
             return {"transcript": Transcript.from_event(reply).text}
         if AudioStart.is_type(reply.type):
@@ -70,13 +65,29 @@ async def one(port, events):
         return {"type": reply.type}
 
 
-async def main(port):
+def wav_audio(path):
+    import wave
+
+    with wave.open(path, "rb") as wav:
+        assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (16000, 2, 1)
+        frames = wav.readframes(wav.getnframes())
+    # One second of silence after the phrase, in 10 ms chunks, as HA streams it.
+    frames += bytes(32000)
+    events = [AudioStart(rate=16000, width=2, channels=1)]
+    events += [
+        AudioChunk(rate=16000, width=2, channels=1, audio=frames[i:i + 320])
+        for i in range(0, len(frames), 320)
+    ]
+    return events
+
+
+async def main(port, wake_wav):
     audio = [AudioStart(rate=16000, width=2, channels=1)]
     audio += [AudioChunk(rate=16000, width=2, channels=1, audio=bytes(320)) for _ in range(50)]
     results = {
         "describe": await one(port, [Describe()]),
         "stt": await one(port, [Transcribe(language="en")] + audio + [AudioStop()]),
-        "wake": await one(port, [Detect(names=["hey_jarvis"])] + audio),
+        "wake": await one(port, [Detect(names=["hey_jarvis"])] + wav_audio(wake_wav)),
         "tts": await one(port, [Synthesize(text="Hello from Home Assistant.")]),
         "handle": await one(port, [Transcript(
             text="What's the status of node pve?", language="en",
@@ -91,4 +102,4 @@ async def main(port):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2]))

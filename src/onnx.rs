@@ -1,0 +1,96 @@
+//! The one ONNX Runtime of the process, shared by text-to-speech (Piper) and the wake word
+//! (openWakeWord).
+//!
+//! ONNX Runtime is loaded at run time (`ort` with `load-dynamic`), so building needs no download.
+//! It is loaded once per process, from `tts.onnxruntime`, by whichever service starts first; the
+//! other finds it loaded. Every session of every service then runs on that one library.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+
+/// How long loading ONNX Runtime may take. ort 2.0.0-rc.12 deadlocks when `dlopen` fails (its
+/// error path calls back into the loader), so a load that does not finish is a failed load.
+const RUNTIME_LOAD_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Loads ONNX Runtime from `path`, once per process. Later calls return the first call's result,
+/// whatever path they name.
+///
+/// # Errors
+/// Why the library could not be loaded, for people (the caller adds the path and the fix).
+pub fn init_runtime(path: &Path) -> Result<(), String> {
+    static RESULT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    RESULT
+        .get_or_init(|| {
+            check_library(path)?;
+            let (done, wait) = std::sync::mpsc::channel();
+            let owned = path.to_owned();
+            std::thread::Builder::new()
+                .name("ort-load".into())
+                .spawn(move || {
+                    let loaded = ort::init_from(&owned).map(|builder| {
+                        builder.with_name("jarvis").commit();
+                    });
+                    let _ = done.send(loaded.map_err(|err| err.to_string()));
+                })
+                .map_err(|err| format!("cannot start the loader thread: {err}"))?;
+            match wait.recv_timeout(RUNTIME_LOAD_TIMEOUT) {
+                Ok(result) => result,
+                Err(_) => {
+                    Err("the library did not load (missing dependencies or a broken file?)".into())
+                }
+            }
+        })
+        .clone()
+}
+
+/// Catches the common mistakes (no file, a copied symlink, not a shared library) before the
+/// loader sees them.
+fn check_library(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|err| err.to_string())?;
+    file.read_exact(&mut magic)
+        .map_err(|_| "the file is too short to be a library".to_owned())?;
+    if &magic != b"\x7fELF" {
+        return Err("not a shared library (a symlink copied as a text file?)".into());
+    }
+    Ok(())
+}
+
+/// A session for a small model that runs many times a second on one stream: one thread (the
+/// models are far too small to gain from more, and many streams run side by side on their own
+/// workers), every graph optimisation. Call [`init_runtime`] first.
+///
+/// # Errors
+/// ONNX Runtime's message.
+pub fn single_thread_session(model: &[u8]) -> Result<Session, String> {
+    Session::builder()
+        .map_err(|err| err.to_string())?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|err| err.to_string())?
+        .with_intra_threads(1)
+        .map_err(|err| err.to_string())?
+        .with_inter_threads(1)
+        .map_err(|err| err.to_string())?
+        .commit_from_memory(model)
+        .map_err(|err| err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_file_is_not_taken_for_a_library() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("libonnxruntime.so");
+        std::fs::write(&path, "libonnxruntime.so.1.24.2\n").unwrap();
+        let err = check_library(&path).unwrap_err();
+        assert!(err.contains("not a shared library"), "{err}");
+        let err = check_library(&dir.path().join("missing.so")).unwrap_err();
+        assert!(err.contains("No such file"), "{err}");
+    }
+}
