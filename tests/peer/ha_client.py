@@ -46,9 +46,18 @@ async def one(port, events):
                 "handle": len(info.handle), "intent": len(info.intent),
                 "satellite": info.satellite is not None,
             }
-request streaming WAKE_WAV (16 kHz mono, no audio-stop, as HA), a TTS request, a conversation
-`transcript` (as HA's conversation agent sends it) and a `recognize`. Prints one JSON line with
-what came back.
+        if Handled.is_type(reply.type):
+            return {"handled": Handled.from_event(reply).text}
+        if NotHandled.is_type(reply.type):
+            return {"not_handled": NotHandled.from_event(reply).text}
+        if Intent.is_type(reply.type):
+            intent = Intent.from_event(reply)
+            return {"intent": intent.name, "entities": {e.name: e.value for e in intent.entities}}
+        if NotRecognized.is_type(reply.type):
+            return {"not_recognized": NotRecognized.from_event(reply).text}
+        if Detection.is_type(reply.type):
+            detection = Detection.from_event(reply)
+            return {"detection": detection.name, "timestamp": detection.timestamp}
         if Transcript.is_type(reply.type):
             return {"transcript": Transcript.from_event(reply).text}
         if AudioStart.is_type(reply.type):
