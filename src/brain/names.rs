@@ -338,8 +338,9 @@ fn could_be_close(spoken: &Key, name: &Key) -> bool {
     let (a, b) = (spoken.joined.len(), name.joined.len());
     let longest = a.max(b).max(1) as f64;
     let length_ok = 1.0 - a.abs_diff(b) as f64 / longest >= SUGGEST;
-    let same_start = spoken.joined.as_bytes().first() == name.joined.as_bytes().first()
-        || spoken.sound.as_bytes().first() == name.sound.as_bytes().first();
+    // The first letter is what speech recognition gets right most often; sound-alike first
+    // letters ("bi hole") are left to the whole sound key below.
+    let same_start = spoken.joined.as_bytes().first() == name.joined.as_bytes().first();
     (length_ok && same_start) || name.words.starts_with(&spoken.words) || spoken.sound == name.sound
 }
 
