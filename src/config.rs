@@ -134,7 +134,7 @@ impl Default for ZeroconfConfig {
 }
 
 /// `[http]`: the HTTP API (`GET /health`, `POST /v1/command`).
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Serve the HTTP API.
@@ -143,30 +143,11 @@ pub struct HttpConfig {
     pub addr: SocketAddr,
     /// The key `POST /v1/command` requires in `x-api-key`. Empty: no key (trusted networks
     /// only; a warning is logged at start-up).
-    pub api_key: String,
+    pub api_key: Secret,
     /// Commands one client (IP address) may send per minute; more get `429`.
     pub rate_limit_per_minute: u32,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-}
-
-impl std::fmt::Debug for HttpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpConfig")
-            .field("enabled", &self.enabled)
-            .field("addr", &self.addr)
-            .field(
-                "api_key",
-                &if self.api_key.is_empty() {
-                    "<none>"
-                } else {
-                    "<set>"
-                },
-            )
-            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .finish()
-    }
 }
 
 impl Default for HttpConfig {
@@ -174,7 +155,7 @@ impl Default for HttpConfig {
         Self {
             enabled: true,
             addr: parse_default(DEFAULT_HTTP_ADDR),
-            api_key: String::new(),
+            api_key: Secret::default(),
             rate_limit_per_minute: 60,
             max_body_bytes: 16 * 1024,
         }
@@ -652,7 +633,7 @@ pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
 
 /// A secret from the configuration (an API token). Its `Debug` never shows the value, so a
 /// logged or printed configuration does not leak it.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -660,6 +641,11 @@ impl Secret {
     /// Wraps a value.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
+    }
+
+    /// Whether no value is set (an empty string in the file).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The value itself, for the one place that sends it.
@@ -879,7 +865,7 @@ impl Config {
             self.audit.path.clone_from(path);
         }
         if let Some(key) = &overrides.http_api_key {
-            self.http.api_key.clone_from(key);
+            self.http.api_key = Secret::new(key.as_str());
         }
         if let Some(secret) = &overrides.proxmox_token_secret {
             self.proxmox.token_secret = Some(secret.clone());
@@ -1359,6 +1345,20 @@ mod tests {
         let debug = format!("{config:?} {overrides:?}");
         assert!(!debug.contains("env-s3cr3t"), "{debug}");
         assert!(debug.contains("<redacted>"), "{debug}");
+    }
+
+    #[test]
+    fn keys_and_passwords_never_show_in_debug_output() {
+        let config = parse(
+            "[http]\napi_key = \"http-key-1\"\n[llm]\napi_key = \"llm-key-2\"\n\
+             [policy]\napproval_keyword = \"keyword-3\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.http.api_key.expose(), "http-key-1");
+        let shown = format!("{config:?}");
+        for secret in ["http-key-1", "llm-key-2", "keyword-3"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
     }
 
     #[test]

@@ -316,7 +316,8 @@ async fn an_unwritable_audit_log_blocks_actions_but_not_questions() {
 
 #[tokio::test]
 async fn the_http_approval_keyword_confirms_at_once() {
-    let s = setup_with(|c| c.policy.approval_keyword = "open-sesame".into()).await;
+    let s = setup_with(|c| c.policy.approval_keyword = jarvis::config::Secret::new("open-sesame"))
+        .await;
     let command = |approval: Option<&str>| Command {
         text: "reboot pihole".into(),
         channel: Channel::Http,

@@ -5,6 +5,7 @@ mod common;
 
 use common::fake_proxmox::FakeProxmox;
 use jarvis::app::App;
+use jarvis::config::Secret;
 use serde_json::{Value, json};
 
 const KEY: &str = "s3cret-key-for-tests";
@@ -13,7 +14,7 @@ async fn start(fake: &FakeProxmox, edit: impl FnOnce(&mut jarvis::config::Config
     let mut config = common::test_config();
     config.proxmox = fake.config();
     config.proxmox.task_poll_ms = 20;
-    config.http.api_key = KEY.into();
+    config.http.api_key = Secret::new(KEY);
     edit(&mut config);
     common::spawn_app(config).await
 }

@@ -82,7 +82,7 @@ fn brain(url: &str, fake: &FakeProxmox, audit: &tempfile::TempDir) -> Brain {
     config.llm.enabled = true;
     config.llm.url = Some(url.parse().unwrap());
     config.llm.model = "test-model".into();
-    config.llm.api_key = "llm-secret-key".into();
+    config.llm.api_key = jarvis::config::Secret::new("llm-secret-key");
     config.llm.timeout_secs = 2;
     Brain::new(&config, Some(fake.client())).unwrap()
 }

@@ -1,15 +1,15 @@
 //! Configuration of the brain: `[policy]`, `[audit]` and `[llm]`.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use url::Url;
 
 use super::policy::ChannelPermissions;
+use crate::config::Secret;
 
 /// `[policy]`: what Jarvis may do, and how it asks first.
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Refuse every action; answer questions only.
@@ -22,26 +22,7 @@ pub struct PolicyConfig {
     pub channels: ChannelPermissions,
     /// A word that, sent as `approval` to `POST /v1/command`, stands for the confirmation of a
     /// destructive action. Empty: the HTTP API confirms like voice, in a second request.
-    pub approval_keyword: String,
-}
-
-impl fmt::Debug for PolicyConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PolicyConfig")
-            .field("read_only", &self.read_only)
-            .field("confirm_timeout_secs", &self.confirm_timeout_secs)
-            .field("protected_guests", &self.protected_guests)
-            .field("channels", &self.channels)
-            .field(
-                "approval_keyword",
-                &if self.approval_keyword.is_empty() {
-                    "<none>"
-                } else {
-                    "<set>"
-                },
-            )
-            .finish()
-    }
+    pub approval_keyword: Secret,
 }
 
 impl Default for PolicyConfig {
@@ -51,7 +32,7 @@ impl Default for PolicyConfig {
             confirm_timeout_secs: 30,
             protected_guests: Vec::new(),
             channels: ChannelPermissions::default(),
-            approval_keyword: String::new(),
+            approval_keyword: Secret::default(),
         }
     }
 }
@@ -79,7 +60,7 @@ impl Default for AuditConfig {
 }
 
 /// `[llm]`: an OpenAI-compatible chat-completions server for what local intents do not match.
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmConfig {
     /// Ask the LLM when no local intent matches.
@@ -90,7 +71,7 @@ pub struct LlmConfig {
     /// Model name.
     pub model: String,
     /// Bearer token, if the server wants one.
-    pub api_key: String,
+    pub api_key: Secret,
     /// Seconds one completion may take.
     pub timeout_secs: u64,
     /// Messages kept per conversation (oldest dropped first).
@@ -99,34 +80,13 @@ pub struct LlmConfig {
     pub max_tool_rounds: usize,
 }
 
-impl fmt::Debug for LlmConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LlmConfig")
-            .field("enabled", &self.enabled)
-            .field("url", &self.url.as_ref().map(Url::as_str))
-            .field("model", &self.model)
-            .field(
-                "api_key",
-                &if self.api_key.is_empty() {
-                    "<none>"
-                } else {
-                    "<set>"
-                },
-            )
-            .field("timeout_secs", &self.timeout_secs)
-            .field("max_history", &self.max_history)
-            .field("max_tool_rounds", &self.max_tool_rounds)
-            .finish()
-    }
-}
-
 impl Default for LlmConfig {
     fn default() -> Self {
         Self {
             enabled: false,
             url: None,
             model: "llama3.1".into(),
-            api_key: String::new(),
+            api_key: Secret::default(),
             timeout_secs: 20,
             max_history: 20,
             max_tool_rounds: 4,

@@ -242,7 +242,7 @@ impl Brain {
                 && bool::from(
                     given
                         .as_bytes()
-                        .ct_eq(self.policy.approval_keyword.as_bytes()),
+                        .ct_eq(self.policy.approval_keyword.expose().as_bytes()),
                 )
         });
         let ctx = Ctx {

@@ -33,7 +33,7 @@ pub struct Llm {
     http: reqwest::Client,
     endpoint: Url,
     model: String,
-    api_key: String,
+    api_key: crate::config::Secret,
     max_history: usize,
     max_tool_rounds: usize,
     histories: Mutex<HashMap<String, (Instant, VecDeque<Value>)>>,
@@ -192,7 +192,7 @@ impl Llm {
         }
         let mut request = self.http.post(self.endpoint.clone()).json(&body);
         if !self.api_key.is_empty() {
-            request = request.bearer_auth(&self.api_key);
+            request = request.bearer_auth(self.api_key.expose());
         }
         let response = request.send().await.map_err(|e| {
             if e.is_timeout() {

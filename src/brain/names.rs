@@ -435,45 +435,14 @@ fn sound_key(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxmox::{Guest, GuestState, Node, NodeState, Storage};
+    use crate::proxmox::{Guest, Node, Storage};
 
     fn node(name: &str) -> Node {
-        Node {
-            name: name.into(),
-            status: NodeState::Online,
-            cpu: None,
-            maxcpu: None,
-            mem: None,
-            maxmem: None,
-            disk: None,
-            maxdisk: None,
-            uptime: None,
-        }
+        Node::example(name)
     }
 
     fn guest(vmid: u32, name: &str) -> Guest {
-        Guest {
-            vmid,
-            kind: GuestKind::Qemu,
-            node: "pve".into(),
-            name: name.into(),
-            status: GuestState::Running,
-            template: false,
-            cpu: None,
-            maxcpu: None,
-            mem: None,
-            maxmem: None,
-            disk: None,
-            maxdisk: None,
-            netin: None,
-            netout: None,
-            diskread: None,
-            diskwrite: None,
-            uptime: None,
-            tags: Vec::new(),
-            lock: None,
-            pool: None,
-        }
+        Guest::example(vmid, name, "pve")
     }
 
     fn directory() -> Directory {

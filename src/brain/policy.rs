@@ -252,31 +252,9 @@ impl ChannelPermissions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxmox::{GuestKind, GuestState};
 
     fn guest(vmid: u32, name: &str) -> Guest {
-        Guest {
-            vmid,
-            kind: GuestKind::Qemu,
-            node: "pve".into(),
-            name: name.into(),
-            status: GuestState::Running,
-            template: false,
-            cpu: None,
-            maxcpu: None,
-            mem: None,
-            maxmem: None,
-            disk: None,
-            maxdisk: None,
-            netin: None,
-            netout: None,
-            diskread: None,
-            diskwrite: None,
-            uptime: None,
-            tags: Vec::new(),
-            lock: None,
-            pool: None,
-        }
+        Guest::example(vmid, name, "pve")
     }
 
     fn request(channel: Channel, action: GuestAction, approved: bool) -> ActionRequest {

@@ -55,7 +55,7 @@ impl ApiState {
         let per_minute = NonZeroU32::new(config.rate_limit_per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
             services,
-            api_key: Arc::from(config.api_key.as_str()),
+            api_key: Arc::from(config.api_key.expose()),
             limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             max_body_bytes: config.max_body_bytes,
             mqtt: None,

@@ -729,7 +729,7 @@ pub fn server_config(naming: &Naming) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxmox::{GuestState, NodeState};
+    use crate::proxmox::NodeState;
     use serde_json::Value;
 
     fn naming() -> Naming {
@@ -742,12 +742,7 @@ mod tests {
 
     pub(crate) fn guest(vmid: u32, name: &str, node: &str, kind: GuestKind) -> Guest {
         Guest {
-            vmid,
             kind,
-            node: node.into(),
-            name: name.into(),
-            status: GuestState::Running,
-            template: false,
             cpu: Some(0.05),
             maxcpu: Some(4),
             mem: Some(1 << 30),
@@ -759,9 +754,7 @@ mod tests {
             diskread: Some(0),
             diskwrite: Some(0),
             uptime: Some(3600),
-            tags: vec![],
-            lock: None,
-            pool: None,
+            ..Guest::example(vmid, name, node)
         }
     }
 

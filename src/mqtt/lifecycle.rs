@@ -673,44 +673,32 @@ pub fn truncate(text: &str, max: usize) -> &str {
 mod tests {
     use super::*;
     use crate::brain::{Channel, Decision};
-    use crate::proxmox::{Guest, GuestAction, GuestKind, GuestState, Node, Storage};
+    use crate::proxmox::{Guest, GuestAction, Node, Storage};
 
     fn node(name: &str) -> Node {
         Node {
-            name: name.into(),
-            status: NodeState::Online,
             cpu: Some(0.1),
             maxcpu: Some(8),
             mem: Some(1 << 30),
             maxmem: Some(8 << 30),
-            disk: None,
-            maxdisk: None,
             uptime: Some(10_000),
+            ..Node::example(name)
         }
     }
 
     fn guest(vmid: u32, node: &str) -> Guest {
         Guest {
-            vmid,
-            kind: GuestKind::Qemu,
-            node: node.into(),
-            name: format!("vm{vmid}"),
-            status: GuestState::Running,
-            template: false,
             cpu: Some(0.02),
             maxcpu: Some(2),
             mem: Some(1 << 29),
             maxmem: Some(1 << 31),
             disk: Some(0),
-            maxdisk: None,
             netin: Some(0),
             netout: Some(0),
             diskread: Some(0),
             diskwrite: Some(0),
             uptime: Some(500),
-            tags: vec![],
-            lock: None,
-            pool: None,
+            ..Guest::example(vmid, &format!("vm{vmid}"), node)
         }
     }
 

@@ -153,6 +153,53 @@ impl Guest {
     }
 }
 
+#[cfg(test)]
+impl Node {
+    /// An online node without usage figures, for unit tests.
+    pub(crate) fn example(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            status: NodeState::Online,
+            cpu: None,
+            maxcpu: None,
+            mem: None,
+            maxmem: None,
+            disk: None,
+            maxdisk: None,
+            uptime: None,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Guest {
+    /// A running VM without usage figures, for unit tests; set fields with `..`.
+    pub(crate) fn example(vmid: u32, name: &str, node: &str) -> Self {
+        Self {
+            vmid,
+            kind: GuestKind::Qemu,
+            node: node.into(),
+            name: name.into(),
+            status: GuestState::Running,
+            template: false,
+            cpu: None,
+            maxcpu: None,
+            mem: None,
+            maxmem: None,
+            disk: None,
+            maxdisk: None,
+            netin: None,
+            netout: None,
+            diskread: None,
+            diskwrite: None,
+            uptime: None,
+            tags: Vec::new(),
+            lock: None,
+            pool: None,
+        }
+    }
+}
+
 /// Enough to address a guest in the API.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct GuestRef {
