@@ -327,6 +327,11 @@ impl Worker {
         base.set_no_timestamps(true);
         base.set_no_context(true);
         base.set_suppress_blank(true);
+        // No temperature fallback: a command is a few words, greedy decoding at temperature 0
+        // gets them, and a fallback would decode the whole window again (and again) when
+        // whisper is unsure, the moment the user is waiting. Repetition loops are bounded by
+        // max_tokens and collapsed afterwards.
+        base.set_temperature_inc(0.0);
         // Design: the abort callback is set once per worker and cloned into every decode.
         // whisper-rs 0.16 leaks the boxed closure of each `set_abort_callback_safe` call, and
         // reads it back as the closure's own type, which is only sound when that type is
