@@ -231,6 +231,7 @@ async fn through_the_brain_and_wyoming() {
     config.http.enabled = false;
     config.stt.enabled = false;
     config.tts.enabled = false;
+    config.wake.enabled = false;
     config.proxmox = fake.config();
 
     let brain = Brain::new(&config, Some(fake.client())).unwrap();
