@@ -119,6 +119,22 @@ impl Converter {
         self.format
     }
 
+    /// Adds an `audio-chunk`, which must be in the format `audio-start` announced.
+    ///
+    /// # Errors
+    /// A chunk in another format: the text for a `bad-audio-format` error event.
+    pub fn push_chunk(&mut self, chunk: &wyoming::audio::AudioChunk) -> Result<(), String> {
+        if chunk.format() != self.format {
+            return Err(format!(
+                "audio-chunk format {:?} differs from audio-start {:?}",
+                chunk.format(),
+                self.format
+            ));
+        }
+        self.push(&chunk.audio);
+        Ok(())
+    }
+
     /// Adds a chunk of PCM bytes in the stream's format.
     pub fn push(&mut self, pcm: &[u8]) {
         let frame_bytes = (self.format.width * self.format.channels) as usize;
@@ -242,6 +258,26 @@ mod tests {
             im += s * phase.sin();
         }
         (re * re + im * im).sqrt() / samples.len() as f32
+    }
+
+    #[test]
+    fn a_chunk_in_another_format_than_audio_start_is_refused() {
+        use wyoming::audio::AudioChunk;
+        let mut converter = Converter::new(AudioFormat::HA_MIC).unwrap();
+        let same = AudioChunk::new(AudioFormat::HA_MIC, vec![0u8; 320], None);
+        assert!(converter.push_chunk(&same).is_ok());
+        let stereo = AudioFormat {
+            channels: 2,
+            ..AudioFormat::HA_MIC
+        };
+        let other = AudioChunk::new(stereo, vec![0u8; 320], None);
+        let text = converter.push_chunk(&other).unwrap_err();
+        assert!(text.contains("differs from audio-start"), "{text}");
+        assert_eq!(
+            converter.samples().len(),
+            160,
+            "the odd chunk added nothing"
+        );
     }
 
     #[test]

@@ -173,15 +173,9 @@ impl SttFlow {
         let Some(converter) = self.converter.as_mut() else {
             return Vec::new();
         };
-        if chunk.format() != converter.format() {
-            let text = format!(
-                "audio-chunk format {:?} differs from audio-start {:?}",
-                chunk.format(),
-                converter.format()
-            );
+        if let Err(text) = converter.push_chunk(chunk) {
             return self.fail("bad-audio-format", text);
         }
-        converter.push(&chunk.audio);
         let max = self.service.config.max_audio_secs;
         if converter.seconds() > max as f32 {
             let text = format!("audio is longer than the limit of {max} s (stt.max_audio_secs)");

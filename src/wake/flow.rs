@@ -161,15 +161,9 @@ impl WakeFlow {
         let Some(converter) = self.converter.as_mut() else {
             return Vec::new();
         };
-        if chunk.format() != converter.format() {
-            let text = format!(
-                "audio-chunk format {:?} differs from audio-start {:?}",
-                chunk.format(),
-                converter.format()
-            );
+        if let Err(text) = converter.push_chunk(chunk) {
             return self.fail("bad-audio-format", text);
         }
-        converter.push(&chunk.audio);
         self.pending
             .extend(converter.drain().map(|sample| sample * INT16_SCALE));
         self.last_chunk_at = Some(std::time::Instant::now());
