@@ -176,33 +176,24 @@ impl Brain {
         let Some((inventory, _)) = self.proxmox.as_ref().and_then(Proxmox::cached_inventory) else {
             return Arc::new(Vec::new());
         };
-        if let Ok(cached) = self.vocabulary.lock() {
-            if let Some((inv, names)) = cached.as_ref() {
-                if Arc::ptr_eq(inv, &inventory) {
-                    return Arc::clone(names);
-                }
-            }
-        }
-        let mut names: Vec<String> = inventory.nodes.iter().map(|n| n.name.clone()).collect();
-        names.extend(
+        per_snapshot(&self.vocabulary, &inventory, |inventory| {
+            let mut seen = std::collections::HashSet::new();
             inventory
-                .guests
+                .nodes
                 .iter()
-                .filter(|g| !g.template)
-                .map(|g| g.name.clone()),
-        );
-        let mut storages: Vec<String> = inventory
-            .storages
-            .iter()
-            .map(|s| s.storage.clone())
-            .collect();
-        storages.dedup();
-        names.extend(storages);
-        let names = Arc::new(names);
-        if let Ok(mut cached) = self.vocabulary.lock() {
-            *cached = Some((inventory, Arc::clone(&names)));
-        }
-        names
+                .map(|n| &n.name)
+                .chain(
+                    inventory
+                        .guests
+                        .iter()
+                        .filter(|g| !g.template)
+                        .map(|g| &g.name),
+                )
+                .chain(inventory.storages.iter().map(|s| &s.storage))
+                .filter(|name| seen.insert(name.as_str()))
+                .cloned()
+                .collect()
+        })
     }
 
     /// The Proxmox client, if configured.
@@ -568,9 +559,9 @@ impl Brain {
             return refuse(None, format!("There's no guest with ID {}.", request.vmid));
         };
         let verb = policy::verb(request.action);
-        match policy::judge(&self.policy, request, guest) {
-            Verdict::Refuse(reason) => return refuse(Some(guest), reason),
-            Verdict::Confirm | Verdict::Allow => {}
+        let verdict = policy::judge(&self.policy, request, guest);
+        if let Verdict::Refuse(reason) = verdict {
+            return refuse(Some(guest), reason);
         }
         if let Some(reply) = already(guest, request.action) {
             return (
@@ -588,7 +579,7 @@ impl Brain {
                 ),
             );
         }
-        if policy::judge(&self.policy, request, guest) == Verdict::Confirm {
+        if verdict == Verdict::Confirm {
             let Some(conversation) = &request.conversation else {
                 return refuse(
                     Some(guest),
@@ -653,17 +644,7 @@ impl Brain {
         proxmox: &Proxmox,
     ) -> Result<(Arc<Inventory>, Arc<Directory>), ProxmoxError> {
         let inventory = proxmox.inventory().await?;
-        if let Ok(cached) = self.directory.lock() {
-            if let Some((inv, dir)) = cached.as_ref() {
-                if Arc::ptr_eq(inv, &inventory) {
-                    return Ok((inventory, Arc::clone(dir)));
-                }
-            }
-        }
-        let directory = Arc::new(Directory::new(&inventory));
-        if let Ok(mut cached) = self.directory.lock() {
-            *cached = Some((Arc::clone(&inventory), Arc::clone(&directory)));
-        }
+        let directory = per_snapshot(&self.directory, &inventory, Directory::new);
         Ok((inventory, directory))
     }
 
@@ -792,6 +773,26 @@ impl Brain {
 
 /// Something derived from one inventory snapshot, rebuilt when the snapshot changes.
 type PerSnapshot<T> = Mutex<Option<(Arc<Inventory>, Arc<T>)>>;
+
+/// What `slot` holds for `inventory`, built (and kept) when the slot holds an older snapshot's.
+fn per_snapshot<T>(
+    slot: &PerSnapshot<T>,
+    inventory: &Arc<Inventory>,
+    build: impl FnOnce(&Inventory) -> T,
+) -> Arc<T> {
+    if let Ok(cached) = slot.lock() {
+        if let Some((snapshot, value)) = cached.as_ref() {
+            if Arc::ptr_eq(snapshot, inventory) {
+                return Arc::clone(value);
+            }
+        }
+    }
+    let value = Arc::new(build(inventory));
+    if let Ok(mut cached) = slot.lock() {
+        *cached = Some((Arc::clone(inventory), Arc::clone(&value)));
+    }
+    value
+}
 
 /// Who is asking, in one command.
 #[derive(Debug, Clone)]
