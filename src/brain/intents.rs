@@ -3,14 +3,11 @@
 //! Recognition only finds the intent and the words in its slots; the brain resolves those
 //! words against the live inventory (see [`super::names`]) and answers.
 
-use serde::Serialize;
-
 use super::grammar::{Captures, Template, TemplateError};
 use crate::proxmox::{GuestAction, GuestKind, GuestState};
 
 /// What part of a node or guest a status question is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aspect {
     /// Everything worth saying.
     All,
@@ -28,6 +25,39 @@ pub enum Aspect {
     Disk,
     /// Running or not.
     Running,
+}
+
+impl Aspect {
+    /// Every aspect.
+    pub const ALL: [Self; 8] = [
+        Self::All,
+        Self::Cpu,
+        Self::Memory,
+        Self::Uptime,
+        Self::Load,
+        Self::Updates,
+        Self::Disk,
+        Self::Running,
+    ];
+
+    /// Its name in slots and LLM tool arguments: `cpu`, `memory`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Cpu => "cpu",
+            Self::Memory => "memory",
+            Self::Uptime => "uptime",
+            Self::Load => "load",
+            Self::Updates => "updates",
+            Self::Disk => "disk",
+            Self::Running => "running",
+        }
+    }
+
+    /// The aspect with this name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
 }
 
 /// A recognized intent, slots still as spoken words.
@@ -107,11 +137,7 @@ impl Intent {
             Self::Status { target, aspect } => {
                 slots.push(("target", target.join(" ")));
                 if *aspect != Aspect::All {
-                    let aspect = serde_json::to_value(aspect)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    slots.push(("aspect", aspect));
+                    slots.push(("aspect", aspect.as_str().to_owned()));
                 }
             }
             Self::ListGuests { state, kind, node } => {

@@ -252,7 +252,7 @@ fn tool_specs() -> Value {
             "description": "Status of one node, VM, container or storage.",
             "parameters": {"type": "object", "properties": {
                 "target": {"type": "string", "description": "Name or VMID"},
-                "aspect": {"type": "string", "enum": ["all", "cpu", "memory", "uptime", "load", "updates", "disk", "running"]}},
+                "aspect": {"type": "string", "enum": Aspect::ALL.map(Aspect::as_str)}},
                 "required": ["target"]}}},
         {"type": "function", "function": {
             "name": "list_guests",
@@ -283,16 +283,11 @@ fn tool_intent(name: &str, args: &Value) -> Option<Intent> {
         "cluster_overview" => Intent::ClusterOverview,
         "status" => Intent::Status {
             target: text("target").filter(|t| !t.is_empty())?,
-            aspect: match args.get("aspect").and_then(Value::as_str).unwrap_or("all") {
-                "cpu" => Aspect::Cpu,
-                "memory" => Aspect::Memory,
-                "uptime" => Aspect::Uptime,
-                "load" => Aspect::Load,
-                "updates" => Aspect::Updates,
-                "disk" => Aspect::Disk,
-                "running" => Aspect::Running,
-                _ => Aspect::All,
-            },
+            aspect: args
+                .get("aspect")
+                .and_then(Value::as_str)
+                .and_then(Aspect::from_name)
+                .unwrap_or(Aspect::All),
         },
         "list_guests" => Intent::ListGuests {
             state: match args.get("state").and_then(Value::as_str) {

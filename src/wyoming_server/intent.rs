@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::task::JoinHandle;
 use tracing::warn;
 use wyoming::Event;
@@ -94,7 +94,7 @@ impl IntentFlow {
             None => vec![
                 NotRecognized {
                     text: Some("Sorry, I didn't understand that.".into()),
-                    context: request.context.clone().or_else(|| Some(Map::new())),
+                    context: request.context.clone(),
                 }
                 .into(),
             ],
