@@ -379,7 +379,7 @@ async fn sentences_come_from_the_cache_which_survives_restarts_and_detects_corru
     let key = CacheKey {
         voice: "en_US-joe-medium",
         speaker: None,
-        scales: [None; 3],
+        scales: [1.0, 0.667, 0.8],
         text: sentence,
     };
 
@@ -426,4 +426,71 @@ async fn sentences_come_from_the_cache_which_survives_restarts_and_detects_corru
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     app.shutdown.cancel();
+}
+
+/// The default voice, loaded directly (ONNX Runtime from the models directory).
+fn joe() -> jarvis::tts::voices::VoiceInfo {
+    let dir = models_dir();
+    let config = jarvis::config::Config::default();
+    jarvis::onnx::init_runtime(&dir.join(&config.tts.onnxruntime)).unwrap();
+    jarvis::tts::voices::read_voice(&dir.join("piper/en_US-joe-medium.onnx")).unwrap()
+}
+
+fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[tokio::test]
+async fn a_sentence_decoded_in_pieces_is_the_audio_of_the_whole_model() {
+    use jarvis::tts::engine::{Delivery, FIRST_PIECE, Scales, Voice};
+    let _turn = one_at_a_time().await;
+    let info = joe();
+    let mut cut = Voice::load(&info).unwrap();
+    assert!(cut.pad().is_some(), "the voice is decoded in pieces");
+    let mut whole = Voice::load_whole(&info).unwrap();
+    assert_eq!(whole.pad(), None);
+    // No noise: the same input gives the same audio every time.
+    let scales = Scales {
+        noise: 0.0,
+        length: 1.0,
+        noise_w: 0.0,
+    };
+    let sentence = "Rebooting media-server on node pve now, it should be back in about a minute.";
+    let speak = |voice: &mut Voice, delivery| {
+        let mut pieces: Vec<Vec<f32>> = Vec::new();
+        voice
+            .speak(sentence, None, scales, delivery, &mut |audio| {
+                pieces.push(audio.to_vec());
+                true
+            })
+            .unwrap();
+        pieces
+    };
+    let pieces = speak(&mut cut, Delivery::Pieces);
+    let in_one = speak(&mut cut, Delivery::Whole);
+    let reference = speak(&mut whole, Delivery::Pieces);
+    assert_eq!(in_one.len(), 1);
+    assert_eq!(reference.len(), 1, "the whole model gives one piece");
+    assert!(pieces.len() >= 2, "{} pieces", pieces.len());
+    // 256 samples per latent frame for a medium voice.
+    assert_eq!(pieces[0].len(), FIRST_PIECE * 256);
+    let joined = pieces.concat();
+    assert!(joined.len() > 22_050 * 3, "{} samples", joined.len());
+    // The cut model computes what the whole model computes.
+    let cut_vs_model = largest_difference(&in_one[0], &reference[0]);
+    assert!(cut_vs_model < 1e-4, "cut model differs by {cut_vs_model}");
+    // Pieces join without seams: under 7 steps of 16-bit audio anywhere.
+    let seams = largest_difference(&joined, &in_one[0]);
+    eprintln!("pad {:?}, {} pieces, cut vs model {cut_vs_model}, seams {seams}", cut.pad(), pieces.len());
+    assert!(seams <= 2e-4, "pieces differ by {seams}");
+
+    // A listener that leaves after the first piece stops the decoding.
+    let mut calls = 0;
+    cut.speak(sentence, None, scales, Delivery::Pieces, &mut |_| {
+        calls += 1;
+        false
+    })
+    .unwrap();
+    assert_eq!(calls, 1);
 }

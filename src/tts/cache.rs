@@ -20,6 +20,9 @@ use tracing::{debug, warn};
 const MAGIC: &[u8; 4] = b"JTC1";
 const HEADER: usize = 4 + 4 + 4 + 32;
 const SUFFIX: &str = "pcm";
+/// Changes when the same key would give other audio (Jarvis's own phoneme ids since 0.1: BOS,
+/// PAD first, as piper-phonemize).
+const KEY_VERSION: &[u8] = b"2\0";
 
 /// What shapes a sentence's audio.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +31,8 @@ pub struct CacheKey<'a> {
     pub voice: &'a str,
     /// Speaker id.
     pub speaker: Option<i64>,
-    /// Synthesis scales (length, noise, noise_w), as configured.
-    pub scales: [Option<f32>; 3],
+    /// Synthesis scales used (length, noise, noise_w).
+    pub scales: [f32; 3],
     /// The sentence.
     pub text: &'a str,
 }
@@ -37,6 +40,7 @@ pub struct CacheKey<'a> {
 impl CacheKey<'_> {
     fn digest(&self) -> String {
         let mut hasher = Sha256::new();
+        hasher.update(KEY_VERSION);
         hasher.update(self.voice.as_bytes());
         hasher.update([0]);
         hasher.update(format!("{:?}|{:?}", self.speaker, self.scales).as_bytes());
@@ -244,7 +248,7 @@ mod tests {
         CacheKey {
             voice: "v",
             speaker: None,
-            scales: [None; 3],
+            scales: [1.0, 0.667, 0.8],
             text,
         }
     }

@@ -7,22 +7,35 @@
 //!   group; the compatibility `synthesize` inside the stream is ignored; after the last audio
 //!   comes `synthesize-stopped` (HA waits forever without it).
 //!
-//! Synthesis runs on blocking threads, one sentence at a time per connection. When the client
-//! goes away the flow is dropped: the sentence in progress finishes on its thread and is
-//! discarded, and nothing after it is synthesized.
+//! Synthesis runs on blocking threads, one sentence at a time per connection. A sentence's audio
+//! comes in pieces while it is decoded (see [`super::engine`]) when the listener is waiting for
+//! it, that is when less than [`URGENT_BELOW`] of audio already sent is still to play; otherwise
+//! it comes whole, which costs less. When the client goes away the flow is dropped: the piece in
+//! progress finishes on its thread and is discarded, and nothing after it is synthesized.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::task::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
 use tracing::{debug, info};
 use wyoming::Event;
 use wyoming::audio::{AudioChunk, AudioFormat, AudioStart, AudioStop};
 use wyoming::misc::Error as ErrorEvent;
 use wyoming::tts::{Synthesize, SynthesizeStart, SynthesizeStopped};
 
+use super::engine::Delivery;
 use super::text::{SentenceSplitter, clean, sentences, ssml_to_text};
 use super::{Selection, TtsError, TtsService};
+
+/// A sentence is decoded in pieces when less audio than this is left to play.
+pub const URGENT_BELOW: Duration = Duration::from_millis(500);
+/// Pieces in flight from the synthesis thread (a sentence has a few).
+const PIECES_IN_FLIGHT: usize = 4;
+
+/// The sentence being synthesized: its pieces of audio, then the end of the channel.
+type Pending = mpsc::Receiver<Result<Vec<i16>, TtsError>>;
 
 /// Which protocol the exchange follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +60,13 @@ pub struct TtsFlow {
     /// (Single mode) `audio-start` was sent.
     audio_started: bool,
     done: bool,
-    pending: Option<JoinHandle<Result<Vec<i16>, TtsError>>>,
+    pending: Option<Pending>,
+    /// Samples of the sentence in progress not yet sent (less than one chunk).
+    leftover: Vec<i16>,
+    /// When the audio sent so far will have played, had the client started it at once.
+    played_by: Option<Instant>,
     /// When the request arrived, for the log.
-    started: std::time::Instant,
+    started: Instant,
 }
 
 impl std::fmt::Debug for TtsFlow {
@@ -59,16 +76,6 @@ impl std::fmt::Debug for TtsFlow {
             .field("queued", &self.queue.len())
             .field("done", &self.done)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for TtsFlow {
-    fn drop(&mut self) {
-        // The sentence in progress cannot be interrupted inside ONNX Runtime; its result is
-        // simply never read. Nothing else is started.
-        if let Some(pending) = self.pending.take() {
-            pending.abort();
-        }
     }
 }
 
@@ -91,7 +98,9 @@ impl TtsFlow {
             audio_started: false,
             done: false,
             pending: None,
-            started: std::time::Instant::now(),
+            leftover: Vec::new(),
+            played_by: None,
+            started: Instant::now(),
         }
     }
 
@@ -235,11 +244,11 @@ impl TtsFlow {
         }
     }
 
-    /// Synthesizes the next sentence and returns its audio events. Pending forever when there
-    /// is nothing to synthesize.
+    /// Synthesizes the next sentence and returns its audio events as they come. Pending
+    /// forever when there is nothing to synthesize.
     ///
     /// # Cancel safety
-    /// Cancel safe: the synthesis keeps running and the next call waits for it again.
+    /// Cancel safe: the synthesis keeps running and the next call takes up its audio.
     pub async fn next_output(&mut self) -> Vec<Event> {
         if self.done {
             return std::future::pending().await;
@@ -248,41 +257,82 @@ impl TtsFlow {
             let Some(sentence) = self.queue.pop_front() else {
                 return std::future::pending().await;
             };
-            let service = Arc::clone(&self.service);
-            let selection = self.selection.clone();
-            debug!(%sentence, "synthesizing");
-            self.pending = Some(tokio::task::spawn_blocking(move || {
-                service.synthesize_blocking(&selection, &clean(&sentence))
-            }));
+            self.pending = Some(self.start(&sentence));
         }
         let Some(pending) = self.pending.as_mut() else {
             return Vec::new();
         };
-        let result = match pending.await {
-            Ok(result) => result,
-            Err(err) => Err(TtsError::Synthesis(format!("synthesis task failed: {err}"))),
-        };
-        self.pending = None;
-        match result {
-            Ok(pcm) => self.audio_events(&pcm),
-            Err(err) => self.fail(&err),
+        match pending.recv().await {
+            Some(Ok(pcm)) => self.audio_events(&pcm),
+            Some(Err(err)) => self.fail(&err),
+            None => {
+                self.pending = None;
+                self.sentence_end()
+            }
         }
     }
 
+    /// Starts synthesizing a sentence on a blocking thread. When the receiver is dropped, the
+    /// thread stops after the piece in progress.
+    fn start(&self, sentence: &str) -> Pending {
+        let service = Arc::clone(&self.service);
+        let selection = self.selection.clone();
+        let now = Instant::now();
+        let delivery = match self.played_by {
+            Some(end) if end.saturating_duration_since(now) >= URGENT_BELOW => Delivery::Whole,
+            _ => Delivery::Pieces,
+        };
+        debug!(%sentence, ?delivery, "synthesizing");
+        let text = clean(sentence);
+        let (pieces, pending) = mpsc::channel(PIECES_IN_FLIGHT);
+        tokio::task::spawn_blocking(move || {
+            let result = service.synthesize_pieces(&selection, &text, delivery, &mut |pcm| {
+                pieces.blocking_send(Ok(pcm.to_vec())).is_ok()
+            });
+            if let Err(err) = result {
+                let _ = pieces.blocking_send(Err(err));
+            }
+        });
+        pending
+    }
+
+    /// Audio events for a piece of the sentence in progress: whole chunks now, the rest with
+    /// the next piece or at the sentence's end.
     fn audio_events(&mut self, pcm: &[i16]) -> Vec<Event> {
         let format = self.format();
         let mut events = Vec::new();
-        if self.mode == Mode::Stream || !self.audio_started {
+        if !self.audio_started {
             events.push(AudioStart::new(format, None).into());
             self.audio_started = true;
         }
-        let per_chunk = self.service.config().samples_per_chunk;
-        for samples in pcm.chunks(per_chunk) {
-            let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-            events.push(AudioChunk::new(format, bytes, None).into());
+        let now = Instant::now();
+        let duration = Duration::from_secs_f64(pcm.len() as f64 / f64::from(format.rate.max(1)));
+        self.played_by = Some(self.played_by.map_or(now, |end| end.max(now)) + duration);
+        let per_chunk = self.service.config().samples_per_chunk.max(1);
+        self.leftover.extend_from_slice(pcm);
+        let whole = self.leftover.len() / per_chunk * per_chunk;
+        for samples in self.leftover[..whole].chunks(per_chunk) {
+            events.push(chunk_event(format, samples));
+        }
+        self.leftover.drain(..whole);
+        events
+    }
+
+    /// The sentence is complete: the last partial chunk, `audio-stop` for a streamed sentence,
+    /// and the closing events when it was the last.
+    fn sentence_end(&mut self) -> Vec<Event> {
+        let format = self.format();
+        let mut events = Vec::new();
+        if !self.leftover.is_empty() {
+            events.push(chunk_event(format, &self.leftover));
+            self.leftover.clear();
         }
         if self.mode == Mode::Stream {
-            events.push(AudioStop { timestamp: None }.into());
+            if self.audio_started {
+                events.push(AudioStop { timestamp: None }.into());
+            }
+            // Each streamed sentence is its own audio group.
+            self.audio_started = false;
         }
         if self.queue.is_empty() && self.all_text {
             info!(
@@ -302,4 +352,9 @@ impl TtsFlow {
         self.pending = None;
         vec![ErrorEvent::new(err.code(), err.to_string()).into()]
     }
+}
+
+fn chunk_event(format: AudioFormat, samples: &[i16]) -> Event {
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    AudioChunk::new(format, bytes, None).into()
 }

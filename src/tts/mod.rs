@@ -5,7 +5,9 @@
 //! - [`flow`]: one `synthesize` or `synthesize-start` exchange on a Wyoming connection.
 
 pub mod cache;
+pub mod engine;
 pub mod flow;
+mod split;
 pub mod text;
 pub mod voices;
 
@@ -13,12 +15,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use piper_rs::Piper;
 use tracing::{info, warn};
 use wyoming::info::{Attribution, TtsProgram, TtsVoice, TtsVoiceSpeaker};
 use wyoming::tts::SynthesizeVoice;
 
 use crate::config::{Config, TtsConfig, UnknownVoice};
+use engine::{Delivery, Voice};
 use voices::VoiceInfo;
 
 /// Everything that can go wrong in text-to-speech.
@@ -115,7 +117,7 @@ impl std::fmt::Debug for TtsService {
 /// Loaded voices, most recently used last.
 #[derive(Default)]
 struct Loaded {
-    voices: HashMap<String, Arc<Mutex<Piper>>>,
+    voices: HashMap<String, Arc<Mutex<Voice>>>,
     order: Vec<String>,
 }
 
@@ -173,7 +175,7 @@ impl TtsService {
             config: tts.clone(),
         };
         // Load the default voice now, so the first request does not pay for it.
-        service.piper(&service.default)?;
+        service.voice(&service.default)?;
         Ok(service)
     }
 
@@ -262,7 +264,7 @@ impl TtsService {
 
     /// The loaded model of a voice, loading it (and unloading the least recently used one beyond
     /// `tts.max_loaded_voices`) if needed.
-    fn piper(&self, voice: &VoiceInfo) -> Result<Arc<Mutex<Piper>>, TtsError> {
+    fn voice(&self, voice: &VoiceInfo) -> Result<Arc<Mutex<Voice>>, TtsError> {
         let mut loaded = self
             .loaded
             .lock()
@@ -273,12 +275,12 @@ impl TtsService {
             return Ok(piper);
         }
         let started = std::time::Instant::now();
-        let piper = load_piper(voice).map_err(|cause| TtsError::VoiceLoad {
+        let loaded_voice = Voice::load(voice).map_err(|cause| TtsError::VoiceLoad {
             name: voice.name.clone(),
             cause,
         })?;
         info!(voice = %voice.name, took = ?started.elapsed(), "Piper voice loaded");
-        let piper = Arc::new(Mutex::new(piper));
+        let piper = Arc::new(Mutex::new(loaded_voice));
         loaded.voices.insert(voice.name.clone(), Arc::clone(&piper));
         loaded.order.push(voice.name.clone());
         while loaded.order.len() > self.config.max_loaded_voices.max(1) {
@@ -299,45 +301,62 @@ impl TtsService {
         selection: &Selection,
         text: &str,
     ) -> Result<Vec<i16>, TtsError> {
+        let mut pcm = Vec::new();
+        self.synthesize_pieces(selection, text, Delivery::Whole, &mut |piece| {
+            pcm.extend_from_slice(piece);
+            true
+        })?;
+        Ok(pcm)
+    }
+
+    /// Synthesizes one sentence, handing its 16-bit PCM to `sink` piece by piece as it is
+    /// decoded (with [`Delivery::Pieces`]; one piece from the cache or with
+    /// [`Delivery::Whole`]). `sink` returns `false` to stop: nothing more is computed and
+    /// nothing is cached. Blocking: call it from a blocking thread.
+    ///
+    /// # Errors
+    /// Voice loading or synthesis failures.
+    pub fn synthesize_pieces(
+        &self,
+        selection: &Selection,
+        text: &str,
+        delivery: Delivery,
+        sink: &mut dyn FnMut(&[i16]) -> bool,
+    ) -> Result<(), TtsError> {
+        let own = selection.voice.scales;
+        let scales = engine::Scales {
+            noise: self.config.noise_scale.unwrap_or(own.noise),
+            length: self.config.length_scale.unwrap_or(own.length),
+            noise_w: self.config.noise_w.unwrap_or(own.noise_w),
+        };
         let key = cache::CacheKey {
             voice: &selection.voice.name,
             speaker: selection.speaker,
-            scales: [
-                self.config.length_scale,
-                self.config.noise_scale,
-                self.config.noise_w,
-            ],
+            scales: [scales.length, scales.noise, scales.noise_w],
             text,
         };
         if let Some((_, samples)) = self.cache.as_ref().and_then(|cache| cache.get(&key)) {
-            return Ok(samples);
+            sink(&samples);
+            return Ok(());
         }
-        let samples = self.synthesize_uncached(selection, text)?;
-        if let Some(cache) = &self.cache {
-            cache.put(&key, selection.voice.sample_rate, &samples);
-        }
-        Ok(samples)
-    }
-
-    fn synthesize_uncached(&self, selection: &Selection, text: &str) -> Result<Vec<i16>, TtsError> {
-        let piper = self.piper(&selection.voice)?;
-        let mut piper = piper
+        let voice = self.voice(&selection.voice)?;
+        let mut voice = voice
             .lock()
             .map_err(|_| TtsError::Synthesis("voice lock poisoned".into()))?;
-        let (samples, _rate) = piper
-            .create(
-                text,
-                false,
-                selection.speaker,
-                self.config.length_scale,
-                self.config.noise_scale,
-                self.config.noise_w,
-            )
-            .map_err(|err| TtsError::Synthesis(err.to_string()))?;
-        Ok(samples
-            .iter()
-            .map(|s| (s.clamp(-1.0, 1.0) * 32_767.0) as i16)
-            .collect())
+        let mut all = Vec::new();
+        let mut complete = true;
+        voice
+            .speak(text, selection.speaker, scales, delivery, &mut |audio| {
+                let start = all.len();
+                all.extend(audio.iter().map(|s| (s.clamp(-1.0, 1.0) * 32_767.0) as i16));
+                complete = sink(&all[start..]);
+                complete
+            })
+            .map_err(TtsError::Synthesis)?;
+        if let (true, Some(cache)) = (complete, &self.cache) {
+            cache.put(&key, selection.voice.sample_rate, &all);
+        }
+        Ok(())
     }
 
     /// The `tts` program for `info`: every voice on disk.
@@ -371,26 +390,6 @@ impl TtsService {
             supports_synthesize_streaming: self.config.streaming,
         }
     }
-}
-
-/// Loads a voice with a session tuned for latency: every graph optimisation, and intra-op threads
-/// for all cores (piper-rs's own loader leaves both at ONNX Runtime's defaults).
-fn load_piper(voice: &VoiceInfo) -> Result<Piper, String> {
-    use ort::session::Session;
-    use ort::session::builder::GraphOptimizationLevel;
-    let file = std::fs::File::open(&voice.config).map_err(|err| err.to_string())?;
-    let config: piper_rs::ModelConfig = serde_json::from_reader(std::io::BufReader::new(file))
-        .map_err(|err| format!("{}: {err}", voice.config.display()))?;
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let session = Session::builder()
-        .map_err(|err| err.to_string())?
-        .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(|err| err.to_string())?
-        .with_intra_threads(threads)
-        .map_err(|err| err.to_string())?
-        .commit_from_file(&voice.model)
-        .map_err(|err| format!("{}: {err}", voice.model.display()))?;
-    Ok(Piper::from_session(session, config))
 }
 
 /// `en_US` matches `en_US`, `en-us` and `en`.

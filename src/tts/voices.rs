@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::engine::Scales;
+
 /// One voice found on disk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VoiceInfo {
@@ -22,6 +24,8 @@ pub struct VoiceInfo {
     pub speakers: BTreeMap<i64, String>,
     /// Dataset and quality, for people.
     pub description: String,
+    /// The voice's own scales (what `tts.length_scale` and the others override).
+    pub scales: Scales,
 }
 
 #[derive(Deserialize)]
@@ -34,6 +38,29 @@ struct VoiceJson {
     speaker_id_map: BTreeMap<String, i64>,
     #[serde(default)]
     dataset: Option<String>,
+    #[serde(default)]
+    inference: Option<InferenceJson>,
+}
+
+/// Piper's defaults when a voice's configuration has no `inference` section.
+#[derive(Deserialize)]
+struct InferenceJson {
+    #[serde(default = "default_noise_scale")]
+    noise_scale: f32,
+    #[serde(default = "default_length_scale")]
+    length_scale: f32,
+    #[serde(default = "default_noise_w")]
+    noise_w: f32,
+}
+
+fn default_noise_scale() -> f32 {
+    0.667
+}
+fn default_length_scale() -> f32 {
+    1.0
+}
+fn default_noise_w() -> f32 {
+    0.8
 }
 
 #[derive(Deserialize)]
@@ -92,6 +119,18 @@ pub fn read_voice(model: &Path) -> Result<VoiceInfo, String> {
             .map(|(name, id)| (id, name))
             .collect(),
         description,
+        scales: json.inference.map_or(
+            Scales {
+                noise: default_noise_scale(),
+                length: default_length_scale(),
+                noise_w: default_noise_w(),
+            },
+            |own| Scales {
+                noise: own.noise_scale,
+                length: own.length_scale,
+                noise_w: own.noise_w,
+            },
+        ),
     })
 }
 

@@ -12,7 +12,6 @@ pub(crate) mod engine;
 pub mod flow;
 pub mod models;
 pub(crate) mod pipeline;
-mod protobuf;
 pub(crate) mod streaming;
 
 use std::path::{Path, PathBuf};

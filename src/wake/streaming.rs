@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use super::protobuf::{self, Field, Writer};
+use crate::onnx::protobuf::{self, Field, Writer};
 
 // ONNX protobuf field numbers (onnx/onnx.proto).
 const MODEL_GRAPH: u32 = 7;

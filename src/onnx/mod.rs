@@ -5,6 +5,8 @@
 //! It is loaded once per process, from `tts.onnxruntime`, by whichever service starts first; the
 //! other finds it loaded. Every session of every service then runs on that one library.
 
+pub(crate) mod protobuf;
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,9 +1,9 @@
 //! Just enough of the protobuf wire format to read an ONNX model and write a changed copy.
 //!
-//! An ONNX file is one protobuf message (`ModelProto`). The streaming rewrite in
-//! [`super::streaming`] reads the embedding model's nodes and initializers and writes a new graph
-//! around them. Fields are kept as raw wire bytes, so everything that is not changed is copied
-//! exactly, including fields this module knows nothing about.
+//! An ONNX file is one protobuf message (`ModelProto`). The wake word's streaming rewrite
+//! (`wake::streaming`) and the Piper decoder split (`tts::split`) read a model's nodes and
+//! initializers and write new graphs from them. Fields are kept as raw wire bytes, so everything
+//! that is not changed is copied exactly, including fields this module knows nothing about.
 
 /// One field as it was on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
