@@ -19,6 +19,7 @@ use common::{models_dir, peak_rss_mb, serve_binary};
 use std::time::{Duration, Instant};
 
 use jarvis::config::Config;
+use jarvis::tts::engine::{Delivery, Scales, Voice};
 use wyoming::tts::Synthesize;
 use wyoming::{Client, Event};
 
@@ -75,7 +76,71 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
+/// One sentence straight through the engine, no Wyoming: (first audio, all audio, seconds).
+fn speak(voice: &mut Voice, text: &str, delivery: Delivery) -> (Duration, Duration, f32) {
+    let started = Instant::now();
+    let mut first = None;
+    let mut samples = 0;
+    let scales = Scales {
+        noise: 0.667,
+        length: 1.0,
+        noise_w: 0.8,
+    };
+    voice
+        .speak(text, None, scales, delivery, &mut |audio| {
+            first.get_or_insert_with(|| started.elapsed());
+            samples += audio.len();
+            true
+        })
+        .unwrap();
+    (first.unwrap(), started.elapsed(), samples as f32 / 22_050.0)
+}
+
+/// The voice run as Piper runs it (one model) against the cut voice, whole and in pieces.
+/// The three take turns, so a busy moment on the machine falls on all of them.
+fn engine() {
+    let dir = models_dir();
+    jarvis::onnx::init_runtime(&dir.join(&Config::default().tts.onnxruntime)).unwrap();
+    let info = jarvis::tts::voices::read_voice(&dir.join("piper/en_US-joe-medium.onnx")).unwrap();
+    let mut model = Voice::load_whole(&info).unwrap();
+    let mut cut = Voice::load(&info).unwrap();
+    println!(
+        "-- one sentence through the engine (no Wyoming), median of {ENGINE_RUNS}; cut voice decoded with {:?} frames of context",
+        cut.pad()
+    );
+    for text in [
+        "Node pve is online.",
+        "Node pve is online and healthy.",
+        "Rebooting media-server on node pve now, it should be back in about a minute.",
+    ] {
+        let mut runs: [Vec<(Duration, Duration, f32)>; 3] = Default::default();
+        for _ in 0..ENGINE_RUNS {
+            runs[0].push(speak(&mut model, text, Delivery::Whole));
+            runs[1].push(speak(&mut cut, text, Delivery::Whole));
+            runs[2].push(speak(&mut cut, text, Delivery::Pieces));
+        }
+        println!("{text:?}");
+        for (name, runs) in ["whole model", "cut, whole", "cut, pieces"]
+            .iter()
+            .zip(runs)
+        {
+            let audio = runs[0].2;
+            let first = median(runs.iter().map(|r| r.0).collect());
+            let total = median(runs.iter().map(|r| r.1).collect());
+            println!(
+                "  {name:<12} first audio {:>6.1} ms  all {:>6.1} ms  audio {audio:>5.2} s  RTF {:.3}",
+                first.as_secs_f64() * 1000.0,
+                total.as_secs_f64() * 1000.0,
+                total.as_secs_f32() / audio
+            );
+        }
+    }
+}
+
+const ENGINE_RUNS: usize = 15;
+
 fn main() {
+    engine();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -438,7 +438,10 @@ fn joe() -> jarvis::tts::voices::VoiceInfo {
 
 fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[tokio::test]
@@ -482,7 +485,11 @@ async fn a_sentence_decoded_in_pieces_is_the_audio_of_the_whole_model() {
     assert!(cut_vs_model < 1e-4, "cut model differs by {cut_vs_model}");
     // Pieces join without seams: under 7 steps of 16-bit audio anywhere.
     let seams = largest_difference(&joined, &in_one[0]);
-    eprintln!("pad {:?}, {} pieces, cut vs model {cut_vs_model}, seams {seams}", cut.pad(), pieces.len());
+    eprintln!(
+        "pad {:?}, {} pieces, cut vs model {cut_vs_model}, seams {seams}",
+        cut.pad(),
+        pieces.len()
+    );
     assert!(seams <= 2e-4, "pieces differ by {seams}");
 
     // A listener that leaves after the first piece stops the decoding.

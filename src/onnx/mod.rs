@@ -10,6 +10,7 @@ pub(crate) mod protobuf;
 use std::path::Path;
 use std::time::Duration;
 
+use ort::environment::GlobalThreadPoolOptions;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 
@@ -32,9 +33,15 @@ pub fn init_runtime(path: &Path) -> Result<(), String> {
             std::thread::Builder::new()
                 .name("ort-load".into())
                 .spawn(move || {
-                    let loaded = ort::init_from(&owned).map(|builder| {
-                        builder.with_name("jarvis").commit();
-                    });
+                    let loaded = ort::init_from(&owned)
+                        .and_then(|builder| {
+                            let pool =
+                                GlobalThreadPoolOptions::default().with_intra_threads(cores())?;
+                            Ok(builder.with_name("jarvis").with_global_thread_pool(pool))
+                        })
+                        .map(|builder| {
+                            builder.commit();
+                        });
                     let _ = done.send(loaded.map_err(|err| err.to_string()));
                 })
                 .map_err(|err| format!("cannot start the loader thread: {err}"))?;
@@ -62,9 +69,30 @@ fn check_library(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A session for a small model that runs many times a second on one stream: one thread (the
-/// models are far too small to gain from more, and many streams run side by side on their own
-/// workers), every graph optimisation. Call [`init_runtime`] first.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// A session for a large model that runs now and then and should finish fast (a Piper voice):
+/// every graph optimisation, on the process's one pool of a thread per core. Sessions share
+/// that pool, so one session's idle threads never spin against another's work (a voice runs
+/// as two sessions, one after the other). Loaded from a file: ONNX Runtime keeps less memory
+/// for it than for a model given in memory. Call [`init_runtime`] first.
+///
+/// # Errors
+/// ONNX Runtime's message.
+pub fn pooled_session(model: &Path) -> Result<Session, String> {
+    Session::builder()
+        .map_err(|err| err.to_string())?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|err| err.to_string())?
+        .commit_from_file(model)
+        .map_err(|err| err.to_string())
+}
+
+/// A session for a small model that runs many times a second on one stream: one thread of its
+/// own (the models are far too small to gain from more, and many streams run side by side on
+/// their own workers), every graph optimisation. Call [`init_runtime`] first.
 ///
 /// # Errors
 /// ONNX Runtime's message.
@@ -72,6 +100,8 @@ pub fn single_thread_session(model: &[u8]) -> Result<Session, String> {
     Session::builder()
         .map_err(|err| err.to_string())?
         .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|err| err.to_string())?
+        .with_independent_thread_pool()
         .map_err(|err| err.to_string())?
         .with_intra_threads(1)
         .map_err(|err| err.to_string())?

@@ -189,6 +189,14 @@ impl Writer {
         self
     }
 
+    /// The key and length of a length-delimited field whose `len` bytes the caller writes next
+    /// (to write a large message without copying it).
+    pub(crate) fn length_prefix(&mut self, number: u32, len: usize) -> &mut Self {
+        self.key(number, 2);
+        put_varint(&mut self.buf, len as u64);
+        self
+    }
+
     /// A string field.
     pub(crate) fn string(&mut self, number: u32, text: &str) -> &mut Self {
         self.bytes(number, text.as_bytes())

@@ -13,7 +13,6 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
 
-use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 use tracing::{info, warn};
@@ -29,14 +28,19 @@ pub const FIRST_PIECE: usize = 12;
 /// played, while a typical sentence needs only two pieces (each boundary costs `2 × pad` frames
 /// of extra decoding).
 const GROWTH: usize = 16;
+/// The most frames decoded at once (5.9 s of audio at 22.05 kHz): a very long sentence is
+/// decoded in pieces even when it is not urgent, so the decoder's memory does not grow with it.
+pub const MAX_PIECE: usize = 512;
 /// Context frames tried on either side of a piece, smallest first.
 const PADS: [usize; 4] = [8, 12, 16, 24];
 /// How far a piece's samples may be from the whole decode's: 2e-4 is under 7 steps of 16-bit
 /// audio (-74 dB), far below hearing.
 const TOLERANCE: f32 = 2e-4;
-/// The sentence the pieces are checked on when a voice loads (long enough for two boundaries).
-const CHECK_TEXT: &str = "All systems are running normally, and the nightly backup of every \
-                          guest finished without errors.";
+/// The sentence the pieces are checked on when a voice loads: about as long as a typical reply's,
+/// so the check does not make ONNX Runtime keep more memory than replies do.
+const CHECK_TEXT: &str = "All systems are running normally, and the backup finished.";
+/// The pieces of the check: boundaries close together, one of them near the start.
+const CHECK_PIECES: [usize; 3] = [FIRST_PIECE, 3 * FIRST_PIECE, 7 * FIRST_PIECE];
 
 /// Piper's symbols: beginning and end of the utterance, and the pad after every phoneme.
 const BOS: char = '^';
@@ -93,17 +97,27 @@ impl std::fmt::Debug for Voice {
     }
 }
 
-/// A session tuned for latency: every graph optimisation, intra-op threads for all cores.
-fn session(model: &[u8]) -> Result<Session, String> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    Session::builder()
-        .map_err(|err| err.to_string())?
-        .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(|err| err.to_string())?
-        .with_intra_threads(threads)
-        .map_err(|err| err.to_string())?
-        .commit_from_memory(model)
-        .map_err(|err| err.to_string())
+/// The two parts of a cut voice, in temporary files for ONNX Runtime to load.
+fn write_parts(split: &split::Split<'_>) -> Result<[tempfile::NamedTempFile; 2], String> {
+    use std::io::Write;
+    let part = |name: &str, write: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
+        let dir = std::env::temp_dir();
+        let mut file = tempfile::Builder::new()
+            .prefix(&format!("jarvis-voice-{name}-"))
+            .suffix(".onnx")
+            .tempfile_in(&dir)
+            .map_err(|err| format!("cannot write to {}: {err}", dir.display()))?;
+        let mut out = std::io::BufWriter::new(file.as_file_mut());
+        write(&mut out)
+            .and_then(|()| out.flush())
+            .map_err(|err| format!("cannot write to {}: {err}", dir.display()))?;
+        drop(out);
+        Ok::<_, String>(file)
+    };
+    Ok([
+        part("front", &|out| split.write_front(out))?,
+        part("decoder", &|out| split.write_decoder(out))?,
+    ])
 }
 
 impl Voice {
@@ -129,32 +143,35 @@ impl Voice {
             .map_err(|err| format!("{}: {err}", info.config.display()))?;
         let config: piper_rs::ModelConfig = serde_json::from_reader(std::io::BufReader::new(file))
             .map_err(|err| format!("{}: {err}", info.config.display()))?;
-        let bytes =
-            std::fs::read(&info.model).map_err(|err| format!("{}: {err}", info.model.display()))?;
-        let split = if cut {
-            split::split(&bytes)
+        let parts = if cut {
+            std::fs::read(&info.model)
+                .map_err(|err| format!("{}: {err}", info.model.display()))
+                .and_then(|bytes| {
+                    let split = split::split(&bytes)?;
+                    Ok((write_parts(&split)?, split.latent, split.passed))
+                })
         } else {
             Err("loaded whole on request".into())
         };
-        let model = match split {
-            Ok(split) => Model::Split {
-                front: session(&split.front)
+        let model = match parts {
+            Ok(([front, decoder], latent, passed)) => Model::Split {
+                front: crate::onnx::pooled_session(front.path())
                     .map_err(|err| format!("{} (front): {err}", info.model.display()))?,
-                decoder: session(&split.decoder)
+                decoder: crate::onnx::pooled_session(decoder.path())
                     .map_err(|err| format!("{} (decoder): {err}", info.model.display()))?,
-                latent: split.latent,
-                passed: split.passed,
+                latent,
+                passed,
             },
             Err(why) => {
                 if cut {
                     warn!(voice = %info.name, %why, "voice not cut before its decoder: each sentence's audio comes out whole");
                 }
                 Model::Whole(
-                    session(&bytes).map_err(|err| format!("{}: {err}", info.model.display()))?,
+                    crate::onnx::pooled_session(&info.model)
+                        .map_err(|err| format!("{}: {err}", info.model.display()))?,
                 )
             }
         };
-        drop(bytes);
         let mut voice = Self {
             config,
             model,
@@ -198,7 +215,7 @@ impl Voice {
         if ids.len() <= 2 {
             return Ok(()); // nothing speakable
         }
-        let pad = self.pad.filter(|_| delivery == Delivery::Pieces);
+        let pad = self.pad;
         let speaker = speaker.unwrap_or(0);
         let multi = self.config.num_speakers > 1;
         match &mut self.model {
@@ -224,9 +241,10 @@ impl Voice {
                     latent,
                     passed,
                 )?;
-                let ranges = match pad {
-                    Some(_) => pieces(latent.frames),
-                    None => std::iter::once(0..latent.frames).collect(),
+                let ranges = match (pad, delivery) {
+                    (Some(_), Delivery::Pieces) => pieces(latent.frames),
+                    (Some(_), Delivery::Whole) => at_most(latent.frames, MAX_PIECE),
+                    (None, _) => std::iter::once(0..latent.frames).collect(),
                 };
                 for range in ranges {
                     let audio = latent.decode(decoder, range, pad.unwrap_or(0))?;
@@ -288,9 +306,27 @@ impl Voice {
         let latent = Latent::compute(front, &ids, scales, multi, latent, passed)?;
         let whole = latent.decode(decoder, 0..latent.frames, 0)?;
         let mut worst = f32::NAN;
+        let mut bounds: Vec<usize> = CHECK_PIECES
+            .iter()
+            .copied()
+            .filter(|&end| end < latent.frames)
+            .collect();
+        bounds.push(latent.frames);
+        let mut ranges = Vec::new();
+        let mut start = 0;
+        for end in bounds {
+            ranges.push(start..end);
+            start = end;
+        }
+        if ranges.len() < 2 {
+            return Err(format!(
+                "the check sentence has only {} frames",
+                latent.frames
+            ));
+        }
         for pad in PADS {
             let mut joined = Vec::with_capacity(whole.len());
-            for range in pieces(latent.frames) {
+            for range in ranges.clone() {
                 joined.extend(latent.decode(decoder, range, pad)?);
             }
             if joined.len() != whole.len() {
@@ -429,9 +465,9 @@ impl<'n> Latent<'n> {
     }
 }
 
-/// The pieces a latent of `frames` frames is decoded in: [`FIRST_PIECE`] frames, then pieces of
-/// at most [`GROWTH`] times the frames before them. A remainder shorter than the first piece
-/// joins the piece before it.
+/// The pieces a latent of `frames` frames is decoded in when the listener is waiting:
+/// [`FIRST_PIECE`] frames, then pieces of at most [`GROWTH`] times the frames before them (and
+/// at most [`MAX_PIECE`]). A remainder shorter than the first piece joins the piece before it.
 pub fn pieces(frames: usize) -> Vec<Range<usize>> {
     let mut ranges = Vec::new();
     let mut start = 0;
@@ -439,7 +475,7 @@ pub fn pieces(frames: usize) -> Vec<Range<usize>> {
         let size = if start == 0 {
             FIRST_PIECE
         } else {
-            start * GROWTH
+            (start * GROWTH).min(MAX_PIECE)
         };
         let mut end = (start + size).min(frames);
         if frames - end < FIRST_PIECE {
@@ -449,6 +485,15 @@ pub fn pieces(frames: usize) -> Vec<Range<usize>> {
         start = end;
     }
     ranges
+}
+
+/// Pieces of at most `max` frames, as even as can be.
+fn at_most(frames: usize, max: usize) -> Vec<Range<usize>> {
+    let count = frames.div_ceil(max.max(1)).max(1);
+    (0..count)
+        .map(|i| i * frames / count..(i + 1) * frames / count)
+        .filter(|range| !range.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -466,7 +511,7 @@ mod tests {
         );
         assert_eq!(pieces(24), vec![0..12, 12..24]);
         assert_eq!(pieces(183), vec![0..12, 12..183]);
-        assert_eq!(pieces(1000), vec![0..12, 12..204, 204..1000]);
+        assert_eq!(pieces(1000), vec![0..12, 12..204, 204..716, 716..1000]);
         for frames in 0..3000 {
             let ranges = pieces(frames);
             let mut next = 0;
@@ -475,10 +520,26 @@ mod tests {
                 assert!(range.end > range.start);
                 if i > 0 {
                     assert!(range.len() <= range.start * GROWTH + FIRST_PIECE);
+                    assert!(range.len() < MAX_PIECE + FIRST_PIECE);
                 }
                 next = range.end;
             }
             assert_eq!(next, frames);
+        }
+    }
+
+    #[test]
+    fn a_long_sentence_is_decoded_in_even_pieces_of_bounded_size() {
+        assert_eq!(at_most(0, 512), Vec::<Range<usize>>::new());
+        assert_eq!(at_most(100, 512), vec![0..100]);
+        assert_eq!(at_most(512, 512), vec![0..512]);
+        assert_eq!(at_most(513, 512), vec![0..256, 256..513]);
+        for frames in 1..5000 {
+            let ranges = at_most(frames, 512);
+            assert_eq!(ranges.first().map(|r| r.start), Some(0));
+            assert_eq!(ranges.last().map(|r| r.end), Some(frames));
+            assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
+            assert!(ranges.iter().all(|r| !r.is_empty() && r.len() <= 512));
         }
     }
 }

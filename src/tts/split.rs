@@ -15,6 +15,7 @@
 //! same function as the whole model. PyTorch's exporter names the decoder's nodes `/dec/…`;
 //! a model without them is not split (the caller runs it whole).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use crate::onnx::protobuf::{self, Field, Writer};
@@ -44,17 +45,112 @@ const DATA_TYPE_FLOAT: u64 = 1;
 /// Where PyTorch's exporter puts the VITS decoder's nodes.
 const DECODER_SCOPE: &str = "/dec/";
 
-/// A voice model cut before its decoder.
-#[derive(Debug)]
-pub(crate) struct Split {
-    /// The voice's inputs → the decoder's inputs.
-    pub(crate) front: Vec<u8>,
-    /// The decoder's inputs → the voice's output.
-    pub(crate) decoder: Vec<u8>,
+/// A voice model cut before its decoder: what each part keeps of it. Borrows the model's bytes;
+/// [`Split::write_front`] and [`Split::write_decoder`] write the parts out (ONNX Runtime keeps
+/// less memory for a model it loads from a file than for one given in memory).
+pub(crate) struct Split<'m> {
+    model_fields: Vec<Field<'m>>,
+    graph_fields: Vec<Field<'m>>,
+    nodes: Vec<Node<'m>>,
+    initializers: Vec<(&'m str, &'m [u8])>,
+    inputs: Vec<&'m [u8]>,
+    outputs: Vec<&'m [u8]>,
+    cut_infos: Vec<Vec<u8>>,
+    front_nodes: Vec<usize>,
+    decoder_nodes: Vec<usize>,
     /// The latent, `[1, channels, frames]`: what is decoded piece by piece.
     pub(crate) latent: String,
     /// Other decoder inputs, passed on whole (a multi-speaker voice's speaker embedding).
     pub(crate) passed: Vec<String>,
+}
+
+impl std::fmt::Debug for Split<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Split")
+            .field("front_nodes", &self.front_nodes.len())
+            .field("decoder_nodes", &self.decoder_nodes.len())
+            .field("latent", &self.latent)
+            .field("passed", &self.passed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Split<'_> {
+    /// Writes the front model: the voice's inputs → the decoder's inputs.
+    ///
+    /// # Errors
+    /// Write errors.
+    pub(crate) fn write_front(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let cut: Vec<&[u8]> = self.cut_infos.iter().map(Vec::as_slice).collect();
+        self.write(out, &self.front_nodes, &self.inputs, &cut)
+    }
+
+    /// Writes the decoder model: the decoder's inputs → the voice's output.
+    ///
+    /// # Errors
+    /// Write errors.
+    pub(crate) fn write_decoder(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let cut: Vec<&[u8]> = self.cut_infos.iter().map(Vec::as_slice).collect();
+        self.write(out, &self.decoder_nodes, &cut, &self.outputs)
+    }
+
+    /// The model with its graph's nodes, weights, inputs and outputs replaced; every other
+    /// field of the model and of the graph is copied as it was. Shape annotations
+    /// (`value_info`) are left out: ONNX Runtime infers them again. Large fields are written
+    /// straight from the original bytes.
+    fn write(
+        &self,
+        out: &mut dyn std::io::Write,
+        kept: &[usize],
+        inputs: &[&[u8]],
+        outputs: &[&[u8]],
+    ) -> std::io::Result<()> {
+        // The graph as a list of byte slices: small headers and the original fields.
+        let mut parts: Vec<Cow<'_, [u8]>> = Vec::new();
+        let mut other = Writer::new();
+        for f in &self.graph_fields {
+            if !matches!(
+                f.number,
+                GRAPH_NODE | GRAPH_INITIALIZER | GRAPH_INPUT | GRAPH_OUTPUT | GRAPH_VALUE_INFO
+            ) {
+                other.field(f);
+            }
+        }
+        parts.push(Cow::Owned(other.finish()));
+        let mut used: HashSet<&str> = HashSet::new();
+        for &index in kept {
+            let node = &self.nodes[index];
+            parts.extend(field(GRAPH_NODE, node.bytes));
+            used.extend(node.inputs.iter().copied());
+        }
+        for (name, bytes) in &self.initializers {
+            if used.contains(name) {
+                parts.extend(field(GRAPH_INITIALIZER, bytes));
+            }
+        }
+        for input in inputs {
+            parts.extend(field(GRAPH_INPUT, input));
+        }
+        for output in outputs {
+            parts.extend(field(GRAPH_OUTPUT, output));
+        }
+        let graph_len: usize = parts.iter().map(|part| part.len()).sum();
+        for f in &self.model_fields {
+            if f.number == MODEL_GRAPH {
+                let mut header = Writer::new();
+                header.length_prefix(MODEL_GRAPH, graph_len);
+                out.write_all(&header.finish())?;
+                for part in &parts {
+                    out.write_all(part)?;
+                }
+            } else {
+                let mut copy = Writer::new();
+                copy.field(f);
+                out.write_all(&copy.finish())?;
+            }
+        }
+        Ok(())
+    }
 }
 
 struct Node<'a> {
@@ -96,7 +192,7 @@ fn value_info_name(bytes: &[u8]) -> Option<&str> {
 /// # Errors
 /// A model that is not a VITS export with a `/dec/` decoder fed only by the rest of the graph
 /// (the caller then runs the whole model).
-pub(crate) fn split(model: &[u8]) -> Result<Split, String> {
+pub(crate) fn split(model: &[u8]) -> Result<Split<'_>, String> {
     let model_fields = protobuf::parse(model)?;
     let graph_bytes = protobuf::messages(&model_fields, MODEL_GRAPH)
         .next()
@@ -187,30 +283,26 @@ pub(crate) fn split(model: &[u8]) -> Result<Split, String> {
         .iter()
         .map(|name| tensor_info(name, value_infos.get(name).copied()))
         .collect::<Result<Vec<_>, _>>()?;
-    let front = write_model(
-        &model_fields,
-        &graph,
-        &nodes,
-        &front_nodes,
-        &initializers,
-        &inputs,
-        &cut_infos.iter().map(Vec::as_slice).collect::<Vec<_>>(),
-    );
-    let decoder = write_model(
-        &model_fields,
-        &graph,
-        &nodes,
-        &decoder_nodes,
-        &initializers,
-        &cut_infos.iter().map(Vec::as_slice).collect::<Vec<_>>(),
-        &outputs,
-    );
     Ok(Split {
-        front,
-        decoder,
+        model_fields,
+        graph_fields: graph,
+        nodes,
+        initializers,
+        inputs,
+        outputs,
+        cut_infos,
+        front_nodes,
+        decoder_nodes,
         latent: latent.to_owned(),
         passed: cut[1..].iter().map(|name| (*name).to_owned()).collect(),
     })
+}
+
+/// A length-delimited field as a header and the bytes themselves.
+fn field(number: u32, bytes: &[u8]) -> [Cow<'_, [u8]>; 2] {
+    let mut header = Writer::new();
+    header.length_prefix(number, bytes.len());
+    [Cow::Owned(header.finish()), Cow::Borrowed(bytes)]
 }
 
 /// The nodes needed to compute `wanted`, going back no further than `stop`, in graph order.
@@ -270,55 +362,6 @@ fn elem_type(info: &[u8]) -> Option<i64> {
     let kind = protobuf::parse(protobuf::messages(&info, VALUE_INFO_TYPE).next()?).ok()?;
     let tensor = protobuf::parse(protobuf::messages(&kind, TYPE_TENSOR).next()?).ok()?;
     protobuf::int(&tensor, TENSOR_TYPE_ELEM)
-}
-
-/// The model with its graph's nodes, weights, inputs and outputs replaced; every other field of
-/// the model and of the graph is copied as it was. Shape annotations (`value_info`) are left out:
-/// ONNX Runtime infers them again.
-fn write_model(
-    model_fields: &[Field<'_>],
-    graph_fields: &[Field<'_>],
-    nodes: &[Node<'_>],
-    kept: &[usize],
-    initializers: &[(&str, &[u8])],
-    inputs: &[&[u8]],
-    outputs: &[&[u8]],
-) -> Vec<u8> {
-    let mut graph = Writer::new();
-    for field in graph_fields {
-        if !matches!(
-            field.number,
-            GRAPH_NODE | GRAPH_INITIALIZER | GRAPH_INPUT | GRAPH_OUTPUT | GRAPH_VALUE_INFO
-        ) {
-            graph.field(field);
-        }
-    }
-    let mut used: HashSet<&str> = HashSet::new();
-    for &index in kept {
-        graph.bytes(GRAPH_NODE, nodes[index].bytes);
-        used.extend(nodes[index].inputs.iter().copied());
-    }
-    for (name, bytes) in initializers {
-        if used.contains(name) {
-            graph.bytes(GRAPH_INITIALIZER, bytes);
-        }
-    }
-    for input in inputs {
-        graph.bytes(GRAPH_INPUT, input);
-    }
-    for output in outputs {
-        graph.bytes(GRAPH_OUTPUT, output);
-    }
-    let graph = graph.finish();
-    let mut model = Writer::new();
-    for field in model_fields {
-        if field.number == MODEL_GRAPH {
-            model.bytes(MODEL_GRAPH, &graph);
-        } else {
-            model.field(field);
-        }
-    }
-    model.finish()
 }
 
 #[cfg(test)]
@@ -389,17 +432,20 @@ mod tests {
             node("/Unsqueeze", "Unsqueeze", &["d3", "axes"], &["output"]),
         ]);
         let split = split(&bytes).unwrap();
+        let (mut front, mut decoder) = (Vec::new(), Vec::new());
+        split.write_front(&mut front).unwrap();
+        split.write_decoder(&mut decoder).unwrap();
         assert_eq!(split.latent, "z");
         assert_eq!(split.passed, ["g"]);
         assert_eq!(
-            names(&split.front, GRAPH_NODE),
+            names(&front, GRAPH_NODE),
             ["/enc/Conv", "/emb_g/Gather", "/Mul"]
         );
-        assert_eq!(names(&split.front, GRAPH_INPUT), ["input"]);
-        assert_eq!(names(&split.front, GRAPH_OUTPUT), ["z", "g"]);
-        assert_eq!(names(&split.front, GRAPH_INITIALIZER), ["w"]);
+        assert_eq!(names(&front, GRAPH_INPUT), ["input"]);
+        assert_eq!(names(&front, GRAPH_OUTPUT), ["z", "g"]);
+        assert_eq!(names(&front, GRAPH_INITIALIZER), ["w"]);
         assert_eq!(
-            names(&split.decoder, GRAPH_NODE),
+            names(&decoder, GRAPH_NODE),
             [
                 "/Constant",
                 "/dec/conv_pre/Conv",
@@ -408,10 +454,10 @@ mod tests {
                 "/Unsqueeze"
             ]
         );
-        assert_eq!(names(&split.decoder, GRAPH_INPUT), ["z", "g"]);
-        assert_eq!(names(&split.decoder, GRAPH_OUTPUT), ["output"]);
+        assert_eq!(names(&decoder, GRAPH_INPUT), ["z", "g"]);
+        assert_eq!(names(&decoder, GRAPH_OUTPUT), ["output"]);
         // The graph's name and the model's other fields are kept.
-        let fields = protobuf::parse(&split.decoder).unwrap();
+        let fields = protobuf::parse(&decoder).unwrap();
         assert_eq!(protobuf::int(&fields, 1), Some(8));
     }
 
