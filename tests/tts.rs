@@ -485,11 +485,6 @@ async fn a_sentence_decoded_in_pieces_is_the_audio_of_the_whole_model() {
     assert!(cut_vs_model < 1e-4, "cut model differs by {cut_vs_model}");
     // Pieces join without seams: under 7 steps of 16-bit audio anywhere.
     let seams = largest_difference(&joined, &in_one[0]);
-    eprintln!(
-        "pad {:?}, {} pieces, cut vs model {cut_vs_model}, seams {seams}",
-        cut.pad(),
-        pieces.len()
-    );
     assert!(seams <= 2e-4, "pieces differ by {seams}");
 
     // A listener that leaves after the first piece stops the decoding.
