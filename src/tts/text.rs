@@ -10,6 +10,13 @@ const SENTENCE_ENDS: &[char] = &['.', '!', '?', ';', '。', '？', '！', '．',
 const CLAUSE_ENDS: &[char] = &[',', ':', '—', '–'];
 /// Words after which a first sentence is cut at the next clause boundary.
 pub const FIRST_CLAUSE_WORDS: usize = 8;
+/// Words after which any sentence is cut, at its last clause boundary or else between words: a
+/// sentence is synthesized as a whole (its time to the first audio and the voice's memory grow
+/// with it), and 40 words are about 15 seconds of speech.
+pub const MAX_SENTENCE_WORDS: usize = 40;
+/// Bytes after which any sentence is cut, at its last clause boundary or space or else right
+/// there: long "words" (a hash, a URL) are spelled out phoneme by phoneme.
+pub const MAX_SENTENCE_BYTES: usize = 400;
 /// Abbreviations whose period does not end a sentence.
 const ABBREVIATIONS: &[&str] = &[
     "mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "approx", "no", "vol", "fig", "jr",
@@ -132,9 +139,20 @@ impl SentenceSplitter {
         let text = &self.buffer;
         let mut words = 0;
         let mut in_word = false;
+        let mut last_clause = None;
+        let mut last_space = None;
         for (i, c) in text.char_indices() {
+            if i >= MAX_SENTENCE_BYTES {
+                return Some(last_clause.or(last_space).unwrap_or(i));
+            }
             if c.is_whitespace() {
                 in_word = false;
+                if words >= MAX_SENTENCE_WORDS {
+                    return Some(last_clause.unwrap_or(i));
+                }
+                if i > 0 {
+                    last_space = Some(i);
+                }
                 continue;
             }
             if !in_word {
@@ -149,12 +167,11 @@ impl SentenceSplitter {
             {
                 return Some(after);
             }
-            if !self.started
-                && words >= FIRST_CLAUSE_WORDS
-                && CLAUSE_ENDS.contains(&c)
-                && followed_by_space
-            {
-                return Some(after);
+            if CLAUSE_ENDS.contains(&c) && followed_by_space {
+                if !self.started && words >= FIRST_CLAUSE_WORDS {
+                    return Some(after);
+                }
+                last_clause = Some(after);
             }
         }
         // A line break ends a sentence too (lists, headings).
@@ -219,6 +236,31 @@ mod tests {
             parts[2],
             "Later, much later, with many words here, it is fine."
         );
+    }
+
+    #[test]
+    fn a_sentence_of_more_than_forty_words_is_cut_at_a_clause_or_between_words() {
+        let words = |n: usize| vec!["word"; n].join(" ");
+        let text = format!("Short start. {}", words(100));
+        let parts = sentences(&text);
+        assert_eq!(parts[0], "Short start.");
+        assert_eq!(
+            parts[1..].iter().map(|p| p.split(' ').count()).collect::<Vec<_>>(),
+            vec![40, 40, 20]
+        );
+        let text = format!("Short start. {}, {} end.", words(30), words(30));
+        let parts = sentences(&text);
+        assert_eq!(parts[1], format!("{},", words(30)), "cut at the clause");
+        assert_eq!(parts[2], format!("{} end.", words(30)));
+        // Streamed: the cut is made as soon as forty words are in.
+        let mut splitter = SentenceSplitter::new();
+        assert_eq!(splitter.push("Hi. "), vec!["Hi."]);
+        assert!(splitter.push(&words(39)).is_empty());
+        assert_eq!(splitter.push(" word more"), vec![words(40)]);
+        // A "word" of 1000 letters comes in pieces of at most 400 bytes.
+        let parts = sentences(&"é".repeat(500));
+        assert_eq!(parts.concat(), "é".repeat(500));
+        assert!(parts.iter().all(|p| p.len() <= MAX_SENTENCE_BYTES), "{parts:?}");
     }
 
     #[test]
