@@ -496,3 +496,119 @@ async fn a_sentence_decoded_in_pieces_is_the_audio_of_the_whole_model() {
     .unwrap();
     assert_eq!(calls, 1);
 }
+
+/// A models directory with three voices made from the real one (links to its model): the
+/// default, the same voice declared as British English, and one declared with three speakers.
+fn three_voices() -> (tempfile::TempDir, jarvis::config::Config) {
+    let shared = models_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let piper = dir.path().join("piper");
+    std::fs::create_dir(&piper).unwrap();
+    let model = shared.join("piper/en_US-joe-medium.onnx");
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(shared.join("piper/en_US-joe-medium.onnx.json")).unwrap(),
+    )
+    .unwrap();
+    let mut british = json.clone();
+    british["language"] = serde_json::json!({"code": "en_GB"});
+    let mut trio = json.clone();
+    trio["num_speakers"] = serde_json::json!(3);
+    trio["speaker_id_map"] = serde_json::json!({"amy": 0, "bob": 1, "cleo": 2});
+    for (name, json) in [
+        ("en_US-joe-medium", json),
+        ("en_GB-joe-medium", british),
+        ("en_US-trio-medium", trio),
+    ] {
+        std::os::unix::fs::symlink(&model, piper.join(format!("{name}.onnx"))).unwrap();
+        std::fs::write(
+            piper.join(format!("{name}.onnx.json")),
+            serde_json::to_vec(&json).unwrap(),
+        )
+        .unwrap();
+    }
+    let mut config = tts_config();
+    config.tts.onnxruntime = shared.join(&config.tts.onnxruntime);
+    config.models.dir = dir.path().to_owned();
+    (dir, config)
+}
+
+#[tokio::test]
+async fn every_voice_is_listed_and_selected_by_name_language_and_speaker_and_few_stay_loaded() {
+    use jarvis::tts::TtsService;
+    let _turn = one_at_a_time().await;
+    let (_dir, mut config) = three_voices();
+    config.tts.max_loaded_voices = 1;
+
+    let app = spawn_app(config.clone()).await;
+    let info = client(app.wyoming_addr).await.describe().await.unwrap();
+    let voices = &info.tts[0].voices;
+    let names: Vec<&str> = voices.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["en_GB-joe-medium", "en_US-joe-medium", "en_US-trio-medium"]
+    );
+    assert_eq!(voices[0].languages, ["en_GB"]);
+    let speakers: Vec<&str> = voices[2]
+        .speakers
+        .as_ref()
+        .expect("speakers of the multi-speaker voice")
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(speakers, ["amy", "bob", "cleo"]);
+    assert!(
+        voices
+            .iter()
+            .all(|v| v.installed && v.attribution.name == "Piper")
+    );
+    app.shutdown.cancel();
+
+    config.tts.unknown_voice = jarvis::config::UnknownVoice::Error;
+    let service = tokio::task::spawn_blocking(move || TtsService::load(&config))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        service.loaded_voices(),
+        ["en_US-joe-medium"],
+        "the default loads at start"
+    );
+    let ask = |name: Option<&str>, language: Option<&str>, speaker: Option<&str>| SynthesizeVoice {
+        name: name.map(Into::into),
+        language: language.map(Into::into),
+        speaker: speaker.map(Into::into),
+    };
+    let british = service
+        .select(Some(&ask(None, Some("en-gb"), None)))
+        .unwrap();
+    assert_eq!(british.voice.name, "en_GB-joe-medium");
+    let bob = service
+        .select(Some(&ask(Some("en_US-trio-medium"), None, Some("bob"))))
+        .unwrap();
+    assert_eq!(
+        (bob.voice.name.as_str(), bob.speaker),
+        ("en_US-trio-medium", Some(1))
+    );
+    let by_id = service
+        .select(Some(&ask(Some("en_US-trio-medium"), None, Some("2"))))
+        .unwrap();
+    assert_eq!(by_id.speaker, Some(2));
+    let err = service
+        .select(Some(&ask(Some("en_US-trio-medium"), None, Some("dave"))))
+        .unwrap_err();
+    assert!(err.to_string().contains("no speaker \"dave\""), "{err}");
+    assert!(service.select(Some(&ask(None, Some("de"), None))).is_err());
+
+    // Speaking with another voice loads it, and unloads the other (tts.max_loaded_voices = 1).
+    let service = std::sync::Arc::new(service);
+    let speak = |selection: jarvis::tts::Selection| {
+        let service = std::sync::Arc::clone(&service);
+        tokio::task::spawn_blocking(move || service.synthesize_blocking(&selection, "Hello there."))
+    };
+    let audio = speak(british).await.unwrap().unwrap();
+    assert!(audio.len() > 10_000);
+    assert_eq!(service.loaded_voices(), ["en_GB-joe-medium"]);
+    let default = service.select(None).unwrap();
+    speak(default).await.unwrap().unwrap();
+    assert_eq!(service.loaded_voices(), ["en_US-joe-medium"]);
+}

@@ -179,6 +179,14 @@ impl TtsService {
         Ok(service)
     }
 
+    /// The voices loaded now, least recently used first (at most `tts.max_loaded_voices`).
+    pub fn loaded_voices(&self) -> Vec<String> {
+        self.loaded
+            .lock()
+            .map(|loaded| loaded.order.clone())
+            .unwrap_or_default()
+    }
+
     /// The settings.
     pub fn config(&self) -> &TtsConfig {
         &self.config

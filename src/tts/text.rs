@@ -245,7 +245,10 @@ mod tests {
         let parts = sentences(&text);
         assert_eq!(parts[0], "Short start.");
         assert_eq!(
-            parts[1..].iter().map(|p| p.split(' ').count()).collect::<Vec<_>>(),
+            parts[1..]
+                .iter()
+                .map(|p| p.split(' ').count())
+                .collect::<Vec<_>>(),
             vec![40, 40, 20]
         );
         let text = format!("Short start. {}, {} end.", words(30), words(30));
@@ -260,7 +263,10 @@ mod tests {
         // A "word" of 1000 letters comes in pieces of at most 400 bytes.
         let parts = sentences(&"é".repeat(500));
         assert_eq!(parts.concat(), "é".repeat(500));
-        assert!(parts.iter().all(|p| p.len() <= MAX_SENTENCE_BYTES), "{parts:?}");
+        assert!(
+            parts.iter().all(|p| p.len() <= MAX_SENTENCE_BYTES),
+            "{parts:?}"
+        );
     }
 
     #[test]
