@@ -612,3 +612,55 @@ async fn every_voice_is_listed_and_selected_by_name_language_and_speaker_and_few
     speak(default).await.unwrap().unwrap();
     assert_eq!(service.loaded_voices(), ["en_US-joe-medium"]);
 }
+
+#[tokio::test]
+async fn a_waiting_listener_gets_the_first_piece_of_a_sentence_before_the_rest_is_decoded() {
+    use jarvis::tts::TtsService;
+    use jarvis::tts::engine::FIRST_PIECE;
+    use jarvis::tts::flow::TtsFlow;
+    let _turn = one_at_a_time().await;
+    let config = tts_config();
+    let service = tokio::task::spawn_blocking(move || TtsService::load(&config))
+        .await
+        .unwrap()
+        .unwrap();
+    let (mut flow, events) = TtsFlow::single(
+        std::sync::Arc::new(service),
+        &Synthesize {
+            text: "Rebooting media-server now. The nightly backup finished without errors.".into(),
+            ..Default::default()
+        },
+    );
+    assert!(events.is_empty());
+    // Each batch of events is what one piece of audio gave.
+    let mut batches: Vec<Vec<Event>> = Vec::new();
+    while !flow.is_done() {
+        batches.push(flow.next_output().await);
+    }
+    let chunks = |batch: &[Event]| -> Vec<usize> {
+        batch
+            .iter()
+            .filter_map(|event| match event {
+                Event::AudioChunk(chunk) => Some(chunk.audio.len() / 2),
+                _ => None,
+            })
+            .collect()
+    };
+    let sizes: Vec<Vec<usize>> = batches.iter().map(|batch| chunks(batch)).collect();
+    // The first sentence (about 1.5 s, two pieces): audio-start and its first piece (12 latent
+    // frames of 256 samples, three whole 1024-sample chunks) on their own, before the rest of
+    // it was decoded; then the rest; then its end (the last partial chunk, if any).
+    // The second sentence starts while a second of the first is still to play: it is decoded
+    // in one piece (no boundary costs), then ends the audio group.
+    assert_eq!(batches.len(), 5, "{sizes:?}");
+    assert!(matches!(batches[0][0], Event::AudioStart(_)));
+    assert_eq!(sizes[0], vec![1024; FIRST_PIECE * 256 / 1024]);
+    assert!(sizes[1].len() > 10, "{sizes:?}");
+    assert!(
+        sizes[2].len() <= 1 && sizes[2].iter().all(|&n| n < 1024),
+        "{sizes:?}"
+    );
+    assert!(sizes[3].len() > 20, "{sizes:?}");
+    assert!(sizes[4].len() <= 1, "{sizes:?}");
+    assert!(matches!(batches[4].last(), Some(Event::AudioStop(_))));
+}
