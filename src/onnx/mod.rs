@@ -6,6 +6,7 @@
 //! other finds it loaded. Every session of every service then runs on that one library.
 
 pub(crate) mod protobuf;
+pub(crate) mod schema;
 
 use std::path::Path;
 use std::time::Duration;

@@ -19,28 +19,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use crate::onnx::protobuf::{self, Field, Writer};
-
-// ONNX protobuf field numbers (onnx/onnx.proto).
-const MODEL_GRAPH: u32 = 7;
-const GRAPH_NODE: u32 = 1;
-const GRAPH_INITIALIZER: u32 = 5;
-const GRAPH_INPUT: u32 = 11;
-const GRAPH_OUTPUT: u32 = 12;
-const GRAPH_VALUE_INFO: u32 = 13;
-const GRAPH_SPARSE_INITIALIZER: u32 = 15;
-const NODE_INPUT: u32 = 1;
-const NODE_OUTPUT: u32 = 2;
-const NODE_NAME: u32 = 3;
-const NODE_OP_TYPE: u32 = 4;
-const NODE_ATTRIBUTE: u32 = 5;
-const ATTR_GRAPH: u32 = 6;
-const ATTR_GRAPHS: u32 = 11;
-const TENSOR_NAME: u32 = 8;
-const VALUE_INFO_NAME: u32 = 1;
-const VALUE_INFO_TYPE: u32 = 2;
-const TYPE_TENSOR: u32 = 1;
-const TENSOR_TYPE_ELEM: u32 = 1;
-const DATA_TYPE_FLOAT: u64 = 1;
+use crate::onnx::schema::*;
 
 /// Where PyTorch's exporter puts the VITS decoder's nodes.
 const DECODER_SCOPE: &str = "/dec/";
@@ -193,11 +172,7 @@ fn value_info_name(bytes: &[u8]) -> Option<&str> {
 /// A model that is not a VITS export with a `/dec/` decoder fed only by the rest of the graph
 /// (the caller then runs the whole model).
 pub(crate) fn split(model: &[u8]) -> Result<Split<'_>, String> {
-    let model_fields = protobuf::parse(model)?;
-    let graph_bytes = protobuf::messages(&model_fields, MODEL_GRAPH)
-        .next()
-        .ok_or("the model has no graph")?;
-    let graph = protobuf::parse(graph_bytes)?;
+    let (model_fields, graph) = model_and_graph(model)?;
     let nodes = protobuf::messages(&graph, GRAPH_NODE)
         .map(parse_node)
         .collect::<Result<Vec<_>, _>>()?;
@@ -341,13 +316,13 @@ fn closure(
 /// decoder takes).
 fn tensor_info(name: &str, known: Option<&[u8]>) -> Result<Vec<u8>, String> {
     if let Some(bytes) = known {
-        if elem_type(bytes) != Some(DATA_TYPE_FLOAT as i64) {
+        if elem_type(bytes) != Some(DATA_TYPE_FLOAT) {
             return Err(format!("the decoder input {name} is not a float tensor"));
         }
         return Ok(bytes.to_vec());
     }
     let mut tensor = Writer::new();
-    tensor.varint(TENSOR_TYPE_ELEM, DATA_TYPE_FLOAT);
+    tensor.int(TENSOR_TYPE_ELEM, DATA_TYPE_FLOAT);
     let mut kind = Writer::new();
     kind.bytes(TYPE_TENSOR, &tensor.finish());
     let mut info = Writer::new();

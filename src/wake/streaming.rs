@@ -22,39 +22,7 @@
 use std::collections::HashMap;
 
 use crate::onnx::protobuf::{self, Field, Writer};
-
-// ONNX protobuf field numbers (onnx/onnx.proto).
-const MODEL_GRAPH: u32 = 7;
-const GRAPH_NODE: u32 = 1;
-const GRAPH_INITIALIZER: u32 = 5;
-const GRAPH_INPUT: u32 = 11;
-const GRAPH_OUTPUT: u32 = 12;
-const GRAPH_VALUE_INFO: u32 = 13;
-const NODE_INPUT: u32 = 1;
-const NODE_OUTPUT: u32 = 2;
-const NODE_NAME: u32 = 3;
-const NODE_OP_TYPE: u32 = 4;
-const NODE_ATTRIBUTE: u32 = 5;
-const ATTR_NAME: u32 = 1;
-const ATTR_I: u32 = 3;
-const ATTR_S: u32 = 4;
-const ATTR_INTS: u32 = 8;
-const ATTR_TYPE: u32 = 20;
-const ATTR_TYPE_INT: i64 = 2;
-const TENSOR_DIMS: u32 = 1;
-const TENSOR_DATA_TYPE: u32 = 2;
-const TENSOR_INT64_DATA: u32 = 7;
-const TENSOR_NAME: u32 = 8;
-const TENSOR_RAW_DATA: u32 = 9;
-const DATA_TYPE_FLOAT: i64 = 1;
-const DATA_TYPE_INT64: i64 = 7;
-const VALUE_INFO_NAME: u32 = 1;
-const VALUE_INFO_TYPE: u32 = 2;
-const TYPE_TENSOR: u32 = 1;
-const TENSOR_TYPE_ELEM: u32 = 1;
-const TENSOR_TYPE_SHAPE: u32 = 2;
-const SHAPE_DIM: u32 = 1;
-const DIM_VALUE: u32 = 1;
+use crate::onnx::schema::*;
 
 /// Pointwise operators: they keep the time axis as it is.
 const POINTWISE: &[&str] = &[
@@ -165,11 +133,7 @@ impl Track {
 /// # Errors
 /// A model that is not a time-valid convolution stack (the caller then runs the full model).
 pub(crate) fn rewrite(model: &[u8], hop: usize) -> Result<StreamingModel, String> {
-    let model_fields = protobuf::parse(model)?;
-    let graph_bytes = protobuf::messages(&model_fields, MODEL_GRAPH)
-        .next()
-        .ok_or("the model has no graph")?;
-    let graph = protobuf::parse(graph_bytes)?;
+    let (model_fields, graph) = model_and_graph(model)?;
 
     let mut constants = HashMap::new();
     for bytes in protobuf::messages(&graph, GRAPH_INITIALIZER) {
@@ -485,11 +449,7 @@ pub(crate) fn output_dims(model: &[u8]) -> Result<Vec<i64>, String> {
 }
 
 fn io_dims(model: &[u8], field: u32) -> Result<Vec<i64>, String> {
-    let model_fields = protobuf::parse(model)?;
-    let graph_bytes = protobuf::messages(&model_fields, MODEL_GRAPH)
-        .next()
-        .ok_or("the model has no graph")?;
-    let graph = protobuf::parse(graph_bytes)?;
+    let (_, graph) = model_and_graph(model)?;
     let info = protobuf::messages(&graph, field)
         .next()
         .ok_or("the model has no inputs or outputs")?;
