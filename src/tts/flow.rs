@@ -15,7 +15,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
