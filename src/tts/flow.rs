@@ -66,6 +66,8 @@ pub struct TtsFlow {
     played_by: Option<Instant>,
     /// When the request arrived, for the log.
     started: Instant,
+    /// How long the first audio took, for the log.
+    first_audio: Option<Duration>,
 }
 
 impl std::fmt::Debug for TtsFlow {
@@ -100,6 +102,7 @@ impl TtsFlow {
             leftover: Vec::new(),
             played_by: None,
             started: Instant::now(),
+            first_audio: None,
         }
     }
 
@@ -305,6 +308,8 @@ impl TtsFlow {
             self.audio_started = true;
         }
         let now = Instant::now();
+        self.first_audio
+            .get_or_insert_with(|| now.duration_since(self.started));
         let duration = Duration::from_secs_f64(pcm.len() as f64 / f64::from(format.rate.max(1)));
         self.played_by = Some(self.played_by.map_or(now, |end| end.max(now)) + duration);
         let per_chunk = self.service.config().samples_per_chunk.max(1);
@@ -336,6 +341,7 @@ impl TtsFlow {
         if self.queue.is_empty() && self.all_text {
             info!(
                 voice = %self.selection.voice.name,
+                first_audio_ms = self.first_audio.map(|d| d.as_millis() as u64),
                 took_ms = self.started.elapsed().as_millis() as u64,
                 "speech synthesized"
             );
