@@ -963,6 +963,24 @@ impl Config {
         if self.tts.max_text_chars == 0 {
             return invalid("tts.max_text_chars", "must be at least 1".into());
         }
+        // Piper's own voices use 0.667 / 1.0 / 0.8; far outside these ranges the voice is noise
+        // or silence, or one sentence lasts minutes.
+        for (key, value, range) in [
+            ("tts.length_scale", self.tts.length_scale, 0.1..=5.0),
+            ("tts.noise_scale", self.tts.noise_scale, 0.0..=2.0),
+            ("tts.noise_w", self.tts.noise_w, 0.0..=2.0),
+        ] {
+            if value.is_some_and(|v| !range.contains(&v)) {
+                return invalid(
+                    key,
+                    format!(
+                        "must be {} to {} (the voice's own value when unset)",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+            }
+        }
         let wake = &self.wake;
         if !(wake.threshold > 0.0 && wake.threshold <= 1.0) {
             return invalid("wake.threshold", "must be above 0 and at most 1".into());
@@ -1165,6 +1183,21 @@ mod tests {
         assert!(err.to_string().contains("log.level"), "{err}");
         let err = parse("[http]\naddr = \"0.0.0.0:10700\"\n").unwrap_err();
         assert!(err.to_string().contains("http.addr"), "{err}");
+    }
+
+    #[test]
+    fn voice_scales_are_checked() {
+        let config = parse("[tts]\nlength_scale = 1.2\nnoise_scale = 0.5\nnoise_w = 0\n").unwrap();
+        assert_eq!(config.tts.length_scale, Some(1.2));
+        for (text, key) in [
+            ("[tts]\nlength_scale = 0.0\n", "tts.length_scale"),
+            ("[tts]\nlength_scale = 50.0\n", "tts.length_scale"),
+            ("[tts]\nnoise_scale = -1.0\n", "tts.noise_scale"),
+            ("[tts]\nnoise_w = 3.0\n", "tts.noise_w"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -433,6 +433,9 @@ impl<'n> Latent<'n> {
         range: Range<usize>,
         pad: usize,
     ) -> Result<Vec<f32>, String> {
+        if range.is_empty() || range.end > self.frames {
+            return Ok(Vec::new());
+        }
         let start = range.start.saturating_sub(pad);
         let end = (range.end + pad).min(self.frames);
         let width = end - start;
