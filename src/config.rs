@@ -1185,19 +1185,24 @@ mod tests {
         assert!(err.to_string().contains("http.addr"), "{err}");
     }
 
+    /// Each text is refused with an error that names its key.
+    fn refused(cases: &[(&str, &str)]) {
+        for (text, key) in cases {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
     #[test]
     fn voice_scales_are_checked() {
         let config = parse("[tts]\nlength_scale = 1.2\nnoise_scale = 0.5\nnoise_w = 0\n").unwrap();
         assert_eq!(config.tts.length_scale, Some(1.2));
-        for (text, key) in [
+        refused(&[
             ("[tts]\nlength_scale = 0.0\n", "tts.length_scale"),
             ("[tts]\nlength_scale = 50.0\n", "tts.length_scale"),
             ("[tts]\nnoise_scale = -1.0\n", "tts.noise_scale"),
             ("[tts]\nnoise_w = 3.0\n", "tts.noise_w"),
-        ] {
-            let err = parse(text).unwrap_err().to_string();
-            assert!(err.contains(key), "{text}: {err}");
-        }
+        ]);
     }
 
     #[test]
@@ -1206,16 +1211,13 @@ mod tests {
             parse("[wake]\nthreshold = 0.7\ntrigger_level = 2\nrefractory_secs = 0.5\n").unwrap();
         assert_eq!(config.wake.threshold, 0.7);
         assert_eq!(config.wake.trigger_level, 2);
-        for (text, key) in [
+        refused(&[
             ("[wake]\nthreshold = 0.0\n", "wake.threshold"),
             ("[wake]\nthreshold = 1.5\n", "wake.threshold"),
             ("[wake]\ntrigger_level = 0\n", "wake.trigger_level"),
             ("[wake]\nrefractory_secs = -1.0\n", "wake.refractory_secs"),
             ("[wake]\nmodels = []\n", "unknown field"),
-        ] {
-            let err = parse(text).unwrap_err().to_string();
-            assert!(err.contains(key), "{text}: {err}");
-        }
+        ]);
     }
 
     #[test]
