@@ -18,7 +18,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{models_dir, peak_rss_mb, serve_binary};
+use common::{bench_config, models_dir, peak_rss_mb, serve_binary};
 use std::time::{Duration, Instant};
 
 use jarvis::config::Config;
@@ -38,15 +38,10 @@ fn pcm(samples: &[i16]) -> Vec<u8> {
 }
 
 fn config(vad: bool) -> Config {
-    let mut config = Config::default();
-    config.wyoming.addr = "127.0.0.1:0".parse().unwrap();
-    config.http.enabled = false;
-    config.wyoming.zeroconf.enabled = false;
-    config.models.dir = models_dir();
-    config.stt.vad.enabled = vad;
     // Speech-to-text alone: no Piper voice, wake word or ONNX Runtime threads beside it.
-    config.tts.enabled = false;
-    config.wake.enabled = false;
+    let mut config = bench_config();
+    config.stt.enabled = true;
+    config.stt.vad.enabled = vad;
     if let Some(threads) = std::env::var("JARVIS_BENCH_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())

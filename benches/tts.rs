@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{models_dir, peak_rss_mb, serve_binary};
+use common::{bench_config, models_dir, peak_rss_mb, serve_binary};
 use std::time::{Duration, Instant};
 
 use jarvis::config::Config;
@@ -146,13 +146,8 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let mut config = Config::default();
-        config.wyoming.addr = "127.0.0.1:0".parse().unwrap();
-        config.http.enabled = false;
-        config.wyoming.zeroconf.enabled = false;
-        config.models.dir = models_dir();
-        config.stt.enabled = false;
-        config.wake.enabled = false;
+        let mut config = bench_config();
+        config.tts.enabled = true;
         config.tts.cache = false;
         let cache_dir = std::env::temp_dir().join(format!("jarvis-tts-bench-{}", std::process::id()));
         println!("text-to-speech, en_US-joe-medium, {} cores", std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -27,8 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{models_dir, peak_rss_mb, serve_binary};
-use jarvis::config::Config;
+use common::{bench_config, models_dir, peak_rss_mb, serve_binary};
 use wyoming::audio::{AudioChunk, AudioFormat, AudioStart};
 use wyoming::wake::Detect;
 use wyoming::{Client, Event};
@@ -228,12 +227,10 @@ fn main() {
         child.kill().await.unwrap();
 
         // Recall and false accepts on generated clips.
-        let mut config = Config::default();
-        config.wyoming.addr = "127.0.0.1:0".parse().unwrap();
-        config.http.enabled = false;
-        config.wyoming.zeroconf.enabled = false;
-        config.models.dir = models_dir();
-        config.stt.enabled = false;
+        // The wake word, and the Piper voice that speaks the clips.
+        let mut config = bench_config();
+        config.wake.enabled = true;
+        config.tts.enabled = true;
         config.tts.cache = false;
         let app = jarvis::app::spawn(config).await.unwrap();
         let wake = Arc::clone(app.services.wake.as_ref().unwrap());

@@ -10,6 +10,20 @@ pub(crate) fn models_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/models"))
 }
 
+/// The server for a bench: Wyoming on a loopback port, no HTTP or zeroconf, the real models,
+/// and every voice service off: each bench turns on what it measures.
+pub(crate) fn bench_config() -> jarvis::config::Config {
+    let mut config = jarvis::config::Config::default();
+    config.wyoming.addr = "127.0.0.1:0".parse().unwrap();
+    config.http.enabled = false;
+    config.wyoming.zeroconf.enabled = false;
+    config.models.dir = models_dir();
+    config.stt.enabled = false;
+    config.tts.enabled = false;
+    config.wake.enabled = false;
+    config
+}
+
 /// Peak resident memory of a process, in MB.
 pub(crate) fn peak_rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
