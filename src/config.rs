@@ -514,15 +514,23 @@ impl Default for WakeConfig {
     }
 }
 
+/// Builds the error of a value that parses but makes no sense: `key` in `origin`, and a message
+/// with the fix. Each `validate` calls it as `invalid(key, message)`.
+pub(crate) fn invalid_at(
+    origin: &Path,
+) -> impl Fn(&'static str, String) -> Result<(), ConfigError> + '_ {
+    move |key, message| {
+        Err(ConfigError::Invalid {
+            path: origin.to_owned(),
+            key,
+            message,
+        })
+    }
+}
+
 impl ProxmoxConfig {
     fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, message: String| {
-            Err(ConfigError::Invalid {
-                path: origin.to_owned(),
-                key,
-                message,
-            })
-        };
+        let invalid = invalid_at(origin);
         for url in &self.urls {
             if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
                 return invalid(
@@ -880,13 +888,7 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the key and the fix.
     pub fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, message: String| {
-            Err(ConfigError::Invalid {
-                path: origin.to_owned(),
-                key,
-                message,
-            })
-        };
+        let invalid = invalid_at(origin);
         let w = &self.wyoming;
         if w.max_connections == 0 {
             return invalid("wyoming.max_connections", "must be at least 1".into());
@@ -1044,13 +1046,7 @@ impl Config {
 
 impl ModelsConfig {
     fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, message: String| {
-            Err(ConfigError::Invalid {
-                path: origin.to_owned(),
-                key,
-                message,
-            })
-        };
+        let invalid = invalid_at(origin);
         for (key, url) in [
             ("models.whisper_base_url", &self.whisper_base_url),
             ("models.whisper_vad_base_url", &self.whisper_vad_base_url),

@@ -207,13 +207,7 @@ impl MqttConfig {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the key and the fix.
     pub fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, message: String| {
-            Err(ConfigError::Invalid {
-                path: origin.to_owned(),
-                key,
-                message,
-            })
-        };
+        let invalid = crate::config::invalid_at(origin);
         if self.host.trim().is_empty() {
             return invalid(
                 "mqtt.host",
