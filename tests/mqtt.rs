@@ -346,15 +346,7 @@ async fn proxmox_going_away_makes_entities_unavailable_and_removes_nothing() {
         .wait_json("jarvis/server/state", |v| v["health"] == "ok")
         .await;
     // Every state is sent again (HA may have expired them meanwhile).
-    lab.ha
-        .wait_for("every guest state again", |_, log| {
-            let states = log[back..]
-                .iter()
-                .filter(|s| s.topic.starts_with("jarvis/guest/") && s.topic.ends_with("/state"))
-                .count();
-            (states >= 5).then_some(())
-        })
-        .await;
+    every_guest_state_since(&lab.ha, back, "every guest state again").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -914,19 +906,24 @@ async fn states_are_refreshed_periodically_and_discovery_retained_when_asked() {
     .await;
     lab.discovered().await;
     let mark = lab.ha.mark();
-    lab.ha
-        .wait_for("every guest state again, unchanged", |_, log| {
-            let states = log[mark..]
-                .iter()
-                .filter(|s| s.topic.starts_with("jarvis/guest/") && s.topic.ends_with("/state"))
-                .count();
-            (states >= 5).then_some(())
-        })
-        .await;
+    every_guest_state_since(&lab.ha, mark, "every guest state again, unchanged").await;
     // A subscriber that comes later gets the configs from the broker.
     let late = Observer::connect(lab.broker.port, &["homeassistant/device/+/config"]).await;
     let config = late
         .wait_json(&config_topic("guest_100"), |v| v["cmps"].is_object())
         .await;
     assert_eq!(config["dev"]["name"], "haos (VM 100)");
+}
+
+/// Waits until the state of each of the five running and stopped guests (templates have none)
+/// was published after `mark`.
+async fn every_guest_state_since(ha: &Observer, mark: usize, what: &str) {
+    ha.wait_for(what, |_, log| {
+        let states = log[mark..]
+            .iter()
+            .filter(|s| s.topic.starts_with("jarvis/guest/") && s.topic.ends_with("/state"))
+            .count();
+        (states >= 5).then_some(())
+    })
+    .await;
 }
