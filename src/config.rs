@@ -221,6 +221,9 @@ pub struct SttConfig {
     pub queue: usize,
     /// Longest audio accepted, in seconds.
     pub max_audio_secs: u32,
+    /// Smallest encoder context whisper runs with, in frames of 20 ms (1500 = its whole 30 s
+    /// window, as the reference server runs). Short commands are encoded in this much context.
+    pub min_audio_ctx: usize,
     /// Words whisper should expect (names of hosts, rooms, ...), added to each request's own.
     pub vocabulary: Vec<String>,
     /// Send `transcript-start/chunk/stop` around the transcript.
@@ -240,6 +243,7 @@ impl Default for SttConfig {
             workers: 0,
             queue: 4,
             max_audio_secs: 30,
+            min_audio_ctx: 320,
             vocabulary: Vec::new(),
             streaming: true,
             vad: VadConfig::default(),
@@ -943,6 +947,12 @@ impl Config {
         }
         if stt.max_audio_secs == 0 || stt.max_audio_secs > 600 {
             return invalid("stt.max_audio_secs", "must be 1 to 600".into());
+        }
+        if !(64..=1500).contains(&stt.min_audio_ctx) {
+            return invalid(
+                "stt.min_audio_ctx",
+                "must be 64 to 1500 (encoder frames of 20 ms; 1500 is the whole 30 s window)".into(),
+            );
         }
         if !(0.0..=1.0).contains(&stt.vad.threshold) {
             return invalid("stt.vad.threshold", "must be between 0 and 1".into());

@@ -19,6 +19,20 @@ use crate::config::{Config, SttConfig};
 use endpoint::{EndpointConfig, VadPool};
 use whisper::{Engine, EngineConfig};
 
+/// What the rest of Jarvis knows about the words being heard: the brain implements it, so the
+/// endpointer can tell "start the" (wait) from "start nextcloud" (done), and the transcript can
+/// spell names as the cluster writes them.
+pub trait Understanding: Send + Sync + std::fmt::Debug {
+    /// Whether `text`, the words heard so far, is a whole request: a homelab command whose names
+    /// resolve, or a complete sentence outside the homelab. "start the" and "what is the status
+    /// of" are not; whisper's punctuation is not consulted.
+    fn is_complete(&self, text: &str) -> bool;
+
+    /// `text` with the names it mentions written as the cluster writes them ("P V E" and "PBE"
+    /// become "pve", "agent one" "agent1", "local LVM" "local-lvm"); every other word unchanged.
+    fn write_names(&self, text: &str) -> String;
+}
+
 /// Everything that can go wrong in speech-to-text.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SttError {
@@ -118,6 +132,7 @@ impl SttService {
             threads: stt.threads_per_decode(),
             workers: stt.worker_count(),
             queue: stt.queue,
+            min_audio_ctx: stt.min_audio_ctx,
         })?;
         let vad = if stt.vad.enabled {
             Some(Arc::new(VadPool::load(&dir.join(&stt.vad.model))?))

@@ -30,10 +30,6 @@ const AUDIO_CTX_PER_SECOND: usize = 50;
 /// Extra encoder frames beyond the audio: whisper degrades when the context ends exactly with
 /// the speech, so give it a little room.
 const AUDIO_CTX_PADDING: usize = 64;
-/// The smallest context used. Below ~300 frames tiny.en starts to loop and mishear short
-/// commands ("and so am I fell America and so ..."); 320 (6.4 s) keeps its accuracy at a fifth
-/// of the full window's encoder cost.
-const MIN_AUDIO_CTX: usize = 320;
 /// Longest vocabulary prompt, in tokens: whisper keeps half its 448-token text context for it.
 const MAX_PROMPT_TOKENS: usize = 224;
 /// whisper.cpp's full window, in encoder frames (30 s).
@@ -110,6 +106,8 @@ pub struct EngineConfig {
     pub workers: usize,
     /// Jobs that may wait for a worker.
     pub queue: usize,
+    /// Smallest encoder context, in frames (`stt.min_audio_ctx`).
+    pub min_audio_ctx: usize,
 }
 
 /// Counters of what the workers did, for `/health` and tests.
@@ -178,6 +176,7 @@ impl Engine {
                 Arc::clone(&contexts),
                 default.clone(),
                 config.threads.max(1),
+                config.min_audio_ctx.clamp(1, FULL_AUDIO_CTX),
             );
             let receiver = Arc::clone(&receiver);
             std::thread::Builder::new()
@@ -303,6 +302,7 @@ struct Worker {
     stats: Arc<EngineStats>,
     contexts: Arc<HashMap<String, Arc<WhisperContext>>>,
     default: String,
+    min_audio_ctx: usize,
     states: HashMap<String, WhisperState>,
     /// Settings shared by every decode of this worker, abort callback included.
     base: FullParams<'static, 'static>,
@@ -317,6 +317,7 @@ impl Worker {
         contexts: Arc<HashMap<String, Arc<WhisperContext>>>,
         default: String,
         threads: usize,
+        min_audio_ctx: usize,
     ) -> Self {
         let mut base = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         base.set_n_threads(i32::try_from(threads).unwrap_or(1));
@@ -346,6 +347,7 @@ impl Worker {
             stats,
             contexts,
             default,
+            min_audio_ctx,
             states: HashMap::new(),
             base,
             current,
@@ -427,7 +429,8 @@ impl Worker {
         if !tokens.is_empty() {
             params.set_tokens(&tokens);
         }
-        params.set_audio_ctx(i32::try_from(audio_ctx_for(job.samples.len())).unwrap_or(0));
+        let audio_ctx = audio_ctx_for(job.samples.len(), self.min_audio_ctx);
+        params.set_audio_ctx(i32::try_from(audio_ctx).unwrap_or(0));
         // Whisper can loop on a phrase when the context is short ("fellow Americans. fellow
         // Americans. ..."). Nobody says more than ~6 tokens a second, so cap the output; the
         // temperature fallback (kept at whisper's default) catches the rest of the loops.
@@ -496,9 +499,9 @@ impl Worker {
 }
 
 /// Encoder context for `samples` of 16 kHz audio: enough for the audio plus padding.
-fn audio_ctx_for(samples: usize) -> usize {
+fn audio_ctx_for(samples: usize, min: usize) -> usize {
     let frames = samples.div_ceil(WHISPER_RATE as usize / AUDIO_CTX_PER_SECOND);
-    (frames + AUDIO_CTX_PADDING).clamp(MIN_AUDIO_CTX, FULL_AUDIO_CTX)
+    (frames + AUDIO_CTX_PADDING).clamp(min, FULL_AUDIO_CTX)
 }
 
 /// Drops sentences that repeat the one before: a short context can make whisper say the same
@@ -551,9 +554,10 @@ mod tests {
 
     #[test]
     fn the_encoder_context_follows_the_audio_length() {
-        assert_eq!(audio_ctx_for(2 * 16_000), MIN_AUDIO_CTX);
-        assert_eq!(audio_ctx_for(10 * 16_000), 500 + AUDIO_CTX_PADDING);
-        assert_eq!(audio_ctx_for(60 * 16_000), FULL_AUDIO_CTX);
+        assert_eq!(audio_ctx_for(2 * 16_000, 320), 320);
+        assert_eq!(audio_ctx_for(10 * 16_000, 320), 500 + AUDIO_CTX_PADDING);
+        assert_eq!(audio_ctx_for(60 * 16_000, 320), FULL_AUDIO_CTX);
+        assert_eq!(audio_ctx_for(2 * 16_000, FULL_AUDIO_CTX), FULL_AUDIO_CTX);
     }
 
     #[test]
