@@ -198,7 +198,7 @@ pub async fn transcribe(
         language,
         ..Default::default()
     };
-    let mut flow = crate::stt::flow::SttFlow::new(Arc::new(service), Some(&transcribe), &[]);
+    let mut flow = crate::stt::flow::SttFlow::new(Arc::new(service), Some(&transcribe), &[], None);
     let mut events = flow.on_audio_start(&AudioStart::new(format, None));
     let chunk_bytes =
         (format.rate as usize / 100).max(1) * (format.width * format.channels) as usize;

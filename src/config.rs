@@ -297,11 +297,13 @@ pub struct VadConfig {
     pub threshold: f32,
     /// Speech needed before silence can end the command, in ms.
     pub min_speech_ms: u32,
-    /// Silence that ends a command whose words sound finished (whisper ended it with `.`, `?`
-    /// or `!`), in ms. This is what makes the transcript fast.
+    /// Silence that ends a command whose words are a whole request (a homelab command the brain
+    /// resolves, or a sentence that does not end on "the", "of", "and"...), in ms. This is what
+    /// makes the transcript fast.
     pub min_silence_ms: u32,
-    /// Silence that ends any command, in ms (a pause after "and so my fellow Americans," is not
-    /// the end). `vad_sensitivity` "aggressive" shortens both, "relaxed" lengthens both.
+    /// Silence that ends any command, in ms: a pause after "start the" or "what is the status
+    /// of" is not the end, and people pause up to a second there. `vad_sensitivity`
+    /// "aggressive" shortens both, "relaxed" lengthens both.
     pub max_silence_ms: u32,
 }
 
@@ -313,7 +315,7 @@ impl Default for VadConfig {
             threshold: 0.5,
             min_speech_ms: 150,
             min_silence_ms: 150,
-            max_silence_ms: 700,
+            max_silence_ms: 1200,
         }
     }
 }
@@ -951,7 +953,8 @@ impl Config {
         if !(64..=1500).contains(&stt.min_audio_ctx) {
             return invalid(
                 "stt.min_audio_ctx",
-                "must be 64 to 1500 (encoder frames of 20 ms; 1500 is the whole 30 s window)".into(),
+                "must be 64 to 1500 (encoder frames of 20 ms; 1500 is the whole 30 s window)"
+                    .into(),
             );
         }
         if !(0.0..=1.0).contains(&stt.vad.threshold) {

@@ -218,8 +218,8 @@ fn noise(seconds: f32) -> Vec<i16> {
 #[tokio::test]
 async fn a_pause_mid_sentence_does_not_end_the_command() {
     let _turn = one_at_a_time().await;
-    // "And so ... my fellow Americans": whisper hears "And so" without a full stop after the
-    // first pause (and "so" needs a word after it), so the short silence is not the end.
+    // "And so ... my fellow Americans": "so" needs a word after it, so the short silence is not
+    // the end (and the audio is sent at once, so no pause in it ends the request anyway).
     let (_, jfk) = read_wav(&jfk());
     let split = (0.65 * 16_000.0) as usize;
     let mut audio = jfk[..split].to_vec();
@@ -436,10 +436,10 @@ async fn the_requested_model_and_language_are_honoured_or_refused_clearly() {
 }
 
 #[tokio::test]
-async fn a_long_pause_ends_the_command_and_its_words_come_once() {
-    // JFK stops for 1.3 s after "And so my fellow Americans": with our endpointing that is the
-    // end of the command (as with HA's own 0.7 s rule), and the short-context decode must not
-    // repeat the sentence.
+async fn jfk_sent_faster_than_real_time_is_transcribed_whole() {
+    // JFK pauses for over a second after "And so my fellow Americans": a live stream would end
+    // there, but sent at once the rest of the speech has already arrived, and every word of it
+    // must be in the transcript, once.
     let _turn = one_at_a_time().await;
     let app = spawn_app(stt_config()).await;
     let (_, samples) = read_wav(&jfk());
@@ -450,6 +450,113 @@ async fn a_long_pause_ends_the_command_and_its_words_come_once() {
     let (event, _) = until_result(&mut client).await;
     let text = text_of(&event);
     assert_eq!(text.matches("fellow americ").count(), 1, "{text}");
-    assert!(!text.contains("ask not"), "ended at the pause: {text}");
+    assert!(
+        text.contains("ask not what your country can do for you")
+            && text.contains("what you can do for your country"),
+        "words lost: {text}"
+    );
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn jfk_sent_at_once_without_audio_stop_is_transcribed_whole() {
+    // No audio-stop: once the audio stops arriving, endpointing judges all of it and ends at
+    // the trailing silence, not at the first pause.
+    let _turn = one_at_a_time().await;
+    let app = spawn_app(stt_config()).await;
+    let (_, mut samples) = read_wav(&jfk());
+    samples.extend(noise(1.5));
+    let mut client = client(app.wyoming_addr).await;
+    start(&mut client, AudioFormat::HA_MIC).await;
+    stream(&mut client, AudioFormat::HA_MIC, &pcm(&samples)).await;
+    let (event, _) = until_result(&mut client).await;
+    let text = text_of(&event);
+    assert!(
+        text.contains("and so my fellow americans")
+            && text.contains("what you can do for your country"),
+        "words lost: {text}"
+    );
+    app.shutdown.cancel();
+}
+
+/// Streams `samples` (16 kHz) as a live microphone does, 20 ms a chunk at the pace of speech,
+/// then room noise until the server answers (at most `LIMIT`); returns the answer and how long
+/// after the end of `samples` it came (negative: before the end).
+async fn live(addr: std::net::SocketAddr, samples: Vec<i16>) -> (Event, f64) {
+    let mut client = client(addr).await;
+    start(&mut client, AudioFormat::HA_MIC).await;
+    let (mut reader, mut writer) = client.into_split();
+    let speech_secs = samples.len() as f64 / 16_000.0;
+    let began = tokio::time::Instant::now();
+    let sender = tokio::spawn(async move {
+        let mut audio = samples;
+        audio.extend(noise(LIMIT.as_secs_f32()));
+        for (i, chunk) in audio.chunks(320).enumerate() {
+            tokio::time::sleep_until(began + Duration::from_millis(20 * (i as u64 + 1))).await;
+            let chunk = AudioChunk::new(AudioFormat::HA_MIC, pcm(chunk), None);
+            if writer.write_event(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let answer = loop {
+        let event = tokio::time::timeout(LIMIT, reader.read_event())
+            .await
+            .expect("an answer in time")
+            .unwrap()
+            .expect("server closed before the transcript");
+        if matches!(event, Event::Transcript(_) | Event::Error(_)) {
+            break event;
+        }
+    };
+    let after = began.elapsed().as_secs_f64() - speech_secs;
+    sender.abort();
+    (answer, after)
+}
+
+#[tokio::test]
+async fn jfk_live_ends_at_its_long_pause_with_every_word_before_it() {
+    // Live, the 1.3 s pause after "And so my fellow Americans" is the end, as in HA.
+    let _turn = one_at_a_time().await;
+    let app = spawn_app(stt_config()).await;
+    let (_, samples) = read_wav(&jfk());
+    let (event, _) = live(app.wyoming_addr, samples).await;
+    let text = text_of(&event);
+    assert!(text.contains("and so my fellow americans"), "{text}");
+    assert_eq!(text.matches("fellow americ").count(), 1, "{text}");
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_live_command_with_a_pause_inside_is_heard_whole() {
+    // "Turn on the ... kitchen lights": after "the" the words are not a whole request, so a
+    // pause of 0.6 s, or of a whole second, does not end it.
+    let _turn = one_at_a_time().await;
+    let app = spawn_app(stt_config()).await;
+    // Each part spoken on its own, as someone who stops to think says it.
+    let tts = tokio::task::spawn_blocking(|| jarvis::tts::TtsService::load(&tts_config()))
+        .await
+        .unwrap()
+        .unwrap();
+    let speak = |text| {
+        let clip = common::wake_clips::piper(&tts, text);
+        common::wake_clips::resample(clip.rate, &clip.samples)
+    };
+    let (first, second) = (speak("Turn on the"), speak("kitchen lights."));
+    for pause in [0.6, 1.0] {
+        let mut audio = first.clone();
+        audio.extend(noise(pause));
+        audio.extend(&second);
+        let (event, after) = live(app.wyoming_addr, audio).await;
+        let text = text_of(&event);
+        assert!(
+            text.contains("turn on the") && text.contains("kitchen light"),
+            "pause of {pause} s: {text}"
+        );
+        assert!(
+            after > 0.0,
+            "ended {after:.2} s before the speech did: {text}"
+        );
+    }
     app.shutdown.cancel();
 }

@@ -25,8 +25,6 @@ pub const WINDOW: usize = 512;
 const CONTEXT_WINDOWS: usize = 16;
 /// Speech probability below which a window counts as a dip (see [`Vad::Dip`]).
 pub const DIP_PROBABILITY: f32 = 0.95;
-/// New windows processed per VAD call (32 ms): the endpoint's time resolution.
-const BATCH_WINDOWS: usize = 1;
 
 /// Endpointing thresholds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,8 +61,38 @@ pub enum Vad {
     Rise,
     /// The silence has lasted `min_silence_ms`: the end, if the words so far sound finished.
     Quiet,
-    /// The command is over; speech ended at this sample.
+    /// The silence has lasted `max_silence_ms`: the command is over, whatever the words; speech
+    /// ended at this sample. Speech after it reports [`Vad::Resume`] and may be judged again.
     End(usize),
+}
+
+/// What a batch of window events amounts to: a pause that ended within the batch, and a dip the
+/// probability rose from within it, are dropped with everything between, so the flow does not
+/// start and throw away a decode for each.
+fn net_effect(events: Vec<Vad>) -> Vec<Vad> {
+    let mut out: Vec<Vad> = Vec::with_capacity(events.len());
+    for event in events {
+        match event {
+            Vad::Resume => {
+                if let Some(at) = out.iter().rposition(|e| matches!(e, Vad::Pause(_))) {
+                    out.truncate(at);
+                    if matches!(out.last(), Some(Vad::Dip(_))) {
+                        out.pop();
+                    }
+                    continue;
+                }
+            }
+            Vad::Rise => {
+                if let Some(at) = out.iter().rposition(|e| matches!(e, Vad::Dip(_))) {
+                    out.truncate(at);
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        out.push(event);
+    }
+    out
 }
 
 /// Shared Silero contexts: loading one costs a file read, so sessions borrow and return them.
@@ -141,9 +169,10 @@ pub struct Endpointer {
     dip_start: Option<usize>,
     /// [`Vad::Quiet`] was reported for the current pause.
     quiet_sent: bool,
+    /// [`Vad::End`] was reported for the current pause.
+    end_sent: bool,
     paused: bool,
     dipped: bool,
-    ended: bool,
 }
 
 impl std::fmt::Debug for Endpointer {
@@ -180,43 +209,71 @@ impl Endpointer {
             silent_run: 0,
             dip_start: None,
             quiet_sent: false,
+            end_sent: false,
             paused: false,
             dipped: false,
-            ended: false,
         })
     }
 
-    /// Whether the end was already reported.
-    pub fn ended(&self) -> bool {
-        self.ended
-    }
-
-    /// Runs VAD over whatever whole windows of `samples` are new; returns what happened.
+    /// Runs VAD over every whole window of `samples` not seen yet, in one call, and returns
+    /// what happened. [`Vad::Quiet`] and [`Vad::End`] are judged on the state after the last
+    /// window, so speech anywhere in the new audio keeps the command open; a pause that began
+    /// and ended within the new audio is not reported at all.
     ///
     /// # Errors
     /// When whisper.cpp's VAD fails.
     pub fn update(&mut self, samples: &[f32]) -> Result<Vec<Vad>, SttError> {
-        let mut events = Vec::new();
         let available = samples.len() / WINDOW;
-        while !self.ended && available >= self.next + BATCH_WINDOWS {
-            let first = self.next.saturating_sub(CONTEXT_WINDOWS);
-            let end = self.next + BATCH_WINDOWS;
-            let Some(context) = self.context.as_mut() else {
-                break;
-            };
-            context
-                .detect_speech(&samples[first * WINDOW..end * WINDOW])
-                .map_err(|err| {
-                    SttError::Decode(format!("voice activity detection failed: {err}"))
-                })?;
-            let probs = context.probabilities();
-            let new = probs.get(self.next - first..).unwrap_or_default().to_vec();
-            for (offset, prob) in new.into_iter().enumerate() {
-                self.window(self.next + offset, prob, &mut events);
-            }
-            self.next = end;
+        if available <= self.next {
+            return Ok(Vec::new());
         }
-        Ok(events)
+        let first = self.next.saturating_sub(CONTEXT_WINDOWS);
+        let Some(context) = self.context.as_mut() else {
+            return Ok(Vec::new());
+        };
+        context
+            .detect_speech(&samples[first * WINDOW..available * WINDOW])
+            .map_err(|err| SttError::Decode(format!("voice activity detection failed: {err}")))?;
+        let new = context
+            .probabilities()
+            .get(self.next - first..)
+            .unwrap_or_default()
+            .to_vec();
+        let mut events = Vec::new();
+        for (offset, prob) in new.into_iter().enumerate() {
+            self.window(self.next + offset, prob, &mut events);
+        }
+        self.next = available;
+        self.judge_silence(&mut events);
+        Ok(net_effect(events))
+    }
+
+    /// Samples the endpointer has looked at.
+    pub fn seen(&self) -> usize {
+        self.next * WINDOW
+    }
+
+    /// [`Vad::Quiet`] and [`Vad::End`] for the silence the last window ends, each once a pause.
+    fn judge_silence(&mut self, events: &mut Vec<Vad>) {
+        let Some(speech_end) = self.speech_end.filter(|_| self.paused) else {
+            return;
+        };
+        let min_silence = EndpointConfig::windows(self.config.min_silence_ms);
+        let max_silence = EndpointConfig::windows(self.config.max_silence_ms).max(min_silence);
+        // Silero stays above the threshold for a window or two after the voice stops, so the
+        // short silence counts from the dip that began the pause when there was one.
+        let quiet_for = self
+            .dip_start
+            .map_or(self.silent_run, |dip| self.next - dip)
+            .max(self.silent_run);
+        if !self.quiet_sent && quiet_for >= min_silence {
+            self.quiet_sent = true;
+            events.push(Vad::Quiet);
+        }
+        if !self.end_sent && self.silent_run >= max_silence {
+            self.end_sent = true;
+            events.push(Vad::End(speech_end * WINDOW));
+        }
     }
 
     fn window(&mut self, index: usize, prob: f32, events: &mut Vec<Vad>) {
@@ -236,8 +293,6 @@ impl Endpointer {
                 events.push(Vad::Rise);
             }
         }
-        let min_silence = EndpointConfig::windows(self.config.min_silence_ms);
-        let max_silence = EndpointConfig::windows(self.config.max_silence_ms).max(min_silence);
         if speech {
             self.speech_windows += 1;
             if self.speech_windows == 1 {
@@ -250,6 +305,7 @@ impl Endpointer {
                 self.dipped = false;
                 self.dip_start = None;
                 self.quiet_sent = false;
+                self.end_sent = false;
                 events.push(Vad::Resume);
             }
             return;
@@ -264,20 +320,6 @@ impl Endpointer {
         if !self.paused {
             self.paused = true;
             events.push(Vad::Pause(speech_end * WINDOW));
-        }
-        // Silero stays above the threshold for a window or two after the voice stops, so the
-        // short silence counts from the dip that began the pause when there was one.
-        let quiet_for = self
-            .dip_start
-            .map_or(self.silent_run, |dip| index + 1 - dip)
-            .max(self.silent_run);
-        if !self.quiet_sent && quiet_for >= min_silence {
-            self.quiet_sent = true;
-            events.push(Vad::Quiet);
-        }
-        if self.silent_run >= max_silence {
-            self.ended = true;
-            events.push(Vad::End(speech_end * WINDOW));
         }
     }
 }

@@ -10,7 +10,9 @@
 //! After the transcript the flow keeps reading (and dropping) audio until `audio-stop` or EOF:
 //! HA 2024.3 writes all audio before it reads, and a closed socket would break its writes.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
@@ -20,12 +22,20 @@ use wyoming::audio::{AudioChunk, AudioStart};
 use wyoming::misc::Error as ErrorEvent;
 
 use super::audio::Converter;
-use super::endpoint::{EndpointConfig, Endpointer, Vad};
+use super::endpoint::{self, EndpointConfig, Endpointer, Vad};
 use super::whisper::{CancelFlag, CancelOnDrop, DecodeRequest, Transcription};
-use super::{SttError, SttService};
+use super::{SttError, SttService, Understanding};
 
 /// Longest vocabulary prompt handed to whisper, in characters (its prompt holds ~224 tokens).
 const MAX_PROMPT_CHARS: usize = 600;
+/// How far back the arrival rate of audio is judged.
+const RATE_WINDOW: Duration = Duration::from_millis(400);
+/// Audio arriving faster than this many times real time over [`RATE_WINDOW`] is a recording sent
+/// at once, not a live microphone: its pauses do not end the request (the rest of the speech is
+/// on its way), so endpointing waits until it arrives at the pace of speech, or stops arriving.
+const LIVE_RATE: f64 = 1.5;
+/// Arrivals closer together than this count as one (bounds the arrival log).
+const SAME_ARRIVAL: Duration = Duration::from_millis(5);
 
 /// A decode in progress.
 struct Pending {
@@ -67,7 +77,16 @@ pub struct SttFlow {
     /// The current pause has lasted `min_silence_ms`.
     quiet: bool,
     /// When the end of speech was detected, for the log.
-    ended_at: Option<std::time::Instant>,
+    ended_at: Option<Instant>,
+    /// The end of speech was decided; it is acted on once no more audio is waiting to be read
+    /// (see [`SttFlow::next_output`]), and called off if that audio holds speech.
+    end_armed: bool,
+    /// Recent arrivals (time, converted samples received by then), for [`LIVE_RATE`].
+    arrivals: VecDeque<(Instant, usize)>,
+    /// Endpointing is behind the audio (it arrived too fast to judge); catch up at this time.
+    vad_due: Option<Instant>,
+    /// The brain's view of the words: complete or not, and names as the cluster writes them.
+    understanding: Option<Arc<dyn Understanding>>,
 }
 
 impl std::fmt::Debug for SttFlow {
@@ -87,6 +106,7 @@ impl SttFlow {
         service: Arc<SttService>,
         transcribe: Option<&Transcribe>,
         known_names: &[String],
+        understanding: Option<Arc<dyn Understanding>>,
     ) -> Self {
         let mut endpoint = service.endpoint;
         let mut request = DecodeRequest::default();
@@ -125,6 +145,10 @@ impl SttFlow {
             paused: false,
             quiet: false,
             ended_at: None,
+            end_armed: false,
+            arrivals: VecDeque::new(),
+            vad_due: None,
+            understanding,
         }
     }
 
@@ -136,6 +160,7 @@ impl SttFlow {
     /// Whether a decode is running whose result must still be sent.
     pub fn is_busy(&self) -> bool {
         self.stage == Stage::Ending && self.pending.is_some()
+            || self.stage == Stage::Listening && self.end_armed
     }
 
     /// `audio-start`.
@@ -181,7 +206,58 @@ impl SttFlow {
             let text = format!("audio is longer than the limit of {max} s (stt.max_audio_secs)");
             return self.fail("audio-too-long", text);
         }
-        let Some(endpointer) = self.endpointer.as_mut() else {
+        let received = converter.samples().len();
+        if self.endpointer.is_none() {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        self.arrived(now, received);
+        if self.arriving_fast(now) {
+            // A recording sent at once: whatever the audio so far seems to say, more of it is
+            // on its way. Judge it when it arrives at the pace of speech, or stops arriving.
+            self.end_armed = false;
+            self.vad_due = Some(now + RATE_WINDOW);
+            return Vec::new();
+        }
+        self.vad_due = None;
+        self.run_vad()
+    }
+
+    /// Notes that the converted audio has reached `received` samples at `now`.
+    fn arrived(&mut self, now: Instant, received: usize) {
+        match self.arrivals.back_mut() {
+            Some((at, total)) if now.duration_since(*at) < SAME_ARRIVAL => *total = received,
+            _ => self.arrivals.push_back((now, received)),
+        }
+        while self
+            .arrivals
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW)
+            && self.arrivals.len() > 1
+        {
+            self.arrivals.pop_front();
+        }
+    }
+
+    /// Whether audio is arriving faster than a live microphone sends it.
+    fn arriving_fast(&self, now: Instant) -> bool {
+        let (Some((first, before)), Some((_, latest))) =
+            (self.arrivals.front(), self.arrivals.back())
+        else {
+            return false;
+        };
+        // Audio that arrived in the window, against the wall time it spans (at least the window,
+        // so a single burst of a few chunks is judged over the window, not over microseconds).
+        let span = now.duration_since(*first).max(RATE_WINDOW).as_secs_f64();
+        let seconds = (latest - before) as f64 / f64::from(super::audio::WHISPER_RATE);
+        seconds > span * LIVE_RATE
+    }
+
+    /// Runs endpointing over the audio not judged yet and acts on what it finds.
+    fn run_vad(&mut self) -> Vec<Event> {
+        let (Some(endpointer), Some(converter)) =
+            (self.endpointer.as_mut(), self.converter.as_ref())
+        else {
             return Vec::new();
         };
         let events = match endpointer.update(converter.samples()) {
@@ -233,24 +309,40 @@ impl SttFlow {
             Vad::Resume => {
                 self.paused = false;
                 self.quiet = false;
+                self.end_armed = false;
                 self.drop_speculation();
                 Vec::new()
             }
             Vad::Quiet => {
                 self.quiet = true;
-                let finished = matches!(&self.speculative, Some((pause, t)) if *pause == self.pause && sounds_finished(&t.text));
-                if finished {
-                    info!("end of speech: short silence after a finished sentence");
-                    self.ended_at = Some(std::time::Instant::now());
-                    return self.end();
+                let complete = matches!(&self.speculative, Some((pause, t)) if *pause == self.pause && self.is_complete(&t.text));
+                if complete {
+                    self.arm_end("short silence after a complete request");
                 }
                 Vec::new()
             }
             Vad::End(_) => {
-                info!("end of speech: long silence");
-                self.ended_at = Some(std::time::Instant::now());
-                self.end()
+                self.arm_end("long silence");
+                Vec::new()
             }
+        }
+    }
+
+    /// Decides the end of speech; [`SttFlow::next_output`] acts on it unless more audio, already
+    /// waiting, says otherwise.
+    fn arm_end(&mut self, why: &'static str) {
+        if !self.end_armed {
+            debug!(why, "end of speech decided");
+            self.end_armed = true;
+            self.ended_at = Some(Instant::now());
+        }
+    }
+
+    /// Whether the words heard so far are a whole request (the brain judges when it can).
+    fn is_complete(&self, text: &str) -> bool {
+        match &self.understanding {
+            Some(understanding) => understanding.is_complete(text),
+            None => ends_complete(text),
         }
     }
 
@@ -291,10 +383,17 @@ impl SttFlow {
                 if let Some(converter) = self.converter.as_mut() {
                     converter.finish();
                 }
-                // Audio that continued after the last pause may hold more speech.
-                if !self.paused {
+                // Audio that continued after the last pause, or that endpointing has not judged
+                // yet, may hold more speech: only a speculation over all of it will do.
+                let judged_all = self.endpointer.as_ref().is_some_and(|e| {
+                    let total = self.converter.as_ref().map_or(0, |c| c.samples().len());
+                    e.seen() + endpoint::WINDOW > total
+                });
+                if !self.paused || self.vad_due.is_some() || !judged_all {
                     self.drop_speculation();
                 }
+                self.vad_due = None;
+                self.end_armed = false;
                 self.end()
             }
             Stage::Ending | Stage::Done => Vec::new(),
@@ -349,12 +448,57 @@ impl SttFlow {
         Ok(())
     }
 
-    /// Waits for the decode in progress; returns the events to send (none for a speculative
-    /// result that is not needed yet). Pending forever when nothing is decoding.
+    /// What the flow has to send of its own accord: the transcript once speech has ended and it
+    /// is decoded. Returns the events to send (none for a speculative result not needed yet).
+    /// Pending forever when there is nothing to wait for.
+    ///
+    /// The session polls its socket before this, so an end of speech decided on the audio read
+    /// so far is acted on here only once no more audio is waiting: audio that was already sent
+    /// is always heard before the transcript goes out.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a decided end is acted on synchronously, a pending catch-up of endpointing is
+    /// a deadline kept in `self`, and a decode stays pending for the next call.
+    pub async fn next_output(&mut self) -> Vec<Event> {
+        loop {
+            if self.stage != Stage::Listening {
+                return self.decoded().await;
+            }
+            if self.end_armed && self.vad_due.is_none() {
+                self.end_armed = false;
+                info!("end of speech");
+                let events = self.end();
+                if !events.is_empty() {
+                    return events;
+                }
+                continue;
+            }
+            let Some(due) = self.vad_due else {
+                return self.decoded().await;
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(due.into()) => {
+                    let now = Instant::now();
+                    if self.arriving_fast(now) {
+                        self.vad_due = Some(now + RATE_WINDOW);
+                        continue;
+                    }
+                    self.vad_due = None;
+                    let events = self.run_vad();
+                    if !events.is_empty() {
+                        return events;
+                    }
+                }
+                events = self.decoded() => return events,
+            }
+        }
+    }
+
+    /// Waits for the decode in progress; pending forever when nothing is decoding.
     ///
     /// # Cancel safety
     /// Cancel safe: the decode stays pending and the next call waits for it again.
-    pub async fn next_output(&mut self) -> Vec<Event> {
+    async fn decoded(&mut self) -> Vec<Event> {
         let Some(pending) = self.pending.as_mut() else {
             return std::future::pending().await;
         };
@@ -370,11 +514,8 @@ impl SttFlow {
                 if self.stage == Stage::Ending {
                     return self.emit(transcription);
                 }
-                if self.quiet && sounds_finished(&transcription.text) {
-                    info!("end of speech: short silence after a finished sentence");
-                    self.ended_at = Some(std::time::Instant::now());
-                    self.stage = Stage::Ending;
-                    return self.emit(transcription);
+                if self.quiet && self.vad_due.is_none() && self.is_complete(&transcription.text) {
+                    self.arm_end("short silence after a complete request");
                 }
                 self.speculative = Some((pause, transcription));
                 Vec::new()
@@ -389,9 +530,15 @@ impl SttFlow {
         }
     }
 
-    fn emit(&mut self, transcription: Transcription) -> Vec<Event> {
+    fn emit(&mut self, mut transcription: Transcription) -> Vec<Event> {
         self.stage = Stage::Done;
         self.pending = None;
+        if let Some(understanding) = &self.understanding {
+            transcription.text = understanding.write_names(&transcription.text);
+            for segment in &mut transcription.segments {
+                *segment = understanding.write_names(segment);
+            }
+        }
         let audio_secs = self.converter.as_ref().map_or(0.0, Converter::seconds);
         info!(
             text = %transcription.text,
@@ -444,27 +591,25 @@ impl SttFlow {
     }
 }
 
-/// Words after which a sentence is not over, whatever whisper's punctuation says.
+/// Words after which a sentence is not over.
 const CONTINUATIONS: &[&str] = &[
-    "a", "an", "and", "are", "at", "because", "but", "for", "from", "if", "in", "is", "my", "of",
-    "on", "or", "so", "than", "that", "the", "then", "to", "with", "your",
+    "a", "an", "and", "are", "as", "at", "because", "but", "by", "for", "from", "if", "in", "into",
+    "is", "my", "of", "on", "or", "our", "so", "than", "that", "the", "then", "to", "was", "were",
+    "what's", "with", "your",
 ];
 
-/// Whether a transcript sounds like a finished command: whisper closed it with `.`, `?` or `!`
-/// (it writes `,` or nothing when it expects more), and it does not end on a word that needs
-/// another after it.
-fn sounds_finished(text: &str) -> bool {
-    let text = text.trim();
-    if text.is_empty() || text.ends_with("...") || !text.ends_with(['.', '?', '!']) {
-        return false;
-    }
+/// Whether words heard, with nothing known of what they ask, could be a whole sentence: they do
+/// not end on a word that needs another after it. Whisper's punctuation is not consulted (it
+/// closes "start the" with a full stop as readily as anything).
+pub fn ends_complete(text: &str) -> bool {
     let last = text
         .split_whitespace()
-        .last()
-        .unwrap_or_default()
-        .trim_matches(|c: char| !c.is_alphanumeric())
-        .to_lowercase();
-    !CONTINUATIONS.contains(&last.as_str())
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
+                .to_lowercase()
+        })
+        .rfind(|w| !w.is_empty());
+    last.is_some_and(|last| !CONTINUATIONS.contains(&last.as_str()))
 }
 
 /// Whisper's initial prompt from vocabulary words: distinct, comma-separated, bounded.
@@ -494,14 +639,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finished_sentences_are_told_from_pauses() {
-        assert!(sounds_finished("Turn on the kitchen lights."));
-        assert!(sounds_finished("What's the status of node pve?"));
-        assert!(!sounds_finished("And so my fellow Americans,"));
-        assert!(!sounds_finished("Start the VM and."));
-        assert!(!sounds_finished("Reboot the..."));
-        assert!(!sounds_finished("start VM one oh one"));
-        assert!(!sounds_finished(""));
+    fn sentences_that_need_another_word_are_not_complete() {
+        assert!(ends_complete("Turn on the kitchen lights."));
+        assert!(ends_complete("What's the status of node pve?"));
+        assert!(ends_complete("start VM one oh one"));
+        assert!(ends_complete("And so my fellow Americans,"));
+        assert!(!ends_complete("Start the VM and."));
+        assert!(!ends_complete("Reboot the..."));
+        assert!(!ends_complete("What is the status of."));
+        assert!(!ends_complete(""));
+        assert!(!ends_complete(" ... "));
     }
 
     #[test]

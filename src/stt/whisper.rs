@@ -34,6 +34,14 @@ const AUDIO_CTX_PADDING: usize = 64;
 const MAX_PROMPT_TOKENS: usize = 224;
 /// whisper.cpp's full window, in encoder frames (30 s).
 const FULL_AUDIO_CTX: usize = 1500;
+/// Mean token log probability below which whisper is unsure of its words (its own temperature
+/// fallback threshold, `logprob_thold`): the decode is done again over the whole window.
+const DOUBTFUL_LOGPROB: f32 = -1.0;
+/// Below this mean log probability, with [`HALLUCINATION_NO_SPEECH`], the words are made up.
+const HALLUCINATION_LOGPROB: f32 = -1.0;
+/// Whisper's no-speech probability above which unsure words are dropped (whisper.cpp drops
+/// them at 0.6 on its own).
+const HALLUCINATION_NO_SPEECH: f32 = 0.3;
 
 /// A loaded whisper model.
 #[derive(Debug, Clone)]
@@ -429,11 +437,8 @@ impl Worker {
         if !tokens.is_empty() {
             params.set_tokens(&tokens);
         }
-        let audio_ctx = audio_ctx_for(job.samples.len(), self.min_audio_ctx);
-        params.set_audio_ctx(i32::try_from(audio_ctx).unwrap_or(0));
-        // Whisper can loop on a phrase when the context is short ("fellow Americans. fellow
-        // Americans. ..."). Nobody says more than ~6 tokens a second, so cap the output; the
-        // temperature fallback (kept at whisper's default) catches the rest of the loops.
+        // Whisper can loop on a phrase ("fellow Americans. fellow Americans. ..."). Nobody says
+        // more than ~6 tokens a second, so cap the output; loops within it are cut below.
         let seconds = job.samples.len() / WHISPER_RATE as usize;
         params.set_max_tokens(i32::try_from(16 + 8 * seconds).unwrap_or(i32::MAX));
         if let Ok(mut current) = self.current.lock() {
@@ -460,21 +465,30 @@ impl Worker {
                 decode_time: started.elapsed(),
             });
         }
-        state.full(params, samples).map_err(|err| {
-            if job.cancel.is_cancelled() {
-                SttError::Cancelled
-            } else {
-                SttError::Decode(err.to_string())
+        let eot = context.token_eot();
+        let audio_ctx = audio_ctx_for(job.samples.len(), self.min_audio_ctx);
+        let mut decoded = decode_once(state, &params, samples, audio_ctx, eot, &job.cancel)?;
+        // A short encoder context is what makes short commands fast, and what makes tiny.en
+        // loop or make words up now and then. When the decode loops or whisper itself is
+        // unsure of its words, decode again over the whole window, as the reference server
+        // always does, and keep whichever whisper is surer of.
+        if audio_ctx < FULL_AUDIO_CTX && decoded.doubtful() {
+            let first = decoded.summary();
+            let again = decode_once(state, &params, samples, FULL_AUDIO_CTX, eot, &job.cancel)?;
+            debug!(
+                first,
+                again = again.summary(),
+                "decoded again over the whole window"
+            );
+            if again.score() > decoded.score() {
+                decoded = again;
             }
-        })?;
-        if job.cancel.is_cancelled() {
-            return Err(SttError::Cancelled);
         }
-        let segments: Vec<String> = (0..state.full_n_segments())
-            .filter_map(|i| state.get_segment(i))
-            .filter_map(|segment| segment.to_str_lossy().ok().map(|s| s.trim().to_owned()))
-            .filter(|s| !s.is_empty())
-            .collect();
+        if decoded.made_up() {
+            info!(decode = decoded.summary(), "dropped words whisper made up");
+            decoded.text.clear();
+            decoded.segments.clear();
+        }
         let language = if multilingual {
             whisper_rs::get_lang_str(state.full_lang_id_from_state())
                 .unwrap_or("en")
@@ -482,7 +496,7 @@ impl Worker {
         } else {
             "en".to_owned()
         };
-        let text = collapse_repeats(&clean(&segments.join(" ")));
+        let Decoded { text, segments, .. } = decoded;
         if text.is_empty() && job.samples.len() > WHISPER_RATE as usize {
             warn!(
                 "whisper heard nothing in {:.1} s of audio",
@@ -504,33 +518,182 @@ fn audio_ctx_for(samples: usize, min: usize) -> usize {
     (frames + AUDIO_CTX_PADDING).clamp(min, FULL_AUDIO_CTX)
 }
 
-/// Drops sentences that repeat the one before: a short context can make whisper say the same
-/// sentence twice ("And so my fellow Americans. And so my fellow Americans."); people do not.
-fn collapse_repeats(text: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    let mut start = 0;
-    let normal = |s: &str| {
-        s.trim()
-            .trim_end_matches(['.', '!', '?', ','])
-            .to_lowercase()
-    };
-    for (i, c) in text.char_indices() {
-        if matches!(c, '.' | '!' | '?') {
-            let sentence = &text[start..i + c.len_utf8()];
-            if out
-                .last()
-                .is_none_or(|last| normal(last) != normal(sentence))
-            {
-                out.push(sentence);
+/// One decode's result, with whisper's own view of how sure it is.
+#[derive(Debug)]
+struct Decoded {
+    text: String,
+    segments: Vec<String>,
+    /// Mean log probability of the text tokens.
+    avg_logprob: f32,
+    /// Whisper's probability that the window holds no speech.
+    no_speech: f32,
+    /// A phrase came back repeated and was cut.
+    looped: bool,
+    audio_ctx: usize,
+}
+
+impl Decoded {
+    /// Whether the decode is worth doing again over the whole window.
+    fn doubtful(&self) -> bool {
+        self.looped || !self.text.is_empty() && self.avg_logprob < DOUBTFUL_LOGPROB
+    }
+
+    /// Which of two decodes to keep: whisper's confidence, less for a loop that had to be cut.
+    fn score(&self) -> f32 {
+        self.avg_logprob - if self.looped { 1.0 } else { 0.0 }
+    }
+
+    /// Whether whisper made words up: it is unsure of every word and finds speech unlikely
+    /// (whisper.cpp's own rule, with a lower no-speech bar for a decode that was doubtful
+    /// over both contexts).
+    fn made_up(&self) -> bool {
+        !self.text.is_empty()
+            && self.avg_logprob < HALLUCINATION_LOGPROB
+            && self.no_speech > HALLUCINATION_NO_SPEECH
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "ctx {} logprob {:.2} no-speech {:.2}{}: {:?}",
+            self.audio_ctx,
+            self.avg_logprob,
+            self.no_speech,
+            if self.looped { " looped" } else { "" },
+            self.text
+        )
+    }
+}
+
+/// Runs whisper once with encoder context `audio_ctx` and reads the result.
+fn decode_once(
+    state: &mut WhisperState,
+    params: &FullParams<'static, '_>,
+    samples: &[f32],
+    audio_ctx: usize,
+    eot: i32,
+    cancel: &CancelFlag,
+) -> Result<Decoded, SttError> {
+    let mut params = params.clone();
+    params.set_audio_ctx(i32::try_from(audio_ctx).unwrap_or(0));
+    state.full(params, samples).map_err(|err| {
+        if cancel.is_cancelled() {
+            SttError::Cancelled
+        } else {
+            SttError::Decode(err.to_string())
+        }
+    })?;
+    if cancel.is_cancelled() {
+        return Err(SttError::Cancelled);
+    }
+    let mut segments = Vec::new();
+    let (mut logprob, mut tokens) = (0.0f32, 0usize);
+    let mut no_speech = 0.0f32;
+    for segment in (0..state.full_n_segments()).filter_map(|i| state.get_segment(i)) {
+        no_speech = no_speech.max(segment.no_speech_probability());
+        for token in (0..segment.n_tokens()).filter_map(|i| segment.get_token(i)) {
+            if token.token_id() < eot {
+                logprob += token.token_data().plog;
+                tokens += 1;
+                tracing::trace!(token = ?token.to_str_lossy(), p = token.token_probability(), "token");
             }
-            start = i + c.len_utf8();
+        }
+        if let Ok(text) = segment.to_str_lossy() {
+            let text = text.trim();
+            if !text.is_empty() {
+                segments.push(text.to_owned());
+            }
         }
     }
-    let rest = &text[start..];
-    if !rest.trim().is_empty() && out.last().is_none_or(|last| normal(last) != normal(rest)) {
-        out.push(rest);
+    let cleaned = clean(&segments.join(" "));
+    let (text, looped) = cut_loops(&cleaned);
+    if looped || text != segments.join(" ") {
+        // The streamed chunks say what the transcript says.
+        segments = if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![text.clone()]
+        };
     }
-    out.iter().map(|s| s.trim()).collect::<Vec<_>>().join(" ")
+    Ok(Decoded {
+        text,
+        segments,
+        avg_logprob: if tokens == 0 {
+            0.0
+        } else {
+            logprob / tokens as f32
+        },
+        no_speech,
+        looped,
+        audio_ctx,
+    })
+}
+
+/// A word compared for repetition: lower case, without punctuation.
+fn bare(word: &str) -> String {
+    word.trim_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase()
+}
+
+/// Cuts repetition loops: a phrase said again right after itself ("start VM 101 start VM 101
+/// start VM"), however long, is kept once, with any unfinished start of it that follows;
+/// a word said three times or more in a row is kept once. People repeat a word twice ("no,
+/// no") and so does this; they do not repeat a whole phrase word for word. Returns the text
+/// and whether anything was cut.
+fn cut_loops(text: &str) -> (String, bool) {
+    let mut words: Vec<&str> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
+    let mut cut = false;
+    // A word three times or more in a row: once (as its last copy is written).
+    let all: Vec<&str> = text.split_whitespace().collect();
+    let mut at = 0;
+    while at < all.len() {
+        let key = bare(all[at]);
+        let run = all[at..].iter().take_while(|w| bare(w) == key).count();
+        if run >= 3 && !key.is_empty() {
+            words.push(all[at + run - 1]);
+            keys.push(key);
+            cut = true;
+        } else {
+            words.extend(&all[at..at + run]);
+            keys.extend(std::iter::repeat_n(key, run));
+        }
+        at += run;
+    }
+    let mut i = 0;
+    while i + 1 < words.len() {
+        let mut changed = false;
+        // The longest phrase of two words or more starting here that comes again right after.
+        for n in (2..=(words.len() - i) / 2).rev() {
+            if keys[i..i + n] != keys[i + n..i + 2 * n] || keys[i].is_empty() {
+                continue;
+            }
+            // Drop every further copy, then an unfinished copy at the end.
+            let mut end = i + n;
+            while end + n <= words.len() && keys[end..end + n] == keys[i..i + n] {
+                end += n;
+            }
+            let rest = words.len() - end;
+            if rest < n && rest > 0 && keys[end..] == keys[i..i + rest] {
+                end = words.len();
+            }
+            // Keep the punctuation of the last copy ("fellow Americans." not "Americans,").
+            let last = words[end - 1];
+            words.drain(i + n..end);
+            keys.drain(i + n..end);
+            if let Some(kept) = words.get_mut(i + n - 1) {
+                if bare(kept) == bare(last) {
+                    *kept = last;
+                }
+            }
+            cut = true;
+            changed = true;
+            break;
+        }
+        if !changed {
+            i += 1;
+        }
+    }
+    (words.join(" "), cut)
 }
 
 /// Removes whisper's non-speech annotations such as `[BLANK_AUDIO]` or `(wind blowing)`.
@@ -561,22 +724,28 @@ mod tests {
     }
 
     #[test]
-    fn a_sentence_whisper_repeats_is_kept_once() {
+    fn loops_are_cut_to_one_copy() {
+        let cut = |t: &str| cut_loops(t);
         assert_eq!(
-            collapse_repeats("And so my fellow Americans. And so my fellow Americans."),
-            "And so my fellow Americans."
+            cut("And so my fellow Americans. And so my fellow Americans."),
+            ("And so my fellow Americans.".into(), true)
         );
         assert_eq!(
-            collapse_repeats("Stop. stop! Start VM 101."),
-            "Stop. Start VM 101."
+            cut("Start VM 101. Start VM 101. Start VM 101. Start VM 101. Start VM"),
+            ("Start VM 101.".into(), true)
         );
         assert_eq!(
-            collapse_repeats("Yes. No. Yes."),
-            "Yes. No. Yes.",
-            "only consecutive repeats"
+            cut("What is the status What is the status of node pve?"),
+            ("What is the status of node pve?".into(), true)
         );
-        assert_eq!(collapse_repeats("turn on the light"), "turn on the light");
-        assert_eq!(collapse_repeats(""), "");
+        assert_eq!(cut("the the the the"), ("the".into(), true));
+        assert_eq!(cut("No, no, stop it."), ("No, no, stop it.".into(), false));
+        assert_eq!(cut("Yes. No. Yes."), ("Yes. No. Yes.".into(), false));
+        assert_eq!(
+            cut("turn on the light"),
+            ("turn on the light".into(), false)
+        );
+        assert_eq!(cut(""), (String::new(), false));
     }
 
     #[test]

@@ -88,7 +88,9 @@ pub(crate) async fn run(mut conn: Connection, services: Arc<Services>) {
     loop {
         // Replies are written inside the loop body, so a cancelled token is only seen between
         // events, and a transcript being decoded is waited for below. `read_event` and
-        // `output` are cancel safe.
+        // `output` are cancel safe. Input already waiting is read before a flow's own output:
+        // an end of speech decided on the audio so far is only acted on once no more audio has
+        // been sent (see `SttFlow::next_output`).
         let reading = flow.accepts_input();
         let next = tokio::select! {
             biased;
@@ -101,7 +103,6 @@ pub(crate) async fn run(mut conn: Connection, services: Arc<Services>) {
                 debug!("server shutting down; closing");
                 break;
             }
-            events = flow.output() => write_all(&mut conn, events).await,
             read = conn.reader.read_event(), if reading => match read {
                 Ok(Some(event)) => {
                     let events = handle(&services, &mut flow, event, conn.peer);
@@ -113,6 +114,7 @@ pub(crate) async fn run(mut conn: Connection, services: Arc<Services>) {
                 }
                 Err(err) => on_error(&mut conn, err).await,
             },
+            events = flow.output() => write_all(&mut conn, events).await,
         };
         if matches!(next, Next::Close) {
             break;
@@ -284,7 +286,7 @@ fn open(
                 _ => None,
             };
             let names = services.brain.vocabulary();
-            let mut stt_flow = SttFlow::new(Arc::clone(stt), transcribe, &names);
+            let mut stt_flow = SttFlow::new(Arc::clone(stt), transcribe, &names, None);
             let events = match request {
                 Event::AudioStart(start) => stt_flow.on_audio_start(start),
                 _ => Vec::new(),
