@@ -230,6 +230,30 @@ pub struct SttConfig {
     pub streaming: bool,
     /// Our own end-of-speech detection.
     pub vad: VadConfig,
+    /// Decoding guided by the brain's sentences and the cluster's names.
+    pub grammar: SttGrammarConfig,
+}
+
+/// `[stt.grammar]`: when a transcript is not a homelab command as the brain knows them, whisper
+/// decodes again biased towards the brain's sentences and the cluster's names, and the better
+/// of the two is kept.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SttGrammarConfig {
+    /// Decode again with the grammar.
+    pub enabled: bool,
+    /// How much a token outside the grammar is held back, in logits: small enough that speech
+    /// outside the homelab still comes out as said.
+    pub penalty: f32,
+}
+
+impl Default for SttGrammarConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            penalty: 15.0,
+        }
+    }
 }
 
 impl Default for SttConfig {
@@ -247,6 +271,7 @@ impl Default for SttConfig {
             vocabulary: Vec::new(),
             streaming: true,
             vad: VadConfig::default(),
+            grammar: SttGrammarConfig::default(),
         }
     }
 }
@@ -955,6 +980,12 @@ impl Config {
                 "stt.min_audio_ctx",
                 "must be 64 to 1500 (encoder frames of 20 ms; 1500 is the whole 30 s window)"
                     .into(),
+            );
+        }
+        if !(stt.grammar.penalty > 0.0 && stt.grammar.penalty <= 1000.0) {
+            return invalid(
+                "stt.grammar.penalty",
+                "must be above 0 and at most 1000 (logits)".into(),
             );
         }
         if !(0.0..=1.0).contains(&stt.vad.threshold) {

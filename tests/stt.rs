@@ -560,3 +560,76 @@ async fn a_live_command_with_a_pause_inside_is_heard_whole() {
     }
     app.shutdown.cancel();
 }
+
+/// Decodes 16 kHz `samples` with the engine directly, with or without a grammar.
+async fn decode_with(
+    service: &jarvis::stt::SttService,
+    samples: &[i16],
+    grammar: Option<std::sync::Arc<jarvis::stt::grammar::SpeechGrammar>>,
+    prompt: &str,
+) -> String {
+    let samples: std::sync::Arc<[f32]> = samples.iter().map(|s| f32::from(*s) / 32_768.0).collect();
+    let request = jarvis::stt::whisper::DecodeRequest {
+        prompt: prompt.into(),
+        grammar,
+        ..Default::default()
+    };
+    let receiver = service
+        .engine()
+        .submit(samples, request, Default::default())
+        .unwrap();
+    receiver.await.unwrap().unwrap().text
+}
+
+#[tokio::test]
+async fn guided_decoding_writes_the_clusters_names_and_leaves_other_speech_as_said() {
+    use jarvis::stt::grammar::{GrammarBuilder, Part};
+    let _turn = one_at_a_time().await;
+    let config = stt_config();
+    let service = tokio::task::spawn_blocking(move || jarvis::stt::SttService::load(&config))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut builder = GrammarBuilder::new();
+    for words in [&["what", "is", "the", "status", "of"][..], &["start"][..]] {
+        let mut parts: Vec<Part<'_>> = words.iter().map(|w| Part::Word(w)).collect();
+        parts.push(Part::Slot("target"));
+        builder.sentence(&parts);
+    }
+    for value in [
+        "pve",
+        "p v e",
+        "node pve",
+        "node p v e",
+        "agent1",
+        "media-server",
+    ] {
+        builder.value("target", value);
+    }
+    let grammar = std::sync::Arc::new(builder.build());
+    // The names are in the prompt too, as the cluster's names always are.
+    let prompt = "pve, agent1, media-server.";
+    for voice in ["en-us", "en-gb"] {
+        let speak = |text: &str| {
+            let clip = common::wake_clips::espeak(text, voice, 160);
+            common::wake_clips::resample(clip.rate, &clip.samples)
+        };
+        // Free, whisper hears "status unknown, Bve" or "status on node BBE".
+        let command = speak("What is the status of node pve?");
+        let free = decode_with(&service, &command, None, prompt).await;
+        let guided = decode_with(&service, &command, Some(grammar.clone()), prompt).await;
+        assert!(
+            guided.to_lowercase().contains("status of node pve"),
+            "{voice}: free {free:?}, guided {guided:?}"
+        );
+        for text in [
+            "Turn on the kitchen lights.",
+            "What's the weather like tomorrow?",
+        ] {
+            let audio = speak(text);
+            let free = decode_with(&service, &audio, None, prompt).await;
+            let guided = decode_with(&service, &audio, Some(grammar.clone()), prompt).await;
+            assert_eq!(guided, free, "{voice}: the grammar bent {text:?}");
+        }
+    }
+}

@@ -117,6 +117,7 @@ pub struct Brain {
     recognizer: Recognizer,
     directory: PerSnapshot<Directory>,
     vocabulary: PerSnapshot<Vec<String>>,
+    speech_grammar: PerSnapshot<crate::stt::grammar::SpeechGrammar>,
     policy: crate::config::PolicyConfig,
     confirmations: Confirmations,
     audit: AuditLog,
@@ -153,6 +154,7 @@ impl Brain {
             recognizer: Recognizer::new()?,
             directory: Mutex::new(None),
             vocabulary: Mutex::new(None),
+            speech_grammar: Mutex::new(None),
             policy: config.policy.clone(),
             confirmations: Confirmations::new(
                 Duration::from_secs(config.policy.confirm_timeout_secs),
@@ -194,6 +196,17 @@ impl Brain {
                 .cloned()
                 .collect()
         })
+    }
+
+    /// The grammar that guides speech recognition: the brain's sentences with the cluster's
+    /// names (from the last inventory fetched, no I/O; `None` before the first).
+    pub fn speech_grammar(&self) -> Option<Arc<crate::stt::grammar::SpeechGrammar>> {
+        let (inventory, _) = self.proxmox.as_ref().and_then(Proxmox::cached_inventory)?;
+        Some(per_snapshot(
+            &self.speech_grammar,
+            &inventory,
+            |inventory| super::speech_grammar::build(&self.recognizer, inventory),
+        ))
     }
 
     /// The Proxmox client, if configured.

@@ -104,6 +104,20 @@ impl Template {
         }
     }
 
+    /// Every sequence the template expands to, as words and slots for a speech grammar.
+    pub fn parts(&self) -> impl Iterator<Item = Vec<crate::stt::grammar::Part<'_>>> {
+        use crate::stt::grammar::Part;
+        self.sequences.iter().map(|sequence| {
+            sequence
+                .iter()
+                .map(|item| match item {
+                    Item::Word(word) => Part::Word(word),
+                    Item::Slot(slot) => Part::Slot(slot),
+                })
+                .collect()
+        })
+    }
+
     /// Matches expansion `i` against the whole token list.
     pub fn matches_expansion<S: AsRef<str>>(&self, i: usize, tokens: &[S]) -> Option<Captures> {
         let sequence = self.sequences.get(i)?;

@@ -424,6 +424,11 @@ impl Recognizer {
         })
     }
 
+    /// The compiled templates.
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        self.templates.iter().map(|(_, template)| template)
+    }
+
     /// Expansions of all templates (for benchmarks and tests).
     pub fn expansions(&self) -> usize {
         self.templates.iter().map(|(_, t)| t.len()).sum()
@@ -503,7 +508,7 @@ impl Recognizer {
 }
 
 /// Words that open or close a request without changing it.
-const LEADING_FILLER: &[&[&str]] = &[
+pub(crate) const LEADING_FILLER: &[&[&str]] = &[
     &["hey", "jarvis"],
     &["ok", "jarvis"],
     &["okay", "jarvis"],

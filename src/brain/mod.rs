@@ -13,6 +13,7 @@ pub mod names;
 pub mod numbers;
 pub mod policy;
 pub mod speech;
+mod speech_grammar;
 pub mod types;
 
 pub use engine::{Brain, BrainError, BrainHealth, Command, Response, Source};

@@ -8,6 +8,7 @@
 pub mod audio;
 pub mod endpoint;
 pub mod flow;
+pub mod grammar;
 pub mod whisper;
 
 use std::path::PathBuf;
@@ -31,6 +32,11 @@ pub trait Understanding: Send + Sync + std::fmt::Debug {
     /// `text` with the names it mentions written as the cluster writes them ("P V E" and "PBE"
     /// become "pve", "agent one" "agent1", "local LVM" "local-lvm"); every other word unchanged.
     fn write_names(&self, text: &str) -> String;
+
+    /// The sentences and names to guide whisper's decoding with, if any.
+    fn grammar(&self) -> Option<Arc<grammar::SpeechGrammar>> {
+        None
+    }
 }
 
 /// Everything that can go wrong in speech-to-text.
@@ -133,6 +139,7 @@ impl SttService {
             workers: stt.worker_count(),
             queue: stt.queue,
             min_audio_ctx: stt.min_audio_ctx,
+            grammar_penalty: stt.grammar.enabled.then_some(stt.grammar.penalty),
         })?;
         let vad = if stt.vad.enabled {
             Some(Arc::new(VadPool::load(&dir.join(&stt.vad.model))?))

@@ -24,6 +24,7 @@ use whisper_rs::{
 
 use super::SttError;
 use super::audio::WHISPER_RATE;
+use super::grammar::SpeechGrammar;
 
 /// Encoder frames per second of audio (whisper: 100 mel frames/s, halved by the encoder).
 const AUDIO_CTX_PER_SECOND: usize = 50;
@@ -37,6 +38,11 @@ const FULL_AUDIO_CTX: usize = 1500;
 /// Mean token log probability below which whisper is unsure of its words (its own temperature
 /// fallback threshold, `logprob_thold`): the decode is done again over the whole window.
 const DOUBTFUL_LOGPROB: f32 = -1.0;
+/// A free decode whisper is at least this sure of is kept as it is: a misheard name costs
+/// whisper confidence (-0.55 to -1.0 for "node BBE" / "status unknown, Bve" where the cluster
+/// has pve), everyday sentences it hears well do not (-0.1 to -0.3), and they are not worth a
+/// second decode.
+const GUIDE_BELOW_LOGPROB: f32 = -0.35;
 /// Below this mean log probability, with [`HALLUCINATION_NO_SPEECH`], the words are made up.
 const HALLUCINATION_LOGPROB: f32 = -1.0;
 /// Whisper's no-speech probability above which unsure words are dropped (whisper.cpp drops
@@ -63,6 +69,8 @@ pub struct DecodeRequest {
     pub language: Option<String>,
     /// Vocabulary for whisper's initial prompt.
     pub prompt: String,
+    /// Sentences and names to guide the decode towards (see [`super::grammar`]).
+    pub grammar: Option<Arc<SpeechGrammar>>,
 }
 
 /// A finished transcription.
@@ -116,6 +124,8 @@ pub struct EngineConfig {
     pub queue: usize,
     /// Smallest encoder context, in frames (`stt.min_audio_ctx`).
     pub min_audio_ctx: usize,
+    /// Penalty for tokens outside a request's grammar; `None`: no guided decode.
+    pub grammar_penalty: Option<f32>,
 }
 
 /// Counters of what the workers did, for `/health` and tests.
@@ -185,6 +195,7 @@ impl Engine {
                 default.clone(),
                 config.threads.max(1),
                 config.min_audio_ctx.clamp(1, FULL_AUDIO_CTX),
+                config.grammar_penalty,
             );
             let receiver = Arc::clone(&receiver);
             std::thread::Builder::new()
@@ -311,6 +322,7 @@ struct Worker {
     contexts: Arc<HashMap<String, Arc<WhisperContext>>>,
     default: String,
     min_audio_ctx: usize,
+    grammar_penalty: Option<f32>,
     states: HashMap<String, WhisperState>,
     /// Settings shared by every decode of this worker, abort callback included.
     base: FullParams<'static, 'static>,
@@ -326,6 +338,7 @@ impl Worker {
         default: String,
         threads: usize,
         min_audio_ctx: usize,
+        grammar_penalty: Option<f32>,
     ) -> Self {
         let mut base = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         base.set_n_threads(i32::try_from(threads).unwrap_or(1));
@@ -356,6 +369,7 @@ impl Worker {
             contexts,
             default,
             min_audio_ctx,
+            grammar_penalty,
             states: HashMap::new(),
             base,
             current,
@@ -482,6 +496,37 @@ impl Worker {
             );
             if again.score() > decoded.score() {
                 decoded = again;
+            }
+        }
+        // Not a command as the brain knows them: decode again biased towards its sentences and
+        // the cluster's names, and keep that if whisper scores it higher and it only corrects
+        // the free decode (a name misheard) instead of turning other speech into a command.
+        if let (Some(grammar), Some(penalty)) = (&job.request.grammar, self.grammar_penalty) {
+            if !decoded.text.is_empty()
+                && decoded.avg_logprob < GUIDE_BELOW_LOGPROB
+                && !grammar.accepts(&decoded.text)
+            {
+                let mut guided_params = params.clone();
+                guided_params.set_grammar(Some(grammar.rules()));
+                guided_params.set_start_rule(0);
+                guided_params.set_grammar_penalty(penalty);
+                guided_params.set_logits_filter(Some(hold_back_end(
+                    Arc::clone(grammar),
+                    Arc::clone(context),
+                    penalty,
+                )));
+                let ctx = decoded.audio_ctx;
+                let guided = decode_once(state, &guided_params, samples, ctx, eot, &job.cancel)?;
+                let keep = prefers_guided(&decoded, &guided, grammar);
+                debug!(
+                    free = decoded.summary(),
+                    guided = guided.summary(),
+                    keep,
+                    "guided decode"
+                );
+                if keep {
+                    decoded = guided;
+                }
             }
         }
         if decoded.made_up() {
@@ -626,6 +671,66 @@ fn decode_once(
         looped,
         audio_ctx,
     })
+}
+
+/// A logits filter for the guided decode: whisper.cpp's grammar never holds back the end of the
+/// text, so where the audio disagrees with the grammar ("node BBE" for "node pve") the decode
+/// stops short ("What is the status of node"). While the words so far are an unfinished sentence
+/// of the grammar, end-of-text gets the grammar's penalty like any other token outside it.
+fn hold_back_end(
+    grammar: Arc<SpeechGrammar>,
+    context: Arc<WhisperContext>,
+    penalty: f32,
+) -> Box<whisper_rs::LogitsFilterFn> {
+    let eot = context.token_eot();
+    Box::new(move |tokens, logits| {
+        let mut bytes = Vec::new();
+        for token in tokens.iter().filter(|t| t.id < eot) {
+            if let Ok(piece) = context.token_to_bytes(token.id) {
+                bytes.extend_from_slice(piece);
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        if grammar.unfinished(&text) {
+            if let Some(logit) = usize::try_from(eot).ok().and_then(|i| logits.get_mut(i)) {
+                *logit -= penalty;
+            }
+        }
+    })
+}
+
+/// Whether to keep the guided decode over the free one: the grammar accepts it, whisper scores
+/// it at least as high, it does not loop, and it changes at most half of the free decode's
+/// letters (misheard words, not a different sentence).
+fn prefers_guided(free: &Decoded, guided: &Decoded, grammar: &SpeechGrammar) -> bool {
+    let letters = |text: &str| -> Vec<char> {
+        text.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let (a, b) = (letters(&free.text), letters(&guided.text));
+    !guided.looped
+        && grammar.accepts(&guided.text)
+        && guided.score() >= free.score()
+        && edit_distance(&a, &b) * 2 <= a.len().max(b.len())
+}
+
+/// Levenshtein distance.
+fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(x != y))
+                .min(row[j] + 1)
+                .min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// A word compared for repetition: lower case, without punctuation.

@@ -1,0 +1,124 @@
+//! The grammar that guides speech recognition towards the brain's sentences and the cluster's
+//! names, built once per inventory snapshot.
+
+use crate::proxmox::Inventory;
+use crate::stt::grammar::{GrammarBuilder, SpeechGrammar};
+
+use super::intents::{LEADING_FILLER, Recognizer};
+
+/// What precedes a name in speech, by the slot it fills ("the status of node pve").
+const NODE_WORDS: &[&str] = &["", "node ", "the node ", "host "];
+const GUEST_WORDS: &[&str] = &[
+    "",
+    "vm ",
+    "the vm ",
+    "container ",
+    "the container ",
+    "guest ",
+];
+const STORAGE_WORDS: &[&str] = &["", "storage ", "the storage "];
+/// A guest by number: "VM 101", "container 200", "101".
+const VMID_FORMS: &[&str] = &["#", "vm #", "container #", "guest #", "virtual machine #"];
+
+/// The brain's templates with the inventory's names (written, with separators spoken as spaces,
+/// and short names letter by letter: "pve", "P V E") as the values of their slots.
+pub(crate) fn build(recognizer: &Recognizer, inventory: &Inventory) -> SpeechGrammar {
+    let mut builder = GrammarBuilder::new();
+    for template in recognizer.templates() {
+        for parts in template.parts() {
+            builder.sentence(&parts);
+        }
+    }
+    // Sentences that begin with filler ("hey jarvis, start nextcloud").
+    for filler in LEADING_FILLER {
+        builder.prefix(&filler.join(" "));
+    }
+    let nodes = inventory.nodes.iter().map(|n| n.name.as_str());
+    let guests = inventory
+        .guests
+        .iter()
+        .filter(|g| !g.template)
+        .map(|g| g.name.as_str());
+    let storages = inventory.storages.iter().map(|s| s.storage.as_str());
+    for (names, kind_words, slots) in [
+        (
+            nodes.collect::<Vec<_>>(),
+            NODE_WORDS,
+            &["target", "node"][..],
+        ),
+        (guests.collect(), GUEST_WORDS, &["target", "guest"][..]),
+        (
+            storages.collect(),
+            STORAGE_WORDS,
+            &["target", "storage"][..],
+        ),
+    ] {
+        for name in names {
+            for form in spoken_forms(name) {
+                for kind in kind_words {
+                    for slot in slots {
+                        builder.value(slot, &format!("{kind}{form}"));
+                    }
+                }
+            }
+        }
+    }
+    for form in VMID_FORMS {
+        builder.value("target", form);
+        builder.value("guest", form);
+    }
+    builder.build()
+}
+
+/// How a name can come out of speech recognition: as written, with its separators as spaces,
+/// and, for a short name of letters, letter by letter ("P V E").
+fn spoken_forms(name: &str) -> Vec<String> {
+    let mut forms = vec![name.to_lowercase()];
+    let spaced: String = name
+        .chars()
+        .map(|c| if matches!(c, '-' | '_' | '.') { ' ' } else { c })
+        .collect::<String>()
+        .to_lowercase();
+    // "agent1" is also "agent 1".
+    let mut split = String::new();
+    let mut previous: Option<char> = None;
+    for c in spaced.chars() {
+        if let Some(p) = previous {
+            if p.is_alphabetic() && c.is_ascii_digit() || p.is_ascii_digit() && c.is_alphabetic() {
+                split.push(' ');
+            }
+        }
+        split.push(c);
+        previous = Some(c);
+    }
+    for form in [spaced, split] {
+        if !forms.contains(&form) {
+            forms.push(form);
+        }
+    }
+    if (2..=4).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphabetic()) {
+        let letters: Vec<String> = name.chars().map(|c| c.to_string()).collect();
+        forms.push(letters.join(" ").to_lowercase());
+    }
+    forms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_written_spaced_split_and_spelled() {
+        assert_eq!(spoken_forms("pve"), ["pve", "p v e"]);
+        assert_eq!(spoken_forms("agent1"), ["agent1", "agent 1"]);
+        assert_eq!(
+            spoken_forms("media-server"),
+            ["media-server", "media server"]
+        );
+        assert_eq!(
+            spoken_forms("backup-server-1"),
+            ["backup-server-1", "backup server 1"]
+        );
+        assert_eq!(spoken_forms("local-lvm"), ["local-lvm", "local lvm"]);
+    }
+}
