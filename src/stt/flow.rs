@@ -5,7 +5,15 @@
 //! speech probability first dips (or at the latest at the first silent window) it starts a
 //! *speculative* decode of the speech so far; if the silence lasts, that result is the transcript
 //! and goes out at once, usually before the client has even noticed the silence. Speech after
-//! the dip or pause throws the speculative work away.
+//! the dip or pause throws the speculative work away. The silence that ends a request is short
+//! (`min_silence_ms`) when its words are a whole request ([`Understanding::is_complete`]: a
+//! command the brain resolves, or a sentence that does not end on "the" or "of"), long
+//! (`max_silence_ms`) otherwise.
+//!
+//! Only audio that arrives at the pace of speech is endpointed. A recording sent faster than
+//! real time has the rest of its speech on the way, so its pauses end nothing: it is judged
+//! once it slows to real time or stops arriving, and `audio-stop` decodes all of it. An end of
+//! speech is also only acted on once no more audio is waiting to be read.
 //!
 //! After the transcript the flow keeps reading (and dropping) audio until `audio-stop` or EOF:
 //! HA 2024.3 writes all audio before it reads, and a closed socket would break its writes.
