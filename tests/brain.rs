@@ -372,3 +372,33 @@ async fn the_cluster_names_become_speech_recognition_vocabulary() {
         "templates are not said"
     );
 }
+
+#[tokio::test]
+async fn the_endpointer_and_the_transcript_hear_the_cluster_names() {
+    use jarvis::stt::Understanding;
+
+    let s = setup().await;
+    // Before any inventory: only the words decide, and the transcript is left alone.
+    assert!(!s.brain.is_complete("what is the status of"));
+    assert_eq!(
+        s.brain.write_names("What is the status of node P V E?"),
+        "What is the status of node P V E?"
+    );
+    s.say("How is the cluster doing?", "c").await;
+    assert!(!s.brain.is_complete("what is the status of"));
+    assert!(s.brain.is_complete("what is the status of node pve"));
+    assert!(!s.brain.is_complete("what is the status of media"));
+    assert!(s.brain.is_complete("Turn on the kitchen lights."));
+    assert_eq!(
+        s.brain.write_names("What is the status of node P V E?"),
+        "What is the status of node pve?"
+    );
+    assert_eq!(
+        s.brain.write_names("What is the status of node pbe?"),
+        "What is the status of node pve?"
+    );
+    assert_eq!(
+        s.brain.write_names("Reboot the media server on agent one."),
+        "Reboot the media-server on agent1."
+    );
+}

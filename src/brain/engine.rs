@@ -209,6 +209,18 @@ impl Brain {
         ))
     }
 
+    /// The name index of the last inventory fetched (no I/O; none before the first fetch).
+    /// Built once per snapshot, shared with the answers to commands.
+    pub(crate) fn cached_directory(&self) -> Option<Arc<Directory>> {
+        let (inventory, _) = self.proxmox.as_ref().and_then(Proxmox::cached_inventory)?;
+        Some(per_snapshot(&self.directory, &inventory, Directory::new))
+    }
+
+    /// The compiled sentences.
+    pub(crate) fn recognizer(&self) -> &Recognizer {
+        &self.recognizer
+    }
+
     /// The Proxmox client, if configured.
     pub fn proxmox(&self) -> Option<&Proxmox> {
         self.proxmox.as_ref()

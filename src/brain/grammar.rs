@@ -47,12 +47,21 @@ impl Captures {
             .find(|(n, _)| *n == name)
             .and_then(|(_, range)| tokens.get(range.clone()))
     }
+
+    /// Each slot's name and token range, in template order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Range<usize>)> + '_ {
+        self.slots
+            .iter()
+            .map(|(name, range)| (*name, range.clone()))
+    }
 }
 
 /// Slot names must be `'static` (they come from the built-in sentences).
 const SLOT_NAMES: &[&str] = &["target", "guest", "node", "storage"];
 /// Expansions one template may have; more is a template written badly.
 const MAX_EXPANSIONS: usize = 4096;
+/// Ways one expansion may be the start of a token list, at most (one per slot end).
+const MAX_PREFIXES: usize = 64;
 
 impl Template {
     /// Compiles a template.
@@ -128,6 +137,18 @@ impl Template {
         match_items(sequence, tokens, 0, &mut captures).then_some(captures)
     }
 
+    /// Every way the whole token list is a proper prefix of expansion `i`: each token matched
+    /// and at least one item of the expansion still to come ("what is the status of" for
+    /// `what is the status of {target}`). A slot that ends with the tokens may still be
+    /// growing; one not reached yet has no capture.
+    pub fn prefixes_of_expansion<S: AsRef<str>>(&self, i: usize, tokens: &[S]) -> Vec<Captures> {
+        let mut found = Vec::new();
+        if let Some(sequence) = self.sequences.get(i) {
+            prefix_items(sequence, tokens, 0, &mut Captures::default(), &mut found);
+        }
+        found
+    }
+
     /// Matches the whole token list; slots take one word or more.
     pub fn matches<S: AsRef<str>>(&self, tokens: &[S]) -> Option<Captures> {
         self.sequences.iter().find_map(|sequence| {
@@ -162,6 +183,41 @@ fn match_items<S: AsRef<str>>(
                 captures.slots.pop();
             }
             false
+        }
+    }
+}
+
+fn prefix_items<S: AsRef<str>>(
+    items: &[Item],
+    tokens: &[S],
+    at: usize,
+    captures: &mut Captures,
+    found: &mut Vec<Captures>,
+) {
+    if found.len() >= MAX_PREFIXES {
+        return;
+    }
+    if at == tokens.len() {
+        if !items.is_empty() {
+            found.push(captures.clone());
+        }
+        return;
+    }
+    let Some((first, rest)) = items.split_first() else {
+        return;
+    };
+    match first {
+        Item::Word(word) => {
+            if tokens.get(at).is_some_and(|t| t.as_ref() == word) {
+                prefix_items(rest, tokens, at + 1, captures, found);
+            }
+        }
+        Item::Slot(name) => {
+            for end in (at + 1)..=tokens.len() {
+                captures.slots.push((name, at..end));
+                prefix_items(rest, tokens, end, captures, found);
+                captures.slots.pop();
+            }
         }
     }
 }
@@ -318,6 +374,52 @@ mod tests {
         let t = Template::parse("is {guest} [(up|running)]").unwrap();
         assert!(t.matches(&words("is pihole up")).is_some());
         assert!(t.matches(&words("is pihole")).is_some());
+    }
+
+    #[test]
+    fn prefixes_stop_before_the_end_of_the_template() {
+        let t = Template::parse("(what's|what is) [the] status of [node] {target}").unwrap();
+        // Each prefix reading's target, joined.
+        let prefixes = |text: &str| -> Vec<Option<String>> {
+            let tokens = words(text);
+            (0..t.len())
+                .flat_map(|e| t.prefixes_of_expansion(e, &tokens))
+                .map(|c| c.get("target", &tokens).map(|w| w.join(" ")))
+                .collect()
+        };
+        // The slot is still to come: one reading per expansion that fits, no capture.
+        assert!(!prefixes("what is the status of").is_empty());
+        assert!(
+            prefixes("what is the status of")
+                .iter()
+                .all(Option::is_none)
+        );
+        assert!(!prefixes("what").is_empty());
+        assert!(!prefixes("what is the").is_empty());
+        // The whole sentence is a match, not a prefix; a word off the template is neither.
+        assert!(prefixes("what is the status of pve").is_empty());
+        assert!(prefixes("what is the weather").is_empty());
+        assert!(prefixes("").iter().all(Option::is_none));
+
+        // Words after the slot still to come: the slot holds what was said so far.
+        let t = Template::parse("how much (memory|ram) (is|does) {target} (using|use)").unwrap();
+        let tokens = words("how much memory does agent one");
+        let found: Vec<Captures> = (0..t.len())
+            .flat_map(|e| t.prefixes_of_expansion(e, &tokens))
+            .collect();
+        let slots: Vec<&[&str]> = found
+            .iter()
+            .filter_map(|c| c.get("target", &tokens))
+            .collect();
+        assert!(!slots.is_empty());
+        assert!(slots.iter().all(|s| s == &["agent", "one"]), "{slots:?}");
+        // Said whole, the sentence is a prefix only with its last word taken into the slot.
+        let tokens = words("how much memory does pve use");
+        assert!(
+            (0..t.len())
+                .flat_map(|e| t.prefixes_of_expansion(e, &tokens))
+                .all(|c| c.get("target", &tokens) == Some(&["pve", "use"][..]))
+        );
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! Recognition only finds the intent and the words in its slots; the brain resolves those
 //! words against the live inventory (see [`super::names`]) and answers.
 
+use std::ops::Range;
+
 use super::grammar::{Captures, Template, TemplateError};
+use super::names::Kinds;
 use crate::proxmox::{GuestAction, GuestKind, GuestState};
 
 /// What part of a node or guest a status question is about.
@@ -438,32 +441,7 @@ impl Recognizer {
     /// words); between equals, the first.
     pub fn recognize(&self, text: &str) -> Option<Recognized> {
         let tokens = tokens(text);
-        if tokens.is_empty() || tokens.len() > 40 {
-            return None;
-        }
-        // Only expansions that start with the first word (or a slot) can match. Between
-        // templates, the most specific wins; between equals, the one listed first.
-        let mut best: Option<(usize, usize, Captures)> = None;
-        let candidates = self
-            .by_first_word
-            .get(tokens[0].as_str())
-            .into_iter()
-            .flatten()
-            .chain(self.slot_first.iter());
-        for &(t, e) in candidates {
-            let template = &self.templates[t].1;
-            let better = best.as_ref().is_none_or(|(bt, _, _)| {
-                let current = self.templates[*bt].1.specificity();
-                template.specificity() > current || template.specificity() == current && t < *bt
-            });
-            if !better {
-                continue;
-            }
-            if let Some(captures) = template.matches_expansion(e, &tokens) {
-                best = Some((t, e, captures));
-            }
-        }
-        let (t, _, captures) = best?;
+        let (t, captures) = self.best(&tokens)?;
         let kind = self.templates[t].0;
         let slot = |name: &str| captures.get(name, &tokens).map(<[String]>::to_vec);
         let has = |words: &[&str]| tokens.iter().any(|t| words.contains(&t.as_str()));
@@ -505,6 +483,111 @@ impl Recognizer {
         };
         Some(Recognized { intent })
     }
+
+    /// How [`Recognizer::recognize`] reads `tokens` (from [`spans`]): the slots of the template
+    /// it would pick, with the names each may hold.
+    pub fn reading<S: AsRef<str>>(&self, tokens: &[S]) -> Option<Reading> {
+        let (t, captures) = self.best(tokens)?;
+        Some(self.reading_of(t, &captures, true))
+    }
+
+    /// Every template `tokens` is the start of, with more still to say: "start the", "what is
+    /// the status of", "how much memory does pve". The last slot may still be growing.
+    pub fn prefix_readings<S: AsRef<str>>(&self, tokens: &[S]) -> Vec<Reading> {
+        let Some(first) = tokens.first() else {
+            return Vec::new();
+        };
+        if tokens.len() > MAX_TOKENS {
+            return Vec::new();
+        }
+        let mut readings = Vec::new();
+        for &(t, e) in self.candidates(first.as_ref()) {
+            for captures in self.templates[t].1.prefixes_of_expansion(e, tokens) {
+                readings.push(self.reading_of(t, &captures, false));
+            }
+        }
+        readings
+    }
+
+    fn reading_of(&self, t: usize, captures: &Captures, whole: bool) -> Reading {
+        let kind = self.templates[t].0;
+        let slots = captures
+            .iter()
+            .map(|(name, range)| SlotReading {
+                range,
+                kinds: slot_kinds(kind, name),
+            })
+            .collect();
+        Reading { whole, slots }
+    }
+
+    /// Expansions that can match tokens starting with `first`.
+    fn candidates<'s>(&'s self, first: &str) -> impl Iterator<Item = &'s (usize, usize)> + 's {
+        self.by_first_word
+            .get(first)
+            .into_iter()
+            .flatten()
+            .chain(self.slot_first.iter())
+    }
+
+    /// The template that matches all of `tokens`: the most specific (most literal words);
+    /// between equals, the one listed first.
+    fn best<S: AsRef<str>>(&self, tokens: &[S]) -> Option<(usize, Captures)> {
+        let first = tokens.first()?;
+        if tokens.len() > MAX_TOKENS {
+            return None;
+        }
+        // Only expansions that start with the first word (or a slot) can match.
+        let mut best: Option<(usize, Captures)> = None;
+        for &(t, e) in self.candidates(first.as_ref()) {
+            let template = &self.templates[t].1;
+            let better = best.as_ref().is_none_or(|(bt, _)| {
+                let current = self.templates[*bt].1.specificity();
+                template.specificity() > current || template.specificity() == current && t < *bt
+            });
+            if !better {
+                continue;
+            }
+            if let Some(captures) = template.matches_expansion(e, tokens) {
+                best = Some((t, captures));
+            }
+        }
+        best
+    }
+}
+
+/// Longest request, in tokens, that is matched against the templates.
+const MAX_TOKENS: usize = 40;
+
+/// What the names in a slot may be, as the brain resolves them for each intent.
+fn slot_kinds(kind: Kind, slot: &str) -> Kinds {
+    match (kind, slot) {
+        (_, "node") => Kinds::NODES,
+        (Kind::Storage, _) => Kinds {
+            nodes: true,
+            guests: false,
+            storages: true,
+        },
+        _ => Kinds::ANY,
+    }
+}
+
+/// How words fit one template: where its slots are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    /// The words are the whole sentence; otherwise its start, with more still to say.
+    pub whole: bool,
+    /// The slots the words fill, in order.
+    pub slots: Vec<SlotReading>,
+}
+
+/// One slot of a [`Reading`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotReading {
+    /// The tokens it holds.
+    pub range: Range<usize>,
+    /// What kind of name it takes.
+    pub kinds: Kinds,
 }
 
 /// Words that open or close a request without changing it.
@@ -535,19 +618,25 @@ const TRAILING_FILLER: &[&[&str]] = &[
 
 /// Lower-case words without punctuation (apostrophes inside words kept) or filler.
 pub fn tokens(text: &str) -> Vec<String> {
-    let mut words: Vec<String> = text
-        .split(|c: char| c.is_whitespace() || (c.is_ascii_punctuation() && c != '\'' && c != '-'))
-        .map(|w| {
-            w.trim_matches(|c: char| c == '\'' || c == '-')
-                .to_lowercase()
-        })
-        .map(|w| w.replace('\u{2019}', "'"))
-        .filter(|w| !w.is_empty())
-        .collect();
+    spans(text).into_iter().map(|s| s.word).collect()
+}
+
+/// One word of a text and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    /// The word as [`tokens`] has it: lower case, no punctuation around it.
+    pub word: String,
+    /// Its bytes in the text.
+    pub at: Range<usize>,
+}
+
+/// [`tokens`] with where each word is in `text`, so a match can be mapped back to the text.
+pub fn spans(text: &str) -> Vec<Span> {
+    let mut words = word_spans(text);
     loop {
         let before = words.len();
         for filler in LEADING_FILLER {
-            if words.len() > filler.len() && words.iter().zip(filler.iter()).all(|(w, f)| w == f) {
+            if words.len() > filler.len() && starts_with(&words, filler) {
                 words.drain(..filler.len());
             }
         }
@@ -556,7 +645,7 @@ pub fn tokens(text: &str) -> Vec<String> {
                 && words[words.len() - filler.len()..]
                     .iter()
                     .zip(filler.iter())
-                    .all(|(w, f)| w == f)
+                    .all(|(w, f)| w.word == *f)
             {
                 words.truncate(words.len() - filler.len());
             }
@@ -566,6 +655,54 @@ pub fn tokens(text: &str) -> Vec<String> {
         }
     }
     words
+}
+
+/// Every word of `text` with where it is, filler included.
+pub fn word_spans(text: &str) -> Vec<Span> {
+    let mut out = Vec::new();
+    let separator =
+        |c: char| c.is_whitespace() || (c.is_ascii_punctuation() && c != '\'' && c != '-');
+    let mut start = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        match (start, separator(c)) {
+            (None, false) => start = Some(i),
+            (Some(from), true) => {
+                start = None;
+                let piece = text.get(from..i).unwrap_or_default();
+                let inner = piece.trim_start_matches(['\'', '-']);
+                let skipped = piece.len() - inner.len();
+                let inner = inner.trim_end_matches(['\'', '-']);
+                if !inner.is_empty() {
+                    out.push(Span {
+                        word: inner.to_lowercase().replace('\u{2019}', "'"),
+                        at: from + skipped..from + skipped + inner.len(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn starts_with(words: &[Span], phrase: &[&str]) -> bool {
+    words.len() >= phrase.len() && words.iter().zip(phrase).all(|(w, p)| w.word == *p)
+}
+
+/// Whether the words are only what opens a request ("hey jarvis", "can you", "please"): the
+/// request itself is still to come.
+pub fn only_filler(words: &[Span]) -> bool {
+    let mut rest = words;
+    while !rest.is_empty() {
+        let Some(filler) = LEADING_FILLER.iter().find(|f| starts_with(rest, f)) else {
+            return false;
+        };
+        rest = rest.get(filler.len()..).unwrap_or_default();
+    }
+    true
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod config;
 pub mod engine;
 pub mod grammar;
 pub mod intents;
+pub mod listen;
 pub mod llm;
 pub mod names;
 pub mod numbers;

@@ -131,6 +131,11 @@ const KIND_WORDS: &[&str] = &[
     "my",
 ];
 
+/// Whether a word says what kind of thing follows ("vm", "node", "the"), not which one.
+pub fn is_kind_word(word: &str) -> bool {
+    KIND_WORDS.contains(&word)
+}
+
 #[derive(Debug, Clone)]
 struct Key {
     words: Vec<String>,
@@ -229,6 +234,70 @@ impl Directory {
                 score: 1.0,
             })
             .collect()
+    }
+
+    /// The name whose normal form is exactly what was said ("p v e", "agent one", "media
+    /// server", "mediaserver"), when one name has it.
+    pub fn written<S: AsRef<str>>(&self, spoken: &[S]) -> Option<&str> {
+        let spoken: Vec<&str> = spoken.iter().map(AsRef::as_ref).collect();
+        let joined = spoken_words(&spoken).concat();
+        let mut names = self
+            .exact
+            .get(&joined)?
+            .iter()
+            .map(|&i| &self.entries[i].name);
+        let first = names.next()?;
+        // A node and a storage may share a name; two different spellings may not be guessed.
+        names.all(|n| n == first).then_some(first.as_str())
+    }
+
+    /// The name of a target, as Proxmox has it.
+    pub fn name(&self, target: &Target) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|e| &e.target == target)
+            .map(|e| e.name.as_str())
+    }
+
+    /// Whether what was said is the start of a name, not yet all of it: "media" for
+    /// `media-server`, "backup server" for `backup-server-1`, "p v" for `pve`, "one" for VMID
+    /// 101. A whole name is not partial, even when it starts a longer one.
+    pub fn is_partial<S: AsRef<str>>(&self, spoken: &[S]) -> bool {
+        let spoken: Vec<&str> = spoken.iter().map(AsRef::as_ref).collect();
+        let words = spoken_words(&spoken);
+        if words.is_empty() || self.exact.contains_key(&words.concat()) {
+            return false;
+        }
+        let unkinded: Vec<String> = words
+            .iter()
+            .skip_while(|w| is_kind_word(w))
+            .cloned()
+            .collect();
+        let starts = |said: &[String]| {
+            let joined = said.concat();
+            let letters = said.iter().any(|w| w.chars().count() == 1);
+            !said.is_empty()
+                && self.entries.iter().any(|e| {
+                    e.key.words.len() > said.len() && e.key.words.starts_with(said)
+                        || letters
+                            && e.key.joined.len() > joined.len()
+                            && e.key.joined.starts_with(&joined)
+                })
+        };
+        if starts(&words) || starts(&unkinded) {
+            return true;
+        }
+        // A VMID still being said: "one" of "one oh one".
+        match numbers::parse(&unkinded) {
+            Some(n) => {
+                let said = n.to_string();
+                self.vmids.iter().any(|(id, _)| {
+                    let id = id.to_string();
+                    id.len() > said.len() && id.starts_with(&said)
+                })
+            }
+            None => false,
+        }
     }
 
     /// Resolves spoken words (already split into lower-case tokens) to a target.
@@ -389,7 +458,7 @@ pub fn normal_words(name: &str) -> Vec<String> {
 }
 
 /// Spoken tokens in the same form as [`normal_words`]: runs of number words become digits.
-fn spoken_words(spoken: &[&str]) -> Vec<String> {
+pub fn spoken_words(spoken: &[&str]) -> Vec<String> {
     let tokens: Vec<String> = spoken.iter().flat_map(|w| normal_words(w)).collect();
     let mut out = Vec::with_capacity(tokens.len());
     let mut i = 0;
@@ -515,6 +584,54 @@ mod tests {
             resolve("vm nine nine nine", Kinds::GUESTS),
             Resolution::NoSuchId(999)
         );
+    }
+
+    #[test]
+    fn names_written_partial_and_by_target() {
+        let d = directory();
+        let written = |text: &str| {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            d.written(&words).map(str::to_owned)
+        };
+        assert_eq!(written("p v e").as_deref(), Some("pve"));
+        assert_eq!(written("agent one").as_deref(), Some("agent1"));
+        assert_eq!(
+            written("backup server one").as_deref(),
+            Some("backup-server-1")
+        );
+        assert_eq!(written("mediaserver").as_deref(), Some("media-server"));
+        assert_eq!(written("local lvm").as_deref(), Some("local-lvm"));
+        assert_eq!(written("media"), None);
+        assert_eq!(written("pbe"), None);
+
+        let partial = |text: &str| {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            d.is_partial(&words)
+        };
+        for text in [
+            "media",
+            "the media",
+            "backup server",
+            "agent",
+            "p v",
+            "one",
+            "vm one oh",
+        ] {
+            assert!(partial(text), "{text}");
+        }
+        for text in [
+            "pve",
+            "media server",
+            "agent one",
+            "kitchen",
+            "one oh one",
+            "nine nine nine",
+        ] {
+            assert!(!partial(text), "{text}");
+        }
+        assert_eq!(d.name(&Target::Guest(101)), Some("media-server"));
+        assert_eq!(d.name(&Target::Node("pve".into())), Some("pve"));
+        assert_eq!(d.name(&Target::Guest(999)), None);
     }
 
     #[test]

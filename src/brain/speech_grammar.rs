@@ -55,9 +55,11 @@ pub(crate) fn build(recognizer: &Recognizer, inventory: &Inventory) -> SpeechGra
     ] {
         for name in names {
             for form in spoken_forms(name) {
-                for kind in kind_words {
-                    for slot in slots {
-                        builder.value(slot, &format!("{kind}{form}"));
+                for the in ["", "the "] {
+                    for kind in kind_words {
+                        for slot in slots {
+                            builder.value(slot, &format!("{the}{kind}{form}"));
+                        }
                     }
                 }
             }

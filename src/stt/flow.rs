@@ -600,12 +600,30 @@ impl SttFlow {
     }
 }
 
-/// Words after which a sentence is not over.
-const CONTINUATIONS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "because", "but", "by", "for", "from", "if", "in", "into",
-    "is", "my", "of", "on", "or", "our", "so", "than", "that", "the", "then", "to", "was", "were",
-    "what's", "with", "your",
+/// Words that, last, leave a sentence waiting for more: articles, prepositions, conjunctions,
+/// auxiliaries and possessives. Particles that often end a sentence ("on", "off", "up",
+/// "in") and verbs that do ("do", "have") are not here: a wrong "complete" loses words, but a
+/// wrong "incomplete" only waits for the long silence.
+const CONTINUED: &[&str] = &[
+    // Articles and determiners.
+    "a", "an", "the", "this", "these", "those", "every", "each", "some", "any", "no",
+    // Prepositions.
+    "of", "to", "for", "with", "from", "by", "at", "into", "onto", "than", "as", "between",
+    "through", "during", "without", "within", "toward", "towards", "upon", "via", "per", "about",
+    // Conjunctions.
+    "and", "or", "but", "nor", "so", "because", "if", "while", "although", "though", "unless",
+    "whether", "whereas", // Auxiliaries, alone or contracted.
+    "is", "are", "was", "were", "am", "be", "been", "being", "will", "would", "can", "could",
+    "should", "shall", "must", "might", "may", "does", "i'm", "i'd", "i'll", "it's", "what's",
+    "whats", "there's", "let's", "you're", "we're", "they're", "he's", "she's", "that's",
+    // Possessives.
+    "my", "your", "its", "our", "their",
 ];
+
+/// Whether a sentence that ends on `word` (lower case) waits for more.
+pub fn asks_for_more(word: &str) -> bool {
+    CONTINUED.contains(&word)
+}
 
 /// Whether words heard, with nothing known of what they ask, could be a whole sentence: they do
 /// not end on a word that needs another after it. Whisper's punctuation is not consulted (it
@@ -618,7 +636,7 @@ pub fn ends_complete(text: &str) -> bool {
                 .to_lowercase()
         })
         .rfind(|w| !w.is_empty());
-    last.is_some_and(|last| !CONTINUATIONS.contains(&last.as_str()))
+    last.is_some_and(|last| !asks_for_more(&last))
 }
 
 /// Whisper's initial prompt from vocabulary words: distinct, comma-separated, bounded.

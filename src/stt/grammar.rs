@@ -189,31 +189,48 @@ impl GrammarBuilder {
             }
             slot_rules.insert(slot, first);
         }
-        // One rule per node of the word trie: " word" [,] next | " " slot [,] next | end.
+        // One rule per node of the word trie: " " (the next words, as a character trie, each
+        // then [,] and the node after it | a slot's value [,] node after) | end. The words
+        // after a node share their characters, so whisper.cpp keeps one grammar stack per next
+        // character, not one per next word.
         let first = rules.rules.len();
         for _ in &self.words {
             rules.reserve();
         }
         for (i, node) in self.words.iter().enumerate() {
-            let mut body = Vec::new();
+            let mut entries: Vec<(Vec<char>, Vec<WhisperGrammarElement>)> = Vec::new();
             for (edge, &next) in &node.next {
-                let slot = match edge {
-                    Edge::Slot(slot) => match slot_rules.get(slot.as_str()) {
-                        Some(&rule) => Some(rule),
+                let tail = vec![
+                    raw(Kind::RuleReference, comma),
+                    raw(Kind::RuleReference, first + next),
+                ];
+                match edge {
+                    Edge::Word(word) => entries.push((word.chars().collect(), tail)),
+                    Edge::Slot(slot) => {
                         // A slot with no values: nothing can fill it.
-                        None => continue,
-                    },
-                    Edge::Word(_) => None,
-                };
-                alternative(&mut body);
-                body.push(el(Kind::Character, ' '));
-                match (edge, slot) {
-                    (_, Some(rule)) => body.push(raw(Kind::RuleReference, rule)),
-                    (Edge::Word(word), None) => word.chars().for_each(|c| push_char(&mut body, c)),
-                    (Edge::Slot(_), None) => {}
+                        if let Some(&rule) = slot_rules.get(slot.as_str()) {
+                            let mut body = vec![raw(Kind::RuleReference, rule)];
+                            body.extend(tail);
+                            entries.push((Vec::new(), body));
+                        }
+                    }
                 }
-                body.push(raw(Kind::RuleReference, comma));
-                body.push(raw(Kind::RuleReference, first + next));
+            }
+            if i == 0 {
+                // Filler before a sentence ("hey jarvis, ...") leads back to its start.
+                for prefix in &self.prefixes {
+                    let tail = vec![
+                        raw(Kind::RuleReference, comma),
+                        raw(Kind::RuleReference, first),
+                    ];
+                    entries.push((prefix.chars().collect(), tail));
+                }
+            }
+            let mut body = Vec::new();
+            if !entries.is_empty() {
+                let words = char_trie(&mut rules, &entries);
+                body.push(el(Kind::Character, ' '));
+                body.push(raw(Kind::RuleReference, words));
             }
             if node.end {
                 alternative(&mut body);
@@ -222,17 +239,10 @@ impl GrammarBuilder {
             body.push(raw(Kind::End, 0));
             rules.set(first + i, body);
         }
-        // root ::= sentence | " prefix" [,] sentence ...
-        let mut body = vec![raw(Kind::RuleReference, first)];
-        for prefix in &self.prefixes {
-            body.push(raw(Kind::Alternate, 0));
-            body.push(el(Kind::Character, ' '));
-            prefix.chars().for_each(|c| push_char(&mut body, c));
-            body.push(raw(Kind::RuleReference, comma));
-            body.push(raw(Kind::RuleReference, first));
-        }
-        body.push(raw(Kind::End, 0));
-        rules.set(root, body);
+        rules.set(
+            root,
+            vec![raw(Kind::RuleReference, first), raw(Kind::End, 0)],
+        );
         SpeechGrammar {
             rules: rules.rules,
             words: self.words,
@@ -240,6 +250,33 @@ impl GrammarBuilder {
             prefixes: self.prefixes,
         }
     }
+}
+
+/// Rules matching any of `entries`: a string of characters, then its tail of elements (an empty
+/// string: the tail alone). Returns the first rule; the strings share their common starts.
+fn char_trie(rules: &mut Rules, entries: &[(Vec<char>, Vec<WhisperGrammarElement>)]) -> usize {
+    let rule = rules.reserve();
+    let mut body = Vec::new();
+    // Entries that end here, then one alternative per next character.
+    for (_, tail) in entries.iter().filter(|(chars, _)| chars.is_empty()) {
+        alternative(&mut body);
+        body.extend(tail.iter().copied());
+    }
+    let mut next: BTreeMap<char, Vec<(Vec<char>, Vec<WhisperGrammarElement>)>> = BTreeMap::new();
+    for (chars, tail) in entries.iter().filter(|(chars, _)| !chars.is_empty()) {
+        next.entry(chars[0])
+            .or_default()
+            .push((chars[1..].to_vec(), tail.clone()));
+    }
+    for (c, rest) in next {
+        let child = char_trie(rules, &rest);
+        alternative(&mut body);
+        push_char(&mut body, c);
+        body.push(raw(Kind::RuleReference, child));
+    }
+    body.push(raw(Kind::End, 0));
+    rules.set(rule, body);
+    rule
 }
 
 /// Starts another alternative in a rule body (nothing before the first).

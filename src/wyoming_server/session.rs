@@ -286,7 +286,9 @@ fn open(
                 _ => None,
             };
             let names = services.brain.vocabulary();
-            let mut stt_flow = SttFlow::new(Arc::clone(stt), transcribe, &names, None);
+            let understanding: Arc<dyn crate::stt::Understanding> = services.brain.clone();
+            let mut stt_flow =
+                SttFlow::new(Arc::clone(stt), transcribe, &names, Some(understanding));
             let events = match request {
                 Event::AudioStart(start) => stt_flow.on_audio_start(start),
                 _ => Vec::new(),
