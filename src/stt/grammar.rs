@@ -198,7 +198,7 @@ impl GrammarBuilder {
             rules.reserve();
         }
         for (i, node) in self.words.iter().enumerate() {
-            let mut entries: Vec<(Vec<char>, Vec<WhisperGrammarElement>)> = Vec::new();
+            let mut entries: Vec<Entry> = Vec::new();
             for (edge, &next) in &node.next {
                 let tail = vec![
                     raw(Kind::RuleReference, comma),
@@ -252,9 +252,12 @@ impl GrammarBuilder {
     }
 }
 
+/// A string of characters to match, then the elements that follow it.
+type Entry = (Vec<char>, Vec<WhisperGrammarElement>);
+
 /// Rules matching any of `entries`: a string of characters, then its tail of elements (an empty
 /// string: the tail alone). Returns the first rule; the strings share their common starts.
-fn char_trie(rules: &mut Rules, entries: &[(Vec<char>, Vec<WhisperGrammarElement>)]) -> usize {
+fn char_trie(rules: &mut Rules, entries: &[Entry]) -> usize {
     let rule = rules.reserve();
     let mut body = Vec::new();
     // Entries that end here, then one alternative per next character.
@@ -262,7 +265,7 @@ fn char_trie(rules: &mut Rules, entries: &[(Vec<char>, Vec<WhisperGrammarElement
         alternative(&mut body);
         body.extend(tail.iter().copied());
     }
-    let mut next: BTreeMap<char, Vec<(Vec<char>, Vec<WhisperGrammarElement>)>> = BTreeMap::new();
+    let mut next: BTreeMap<char, Vec<Entry>> = BTreeMap::new();
     for (chars, tail) in entries.iter().filter(|(chars, _)| !chars.is_empty()) {
         next.entry(chars[0])
             .or_default()
