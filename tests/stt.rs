@@ -356,10 +356,11 @@ async fn requests_beyond_the_queue_get_a_busy_error() {
     let _turn = one_at_a_time().await;
     let app = spawn_app(one_worker()).await;
     let addr = app.wyoming_addr;
-    // One decoding, one queued, the third refused.
+    // One decoding, one queued, the third refused. Sent at once, each is decoded whole (a few
+    // seconds for 10 s of audio), long after all three have arrived.
     let requests = (0..3).map(|_| {
         tokio::spawn(async move {
-            let mut client = long_request(addr, 20).await;
+            let mut client = long_request(addr, 10).await;
             until_result(&mut client).await.0
         })
     });

@@ -483,10 +483,12 @@ impl Worker {
         let audio_ctx = audio_ctx_for(job.samples.len(), self.min_audio_ctx);
         let mut decoded = decode_once(state, &params, samples, audio_ctx, eot, &job.cancel)?;
         // A short encoder context is what makes short commands fast, and what makes tiny.en
-        // loop or make words up now and then. When the decode loops or whisper itself is
-        // unsure of its words, decode again over the whole window, as the reference server
-        // always does, and keep whichever whisper is surer of.
-        if audio_ctx < FULL_AUDIO_CTX && decoded.doubtful() {
+        // loop or make words up now and then. When the decode of a short command (its context
+        // padded up to the minimum) loops or whisper itself is unsure of its words, decode again
+        // over the whole window, as the reference server always does, and keep whichever
+        // whisper is surer of. Longer audio already has its own length of context.
+        let shortened = audio_ctx == self.min_audio_ctx && audio_ctx < FULL_AUDIO_CTX;
+        if shortened && decoded.doubtful() {
             let first = decoded.summary();
             let again = decode_once(state, &params, samples, FULL_AUDIO_CTX, eot, &job.cancel)?;
             debug!(
