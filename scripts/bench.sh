@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-what=("${@:-codec rss stt tts mqtt brain wake}")
+what=("${@:-codec rss stt tts mqtt brain wake wer}")
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 what=(${what[*]})
 
@@ -78,6 +78,29 @@ PY
     echo "== wake word (cargo bench --bench wake)"
     scripts/bootstrap.sh --test >&2 # espeak-ng speaks the test clips
     cargo bench --locked --bench wake 2>/dev/null
+    ;;
+  wer)
+    echo "== speech-to-text WER (cargo bench --bench wer)"
+    scripts/bootstrap.sh --test >&2 # espeak-ng speaks the clips
+    # The third-party client users compare servers with; not needed by the tests or CI.
+    venv=.cache/wyoming-bench-venv
+    if [ ! -x $venv/bin/wyoming-bench ]; then
+      python3 -m venv $venv >&2 && $venv/bin/pip install -q wyoming-bench==2026.10.0 >&2 ||
+        echo "wyoming-bench could not be installed: its figures are skipped" >&2
+    fi
+    if [ "${JARVIS_WER_REFERENCE:-}" = start ]; then
+      # The reference server (pywhispercpp's prebuilt whisper.cpp) on the same tiny.en model.
+      ref=.cache/wyoming-whisper-cpp-venv
+      [ -x $ref/bin/python ] || { python3 -m venv $ref && $ref/bin/pip install -q wyoming-whisper-cpp==2.6.1; } >&2
+      port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+      $ref/bin/python -m wyoming_whisper_cpp --model tiny.en --language en \
+        --data-dir "$JARVIS_MODELS_DIR/whisper" --uri tcp://127.0.0.1:$port 2>/dev/null &
+      ref_pid=$!
+      trap 'kill $ref_pid 2>/dev/null || true' EXIT
+      for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
+      export JARVIS_WER_REFERENCE=127.0.0.1:$port
+    fi
+    cargo bench --locked --bench wer 2>/dev/null
     ;;
   *) echo "unknown benchmark $item" >&2; exit 2 ;;
   esac
