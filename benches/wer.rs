@@ -19,7 +19,7 @@
 //!    Then latency per set, the worst clips, and counts of loops and inserted words.
 //!
 //! Environment:
-//! - `JARVIS_WER_VARIANTS=default,ctx=1500,ctx=448`: the server variants to run (see
+//! - `JARVIS_WER_VARIANTS=default,free,ctx=1500,free+ctx=1500`: the server variants to run (see
 //!   [`variant`]); default `default`.
 //! - `JARVIS_WER_LIMIT=N`: only N clips per voice, spread over the corpus.
 //! - `JARVIS_WER_REALTIME=1`: send the audio paced at real time, then 1 s more of silence and
@@ -151,11 +151,18 @@ const VOICES: &[Voice] = &[
 /// A change to the server's settings.
 type Apply = Box<dyn Fn(&mut Config)>;
 
-/// A server variant by its label in `JARVIS_WER_VARIANTS`: `default`, or `ctx=N` for
-/// `stt.min_audio_ctx = N`. A new variant is one more arm.
+/// A server variant by its label in `JARVIS_WER_VARIANTS`: `default`; `free` (no grammar-guided
+/// decoding, `stt.grammar.enabled = false`); `ctx=N` (`stt.min_audio_ctx = N`); or several
+/// joined by `+` (`free+ctx=1500`). A new variant is one more arm.
 fn variant(label: &str) -> Option<Apply> {
+    let parts: Vec<Apply> = label.split('+').map(one_variant).collect::<Option<_>>()?;
+    Some(Box::new(move |config| parts.iter().for_each(|apply| apply(config))))
+}
+
+fn one_variant(label: &str) -> Option<Apply> {
     Some(match label {
         "default" => Box::new(|_| {}),
+        "free" => Box::new(|config| config.stt.grammar.enabled = false),
         _ => {
             let ctx: usize = label.strip_prefix("ctx=")?.parse().ok()?;
             Box::new(move |config| config.stt.min_audio_ctx = ctx)
@@ -980,7 +987,7 @@ fn main() {
         .filter(|l| !l.is_empty())
         .map(|l| {
             let apply =
-                variant(l).unwrap_or_else(|| panic!("unknown variant {l:?} (default, ctx=N)"));
+                variant(l).unwrap_or_else(|| panic!("unknown variant {l:?} (default, free, ctx=N, joined by +)"));
             (l.to_owned(), apply)
         })
         .collect();
