@@ -156,7 +156,9 @@ type Apply = Box<dyn Fn(&mut Config)>;
 /// joined by `+` (`free+ctx=1500`). A new variant is one more arm.
 fn variant(label: &str) -> Option<Apply> {
     let parts: Vec<Apply> = label.split('+').map(one_variant).collect::<Option<_>>()?;
-    Some(Box::new(move |config| parts.iter().for_each(|apply| apply(config))))
+    Some(Box::new(move |config| {
+        parts.iter().for_each(|apply| apply(config))
+    }))
 }
 
 fn one_variant(label: &str) -> Option<Apply> {
@@ -986,8 +988,9 @@ fn main() {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(|l| {
-            let apply =
-                variant(l).unwrap_or_else(|| panic!("unknown variant {l:?} (default, free, ctx=N, joined by +)"));
+            let apply = variant(l).unwrap_or_else(|| {
+                panic!("unknown variant {l:?} (default, free, ctx=N, joined by +)")
+            });
             (l.to_owned(), apply)
         })
         .collect();

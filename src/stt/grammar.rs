@@ -4,8 +4,11 @@
 //! A [`SpeechGrammar`] is built from sentences of words and slots (the brain's templates) and the
 //! values each slot takes (the cluster's names, written and spoken). Words form a trie, and so do
 //! the characters of each slot's values, so whisper.cpp's grammar state stays small (one stack
-//! per distinct next character) however many names the cluster has. Letters match in either
-//! case, a comma may follow any word, and a sentence may end with `.`, `?` or `!`.
+//! per distinct next character) however many names the cluster has. Words are lower case but
+//! for a capital at the start of the sentence; names also Capitalised or in capitals ("PVE");
+//! a comma may follow leading filler ("Hey Jarvis,"), and a sentence may end with `.`, `?` or
+//! `!`. (Letters in either case anywhere, and commas after any word, let whisper write "therE,
+//! On, tHe" and still match.)
 //!
 //! The same grammar answers [`SpeechGrammar::accepts`] for a transcript, so a free decode that
 //! is already in the grammar is not decoded again (greedy decoding with a penalty on the tokens
@@ -101,11 +104,18 @@ impl GrammarBuilder {
     }
 
     /// Adds a value of `slot`: words separated by single spaces, `#` for a number in digits.
+    /// It may come out in lower case, Capitalised or in capitals.
     pub fn value(&mut self, slot: &str, value: &str) {
         let value = normal(value);
         if value.is_empty() {
             return;
         }
+        for form in [value.clone(), capitalised(&value), value.to_uppercase()] {
+            self.insert_value(slot, &form);
+        }
+    }
+
+    fn insert_value(&mut self, slot: &str, value: &str) {
         let trie = self
             .slots
             .entry(slot.to_owned())
@@ -200,12 +210,14 @@ impl GrammarBuilder {
         for (i, node) in self.words.iter().enumerate() {
             let mut entries: Vec<Entry> = Vec::new();
             for (edge, &next) in &node.next {
-                let tail = vec![
-                    raw(Kind::RuleReference, comma),
-                    raw(Kind::RuleReference, first + next),
-                ];
+                let tail = vec![raw(Kind::RuleReference, first + next)];
                 match edge {
-                    Edge::Word(word) => entries.push((word.chars().collect(), tail)),
+                    Edge::Word(word) => {
+                        if i == 0 {
+                            entries.push((capitalised(word).chars().collect(), tail.clone()));
+                        }
+                        entries.push((word.chars().collect(), tail));
+                    }
                     Edge::Slot(slot) => {
                         // A slot with no values: nothing can fill it.
                         if let Some(&rule) = slot_rules.get(slot.as_str()) {
@@ -223,6 +235,7 @@ impl GrammarBuilder {
                         raw(Kind::RuleReference, comma),
                         raw(Kind::RuleReference, first),
                     ];
+                    entries.push((capitalised(prefix).chars().collect(), tail.clone()));
                     entries.push((prefix.chars().collect(), tail));
                 }
             }
@@ -289,12 +302,17 @@ fn alternative(body: &mut Vec<WhisperGrammarElement>) {
     }
 }
 
-/// A character, in either case when it is a letter.
+/// A character, as it is.
 fn push_char(body: &mut Vec<WhisperGrammarElement>, c: char) {
     body.push(el(Kind::Character, c));
-    for upper in c.to_uppercase().filter(|u| *u != c) {
-        body.push(el(Kind::CharacterAlternate, upper));
-    }
+}
+
+/// `text` with its first letter in capitals.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 fn el(kind: Kind, c: char) -> WhisperGrammarElement {

@@ -702,8 +702,10 @@ fn hold_back_end(
 }
 
 /// Whether to keep the guided decode over the free one: the grammar accepts it, whisper scores
-/// it at least as high, it does not loop, and it changes at most half of the free decode's
-/// letters (misheard words, not a different sentence).
+/// it at least as high (a guided decode's probabilities are renormalised over what the grammar
+/// allows, so this favours it), it does not loop, and it changes at most a quarter of the free
+/// decode's letters: a misheard name or word, not a different sentence of the grammar ("how many
+/// updates are there on agent1" for "how many updates does agent1 have").
 fn prefers_guided(free: &Decoded, guided: &Decoded, grammar: &SpeechGrammar) -> bool {
     let letters = |text: &str| -> Vec<char> {
         text.chars()
@@ -715,7 +717,7 @@ fn prefers_guided(free: &Decoded, guided: &Decoded, grammar: &SpeechGrammar) -> 
     !guided.looped
         && grammar.accepts(&guided.text)
         && guided.score() >= free.score()
-        && edit_distance(&a, &b) * 2 <= a.len().max(b.len())
+        && edit_distance(&a, &b) * 4 <= a.len().max(b.len())
 }
 
 /// Levenshtein distance.
