@@ -239,6 +239,14 @@ fn ensure_clips(dir: &Path, lines: &[Line], voices: &[Voice]) -> Vec<Clip> {
     let mut maker = Maker::default();
     let mut clips = Vec::new();
     let mut made = 0;
+    // Voices no longer in the list would still be read by `wyoming-bench`.
+    for entry in std::fs::read_dir(dir).into_iter().flatten() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() && !voices.iter().any(|v| v.name == name) {
+            std::fs::remove_dir_all(&path).unwrap();
+        }
+    }
     for voice in voices {
         let voice_dir = dir.join(voice.name);
         std::fs::create_dir_all(&voice_dir).unwrap();
