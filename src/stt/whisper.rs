@@ -500,12 +500,15 @@ impl Worker {
                 decoded = again;
             }
         }
-        // Not a command as the brain knows them: decode again biased towards its sentences and
-        // the cluster's names, and keep that if whisper scores it higher and it only corrects
-        // the free decode (a name misheard) instead of turning other speech into a command.
+        // Begins like a command but is not one as the brain knows them: decode again biased
+        // towards its sentences and the cluster's names, and keep that if whisper scores it
+        // higher and it only corrects the free decode (a name misheard) instead of turning
+        // other speech into a command. Speech that begins like no command is not decoded again
+        // (the WER bench: a second decode never improved an everyday sentence).
         if let (Some(grammar), Some(penalty)) = (&job.request.grammar, self.grammar_penalty) {
             if !decoded.text.is_empty()
                 && decoded.avg_logprob < GUIDE_BELOW_LOGPROB
+                && grammar.begins_a_sentence(&decoded.text)
                 && !grammar.accepts(&decoded.text)
             {
                 let mut guided_params = params.clone();
