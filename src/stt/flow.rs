@@ -601,12 +601,13 @@ impl SttFlow {
 }
 
 /// Words that, last, leave a sentence waiting for more: articles, prepositions, conjunctions,
-/// auxiliaries and possessives. Particles that often end a sentence ("on", "off", "up",
+/// auxiliaries and possessives ("that" too: it ends "I like that", but whisper also writes it
+/// for a "the" that is followed by a pause). Particles that often end a sentence ("on", "off", "up",
 /// "in") and verbs that do ("do", "have") are not here: a wrong "complete" loses words, but a
 /// wrong "incomplete" only waits for the long silence.
 const CONTINUED: &[&str] = &[
     // Articles and determiners.
-    "a", "an", "the", "this", "these", "those", "every", "each", "some", "any", "no",
+    "a", "an", "the", "this", "that", "these", "those", "every", "each", "some", "any", "no",
     // Prepositions.
     "of", "to", "for", "with", "from", "by", "at", "into", "onto", "than", "as", "between",
     "through", "during", "without", "within", "toward", "towards", "upon", "via", "per", "about",
