@@ -253,6 +253,42 @@ async fn through_the_brain_and_wyoming() {
     }
     report("brain command, warm cache, audit flushed", times);
 
+    // What speech-to-text asks at every pause (is_complete) and of every transcript
+    // (write_names), and the speech grammar built once per inventory snapshot.
+    {
+        use jarvis::stt::Understanding;
+        let t = Instant::now();
+        let grammar = brain.speech_grammar().expect("inventory fetched");
+        println!(
+            "  speech grammar, {} rules, built in {:.1} ms",
+            grammar.len(),
+            t.elapsed().as_secs_f64() * 1e3
+        );
+        for text in [
+            "what is the status of",
+            "what is the status of node pve3",
+            "What is the status of node pbe3?",
+            "turn on the kitchen lights",
+        ] {
+            let times: Vec<Duration> = (0..300)
+                .map(|_| {
+                    let t = Instant::now();
+                    std::hint::black_box(brain.is_complete(std::hint::black_box(text)));
+                    t.elapsed()
+                })
+                .collect();
+            report(&format!("is_complete({text:?})"), times);
+            let times: Vec<Duration> = (0..300)
+                .map(|_| {
+                    let t = Instant::now();
+                    std::hint::black_box(brain.write_names(std::hint::black_box(text)));
+                    t.elapsed()
+                })
+                .collect();
+            report(&format!("write_names({text:?})"), times);
+        }
+    }
+
     let app = jarvis::app::spawn(config).await.unwrap();
     let mut times = Vec::new();
     let mut reply = String::new();
