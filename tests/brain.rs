@@ -371,6 +371,17 @@ async fn the_cluster_names_become_speech_recognition_vocabulary() {
         !names.iter().any(|n| n == "debian-template"),
         "templates are not said"
     );
+    // The same names guide decoding, in the brain's sentences.
+    let grammar = s
+        .brain
+        .speech_grammar()
+        .expect("a grammar once the inventory is there");
+    assert!(grammar.accepts("What is the status of node pve?"));
+    assert!(grammar.accepts("Start media server."));
+    assert!(
+        !grammar.accepts("Start debian-template."),
+        "templates are not said"
+    );
 }
 
 #[tokio::test]
