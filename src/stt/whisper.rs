@@ -654,9 +654,10 @@ fn decode_once(
             }
         }
     }
-    let cleaned = clean(&segments.join(" "));
-    let (text, looped) = cut_loops(&cleaned);
-    if looped || text != segments.join(" ") {
+    let joined = segments.join(" ");
+    let (text, looped) = cut_loops(&clean(&joined));
+    // A cut loop or a removed annotation leaves the text unlike the segments.
+    if text != joined {
         // The streamed chunks say what the transcript says.
         segments = if text.is_empty() {
             Vec::new()
