@@ -51,6 +51,10 @@ pub struct Config {
     pub proxmox: ProxmoxConfig,
     /// Home Assistant entities over MQTT discovery.
     pub mqtt: crate::mqtt::MqttConfig,
+    /// The event memory.
+    pub events: crate::events::EventsConfig,
+    /// Frigate NVR.
+    pub frigate: crate::frigate::FrigateConfig,
 }
 
 /// `[wyoming]`: the one TCP port that serves speech-to-text, text-to-speech, wake word and intents.

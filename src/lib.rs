@@ -9,6 +9,8 @@ pub mod app;
 pub mod brain;
 pub mod cli;
 pub mod config;
+pub mod events;
+pub mod frigate;
 pub mod http_api;
 pub mod models;
 pub mod mqtt;

@@ -1,0 +1,1167 @@
+//! The event store: one SQLite database in write-ahead-log mode, written by one thread.
+//!
+//! - **Writes** are queued ([`EventStore::record`]) and committed by the writer thread in
+//!   batches: whatever is waiting goes into one transaction, so a burst of Frigate updates costs
+//!   one commit, and a quiet stream commits each event at once. With `synchronous = NORMAL` in WAL
+//!   mode a commit survives the process being killed; only what was still queued (a few
+//!   milliseconds' worth) is lost.
+//! - **Reads** use their own connection, so questions never wait for a write.
+//! - **Errors** never stop Jarvis. A file that cannot be opened (read-only, corrupt) makes the
+//!   store unavailable with a message naming the file and the fix; a full disk keeps events in
+//!   memory (up to `events.max_pending`) and retries.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params, params_from_iter};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::config::EventsConfig;
+use super::model::{Event, Query, Source, StoreStats, Vocabulary};
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The event was not stored: its time is in the future or past the retention.
+    #[error("event not stored: {0}")]
+    Rejected(String),
+    /// The store cannot be used; the reason names the file and the fix.
+    #[error("the event memory is unavailable: {0}")]
+    Unavailable(String),
+    /// A query failed.
+    #[error("event store {path}: {message}")]
+    Query {
+        /// The database file.
+        path: String,
+        /// SQLite's message.
+        message: String,
+    },
+    /// The writer thread has stopped (Jarvis is shutting down).
+    #[error("the event store is shut down")]
+    Closed,
+}
+
+/// The versioned schema. Entry `n` takes a database from `user_version` n to n + 1; a released
+/// entry is never edited, only followed by a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: events and a key-value table (backfill cursors, Frigate's availability).
+    "CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        camera TEXT COLLATE NOCASE,
+        label TEXT COLLATE NOCASE,
+        sub_label TEXT COLLATE NOCASE,
+        zones TEXT NOT NULL DEFAULT '',
+        score REAL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER,
+        has_snapshot INTEGER NOT NULL DEFAULT 0,
+        has_clip INTEGER NOT NULL DEFAULT 0,
+        description TEXT,
+        entity TEXT,
+        area TEXT,
+        text TEXT,
+        attributes TEXT,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE INDEX events_start ON events(start_ms);
+    CREATE INDEX events_end ON events(end_ms);
+    CREATE INDEX events_camera ON events(camera, start_ms);
+    CREATE INDEX events_sub_label ON events(sub_label, start_ms) WHERE sub_label IS NOT NULL;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+];
+
+const COLUMNS: &str = "key, source, kind, camera, label, sub_label, zones, score, start_ms, \
+                       end_ms, has_snapshot, has_clip, description, entity, area, text, attributes";
+
+/// An update merges into what is stored: names and descriptions are kept unless the update has
+/// one, zones accumulate, the score is the best seen, the end once known stays.
+const UPSERT: &str = "INSERT INTO events (key, source, kind, camera, label, sub_label, zones, \
+    score, start_ms, end_ms, has_snapshot, has_clip, description, entity, area, text, attributes, \
+    updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+    ?17, ?18)
+    ON CONFLICT(key) DO UPDATE SET
+        camera = COALESCE(excluded.camera, camera),
+        label = COALESCE(excluded.label, label),
+        sub_label = COALESCE(excluded.sub_label, sub_label),
+        zones = zones_union(zones, excluded.zones),
+        score = max(COALESCE(score, excluded.score), COALESCE(excluded.score, score)),
+        start_ms = min(start_ms, excluded.start_ms),
+        end_ms = COALESCE(excluded.end_ms, end_ms),
+        has_snapshot = max(has_snapshot, excluded.has_snapshot),
+        has_clip = max(has_clip, excluded.has_clip),
+        description = COALESCE(excluded.description, description),
+        entity = COALESCE(excluded.entity, entity),
+        area = COALESCE(excluded.area, area),
+        text = COALESCE(excluded.text, text),
+        attributes = CASE WHEN attributes IS NULL THEN excluded.attributes
+                          WHEN excluded.attributes IS NULL THEN attributes
+                          ELSE json_patch(attributes, excluded.attributes) END,
+        updated_ms = excluded.updated_ms";
+
+/// How far ahead of this machine's clock an event may start (clocks drift a little).
+pub const MAX_FUTURE_MS: i64 = 5 * 60_000;
+/// Most events in one transaction.
+const MAX_BATCH: usize = 5_000;
+/// How often the writer forgets old events.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Rows deleted per transaction when pruning, so writes are never held up for long.
+const PRUNE_CHUNK: usize = 10_000;
+/// How often the writer refreshes the statistics.
+const STATS_EVERY: Duration = Duration::from_secs(10);
+/// How long the writer waits before retrying a batch the disk refused.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Queued operations before `record` waits (backpressure on the Frigate subscriber).
+const QUEUE: usize = 65_536;
+
+enum Op {
+    Record(Box<Event>),
+    Meta(String, String),
+    Flush(oneshot::Sender<Result<(), StoreError>>),
+    /// Runs SQL on the writer's connection at once (tests: a size cap that stands in for a full
+    /// disk).
+    #[cfg(test)]
+    Exec(String, oneshot::Sender<()>),
+}
+
+/// The event memory. Cheap to clone; every clone is the same store.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    /// Events older than this many milliseconds are refused (and pruned); 0 keeps everything.
+    retention_ms: i64,
+    tx: Option<mpsc::Sender<Op>>,
+    reader: Option<Mutex<Connection>>,
+    /// Set when the store cannot be used at all; the reason for people.
+    unavailable: Mutex<Option<String>>,
+    /// Set while writes fail (disk full); cleared by the next good commit.
+    write_error: Mutex<Option<String>>,
+    stats: Mutex<StoreStats>,
+    vocabulary: Mutex<Arc<Vocabulary>>,
+}
+
+impl EventStore {
+    /// Opens (or creates) the store the configuration names and starts its writer thread. Never
+    /// fails: a store that cannot be opened is returned unavailable, with the reason logged and
+    /// kept for `/health` and for spoken answers.
+    pub fn open(config: &EventsConfig) -> Self {
+        if !config.enabled {
+            return Self::unavailable(
+                &config.path,
+                "the event memory is disabled (events.enabled = false)".to_owned(),
+            );
+        }
+        match Self::try_open(config) {
+            Ok(store) => store,
+            Err(reason) => {
+                warn!(path = %config.path.display(), "{reason}");
+                Self::unavailable(&config.path, reason)
+            }
+        }
+    }
+
+    /// A store that answers every request with `reason`.
+    pub fn unavailable(path: &Path, reason: String) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                retention_ms: 0,
+                tx: None,
+                reader: None,
+                unavailable: Mutex::new(Some(reason)),
+                write_error: Mutex::new(None),
+                stats: Mutex::new(StoreStats::default()),
+                vocabulary: Mutex::new(Arc::default()),
+            }),
+        }
+    }
+
+    fn try_open(config: &EventsConfig) -> Result<Self, String> {
+        let path = &config.path;
+        let shown = path.display();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|err| {
+                format!(
+                    "cannot create the folder for the event store {shown}: {err}; create {} and \
+                     make it writable by the user running Jarvis, or set events.path",
+                    dir.display()
+                )
+            })?;
+        }
+        let writer = open_writer(path).map_err(|err| explain(path, &err))?;
+        migrate(&writer, path)?;
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|err| explain(path, &err))?;
+        let vocabulary = load_vocabulary(&reader).map_err(|err| explain(path, &err))?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let inner = Arc::new(Inner {
+            path: path.clone(),
+            retention_ms: i64::from(config.retention_days) * 86_400_000,
+            tx: Some(tx),
+            reader: Some(Mutex::new(reader)),
+            unavailable: Mutex::new(None),
+            write_error: Mutex::new(None),
+            stats: Mutex::new(StoreStats::default()),
+            vocabulary: Mutex::new(Arc::new(vocabulary)),
+        });
+        let retention = Duration::from_secs(u64::from(config.retention_days) * 86_400);
+        let thread = Writer {
+            conn: writer,
+            inner: Arc::clone(&inner),
+            retention,
+            max_pending: config.max_pending.max(1),
+        };
+        std::thread::Builder::new()
+            .name("event-store".into())
+            .spawn(move || thread.run(rx))
+            .map_err(|err| format!("cannot start the event store's writer thread: {err}"))?;
+        info!(path = %shown, retention_days = config.retention_days, "event store open");
+        Ok(Self { inner })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Why the store cannot be used now: not opened, or writes failing. `None` when healthy.
+    pub fn problem(&self) -> Option<String> {
+        lock(&self.inner.unavailable)
+            .clone()
+            .or_else(|| lock(&self.inner.write_error).clone())
+    }
+
+    /// Whether questions can be answered (reads work even while the disk is full).
+    pub fn is_available(&self) -> bool {
+        lock(&self.inner.unavailable).is_none()
+    }
+
+    /// Size and age, refreshed every few seconds by the writer.
+    pub fn stats(&self) -> StoreStats {
+        lock(&self.inner.stats).clone()
+    }
+
+    /// Every camera, zone, label and sub-label stored so far.
+    pub fn vocabulary(&self) -> Arc<Vocabulary> {
+        Arc::clone(&lock(&self.inner.vocabulary))
+    }
+
+    /// Queues an event to be stored (merged into a stored one with the same key). Waits only
+    /// when the queue is full.
+    ///
+    /// # Errors
+    /// The store is unavailable or shut down.
+    pub async fn record(&self, event: Event) -> Result<(), StoreError> {
+        let tx = self.sender()?;
+        self.check_time(&event)?;
+        note_names(&self.inner.vocabulary, &event);
+        tx.send(Op::Record(Box::new(event)))
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Sets a key in the store's key-value table (queued like events).
+    ///
+    /// # Errors
+    /// The store is unavailable or shut down.
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.sender()?
+            .send(Op::Meta(key.to_owned(), value.to_owned()))
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Waits until everything queued before this call is committed.
+    ///
+    /// # Errors
+    /// The store is unavailable or shut down, or the commit failed (the events stay queued).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.sender()?
+            .send(Op::Flush(done))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        wait.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// A key from the key-value table.
+    ///
+    /// # Errors
+    /// The store is unavailable, or the read failed.
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.read(move |conn| {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()
+        })
+        .await
+    }
+
+    /// The events matching `query`, newest first, at most `query.limit` (100 when 0).
+    ///
+    /// # Errors
+    /// The store is unavailable, or the read failed.
+    pub async fn query(&self, query: Query) -> Result<Vec<Event>, StoreError> {
+        self.read(move |conn| select(conn, &query)).await
+    }
+
+    /// How many events match `query` (its limit is ignored).
+    ///
+    /// # Errors
+    /// The store is unavailable, or the read failed.
+    pub async fn count(&self, query: Query) -> Result<u64, StoreError> {
+        self.read(move |conn| count(conn, &query)).await
+    }
+
+    /// Refuses times more than [`MAX_FUTURE_MS`] ahead of this machine's clock, and events that
+    /// ended before the retention window (they would be pruned at once).
+    fn check_time(&self, event: &Event) -> Result<(), StoreError> {
+        let now = now_ms();
+        if event.start_ms > now + MAX_FUTURE_MS {
+            return Err(StoreError::Rejected(format!(
+                "event {} starts {} s in the future; check the sender's clock",
+                event.key,
+                (event.start_ms - now) / 1000
+            )));
+        }
+        if event.end_ms.is_some_and(|end| end < event.start_ms) {
+            return Err(StoreError::Rejected(format!(
+                "event {} ends before it starts",
+                event.key
+            )));
+        }
+        let retention = self.inner.retention_ms;
+        if retention > 0 && event.end_ms.unwrap_or(event.start_ms) < now - retention {
+            return Err(StoreError::Rejected(format!(
+                "event {} is older than the retention (events.retention_days)",
+                event.key
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs `sql` on the writer's connection, outside any batch.
+    #[cfg(test)]
+    async fn exec(&self, sql: String) {
+        let (done, wait) = oneshot::channel();
+        if let Ok(tx) = self.sender() {
+            let _ = tx.send(Op::Exec(sql, done)).await;
+            let _ = wait.await;
+        }
+    }
+
+    fn sender(&self) -> Result<&mpsc::Sender<Op>, StoreError> {
+        if let Some(reason) = lock(&self.inner.unavailable).clone() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        self.inner.tx.as_ref().ok_or(StoreError::Closed)
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        if let Some(reason) = lock(&self.inner.unavailable).clone() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        let inner = Arc::clone(&self.inner);
+        let joined = tokio::task::spawn_blocking(move || {
+            let Some(reader) = &inner.reader else {
+                return Err(StoreError::Closed);
+            };
+            let conn = lock(reader);
+            f(&conn).map_err(|err| {
+                let message = explain(&inner.path, &err);
+                if is_fatal(&err) {
+                    warn!("{message}");
+                    *lock(&inner.unavailable) = Some(message.clone());
+                }
+                StoreError::Query {
+                    path: inner.path.display().to_string(),
+                    message,
+                }
+            })
+        })
+        .await;
+        joined.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // journal_mode answers with the mode it ended in: a read-only file stays in its old mode.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        debug!(mode, "journal mode is not WAL");
+    }
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    conn.create_scalar_function(
+        "zones_union",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let old: String = ctx.get::<Option<String>>(0)?.unwrap_or_default();
+            let new: String = ctx.get::<Option<String>>(1)?.unwrap_or_default();
+            Ok(merge_zones(&old, &new))
+        },
+    )?;
+    Ok(conn)
+}
+
+/// Brings the schema up to date, in one transaction per step.
+fn migrate(conn: &Connection, path: &Path) -> Result<(), String> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|err| explain(path, &err))?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if version > known {
+        return Err(format!(
+            "event store {} has schema version {version}, made by a newer Jarvis (this one knows \
+             {known}): upgrade Jarvis, or set events.path to a new file",
+            path.display()
+        ));
+    }
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+        let next = step + 1;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {next}; COMMIT;"))
+            .map_err(|err| {
+                let _ = conn.execute_batch("ROLLBACK");
+                explain(path, &err)
+            })?;
+        info!(path = %path.display(), version = next, "event store schema migrated");
+    }
+    Ok(())
+}
+
+/// A SQLite error as one line naming the file and what to do.
+fn explain(path: &Path, err: &rusqlite::Error) -> String {
+    let shown = path.display();
+    match err.sqlite_error_code() {
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => format!(
+            "event store {shown} cannot be written ({err}): make the file, its -wal and -shm \
+             files and its folder writable by the user running Jarvis (chown), or set events.path"
+        ),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => format!(
+            "event store {shown} is damaged ({err}): stop Jarvis, move it aside \
+             (mv {shown} {shown}.damaged) and start again; Jarvis starts a new, empty memory"
+        ),
+        Some(ErrorCode::DiskFull) => format!(
+            "event store {shown}: the disk is full ({err}); free space there or lower \
+             events.retention_days; events are kept in memory meanwhile"
+        ),
+        _ => format!("event store {shown}: {err}"),
+    }
+}
+
+/// Errors after which the file cannot be used until someone acts.
+fn is_fatal(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
+}
+
+/// Zones are stored lower-case as `,a,b,`, so a zone matches with `instr`.
+fn zones_text(zones: &[String]) -> String {
+    if zones.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(",");
+    for zone in zones {
+        let zone = zone.trim().to_lowercase().replace(',', " ");
+        if !zone.is_empty() && !out.contains(&format!(",{zone},")) {
+            out.push_str(&zone);
+            out.push(',');
+        }
+    }
+    if out == "," { String::new() } else { out }
+}
+
+fn merge_zones(old: &str, new: &str) -> String {
+    let mut out = old.to_owned();
+    for zone in new.split(',').filter(|z| !z.is_empty()) {
+        if out.is_empty() {
+            out.push(',');
+        }
+        if !out.contains(&format!(",{zone},")) {
+            out.push_str(zone);
+            out.push(',');
+        }
+    }
+    out
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn load_vocabulary(conn: &Connection) -> rusqlite::Result<Vocabulary> {
+    let distinct = |sql: &str| -> rusqlite::Result<Vec<String>> {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        rows.collect()
+    };
+    let mut zones = BTreeSet::new();
+    for text in distinct("SELECT DISTINCT zones FROM events WHERE zones != ''")? {
+        zones.extend(text.split(',').filter(|z| !z.is_empty()).map(str::to_owned));
+    }
+    Ok(Vocabulary {
+        cameras: distinct("SELECT DISTINCT camera FROM events WHERE camera IS NOT NULL")?,
+        zones: zones.into_iter().collect(),
+        labels: distinct("SELECT DISTINCT label FROM events WHERE label IS NOT NULL")?,
+        sub_labels: distinct("SELECT DISTINCT sub_label FROM events WHERE sub_label IS NOT NULL")?,
+    })
+}
+
+fn note_names(vocabulary: &Mutex<Arc<Vocabulary>>, event: &Event) {
+    fn missing(list: &[String], name: Option<&str>) -> bool {
+        name.is_some_and(|n| !n.is_empty() && !list.iter().any(|l| l.eq_ignore_ascii_case(n)))
+    }
+    let current = lock(vocabulary);
+    let new_zone = |v: &Vocabulary| {
+        event
+            .zones
+            .iter()
+            .any(|z| !v.zones.iter().any(|l| l.eq_ignore_ascii_case(z)))
+    };
+    if !missing(&current.cameras, event.camera.as_deref())
+        && !missing(&current.labels, event.label.as_deref())
+        && !missing(&current.sub_labels, event.sub_label.as_deref())
+        && !new_zone(&current)
+    {
+        return;
+    }
+    let mut next = Vocabulary::clone(&current);
+    drop(current);
+    let add = |list: &mut Vec<String>, name: Option<&str>| {
+        if missing(list, name) {
+            list.extend(name.map(str::to_owned));
+        }
+    };
+    add(&mut next.cameras, event.camera.as_deref());
+    add(&mut next.labels, event.label.as_deref());
+    add(&mut next.sub_labels, event.sub_label.as_deref());
+    for zone in &event.zones {
+        let zone = zone.to_lowercase();
+        add(&mut next.zones, Some(&zone));
+    }
+    *lock(vocabulary) = Arc::new(next);
+}
+
+/// The query's conditions (without the time window) and their parameters.
+fn conditions(query: &Query) -> (Vec<&'static str>, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut conds = Vec::new();
+    let mut values = Vec::new();
+    let mut text = |cond: &'static str, value: &Option<String>| {
+        if let Some(v) = value {
+            conds.push(cond);
+            values.push(Value::Text(v.clone()));
+        }
+    };
+    text("source = ?", &query.source.map(|s| s.as_str().to_owned()));
+    text("kind = ?", &query.kind);
+    text("camera = ?", &query.camera);
+    text("label = ?", &query.label);
+    text("sub_label = ?", &query.sub_label);
+    text(
+        "instr(zones, ',' || ? || ',') > 0",
+        &query.zone.as_ref().map(|z| z.to_lowercase()),
+    );
+    if query.has_sub_label {
+        conds.push("sub_label IS NOT NULL");
+    }
+    if query.in_progress {
+        conds.push("end_ms IS NULL");
+    }
+    if let Some(until) = query.until_ms {
+        conds.push("start_ms < ?");
+        values.push(Value::Integer(until));
+    }
+    (conds, values)
+}
+
+/// The query as SQL over `SELECT {what}`: with a `since`, two indexed parts, events that
+/// started in the window and events that started before it but had not ended by then.
+fn sql(query: &Query, what: &str) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let (conds, values) = conditions(query);
+    let base = |extra: &str| {
+        let mut all: Vec<&str> = conds.clone();
+        if !extra.is_empty() {
+            all.push(extra);
+        }
+        if all.is_empty() {
+            format!("SELECT {what} FROM events")
+        } else {
+            format!("SELECT {what} FROM events WHERE {}", all.join(" AND "))
+        }
+    };
+    match query.since_ms {
+        None => (base(""), values),
+        Some(since) => {
+            let mut both = values.clone();
+            both.push(Value::Integer(since));
+            both.extend(values);
+            both.push(Value::Integer(since));
+            both.push(Value::Integer(since));
+            // Parameters in text order: the conditions and `since` for each part.
+            let sql = format!(
+                "{} UNION ALL {}",
+                base("start_ms >= ?"),
+                base("start_ms < ? AND (end_ms >= ? OR end_ms IS NULL)")
+            );
+            (sql, both)
+        }
+    }
+}
+
+fn select(conn: &Connection, query: &Query) -> rusqlite::Result<Vec<Event>> {
+    let (inner, values) = sql(query, COLUMNS);
+    let limit = if query.limit == 0 { 100 } else { query.limit };
+    let sql = format!("SELECT {COLUMNS} FROM ({inner}) ORDER BY start_ms DESC LIMIT {limit}");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(values), row_to_event)?;
+    rows.collect()
+}
+
+fn count(conn: &Connection, query: &Query) -> rusqlite::Result<u64> {
+    let (inner, values) = sql(query, "1");
+    let sql = format!("SELECT count(*) FROM ({inner})");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let n: i64 = stmt.query_row(params_from_iter(values), |row| row.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let source: String = row.get(1)?;
+    let zones: String = row.get(6)?;
+    let attributes: Option<String> = row.get(16)?;
+    Ok(Event {
+        key: row.get(0)?,
+        source: Source::from_name(&source).unwrap_or(Source::Ha),
+        kind: row.get(2)?,
+        camera: row.get(3)?,
+        label: row.get(4)?,
+        sub_label: row.get(5)?,
+        zones: zones
+            .split(',')
+            .filter(|z| !z.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        score: row.get(7)?,
+        start_ms: row.get(8)?,
+        end_ms: row.get(9)?,
+        has_snapshot: row.get(10)?,
+        has_clip: row.get(11)?,
+        description: row.get(12)?,
+        entity: row.get(13)?,
+        area: row.get(14)?,
+        text: row.get(15)?,
+        attributes: attributes.and_then(|a| serde_json::from_str(&a).ok()),
+    })
+}
+
+/// The thread that owns the writing connection.
+struct Writer {
+    conn: Connection,
+    inner: Arc<Inner>,
+    retention: Duration,
+    max_pending: usize,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Op>) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                let reason = format!("cannot start the event store's writer: {err}");
+                warn!("{reason}");
+                *lock(&self.inner.unavailable) = Some(reason);
+                return;
+            }
+        };
+        let mut pending: VecDeque<Op> = VecDeque::new();
+        let mut last_prune: Option<Instant> = None;
+        let mut last_stats: Option<Instant> = None;
+        let mut failing = false;
+        let mut last_failure: Option<Instant> = None;
+        loop {
+            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                self.prune();
+                last_prune = Some(Instant::now());
+            }
+            if last_stats.is_none_or(|t| t.elapsed() >= STATS_EVERY) {
+                self.refresh_stats(pending.len());
+                last_stats = Some(Instant::now());
+            }
+            // Wait for work: forever when idle, briefly when a failed batch waits for a retry.
+            let wait = if failing {
+                RETRY_AFTER
+            } else {
+                STATS_EVERY
+            };
+            let first = if pending.is_empty() || failing {
+                match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+                    Ok(Some(op)) => Some(op),
+                    Ok(None) => {
+                        // Every sender is gone: write what is left, then stop.
+                        if !pending.is_empty() {
+                            let _ = self.commit(&mut pending);
+                        }
+                        self.refresh_stats(pending.len());
+                        debug!("event store writer stopped");
+                        return;
+                    }
+                    Err(_) => None,
+                }
+            } else {
+                None
+            };
+            if let Some(op) = first {
+                self.take(op, &mut pending);
+            }
+            while pending.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(op) => self.take(op, &mut pending),
+                    Err(_) => break,
+                }
+            }
+            if pending.is_empty() {
+                continue;
+            }
+            // While the disk refuses writes, retry every RETRY_AFTER, or at once for a flush.
+            let flush_waits = pending.iter().any(|op| matches!(op, Op::Flush(_)));
+            if failing && !flush_waits && last_failure.is_some_and(|t| t.elapsed() < RETRY_AFTER) {
+                self.shed(&mut pending);
+                continue;
+            }
+            failing = match self.commit(&mut pending) {
+                Ok(()) => false,
+                Err(message) => {
+                    if lock(&self.inner.write_error).replace(message.clone()).is_none() {
+                        warn!("{message}");
+                    }
+                    self.shed(&mut pending);
+                    last_failure = Some(Instant::now());
+                    true
+                }
+            };
+            lock(&self.inner.stats).pending = pending.len() as u64;
+        }
+    }
+
+    /// Queues `op` for the next commit (or, in tests, runs it).
+    #[allow(clippy::unused_self)]
+    fn take(&self, op: Op, pending: &mut VecDeque<Op>) {
+        match op {
+            #[cfg(test)]
+            Op::Exec(sql, done) => {
+                if let Err(err) = self.conn.execute_batch(&sql) {
+                    warn!(%err, "test SQL failed");
+                }
+                let _ = done.send(());
+            }
+            op => pending.push_back(op),
+        }
+    }
+
+    /// Writes `pending` in one transaction; on success it is emptied (and flushes answered).
+    fn commit(&mut self, pending: &mut VecDeque<Op>) -> Result<(), String> {
+        let now = now_ms();
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.transaction()?;
+            {
+                let mut upsert = tx.prepare_cached(UPSERT)?;
+                let mut meta = tx.prepare_cached(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                )?;
+                for op in pending.iter() {
+                    match op {
+                        Op::Record(e) => {
+                            upsert.execute(params![
+                                e.key,
+                                e.source.as_str(),
+                                e.kind,
+                                e.camera,
+                                e.label,
+                                e.sub_label,
+                                zones_text(&e.zones),
+                                e.score,
+                                e.start_ms,
+                                e.end_ms,
+                                e.has_snapshot,
+                                e.has_clip,
+                                e.description,
+                                e.entity,
+                                e.area,
+                                e.text,
+                                e.attributes.as_ref().map(ToString::to_string),
+                                now,
+                            ])?;
+                        }
+                        Op::Meta(key, value) => {
+                            meta.execute(params![key, value])?;
+                        }
+                        Op::Flush(_) => {}
+                        #[cfg(test)]
+                        Op::Exec(..) => {}
+                    }
+                }
+            }
+            tx.commit()
+        })();
+        match result {
+            Ok(()) => {
+                if lock(&self.inner.write_error).take().is_some() {
+                    info!(path = %self.inner.path.display(), "event store writes work again");
+                }
+                for op in pending.drain(..) {
+                    if let Op::Flush(done) = op {
+                        let _ = done.send(Ok(()));
+                    }
+                }
+                Ok(())
+            }
+            Err(err) => {
+                let message = explain(&self.inner.path, &err);
+                if is_fatal(&err) {
+                    *lock(&self.inner.unavailable) = Some(message.clone());
+                }
+                // Flushes learn of the failure now; their events stay queued.
+                for op in std::mem::take(pending) {
+                    match op {
+                        Op::Flush(done) => {
+                            let _ = done.send(Err(StoreError::Unavailable(message.clone())));
+                        }
+                        other => pending.push_back(other),
+                    }
+                }
+                Err(message)
+            }
+        }
+    }
+
+    /// Keeps at most `max_pending` queued operations, giving up the oldest.
+    fn shed(&self, pending: &mut VecDeque<Op>) {
+        let mut dropped = 0u64;
+        while pending.len() > self.max_pending {
+            pending.pop_front();
+            dropped += 1;
+        }
+        if dropped > 0 {
+            let mut stats = lock(&self.inner.stats);
+            stats.dropped += dropped;
+            warn!(
+                dropped,
+                total = stats.dropped,
+                "event store: the disk still refuses writes; the oldest waiting events were \
+                 given up (events.max_pending)"
+            );
+        }
+    }
+
+    fn prune(&mut self) {
+        if self.retention.is_zero() {
+            return;
+        }
+        let cutoff = now_ms() - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
+        let mut total = 0usize;
+        loop {
+            let deleted = self.conn.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE start_ms < ?1 \
+                 AND (end_ms IS NOT NULL OR start_ms < ?2) LIMIT ?3)",
+                params![
+                    cutoff,
+                    cutoff - i64::try_from(self.retention.as_millis()).unwrap_or(0),
+                    PRUNE_CHUNK as i64
+                ],
+            );
+            match deleted {
+                Ok(n) => {
+                    total += n;
+                    if n < PRUNE_CHUNK {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    warn!("{}", explain(&self.inner.path, &err));
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            info!(deleted = total, "event store: forgot events past the retention");
+        }
+    }
+
+    fn refresh_stats(&self, pending: usize) {
+        let counted = self.conn.query_row(
+            "SELECT count(*), min(start_ms) FROM events",
+            [],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?)),
+        );
+        let size = |suffix: &str| {
+            let mut name = self.inner.path.clone().into_os_string();
+            name.push(suffix);
+            std::fs::metadata(PathBuf::from(name)).map_or(0, |m| m.len())
+        };
+        let bytes = size("") + size("-wal");
+        let mut stats = lock(&self.inner.stats);
+        if let Ok((events, oldest)) = counted {
+            stats.events = u64::try_from(events).unwrap_or(0);
+            stats.oldest_ms = oldest;
+        }
+        stats.bytes = bytes;
+        stats.pending = pending as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::events::model::KIND_OBJECT;
+
+    fn config(dir: &Path) -> EventsConfig {
+        EventsConfig {
+            path: dir.join("events.db"),
+            ..EventsConfig::default()
+        }
+    }
+
+    fn person(id: &str, camera: &str, start_ms: i64) -> Event {
+        Event {
+            camera: Some(camera.to_owned()),
+            label: Some("person".to_owned()),
+            score: Some(0.7),
+            ..Event::new(format!("frigate:{id}"), Source::Frigate, KIND_OBJECT, start_ms)
+        }
+    }
+
+    #[tokio::test]
+    async fn updates_merge_into_their_event_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = now_ms();
+        let store = EventStore::open(&config(dir.path()));
+        assert_eq!(store.problem(), None);
+        store.record(person("a", "front_door", now - 60_000)).await.unwrap();
+        store
+            .record(Event {
+                zones: vec!["Porch".into()],
+                score: Some(0.9),
+                sub_label: Some("Alice".into()),
+                ..person("a", "front_door", now - 60_000)
+            })
+            .await
+            .unwrap();
+        // An update without the sub-label or zone keeps them; the end arrives.
+        store
+            .record(Event {
+                zones: vec!["steps".into()],
+                score: Some(0.5),
+                end_ms: Some(now - 30_000),
+                has_snapshot: true,
+                ..person("a", "front_door", now - 60_000)
+            })
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+        drop(store);
+
+        let store = EventStore::open(&config(dir.path()));
+        let events = store.query(Query::objects()).await.unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let e = &events[0];
+        assert_eq!(e.sub_label.as_deref(), Some("Alice"));
+        assert_eq!(e.zones, ["porch", "steps"]);
+        assert_eq!(e.score, Some(0.9));
+        assert_eq!(e.end_ms, Some(now - 30_000));
+        assert!(e.has_snapshot);
+        let vocabulary = store.vocabulary();
+        assert_eq!(vocabulary.cameras, ["front_door"]);
+        assert_eq!(vocabulary.zones, ["porch", "steps"]);
+        assert_eq!(vocabulary.sub_labels, ["Alice"]);
+    }
+
+    #[tokio::test]
+    async fn windows_count_events_that_overlap_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(&config(dir.path()));
+        let now = now_ms();
+        let hour = 3_600_000;
+        // Started two hours ago, still going: overlaps the last hour.
+        store.record(person("long", "driveway", now - 2 * hour)).await.unwrap();
+        // Ended before the last hour.
+        store
+            .record(Event {
+                end_ms: Some(now - 90 * 60_000),
+                ..person("old", "driveway", now - 100 * 60_000)
+            })
+            .await
+            .unwrap();
+        // In the last hour, on another camera and with a zone.
+        store
+            .record(Event {
+                zones: vec!["porch".into()],
+                ..person("new", "front_door", now - 10 * 60_000)
+            })
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+
+        let last_hour = Query {
+            since_ms: Some(now - hour),
+            ..Query::objects()
+        };
+        assert_eq!(store.count(last_hour.clone()).await.unwrap(), 2);
+        let keys: Vec<_> = store
+            .query(last_hour.clone())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(keys, ["frigate:new", "frigate:long"], "newest first");
+        let driveway = Query {
+            camera: Some("DRIVEWAY".into()),
+            ..last_hour.clone()
+        };
+        assert_eq!(store.count(driveway).await.unwrap(), 1, "camera names ignore case");
+        let porch = Query {
+            zone: Some("Porch".into()),
+            ..last_hour.clone()
+        };
+        assert_eq!(store.count(porch).await.unwrap(), 1);
+        let all_day = Query {
+            since_ms: Some(now - 24 * hour),
+            until_ms: Some(now - hour),
+            ..Query::objects()
+        };
+        assert_eq!(store.count(all_day).await.unwrap(), 2, "long and old");
+        let open = Query {
+            in_progress: true,
+            ..Query::objects()
+        };
+        assert_eq!(store.count(open).await.unwrap(), 2, "long and new");
+    }
+
+    #[tokio::test]
+    async fn times_in_the_future_or_past_the_retention_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(&config(dir.path()));
+        let now = now_ms();
+        let future = store.record(person("f", "x", now + 3_600_000)).await;
+        assert!(matches!(future, Err(StoreError::Rejected(ref m)) if m.contains("future")), "{future:?}");
+        let old = store.record(person("o", "x", now - 40 * 86_400_000)).await;
+        assert!(matches!(old, Err(StoreError::Rejected(ref m)) if m.contains("retention")), "{old:?}");
+        store.flush().await.unwrap();
+        assert_eq!(store.count(Query::default()).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_file_makes_the_store_unavailable_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        std::fs::write(&config.path, vec![0x5a; 8192]).unwrap();
+        let store = EventStore::open(&config);
+        let problem = store.problem().expect("unavailable");
+        assert!(problem.contains("events.db") && problem.contains("move it aside"), "{problem}");
+        let err = store.count(Query::default()).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(store.record(person("a", "x", now_ms())).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        Connection::open(&config.path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        let problem = EventStore::open(&config).problem().expect("unavailable");
+        assert!(problem.contains("newer Jarvis"), "{problem}");
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_keeps_events_in_memory_and_writes_them_once_there_is_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(&config(dir.path()));
+        store.flush().await.unwrap();
+        // SQLite's own size cap stands in for a full disk: it fails writes with SQLITE_FULL.
+        let pages: i64 = Connection::open(dir.path().join("events.db"))
+            .unwrap()
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store.exec(format!("PRAGMA max_page_count = {}", pages + 1)).await;
+        let now = now_ms();
+        for i in 0..500 {
+            let event = Event {
+                description: Some("a long description ".repeat(20)),
+                ..person(&i.to_string(), "driveway", now - 1000)
+            };
+            store.record(event).await.unwrap();
+        }
+        let err = store.flush().await.unwrap_err();
+        assert!(err.to_string().contains("disk is full"), "{err}");
+        let problem = store.problem().expect("a write error");
+        assert!(problem.contains("events.db") && problem.contains("free space"), "{problem}");
+        // Reads still work while writes fail.
+        assert!(store.is_available());
+        assert!(store.count(Query::default()).await.unwrap() < 500);
+
+        store.exec("PRAGMA max_page_count = 1000000".to_owned()).await;
+        // The retry comes within RETRY_AFTER.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if store.flush().await.is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "writes never resumed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(store.count(Query::default()).await.unwrap(), 500, "nothing lost");
+        assert_eq!(store.problem(), None);
+        assert_eq!(store.stats().dropped, 0);
+    }
+
+    #[tokio::test]
+    async fn meta_keys_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(&config(dir.path()));
+        assert_eq!(store.meta("cursor").await.unwrap(), None);
+        store.set_meta("cursor", "1").await.unwrap();
+        store.set_meta("cursor", "2").await.unwrap();
+        store.flush().await.unwrap();
+        assert_eq!(store.meta("cursor").await.unwrap().as_deref(), Some("2"));
+    }
+}
