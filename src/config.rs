@@ -779,6 +779,9 @@ pub struct Overrides {
     /// Audit log file [default: /var/lib/jarvis/audit.jsonl]
     #[arg(long, env = "JARVIS_AUDIT_PATH", value_name = "FILE")]
     pub audit_path: Option<PathBuf>,
+    /// Event store database [default: /var/lib/jarvis/events.db]
+    #[arg(long, env = "JARVIS_EVENTS_PATH", value_name = "FILE")]
+    pub events_path: Option<PathBuf>,
     /// Key for `POST /v1/command` (prefer the environment to the command line)
     #[arg(
         long,
@@ -906,6 +909,9 @@ impl Config {
         }
         if let Some(path) = &overrides.audit_path {
             self.audit.path.clone_from(path);
+        }
+        if let Some(path) = &overrides.events_path {
+            self.events.path.clone_from(path);
         }
         if let Some(key) = &overrides.http_api_key {
             self.http.api_key = Secret::new(key.as_str());
@@ -1082,6 +1088,12 @@ impl Config {
         self.models.validate(origin)?;
         self.proxmox.validate(origin)?;
         self.mqtt.validate(origin)?;
+        if let Err(reason) = self.events.time_zone() {
+            return invalid("events.timezone", reason);
+        }
+        if self.events.max_pending == 0 {
+            return invalid("events.max_pending", "must be at least 1".into());
+        }
         if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             return invalid(
                 "log.level",

@@ -8,7 +8,11 @@ use std::sync::Arc;
 
 use wyoming::info::{Attribution, HandleModel, HandleProgram, Info, IntentModel, IntentProgram};
 
-use crate::brain::{Brain, BrainError};
+use tokio::sync::watch;
+
+use crate::brain::{Brain, BrainError, Memory};
+use crate::events::EventStore;
+use crate::frigate::{FrigateLink, FrigateStatus};
 use crate::config::Config;
 use crate::proxmox::{Proxmox, ProxmoxError};
 use crate::stt::{SttError, SttService};
@@ -41,6 +45,12 @@ pub struct Services {
     pub advertise_intent: bool,
     /// Wake word, when enabled.
     pub wake: Option<Arc<WakeService>>,
+    /// The event memory (always present; unavailable when disabled or unusable).
+    pub events: EventStore,
+    /// Frigate's status and arrivals, as the rest of Jarvis sees them.
+    pub frigate: FrigateLink,
+    /// The sending half of Frigate's status, for the Frigate subscriber.
+    pub frigate_status: Arc<watch::Sender<FrigateStatus>>,
 }
 
 /// Why a service could not be loaded at start-up.
@@ -89,12 +99,23 @@ impl Services {
         } else {
             None
         };
-        let brain = Arc::new(Brain::new(config, proxmox)?);
+        let events = EventStore::open(&config.events);
+        let (frigate_status, frigate) = FrigateLink::channel();
+        // The configuration was validated; a bad zone name only reaches here from tests.
+        let tz = config
+            .events
+            .time_zone()
+            .unwrap_or_else(|_| jiff::tz::TimeZone::system());
+        let memory = Memory::new(events.clone(), frigate.clone(), config.frigate.enabled, tz);
+        let brain = Arc::new(Brain::new(config, proxmox)?.with_memory(memory));
         Ok(Self {
             stt,
             tts,
             wake,
             brain,
+            events,
+            frigate,
+            frigate_status: Arc::new(frigate_status),
             advertise_intent: config.wyoming.advertise_intent,
         })
     }

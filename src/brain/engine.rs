@@ -124,6 +124,7 @@ pub struct Brain {
     llm: Option<Llm>,
     activity: broadcast::Sender<Activity>,
     next_conversation: AtomicU64,
+    memory: Option<super::memory::Memory>,
 }
 
 /// Why the brain could not start.
@@ -164,7 +165,29 @@ impl Brain {
             llm,
             activity,
             next_conversation: AtomicU64::new(1),
+            memory: None,
         })
+    }
+
+    /// The brain with an event memory: its commands and actions are remembered, and questions
+    /// about what happened are answered from it.
+    #[must_use]
+    pub fn with_memory(mut self, memory: super::memory::Memory) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
+    /// The event memory, when there is one.
+    pub fn memory(&self) -> Option<&super::memory::Memory> {
+        self.memory.as_ref()
+    }
+
+    /// Broadcasts `activity` and writes it to the memory.
+    async fn announce(&self, activity: Activity) {
+        if let Some(memory) = &self.memory {
+            memory.remember(&activity).await;
+        }
+        let _ = self.activity.send(activity);
     }
 
     /// Every command and action, as it happens.
@@ -337,12 +360,13 @@ impl Brain {
             ms = millis(started.elapsed()),
             "command"
         );
-        let _ = self.activity.send(Activity::Command {
+        self.announce(Activity::Command {
             channel: ctx.channel,
             text,
             intent: response.intent.clone(),
             reply: response.reply.clone(),
-        });
+        })
+        .await;
         response
     }
 
@@ -550,10 +574,11 @@ impl Brain {
             decision = ?report.decision,
             "action"
         );
-        let _ = self.activity.send(Activity::Action {
+        self.announce(Activity::Action {
             channel: request.channel,
             report: report.clone(),
-        });
+        })
+        .await;
         report
     }
 

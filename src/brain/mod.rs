@@ -10,6 +10,7 @@ pub mod grammar;
 pub mod intents;
 pub mod listen;
 pub mod llm;
+pub mod memory;
 pub mod names;
 pub mod numbers;
 pub mod policy;
@@ -18,4 +19,5 @@ mod speech_grammar;
 pub mod types;
 
 pub use engine::{Brain, BrainError, BrainHealth, Command, Response, Source};
+pub use memory::Memory;
 pub use types::{ActionReport, ActionRequest, Activity, Channel, Decision};

@@ -47,8 +47,19 @@ pub fn test_config() -> Config {
     config.tts.enabled = false;
     // Never the real /var/lib/jarvis: one throwaway log per test process.
     config.audit.path = test_audit_path();
+    // One event store per configuration: tests in one process must not see each other's events.
+    config.events.path = test_events_path();
     config.wake.enabled = false;
     config
+}
+
+/// An event store path private to this call.
+pub fn test_events_path() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir()
+        .join(format!("jarvis-tests-{}", std::process::id()))
+        .join(format!("events-{n}.db"))
 }
 
 /// [`test_config`] with the wake word on the real openWakeWord models.
@@ -252,6 +263,7 @@ pub async fn serve_binary_args(args: &[&str], envs: &[(&str, &str)]) -> Served {
         .env("JARVIS_HTTP_ADDR", "127.0.0.1:0")
         .env("JARVIS_MODELS_DIR", models_dir())
         .env("JARVIS_AUDIT_PATH", test_audit_path())
+        .env("JARVIS_EVENTS_PATH", test_events_path())
         .env_remove("JARVIS_CONFIG")
         .env_remove("JARVIS_NO_ZEROCONF")
         .env_remove("RUST_LOG")
