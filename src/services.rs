@@ -11,9 +11,9 @@ use wyoming::info::{Attribution, HandleModel, HandleProgram, Info, IntentModel, 
 use tokio::sync::watch;
 
 use crate::brain::{Brain, BrainError, Memory};
+use crate::config::Config;
 use crate::events::EventStore;
 use crate::frigate::{FrigateLink, FrigateStatus};
-use crate::config::Config;
 use crate::proxmox::{Proxmox, ProxmoxError};
 use crate::stt::{SttError, SttService};
 use crate::tts::{TtsError, TtsService};

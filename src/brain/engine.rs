@@ -396,6 +396,14 @@ impl Brain {
                 }
                 return Response::local(reply);
             }
+            Intent::Seen { .. }
+            | Intent::LastSeen { .. }
+            | Intent::CountSeen { .. }
+            | Intent::WhoIsAt { .. }
+            | Intent::Summary { .. }
+            | Intent::FrigateStatus => {
+                return Response::local(super::recall::answer(self.memory.as_ref(), intent).await);
+            }
             _ => {}
         }
         let Some(proxmox) = &self.proxmox else {
@@ -406,6 +414,15 @@ impl Brain {
             Err(err) => return Response::local(err.spoken()),
         };
         match intent {
+            // Answered above, without the cluster.
+            Intent::Seen { .. }
+            | Intent::LastSeen { .. }
+            | Intent::CountSeen { .. }
+            | Intent::WhoIsAt { .. }
+            | Intent::Summary { .. }
+            | Intent::FrigateStatus => {
+                Response::local(super::recall::answer(self.memory.as_ref(), intent).await)
+            }
             Intent::ClusterOverview => {
                 let status = proxmox.cluster_status().await.ok();
                 Response::local(overview(&inventory, status.as_deref()))
@@ -442,6 +459,7 @@ impl Brain {
                         nodes: true,
                         guests: false,
                         storages: true,
+                        memory: false,
                     };
                     match resolve(&directory, words, kinds) {
                         Ok(Target::Storage(id)) => {

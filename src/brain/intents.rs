@@ -105,6 +105,47 @@ pub enum Intent {
     Ping,
     /// What can you do?
     Help,
+    /// Was something (a label, a face) seen, at a place, in a window? Words as spoken.
+    Seen {
+        /// What: "anyone", "cars", "alice" (`None`: anyone, as in "who was at the door").
+        object: Option<Vec<String>>,
+        /// Where: a camera or zone.
+        place: Option<Vec<String>>,
+        /// When: a time phrase (see [`super::when`]).
+        when: Option<Vec<String>>,
+        /// Asked in the present tense ("is anyone at the door"): only what is going on now.
+        present: bool,
+    },
+    /// When was something last seen?
+    LastSeen {
+        /// What.
+        object: Vec<String>,
+        /// Where.
+        place: Option<Vec<String>>,
+    },
+    /// How many were seen?
+    CountSeen {
+        /// What.
+        object: Vec<String>,
+        /// Where.
+        place: Option<Vec<String>>,
+        /// When (default: today).
+        when: Option<Vec<String>>,
+    },
+    /// Who is at a place now?
+    WhoIsAt {
+        /// Where.
+        place: Vec<String>,
+    },
+    /// What happened, in a window (default: the last 12 hours)?
+    Summary {
+        /// Where, if asked about one place.
+        place: Option<Vec<String>>,
+        /// When.
+        when: Option<Vec<String>>,
+    },
+    /// Is Frigate up?
+    FrigateStatus,
     /// Yes, confirm.
     Confirm,
     /// No, cancel.
@@ -126,6 +167,12 @@ impl Intent {
                 GuestAction::Reboot => "RebootGuest",
             },
             Self::Forbidden { .. } => "Forbidden",
+            Self::Seen { .. } => "EventSeen",
+            Self::LastSeen { .. } => "EventLastSeen",
+            Self::CountSeen { .. } => "EventCount",
+            Self::WhoIsAt { .. } => "WhoIsAt",
+            Self::Summary { .. } => "EventSummary",
+            Self::FrigateStatus => "FrigateStatus",
             Self::Ping => "Ping",
             Self::Help => "Help",
             Self::Confirm => "Confirm",
@@ -159,9 +206,50 @@ impl Intent {
                 slots.push(("guest", guest.join(" ")));
                 slots.push(("action", action.api_name().to_owned()));
             }
+            Self::Seen {
+                object,
+                place,
+                when,
+                ..
+            } => push_words(
+                &mut slots,
+                [("object", object), ("place", place), ("when", when)],
+            ),
+            Self::LastSeen { object, place } => push_words(
+                &mut slots,
+                [("object", &Some(object.clone())), ("place", place)],
+            ),
+            Self::CountSeen {
+                object,
+                place,
+                when,
+            } => push_words(
+                &mut slots,
+                [
+                    ("object", &Some(object.clone())),
+                    ("place", place),
+                    ("when", when),
+                ],
+            ),
+            Self::WhoIsAt { place } => slots.push(("place", place.join(" "))),
+            Self::Summary { place, when } => {
+                push_words(&mut slots, [("place", place), ("when", when)]);
+            }
             _ => {}
         }
         slots
+    }
+}
+
+/// Each slot that holds words, as `(name, words)`.
+fn push_words<const N: usize>(
+    slots: &mut Vec<(&'static str, String)>,
+    words: [(&'static str, &Option<Vec<String>>); N],
+) {
+    for (name, value) in words {
+        if let Some(value) = value {
+            slots.push((name, value.join(" ")));
+        }
     }
 }
 
@@ -178,6 +266,22 @@ enum Kind {
     Help,
     Confirm,
     Cancel,
+    Seen,
+    LastSeen,
+    Count,
+    WhoIsAt,
+    Summary,
+    FrigateStatus,
+}
+
+impl Kind {
+    /// Questions about the event memory: a time phrase around them belongs to them.
+    fn is_memory(self) -> bool {
+        matches!(
+            self,
+            Self::Seen | Self::LastSeen | Self::Count | Self::WhoIsAt | Self::Summary
+        )
+    }
 }
 
 const IS: &str = "(what's|whats|what is|what are|tell me|give me|show me|show)";
@@ -340,6 +444,91 @@ fn sentences() -> Vec<(Kind, String)> {
             "(open|give me) a (shell|terminal|console) [on {target}]",
         ],
     );
+    // The event memory. A time phrase at either end ("in the last hour", "since 8 am") is
+    // taken off before matching (see `Recognizer::recognize`), so none appears here.
+    const AT: &str = "(at|in|on|by|near|around|outside|to|into|through|past|up|down|along)";
+    const MOVE: &str = "(come|came|go|went|walk|walked|drive|drove|pass|passed|get|got|show up|turn up|arrive|arrived|visit|visited|stop by)";
+    add(
+        Kind::Seen,
+        &[
+            &format!(
+                "(was|were|is|are|has|have) [there] [been] {{object}} {AT} [the|my] {{place}}"
+            ),
+            "did [the|my] {place} [camera] (see|spot|detect|catch|notice|pick up) {object}",
+            "(has|have) [the|my] {place} [camera] (seen|spotted|detected|caught|noticed) {object}",
+            &format!("did {{object}} {MOVE} {AT} [the|my] {{place}}"),
+            &format!(
+                "(has|have) {{object}} (been|come|gone|walked|driven) {AT} [the|my] {{place}}"
+            ),
+            &format!("who (was|came|went|has been) {AT} [the|my] {{place}}"),
+            "(was|were|is|are) there (anyone|anybody|someone|somebody|people|any people) (around|about|outside)",
+            "(was|is) {object} (home|here|around)",
+            "(has|did) {object} (come home|arrive|show up|turn up|been here|come by)",
+        ],
+    );
+    add(
+        Kind::LastSeen,
+        &[
+            &format!("when did {{object}} last {MOVE} [{AT} [the|my] {{place}}]"),
+            &format!(
+                "when (was|were) {{object}} last (seen|spotted|detected|here|home|around) [{AT} [the|my] {{place}}]"
+            ),
+            &format!("when (was|were) {{object}} last {AT} [the|my] {{place}}"),
+            "when did [the|my] {place} [camera] last (see|spot|detect|catch) {object}",
+            &format!("when was the last {{object}} {AT} [the|my] {{place}}"),
+            &format!(
+                "when was the last time {{object}} (was|were|came|went) {AT} [the|my] {{place}}"
+            ),
+            "when was the last time {object} (was|were) (seen|spotted|detected|here|home)",
+            "when did [the|my] {place} [camera] last see {object}",
+            "when did i last see {object}",
+        ],
+    );
+    add(
+        Kind::Count,
+        &[
+            "how many {object} did [the|my] {place} [camera] (see|spot|detect|catch|pick up)",
+            &format!("how many {{object}} (were|came|went|walked|drove) {AT} [the|my] {{place}}"),
+            &format!("how many {{object}} have (been|come|gone) {AT} [the|my] {{place}}"),
+            &format!(
+                "how many {{object}} (were|have been) (seen|spotted|detected) [{AT} [the|my] {{place}}]"
+            ),
+            "how many (times|events|detections) (did|has) [the|my] {place} [camera] (see|detect|spot|seen|detected|spotted) {object}",
+        ],
+    );
+    add(
+        Kind::WhoIsAt,
+        &[
+            &format!("(who is|who's|whos) {AT} [the|my] {{place}}"),
+            &format!("(who is|who's|whos) (there|outside) {AT} [the|my] {{place}}"),
+            &format!(
+                "is (anyone|anybody|someone|somebody) {AT} [the|my] {{place}} (now|right now)"
+            ),
+        ],
+    );
+    add(
+        Kind::Summary,
+        &[
+            "(what|what's|whats) (happened|happening|been happening|went on|has happened|is new|new)",
+            &format!(
+                "(what|what's|whats) (happened|happening|been happening|went on|has happened) {AT} [the|my] {{place}}"
+            ),
+            "(did i|did we|have i|have we) miss[ed] (anything|something)",
+            "(anything|something) (new|happen|happened|going on|interesting)",
+            "(give me|tell me|read me) [a|the] (summary|recap|rundown|update)",
+            "(summary|recap|rundown) [please]",
+            "(any|were there any) (events|visitors|detections|alerts)",
+        ],
+    );
+    add(
+        Kind::FrigateStatus,
+        &[
+            "(is|are) frigate (up|running|online|working|down|offline|ok|okay|alive)",
+            "(is|are) [the|my] (cameras|nvr) (up|running|online|working|down|offline|ok|okay|recording)",
+            "[{IS}] [the] (status of frigate|frigate status|status of the cameras|camera status)",
+            "(how is|how's|hows) frigate [doing]",
+        ],
+    );
     add(
         Kind::Ping,
         &[
@@ -440,8 +629,27 @@ impl Recognizer {
     /// Finds the intent in what someone said. The most specific template wins (most literal
     /// words); between equals, the first.
     pub fn recognize(&self, text: &str) -> Option<Recognized> {
-        let tokens = tokens(text);
-        let (t, captures) = self.best(&tokens)?;
+        let all = tokens(text);
+        // A question about the memory with a time phrase at one end: match it without.
+        let timed = super::when::trailing(&all)
+            .map(|(at, _)| (all[..at].to_vec(), all[at..].to_vec()))
+            .or_else(|| {
+                super::when::leading(&all).map(|(at, _)| (all[at..].to_vec(), all[..at].to_vec()))
+            })
+            .and_then(|(core, when)| {
+                let found = self.best(&core)?;
+                self.templates[found.0]
+                    .0
+                    .is_memory()
+                    .then_some((core, when, found))
+            });
+        let (tokens, when, (t, captures)) = match timed {
+            Some((core, when, found)) => (core, Some(when), found),
+            None => {
+                let found = self.best(&all)?;
+                (all, None, found)
+            }
+        };
         let kind = self.templates[t].0;
         let slot = |name: &str| captures.get(name, &tokens).map(<[String]>::to_vec);
         let has = |words: &[&str]| tokens.iter().any(|t| words.contains(&t.as_str()));
@@ -480,6 +688,30 @@ impl Recognizer {
             Kind::Help => Intent::Help,
             Kind::Confirm => Intent::Confirm,
             Kind::Cancel => Intent::Cancel,
+            Kind::Seen => Intent::Seen {
+                object: slot("object"),
+                place: slot("place"),
+                present: when.is_none()
+                    && matches!(tokens.first().map(String::as_str), Some("is" | "are")),
+                when,
+            },
+            Kind::LastSeen => Intent::LastSeen {
+                object: slot("object")?,
+                place: slot("place"),
+            },
+            Kind::Count => Intent::CountSeen {
+                object: slot("object")?,
+                place: slot("place"),
+                when,
+            },
+            Kind::WhoIsAt => Intent::WhoIsAt {
+                place: slot("place")?,
+            },
+            Kind::Summary => Intent::Summary {
+                place: slot("place"),
+                when,
+            },
+            Kind::FrigateStatus => Intent::FrigateStatus,
         };
         Some(Recognized { intent })
     }
@@ -562,11 +794,13 @@ const MAX_TOKENS: usize = 40;
 /// What the names in a slot may be, as the brain resolves them for each intent.
 fn slot_kinds(kind: Kind, slot: &str) -> Kinds {
     match (kind, slot) {
+        (_, "object" | "place") => Kinds::MEMORY,
         (_, "node") => Kinds::NODES,
         (Kind::Storage, _) => Kinds {
             nodes: true,
             guests: false,
             storages: true,
+            memory: false,
         },
         _ => Kinds::ANY,
     }

@@ -21,19 +21,40 @@ pub struct Memory {
     pub frigate_enabled: bool,
     /// The time zone "today" and spoken times are in.
     pub tz: TimeZone,
+    /// A fixed "now" (tests); `None`: the system clock.
+    fixed_now_ms: Option<i64>,
     next: AtomicU64,
 }
 
 impl Memory {
     /// A memory over `store`.
-    pub fn new(store: EventStore, frigate: FrigateLink, frigate_enabled: bool, tz: TimeZone) -> Self {
+    pub fn new(
+        store: EventStore,
+        frigate: FrigateLink,
+        frigate_enabled: bool,
+        tz: TimeZone,
+    ) -> Self {
         Self {
             store,
             frigate,
             frigate_enabled,
             tz,
+            fixed_now_ms: None,
             next: AtomicU64::new(0),
         }
+    }
+
+    /// The memory with the clock stopped at `now_ms` (questions under a fixed clock).
+    #[must_use]
+    pub fn at_fixed_time(mut self, now_ms: i64) -> Self {
+        self.fixed_now_ms = Some(now_ms);
+        self
+    }
+
+    /// Now, in milliseconds since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.fixed_now_ms
+            .unwrap_or_else(|| jiff::Timestamp::now().as_millisecond())
     }
 
     /// Writes one of Jarvis's own commands or actions to the store (queued; a store that
@@ -62,7 +83,10 @@ impl Memory {
                 text: Some(format!(
                     "{} {}",
                     report.action,
-                    report.guest.clone().unwrap_or_else(|| report.vmid.to_string())
+                    report
+                        .guest
+                        .clone()
+                        .unwrap_or_else(|| report.vmid.to_string())
                 )),
                 description: Some(report.reply.clone()),
                 attributes: serde_json::to_value(report).ok().map(|mut value| {

@@ -14,9 +14,11 @@ pub mod memory;
 pub mod names;
 pub mod numbers;
 pub mod policy;
+mod recall;
 pub mod speech;
 mod speech_grammar;
 pub mod types;
+pub mod when;
 
 pub use engine::{Brain, BrainError, BrainHealth, Command, Response, Source};
 pub use memory::Memory;

@@ -31,6 +31,9 @@ pub struct Kinds {
     pub guests: bool,
     /// Storages.
     pub storages: bool,
+    /// Cameras, zones, labels and faces of the event memory (resolved by the memory, not by
+    /// the cluster's [`Directory`]).
+    pub memory: bool,
 }
 
 impl Kinds {
@@ -39,24 +42,35 @@ impl Kinds {
         nodes: true,
         guests: true,
         storages: true,
+        memory: false,
     };
     /// Guests only.
     pub const GUESTS: Self = Self {
         nodes: false,
         guests: true,
         storages: false,
+        memory: false,
     };
     /// Nodes only.
     pub const NODES: Self = Self {
         nodes: true,
         guests: false,
         storages: false,
+        memory: false,
     };
     /// Storages only.
     pub const STORAGES: Self = Self {
         nodes: false,
         guests: false,
         storages: true,
+        memory: false,
+    };
+    /// Names of the event memory only.
+    pub const MEMORY: Self = Self {
+        nodes: false,
+        guests: false,
+        storages: false,
+        memory: true,
     };
 
     fn accepts(self, target: &Target) -> bool {
@@ -398,6 +412,31 @@ impl Directory {
             return Resolution::Ambiguous(close);
         }
         Resolution::Found(best.target)
+    }
+}
+
+/// The one of `names` that `spoken` means (exactly, or as a sound-alike or near miss with a
+/// clear lead over the runner-up): its index. Names are compared in their normal form, so
+/// `front_door` is "front door".
+pub fn best_of<S: AsRef<str>, N: AsRef<str>>(spoken: &[S], names: &[N]) -> Option<usize> {
+    let spoken: Vec<&str> = spoken.iter().map(AsRef::as_ref).collect();
+    let said = Key::new(spoken_words(&spoken));
+    if said.words.is_empty() {
+        return None;
+    }
+    let mut scored: Vec<(usize, f64)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (i, similarity(&said, &Key::new(normal_words(name.as_ref())))))
+        .filter(|(_, score)| *score >= ACCEPT)
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    match scored.as_slice() {
+        [] => None,
+        [(i, _)] => Some(*i),
+        [(i, best), (_, next), ..] => {
+            (*best >= 1.0 && *next < 1.0 || best - next >= MARGIN).then_some(*i)
+        }
     }
 }
 

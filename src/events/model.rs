@@ -86,7 +86,12 @@ pub struct Event {
 
 impl Event {
     /// An event with only its identity and start; fill in the rest with struct update syntax.
-    pub fn new(key: impl Into<String>, source: Source, kind: impl Into<String>, start_ms: i64) -> Self {
+    pub fn new(
+        key: impl Into<String>,
+        source: Source,
+        kind: impl Into<String>,
+        start_ms: i64,
+    ) -> Self {
         Self {
             key: key.into(),
             source,

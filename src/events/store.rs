@@ -444,13 +444,19 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), String> {
             path.display()
         ));
     }
-    for (step, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+    for (step, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
         let next = step + 1;
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {next}; COMMIT;"))
-            .map_err(|err| {
-                let _ = conn.execute_batch("ROLLBACK");
-                explain(path, &err)
-            })?;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {next}; COMMIT;"
+        ))
+        .map_err(|err| {
+            let _ = conn.execute_batch("ROLLBACK");
+            explain(path, &err)
+        })?;
         info!(path = %path.display(), version = next, "event store schema migrated");
     }
     Ok(())
@@ -722,11 +728,7 @@ impl Writer {
                 last_stats = Some(Instant::now());
             }
             // Wait for work: forever when idle, briefly when a failed batch waits for a retry.
-            let wait = if failing {
-                RETRY_AFTER
-            } else {
-                STATS_EVERY
-            };
+            let wait = if failing { RETRY_AFTER } else { STATS_EVERY };
             let first = if pending.is_empty() || failing {
                 match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
                     Ok(Some(op)) => Some(op),
@@ -765,7 +767,10 @@ impl Writer {
             failing = match self.commit(&mut pending) {
                 Ok(()) => false,
                 Err(message) => {
-                    if lock(&self.inner.write_error).replace(message.clone()).is_none() {
+                    if lock(&self.inner.write_error)
+                        .replace(message.clone())
+                        .is_none()
+                    {
                         warn!("{message}");
                     }
                     self.shed(&mut pending);
@@ -918,16 +923,19 @@ impl Writer {
             }
         }
         if total > 0 {
-            info!(deleted = total, "event store: forgot events past the retention");
+            info!(
+                deleted = total,
+                "event store: forgot events past the retention"
+            );
         }
     }
 
     fn refresh_stats(&self, pending: usize) {
-        let counted = self.conn.query_row(
-            "SELECT count(*), min(start_ms) FROM events",
-            [],
-            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?)),
-        );
+        let counted =
+            self.conn
+                .query_row("SELECT count(*), min(start_ms) FROM events", [], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?))
+                });
         let size = |suffix: &str| {
             let mut name = self.inner.path.clone().into_os_string();
             name.push(suffix);
@@ -963,7 +971,12 @@ mod tests {
             camera: Some(camera.to_owned()),
             label: Some("person".to_owned()),
             score: Some(0.7),
-            ..Event::new(format!("frigate:{id}"), Source::Frigate, KIND_OBJECT, start_ms)
+            ..Event::new(
+                format!("frigate:{id}"),
+                Source::Frigate,
+                KIND_OBJECT,
+                start_ms,
+            )
         }
     }
 
@@ -973,7 +986,10 @@ mod tests {
         let now = now_ms();
         let store = EventStore::open(&config(dir.path()));
         assert_eq!(store.problem(), None);
-        store.record(person("a", "front_door", now - 60_000)).await.unwrap();
+        store
+            .record(person("a", "front_door", now - 60_000))
+            .await
+            .unwrap();
         store
             .record(Event {
                 zones: vec!["Porch".into()],
@@ -1019,7 +1035,10 @@ mod tests {
         let now = now_ms();
         let hour = 3_600_000;
         // Started two hours ago, still going: overlaps the last hour.
-        store.record(person("long", "driveway", now - 2 * hour)).await.unwrap();
+        store
+            .record(person("long", "driveway", now - 2 * hour))
+            .await
+            .unwrap();
         // Ended before the last hour.
         store
             .record(Event {
@@ -1055,7 +1074,11 @@ mod tests {
             camera: Some("DRIVEWAY".into()),
             ..last_hour.clone()
         };
-        assert_eq!(store.count(driveway).await.unwrap(), 1, "camera names ignore case");
+        assert_eq!(
+            store.count(driveway).await.unwrap(),
+            1,
+            "camera names ignore case"
+        );
         let porch = Query {
             zone: Some("Porch".into()),
             ..last_hour.clone()
@@ -1080,9 +1103,15 @@ mod tests {
         let store = EventStore::open(&config(dir.path()));
         let now = now_ms();
         let future = store.record(person("f", "x", now + 3_600_000)).await;
-        assert!(matches!(future, Err(StoreError::Rejected(ref m)) if m.contains("future")), "{future:?}");
+        assert!(
+            matches!(future, Err(StoreError::Rejected(ref m)) if m.contains("future")),
+            "{future:?}"
+        );
         let old = store.record(person("o", "x", now - 40 * 86_400_000)).await;
-        assert!(matches!(old, Err(StoreError::Rejected(ref m)) if m.contains("retention")), "{old:?}");
+        assert!(
+            matches!(old, Err(StoreError::Rejected(ref m)) if m.contains("retention")),
+            "{old:?}"
+        );
         store.flush().await.unwrap();
         assert_eq!(store.count(Query::default()).await.unwrap(), 0);
     }
@@ -1094,7 +1123,10 @@ mod tests {
         std::fs::write(&config.path, vec![0x5a; 8192]).unwrap();
         let store = EventStore::open(&config);
         let problem = store.problem().expect("unavailable");
-        assert!(problem.contains("events.db") && problem.contains("move it aside"), "{problem}");
+        assert!(
+            problem.contains("events.db") && problem.contains("move it aside"),
+            "{problem}"
+        );
         let err = store.count(Query::default()).await.unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
         assert!(store.record(person("a", "x", now_ms())).await.is_err());
@@ -1122,7 +1154,9 @@ mod tests {
             .unwrap()
             .query_row("PRAGMA page_count", [], |r| r.get(0))
             .unwrap();
-        store.exec(format!("PRAGMA max_page_count = {}", pages + 1)).await;
+        store
+            .exec(format!("PRAGMA max_page_count = {}", pages + 1))
+            .await;
         let now = now_ms();
         for i in 0..500 {
             let event = Event {
@@ -1134,12 +1168,17 @@ mod tests {
         let err = store.flush().await.unwrap_err();
         assert!(err.to_string().contains("disk is full"), "{err}");
         let problem = store.problem().expect("a write error");
-        assert!(problem.contains("events.db") && problem.contains("free space"), "{problem}");
+        assert!(
+            problem.contains("events.db") && problem.contains("free space"),
+            "{problem}"
+        );
         // Reads still work while writes fail.
         assert!(store.is_available());
         assert!(store.count(Query::default()).await.unwrap() < 500);
 
-        store.exec("PRAGMA max_page_count = 1000000".to_owned()).await;
+        store
+            .exec("PRAGMA max_page_count = 1000000".to_owned())
+            .await;
         // The retry comes within RETRY_AFTER.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -1149,7 +1188,11 @@ mod tests {
             assert!(Instant::now() < deadline, "writes never resumed");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert_eq!(store.count(Query::default()).await.unwrap(), 500, "nothing lost");
+        assert_eq!(
+            store.count(Query::default()).await.unwrap(),
+            500,
+            "nothing lost"
+        );
         assert_eq!(store.problem(), None);
         assert_eq!(store.stats().dropped, 0);
     }
