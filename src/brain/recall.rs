@@ -486,9 +486,11 @@ async fn seen(
     }
     let items: Vec<String> = latest
         .iter()
-        .map(|e| {
+        .enumerate()
+        .map(|(i, e)| {
+            // An asked-for place is said once, with the first.
             let place_words = if place.is_some() {
-                at.clone()
+                if i == 0 { at.clone() } else { String::new() }
             } else {
                 e.camera
                     .as_deref()
@@ -688,6 +690,9 @@ async fn summary(
                     }
                 }
             }
+            Source::Ha
+                if AWAY_KINDS.contains(&event.kind.as_str())
+                    || HOME_KINDS.contains(&event.kind.as_str()) => {}
             Source::Ha => {
                 let text = event
                     .text
