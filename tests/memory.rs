@@ -62,14 +62,32 @@ fn known_events() -> Vec<Event> {
         Event {
             sub_label: Some("Alice".into()),
             zones: vec!["porch".into()],
-            ..object("a1", "front_door", "person", at(0, 9, 40), Some(at(0, 9, 41)))
+            ..object(
+                "a1",
+                "front_door",
+                "person",
+                at(0, 9, 40),
+                Some(at(0, 9, 41)),
+            )
         },
-        object("p1", "front_door", "person", at(0, 10, 18), Some(at(0, 10, 19))),
+        object(
+            "p1",
+            "front_door",
+            "person",
+            at(0, 10, 18),
+            Some(at(0, 10, 19)),
+        ),
         object("c1", "driveway", "car", at(1, 23, 10), Some(at(1, 23, 15))),
         object("p2", "driveway", "person", at(0, 7, 50), Some(at(0, 7, 52))),
         object("g1", "garage", "person", at(0, 8, 10), Some(at(0, 8, 11))),
         object("g2", "garage", "person", at(0, 9, 0), Some(at(0, 9, 2))),
-        object("g3", "garage", "person", at(0, 10, 0), Some(at(0, 10, 0) + min)),
+        object(
+            "g3",
+            "garage",
+            "person",
+            at(0, 10, 0),
+            Some(at(0, 10, 0) + min),
+        ),
         object("d1", "garage", "dog", at(0, 9, 30), Some(at(0, 9, 31))),
         object("b1", "back_yard", "person", at(0, 10, 25), None),
         ha("door1", "door", Some("Front door opened"), at(0, 9, 39)),
@@ -180,7 +198,10 @@ async fn the_questions_from_the_issue_are_answered_from_memory() {
              1 person at the front door (Alice); front door opened; and I acted once: \
              restarted nextcloud.",
         ),
-        ("Is Frigate up?", "Frigate is up, version 0.16.0, with 4 cameras."),
+        (
+            "Is Frigate up?",
+            "Frigate is up, version 0.16.0, with 4 cameras.",
+        ),
     ];
     for (question, expected) in cases {
         assert_eq!(lab.reply(question).await, expected, "{question}");
@@ -192,8 +213,14 @@ async fn time_phrases_places_and_names_are_resolved() {
     let lab = lab().await;
     // "since 8 am": everything from 8:00 to now, the newest Frigate objects included.
     let since = lab.reply("What happened since 8 am?").await;
-    assert!(since.starts_with("Since 8 am: 3 people at the garage;"), "{since}");
-    assert!(since.contains("2 people at the front door (Alice)"), "{since}");
+    assert!(
+        since.starts_with("Since 8 am: 3 people at the garage;"),
+        "{since}"
+    );
+    assert!(
+        since.contains("2 people at the front door (Alice)"),
+        "{since}"
+    );
     assert!(since.contains("1 person at the back yard"), "{since}");
     assert!(since.contains("front door opened"), "{since}");
     // A zone, and a time at the start.
@@ -207,16 +234,18 @@ async fn time_phrases_places_and_names_are_resolved() {
     );
     // Names as speech recognition writes them.
     assert_eq!(
-        lab.reply("when did someone last come up the drive way").await,
-        "The last person at the drive way was at 7:50 am."
-            .replace("drive way", "driveway")
+        lab.reply("when did someone last come up the drive way")
+            .await,
+        "The last person at the drive way was at 7:50 am.".replace("drive way", "driveway")
     );
     assert_eq!(
-        lab.reply("was anyone at the front door camera yesterday").await,
+        lab.reply("was anyone at the front door camera yesterday")
+            .await,
         "No, nobody at the front door yesterday."
     );
     assert_eq!(
-        lab.reply("how many dogs did the garage see this morning").await,
+        lab.reply("how many dogs did the garage see this morning")
+            .await,
         "I counted 1 dog at the garage this morning."
     );
     assert_eq!(
@@ -231,9 +260,14 @@ async fn time_phrases_places_and_names_are_resolved() {
     );
     assert!(unknown.contains("front door"), "{unknown}");
     let nobody = lab.reply("when did Bob last arrive").await;
-    assert!(nobody.contains("called bob") && nobody.contains("Alice"), "{nobody}");
+    assert!(
+        nobody.contains("called bob") && nobody.contains("Alice"),
+        "{nobody}"
+    );
     // The intents and slots, as the API and Wyoming `recognize` show them.
-    let r = lab.ask("were there any cars in the driveway last night").await;
+    let r = lab
+        .ask("were there any cars in the driveway last night")
+        .await;
     assert_eq!(r.intent.as_deref(), Some("EventSeen"));
     assert_eq!(r.slots.get("place").map(String::as_str), Some("driveway"));
     assert_eq!(r.slots.get("when").map(String::as_str), Some("last night"));
@@ -248,7 +282,8 @@ async fn frigate_down_is_said_and_questions_are_answered_from_memory() {
         s.since_ms = Some(at(0, 9, 12));
     });
     assert_eq!(
-        lab.reply("Was anyone at the front door in the last hour?").await,
+        lab.reply("Was anyone at the front door in the last hour?")
+            .await,
         "Frigate has been offline since 9:12 am, so this is from memory. Yes: a person at the \
          front door 12 minutes ago, and Alice 50 minutes ago."
     );
@@ -257,7 +292,11 @@ async fn frigate_down_is_said_and_questions_are_answered_from_memory() {
         "Frigate is offline. It went away at 9:12 am."
     );
     let off = lab_with(Vec::new(), false).await;
-    assert!(off.reply("is frigate up").await.starts_with("Frigate isn't set up"));
+    assert!(
+        off.reply("is frigate up")
+            .await
+            .starts_with("Frigate isn't set up")
+    );
 }
 
 #[tokio::test]
@@ -273,9 +312,10 @@ async fn an_unusable_store_is_said_and_nothing_else_breaks() {
     let (_, link) = FrigateLink::channel();
     let mut config = common::test_config();
     config.audit.path = dir.path().join("audit.jsonl");
-    let brain = Brain::new(&config, None)
-        .unwrap()
-        .with_memory(Memory::new(store, link, true, tz()));
+    let brain =
+        Brain::new(&config, None)
+            .unwrap()
+            .with_memory(Memory::new(store, link, true, tz()));
     let ask = |text: &'static str| {
         brain.command(Command {
             text: text.into(),
@@ -286,7 +326,11 @@ async fn an_unusable_store_is_said_and_nothing_else_breaks() {
         })
     };
     let r = ask("was anyone at the front door today").await;
-    assert!(r.reply.starts_with("My event memory is unavailable"), "{}", r.reply);
+    assert!(
+        r.reply.starts_with("My event memory is unavailable"),
+        "{}",
+        r.reply
+    );
     // Other questions still work.
     let r = ask("are you there").await;
     assert!(r.handled && !r.reply.contains("memory"), "{}", r.reply);

@@ -198,6 +198,58 @@ impl Brain {
     /// Names speech recognition should know: the cluster's nodes, guests (not templates) and
     /// storages, from the last inventory fetched (no I/O; empty before the first).
     pub fn vocabulary(&self) -> Arc<Vec<String>> {
+        let cluster = self.cluster_vocabulary();
+        let memory = self.memory_vocabulary();
+        let extra: Vec<String> = memory
+            .cameras
+            .iter()
+            .chain(&memory.zones)
+            .chain(&memory.sub_labels)
+            .map(|name| name.replace(['_', '-'], " "))
+            .filter(|name| !cluster.contains(name))
+            .collect();
+        if extra.is_empty() {
+            return cluster;
+        }
+        let mut all = Vec::clone(&cluster);
+        for name in extra {
+            if !all.contains(&name) {
+                all.push(name);
+            }
+        }
+        Arc::new(all)
+    }
+
+    /// The cameras, zones, labels and faces the event memory and Frigate know.
+    pub(crate) fn memory_vocabulary(&self) -> crate::events::Vocabulary {
+        let Some(memory) = &self.memory else {
+            return crate::events::Vocabulary::default();
+        };
+        let mut vocabulary = crate::events::Vocabulary::clone(&memory.store.vocabulary());
+        let status = memory.frigate.status();
+        for camera in status.cameras {
+            if !vocabulary
+                .cameras
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(&camera))
+            {
+                vocabulary.cameras.push(camera);
+            }
+        }
+        for zone in status.zones {
+            if !vocabulary
+                .zones
+                .iter()
+                .any(|z| z.eq_ignore_ascii_case(&zone))
+            {
+                vocabulary.zones.push(zone);
+            }
+        }
+        vocabulary
+    }
+
+    /// The cluster's names (see [`Brain::vocabulary`]).
+    fn cluster_vocabulary(&self) -> Arc<Vec<String>> {
         let Some((inventory, _)) = self.proxmox.as_ref().and_then(Proxmox::cached_inventory) else {
             return Arc::new(Vec::new());
         };
@@ -228,14 +280,22 @@ impl Brain {
     /// rules, 250 ms to build per snapshot, copied into whisper.cpp at every guided decode).
     pub fn speech_grammar(&self) -> Option<Arc<crate::stt::grammar::SpeechGrammar>> {
         let (inventory, _) = self.proxmox.as_ref().and_then(Proxmox::cached_inventory)?;
-        let names = inventory.nodes.len() + inventory.guests.len() + inventory.storages.len();
+        let memory = self.memory_vocabulary();
+        let names = inventory.nodes.len()
+            + inventory.guests.len()
+            + inventory.storages.len()
+            + memory.cameras.len()
+            + memory.zones.len()
+            + memory.sub_labels.len();
         if names > MAX_GRAMMAR_NAMES {
             return None;
         }
+        // Built once per inventory snapshot: names the memory learns in between join at the
+        // next one.
         Some(per_snapshot(
             &self.speech_grammar,
             &inventory,
-            |inventory| super::speech_grammar::build(&self.recognizer, inventory),
+            |inventory| super::speech_grammar::build(&self.recognizer, inventory, &memory),
         ))
     }
 

@@ -57,7 +57,9 @@ impl Captures {
 }
 
 /// Slot names must be `'static` (they come from the built-in sentences).
-const SLOT_NAMES: &[&str] = &["target", "guest", "node", "storage", "object", "place"];
+const SLOT_NAMES: &[&str] = &[
+    "target", "guest", "node", "storage", "object", "place", "when",
+];
 /// Expansions one template may have; more is a template written badly.
 const MAX_EXPANSIONS: usize = 4096;
 /// Ways one expansion may be the start of a token list, at most (one per slot end).

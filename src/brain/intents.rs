@@ -621,6 +621,15 @@ impl Recognizer {
         self.templates.iter().map(|(_, template)| template)
     }
 
+    /// The compiled templates of questions about the event memory (a time phrase may follow
+    /// them).
+    pub fn memory_templates(&self) -> impl Iterator<Item = &Template> {
+        self.templates
+            .iter()
+            .filter(|(kind, _)| kind.is_memory())
+            .map(|(_, template)| template)
+    }
+
     /// Expansions of all templates (for benchmarks and tests).
     pub fn expansions(&self) -> usize {
         self.templates.iter().map(|(_, t)| t.len()).sum()
@@ -750,7 +759,11 @@ impl Recognizer {
                 kinds: slot_kinds(kind, name),
             })
             .collect();
-        Reading { whole, slots }
+        Reading {
+            whole,
+            slots,
+            memory: kind.is_memory(),
+        }
     }
 
     /// Expansions that can match tokens starting with `first`.
@@ -813,6 +826,8 @@ pub struct Reading {
     pub whole: bool,
     /// The slots the words fill, in order.
     pub slots: Vec<SlotReading>,
+    /// A question about the event memory (answered without the cluster's names).
+    pub memory: bool,
 }
 
 /// One slot of a [`Reading`].

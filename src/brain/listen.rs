@@ -93,10 +93,29 @@ impl<'a> Listen<'a> {
             return false;
         }
         let tokens: Vec<String> = spans.into_iter().map(|s| s.word).collect();
-        if let Some(directory) = self.directory {
-            if let Some(complete) = self.command(directory, &tokens) {
-                return complete;
+        // A question about the event memory with a time phrase said, or being said, after it.
+        let memory_reading = |end: usize| {
+            self.recognizer
+                .reading(tokens.get(..end).unwrap_or_default())
+                .is_some_and(|r| r.memory && r.whole)
+        };
+        if let Some((at, _)) = super::when::trailing(&tokens) {
+            if memory_reading(at) {
+                return true;
             }
+        }
+        if super::when::is_unfinished(&tokens) && (1..tokens.len()).any(memory_reading) {
+            return false;
+        }
+        // Without an inventory, questions about the event memory still tell (they need no
+        // cluster names); for the rest only the words decide.
+        let empty = Directory::default();
+        let (directory, memory_only) = match self.directory {
+            Some(directory) => (directory, false),
+            None => (&empty, true),
+        };
+        if let Some(complete) = self.command(directory, &tokens, memory_only) {
+            return complete;
         }
         tokens
             .last()
@@ -105,17 +124,20 @@ impl<'a> Listen<'a> {
 
     /// Whether `tokens` are a whole homelab command (`Some(true)`), the start of one
     /// (`Some(false)`), or not one (`None`).
-    fn command(&self, directory: &Directory, tokens: &[String]) -> Option<bool> {
+    fn command(&self, directory: &Directory, tokens: &[String], memory_only: bool) -> Option<bool> {
         let mut fills = Fills::default();
         // The template the brain would answer with decides, when its names fit.
         if let Some(reading) = self.recognizer.reading(tokens) {
-            if let Some(complete) = fills.verdict(directory, tokens, &reading) {
-                return Some(complete);
+            if reading.memory || !memory_only {
+                if let Some(complete) = fills.verdict(directory, tokens, &reading) {
+                    return Some(complete);
+                }
             }
         }
         self.recognizer
             .prefix_readings(tokens)
             .iter()
+            .filter(|reading| reading.memory || !memory_only)
             .any(|reading| fills.verdict(directory, tokens, reading) == Some(false))
             .then_some(false)
     }
@@ -263,7 +285,17 @@ impl Fills {
             return *fill;
         }
         let words = tokens.get(range.clone()).unwrap_or_default();
-        let fill = if words.iter().all(|w| BEFORE_A_NAME.contains(&w.as_str()))
+        // The event memory's names are resolved when the question is answered; here only
+        // whether the words are still going: "at the", "in the last".
+        let fill = if kinds.memory {
+            if words.iter().all(|w| BEFORE_A_NAME.contains(&w.as_str())) {
+                Fill::Open
+            } else if super::when::is_unfinished(words) {
+                Fill::Partial
+            } else {
+                Fill::Named
+            }
+        } else if words.iter().all(|w| BEFORE_A_NAME.contains(&w.as_str()))
             && directory.written(words).is_none()
         {
             Fill::Open
@@ -503,6 +535,33 @@ mod tests {
                 "it's",
                 "play something by",
                 "the",
+            ] {
+                assert!(!listen.is_complete(text), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn questions_about_the_memory_wait_for_their_place_and_time() {
+        let f = Fixture::new();
+        for listen in [f.listen(), Listen::new(&f.recognizer, None)] {
+            for text in [
+                "was anyone at the front door",
+                "Was anyone at the front door in the last hour?",
+                "what happened since 8 am",
+                "what happened while I was away",
+                "how many people did the garage camera see today",
+                "who is at the front door",
+            ] {
+                assert!(listen.is_complete(text), "{text}");
+            }
+            for text in [
+                "was anyone at the",
+                "was anyone at the front door in the",
+                "was anyone at the front door in the last",
+                "what happened since",
+                "what happened while I was",
+                "how many people did the garage camera see in the last",
             ] {
                 assert!(!listen.is_complete(text), "{text}");
             }

@@ -20,13 +20,123 @@ const STORAGE_WORDS: &[&str] = &["", "storage ", "the storage "];
 /// A guest by number: "VM 101", "container 200", "101".
 const VMID_FORMS: &[&str] = &["#", "vm #", "container #", "guest #", "virtual machine #"];
 
+/// How people say when: the phrases [`super::when`] reads (`#` is a number in digits).
+const TIME_PHRASES: &[&str] = &[
+    "in the last hour",
+    "in the last half hour",
+    "in the last # minutes",
+    "in the last # hours",
+    "in the last # days",
+    "in the past hour",
+    "in the past # minutes",
+    "in the past # hours",
+    "the last hour",
+    "last hour",
+    "today",
+    "this morning",
+    "this afternoon",
+    "this evening",
+    "tonight",
+    "yesterday",
+    "last night",
+    "overnight",
+    "this week",
+    "since #",
+    "since # am",
+    "since # pm",
+    "since #am",
+    "since #pm",
+    "since # a.m.",
+    "since # p.m.",
+    "since #:#",
+    "since #:# am",
+    "since #:# pm",
+    "since # o'clock",
+    "since noon",
+    "since midnight",
+    "since yesterday",
+    "since this morning",
+    "since last night",
+    "while i was away",
+    "while i was out",
+    "while i was gone",
+    "while we were away",
+    "while we were out",
+    "since i left",
+    "right now",
+    "now",
+];
+
+/// Who or what questions ask about, besides the labels and faces seen.
+const OBJECT_WORDS: &[&str] = &[
+    "anyone",
+    "anybody",
+    "someone",
+    "somebody",
+    "people",
+    "a person",
+    "any people",
+    "anything",
+    "something",
+    "any cars",
+    "a car",
+    "cars",
+    "any packages",
+    "a package",
+    "any dogs",
+    "a dog",
+    "any cats",
+    "a cat",
+];
+
 /// The brain's templates with the inventory's names (written, with separators spoken as spaces,
 /// and short names letter by letter: "pve", "P V E") as the values of their slots.
-pub(crate) fn build(recognizer: &Recognizer, inventory: &Inventory) -> SpeechGrammar {
+pub(crate) fn build(
+    recognizer: &Recognizer,
+    inventory: &Inventory,
+    memory: &crate::events::Vocabulary,
+) -> SpeechGrammar {
     let mut builder = GrammarBuilder::new();
     for template in recognizer.templates() {
         for parts in template.parts() {
             builder.sentence(&parts);
+        }
+    }
+    // Questions about the event memory, with a time phrase after them or before them.
+    for template in recognizer.memory_templates() {
+        for mut parts in template.parts() {
+            parts.push(crate::stt::grammar::Part::Slot("when"));
+            builder.sentence(&parts);
+            parts.pop();
+            parts.insert(0, crate::stt::grammar::Part::Slot("when"));
+            builder.sentence(&parts);
+        }
+    }
+    for phrase in TIME_PHRASES {
+        builder.value("when", phrase);
+    }
+    for object in OBJECT_WORDS {
+        builder.value("object", object);
+    }
+    for label in &memory.labels {
+        let label = label.replace('_', " ").to_lowercase();
+        for form in [
+            format!("a {label}"),
+            format!("any {label}s"),
+            format!("{label}s"),
+            label,
+        ] {
+            builder.value("object", &form);
+        }
+    }
+    for name in &memory.sub_labels {
+        for form in spoken_forms(name) {
+            builder.value("object", &form);
+        }
+    }
+    for name in memory.cameras.iter().chain(&memory.zones) {
+        for form in spoken_forms(name) {
+            builder.value("place", &form);
         }
     }
     // Sentences that begin with filler ("hey jarvis, start nextcloud").
@@ -107,7 +217,35 @@ fn spoken_forms(name: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+
+    #[test]
+    fn questions_about_the_memory_with_its_names_and_times() {
+        let recognizer = Recognizer::new().unwrap();
+        let memory = crate::events::Vocabulary {
+            cameras: vec!["front_door".into(), "garage".into()],
+            zones: vec!["porch".into()],
+            labels: vec!["person".into(), "car".into()],
+            sub_labels: vec!["Alice".into()],
+        };
+        let grammar = build(&recognizer, &Inventory::default(), &memory);
+        for text in [
+            "Was anyone at the front door in the last hour?",
+            "Was anyone at the front door in the last 2 hours?",
+            "When did Alice last arrive?",
+            "How many people did the garage camera see today?",
+            "What happened since 8 am?",
+            "What happened while I was away?",
+            "Were there any cars on the porch last night?",
+            "Who is at the front door?",
+        ] {
+            assert!(grammar.accepts(text), "{text}");
+        }
+        assert!(!grammar.accepts("Was anyone at the garden gate?"));
+        assert!(!grammar.accepts("What happened since lunch?"));
+    }
 
     #[test]
     fn names_are_written_spaced_split_and_spelled() {
