@@ -354,3 +354,41 @@ async fn jarvis_remembers_its_own_commands() {
     assert_eq!(commands[0].text.as_deref(), Some("are you there"));
     assert_eq!(commands[0].kind, "command");
 }
+
+/// By voice: a `transcript` on the Wyoming port of a running Jarvis is answered from the event
+/// store that the server opened (`events.path`), filled before it started.
+#[tokio::test]
+async fn a_question_over_wyoming_is_answered_from_the_store() {
+    let mut config = common::test_config();
+    let path = config.events.path.clone();
+    config.events.timezone = "Europe/Berlin".into();
+    {
+        let store = EventStore::open(&EventsConfig {
+            path: path.clone(),
+            ..EventsConfig::default()
+        });
+        let ten_minutes_ago = jiff::Timestamp::now().as_millisecond() - 10 * 60_000;
+        store
+            .record(object("w1", "front_door", "person", ten_minutes_ago, None))
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    let app = common::spawn_app(config).await;
+    let mut client = common::client(app.wyoming_addr).await;
+    client
+        .send(wyoming::asr::Transcript {
+            text: "Was anyone at the front door in the last hour?".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    match common::recv(&mut client).await {
+        Some(wyoming::Event::Handled(h)) => assert_eq!(
+            h.text.as_deref(),
+            Some("Yes: a person at the front door 10 minutes ago.")
+        ),
+        other => panic!("expected handled, got {other:?}"),
+    }
+    app.shutdown.cancel();
+}
