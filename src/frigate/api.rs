@@ -123,9 +123,9 @@ impl FrigateApi {
                 .map_err(|err| FrigateError::Config(format!("TLS towards Frigate: {err}")))?;
             builder.use_preconfigured_tls(tls)
         };
-        let http = builder
-            .build()
-            .map_err(|err| FrigateError::Config(format!("cannot set up HTTP for Frigate: {err}")))?;
+        let http = builder.build().map_err(|err| {
+            FrigateError::Config(format!("cannot set up HTTP for Frigate: {err}"))
+        })?;
         Ok(Self {
             http,
             base: settings.url.as_str().trim_end_matches('/').to_owned(),
@@ -445,7 +445,10 @@ mod tests {
 
     #[test]
     fn the_expiry_is_read_from_the_payload() {
-        assert_eq!(jwt_expiry(&jwt(r#"{"sub":"jarvis","exp":1727099698}"#)), Some(1_727_099_698.0));
+        assert_eq!(
+            jwt_expiry(&jwt(r#"{"sub":"jarvis","exp":1727099698}"#)),
+            Some(1_727_099_698.0)
+        );
         assert_eq!(jwt_expiry(&jwt(r#"{"sub":"jarvis"}"#)), None);
         assert_eq!(jwt_expiry("not.a.jwt"), None);
         assert_eq!(jwt_expiry("garbage"), None);
@@ -455,9 +458,15 @@ mod tests {
     fn the_session_cookie_is_found_whatever_its_name() {
         let token = jwt(r#"{"exp":1}"#);
         let header = format!("frigate_token={token}; HttpOnly; Path=/; SameSite=lax; Secure");
-        assert_eq!(session_cookie(&header), Some(("frigate_token", token.as_str())));
+        assert_eq!(
+            session_cookie(&header),
+            Some(("frigate_token", token.as_str()))
+        );
         let renamed = format!("my_cookie=\"{token}\"; Path=/");
-        assert_eq!(session_cookie(&renamed), Some(("my_cookie", token.as_str())));
+        assert_eq!(
+            session_cookie(&renamed),
+            Some(("my_cookie", token.as_str()))
+        );
         assert_eq!(session_cookie("frigate_token=; Max-Age=0"), None);
         assert_eq!(session_cookie("other=plain; Path=/"), None);
     }

@@ -11,6 +11,10 @@
 //! its end is fetched next time), or else of the newest item; the next run starts
 //! [`OVERLAP`] before it (Frigate writes its rows a little after the fact, and stores starts
 //! `pre_capture` seconds early), and never further back than `frigate.backfill_hours`.
+//! Pages go back by start time (`before` just after the oldest start of the previous page, so
+//! items sharing it come twice rather than never). `/api/review` applies `before` to the end
+//! of an item, so a review item that started before a page boundary and ended after it can be
+//! missed when a run needs more than one page of reviews (more than 200 since the cursor).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -106,6 +110,7 @@ impl Backfill {
                     self.shared.stats.send_modify(|s| {
                         s.backfills += 1;
                         s.backfilled += tally.stored;
+                        s.last_backfill_error = None;
                     });
                     if tally.stored > 0 || tally.skipped > 0 {
                         info!(
@@ -119,7 +124,10 @@ impl Backfill {
                     None
                 }
                 Err(problem) => {
-                    self.shared.stats.send_modify(|s| s.backfill_failures += 1);
+                    self.shared.stats.send_modify(|s| {
+                        s.backfill_failures += 1;
+                        s.last_backfill_error = Some(problem.to_string());
+                    });
                     if let Some(suppressed) = self.failures.allow() {
                         warn!(retry_in = ?delay, suppressed, "frigate backfill failed: {problem}");
                     }
@@ -195,7 +203,10 @@ impl Backfill {
                 );
                 break;
             }
-            let items = self.fetch(kind, after, before).await.map_err(Problem::Api)?;
+            let items = self
+                .fetch(kind, after, before)
+                .await
+                .map_err(Problem::Api)?;
             let full = items.len() >= PAGE;
             let mut oldest_here: Option<f64> = None;
             for item in items {
@@ -214,10 +225,8 @@ impl Backfill {
                     },
                     Err(message) => {
                         tally.skipped += 1;
-                        self.recorder.bad(
-                            "backfill",
-                            &super::wire::WireError::Invalid(message),
-                        );
+                        self.recorder
+                            .bad("backfill", &super::wire::WireError::Invalid(message));
                     }
                 }
             }

@@ -223,7 +223,14 @@ async fn drive(mut l: Loop) {
                     s.subscribed = false;
                     s.connects += 1;
                 });
-                forward(&l.tx, &l.token, Inbound::Connected { first: connects == 1 }).await;
+                forward(
+                    &l.tx,
+                    &l.token,
+                    Inbound::Connected {
+                        first: connects == 1,
+                    },
+                )
+                .await;
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 let refused = ack
@@ -292,11 +299,7 @@ async fn drive(mut l: Loop) {
 
 /// Hands `inbound` to the ingest task, waiting while it is busy; false when it was dropped
 /// because Jarvis is shutting down.
-async fn forward(
-    tx: &mpsc::Sender<Inbound>,
-    token: &CancellationToken,
-    inbound: Inbound,
-) -> bool {
+async fn forward(tx: &mpsc::Sender<Inbound>, token: &CancellationToken, inbound: Inbound) -> bool {
     tokio::select! {
         // Checked first: at shutdown, stop taking work instead of waiting for room.
         biased;
@@ -363,7 +366,10 @@ mod tests {
     fn errors_name_the_settings_to_check() {
         let err = ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized);
         let text = describe(&err, "broker:1883");
-        assert!(text.contains("frigate.mqtt") && text.contains("broker:1883"), "{text}");
+        assert!(
+            text.contains("frigate.mqtt") && text.contains("broker:1883"),
+            "{text}"
+        );
         let err = tls_config(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
     }

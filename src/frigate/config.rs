@@ -126,6 +126,14 @@ impl FrigateConfig {
                     ),
                 );
             }
+            if !url.username().is_empty() || url.password().is_some() {
+                return invalid(
+                    "frigate.url",
+                    "must not hold credentials (they would show in logs); use frigate.username \
+                     and JARVIS_FRIGATE_PASSWORD"
+                        .into(),
+                );
+            }
             if url.query().is_some() || url.fragment().is_some() {
                 return invalid(
                     "frigate.url",
@@ -135,7 +143,9 @@ impl FrigateConfig {
             if url.path().trim_end_matches('/').ends_with("/api") {
                 return invalid(
                     "frigate.url",
-                    format!("{url} must not end in /api: give Frigate's base URL, Jarvis adds /api"),
+                    format!(
+                        "{url} must not end in /api: give Frigate's base URL, Jarvis adds /api"
+                    ),
                 );
             }
         }
@@ -205,7 +215,9 @@ impl FrigateConfig {
             if label.trim().is_empty() || label.len() > 64 {
                 return invalid(
                     "frigate.announce_labels",
-                    format!("{label:?} must be a Frigate label of 1 to 64 characters, such as \"person\""),
+                    format!(
+                        "{label:?} must be a Frigate label of 1 to 64 characters, such as \"person\""
+                    ),
                 );
             }
         }
@@ -283,7 +295,10 @@ mod tests {
     #[test]
     fn defaults_and_the_usual_setups_are_valid() {
         assert_eq!(check(|_| {}), Ok(()));
-        assert_eq!(check(|c| c.url = url("http://ccab4aaf-frigate:5000")), Ok(()));
+        assert_eq!(
+            check(|c| c.url = url("http://ccab4aaf-frigate:5000")),
+            Ok(())
+        );
         assert_eq!(
             check(|c| {
                 c.url = url("https://192.168.1.20:8971");
@@ -301,8 +316,15 @@ mod tests {
     #[test]
     fn bad_values_are_named_with_the_fix() {
         type Edit = fn(&mut FrigateConfig);
-        let cases: [(Edit, &str); 14] = [
-            (|c| c.topic_prefix = "frigate/#".into(), "frigate.topic_prefix"),
+        let cases: [(Edit, &str); 15] = [
+            (
+                |c| c.url = url("https://admin:pw@frigate:8971"),
+                "frigate.url",
+            ),
+            (
+                |c| c.topic_prefix = "frigate/#".into(),
+                "frigate.topic_prefix",
+            ),
             (|c| c.topic_prefix = String::new(), "frigate.topic_prefix"),
             (|c| c.url = url("ftp://frigate"), "frigate.url"),
             (|c| c.url = url("http://frigate:5000/api"), "frigate.url"),
@@ -325,7 +347,10 @@ mod tests {
             (|c| c.username = Some("jarvis".into()), "frigate.url"),
             (|c| c.timeout_secs = 0, "frigate.timeout_secs"),
             (|c| c.backfill_hours = 100_000, "frigate.backfill_hours"),
-            (|c| c.announce_labels = vec![" ".into()], "frigate.announce_labels"),
+            (
+                |c| c.announce_labels = vec![" ".into()],
+                "frigate.announce_labels",
+            ),
             (
                 |c| {
                     c.mqtt = Some(FrigateMqttConfig {
@@ -364,6 +389,9 @@ mod tests {
             ..FrigateConfig::default()
         };
         let shown = format!("{config:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("broker-pw"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("broker-pw"),
+            "{shown}"
+        );
     }
 }

@@ -48,7 +48,10 @@ impl Throttle {
     /// last line.
     pub(crate) fn allow(&mut self) -> Option<u64> {
         let now = Instant::now();
-        if self.last.is_some_and(|last| now.duration_since(last) < self.every) {
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < self.every)
+        {
             self.suppressed += 1;
             return None;
         }
@@ -61,6 +64,10 @@ impl Throttle {
 #[derive(Debug)]
 pub(crate) struct Recorder {
     shared: Shared,
+    /// The store could be used when the subscriber started. A store that is off
+    /// (`events.enabled = false`) or could not be opened said so itself, once: events are then
+    /// not offered to it at all (arrivals still go out).
+    remember: bool,
     bad: Throttle,
     rejected: Throttle,
     unavailable: Throttle,
@@ -69,6 +76,7 @@ pub(crate) struct Recorder {
 impl Recorder {
     pub(crate) fn new(shared: Shared) -> Self {
         Self {
+            remember: shared.store.is_available(),
             shared,
             bad: Throttle::new(LOG_EVERY),
             rejected: Throttle::new(LOG_EVERY),
@@ -81,6 +89,11 @@ impl Recorder {
     /// # Errors
     /// What the store said; already counted and logged.
     pub(crate) async fn record(&mut self, event: Event) -> Result<(), StoreError> {
+        if !self.remember {
+            return Err(StoreError::Unavailable(
+                "the event memory was unavailable when Frigate's subscriber started".into(),
+            ));
+        }
         let result = self.shared.store.record(event).await;
         if let Err(err) = &result {
             match err {
@@ -248,7 +261,10 @@ impl Ingest {
         let Some(camera) = camera else { return };
         let status = self.shared.status.borrow();
         if !status.cameras.is_empty() && !status.cameras.contains(&camera.to_lowercase()) {
-            debug!(camera, "frigate: event from a camera its stats did not list");
+            debug!(
+                camera,
+                "frigate: event from a camera its stats did not list"
+            );
         }
     }
 

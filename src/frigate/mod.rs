@@ -30,7 +30,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{info, warn};
 use url::Url;
 
 use crate::config::{Secret, parse_fingerprint};
@@ -226,6 +226,8 @@ pub struct FrigateStats {
     pub backfill_failures: u64,
     /// Events and review items stored by backfills.
     pub backfilled: u64,
+    /// Why the last backfill failed; `None` once one succeeds.
+    pub last_backfill_error: Option<String>,
 }
 
 /// A running Frigate subscriber.
@@ -256,7 +258,8 @@ impl FrigateHandle {
 }
 
 /// Starts the Frigate subscriber (see the module docs) and returns at once; Frigate or its
-/// broker being unreachable is retried, never an error.
+/// broker being unreachable is retried, never an error. Call it only when
+/// `config.enabled`; cancel `token` to stop it, then [`FrigateHandle::join`].
 ///
 /// # Errors
 /// Settings that cannot work: see [`FrigateSettings::from_config`] and [`spawn_settings`].
@@ -283,7 +286,11 @@ pub fn spawn_settings(
     arrivals: broadcast::Sender<Event>,
     token: CancellationToken,
 ) -> Result<FrigateHandle, FrigateError> {
-    let api = settings.api.as_ref().map(api::FrigateApi::new).transpose()?;
+    let api = settings
+        .api
+        .as_ref()
+        .map(api::FrigateApi::new)
+        .transpose()?;
     let (stats_tx, stats) = watch::channel(FrigateStats::default());
     let stats_tx = Arc::new(stats_tx);
     let tracker = TaskTracker::new();
@@ -294,6 +301,7 @@ pub fn spawn_settings(
         token.clone(),
         &tracker,
     )?;
+    let shared_problem = store.problem().filter(|_| !store.is_available());
     let shared = Shared {
         store,
         status,
@@ -310,6 +318,9 @@ pub fn spawn_settings(
         tracker.spawn(backfill.run(token));
     }
     tracker.close();
+    if let Some(problem) = shared_problem {
+        warn!("frigate: arrivals are announced but nothing is remembered: {problem}");
+    }
     info!(
         broker = %format!("{}:{}", settings.broker.host, settings.broker.port),
         prefix = %settings.topic_prefix,

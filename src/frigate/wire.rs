@@ -598,12 +598,7 @@ impl ApiEvent {
             label: clean_name("label", self.label.as_deref())?,
             sub_label: clean_name("sub_label", self.sub_label.name.as_deref())?,
             zones: clean_names(&self.zones)?,
-            score: score(
-                self.data
-                    .top_score
-                    .or(self.top_score)
-                    .or(self.data.score),
-            ),
+            score: score(self.data.top_score.or(self.top_score).or(self.data.score)),
             end_ms,
             has_snapshot: self.has_snapshot.unwrap_or(false),
             has_clip: self.has_clip.unwrap_or(false),
@@ -893,7 +888,10 @@ mod tests {
         let attributes = event.attributes.unwrap();
         assert_eq!(attributes["plate"], "AB123CD");
         assert_eq!(attributes["plate_score"], 0.9);
-        assert!(attributes.get("snapshot_url").is_none(), "no URL configured");
+        assert!(
+            attributes.get("snapshot_url").is_none(),
+            "no URL configured"
+        );
     }
 
     #[test]
@@ -925,7 +923,10 @@ mod tests {
             r#"{"type": "new", "after": {"id": 17}}"#,
             r#"{"type": "new", "after": {"id": "x", "start_time": "yesterday"}}"#,
         ] {
-            assert!(serde_json::from_str::<EventMessage>(text).is_err(), "{text}");
+            assert!(
+                serde_json::from_str::<EventMessage>(text).is_err(),
+                "{text}"
+            );
         }
         let cases = [
             (r#"{"id": ""}"#, "no id"),
@@ -937,7 +938,10 @@ mod tests {
         ];
         for (text, needle) in cases {
             let object: TrackedObject = serde_json::from_str(text).unwrap();
-            let err = object.to_event(&Context::default()).unwrap_err().to_string();
+            let err = object
+                .to_event(&Context::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
     }
@@ -1028,7 +1032,10 @@ mod tests {
         assert_eq!(event.sub_label.as_deref(), Some("Bob's car"));
         assert_eq!(event.score, Some(0.86));
         assert_eq!(event.end_ms, Some(1_727_013_320_500));
-        assert_eq!(event.description.as_deref(), Some("A blue hatchback parks."));
+        assert_eq!(
+            event.description.as_deref(),
+            Some("A blue hatchback parks.")
+        );
         assert_eq!(event.attributes.unwrap()["plate"], "AB123CD");
     }
 
@@ -1045,7 +1052,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(stats.cameras, ["driveway", "porch"]);
-        assert_eq!(stats.service.unwrap().version.as_deref(), Some("0.14.1-f4f3cfa"));
+        assert_eq!(
+            stats.service.unwrap().version.as_deref(),
+            Some("0.14.1-f4f3cfa")
+        );
         let setup: FrigateSetup = serde_json::from_str(
             r#"{"mqtt": {}, "cameras": {"driveway": {"zones": {"porch": {"coordinates": "1,2"}}},
                 "garage": {"zones": null}, "back": null}}"#,
