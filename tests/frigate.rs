@@ -85,8 +85,7 @@ fn review(id: &str, camera: &str, start: f64, end: Option<f64>, detections: &[&s
 
 /// A broker, a store, a Frigate status and a subscriber, with Frigate's side of the broker.
 struct Rig {
-    /// Kept for its lifetime: dropping it stops the broker.
-    _broker: Mosquitto,
+    broker: Mosquitto,
     /// Publishes as Frigate does.
     frigate: Observer,
     dir: tempfile::TempDir,
@@ -120,7 +119,7 @@ impl Rig {
             ..MqttConfig::default()
         });
         let mut rig = Self {
-            _broker: broker,
+            broker,
             frigate,
             dir,
             store,
@@ -918,6 +917,50 @@ async fn a_failing_api_marks_frigate_offline_until_it_answers_again() {
     assert!(online.since_ms.unwrap() >= since);
     rig.wait_stats("a backfill", |s| s.backfills >= 1).await;
     assert_eq!(rig.stats().last_backfill_error, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_broker_restarts_it_reconnects_resubscribes_and_backfills_the_gap() {
+    let fake = FakeFrigate::open().await;
+    let mut rig = Rig::start(with_api(&fake)).await;
+    rig.wait_stats("the first backfill", |s| s.backfills >= 1)
+        .await;
+    let start = now() - 60.0;
+    // Published while the broker was down: only Frigate's database has it.
+    let missed = id(start, "m155ed");
+    rig.broker.stop().await;
+    rig.wait_stats("the connection lost", |s| !s.connected)
+        .await;
+    fake.put_event(api_event(
+        &missed,
+        "driveway",
+        "person",
+        start,
+        Some(start + 10.0),
+    ));
+    rig.broker.restart().await;
+    rig.wait_stats("reconnected and subscribed", |s| {
+        s.connects >= 2 && s.subscribed
+    })
+    .await;
+    let stats = rig
+        .wait_stats("the backfill after the reconnection", |s| s.backfills >= 2)
+        .await;
+    assert!(stats.connection_failures >= 1, "{stats:?}");
+    rig.frigate.wait_connects(2).await;
+    let after = id(start + 20.0, "af7e00");
+    let mark = rig.stats().messages;
+    rig.publish(
+        "events",
+        message("new", &object(&after, "driveway", "car", start + 20.0)),
+    )
+    .await;
+    rig.settle(mark, 1).await;
+    let keys: Vec<String> = rig.objects().await.into_iter().map(|e| e.key).collect();
+    assert_eq!(
+        keys,
+        [format!("frigate:{missed}"), format!("frigate:{after}")]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

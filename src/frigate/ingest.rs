@@ -26,6 +26,11 @@ use crate::events::{Event, StoreError};
 pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 /// Tracked objects remembered as announced, so a `new` delivered twice is announced once.
 const ANNOUNCED: usize = 1024;
+/// Most cameras and zones, and labels per camera or zone, kept in the counts: far beyond any
+/// real Frigate, and a bound on what a stranger publishing under the prefix can make Jarvis
+/// hold.
+const MAX_PLACES: usize = 512;
+const MAX_LABELS: usize = 128;
 
 /// Logs one kind of problem at most once per interval, with the count of those not logged.
 #[derive(Debug)]
@@ -359,8 +364,13 @@ impl Ingest {
         }
         let (place, label) = (place.to_lowercase(), label.to_lowercase());
         self.shared.status.send_if_modified(|status| {
+            if !status.objects.contains_key(&place) && status.objects.len() >= MAX_PLACES {
+                return false;
+            }
             let counts = status.objects.entry(place).or_default();
-            if counts.get(&label) == Some(&count) {
+            if counts.get(&label) == Some(&count)
+                || (!counts.contains_key(&label) && counts.len() >= MAX_LABELS)
+            {
                 return false;
             }
             counts.insert(label, count);
