@@ -317,11 +317,9 @@ impl Ingest {
             if status.availability == now {
                 return false;
             }
-            came_back = now == Availability::Online
-                && matches!(
-                    status.availability,
-                    Availability::Offline | Availability::Stopped
-                );
+            // Unknown too: the retained `online` at start may follow a start-up backfill that
+            // failed (the wake-up is coalesced with a retry, and costs one short run else).
+            came_back = now == Availability::Online;
             status.availability = now;
             status.since_ms = Some(now_ms());
             true
