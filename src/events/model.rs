@@ -86,7 +86,12 @@ pub struct Event {
 
 impl Event {
     /// An event with only its identity and start; fill in the rest with struct update syntax.
-    pub fn new(key: impl Into<String>, source: Source, kind: impl Into<String>, start_ms: i64) -> Self {
+    pub fn new(
+        key: impl Into<String>,
+        source: Source,
+        kind: impl Into<String>,
+        start_ms: i64,
+    ) -> Self {
         Self {
             key: key.into(),
             source,
@@ -131,6 +136,8 @@ pub struct Query {
     pub sub_label: Option<String>,
     /// Only with some sub-label.
     pub has_sub_label: bool,
+    /// Only with a description.
+    pub has_description: bool,
     /// Only events going on at some time at or after this (ms): started later, or not yet
     /// ended by then.
     pub since_ms: Option<i64>,
