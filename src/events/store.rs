@@ -879,6 +879,8 @@ impl Writer {
         let mut pending: VecDeque<Op> = VecDeque::new();
         let mut last_prune: Option<Instant> = None;
         let mut last_stats: Option<Instant> = None;
+        // Commits since the last refresh of the statistics.
+        let mut stats_stale = false;
         let mut failing = false;
         let mut last_failure: Option<Instant> = None;
         loop {
@@ -886,12 +888,24 @@ impl Writer {
                 self.prune();
                 last_prune = Some(Instant::now());
             }
-            if last_stats.is_none_or(|t| t.elapsed() >= STATS_EVERY) {
+            let stats_age = last_stats.map(|t| t.elapsed());
+            if stats_age
+                .is_none_or(|age| age >= STATS_EVERY || (stats_stale && age >= STATS_AFTER_COMMIT))
+            {
                 self.refresh_stats(pending.len());
                 last_stats = Some(Instant::now());
+                stats_stale = false;
             }
-            // Wait for work: forever when idle, briefly when a failed batch waits for a retry.
-            let wait = if failing { RETRY_AFTER } else { STATS_EVERY };
+            // Wait for work: until the statistics are due when idle, briefly when a failed
+            // batch waits for a retry.
+            let age = last_stats.map_or(Duration::ZERO, |t| t.elapsed());
+            let wait = if failing {
+                RETRY_AFTER
+            } else if stats_stale {
+                STATS_AFTER_COMMIT.saturating_sub(age)
+            } else {
+                STATS_EVERY
+            };
             let first = if pending.is_empty() || failing {
                 match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
                     Ok(Some(op)) => Some(op),
@@ -934,6 +948,8 @@ impl Writer {
                     if last_stats.is_none_or(|t| t.elapsed() >= STATS_AFTER_COMMIT) {
                         self.refresh_stats(pending.len());
                         last_stats = Some(Instant::now());
+                    } else {
+                        stats_stale = true;
                     }
                     false
                 }
