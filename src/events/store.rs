@@ -153,6 +153,8 @@ pub struct EventStore {
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
+    /// Turned off by the configuration (not a problem to report).
+    disabled: bool,
     /// Events older than this many milliseconds are refused (and pruned); 0 keeps everything.
     retention_ms: i64,
     tx: Option<mpsc::Sender<Op>>,
@@ -171,10 +173,14 @@ impl EventStore {
     /// kept for `/health` and for spoken answers.
     pub fn open(config: &EventsConfig) -> Self {
         if !config.enabled {
-            return Self::unavailable(
+            let mut store = Self::unavailable(
                 &config.path,
                 "the event memory is disabled (events.enabled = false)".to_owned(),
             );
+            if let Some(inner) = Arc::get_mut(&mut store.inner) {
+                inner.disabled = true;
+            }
+            return store;
         }
         match Self::try_open(config) {
             Ok(store) => store,
@@ -190,6 +196,7 @@ impl EventStore {
         Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
+                disabled: false,
                 retention_ms: 0,
                 tx: None,
                 reader: None,
@@ -236,6 +243,7 @@ impl EventStore {
         let (tx, rx) = mpsc::channel(QUEUE);
         let inner = Arc::new(Inner {
             path: path.clone(),
+            disabled: false,
             retention_ms: i64::from(config.retention_days) * 86_400_000,
             tx: Some(tx),
             reader: Some(Mutex::new(reader)),
@@ -257,6 +265,11 @@ impl EventStore {
             .map_err(|err| format!("cannot start the event store's writer thread: {err}"))?;
         info!(path = %shown, retention_days = config.retention_days, "event store open");
         Ok(Self { inner })
+    }
+
+    /// Whether the configuration turned the memory off (`events.enabled = false`).
+    pub fn is_disabled(&self) -> bool {
+        self.inner.disabled
     }
 
     /// The database file.

@@ -5,15 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use subtle::ConstantTimeEq;
 
 use crate::config::HttpConfig;
 
-use super::error::error;
+use super::error::ApiError;
 
 /// Client addresses tracked by a rate limiter before idle ones are forgotten.
 const MAX_TRACKED_CLIENTS: usize = 10_000;
@@ -45,11 +44,11 @@ impl Guard {
 
     /// Lets the request from `peer` in, or answers it: 429 with `Retry-After` over the rate,
     /// 401 without the right `x-api-key`.
-    pub(super) fn admit(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Response> {
+    pub(super) fn admit(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
         if let Err(not_until) = self.limiter.check_key(&peer.ip()) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut response = error(
+            return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate-limited",
                 format!(
@@ -57,11 +56,8 @@ impl Guard {
                     self.what,
                     peer.ip()
                 ),
-            );
-            if let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            return Err(response);
+            )
+            .retry_after(secs));
         }
         if !self.api_key.is_empty() {
             let given = headers
@@ -74,7 +70,11 @@ impl Guard {
                 } else {
                     "wrong x-api-key: send the key configured as http.api_key"
                 };
-                return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", text));
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    text,
+                ));
             }
         }
         if self.limiter.len() > MAX_TRACKED_CLIENTS {

@@ -13,7 +13,7 @@ use crate::brain::engine::MAX_TEXT_CHARS;
 use crate::brain::{Channel, Command};
 
 use super::ApiState;
-use super::error::{error, json_body};
+use super::error::{ApiError, json_body};
 
 /// Body of `POST /v1/command`.
 #[derive(Debug, Deserialize)]
@@ -34,32 +34,27 @@ pub(super) async fn command(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<CommandBody>, JsonRejection>,
-) -> Response {
-    if let Err(refused) = state.commands.admit(peer, &headers) {
-        return refused;
-    }
-    let body = match json_body(
+) -> Result<Response, ApiError> {
+    state.commands.admit(peer, &headers)?;
+    let body = json_body(
         body,
         state.max_body_bytes,
         r#"{"text": "status of node pve"}"#,
-    ) {
-        Ok(body) => body,
-        Err(refused) => return refused,
-    };
+    )?;
     let text = body.text.trim();
     if text.is_empty() {
-        return error(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "empty-text",
             "text is empty; send what you would say, e.g. {\"text\": \"status of node pve\"}",
-        );
+        ));
     }
     if text.chars().count() > MAX_TEXT_CHARS {
-        return error(
+        return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-long",
             format!("text is longer than {MAX_TEXT_CHARS} characters"),
-        );
+        ));
     }
     let response = state
         .services
@@ -72,5 +67,5 @@ pub(super) async fn command(
             approval: body.approval,
         })
         .await;
-    Json(response).into_response()
+    Ok(Json(response).into_response())
 }

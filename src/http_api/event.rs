@@ -22,7 +22,7 @@ use tracing::debug;
 use crate::events::{Event, Source, StoreError};
 
 use super::ApiState;
-use super::error::{error, json_body};
+use super::error::{ApiError, json_body};
 
 /// How long the answer waits for the event to be committed; after that it is `202`: queued,
 /// written when the disk lets it.
@@ -84,56 +84,44 @@ pub(super) async fn event(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<EventBody>, JsonRejection>,
-) -> Response {
-    if let Err(refused) = state.events.admit(peer, &headers) {
-        return refused;
-    }
-    let body = match json_body(body, state.max_body_bytes, EXAMPLE) {
-        Ok(body) => body,
-        Err(refused) => return refused,
-    };
+) -> Result<Response, ApiError> {
+    state.events.admit(peer, &headers)?;
+    let body = json_body(body, state.max_body_bytes, EXAMPLE)?;
     let now = jiff::Timestamp::now().as_millisecond();
-    let event = match to_event(body, now) {
-        Ok(event) => event,
-        Err(why) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                format!("{why}; send JSON like {EXAMPLE}"),
-            );
-        }
-    };
+    let event = to_event(body, now).map_err(|why| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            format!("{why}; send JSON like {EXAMPLE}"),
+        )
+    })?;
     let key = event.key.clone();
     let store = &state.services.events;
-    if let Err(err) = store.record(event).await {
-        return store_error(&err);
-    }
+    store.record(event).await.map_err(store_error)?;
     match tokio::time::timeout(COMMIT_WAIT, store.flush()).await {
         Ok(Ok(())) => {
             debug!(%key, "event stored");
-            Json(Stored { key, stored: true }).into_response()
+            Ok(Json(Stored { key, stored: true }).into_response())
         }
-        Ok(Err(err)) => store_error(&err),
-        Err(_) => (StatusCode::ACCEPTED, Json(Stored { key, stored: false })).into_response(),
+        Ok(Err(err)) => Err(store_error(err)),
+        Err(_) => Ok((StatusCode::ACCEPTED, Json(Stored { key, stored: false })).into_response()),
     }
 }
 
-fn store_error(err: &StoreError) -> Response {
+fn store_error(err: StoreError) -> ApiError {
     match err {
         StoreError::Rejected(why) => {
-            error(StatusCode::UNPROCESSABLE_ENTITY, "rejected", why.clone())
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", why)
         }
-        StoreError::Unavailable(why) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store-unavailable",
-            why.clone(),
-        ),
-        StoreError::Closed => error(
+        StoreError::Unavailable(why) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", why)
+        }
+        StoreError::Closed => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store-unavailable",
             "the event memory is shutting down",
         ),
-        other @ StoreError::Query { .. } => error(
+        other @ StoreError::Query { .. } => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store-unavailable",
             other.to_string(),
