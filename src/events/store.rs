@@ -150,21 +150,64 @@ pub struct EventStore {
     inner: Arc<Inner>,
 }
 
+/// Design: the writer thread holds only [`Shared`], never [`Inner`]: the thread stops when the
+/// last sender (in `Inner`) is gone, so it must not keep `Inner` alive itself. Dropping the
+/// last `EventStore` closes the reader, then waits for the writer to commit what is queued and
+/// close its connection last, which checkpoints the log and removes the `-wal` file.
 #[derive(Debug)]
 struct Inner {
-    path: PathBuf,
+    shared: Arc<Shared>,
     /// Turned off by the configuration (not a problem to report).
     disabled: bool,
     /// Events older than this many milliseconds are refused (and pruned); 0 keeps everything.
     retention_ms: i64,
     tx: Option<mpsc::Sender<Op>>,
     reader: Option<Mutex<Connection>>,
+    vocabulary: Mutex<Arc<Vocabulary>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the writer thread and the store's handles both see.
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
     /// Set when the store cannot be used at all; the reason for people.
     unavailable: Mutex<Option<String>>,
     /// Set while writes fail (disk full); cleared by the next good commit.
     write_error: Mutex<Option<String>>,
     stats: Mutex<StoreStats>,
-    vocabulary: Mutex<Arc<Vocabulary>>,
+}
+
+impl Shared {
+    fn new(path: &Path, unavailable: Option<String>) -> Arc<Self> {
+        Arc::new(Self {
+            path: path.to_owned(),
+            unavailable: Mutex::new(unavailable),
+            write_error: Mutex::new(None),
+            stats: Mutex::new(StoreStats::default()),
+        })
+    }
+}
+
+impl std::ops::Deref for Inner {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.tx = None;
+        self.reader = None;
+        if let Some(writer) = self.writer.take() {
+            // Bounded: with its queue closed the writer tries one last commit and stops.
+            if writer.join().is_err() {
+                warn!(path = %self.shared.path.display(), "the event store's writer panicked");
+            }
+        }
+    }
 }
 
 impl EventStore {
@@ -195,15 +238,13 @@ impl EventStore {
     pub fn unavailable(path: &Path, reason: String) -> Self {
         Self {
             inner: Arc::new(Inner {
-                path: path.to_owned(),
+                shared: Shared::new(path, Some(reason)),
                 disabled: false,
                 retention_ms: 0,
                 tx: None,
                 reader: None,
-                unavailable: Mutex::new(Some(reason)),
-                write_error: Mutex::new(None),
-                stats: Mutex::new(StoreStats::default()),
                 vocabulary: Mutex::new(Arc::default()),
+                writer: None,
             }),
         }
     }
@@ -241,30 +282,30 @@ impl EventStore {
         .map_err(|err| explain(path, &err))?;
         let vocabulary = load_vocabulary(&reader).map_err(|err| explain(path, &err))?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        let inner = Arc::new(Inner {
-            path: path.clone(),
-            disabled: false,
-            retention_ms: i64::from(config.retention_days) * 86_400_000,
-            tx: Some(tx),
-            reader: Some(Mutex::new(reader)),
-            unavailable: Mutex::new(None),
-            write_error: Mutex::new(None),
-            stats: Mutex::new(StoreStats::default()),
-            vocabulary: Mutex::new(Arc::new(vocabulary)),
-        });
+        let shared = Shared::new(path, None);
         let retention = Duration::from_secs(u64::from(config.retention_days) * 86_400);
         let thread = Writer {
             conn: writer,
-            inner: Arc::clone(&inner),
+            inner: Arc::clone(&shared),
             retention,
             max_pending: config.max_pending.max(1),
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("event-store".into())
             .spawn(move || thread.run(rx))
             .map_err(|err| format!("cannot start the event store's writer thread: {err}"))?;
         info!(path = %shown, retention_days = config.retention_days, "event store open");
-        Ok(Self { inner })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                shared,
+                disabled: false,
+                retention_ms: i64::from(config.retention_days) * 86_400_000,
+                tx: Some(tx),
+                reader: Some(Mutex::new(reader)),
+                vocabulary: Mutex::new(Arc::new(vocabulary)),
+                writer: Some(writer),
+            }),
+        })
     }
 
     /// Whether the configuration turned the memory off (`events.enabled = false`).
@@ -870,7 +911,7 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
 /// The thread that owns the writing connection.
 struct Writer {
     conn: Connection,
-    inner: Arc<Inner>,
+    inner: Arc<Shared>,
     retention: Duration,
     max_pending: usize,
 }
