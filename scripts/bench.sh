@@ -17,11 +17,15 @@
 #      and 100 real-time streams), detection latency after the phrase ends, recall and false
 #      accepts on clips generated with Piper and espeak-ng.
 #
-#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake]...   (default: all)
+#   8. Event store with a million events (8 cameras over 30 days): fill rate, size per million
+#      events, peak RSS with the store open, p50/p99 of the brain's and the entities' questions
+#      with their query plans.
+#
+#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|events]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-what=("${@:-codec rss stt tts mqtt brain wake wer}")
+what=("${@:-codec rss stt tts mqtt brain wake wer events}")
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 what=(${what[*]})
 
@@ -101,6 +105,10 @@ PY
       export JARVIS_WER_REFERENCE=127.0.0.1:$port
     fi
     cargo bench --locked --bench wer 2>/dev/null
+    ;;
+  events)
+    echo "== event store (cargo bench --bench events)"
+    cargo bench --locked --bench events 2>/dev/null
     ;;
   *) echo "unknown benchmark $item" >&2; exit 2 ;;
   esac
