@@ -469,7 +469,7 @@ fn questions(path: &Path) {
                 for part in parts {
                     all.extend(s.query(part.clone()).await.unwrap());
                 }
-                all.sort_by(|a, b| b.start_ms.cmp(&a.start_ms));
+                all.sort_by_key(|e| std::cmp::Reverse(e.start_ms));
                 all.truncate(200);
                 assert_eq!(all.len(), 200);
             })
