@@ -77,11 +77,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     // 2: an index for every question the brain and the entities ask (see `main_index` and
     // `LONG_MS`; found with `cargo bench --bench events` over a million events): by source,
-    // unfinished, long, with a face or a description (per camera), and without the index on
+    // by label and by camera and label (with source and kind, so counting persons reads no
+    // row), unfinished (the same: stationary objects and events whose end never came pile up
+    // there), long, with a face or a description (per camera), and without the index on
     // `end_ms`, which nothing uses any more.
     "DROP INDEX events_end;
     CREATE INDEX events_source ON events(source, start_ms);
-    CREATE INDEX events_open ON events(start_ms) WHERE end_ms IS NULL;
+    CREATE INDEX events_label ON events(label, start_ms, source, kind);
+    CREATE INDEX events_camera_label ON events(camera, label, start_ms, source, kind);
+    CREATE INDEX events_open ON events(start_ms, source, kind, camera, label)
+        WHERE end_ms IS NULL;
     CREATE INDEX events_long ON events(end_ms) WHERE end_ms - start_ms > 900000;
     CREATE INDEX events_faces ON events(start_ms) WHERE sub_label IS NOT NULL;
     CREATE INDEX events_camera_faces ON events(camera, start_ms) WHERE sub_label IS NOT NULL;
@@ -706,11 +711,17 @@ fn main_index(query: &Query) -> &'static str {
             ..
         } => "events_camera_described",
         Query {
+            camera: Some(_),
+            label: Some(_),
+            ..
+        } => "events_camera_label",
+        Query {
             camera: Some(_), ..
         } => "events_camera",
         Query {
             in_progress: true, ..
         } => "events_open",
+        Query { label: Some(_), .. } => "events_label",
         Query {
             source: Some(_), ..
         } => "events_source",
