@@ -782,7 +782,8 @@ mod tests {
         let midnight: jiff::Timestamp = "2026-12-03T23:00:00Z".parse().unwrap();
         assert_eq!(local_midnight(&berlin, now), midnight.as_millisecond());
         let new_york = jiff::tz::TimeZone::get("America/New_York").unwrap();
-        let midnight: jiff::Timestamp = "2026-12-03T05:00:00Z".parse().unwrap();
+        // 01:30 in New York: its midnight is five hours after UTC's.
+        let midnight: jiff::Timestamp = "2026-12-04T05:00:00Z".parse().unwrap();
         assert_eq!(local_midnight(&new_york, now), midnight.as_millisecond());
         let midnight: jiff::Timestamp = "2026-12-04T00:00:00Z".parse().unwrap();
         assert_eq!(
