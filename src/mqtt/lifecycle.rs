@@ -910,7 +910,11 @@ mod tests {
         let mut out = Vec::new();
         books.proxmox_failed("down", &mut out);
         let state: serde_json::Value = serde_json::from_str(&out[1].payload).unwrap();
-        assert_eq!(state["events"], serde_json::Value::Null, "unknown until the store says");
+        assert_eq!(
+            state["events"],
+            serde_json::Value::Null,
+            "unknown until the store says"
+        );
         books.set_memory(Some((1234, 56_789)));
         books.set_problems(vec!["event store x: the disk is full".into()]);
         let mut out = Vec::new();
@@ -918,7 +922,10 @@ mod tests {
         let state: serde_json::Value = serde_json::from_str(&out[0].payload).unwrap();
         assert_eq!(state["events"], 1234);
         assert_eq!(state["events_bytes"], 56_789);
-        assert_eq!(state["detail"]["problems"][0], "event store x: the disk is full");
+        assert_eq!(
+            state["detail"]["problems"][0],
+            "event store x: the disk is full"
+        );
         let mut out = Vec::new();
         books.publish_all(&mut out);
         let config = out

@@ -746,10 +746,12 @@ async fn camera_summary(
 
 /// The start of today in `tz`, in ms since the epoch.
 fn local_midnight(tz: &jiff::tz::TimeZone, now: jiff::Timestamp) -> i64 {
-    now.to_zoned_datetime(tz.clone()).start_of_day().map_or_else(
-        |_| now.as_millisecond() - now.as_millisecond().rem_euclid(86_400_000),
-        |midnight| midnight.timestamp().as_millisecond(),
-    )
+    now.to_zoned_datetime(tz.clone())
+        .start_of_day()
+        .map_or_else(
+            |_| now.as_millisecond() - now.as_millisecond().rem_euclid(86_400_000),
+            |midnight| midnight.timestamp().as_millisecond(),
+        )
 }
 
 async fn sleep_until(at: Option<Instant>) {
