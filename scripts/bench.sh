@@ -19,12 +19,15 @@
 #
 #   8. Frigate ingestion: frigate/events messages through a real Mosquitto into the event store
 #      (parse time per message; events/s end to end at QoS 1 and QoS 0).
+#   9. Event store with a million events (8 cameras over 30 days): fill rate, size per million
+#      events, peak RSS with the store open, p50/p99 of the brain's and the entities' questions
+#      with their query plans.
 #
-#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate]...   (default: all)
+#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer frigate); fi
+if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer frigate events); fi
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 
 for item in "${what[@]}"; do
@@ -107,6 +110,10 @@ PY
       export JARVIS_WER_REFERENCE=127.0.0.1:$port
     fi
     cargo bench --locked --bench wer 2>/dev/null
+    ;;
+  events)
+    echo "== event store (cargo bench --bench events)"
+    cargo bench --locked --bench events 2>/dev/null
     ;;
   *) echo "unknown benchmark $item" >&2; exit 2 ;;
   esac

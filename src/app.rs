@@ -107,6 +107,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
             config.mqtt.settings(),
             Arc::clone(brain),
             Arc::clone(brain),
+            brain.memory().map(crate::mqtt::EventFeed::from_memory),
             shutdown.child_token(),
         )
         .context("cannot start the MQTT publisher")?;

@@ -1,7 +1,9 @@
 //! MQTT discovery against a real Mosquitto broker (started per test on a free loopback port)
 //! and the fake Proxmox API, with the real brain behind the buttons: discovery payloads for
 //! every entity kind, states, guests added, migrated and deleted, Proxmox going away and coming
-//! back, HA's birth message, button presses, a broker restart, and bad input.
+//! back, HA's birth message, button presses, a broker restart, and bad input; and the Frigate
+//! entities from a real event store, with Frigate's status and arrivals sent by hand (as the
+//! Frigate subscriber sends them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,7 +15,10 @@ use common::fake_proxmox::{FakeGuest, FakeProxmox, FakeStorage, fast_timings};
 use common::mosquitto::{Mosquitto, Observer, Seen};
 use jarvis::brain::Brain;
 use jarvis::config::{Config, Secret};
-use jarvis::mqtt::{self, MqttConfig, MqttHandle, MqttSettings};
+use jarvis::events::model::KIND_OBJECT;
+use jarvis::events::{Event, EventStore, EventsConfig, Source};
+use jarvis::frigate::{Availability, FrigateLink, FrigateStatus};
+use jarvis::mqtt::{self, EventFeed, MqttConfig, MqttHandle, MqttSettings};
 use jarvis::proxmox::{Proxmox, Timings};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -77,7 +82,7 @@ async fn lab_with(edit: impl FnOnce(&mut Config, &mut MqttSettings)) -> Lab {
     edit(&mut config, &mut settings);
     let brain = Arc::new(Brain::new(&config, Some(client(&fake))).unwrap());
     let token = CancellationToken::new();
-    let handle = mqtt::spawn(settings, Arc::clone(&brain), brain, token.clone()).unwrap();
+    let handle = mqtt::spawn(settings, Arc::clone(&brain), brain, None, token.clone()).unwrap();
     Lab {
         broker,
         fake,
@@ -602,7 +607,14 @@ async fn refused_credentials_are_reported_and_retried() {
     let mut wrong = settings(broker.port);
     wrong.credentials = Some(("jarvis".into(), Secret::new("wrong")));
     let token = CancellationToken::new();
-    let handle = mqtt::spawn(wrong, Arc::clone(&brain), Arc::clone(&brain), token.clone()).unwrap();
+    let handle = mqtt::spawn(
+        wrong,
+        Arc::clone(&brain),
+        Arc::clone(&brain),
+        None,
+        token.clone(),
+    )
+    .unwrap();
     let mut link = handle.link.clone();
     let state = tokio::time::timeout(common::LIMIT, link.wait_for(|s| s.failures >= 3))
         .await
@@ -626,7 +638,7 @@ async fn refused_credentials_are_reported_and_retried() {
     let mut right = settings(broker.port);
     right.credentials = Some(("jarvis".into(), Secret::new("right")));
     let token = CancellationToken::new();
-    let _handle = mqtt::spawn(right, Arc::clone(&brain), brain, token.clone()).unwrap();
+    let _handle = mqtt::spawn(right, Arc::clone(&brain), brain, None, token.clone()).unwrap();
     ha.wait_topic("jarvis/status", |p| p == "online").await;
     token.cancel();
 }
@@ -705,6 +717,7 @@ async fn shutdown_says_offline_and_a_restart_removes_devices_gone_meanwhile() {
         settings(lab.broker.port),
         Arc::clone(&brain),
         brain,
+        None,
         token.clone(),
     )
     .unwrap();
@@ -809,6 +822,7 @@ async fn tls_with_the_configured_ca_and_a_clear_error_without_it() {
         untrusted,
         Arc::clone(&brain),
         Arc::clone(&brain),
+        None,
         token.clone(),
     )
     .unwrap();
@@ -832,7 +846,7 @@ async fn tls_with_the_configured_ca_and_a_clear_error_without_it() {
         ca_file: Some(broker.ca_file()),
     });
     let token = CancellationToken::new();
-    let _handle = mqtt::spawn(trusted, Arc::clone(&brain), brain, token.clone()).unwrap();
+    let _handle = mqtt::spawn(trusted, Arc::clone(&brain), brain, None, token.clone()).unwrap();
     ha.wait_topic("jarvis/status", |p| p == "online").await;
     ha.wait_json(&config_topic("guest_100"), |_| true).await;
     token.cancel();
@@ -926,4 +940,348 @@ async fn every_guest_state_since(ha: &Observer, mark: usize, what: &str) {
         (states >= 5).then_some(())
     })
     .await;
+}
+
+/// An event memory and Frigate for one Jarvis: the store, and the sending side of Frigate's
+/// status and arrivals (the Frigate subscriber's, in `jarvis serve`).
+struct Memory {
+    store: EventStore,
+    status: tokio::sync::watch::Sender<FrigateStatus>,
+    link: FrigateLink,
+    feed: EventFeed,
+}
+
+fn memory(path: &std::path::Path, frigate_enabled: bool) -> Memory {
+    let store = EventStore::open(&EventsConfig {
+        path: path.to_owned(),
+        ..EventsConfig::default()
+    });
+    let (status, link) = FrigateLink::channel();
+    let feed = EventFeed {
+        store: store.clone(),
+        frigate: link.clone(),
+        frigate_enabled,
+        tz: jiff::tz::TimeZone::UTC,
+    };
+    Memory {
+        store,
+        status,
+        link,
+        feed,
+    }
+}
+
+/// A Jarvis publishing the homelab and `memory` to the broker.
+fn jarvis_with_memory(
+    port: u16,
+    fake: &FakeProxmox,
+    dir: &std::path::Path,
+    memory: &Memory,
+) -> (MqttHandle, CancellationToken) {
+    let mut config = Config::default();
+    config.audit.path = dir.join("audit.jsonl");
+    let brain = Arc::new(Brain::new(&config, Some(client(fake))).unwrap());
+    let token = CancellationToken::new();
+    let handle = mqtt::spawn(
+        settings(port),
+        Arc::clone(&brain),
+        brain,
+        Some(memory.feed.clone()),
+        token.clone(),
+    )
+    .unwrap();
+    (handle, token)
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// `2026-12-04T06:30:00+00:00`, as the entities show times.
+fn shown(ms: i64) -> String {
+    jiff::Timestamp::from_second(ms.div_euclid(1000))
+        .unwrap()
+        .strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string()
+}
+
+fn object(id: &str, camera: &str, label: &str, start_ms: i64) -> Event {
+    Event {
+        camera: Some(camera.into()),
+        label: Some(label.into()),
+        score: Some(0.8),
+        ..Event::new(
+            format!("frigate:{id}"),
+            Source::Frigate,
+            KIND_OBJECT,
+            start_ms,
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frigate_entities_show_the_event_memory_and_follow_frigate() {
+    let broker = Mosquitto::start().await;
+    let fake = FakeProxmox::homelab().await;
+    let ha = Observer::connect(broker.port, &["homeassistant/#", "jarvis/#"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let memory = memory(&dir.path().join("events.db"), true);
+    // What Frigate's subscriber stored earlier: two people today on the front door (one
+    // recognised, one described), a car on the driveway, a person yesterday.
+    let now = now_ms();
+    let midnight = now - now.rem_euclid(86_400_000);
+    let today = (now - 10 * 60_000).max(midnight + 1000);
+    for event in [
+        Event {
+            sub_label: Some("Alice".into()),
+            end_ms: Some(today + 20_000),
+            ..object("p1", "front_door", "person", today)
+        },
+        Event {
+            description: Some("A courier leaves a parcel on the porch".into()),
+            ..object("p2", "front_door", "person", today + 1000)
+        },
+        object("c1", "driveway", "car", today),
+        Event {
+            end_ms: Some(midnight - 3 * 3_600_000 + 60_000),
+            ..object("y1", "front_door", "person", midnight - 3 * 3_600_000)
+        },
+    ] {
+        memory.store.record(event).await.unwrap();
+    }
+    memory.store.flush().await.unwrap();
+    let (_handle, token) = jarvis_with_memory(broker.port, &fake, dir.path(), &memory);
+
+    // Frigate has said nothing yet: its entities exist (the cameras the memory knows) but are
+    // unavailable.
+    ha.wait_topic("jarvis/frigate/availability", |p| p == "offline")
+        .await;
+    let frigate = ha
+        .wait_json("homeassistant/device/jarvis_frigate/config", |v| {
+            v["cmps"].is_object()
+        })
+        .await;
+    assert_eq!(frigate["o"]["name"], "Jarvis");
+    assert_eq!(
+        frigate["avty"],
+        serde_json::json!([{"t": "jarvis/status"}, {"t": "jarvis/frigate/availability"}])
+    );
+    let camera = ha
+        .wait_json(
+            "homeassistant/device/jarvis_camera_front_door/config",
+            |v| v["cmps"].is_object(),
+        )
+        .await;
+    assert_eq!(camera["dev"]["name"], "Front door (Jarvis)");
+    assert_eq!(camera["avty_mode"], "all");
+    assert_eq!(
+        camera["cmps"]["arrival"]["evt_typ"],
+        serde_json::json!(["arrival"])
+    );
+    ha.wait_json("homeassistant/device/jarvis_camera_driveway/config", |_| {
+        true
+    })
+    .await;
+
+    let front = ha
+        .wait_json("jarvis/camera/front_door/state", |v| v["people_today"] == 2)
+        .await;
+    assert_eq!(front["last_person"], shown(today + 1000), "{front}");
+    assert_eq!(front["last_face"], "Alice");
+    assert_eq!(front["last_face_at"], shown(today));
+    assert_eq!(
+        front["last_description"],
+        "A courier leaves a parcel on the porch"
+    );
+    let driveway = ha
+        .wait_json("jarvis/camera/driveway/state", |v| v["people_today"] == 0)
+        .await;
+    assert_eq!(driveway["last_person"], Value::Null);
+    let house = ha
+        .wait_json("jarvis/frigate/state", |v| v["people_today"] == 2)
+        .await;
+    assert_eq!(house["last_person_camera"], "front_door");
+    assert_eq!(house["last_face"], "Alice");
+
+    // Jarvis's own device shows the memory's size.
+    let server = ha
+        .wait_json("homeassistant/device/jarvis_server/config", |_| true)
+        .await;
+    assert_eq!(server["cmps"]["events"]["ent_cat"], "diagnostic");
+    assert_eq!(server["cmps"]["events_size"]["unit_of_meas"], "B");
+    let health = ha
+        .wait_json("jarvis/server/state", |v| v["events"] == 4)
+        .await;
+    assert!(health["events_bytes"].as_u64().unwrap() > 0, "{health}");
+
+    // Frigate comes up, with a camera the memory has no event from yet.
+    memory.status.send_modify(|status| {
+        status.availability = Availability::Online;
+        status.since_ms = Some(now);
+        status.version = Some("0.16.2".into());
+        status.cameras = ["driveway", "front_door", "garage"]
+            .map(str::to_owned)
+            .into();
+    });
+    ha.wait_topic("jarvis/frigate/availability", |p| p == "online")
+        .await;
+    ha.wait_json("homeassistant/device/jarvis_frigate/config", |v| {
+        v["dev"]["sw"] == "0.16.2"
+    })
+    .await;
+    ha.wait_json("homeassistant/device/jarvis_camera_garage/config", |_| true)
+        .await;
+    ha.wait_topic("jarvis/camera/garage/availability", |p| p == "online")
+        .await;
+    ha.wait_json("jarvis/camera/garage/state", |v| v["people_today"] == 0)
+        .await;
+
+    // Someone arrives: the camera's event fires at once, with what automations need.
+    let arrived = now_ms();
+    let arrival = Event {
+        zones: vec!["porch".into()],
+        attributes: Some(serde_json::json!({
+            "snapshot_url": "http://frigate.lan:5000/api/events/1796.5-abc/snapshot.jpg"
+        })),
+        ..object("1796.5-abc", "front_door", "person", arrived)
+    };
+    memory.link.arrivals.send(arrival.clone()).unwrap();
+    let fired = ha
+        .wait_json("jarvis/camera/front_door/event", |v| {
+            v["event_type"] == "arrival"
+        })
+        .await;
+    assert_eq!(fired["camera"], "front_door");
+    assert_eq!(fired["label"], "person");
+    assert_eq!(fired["zones"], serde_json::json!(["porch"]));
+    assert_eq!(fired["sub_label"], Value::Null);
+    assert_eq!(
+        fired["snapshot_url"],
+        "http://frigate.lan:5000/api/events/1796.5-abc/snapshot.jpg"
+    );
+    assert_eq!(fired["id"], "1796.5-abc");
+    assert!(
+        !ha.snapshot()["jarvis/camera/front_door/event"].retain,
+        "events are not retained"
+    );
+    ha.wait_json("jarvis/camera/front_door/state", |v| {
+        v["last_person"] == shown(arrived)
+    })
+    .await;
+    // Once the subscriber has stored it, the next poll counts it.
+    memory.store.record(arrival).await.unwrap();
+    memory.store.flush().await.unwrap();
+    ha.wait_json("jarvis/camera/front_door/state", |v| v["people_today"] == 3)
+        .await;
+    ha.wait_json("jarvis/frigate/state", |v| v["people_today"] == 3)
+        .await;
+
+    // HA restarts: every Frigate config again, then its states.
+    let mark = ha.mark();
+    ha.publish("homeassistant/status", "online", false).await;
+    ha.wait_for("Frigate's configs and states again", |_, log| {
+        let topics: Vec<&str> = log[mark..].iter().map(|s| s.topic.as_str()).collect();
+        let config = topics
+            .iter()
+            .position(|t| *t == "homeassistant/device/jarvis_camera_garage/config")?;
+        let state = topics
+            .iter()
+            .position(|t| *t == "jarvis/camera/garage/state")?;
+        topics
+            .contains(&"homeassistant/device/jarvis_frigate/config")
+            .then_some(config < state)
+    })
+    .await;
+
+    // Nothing changes: nothing is sent.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mark = ha.mark();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(ha.since(mark), vec![], "an unchanged memory sends nothing");
+
+    // Frigate goes away for longer than the grace period: unavailable, nothing removed.
+    let mark = ha.mark();
+    memory.status.send_modify(|status| {
+        status.availability = Availability::Offline;
+        status.cameras.clear();
+    });
+    ha.wait_topic("jarvis/frigate/availability", |p| p == "offline")
+        .await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let removed: Vec<Seen> = ha
+        .since(mark)
+        .into_iter()
+        .filter(|s| s.payload.is_empty())
+        .collect();
+    assert_eq!(removed, vec![], "a Frigate that is down removes nothing");
+    token.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cameras_gone_meanwhile_are_removed_and_frigate_off_removes_its_entities() {
+    let broker = Mosquitto::start().await;
+    let fake = FakeProxmox::homelab().await;
+    let ha = Observer::connect(broker.port, &["homeassistant/#", "jarvis/#"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let online = |cameras: &[&str]| FrigateStatus {
+        availability: Availability::Online,
+        cameras: cameras.iter().map(|c| (*c).to_owned()).collect(),
+        ..FrigateStatus::default()
+    };
+
+    // A first run shows cameras a and b.
+    let first = memory(&dir.path().join("first.db"), true);
+    first.status.send_replace(online(&["a", "b"]));
+    let (handle, token) = jarvis_with_memory(broker.port, &fake, dir.path(), &first);
+    for camera in ["a", "b"] {
+        ha.wait_topic(&format!("jarvis/camera/{camera}/availability"), |p| {
+            p == "online"
+        })
+        .await;
+    }
+    token.cancel();
+    tokio::time::timeout(common::LIMIT, handle.join())
+        .await
+        .expect("stops in time");
+    ha.wait_topic("jarvis/status", |p| p == "offline").await;
+
+    // Frigate loses b while Jarvis is down (and the new memory never saw it): the next run
+    // finds b in its retained availability and removes it after the grace period.
+    let second = memory(&dir.path().join("second.db"), true);
+    second.status.send_replace(online(&["a"]));
+    let (handle, token) = jarvis_with_memory(broker.port, &fake, dir.path(), &second);
+    ha.wait_topic("homeassistant/device/jarvis_camera_b/config", str::is_empty)
+        .await;
+    for topic in ["jarvis/camera/b/availability", "jarvis/camera/b/state"] {
+        ha.wait_topic(topic, str::is_empty).await;
+    }
+    assert!(
+        ha.last("homeassistant/device/jarvis_camera_a/config")
+            .is_some_and(|p| !p.is_empty())
+    );
+    token.cancel();
+    tokio::time::timeout(common::LIMIT, handle.join())
+        .await
+        .expect("stops in time");
+
+    // Frigate turned off: what Jarvis showed of it goes at once.
+    let off = memory(&dir.path().join("second.db"), false);
+    let (_handle, token) = jarvis_with_memory(broker.port, &fake, dir.path(), &off);
+    for topic in [
+        "homeassistant/device/jarvis_camera_a/config",
+        "jarvis/camera/a/availability",
+        "homeassistant/device/jarvis_frigate/config",
+        "jarvis/frigate/availability",
+    ] {
+        ha.wait_topic(topic, str::is_empty).await;
+    }
+    // The memory's size stays on Jarvis's device.
+    ha.wait_json("homeassistant/device/jarvis_server/config", |v| {
+        v["cmps"]["events"].is_object()
+    })
+    .await;
+    let late = Observer::connect(broker.port, &["jarvis/camera/#", "jarvis/frigate/#"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(late.snapshot().len(), 0, "{:?}", late.snapshot());
+    token.cancel();
 }

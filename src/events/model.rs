@@ -136,6 +136,8 @@ pub struct Query {
     pub sub_label: Option<String>,
     /// Only with some sub-label.
     pub has_sub_label: bool,
+    /// Only with a description.
+    pub has_description: bool,
     /// Only events going on at some time at or after this (ms): started later, or not yet
     /// ended by then.
     pub since_ms: Option<i64>,

@@ -75,6 +75,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_camera ON events(camera, start_ms);
     CREATE INDEX events_sub_label ON events(sub_label, start_ms) WHERE sub_label IS NOT NULL;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 2: an index for every question the brain and the entities ask (see `main_index` and
+    // `LONG_MS`; found with `cargo bench --bench events` over a million events): by source,
+    // by label and by camera and label (with source and kind, so counting persons reads no
+    // row), unfinished (the same: stationary objects and events whose end never came pile up
+    // there), long, with a face or a description (per camera), and without the index on
+    // `end_ms`, which nothing uses any more.
+    "DROP INDEX events_end;
+    CREATE INDEX events_source ON events(source, start_ms);
+    CREATE INDEX events_label ON events(label, start_ms, source, kind);
+    CREATE INDEX events_camera_label ON events(camera, label, start_ms, source, kind);
+    CREATE INDEX events_open ON events(start_ms, source, kind, camera, label)
+        WHERE end_ms IS NULL;
+    CREATE INDEX events_long ON events(end_ms) WHERE end_ms - start_ms > 900000;
+    CREATE INDEX events_faces ON events(start_ms) WHERE sub_label IS NOT NULL;
+    CREATE INDEX events_camera_faces ON events(camera, start_ms) WHERE sub_label IS NOT NULL;
+    CREATE INDEX events_camera_described ON events(camera, start_ms)
+        WHERE description IS NOT NULL;",
 ];
 
 const COLUMNS: &str = "key, source, kind, camera, label, sub_label, zones, score, start_ms, \
@@ -115,6 +132,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 const PRUNE_CHUNK: usize = 10_000;
 /// How often the writer refreshes the statistics.
 const STATS_EVERY: Duration = Duration::from_secs(10);
+/// How soon after the last refresh a commit refreshes them again.
+const STATS_AFTER_COMMIT: Duration = Duration::from_secs(1);
 /// How long the writer waits before retrying a batch the disk refused.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Queued operations before `record` waits (backpressure on the Frigate subscriber).
@@ -136,19 +155,64 @@ pub struct EventStore {
     inner: Arc<Inner>,
 }
 
+/// Design: the writer thread holds only [`Shared`], never [`Inner`]: the thread stops when the
+/// last sender (in `Inner`) is gone, so it must not keep `Inner` alive itself. Dropping the
+/// last `EventStore` closes the reader, then waits for the writer to commit what is queued and
+/// close its connection last, which checkpoints the log and removes the `-wal` file.
 #[derive(Debug)]
 struct Inner {
-    path: PathBuf,
+    shared: Arc<Shared>,
+    /// Turned off by the configuration (not a problem to report).
+    disabled: bool,
     /// Events older than this many milliseconds are refused (and pruned); 0 keeps everything.
     retention_ms: i64,
     tx: Option<mpsc::Sender<Op>>,
     reader: Option<Mutex<Connection>>,
+    vocabulary: Mutex<Arc<Vocabulary>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the writer thread and the store's handles both see.
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
     /// Set when the store cannot be used at all; the reason for people.
     unavailable: Mutex<Option<String>>,
     /// Set while writes fail (disk full); cleared by the next good commit.
     write_error: Mutex<Option<String>>,
     stats: Mutex<StoreStats>,
-    vocabulary: Mutex<Arc<Vocabulary>>,
+}
+
+impl Shared {
+    fn new(path: &Path, unavailable: Option<String>) -> Arc<Self> {
+        Arc::new(Self {
+            path: path.to_owned(),
+            unavailable: Mutex::new(unavailable),
+            write_error: Mutex::new(None),
+            stats: Mutex::new(StoreStats::default()),
+        })
+    }
+}
+
+impl std::ops::Deref for Inner {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.tx = None;
+        self.reader = None;
+        if let Some(writer) = self.writer.take() {
+            // Bounded: with its queue closed the writer tries one last commit and stops.
+            if writer.join().is_err() {
+                warn!(path = %self.shared.path.display(), "the event store's writer panicked");
+            }
+        }
+    }
 }
 
 impl EventStore {
@@ -157,10 +221,14 @@ impl EventStore {
     /// kept for `/health` and for spoken answers.
     pub fn open(config: &EventsConfig) -> Self {
         if !config.enabled {
-            return Self::unavailable(
+            let mut store = Self::unavailable(
                 &config.path,
                 "the event memory is disabled (events.enabled = false)".to_owned(),
             );
+            if let Some(inner) = Arc::get_mut(&mut store.inner) {
+                inner.disabled = true;
+            }
+            return store;
         }
         match Self::try_open(config) {
             Ok(store) => store,
@@ -175,14 +243,13 @@ impl EventStore {
     pub fn unavailable(path: &Path, reason: String) -> Self {
         Self {
             inner: Arc::new(Inner {
-                path: path.to_owned(),
+                shared: Shared::new(path, Some(reason)),
+                disabled: false,
                 retention_ms: 0,
                 tx: None,
                 reader: None,
-                unavailable: Mutex::new(Some(reason)),
-                write_error: Mutex::new(None),
-                stats: Mutex::new(StoreStats::default()),
                 vocabulary: Mutex::new(Arc::default()),
+                writer: None,
             }),
         }
     }
@@ -200,6 +267,18 @@ impl EventStore {
             })?;
         }
         let writer = open_writer(path).map_err(|err| explain(path, &err))?;
+        // SQLite opens a file it may not write read-only, without an error; every commit would
+        // then fail until a restart, so say so now.
+        if writer
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(|err| explain(path, &err))?
+        {
+            return Err(format!(
+                "event store {shown} is read-only for the user running Jarvis: make the file, \
+                 its -wal and -shm files and its folder writable by that user (chown), or set \
+                 events.path to a writable place, then restart Jarvis"
+            ));
+        }
         migrate(&writer, path)?;
         let reader = Connection::open_with_flags(
             path,
@@ -208,29 +287,35 @@ impl EventStore {
         .map_err(|err| explain(path, &err))?;
         let vocabulary = load_vocabulary(&reader).map_err(|err| explain(path, &err))?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        let inner = Arc::new(Inner {
-            path: path.clone(),
-            retention_ms: i64::from(config.retention_days) * 86_400_000,
-            tx: Some(tx),
-            reader: Some(Mutex::new(reader)),
-            unavailable: Mutex::new(None),
-            write_error: Mutex::new(None),
-            stats: Mutex::new(StoreStats::default()),
-            vocabulary: Mutex::new(Arc::new(vocabulary)),
-        });
+        let shared = Shared::new(path, None);
         let retention = Duration::from_secs(u64::from(config.retention_days) * 86_400);
         let thread = Writer {
             conn: writer,
-            inner: Arc::clone(&inner),
+            inner: Arc::clone(&shared),
             retention,
             max_pending: config.max_pending.max(1),
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("event-store".into())
             .spawn(move || thread.run(rx))
             .map_err(|err| format!("cannot start the event store's writer thread: {err}"))?;
         info!(path = %shown, retention_days = config.retention_days, "event store open");
-        Ok(Self { inner })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                shared,
+                disabled: false,
+                retention_ms: i64::from(config.retention_days) * 86_400_000,
+                tx: Some(tx),
+                reader: Some(Mutex::new(reader)),
+                vocabulary: Mutex::new(Arc::new(vocabulary)),
+                writer: Some(writer),
+            }),
+        })
+    }
+
+    /// Whether the configuration turned the memory off (`events.enabled = false`).
+    pub fn is_disabled(&self) -> bool {
+        self.inner.disabled
     }
 
     /// The database file.
@@ -327,6 +412,17 @@ impl EventStore {
     /// The store is unavailable, or the read failed.
     pub async fn count(&self, query: Query) -> Result<u64, StoreError> {
         self.read(move |conn| count(conn, &query)).await
+    }
+
+    /// How the store answers `query`: SQLite's `EXPLAIN QUERY PLAN`, one line per step, for
+    /// the benchmark and for diagnosing a slow question. Every line should `SEARCH` with an
+    /// index; a `SCAN events` reads the whole table.
+    ///
+    /// # Errors
+    /// The store is unavailable, or the read failed.
+    pub async fn explain(&self, query: Query, counting: bool) -> Result<Vec<String>, StoreError> {
+        self.read(move |conn| explain_plan(conn, &query, counting))
+            .await
     }
 
     /// Refuses times more than [`MAX_FUTURE_MS`] ahead of this machine's clock, and events that
@@ -577,6 +673,62 @@ fn note_names(vocabulary: &Mutex<Arc<Vocabulary>>, event: &Event) {
     *lock(vocabulary) = Arc::new(next);
 }
 
+/// Events that lasted longer than this are found through their own index (`events_long`) when
+/// a window starts after they began; shorter ones are found by looking this far back from the
+/// window's start on the query's main index.
+///
+/// Design: "events going on at some time since S" is `start ≥ S` or `start < S ≤ end` (or no
+/// end). The second half has no good index in one piece (an index on `end_ms` walks every
+/// event that ended since S, a day's worth for "today"), so it is split by duration: events
+/// that started less than `LONG_MS` before S are read with the first half (one range on the
+/// main index, `start ≥ S − LONG_MS`); longer finished ones come from `events_long`, which holds
+/// only events over `LONG_MS` (stationary cars, a door left open), by `end_ms ≥ S`; unfinished
+/// ones from `events_open`. The literal must match the index's `WHERE` in `MIGRATIONS`.
+const LONG_MS: i64 = 900_000;
+const LONG_TERM: &str = "end_ms - start_ms > 900000";
+
+/// The index a query walks: the most selective one its filters allow. Every part of a query
+/// names its index (`INDEXED BY`), so the plan never depends on SQLite's guesses (there are no
+/// statistics tables) and a shape no index serves fails loudly in the tests instead of
+/// scanning. The partial indexes' conditions are implied by the filters that pick them.
+fn main_index(query: &Query) -> &'static str {
+    match query {
+        Query {
+            sub_label: Some(_), ..
+        } => "events_sub_label",
+        Query {
+            has_sub_label: true,
+            camera: Some(_),
+            ..
+        } => "events_camera_faces",
+        Query {
+            has_sub_label: true,
+            ..
+        } => "events_faces",
+        Query {
+            has_description: true,
+            camera: Some(_),
+            ..
+        } => "events_camera_described",
+        Query {
+            camera: Some(_),
+            label: Some(_),
+            ..
+        } => "events_camera_label",
+        Query {
+            camera: Some(_), ..
+        } => "events_camera",
+        Query {
+            in_progress: true, ..
+        } => "events_open",
+        Query { label: Some(_), .. } => "events_label",
+        Query {
+            source: Some(_), ..
+        } => "events_source",
+        _ => "events_start",
+    }
+}
+
 /// The query's conditions (without the time window) and their parameters.
 fn conditions(query: &Query) -> (Vec<&'static str>, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value;
@@ -600,6 +752,9 @@ fn conditions(query: &Query) -> (Vec<&'static str>, Vec<rusqlite::types::Value>)
     if query.has_sub_label {
         conds.push("sub_label IS NOT NULL");
     }
+    if query.has_description {
+        conds.push("description IS NOT NULL");
+    }
     if query.in_progress {
         conds.push("end_ms IS NULL");
     }
@@ -610,56 +765,129 @@ fn conditions(query: &Query) -> (Vec<&'static str>, Vec<rusqlite::types::Value>)
     (conds, values)
 }
 
-/// The query as SQL over `SELECT {what}`: with a `since`, two indexed parts, events that
-/// started in the window and events that started before it but had not ended by then.
-fn sql(query: &Query, what: &str) -> (String, Vec<rusqlite::types::Value>) {
+/// One part of a query: `SELECT {what} FROM events INDEXED BY {index} WHERE ...`.
+struct Part {
+    index: &'static str,
+    extra: Vec<&'static str>,
+    values: Vec<rusqlite::types::Value>,
+}
+
+/// The query as one to three parts (see [`LONG_MS`]), each with its SQL conditions and
+/// parameters in text order.
+fn parts(query: &Query) -> Vec<(String, Vec<rusqlite::types::Value>)> {
     use rusqlite::types::Value;
     let (conds, values) = conditions(query);
-    let base = |extra: &str| {
+    let build = |part: Part| {
         let mut all: Vec<&str> = conds.clone();
-        if !extra.is_empty() {
-            all.push(extra);
-        }
-        if all.is_empty() {
-            format!("SELECT {what} FROM events")
+        all.extend(part.extra);
+        let mut params = values.clone();
+        params.extend(part.values);
+        let filter = if all.is_empty() {
+            String::new()
         } else {
-            format!("SELECT {what} FROM events WHERE {}", all.join(" AND "))
-        }
+            format!(" WHERE {}", all.join(" AND "))
+        };
+        (
+            format!("FROM events INDEXED BY {}{filter}", part.index),
+            params,
+        )
     };
+    let main = main_index(query);
     match query.since_ms {
-        None => (base(""), values),
+        None => vec![build(Part {
+            index: main,
+            extra: Vec::new(),
+            values: Vec::new(),
+        })],
         Some(since) => {
-            let mut both = values.clone();
-            both.push(Value::Integer(since));
-            both.extend(values);
-            both.push(Value::Integer(since));
-            both.push(Value::Integer(since));
-            // Parameters in text order: the conditions and `since` for each part.
-            let sql = format!(
-                "{} UNION ALL {}",
-                base("start_ms >= ?"),
-                base("start_ms < ? AND (end_ms >= ? OR end_ms IS NULL)")
-            );
-            (sql, both)
+            let back = since.saturating_sub(LONG_MS);
+            vec![
+                build(Part {
+                    index: main,
+                    extra: vec![
+                        "start_ms >= ?",
+                        "(start_ms >= ? OR end_ms IS NULL OR end_ms >= ?)",
+                    ],
+                    values: vec![
+                        Value::Integer(back),
+                        Value::Integer(since),
+                        Value::Integer(since),
+                    ],
+                }),
+                build(Part {
+                    index: "events_long",
+                    extra: vec![LONG_TERM, "end_ms >= ?", "start_ms < ?"],
+                    values: vec![Value::Integer(since), Value::Integer(back)],
+                }),
+                build(Part {
+                    index: "events_open",
+                    extra: vec!["end_ms IS NULL", "start_ms < ?"],
+                    values: vec![Value::Integer(back)],
+                }),
+            ]
         }
     }
 }
 
-fn select(conn: &Connection, query: &Query) -> rusqlite::Result<Vec<Event>> {
-    let (inner, values) = sql(query, COLUMNS);
+/// The SQL of a list (newest first, at most `limit`): each part is cut to `limit` on its own
+/// index order, so a wide window never sorts more than a few times `limit` rows.
+fn select_sql(query: &Query) -> (String, Vec<rusqlite::types::Value>) {
     let limit = if query.limit == 0 { 100 } else { query.limit };
-    let sql = format!("SELECT {COLUMNS} FROM ({inner}) ORDER BY start_ms DESC LIMIT {limit}");
+    let parts = parts(query);
+    let mut values = Vec::new();
+    let mut arms = Vec::with_capacity(parts.len());
+    for (from, params) in parts {
+        arms.push(format!(
+            "SELECT * FROM (SELECT {COLUMNS} {from} ORDER BY start_ms DESC LIMIT {limit})"
+        ));
+        values.extend(params);
+    }
+    let sql = if arms.len() == 1 {
+        arms.remove(0)
+    } else {
+        format!(
+            "SELECT {COLUMNS} FROM ({}) ORDER BY start_ms DESC LIMIT {limit}",
+            arms.join(" UNION ALL ")
+        )
+    };
+    (sql, values)
+}
+
+/// The SQL of a count: one `count(*)` per part, added.
+fn count_sql(query: &Query) -> (String, Vec<rusqlite::types::Value>) {
+    let mut values = Vec::new();
+    let mut arms = Vec::new();
+    for (from, params) in parts(query) {
+        arms.push(format!("(SELECT count(*) {from})"));
+        values.extend(params);
+    }
+    (format!("SELECT {}", arms.join(" + ")), values)
+}
+
+fn select(conn: &Connection, query: &Query) -> rusqlite::Result<Vec<Event>> {
+    let (sql, values) = select_sql(query);
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(values), row_to_event)?;
     rows.collect()
 }
 
 fn count(conn: &Connection, query: &Query) -> rusqlite::Result<u64> {
-    let (inner, values) = sql(query, "1");
-    let sql = format!("SELECT count(*) FROM ({inner})");
+    let (sql, values) = count_sql(query);
     let mut stmt = conn.prepare_cached(&sql)?;
     let n: i64 = stmt.query_row(params_from_iter(values), |row| row.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// `EXPLAIN QUERY PLAN` of a query's list (or count) SQL, one line per step.
+fn explain_plan(conn: &Connection, query: &Query, counting: bool) -> rusqlite::Result<Vec<String>> {
+    let (sql, values) = if counting {
+        count_sql(query)
+    } else {
+        select_sql(query)
+    };
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+    let rows = stmt.query_map(params_from_iter(values), |row| row.get::<_, String>(3))?;
+    rows.collect()
 }
 
 fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
@@ -694,7 +922,7 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
 /// The thread that owns the writing connection.
 struct Writer {
     conn: Connection,
-    inner: Arc<Inner>,
+    inner: Arc<Shared>,
     retention: Duration,
     max_pending: usize,
 }
@@ -716,6 +944,8 @@ impl Writer {
         let mut pending: VecDeque<Op> = VecDeque::new();
         let mut last_prune: Option<Instant> = None;
         let mut last_stats: Option<Instant> = None;
+        // Commits since the last refresh of the statistics.
+        let mut stats_stale = false;
         let mut failing = false;
         let mut last_failure: Option<Instant> = None;
         loop {
@@ -723,12 +953,24 @@ impl Writer {
                 self.prune();
                 last_prune = Some(Instant::now());
             }
-            if last_stats.is_none_or(|t| t.elapsed() >= STATS_EVERY) {
+            let stats_age = last_stats.map(|t| t.elapsed());
+            if stats_age
+                .is_none_or(|age| age >= STATS_EVERY || (stats_stale && age >= STATS_AFTER_COMMIT))
+            {
                 self.refresh_stats(pending.len());
                 last_stats = Some(Instant::now());
+                stats_stale = false;
             }
-            // Wait for work: forever when idle, briefly when a failed batch waits for a retry.
-            let wait = if failing { RETRY_AFTER } else { STATS_EVERY };
+            // Wait for work: until the statistics are due when idle, briefly when a failed
+            // batch waits for a retry.
+            let age = last_stats.map_or(Duration::ZERO, |t| t.elapsed());
+            let wait = if failing {
+                RETRY_AFTER
+            } else if stats_stale {
+                STATS_AFTER_COMMIT.saturating_sub(age)
+            } else {
+                STATS_EVERY
+            };
             let first = if pending.is_empty() || failing {
                 match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
                     Ok(Some(op)) => Some(op),
@@ -765,7 +1007,17 @@ impl Writer {
                 continue;
             }
             failing = match self.commit(&mut pending) {
-                Ok(()) => false,
+                Ok(()) => {
+                    // Keep `/health` and the entities close behind while events arrive, at
+                    // the cost of one count per second at most.
+                    if last_stats.is_none_or(|t| t.elapsed() >= STATS_AFTER_COMMIT) {
+                        self.refresh_stats(pending.len());
+                        last_stats = Some(Instant::now());
+                    } else {
+                        stats_stale = true;
+                    }
+                    false
+                }
                 Err(message) => {
                     if lock(&self.inner.write_error)
                         .replace(message.clone())
@@ -931,11 +1183,19 @@ impl Writer {
     }
 
     fn refresh_stats(&self, pending: usize) {
-        let counted =
-            self.conn
-                .query_row("SELECT count(*), min(start_ms) FROM events", [], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?))
-                });
+        // Two statements: `min` alone is one index lookup, beside `count` it scans the table.
+        let counted = self
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .and_then(|n| {
+                self.conn
+                    .query_row("SELECT min(start_ms) FROM events", [], |row| {
+                        row.get::<_, Option<i64>>(0)
+                    })
+                    .map(|oldest| (n, oldest))
+            });
         let size = |suffix: &str| {
             let mut name = self.inner.path.clone().into_os_string();
             name.push(suffix);
@@ -1195,6 +1455,279 @@ mod tests {
         );
         assert_eq!(store.problem(), None);
         assert_eq!(store.stats().dropped, 0);
+    }
+
+    #[tokio::test]
+    async fn every_part_of_a_window_is_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(&config(dir.path()));
+        let now = now_ms();
+        let min = 60_000;
+        let since = now - 60 * min;
+        let ended = |id: &str, start: i64, end: i64| Event {
+            end_ms: Some(end),
+            ..person(id, "driveway", start)
+        };
+        for event in [
+            // Straddles the window's start: short (found from the main index), long and
+            // finished (events_long), long and unfinished (events_open).
+            ended("short", since - 5 * min, since + min),
+            ended("long", since - 5 * 60 * min, since + 10 * min),
+            person("open", "driveway", since - 3 * 60 * min),
+            // Inside the window, one still going on.
+            ended("inside", since + 10 * min, since + 11 * min),
+            person("now", "driveway", now - min),
+            // Ended before the window: a short one just before, a long one long before.
+            ended("just_before", since - 10 * min, since - min),
+            ended("long_before", since - 9 * 60 * min, since - 2 * 60 * min),
+            // A long one exactly at the border of LONG_MS.
+            ended("border", since - LONG_MS, since + 1),
+        ] {
+            store.record(event).await.unwrap();
+        }
+        store.flush().await.unwrap();
+        let window = Query {
+            since_ms: Some(since),
+            limit: 50,
+            ..Query::objects()
+        };
+        let mut keys: Vec<_> = store
+            .query(window.clone())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "frigate:now",
+                "frigate:inside",
+                "frigate:short",
+                "frigate:border",
+                "frigate:open",
+                "frigate:long"
+            ],
+            "newest first, each once"
+        );
+        assert_eq!(store.count(window.clone()).await.unwrap(), 6);
+        // The same through every main index.
+        for narrowed in [
+            Query {
+                camera: Some("driveway".into()),
+                ..window.clone()
+            },
+            Query {
+                source: Some(Source::Frigate),
+                kind: None,
+                ..window.clone()
+            },
+            Query {
+                label: Some("person".into()),
+                source: None,
+                kind: None,
+                ..window.clone()
+            },
+        ] {
+            assert_eq!(
+                store.count(narrowed.clone()).await.unwrap(),
+                6,
+                "{narrowed:?}"
+            );
+            assert_eq!(store.query(narrowed).await.unwrap().len(), 6);
+        }
+        let open = Query {
+            in_progress: true,
+            ..window.clone()
+        };
+        keys = store
+            .query(open.clone())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(keys, ["frigate:now", "frigate:open"]);
+        assert_eq!(store.count(open).await.unwrap(), 2);
+        // A limit cuts the merged list, not each part.
+        let two = Query { limit: 2, ..window };
+        assert_eq!(store.query(two).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn faces_and_descriptions_are_found_per_camera() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(&config(dir.path()));
+        let now = now_ms();
+        store
+            .record(Event {
+                sub_label: Some("Alice".into()),
+                ..person("a", "front_door", now - 50_000)
+            })
+            .await
+            .unwrap();
+        store
+            .record(Event {
+                description: Some("a courier with a parcel".into()),
+                ..person("b", "front_door", now - 40_000)
+            })
+            .await
+            .unwrap();
+        store
+            .record(person("c", "front_door", now - 30_000))
+            .await
+            .unwrap();
+        store
+            .record(Event {
+                sub_label: Some("Bob".into()),
+                ..person("d", "driveway", now - 20_000)
+            })
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+        let latest = |query: Query| {
+            let store = store.clone();
+            async move {
+                store
+                    .query(Query { limit: 1, ..query })
+                    .await
+                    .unwrap()
+                    .pop()
+                    .map(|e| e.key)
+            }
+        };
+        let front = Query {
+            camera: Some("front_door".into()),
+            ..Query::objects()
+        };
+        let face = Query {
+            has_sub_label: true,
+            ..front.clone()
+        };
+        assert_eq!(latest(face).await.as_deref(), Some("frigate:a"));
+        let described = Query {
+            has_description: true,
+            ..front.clone()
+        };
+        assert_eq!(latest(described).await.as_deref(), Some("frigate:b"));
+        let anywhere = Query {
+            has_sub_label: true,
+            ..Query::objects()
+        };
+        assert_eq!(latest(anywhere).await.as_deref(), Some("frigate:d"));
+        let alice = Query {
+            sub_label: Some("alice".into()),
+            ..Query::objects()
+        };
+        assert_eq!(latest(alice).await.as_deref(), Some("frigate:a"));
+        assert_eq!(latest(front).await.as_deref(), Some("frigate:c"));
+    }
+
+    #[tokio::test]
+    async fn every_query_shape_searches_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(&config(dir.path()));
+        let now = now_ms();
+        let mut shapes = Vec::new();
+        for since in [None, Some(now - 3_600_000)] {
+            for base in [Query::default(), Query::objects()] {
+                let with = |edit: fn(&mut Query)| {
+                    let mut q = Query {
+                        since_ms: since,
+                        ..base.clone()
+                    };
+                    edit(&mut q);
+                    q
+                };
+                shapes.extend([
+                    with(|q| q.camera = Some("front_door".into())),
+                    with(|q| {
+                        q.camera = Some("front_door".into());
+                        q.label = Some("person".into());
+                    }),
+                    with(|q| {
+                        q.zone = Some("porch".into());
+                        q.label = Some("person".into());
+                        q.source = Some(Source::Frigate);
+                    }),
+                    with(|q| q.sub_label = Some("Alice".into())),
+                    with(|q| q.has_sub_label = true),
+                    with(|q| {
+                        q.has_sub_label = true;
+                        q.camera = Some("driveway".into());
+                    }),
+                    with(|q| {
+                        q.has_description = true;
+                        q.camera = Some("driveway".into());
+                    }),
+                    with(|q| q.in_progress = true),
+                    with(|q| q.source = Some(Source::Ha)),
+                    with(|q| {
+                        q.source = Some(Source::Jarvis);
+                        q.kind = Some("command".into());
+                        q.until_ms = Some(1);
+                    }),
+                ]);
+                if since.is_some() {
+                    shapes.push(with(|q| q.label = Some("dog".into())));
+                }
+            }
+        }
+        // Walking all of a partial index (every face, every unfinished event) is fine: it
+        // holds a few percent of the events at most.
+        let partial = ["events_faces", "events_open"];
+        for query in shapes {
+            for counting in [false, true] {
+                let plan = store.explain(query.clone(), counting).await.unwrap();
+                let scans = plan.iter().filter(|l| {
+                    l.starts_with("SCAN events") && !partial.iter().any(|p| l.ends_with(p))
+                });
+                assert_eq!(
+                    scans.count(),
+                    0,
+                    "{query:?} (count: {counting}) scans: {plan:?}"
+                );
+                assert!(
+                    plan.iter().any(|l| l.contains("USING")),
+                    "{query:?}: {plan:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_version_1_file_is_migrated_with_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let now = now_ms();
+        {
+            let conn = Connection::open(&config.path).unwrap();
+            conn.execute_batch(&format!("{}; PRAGMA user_version = 1;", MIGRATIONS[0]))
+                .unwrap();
+            conn.execute(
+                "INSERT INTO events (key, source, kind, camera, label, start_ms, updated_ms) \
+                 VALUES ('frigate:old', 'frigate', 'object', 'porch', 'person', ?1, ?1)",
+                [now - 1000],
+            )
+            .unwrap();
+        }
+        let store = EventStore::open(&config);
+        assert_eq!(store.problem(), None);
+        let found = store
+            .count(Query {
+                camera: Some("porch".into()),
+                since_ms: Some(now - 60_000),
+                ..Query::objects()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found, 1);
+        drop(store);
+        let version: i64 = Connection::open(&config.path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, i64::try_from(MIGRATIONS.len()).unwrap());
     }
 
     #[tokio::test]

@@ -15,6 +15,12 @@
 //! - Availability: `[<base>/status, <base>/proxmox/availability, <device>/availability]`, all
 //!   required (`avty_mode: all`): Jarvis alive, Proxmox answering, and the device still in the
 //!   cluster.
+//! - Frigate (see `../shared/docs/ha-integration.md` §3): what Frigate's own integration
+//!   cannot show, from the event memory: a `<base slug>_frigate` device with the house's last
+//!   person, people today and last face, and one `<base slug>_camera_<camera>` device per
+//!   camera with the same per camera, its last event description and an `arrival` event.
+//!   Occupancy, live counts, snapshots, streams and switches stay Frigate's. Availability:
+//!   `[<base>/status, <base>/frigate/availability(, <base>/camera/<camera>/availability)]`.
 
 use serde::Serialize;
 use serde::ser::SerializeMap;
@@ -122,6 +128,12 @@ pub struct Naming {
     pub status_topic: String,
     /// `<base>/proxmox/availability`.
     pub proxmox_topic: String,
+    /// The Frigate device's id, `<base slug>_frigate`.
+    pub frigate_id: String,
+    /// The start of camera ids: `<base slug>_camera`.
+    pub camera_prefix: String,
+    /// `<base>/frigate/availability`: Frigate online.
+    pub frigate_topic: String,
 }
 
 impl Naming {
@@ -137,9 +149,37 @@ impl Naming {
             discovery_prefix: discovery_prefix.to_owned(),
             base: base.to_owned(),
             id_prefix: format!("jarvis_{}", topic_slug(cluster)),
-            server_id: format!("{base_slug}_server"),
             status_topic: format!("{base}/status"),
             proxmox_topic: format!("{base}/proxmox/availability"),
+            frigate_id: format!("{base_slug}_frigate"),
+            camera_prefix: format!("{base_slug}_camera"),
+            frigate_topic: format!("{base}/frigate/availability"),
+            server_id: format!("{base_slug}_server"),
+        }
+    }
+
+    /// The Frigate device's topics.
+    pub fn frigate_topics(&self) -> FrigateTopics {
+        FrigateTopics {
+            config: self.config_topic(&self.frigate_id),
+            state: format!("{}/frigate/state", self.base),
+            availability: self.frigate_topic.clone(),
+        }
+    }
+
+    /// A camera's discovery and device id; `slug` is its [`topic_slug`].
+    pub fn camera_id(&self, slug: &str) -> String {
+        format!("{}_{slug}", self.camera_prefix)
+    }
+
+    /// A camera's topics.
+    pub fn camera_topics(&self, slug: &str) -> CameraTopics {
+        let base = format!("{}/camera/{slug}", self.base);
+        CameraTopics {
+            config: self.config_topic(&self.camera_id(slug)),
+            state: format!("{base}/state"),
+            event: format!("{base}/event"),
+            availability: format!("{base}/availability"),
         }
     }
 
@@ -217,6 +257,30 @@ pub struct ServerTopics {
     pub event: String,
 }
 
+/// The Frigate device's topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrigateTopics {
+    /// Discovery.
+    pub config: String,
+    /// Retained house-wide summary.
+    pub state: String,
+    /// Retained `online`/`offline`: Frigate is up.
+    pub availability: String,
+}
+
+/// One camera's topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraTopics {
+    /// Discovery.
+    pub config: String,
+    /// Retained summary from the event memory.
+    pub state: String,
+    /// Arrivals (not retained).
+    pub event: String,
+    /// Retained `online` while the camera is shown (cleared when it is removed).
+    pub availability: String,
+}
+
 /// What goes in every Proxmox device config besides the device itself.
 #[derive(Debug, Clone)]
 pub struct Common {
@@ -226,6 +290,9 @@ pub struct Common {
 
 /// The event types of Jarvis's `event` entity.
 pub const EVENT_TYPES: [&str; 3] = ["command", "action", "error"];
+
+/// The event types of a camera's `event` entity.
+pub const CAMERA_EVENT_TYPES: [&str; 1] = ["arrival"];
 
 #[derive(Serialize)]
 struct Origin {
@@ -659,7 +726,9 @@ pub fn storage_config(naming: &Naming, common: &Common, storage: &Storage) -> St
 /// The discovery payload of Jarvis itself: health, Proxmox reachability, the last command and
 /// reply, and an event entity that fires on every command and action. Only Jarvis's own LWT
 /// decides its availability.
-pub fn server_config(naming: &Naming) -> String {
+///
+/// With `events`, the event memory's size as two diagnostic sensors.
+pub fn server_config(naming: &Naming, events: bool) -> String {
     let topics = naming.server_topics();
     let object_id = naming.server_id.as_str();
     let mut b = Builder::new(
@@ -706,6 +775,31 @@ pub fn server_config(naming: &Naming) -> String {
     event.evt_typ = Some(&EVENT_TYPES);
     event.ic = Some("mdi:lightning-bolt");
     b.components.push(("activity", event));
+    if events {
+        b.read(
+            "sensor",
+            "events",
+            "Events remembered",
+            "{{ value_json.events }}",
+            |c| {
+                c.stat_cla = Some("measurement");
+                c.ent_cat = Some("diagnostic");
+                c.ic = Some("mdi:database");
+            },
+        );
+        b.read(
+            "sensor",
+            "events_size",
+            "Event memory size",
+            "{{ value_json.events_bytes }}",
+            |c| {
+                c.dev_cla = Some("data_size");
+                c.unit_of_meas = Some("B");
+                c.stat_cla = Some("measurement");
+                c.ent_cat = Some("diagnostic");
+            },
+        );
+    }
     let config = DeviceConfig {
         dev: Device {
             ids: [object_id],
@@ -724,6 +818,160 @@ pub fn server_config(naming: &Naming) -> String {
         cmps: b.finish(),
     };
     to_json(&config)
+}
+
+/// The house-wide summary of the Frigate device: the last person anywhere (with its camera),
+/// people today on every camera, the last recognised face. `version` is Frigate's.
+pub fn frigate_config(naming: &Naming, common: &Common, version: Option<&str>) -> String {
+    let topics = naming.frigate_topics();
+    let mut b = Builder::new(
+        &naming.frigate_id,
+        "frigate".to_owned(),
+        &topics.state,
+        common,
+    );
+    memory_sensors(&mut b, &topics.state, "camera");
+    let config = DeviceConfig {
+        dev: Device {
+            ids: [&naming.frigate_id],
+            name: "Frigate (Jarvis)",
+            mf: "Frigate",
+            mdl: "NVR, as Jarvis remembers it",
+            sw: version,
+            via_device: None,
+        },
+        o: ORIGIN,
+        avty: vec![
+            Avty {
+                t: &naming.status_topic,
+            },
+            Avty {
+                t: &naming.frigate_topic,
+            },
+        ],
+        avty_mode: "all",
+        qos: 1,
+        cmps: b.finish(),
+    };
+    to_json(&config)
+}
+
+/// A camera's device: its last person, people today, last face and last event description
+/// from the event memory, and the `arrival` event. `name` is Frigate's camera name, `slug`
+/// its [`topic_slug`].
+pub fn camera_config(naming: &Naming, common: &Common, slug: &str, name: &str) -> String {
+    let object_id = naming.camera_id(slug);
+    let topics = naming.camera_topics(slug);
+    let mut b = Builder::new(
+        &object_id,
+        entity_slug(name, "camera"),
+        &topics.state,
+        common,
+    );
+    memory_sensors(&mut b, &topics.state, "");
+    b.read(
+        "sensor",
+        "last_description",
+        "Last event description",
+        "{{ value_json.last_description }}",
+        |c| {
+            c.ic = Some("mdi:text-box-outline");
+            c.json_attr_t = Some(&topics.state);
+            c.json_attr_tpl = Some("{{ {'when': value_json.last_description_at} | tojson }}");
+        },
+    );
+    let mut arrival = b.base("event", "arrival", "Arrival");
+    arrival.stat_t = Some(&topics.event);
+    arrival.evt_typ = Some(&CAMERA_EVENT_TYPES);
+    arrival.ic = Some("mdi:walk");
+    b.components.push(("arrival", arrival));
+    let device_name = format!("{} (Jarvis)", camera_title(name));
+    let frigate_id = naming.frigate_id.as_str();
+    let config = DeviceConfig {
+        dev: Device {
+            ids: [&object_id],
+            name: &device_name,
+            mf: "Frigate",
+            mdl: "Camera, as Jarvis remembers it",
+            sw: None,
+            via_device: Some(frigate_id),
+        },
+        o: ORIGIN,
+        avty: vec![
+            Avty {
+                t: &naming.status_topic,
+            },
+            Avty {
+                t: &naming.frigate_topic,
+            },
+            Avty {
+                t: &topics.availability,
+            },
+        ],
+        avty_mode: "all",
+        qos: 1,
+        cmps: b.finish(),
+    };
+    to_json(&config)
+}
+
+/// The sensors the Frigate device and each camera share. `where_key` names the state key of
+/// the camera a house-wide value came from (empty on a camera's own device).
+fn memory_sensors<'a>(b: &mut Builder<'a>, state: &'a str, where_key: &'static str) {
+    let (person_attrs, face_attrs) = if where_key.is_empty() {
+        (None, "{{ {'when': value_json.last_face_at} | tojson }}")
+    } else {
+        (
+            Some("{{ {'camera': value_json.last_person_camera} | tojson }}"),
+            "{{ {'when': value_json.last_face_at, 'camera': value_json.last_face_camera} | tojson }}",
+        )
+    };
+    b.read(
+        "sensor",
+        "last_person",
+        "Last person seen",
+        "{{ value_json.last_person }}",
+        |c| {
+            c.dev_cla = Some("timestamp");
+            c.ic = Some("mdi:account-clock");
+            if let Some(template) = person_attrs {
+                c.json_attr_t = Some(state);
+                c.json_attr_tpl = Some(template);
+            }
+        },
+    );
+    b.read(
+        "sensor",
+        "people_today",
+        "People today",
+        "{{ value_json.people_today }}",
+        |c| {
+            // Back to 0 at midnight: a new cycle, which `total_increasing` expects.
+            c.stat_cla = Some("total_increasing");
+            c.ic = Some("mdi:account-multiple");
+        },
+    );
+    b.read(
+        "sensor",
+        "last_face",
+        "Last recognised face",
+        "{{ value_json.last_face }}",
+        |c| {
+            c.ic = Some("mdi:face-recognition");
+            c.json_attr_t = Some(state);
+            c.json_attr_tpl = Some(face_attrs);
+        },
+    );
+}
+
+/// `front_door` → `Front door`.
+pub fn camera_title(name: &str) -> String {
+    let spaced = name.replace(['_', '-'], " ");
+    let mut chars = spaced.trim().chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => name.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -974,8 +1222,9 @@ mod tests {
 
     #[test]
     fn jarvis_has_health_conversation_and_an_event_entity() {
-        let config = parse(&server_config(&naming()));
+        let config = parse(&server_config(&naming(), false));
         check_common(&config);
+        assert!(config["cmps"].get("events").is_none());
         assert_eq!(config["dev"]["ids"][0], "jarvis_server");
         assert_eq!(config["avty"], serde_json::json!([{"t": "jarvis/status"}]));
         let cmps = &config["cmps"];
@@ -989,6 +1238,114 @@ mod tests {
         assert_eq!(cmps["last_reply"]["val_tpl"], "{{ value_json.reply }}");
         assert_eq!(cmps["health"]["dev_cla"], "enum");
         assert_eq!(cmps["proxmox"]["dev_cla"], "connectivity");
+    }
+
+    #[test]
+    fn jarvis_shows_the_event_memory_size_when_it_has_one() {
+        let config = parse(&server_config(&naming(), true));
+        check_common(&config);
+        let cmps = &config["cmps"];
+        assert_eq!(cmps["events"]["ent_cat"], "diagnostic");
+        assert_eq!(cmps["events"]["stat_cla"], "measurement");
+        assert_eq!(cmps["events"]["val_tpl"], "{{ value_json.events }}");
+        assert_eq!(cmps["events_size"]["dev_cla"], "data_size");
+        assert_eq!(cmps["events_size"]["unit_of_meas"], "B");
+        assert_eq!(cmps["events_size"]["stat_t"], "jarvis/server/state");
+    }
+
+    #[test]
+    fn a_camera_has_its_memory_and_an_arrival_event_behind_frigate() {
+        let config = parse(&camera_config(
+            &naming(),
+            &common(),
+            "front_door",
+            "front_door",
+        ));
+        check_common(&config);
+        assert_eq!(config["dev"]["ids"][0], "jarvis_camera_front_door");
+        assert_eq!(config["dev"]["name"], "Front door (Jarvis)");
+        assert_eq!(config["dev"]["via_device"], "jarvis_frigate");
+        assert_eq!(
+            config["avty"],
+            serde_json::json!([
+                {"t": "jarvis/status"},
+                {"t": "jarvis/frigate/availability"},
+                {"t": "jarvis/camera/front_door/availability"}
+            ])
+        );
+        assert_eq!(config["avty_mode"], "all");
+        let cmps = config["cmps"].as_object().unwrap();
+        let keys: Vec<&str> = cmps.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "arrival",
+                "last_description",
+                "last_face",
+                "last_person",
+                "people_today"
+            ]
+        );
+        assert_eq!(cmps["last_person"]["dev_cla"], "timestamp");
+        assert!(cmps["last_person"].get("ent_cat").is_none());
+        assert_eq!(cmps["people_today"]["stat_cla"], "total_increasing");
+        assert_eq!(
+            cmps["last_face"]["json_attr_t"],
+            "jarvis/camera/front_door/state"
+        );
+        assert!(
+            cmps["last_face"]["json_attr_tpl"]
+                .as_str()
+                .unwrap()
+                .contains("last_face_at")
+        );
+        assert_eq!(cmps["arrival"]["p"], "event");
+        assert_eq!(cmps["arrival"]["evt_typ"], serde_json::json!(["arrival"]));
+        assert_eq!(cmps["arrival"]["stat_t"], "jarvis/camera/front_door/event");
+        assert!(cmps["arrival"].get("exp_aft").is_none());
+        assert_eq!(cmps["last_person"]["exp_aft"], 615);
+        assert_eq!(
+            cmps["people_today"]["default_entity_id"],
+            "sensor.front_door_people_today"
+        );
+        assert_eq!(
+            cmps["arrival"]["default_entity_id"],
+            "event.front_door_arrival"
+        );
+        // Nothing Frigate's own integration already makes.
+        for theirs in ["occupancy", "count", "motion", "snapshot", "camera"] {
+            assert!(
+                !keys.iter().any(|k| k.contains(theirs)),
+                "{theirs} is Frigate's"
+            );
+        }
+    }
+
+    #[test]
+    fn the_frigate_device_sums_up_the_house() {
+        let config = parse(&frigate_config(&naming(), &common(), Some("0.16.2")));
+        check_common(&config);
+        assert_eq!(config["dev"]["ids"][0], "jarvis_frigate");
+        assert_eq!(config["dev"]["sw"], "0.16.2");
+        assert_eq!(
+            config["avty"],
+            serde_json::json!([{"t": "jarvis/status"}, {"t": "jarvis/frigate/availability"}])
+        );
+        let cmps = &config["cmps"];
+        assert_eq!(cmps["last_person"]["stat_t"], "jarvis/frigate/state");
+        assert!(
+            cmps["last_person"]["json_attr_tpl"]
+                .as_str()
+                .unwrap()
+                .contains("last_person_camera")
+        );
+        assert_eq!(
+            cmps["people_today"]["default_entity_id"],
+            "sensor.frigate_people_today"
+        );
+        assert!(cmps.get("arrival").is_none());
+        assert_eq!(camera_title("side-gate_2"), "Side gate 2");
+        assert_eq!(camera_title("Garage"), "Garage");
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub struct Out {
 }
 
 impl Out {
-    fn retained(topic: &str, payload: impl Into<String>) -> Self {
+    pub(super) fn retained(topic: &str, payload: impl Into<String>) -> Self {
         Self {
             topic: topic.to_owned(),
             payload: payload.into(),
@@ -102,6 +102,8 @@ pub struct Books {
     server_state: Option<String>,
     problems: Vec<String>,
     conversation: Option<String>,
+    /// The event memory's figures, when Jarvis's device shows them.
+    memory: Option<MemoryState>,
     cycle: u64,
     scratch: Vec<u8>,
 }
@@ -110,7 +112,16 @@ pub struct Books {
 struct ServerState<'a> {
     health: &'static str,
     proxmox: &'static str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    memory: Option<MemoryState>,
     detail: ServerDetail<'a>,
+}
+
+/// The event memory's size on Jarvis's device (`null` while the store cannot say).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+struct MemoryState {
+    events: Option<u64>,
+    events_bytes: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -160,6 +171,7 @@ impl Books {
             server_state: None,
             problems: Vec::new(),
             conversation: None,
+            memory: None,
             cycle: 0,
             scratch: Vec::with_capacity(512),
         }
@@ -382,6 +394,22 @@ impl Books {
         }
     }
 
+    /// Shows the event memory's size on Jarvis's device (its config gets two sensors).
+    pub fn show_memory(&mut self) {
+        self.memory.get_or_insert_with(MemoryState::default);
+    }
+
+    /// The event memory's figures now (`None` while it is unavailable); published with
+    /// Jarvis's health on the next poll.
+    pub fn set_memory(&mut self, figures: Option<(u64, u64)>) {
+        if let Some(memory) = &mut self.memory {
+            *memory = MemoryState {
+                events: figures.map(|f| f.0),
+                events_bytes: figures.map(|f| f.1),
+            };
+        }
+    }
+
     /// What else keeps Jarvis from working fully (from the brain); shown with its health.
     pub fn set_problems(&mut self, problems: Vec<String>) {
         self.problems = problems;
@@ -402,6 +430,7 @@ impl Books {
         let payload = ServerState {
             health,
             proxmox,
+            memory: self.memory,
             detail: ServerDetail {
                 proxmox_error: error,
                 problems: &self.problems,
@@ -422,7 +451,7 @@ impl Books {
         out.push(Out::retained(&self.naming.status_topic, "online"));
         out.push(Out {
             topic: server.config.clone(),
-            payload: discovery::server_config(&self.naming),
+            payload: discovery::server_config(&self.naming, self.memory.is_some()),
             retain: self.retain_discovery,
         });
         if self.server_state.is_none() {
@@ -866,6 +895,44 @@ mod tests {
             topics(&out)
         );
         assert_eq!(books.device_count(), 5);
+    }
+
+    #[test]
+    fn jarvis_shows_the_event_memory_figures_once_asked_to() {
+        let mut books = books();
+        let mut out = Vec::new();
+        books.proxmox_failed("down", &mut out);
+        let state: serde_json::Value = serde_json::from_str(&out[1].payload).unwrap();
+        assert!(state.get("events").is_none(), "{state}");
+
+        let mut books = self::books();
+        books.show_memory();
+        let mut out = Vec::new();
+        books.proxmox_failed("down", &mut out);
+        let state: serde_json::Value = serde_json::from_str(&out[1].payload).unwrap();
+        assert_eq!(
+            state["events"],
+            serde_json::Value::Null,
+            "unknown until the store says"
+        );
+        books.set_memory(Some((1234, 56_789)));
+        books.set_problems(vec!["event store x: the disk is full".into()]);
+        let mut out = Vec::new();
+        books.proxmox_failed("down", &mut out);
+        let state: serde_json::Value = serde_json::from_str(&out[0].payload).unwrap();
+        assert_eq!(state["events"], 1234);
+        assert_eq!(state["events_bytes"], 56_789);
+        assert_eq!(
+            state["detail"]["problems"][0],
+            "event store x: the disk is full"
+        );
+        let mut out = Vec::new();
+        books.publish_all(&mut out);
+        let config = out
+            .iter()
+            .find(|o| o.topic == "homeassistant/device/jarvis_server/config")
+            .unwrap();
+        assert!(config.payload.contains("events_size"));
     }
 
     #[test]

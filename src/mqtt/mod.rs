@@ -1,16 +1,19 @@
 //! Home Assistant entities over MQTT discovery: every Proxmox node, guest and storage as an HA
-//! device with sensors and buttons, and Jarvis itself with its health, last command and an
-//! event entity.
+//! device with sensors and buttons, Jarvis itself with its health, last command, event memory
+//! size and an event entity, and, with Frigate, what the event memory knows per camera (last
+//! person, people today, last face, last description, arrivals).
 //!
 //! - [`config`]: the `[mqtt]` section.
 //! - [`connection`]: rumqttc options and the task that owns the event loop.
 //! - [`discovery`]: device-based discovery payloads (pure).
 //! - [`state`]: state payloads, rates and steady boot times (pure).
 //! - [`lifecycle`]: what was published and what to publish next (pure).
+//! - [`cameras`]: the same for Frigate and its cameras (pure).
 //! - [`command`]: checking button presses.
-//! - [`source`]: the two seams, the Proxmox cache and the brain.
+//! - [`source`]: the seams: the Proxmox cache, the brain, the event memory and Frigate.
 //! - [`publisher`]: the task that ties them together.
 
+pub mod cameras;
 pub mod command;
 pub mod config;
 pub mod connection;
@@ -32,7 +35,7 @@ use tracing::warn;
 pub use config::{MqttConfig, MqttSettings};
 pub use connection::{LinkState, MqttError};
 pub use publisher::Publisher;
-pub use source::{ActionSink, ClusterSource, NoBrain, SourceError};
+pub use source::{ActionSink, ClusterSource, EventFeed, NoBrain, SourceError};
 
 /// A running MQTT publisher.
 #[derive(Debug)]
@@ -61,7 +64,8 @@ impl MqttHandle {
 const EVENT_LOOP_GRACE: Duration = Duration::from_secs(3);
 
 /// Connects to the broker and starts publishing `cluster`, with button presses going to
-/// `actions`. Returns at once; the connection is made (and remade) in the background.
+/// `actions`, and, with `events`, the event memory's size and the Frigate entities. Returns at
+/// once; the connection is made (and remade) in the background.
 ///
 /// # Errors
 /// A TLS CA file that cannot be used (everything else is retried).
@@ -69,12 +73,16 @@ pub fn spawn<C: ClusterSource, A: ActionSink>(
     settings: MqttSettings,
     cluster: Arc<C>,
     actions: Arc<A>,
+    events: Option<EventFeed>,
     token: CancellationToken,
 ) -> Result<MqttHandle, MqttError> {
     let status_topic = format!("{}/status", settings.base_topic);
     let (link, event_loop) = connection::connect(&settings, &status_topic, token.clone())?;
     let state = link.state.clone();
-    let publisher = Publisher::new(settings, cluster, actions, link, token);
+    let mut publisher = Publisher::new(settings, cluster, actions, link, token);
+    if let Some(feed) = events {
+        publisher = publisher.with_events(feed);
+    }
     let task = tokio::spawn(async move {
         publisher.run().await;
         // The publisher has sent DISCONNECT (or could not); the event loop ends when it is out.

@@ -1,9 +1,11 @@
 //! The publisher task: polls the cluster, keeps the books, sends what they say, answers HA's
-//! birth message and hands button presses to the brain.
+//! birth message and hands button presses to the brain. With an event feed it also keeps the
+//! Frigate entities: each poll asks the store for every camera's summary, Frigate's status
+//! changes and arrivals are published as they come.
 //!
 //! One task owns all of it, so nothing here needs a lock. It waits on (in this order) shutdown,
-//! connection changes, incoming messages, finished actions, the brain's activity feed, a
-//! pending birth-message answer and the poll timer. Sending waits for room in rumqttc's request
+//! connection changes, incoming messages, finished actions, the brain's activity feed,
+//! Frigate's status, Frigate's arrivals, a pending birth-message answer and the poll timer. Sending waits for room in rumqttc's request
 //! queue (back-pressure while a full discovery goes out) but gives up at once when the
 //! connection drops: every (re)connect publishes everything again anyway.
 
@@ -19,14 +21,17 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::brain::{ActionReport, ActionRequest, Activity, Channel};
+use crate::events::{Event, EventStore, Query, Source, StoreError};
+use crate::frigate::FrigateStatus;
 use crate::proxmox::{Inventory, NodeState};
 
+use super::cameras::{CameraSummary, Cameras};
 use super::command::{self, CommandError, Press};
 use super::config::MqttSettings;
 use super::connection::{LinkState, Message};
 use super::discovery::{Common, DeviceKey, Naming};
 use super::lifecycle::{Books, Out, truncate};
-use super::source::{ActionSink, ClusterSource, SourceError};
+use super::source::{ActionSink, ClusterSource, EventFeed, SourceError};
 use super::state::unix_now;
 
 /// Button presses being carried out at once; more are refused as busy.
@@ -38,6 +43,9 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_REFUSALS: u32 = 20;
 /// See [`MAX_REFUSALS`].
 const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
+/// Longest the store may take for every camera's summary in one poll; a slower store leaves
+/// the sensors as they are until the next poll (button presses must not wait behind it).
+const SUMMARY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Messages handed to rumqttc, for logs and the benchmark.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,6 +80,14 @@ pub struct Publisher<C, A> {
     refusals: (Instant, u32),
     stats: Stats,
     token: CancellationToken,
+    /// The event memory and Frigate, when Jarvis has them.
+    feed: Option<EventFeed>,
+    /// The Frigate entities' books (with a feed).
+    cameras: Option<Cameras>,
+    /// Frigate's status changes (with a feed and Frigate enabled).
+    frigate_status: Option<watch::Receiver<FrigateStatus>>,
+    /// Frigate's arrivals (with a feed and Frigate enabled).
+    arrivals: Option<broadcast::Receiver<Event>>,
 }
 
 impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
@@ -120,7 +136,34 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             refusals: (Instant::now(), 0),
             stats: Stats::default(),
             token,
+            feed: None,
+            cameras: None,
+            frigate_status: None,
+            arrivals: None,
         }
+    }
+
+    /// Adds the event memory's size to Jarvis's device and, with Frigate enabled, the Frigate
+    /// entities.
+    #[must_use]
+    pub fn with_events(mut self, feed: EventFeed) -> Self {
+        if !feed.store.is_disabled() {
+            self.books.show_memory();
+        }
+        let expire_after = 2 * self.settings.refresh.as_secs() + self.settings.poll.as_secs();
+        self.cameras = Some(Cameras::new(
+            self.books.naming().clone(),
+            Common { expire_after },
+            self.settings.grace,
+            self.settings.retain_discovery,
+            feed.frigate_enabled,
+        ));
+        if feed.frigate_enabled {
+            self.frigate_status = Some(feed.frigate.status.clone());
+            self.arrivals = Some(feed.frigate.subscribe());
+        }
+        self.feed = Some(feed);
+        self
     }
 
     /// What was sent so far.
@@ -155,6 +198,14 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
                     poll.reset_immediately();
                 }
                 event = next_activity(&mut activity) => self.on_activity(event, &mut activity).await,
+                changed = status_changed(&mut self.frigate_status) => {
+                    if changed {
+                        self.on_frigate_status().await;
+                    } else {
+                        self.frigate_status = None;
+                    }
+                }
+                arrival = next_arrival(&mut self.arrivals) => self.on_arrival(arrival).await,
                 () = sleep_until(republish_at) => {
                     self.republish_at = None;
                     debug!("answering Home Assistant's birth message");
@@ -211,6 +262,9 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
     /// Every config, availability and state (on connect and HA's birth message).
     pub async fn publish_all(&mut self) {
         self.books.publish_all(&mut self.out);
+        if let Some(cameras) = &mut self.cameras {
+            cameras.publish_all(&mut self.out);
+        }
         let count = self.out.len();
         let started = Instant::now();
         self.flush().await;
@@ -226,7 +280,17 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
     pub async fn poll_once(&mut self) {
         self.stats.polls += 1;
         let now = Instant::now();
-        self.books.set_problems(self.actions.problems());
+        let mut problems = self.actions.problems();
+        if let Some(feed) = &self.feed {
+            let store = &feed.store;
+            let stats = store.stats();
+            self.books
+                .set_memory(store.is_available().then_some((stats.events, stats.bytes)));
+            if let Some(problem) = store.problem().filter(|_| !store.is_disabled()) {
+                problems.push(problem);
+            }
+        }
+        self.books.set_problems(problems);
         match self.read_cluster().await {
             Ok(inventory) => {
                 if let Some(error) = self.proxmox_error.take() {
@@ -247,8 +311,111 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
         if now.duration_since(self.last_refresh) >= self.settings.refresh {
             self.last_refresh = now;
             self.books.refresh_states(&mut self.out);
+            if let Some(cameras) = &self.cameras {
+                cameras.refresh_states(&mut self.out);
+            }
         }
+        // Sent before the store is asked: Proxmox's states must not wait for it.
         self.flush().await;
+        if self.cameras.is_some() {
+            self.apply_frigate(now);
+            self.summarize(None).await;
+            self.flush().await;
+        }
+    }
+
+    /// Frigate's status and the cameras the store knows, into the Frigate books; returns the
+    /// cameras that appeared.
+    fn apply_frigate(&mut self, now: Instant) -> Vec<String> {
+        let (Some(feed), Some(cameras)) = (&self.feed, &mut self.cameras) else {
+            return Vec::new();
+        };
+        let status = feed.frigate.status();
+        let remembered = feed.store.vocabulary();
+        cameras.apply(&status, &remembered.cameras, now, &mut self.out)
+    }
+
+    /// Asks the store for the summary of every shown camera (or of `only`) and updates their
+    /// sensors.
+    async fn summarize(&mut self, only: Option<&[String]>) {
+        let (Some(feed), Some(cameras)) = (&self.feed, &self.cameras) else {
+            return;
+        };
+        if !feed.frigate_enabled || !feed.store.is_available() {
+            return;
+        }
+        let wanted: Vec<(String, String)> = cameras
+            .cameras()
+            .into_iter()
+            .filter(|(slug, _)| only.is_none_or(|only| only.contains(slug)))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let midnight = local_midnight(&feed.tz, jiff::Timestamp::now());
+        let store = feed.store.clone();
+        let asked = async move {
+            let mut summaries = Vec::with_capacity(wanted.len());
+            for (slug, name) in wanted {
+                match camera_summary(&store, &name, midnight).await {
+                    Ok(summary) => summaries.push((slug, summary)),
+                    Err(err) => {
+                        // The store logs its own problems; `/health` and Jarvis's health show them.
+                        debug!(camera = %name, cause = %err, "no camera summary this poll");
+                        break;
+                    }
+                }
+            }
+            summaries
+        };
+        let Ok(summaries) = tokio::time::timeout(SUMMARY_TIMEOUT, asked).await else {
+            warn!(timeout = ?SUMMARY_TIMEOUT, "the event store is slow; camera sensors wait for the next poll");
+            return;
+        };
+        if let Some(cameras) = &mut self.cameras {
+            for (slug, summary) in summaries {
+                cameras.set_summary(&slug, summary, &mut self.out);
+            }
+        }
+    }
+
+    async fn on_frigate_status(&mut self) {
+        if let Some(status) = &mut self.frigate_status {
+            status.borrow_and_update();
+        }
+        let added = self.apply_frigate(Instant::now());
+        self.flush().await;
+        if !added.is_empty() {
+            self.summarize(Some(&added)).await;
+            self.flush().await;
+        }
+    }
+
+    async fn on_arrival(&mut self, arrival: Result<Event, broadcast::error::RecvError>) {
+        match arrival {
+            Ok(event) => {
+                let new_camera = event
+                    .camera
+                    .as_deref()
+                    .map(super::slug::topic_slug)
+                    .filter(|slug| self.cameras.as_ref().is_some_and(|c| !c.has(slug)));
+                if let Some(cameras) = &mut self.cameras {
+                    cameras.arrival(&event, &mut self.out);
+                }
+                self.flush().await;
+                if let Some(slug) = new_camera {
+                    self.summarize(Some(&[slug])).await;
+                    self.flush().await;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                warn!(
+                    missed,
+                    "Frigate arrivals overflowed; some arrival events were not published"
+                );
+            }
+            Err(broadcast::error::RecvError::Closed) => self.arrivals = None,
+        }
     }
 
     async fn read_cluster(&mut self) -> Result<Arc<Inventory>, SourceError> {
@@ -399,7 +566,11 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
         let levels: Vec<&str> = message.topic.split('/').collect();
         let base_levels = self.books.naming().base.split('/').count();
         if let [kind, id, "availability"] = levels.get(base_levels..).unwrap_or_default() {
-            if let Some(key) = DeviceKey::from_levels(kind, id) {
+            if *kind == "camera" {
+                if let Some(cameras) = &mut self.cameras {
+                    cameras.note_previous(id);
+                }
+            } else if let Some(key) = DeviceKey::from_levels(kind, id) {
                 self.books.note_previous(key);
             }
         }
@@ -501,6 +672,88 @@ async fn next_activity(
     }
 }
 
+/// True when Frigate's status changed, false when its sender is gone.
+async fn status_changed(status: &mut Option<watch::Receiver<FrigateStatus>>) -> bool {
+    match status {
+        Some(status) => status.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_arrival(
+    arrivals: &mut Option<broadcast::Receiver<Event>>,
+) -> Result<Event, broadcast::error::RecvError> {
+    match arrivals {
+        Some(arrivals) => arrivals.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the store says about one camera: its latest person, persons since `midnight`, its
+/// latest face and its latest description. Four indexed questions (see `benches/events.rs`).
+async fn camera_summary(
+    store: &EventStore,
+    camera: &str,
+    midnight: i64,
+) -> Result<CameraSummary, StoreError> {
+    let person = Query {
+        camera: Some(camera.to_owned()),
+        label: Some("person".to_owned()),
+        ..Query::objects()
+    };
+    let last_person = store
+        .query(Query {
+            limit: 1,
+            ..person.clone()
+        })
+        .await?
+        .pop()
+        .map(|e| e.start_ms);
+    let people_today = store
+        .count(Query {
+            since_ms: Some(midnight),
+            ..person.clone()
+        })
+        .await?;
+    let last_face = store
+        .query(Query {
+            has_sub_label: true,
+            limit: 1,
+            ..person
+        })
+        .await?
+        .pop()
+        .and_then(|e| Some((e.sub_label?, e.start_ms)));
+    // Frigate describes tracked objects and review items alike.
+    let last_description = store
+        .query(Query {
+            source: Some(Source::Frigate),
+            camera: Some(camera.to_owned()),
+            has_description: true,
+            limit: 1,
+            ..Query::default()
+        })
+        .await?
+        .pop()
+        .and_then(|e| Some((e.description?, e.start_ms)));
+    Ok(CameraSummary {
+        last_person_ms: last_person,
+        people_today,
+        last_face,
+        last_description,
+    })
+}
+
+/// The start of today in `tz`, in ms since the epoch.
+fn local_midnight(tz: &jiff::tz::TimeZone, now: jiff::Timestamp) -> i64 {
+    now.to_zoned_datetime(tz.clone())
+        .start_of_day()
+        .map_or_else(
+            |_| now.as_millisecond() - now.as_millisecond().rem_euclid(86_400_000),
+            |midnight| midnight.timestamp().as_millisecond(),
+        )
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -523,6 +776,23 @@ fn jitter(max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn midnight_is_local() {
+        let now: jiff::Timestamp = "2026-12-04T06:30:00Z".parse().unwrap();
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        let midnight: jiff::Timestamp = "2026-12-03T23:00:00Z".parse().unwrap();
+        assert_eq!(local_midnight(&berlin, now), midnight.as_millisecond());
+        let new_york = jiff::tz::TimeZone::get("America/New_York").unwrap();
+        // 01:30 in New York: its midnight is five hours after UTC's.
+        let midnight: jiff::Timestamp = "2026-12-04T05:00:00Z".parse().unwrap();
+        assert_eq!(local_midnight(&new_york, now), midnight.as_millisecond());
+        let midnight: jiff::Timestamp = "2026-12-04T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            local_midnight(&jiff::tz::TimeZone::UTC, now),
+            midnight.as_millisecond()
+        );
+    }
 
     #[test]
     fn jitter_stays_within_its_bound() {

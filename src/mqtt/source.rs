@@ -1,17 +1,49 @@
-//! The two things the publisher depends on, as small traits: where the cluster's data comes
-//! from ([`ClusterSource`], the Proxmox client and its cache, shared with the brain) and who
-//! carries out a button press ([`ActionSink`], the brain: policy, per-channel permissions,
-//! audit, task tracking). The publisher holds no policy of its own.
+//! The things the publisher depends on: where the cluster's data comes from ([`ClusterSource`],
+//! the Proxmox client and its cache, shared with the brain), who carries out a button press
+//! ([`ActionSink`], the brain: policy, per-channel permissions, audit, task tracking), and,
+//! optionally, the event memory and Frigate behind the Frigate entities ([`EventFeed`]). The
+//! publisher holds no policy of its own.
 //!
-//! Tests and the benchmark implement them in memory; `app` passes the real client and brain.
+//! Tests and the benchmark implement the traits in memory and give the feed a real store;
+//! `app` passes the real client, brain and memory.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::brain::{ActionReport, ActionRequest, Activity, Brain, Decision};
+use crate::brain::{ActionReport, ActionRequest, Activity, Brain, Decision, Memory};
+use crate::events::EventStore;
+use crate::frigate::FrigateLink;
 use crate::proxmox::{Inventory, NodeStatus, Proxmox, ProxmoxError};
+
+/// The event memory and Frigate as the publisher reads them: the store's size for Jarvis's
+/// device, and the store's answers, Frigate's status and its arrivals for the Frigate
+/// entities.
+#[derive(Debug, Clone)]
+pub struct EventFeed {
+    /// The event store.
+    pub store: EventStore,
+    /// Frigate's status and arrivals.
+    pub frigate: FrigateLink,
+    /// `frigate.enabled`: without it there are no Frigate entities (and an earlier run's are
+    /// removed).
+    pub frigate_enabled: bool,
+    /// The time zone of "people today".
+    pub tz: jiff::tz::TimeZone,
+}
+
+impl EventFeed {
+    /// The brain's memory as a feed.
+    pub fn from_memory(memory: &Memory) -> Self {
+        Self {
+            store: memory.store.clone(),
+            frigate: memory.frigate.clone(),
+            frigate_enabled: memory.frigate_enabled,
+            tz: memory.tz.clone(),
+        }
+    }
+}
 
 /// Why the cluster could not be read: shown to people (logs, Jarvis's health attributes).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
