@@ -1,4 +1,4 @@
-//! The HTTP API: `GET /health` (no key) and `POST /v1/command {"text": ...}` for HA
+//! The HTTP API: `GET /health` (no key; names the instance, as zeroconf does) and `POST /v1/command {"text": ...}` for HA
 //! `rest_command`, scripts and VM400 → VM300 set-ups.
 //!
 //! `/v1/command` wants the configured key in `x-api-key` (compared in constant time), limits
@@ -38,6 +38,7 @@ pub struct ApiState {
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     max_body_bytes: usize,
     mqtt: Option<tokio::sync::watch::Receiver<crate::mqtt::LinkState>>,
+    instance: Arc<str>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -59,7 +60,15 @@ impl ApiState {
             limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             max_body_bytes: config.max_body_bytes,
             mqtt: None,
+            instance: Arc::from(crate::zeroconf::default_instance_name()),
         }
+    }
+
+    /// Names this Jarvis in `/health` (`instance`), as its zeroconf records do.
+    #[must_use]
+    pub fn with_instance(mut self, instance: &str) -> Self {
+        self.instance = Arc::from(instance);
+        self
     }
 
     /// Reports the MQTT connection in `/health`.
@@ -211,6 +220,9 @@ struct Health {
     /// `ok` while the process serves requests.
     status: &'static str,
     version: &'static str,
+    /// This Jarvis's name (`wyoming.zeroconf.name`, default `jarvis-<hostname>`): the same as
+    /// its zeroconf records, and the unique id of its Home Assistant integration entry.
+    instance: String,
     services: Vec<ServiceHealth>,
     brain: BrainHealth,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -254,6 +266,7 @@ async fn health(State(state): State<ApiState>) -> Json<Health> {
     Json(Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
+        instance: state.instance.to_string(),
         services,
         brain: brain.health(),
         proxmox: brain.proxmox().map(crate::proxmox::Proxmox::health),
