@@ -21,9 +21,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-what=("${@:-codec rss stt tts mqtt brain wake wer}")
+if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer); fi
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
-what=(${what[*]})
 
 for item in "${what[@]}"; do
   case $item in
@@ -94,10 +93,10 @@ PY
       [ -x $ref/bin/python ] || { python3 -m venv $ref && $ref/bin/pip install -q wyoming-whisper-cpp==2.6.1; } >&2
       port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
       $ref/bin/python -m wyoming_whisper_cpp --model tiny.en --language en \
-        --data-dir "$JARVIS_MODELS_DIR/whisper" --uri tcp://127.0.0.1:$port 2>/dev/null &
+        --data-dir "$JARVIS_MODELS_DIR/whisper" --uri "tcp://127.0.0.1:$port" 2>/dev/null &
       ref_pid=$!
       trap 'kill $ref_pid 2>/dev/null || true' EXIT
-      for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
+      for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
       export JARVIS_WER_REFERENCE=127.0.0.1:$port
     fi
     cargo bench --locked --bench wer 2>/dev/null

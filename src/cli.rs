@@ -103,7 +103,12 @@ pub enum ModelsCommand {
     /// Download a model into the models directory, verifying its sha256.
     Pull {
         /// The model, as `jarvis models list` names it (e.g. `whisper-base.en`).
-        name: String,
+        #[arg(required_unless_present = "defaults", conflicts_with = "defaults")]
+        name: Option<String>,
+        /// Every model the configuration needs (speech-to-text with its VAD, the voice, the
+        /// wake word models) that is not installed yet; resumes interrupted downloads.
+        #[arg(long)]
+        defaults: bool,
         /// Expected sha256 (64 hex digits); checked instead of the catalog's.
         #[arg(long, value_name = "HEX")]
         sha256: Option<Sha256Digest>,
@@ -237,19 +242,61 @@ pub fn models(args: &ModelsArgs, command: ModelsCommand) -> anyhow::Result<()> {
         ModelsCommand::List => models::list(&config.models, &mut out)?,
         ModelsCommand::Pull {
             name,
+            defaults: _,
             sha256,
             force,
         } => {
-            let request = PullRequest {
-                name,
-                sha256,
-                force,
+            // clap guarantees a name or --defaults.
+            let names = match name {
+                Some(name) => vec![name],
+                None => {
+                    // Files already there are left alone (they may be the user's own copies);
+                    // only what is missing or half-downloaded is fetched.
+                    let (present, missing) = models::needed(&config)?;
+                    if !present.is_empty() {
+                        writeln!(out, "installed already: {}", present.join(", "))?;
+                    }
+                    writeln!(
+                        out,
+                        "to download: {}",
+                        if missing.is_empty() {
+                            "nothing".to_owned()
+                        } else {
+                            missing.join(", ")
+                        }
+                    )?;
+                    missing
+                }
             };
-            tokio::runtime::Builder::new_current_thread()
+            let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .context("cannot start the async runtime")?
-                .block_on(models::pull(&config.models, &request, &mut out))?;
+                .context("cannot start the async runtime")?;
+            // With several models, one failure does not stop the others; all are reported.
+            let mut failed = Vec::new();
+            let several = names.len() > 1;
+            for name in names {
+                let request = PullRequest {
+                    name: name.clone(),
+                    sha256,
+                    force,
+                };
+                match runtime.block_on(models::pull(&config.models, &request, &mut out)) {
+                    Ok(()) => {}
+                    Err(err) if several => {
+                        eprintln!("jarvis: {name}: {err}");
+                        failed.push(name);
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            if !failed.is_empty() {
+                anyhow::bail!(
+                    "{} could not be installed (see above); run the same command again to \
+                     resume",
+                    failed.join(", ")
+                );
+            }
         }
     }
     Ok(())

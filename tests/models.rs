@@ -749,3 +749,114 @@ async fn a_bad_base_url_is_a_config_error_naming_the_key() {
         run.stderr
     );
 }
+
+/// `models pull --defaults` on a machine without models: everything the default configuration
+/// loads (whisper tiny.en, its VAD, the Piper voice, the wake word models) comes from the
+/// configured base URLs, verified against the catalog's checksums; one file that fails does not
+/// stop the others, and a second run downloads only what is still missing.
+#[tokio::test]
+async fn pull_defaults_fetches_what_the_default_configuration_needs() {
+    let shared = common::models_dir();
+    let server = FileServer::start().await;
+    // The shared copies of these two are not the upstream files (the shared README says how
+    // they were made), so the catalog's checksums refuse them: they stand for a bad download.
+    let not_upstream = ["whisper/ggml-tiny.en.bin", "wakeword/embedding_model.onnx"];
+    let served = [
+        (
+            "/hf/whisper.cpp/ggml-tiny.en.bin",
+            "whisper/ggml-tiny.en.bin",
+        ),
+        (
+            "/hf/vad/ggml-silero-v6.2.0.bin",
+            "whisper/ggml-silero-v6.2.0.bin",
+        ),
+        (
+            "/piper/en/en_US/joe/medium/en_US-joe-medium.onnx",
+            "piper/en_US-joe-medium.onnx",
+        ),
+        (
+            "/piper/en/en_US/joe/medium/en_US-joe-medium.onnx.json",
+            "piper/en_US-joe-medium.onnx.json",
+        ),
+        ("/oww/hey_jarvis_v0.1.onnx", "wakeword/hey_jarvis_v0.1.onnx"),
+        ("/oww/melspectrogram.onnx", "wakeword/melspectrogram.onnx"),
+        ("/oww/embedding_model.onnx", "wakeword/embedding_model.onnx"),
+        ("/oww/silero_vad.onnx", "wakeword/silero_vad.onnx"),
+    ];
+    for (url, file) in served {
+        server.put(url, std::fs::read(shared.join(file)).unwrap());
+    }
+    let setup = Setup::new(
+        &server,
+        &format!(
+            "whisper_vad_base_url = {:?}\npiper_base_url = {:?}\nwake_base_url = {:?}\n",
+            server.url("/hf/vad/"),
+            server.url("/piper/"),
+            server.url("/oww/")
+        ),
+        &[],
+    );
+    let run = setup.models(&["pull", "--defaults"]).await;
+    run.assert_failed();
+    assert!(
+        run.stdout.contains(
+            "to download: whisper-tiny.en, whisper-vad-silero-v6.2.0, piper-en_US-joe-medium, \
+             wake-hey_jarvis_v0.1, wake-melspectrogram, wake-embedding_model, wake-silero_vad"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains(
+            "whisper-tiny.en, wake-embedding_model could not be installed (see above); run the \
+             same command again to resume"
+        ),
+        "{}",
+        run.stderr
+    );
+    for (_, file) in served {
+        if not_upstream.contains(&file) {
+            assert!(!setup.path(file).exists(), "{file}");
+        } else {
+            assert_eq!(
+                std::fs::read(setup.path(file)).unwrap(),
+                std::fs::read(shared.join(file)).unwrap(),
+                "{file}"
+            );
+        }
+    }
+    let requests = server.log().len();
+    let again = setup.models(&["pull", "--defaults"]).await;
+    again.assert_failed();
+    assert!(
+        again.stdout.contains(
+            "installed already: whisper-vad-silero-v6.2.0, piper-en_US-joe-medium, \
+             wake-hey_jarvis_v0.1, wake-melspectrogram, wake-silero_vad\nto download: \
+             whisper-tiny.en, wake-embedding_model"
+        ),
+        "{}",
+        again.stdout
+    );
+    let fetched: Vec<String> = server.log()[requests..]
+        .iter()
+        .map(|s| s.path.clone())
+        .collect();
+    assert_eq!(
+        fetched,
+        [
+            "/hf/whisper.cpp/ggml-tiny.en.bin",
+            "/oww/embedding_model.onnx"
+        ],
+        "only what is missing"
+    );
+    // A name and --defaults together are refused by the command line.
+    let both = setup
+        .models(&["pull", "whisper-tiny.en", "--defaults"])
+        .await;
+    assert_eq!(both.code, Some(2), "{}", both.stderr);
+    assert!(
+        both.stderr.contains("cannot be used with '--defaults'"),
+        "{}",
+        both.stderr
+    );
+}

@@ -83,6 +83,53 @@ pub enum FileState {
     Missing,
 }
 
+/// The catalog entries whose files `config` loads: the speech-to-text model (when it is a
+/// catalog name) and its VAD model, the Piper voice, and the wake word models in `wake.dir`;
+/// each only when its service is enabled. Split into those whose files are all in the models
+/// directory, and the rest (missing, or only partly downloaded).
+///
+/// # Errors
+/// The catalog cannot be resolved.
+pub fn needed(config: &crate::config::Config) -> Result<(Vec<String>, Vec<String>), ModelsError> {
+    let catalog = Catalog::new(&config.models)?;
+    let mut paths: Vec<String> = Vec::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    if config.stt.enabled {
+        paths.push(format!("whisper/ggml-{}.bin", config.stt.model));
+        if config.stt.vad.enabled && config.stt.vad.model.is_relative() {
+            paths.push(config.stt.vad.model.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    if config.tts.enabled {
+        paths.push(format!("piper/{}.onnx", config.tts.voice));
+    }
+    if config.wake.enabled && config.wake.dir.is_relative() {
+        prefixes.push(format!(
+            "{}/",
+            config.wake.dir.to_string_lossy().trim_end_matches('/')
+        ));
+    }
+    let (present, missing): (Vec<&Model>, Vec<&Model>) = catalog
+        .models()
+        .iter()
+        .filter(|model| !model.extra)
+        .filter(|model| {
+            model.files.iter().any(|file| {
+                paths.contains(&file.path) || prefixes.iter().any(|p| file.path.starts_with(p))
+            })
+        })
+        .partition(|model| {
+            model.files.iter().all(|file| {
+                matches!(
+                    file_state(&config.models.dir, file),
+                    FileState::Installed(_)
+                )
+            })
+        });
+    let names = |models: Vec<&Model>| models.into_iter().map(|m| m.name.clone()).collect();
+    Ok((names(present), names(missing)))
+}
+
 /// Looks at `dir/file.path` and its `.part` (no hashing: listing must be quick).
 pub fn file_state(dir: &Path, file: &ModelFile) -> FileState {
     let path = dir.join(&file.path);
