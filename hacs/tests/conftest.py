@@ -67,6 +67,11 @@ class Jarvis:
     def audit_path(self) -> Path:
         return self.workdir / "audit.jsonl"
 
+    @property
+    def events_path(self) -> Path:
+        """Jarvis's event memory (SQLite)."""
+        return self.workdir / "events.db"
+
     def start(self) -> None:
         """Starts Jarvis and waits for its "jarvis is serving" line."""
         if not JARVIS_BIN.is_file():
@@ -85,7 +90,7 @@ class Jarvis:
             "JARVIS_WYOMING_ADDR": f"{bind}:0",
             "JARVIS_HTTP_API_KEY": self.key,
             "JARVIS_AUDIT_PATH": str(self.audit_path),
-            "JARVIS_EVENTS_PATH": str(self.workdir / "events.db"),
+            "JARVIS_EVENTS_PATH": str(self.events_path),
             "JARVIS_MODELS_DIR": str(self.workdir),
             "JARVIS_LOG_FORMAT": "json",
         }
