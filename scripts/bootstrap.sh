@@ -112,6 +112,13 @@ if [[ ${1:-} == --test ]]; then
   fi
 fi
 
+# cargo-deny checks every crate's licence in scripts/test.sh (see deny.toml).
+CARGO_DENY_VERSION=0.20.2
+if [[ ${1:-} == --test ]] && [[ $(cargo deny --version 2>/dev/null) != "cargo-deny $CARGO_DENY_VERSION" ]]; then
+  log "installing cargo-deny $CARGO_DENY_VERSION (a few minutes, once)"
+  cargo install --quiet --locked "cargo-deny@$CARGO_DENY_VERSION"
+fi
+
 # ONNX Runtime 1.24.2 for Piper voices, from the PyPI wheel (the only registry that has it), unless
 # the models directory already holds it. scripts/run.sh and scripts/test.sh point Jarvis at it.
 ORT_LIB=libonnxruntime.so.1.24.2

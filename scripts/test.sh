@@ -13,6 +13,8 @@ export WYOMING_PYTHON=${WYOMING_PYTHON:-$PWD/.venv/bin/python}
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Licences of everything linked (deny.toml); advisories need GitHub, which CI cannot reach.
+cargo deny --locked check licenses bans sources
 cargo test --workspace --locked "$@"
 
 # The HACS integration (hacs/tests) against the real HTTP API of the binary the tests above
