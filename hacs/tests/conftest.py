@@ -145,7 +145,11 @@ class Jarvis:
         self.start()
 
     def log(self) -> str:
-        return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
+        return (
+            self._log_path.read_text(errors="replace")
+            if self._log_path.exists()
+            else ""
+        )
 
     def audit(self) -> list[dict[str, Any]]:
         """The audit log's records (what Jarvis did, as Jarvis recorded it)."""

@@ -147,7 +147,9 @@ async def test_zeroconf_for_a_configured_jarvis_follows_its_new_address(
 ) -> None:
     entry = entry_for(jarvis)
     entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(entry, data=entry.data | {CONF_PORT: closed_port})
+    hass.config_entries.async_update_entry(
+        entry, data=entry.data | {CONF_PORT: closed_port}
+    )
     result = await hass.config_entries.flow.async_init(
         DOMAIN,
         context={"source": SOURCE_ZEROCONF},
@@ -196,7 +198,9 @@ async def test_a_refused_key_at_setup_starts_reauth_and_raises_an_issue(
     await hass.async_block_till_done()
     assert entry.data[CONF_API_KEY] == KEY
     assert entry.state is ConfigEntryState.LOADED
-    assert issue_registry.async_get_issue(DOMAIN, f"invalid_auth_{entry.entry_id}") is None
+    assert (
+        issue_registry.async_get_issue(DOMAIN, f"invalid_auth_{entry.entry_id}") is None
+    )
 
 
 async def test_reauth_against_another_jarvis_aborts(

@@ -24,10 +24,13 @@ from .conftest import HACS_DIR, KEY, Jarvis, entry_for, set_up
 
 # `POST /v1/event` is built on another branch; until it is in this tree there is nothing to
 # test against. Once the route is in the source, a Jarvis without it fails these tests.
-HAS_EVENT_ROUTE = any(
-    "/v1/event" in path.read_text()
-    for path in (HACS_DIR.parent / "src" / "http_api").glob("*.rs")
-) or not (HACS_DIR.parent / "src").is_dir()
+HAS_EVENT_ROUTE = (
+    any(
+        "/v1/event" in path.read_text()
+        for path in (HACS_DIR.parent / "src" / "http_api").glob("*.rs")
+    )
+    or not (HACS_DIR.parent / "src").is_dir()
+)
 pytestmark = pytest.mark.skipif(
     not HAS_EVENT_ROUTE, reason="this Jarvis source has no POST /v1/event yet"
 )
@@ -87,7 +90,13 @@ async def test_the_same_id_updates_the_same_event(
 ) -> None:
     start = dt_util.utcnow().replace(microsecond=0)
     first = await _event(
-        hass, {"kind": "garage", "id": 42, "time": start.isoformat(), "text": "Garage opened"}
+        hass,
+        {
+            "kind": "garage",
+            "id": 42,
+            "time": start.isoformat(),
+            "text": "Garage opened",
+        },
     )
     second = await _event(
         hass, {"kind": "garage", "id": 42, "end_time": start.timestamp() + 60}
@@ -134,7 +143,9 @@ async def test_a_time_that_is_no_time_is_refused_before_jarvis(
     with pytest.raises(vol.Invalid, match="not a time"):
         await _event(hass, {"kind": "door", "time": "about eight"})
     with sqlite3.connect(jarvis.events_path) as db:
-        assert db.execute("SELECT count(*) FROM events WHERE source = 'ha'").fetchone() == (0,)
+        assert db.execute(
+            "SELECT count(*) FROM events WHERE source = 'ha'"
+        ).fetchone() == (0,)
 
 
 async def test_an_unusable_event_memory_is_503_unavailable(
@@ -148,6 +159,8 @@ async def test_an_unusable_event_memory_is_503_unavailable(
         with pytest.raises(HomeAssistantError) as raised:
             await _event(hass, {"kind": "door"})
         assert raised.value.translation_key == "unavailable"
-        assert str(damaged.events_path) in raised.value.translation_placeholders["error"]
+        assert (
+            str(damaged.events_path) in raised.value.translation_placeholders["error"]
+        )
     finally:
         damaged.stop()

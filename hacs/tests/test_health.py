@@ -25,7 +25,9 @@ from custom_components.jarvis.const import (
 from .conftest import Jarvis, entry_for, set_up
 
 
-def _entity(hass: HomeAssistant, platform: str, entry: MockConfigEntry, key: str) -> str:
+def _entity(
+    hass: HomeAssistant, platform: str, entry: MockConfigEntry, key: str
+) -> str:
     entity_id = er.async_get(hass).async_get_entity_id(
         platform, DOMAIN, f"{entry.unique_id}_{key}"
     )
@@ -139,7 +141,9 @@ async def test_the_periodic_key_check_notices_a_new_key_and_starts_reauth(
     assert flow["context"]["source"] == "reauth"
     assert issue_registry.async_get_issue(DOMAIN, f"invalid_auth_{loaded.entry_id}")
     # Jarvis is still reachable: only the key is wrong.
-    assert hass.states.get(_entity(hass, "binary_sensor", loaded, "api")).state == STATE_ON
+    assert (
+        hass.states.get(_entity(hass, "binary_sensor", loaded, "api")).state == STATE_ON
+    )
 
 
 async def test_removing_the_entry_removes_its_issues(

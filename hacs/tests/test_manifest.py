@@ -50,22 +50,31 @@ def test_hacs_json_has_the_required_name_and_only_known_keys() -> None:
 
     assert AwesomeVersion(ha_version) >= AwesomeVersion(hacs["homeassistant"])
     # The integration sits where HACS looks: one folder under custom_components/.
-    assert [p.name for p in (HACS_DIR / "custom_components").iterdir() if p.is_dir()] == [
-        "jarvis"
-    ]
+    assert [
+        p.name for p in (HACS_DIR / "custom_components").iterdir() if p.is_dir()
+    ] == ["jarvis"]
     assert (HACS_DIR / "README.md").is_file()
 
 
 def test_manifest_has_what_hacs_and_hassfest_require() -> None:
     manifest = _json(COMPONENT / "manifest.json")
     # HACS: domain, name, documentation, issue_tracker, codeowners, version.
-    for key in ("domain", "name", "documentation", "issue_tracker", "codeowners", "version"):
+    for key in (
+        "domain",
+        "name",
+        "documentation",
+        "issue_tracker",
+        "codeowners",
+        "version",
+    ):
         assert manifest.get(key), f"manifest.json lacks {key}"
     assert manifest["domain"] == COMPONENT.name
     for key in ("documentation", "issue_tracker"):
         assert re.fullmatch(r"https://\S+", manifest[key]), key
     assert "home-assistant.io/integrations" not in manifest["documentation"]
-    assert manifest["codeowners"] and all(o.startswith("@") for o in manifest["codeowners"])
+    assert manifest["codeowners"] and all(
+        o.startswith("@") for o in manifest["codeowners"]
+    )
     assert AwesomeVersion(manifest["version"]).valid
     # hassfest: every key known to HA's manifest, keys sorted domain, name, then the rest.
     known = set(typing.get_type_hints(Manifest))
@@ -108,7 +117,11 @@ def test_brand_images_exist_with_the_sizes_ha_expects() -> None:
     for name, size in sizes.items():
         with Image.open(brand / name) as image:
             assert image.format == "PNG" and image.size == size, name
-    for name, height in (("logo.png", 128), ("logo@2x.png", 256), ("dark_logo.png", 128)):
+    for name, height in (
+        ("logo.png", 128),
+        ("logo@2x.png", 256),
+        ("dark_logo.png", 128),
+    ):
         with Image.open(brand / name) as image:
             assert image.format == "PNG" and image.height == height, name
             assert image.width >= image.height, name

@@ -126,7 +126,9 @@ async def test_a_key_refused_later_raises_an_issue_and_starts_reauth(
     jarvis.restart(key="hacs-test-key-2")
     with pytest.raises(HomeAssistantError) as raised:
         await _command(hass, {"text": "ping"})
-    assert raised.value.translation_key == "invalid_auth", raised.value.translation_placeholders
+    assert raised.value.translation_key == "invalid_auth", (
+        raised.value.translation_placeholders
+    )
     issue_id = f"invalid_auth_{loaded.entry_id}"
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
     await hass.async_block_till_done()

@@ -40,7 +40,13 @@ def advertised(tmp_path: Path) -> Iterator[Jarvis]:
 
 def _browse(service_type: str, name: str) -> dict:
     result = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("browse.py")), service_type, name, "10"],
+        [
+            sys.executable,
+            str(Path(__file__).with_name("browse.py")),
+            service_type,
+            name,
+            "10",
+        ],
         capture_output=True,
         check=True,
         text=True,

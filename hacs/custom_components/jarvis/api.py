@@ -7,7 +7,7 @@ codes. The API key only ever travels in the `x-api-key` header; it is never logg
 
 from __future__ import annotations
 
-import asyncio
+
 import errno
 from dataclasses import dataclass
 from time import monotonic
@@ -167,8 +167,10 @@ class JarvisClient:
                 latency_ms = (monotonic() - started) * 1000
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
-        except (TimeoutError, asyncio.TimeoutError) as err:
-            raise JarvisConnectionError(f"no answer from {path} in {timeout:g} s") from err
+        except TimeoutError as err:
+            raise JarvisConnectionError(
+                f"no answer from {path} in {timeout:g} s"
+            ) from err
         except aiohttp.ClientOSError as err:
             if err.errno == errno.EPIPE:
                 raise _StaleConnection(str(err)) from err
@@ -189,7 +191,8 @@ class JarvisClient:
             raise JarvisAuthError(message)
         if status == 429:
             raise JarvisRateLimitedError(
-                message, int(retry_after) if retry_after and retry_after.isdigit() else None
+                message,
+                int(retry_after) if retry_after and retry_after.isdigit() else None,
             )
         if status in (400, 413, 422):
             raise JarvisRequestError(status, code, message)

@@ -25,7 +25,9 @@ async def async_setup_entry(
     async_add_entities([JarvisApiReachable(entry)])
 
 
-class JarvisApiReachable(JarvisEntity, CoordinatorEntity[JarvisCoordinator], BinarySensorEntity):
+class JarvisApiReachable(
+    JarvisEntity, CoordinatorEntity[JarvisCoordinator], BinarySensorEntity
+):
     """On while `/health` answers; off (never unavailable) while it does not."""
 
     _attr_device_class = BinarySensorDeviceClass.CONNECTIVITY

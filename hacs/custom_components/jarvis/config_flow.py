@@ -128,9 +128,11 @@ class JarvisConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """A `_jarvis._tcp` record: its TXT `id` is the instance; the key is asked next."""
         service = discovery_info.type.removesuffix(".")
-        instance = discovery_info.properties.get("id") or discovery_info.name.removesuffix(
-            f".{service}."
-        ).removesuffix(f".{service}")
+        instance = discovery_info.properties.get(
+            "id"
+        ) or discovery_info.name.removesuffix(f".{service}.").removesuffix(
+            f".{service}"
+        )
         host = discovery_info.host
         port = discovery_info.port or DEFAULT_PORT
         await self.async_set_unique_id(instance)

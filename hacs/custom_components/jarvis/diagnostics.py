@@ -33,7 +33,16 @@ async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: JarvisConfigEntry
 ) -> dict[str, Any]:
     """What a bug report needs, without the key."""
-    runtime = entry.runtime_data
+    entry_part = {
+        "title": entry.title,
+        "unique_id": entry.unique_id,
+        "state": entry.state.value,
+        "data": async_redact_data(dict(entry.data), TO_REDACT),
+    }
+    runtime = getattr(entry, "runtime_data", None)
+    if runtime is None:
+        # Not loaded (unreachable at start, or waiting for a new key): the entry is all there is.
+        return {"entry": entry_part}
     coordinator = runtime.coordinator
     reply = runtime.last_reply
     since = down_since(hass).get(entry.entry_id)
@@ -43,11 +52,7 @@ async def async_get_config_entry_diagnostics(
         if domain == DOMAIN and issue.issue_id.endswith(entry.entry_id)
     ]
     return {
-        "entry": {
-            "title": entry.title,
-            "unique_id": entry.unique_id,
-            "data": async_redact_data(dict(entry.data), TO_REDACT),
-        },
+        "entry": entry_part,
         "api": {
             "base_url": runtime.client.base_url,
             "reachable": coordinator.reachable,

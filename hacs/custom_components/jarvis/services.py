@@ -31,7 +31,6 @@ from homeassistant.util import dt as dt_util
 
 from .api import (
     JarvisAuthError,
-    JarvisConnectionError,
     JarvisError,
     JarvisRateLimitedError,
     JarvisRequestError,
@@ -62,7 +61,7 @@ def event_time(value: Any) -> str | float:
     read as one, becomes RFC 3339 with an offset (a time without one is in HA's time zone)."""
     if isinstance(value, bool):
         raise vol.Invalid("a time is RFC 3339 text or Unix seconds, not true/false")
-    if isinstance(value, (int, float)):
+    if isinstance(value, int | float):
         return value
     if isinstance(value, datetime):
         parsed: datetime | None = value
@@ -145,7 +144,9 @@ def _entry(call: ServiceCall) -> JarvisConfigEntry:
             translation_domain=DOMAIN, translation_key="several_entries"
         )
     if not entries:
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_entry")
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="no_entry"
+        )
     entry = entries[0]
     if entry.state is not ConfigEntryState.LOADED:
         raise ServiceValidationError(
@@ -156,13 +157,15 @@ def _entry(call: ServiceCall) -> JarvisConfigEntry:
     return entry
 
 
-def _failed(entry: JarvisConfigEntry, err: JarvisError) -> HomeAssistantError:
+def _failed(
+    hass: HomeAssistant, entry: JarvisConfigEntry, err: JarvisError
+) -> HomeAssistantError:
     """The error a failed call raises; a refused key also starts a reauthentication."""
     runtime = entry.runtime_data
     runtime.last_error = f"{type(err).__name__}: {err}"
     if isinstance(err, JarvisAuthError):
         runtime.coordinator.key_refused()
-        entry.async_start_reauth(entry.runtime_data.coordinator.hass)
+        entry.async_start_reauth(hass)
         return HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="invalid_auth",
@@ -186,7 +189,7 @@ def _failed(entry: JarvisConfigEntry, err: JarvisError) -> HomeAssistantError:
             translation_key="unavailable",
             translation_placeholders={"error": str(err)},
         )
-    assert isinstance(err, JarvisConnectionError)
+    # JarvisConnectionError: not reachable, or not answering like Jarvis.
     return HomeAssistantError(
         translation_domain=DOMAIN,
         translation_key="cannot_connect",
@@ -203,7 +206,7 @@ async def _command(call: ServiceCall) -> ServiceResponse:
             call.data[ATTR_TEXT], call.data.get(ATTR_CONVERSATION_ID)
         )
     except JarvisError as err:
-        raise _failed(entry, err) from err
+        raise _failed(call.hass, entry, err) from err
     runtime.last_error = None
     runtime.coordinator.key_accepted()
     runtime.last_reply = Reply(latency_ms=answer.latency_ms, at=dt_util.utcnow())
@@ -223,7 +226,7 @@ async def _event(call: ServiceCall) -> ServiceResponse:
     try:
         answer = await runtime.client.event(body)
     except JarvisError as err:
-        raise _failed(entry, err) from err
+        raise _failed(call.hass, entry, err) from err
     runtime.last_error = None
     runtime.coordinator.key_accepted()
     return answer if call.return_response else None
