@@ -7,7 +7,6 @@ codes. The API key only ever travels in the `x-api-key` header; it is never logg
 
 from __future__ import annotations
 
-
 import errno
 from dataclasses import dataclass
 from time import monotonic
