@@ -17,11 +17,14 @@
 #      and 100 real-time streams), detection latency after the phrase ends, recall and false
 #      accepts on clips generated with Piper and espeak-ng.
 #
-#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake]...   (default: all)
+#   8. Frigate ingestion: frigate/events messages through a real Mosquitto into the event store
+#      (parse time per message; events/s end to end at QoS 1 and QoS 0).
+#
+#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer); fi
+if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer frigate); fi
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 
 for item in "${what[@]}"; do
@@ -68,6 +71,10 @@ PY
   mqtt)
     echo "== mqtt discovery (cargo bench --bench mqtt; needs mosquitto: scripts/bootstrap.sh --test)"
     cargo bench --locked --bench mqtt 2>/dev/null
+    ;;
+  frigate)
+    echo "== frigate ingestion (cargo bench --bench frigate; needs mosquitto: scripts/bootstrap.sh --test)"
+    cargo bench --locked --bench frigate 2>/dev/null
     ;;
   brain)
     echo "== homelab brain (cargo bench --bench brain)"

@@ -810,6 +810,16 @@ pub struct Overrides {
         hide_env_values = true
     )]
     pub mqtt_password: Option<Secret>,
+    /// Frigate API password (port 8971). Meant for the environment (a flag would show in
+    /// `ps`), so the flag is hidden and the value never printed.
+    #[arg(
+        long,
+        env = "JARVIS_FRIGATE_PASSWORD",
+        value_name = "PASSWORD",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub frigate_password: Option<Secret>,
 }
 
 /// Why a configuration could not be loaded. The message names the file and the key.
@@ -901,6 +911,9 @@ impl Config {
         }
         if let Some(password) = &overrides.mqtt_password {
             self.mqtt.password = Some(password.clone());
+        }
+        if let Some(password) = &overrides.frigate_password {
+            self.frigate.password = Some(password.clone());
         }
         if let Some(lib) = &overrides.onnxruntime {
             // On the command line a relative path means the current directory, not models.dir.
@@ -1088,6 +1101,7 @@ impl Config {
         self.models.validate(origin)?;
         self.proxmox.validate(origin)?;
         self.mqtt.validate(origin)?;
+        self.frigate.validate(origin)?;
         if let Err(reason) = self.events.time_zone() {
             return invalid("events.timezone", reason);
         }

@@ -3,7 +3,7 @@
 //! The Frigate subscriber (see [`super`]) owns the sending halves; the brain, the MQTT entities
 //! and `/health` hold a [`FrigateLink`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
@@ -36,8 +36,11 @@ pub struct FrigateStatus {
     pub cameras: BTreeSet<String>,
     /// Zones, from its configuration when the API is reachable.
     pub zones: BTreeSet<String>,
-    /// Frigate's version, from `stats`.
+    /// Frigate's version, from `stats` (or its API).
     pub version: Option<String>,
+    /// Objects Frigate sees now, per camera or zone and label, from its
+    /// `<prefix>/<camera or zone>/<label>` counts (`all` counts every label).
+    pub objects: BTreeMap<String, BTreeMap<String, u32>>,
 }
 
 /// The receiving side, cheap to clone.

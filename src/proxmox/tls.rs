@@ -80,14 +80,22 @@ pub(crate) fn configure(
 
 /// A rustls client configuration that accepts exactly the pinned certificates.
 fn pinned_client_config(pins: Vec<[u8; 32]>) -> Result<rustls::ClientConfig, ProxmoxError> {
+    pinned_tls(pins).map_err(|err| ProxmoxError::Config(format!("TLS setup failed: {err}")))
+}
+
+/// A rustls client configuration that accepts exactly the pinned certificates (Proxmox nodes,
+/// Frigate's port 8971).
+///
+/// # Errors
+/// rustls refuses the protocol versions (not with the ring provider).
+pub(crate) fn pinned_tls(pins: Vec<[u8; 32]>) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = PinnedCertVerifier {
         pins,
         algorithms: provider.signature_verification_algorithms,
     };
     let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|err| ProxmoxError::Config(format!("TLS setup failed: {err}")))?
+        .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
