@@ -113,6 +113,22 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
     } else {
         None
     };
+    // Frigate into the event memory; fails only on settings that cannot work (a username
+    // without a password, an unreadable CA file).
+    let frigate = if config.frigate.enabled {
+        let handle = crate::frigate::spawn(
+            &config.frigate,
+            &config.mqtt,
+            services.events.clone(),
+            Arc::clone(&services.frigate_status),
+            services.frigate.arrivals.clone(),
+            shutdown.child_token(),
+        )
+        .context("cannot start following Frigate")?;
+        Some(handle)
+    } else {
+        None
+    };
     let wyoming_task = tokio::spawn(wyoming_server::run(
         wyoming_listener,
         config.wyoming.server_config(),
@@ -159,6 +175,11 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         if let Some(mqtt) = mqtt {
             // Says `offline` and disconnects; bounded inside.
             mqtt.join().await;
+        }
+        if let Some(frigate) = frigate {
+            if tokio::time::timeout(grace, frigate.join()).await.is_err() {
+                warn!(?grace, "the Frigate subscriber did not stop in time");
+            }
         }
         // Withdrawing the record joins the avahi thread: keep that off the async workers.
         let _ = tokio::task::spawn_blocking(move || drop(advertisements)).await;

@@ -392,3 +392,58 @@ async fn a_question_over_wyoming_is_answered_from_the_store() {
     }
     app.shutdown.cancel();
 }
+
+/// The whole path by voice: Frigate publishes on a real Mosquitto, the running Jarvis follows
+/// it (`frigate.enabled`), and a question over Wyoming is answered from what arrived.
+#[tokio::test]
+async fn a_frigate_arrival_over_mqtt_is_answered_by_voice() {
+    let broker = common::mosquitto::Mosquitto::start().await;
+    let frigate = common::mosquitto::Observer::connect(broker.port, &["jarvis-test/unused"]).await;
+    let mut config = common::test_config();
+    config.frigate.enabled = true;
+    config.mqtt.host = "127.0.0.1".into();
+    config.mqtt.port = broker.port;
+    let app = common::spawn_app(config).await;
+
+    let start = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0 - 90.0;
+    let after = serde_json::json!({
+        "id": format!("{start:.2}-abc123"), "camera": "front_door", "label": "person",
+        "sub_label": ["Alice", 0.93], "score": 0.8, "top_score": 0.84, "false_positive": false,
+        "start_time": start, "end_time": null, "current_zones": ["porch"],
+        "entered_zones": ["porch"], "has_snapshot": true, "has_clip": true,
+        "stationary": false, "active": true
+    });
+    frigate.publish("frigate/available", "online", true).await;
+    let message = serde_json::json!({"type": "new", "before": after, "after": after}).to_string();
+
+    let ask = |text: &'static str| async move {
+        let mut client = common::client(app.wyoming_addr).await;
+        client
+            .send(wyoming::asr::Transcript {
+                text: text.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        match common::recv(&mut client).await {
+            Some(wyoming::Event::Handled(h)) => h.text.unwrap_or_default(),
+            other => panic!("expected handled, got {other:?}"),
+        }
+    };
+    // Jarvis subscribes in the background: publish (again: the same event merges into one)
+    // until the answer shows it arrived.
+    let deadline = std::time::Instant::now() + common::LIMIT;
+    let reply = loop {
+        frigate
+            .publish("frigate/events", message.clone(), false)
+            .await;
+        let reply = ask("Who is at the front door?").await;
+        if reply == "Alice is at the front door." || std::time::Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(reply, "Alice is at the front door.");
+    assert_eq!(ask("Is Frigate up?").await, "Frigate is up.");
+    app.shutdown.cancel();
+}
