@@ -3,7 +3,8 @@
 # Idempotent and quick when everything is there. Called by scripts/run.sh and scripts/test.sh.
 #
 #   scripts/bootstrap.sh            system packages only (what `jarvis serve` needs to build)
-#   scripts/bootstrap.sh --test     also the Python venv with the reference Wyoming client
+#   scripts/bootstrap.sh --test     also the Python venvs: .venv (the reference Wyoming client)
+#                                   and .venv-hacs (Home Assistant, for the HACS integration)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +58,57 @@ if [[ ${1:-} == --test ]]; then
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
     echo "$want" >"$venv/.jarvis-packages"
+  fi
+fi
+
+# The HACS integration's tests (hacs/tests) run in Home Assistant itself, which needs Python 3.13
+# (hacs/requirements_test.txt says which release and why). HACS_PYTHON picks the interpreter;
+# otherwise the newest pyenv 3.13, then python3.13 on PATH, then Debian's python3.13 (trixie).
+# uv installs the ~140 packages in under a minute where pip takes several; it is pinned to the
+# release that Home Assistant itself pins.
+HACS_VENV=.venv-hacs
+HACS_REQUIREMENTS=hacs/requirements_test.txt
+UV=uv==0.6.10
+
+find_python313() {
+  local candidates=()
+  [[ -n ${HACS_PYTHON:-} ]] && candidates+=("$HACS_PYTHON")
+  mapfile -t -O "${#candidates[@]}" candidates < <(
+    printf '%s\n' "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13.*/bin/python3.13 | sort -rV
+  )
+  candidates+=("$(command -v python3.13 || true)")
+  for py in "${candidates[@]}"; do
+    if [[ -n $py ]] && "$py" -c 'import sys, venv; sys.exit(sys.version_info[:2] != (3, 13))' \
+      2>/dev/null; then
+      echo "$py"
+      return 0
+    fi
+  done
+  return 1
+}
+
+if [[ ${1:-} == --test ]]; then
+  if ! py313=$(find_python313); then
+    if apt-cache show python3.13-venv >/dev/null 2>&1; then
+      log "installing python3.13 for the HACS integration's tests"
+      if [[ $(id -u) -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
+      "${SUDO[@]}" apt-get install -y -qq --no-install-recommends python3.13 python3.13-venv >/dev/null
+      py313=$(find_python313)
+    else
+      log "Python 3.13 not found for the HACS integration's tests: install it (pyenv install 3.13)" \
+        "or set HACS_PYTHON to a python3.13"
+      exit 1
+    fi
+  fi
+  want="$("$py313" -c 'import sys; print(sys.version.split()[0])') $UV $(grep -v '^#' "$HACS_REQUIREMENTS" | xargs)"
+  if [[ ! -x $HACS_VENV/bin/python ]] || [[ $(cat "$HACS_VENV/.jarvis-packages" 2>/dev/null) != "$want" ]]; then
+    log "creating $HACS_VENV (Python $want)"
+    rm -rf "$HACS_VENV"
+    "$py313" -m venv "$HACS_VENV"
+    "$HACS_VENV/bin/python" -m pip install -q --disable-pip-version-check "$UV"
+    "$HACS_VENV/bin/python" -m uv pip install -q --python "$HACS_VENV/bin/python" \
+      -r "$HACS_REQUIREMENTS"
+    echo "$want" >"$HACS_VENV/.jarvis-packages"
   fi
 fi
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs, then formatting, lints,
-# and every test of the workspace (unit, integration, doc, and the Python reference peer).
+# every test of the workspace (unit, integration, doc, and the Python reference peer), then the
+# HACS integration's tests in Home Assistant against the built binary.
 #
 #   scripts/test.sh [extra cargo test args]
 set -euo pipefail
@@ -15,3 +16,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # Licences of everything linked (deny.toml); advisories need GitHub, which CI cannot reach.
 cargo deny --locked check licenses bans sources
 cargo test --workspace --locked "$@"
+
+# The HACS integration (hacs/tests) against the real HTTP API of the binary the tests above
+# built (so this build is a no-op after them).
+cargo build --bin jarvis --locked
+JARVIS_BIN=$PWD/target/debug/jarvis .venv-hacs/bin/python -m pytest hacs -q -p no:cacheprovider

@@ -86,18 +86,17 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         );
     }
 
-    let advertisement = if config.wyoming.zeroconf.enabled {
-        let name = config
-            .wyoming
-            .zeroconf
-            .name
-            .clone()
-            .unwrap_or_else(zeroconf::default_instance_name);
-        zeroconf::advertise(&name, wyoming_addr)
-            .inspect_err(|err| warn!(cause = %err, "not advertising over zeroconf"))
-            .ok()
+    // One name for the zeroconf records and `/health`: the HACS integration keys its entry on it.
+    let instance = config
+        .wyoming
+        .zeroconf
+        .name
+        .clone()
+        .unwrap_or_else(zeroconf::default_instance_name);
+    let advertisements = if config.wyoming.zeroconf.enabled {
+        zeroconf::advertise_jarvis(&instance, wyoming_addr, http_addr)
     } else {
-        None
+        Vec::new()
     };
 
     // Before any other task starts: a bad mqtt.ca_file stops start-up here.
@@ -138,7 +137,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         shutdown.child_token(),
     ));
     let http_task = http_listener.map(|listener| {
-        let mut state = ApiState::new(Arc::clone(&services), &config.http);
+        let mut state = ApiState::new(Arc::clone(&services), &config.http).with_instance(&instance);
         if let Some(mqtt) = &mqtt {
             state = state.with_mqtt(mqtt.link.clone());
         }
@@ -184,7 +183,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
             }
         }
         // Withdrawing the record joins the avahi thread: keep that off the async workers.
-        let _ = tokio::task::spawn_blocking(move || drop(advertisement)).await;
+        let _ = tokio::task::spawn_blocking(move || drop(advertisements)).await;
         Ok(())
     });
 

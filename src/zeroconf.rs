@@ -1,4 +1,7 @@
-//! Zeroconf (mDNS) advertisement of `_wyoming._tcp`, so Home Assistant discovers Jarvis by itself.
+//! Zeroconf (mDNS) advertisement of `_wyoming._tcp` (voice, for HA's Wyoming integration) and
+//! `_jarvis._tcp` (the HTTP API, for the Jarvis integration from HACS), so Home Assistant
+//! discovers Jarvis by itself. Both records carry the same instance name, which `/health` also
+//! reports as `instance`: the integration keys its entry on it.
 //!
 //! Avahi publishes the host's own addresses, never `0.0.0.0`. When Jarvis listens on one address,
 //! the record is limited to that address's interface; when it listens on loopback only, nothing is
@@ -13,12 +16,54 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 use zeroconf::prelude::*;
-use zeroconf::{MdnsService, NetworkInterface, ServiceRegistration, ServiceType};
+use zeroconf::{MdnsService, NetworkInterface, ServiceRegistration, ServiceType, TxtRecord};
 
 /// How often the advertising thread checks whether it should stop.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Registration normally completes in well under a second; after this long, say so.
 const REGISTRATION_WARNING: Duration = Duration::from_secs(5);
+
+/// The HTTP API's DNS-SD type (`_jarvis._tcp`); the HACS integration's manifest matches it.
+pub const HTTP_SERVICE: &str = "jarvis";
+/// The Wyoming server's DNS-SD type (`_wyoming._tcp`), which HA's Wyoming integration browses.
+pub const WYOMING_SERVICE: &str = "wyoming";
+
+/// One record to advertise: its DNS-SD type and TXT entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// The type without underscores or protocol: [`WYOMING_SERVICE`] or [`HTTP_SERVICE`].
+    pub kind: &'static str,
+    /// TXT record entries.
+    pub txt: Vec<(&'static str, String)>,
+}
+
+impl Service {
+    /// `_wyoming._tcp`, no TXT entries (HA's Wyoming integration reads none).
+    pub fn wyoming() -> Self {
+        Self {
+            kind: WYOMING_SERVICE,
+            txt: Vec::new(),
+        }
+    }
+
+    /// `_jarvis._tcp` for the HTTP API: `version` (Jarvis's), `path` (the API's base: `/health`
+    /// and `/v1/...` lie under it) and `id` (the instance name, as `/health` reports it).
+    pub fn http_api(instance: &str) -> Self {
+        Self {
+            kind: HTTP_SERVICE,
+            txt: vec![
+                ("version", env!("CARGO_PKG_VERSION").to_owned()),
+                ("path", "/".to_owned()),
+                ("id", instance.to_owned()),
+            ],
+        }
+    }
+
+    /// `_<kind>._tcp`, for logs.
+    fn label(&self) -> String {
+        format!("_{}._tcp", self.kind)
+    }
+}
 
 /// A running advertisement; dropping it withdraws the record.
 #[derive(Debug)]
@@ -41,7 +86,7 @@ impl Drop for Advertisement {
 pub enum ZeroconfError {
     /// Listening on loopback: other hosts cannot connect.
     #[error(
-        "listening on {0}, which other hosts cannot reach; set wyoming.addr to 0.0.0.0 or a LAN address"
+        "listening on {0}, which other hosts cannot reach; listen on 0.0.0.0 or a LAN address (wyoming.addr, http.addr)"
     )]
     Loopback(IpAddr),
     /// No interface holds the address Jarvis listens on.
@@ -95,14 +140,45 @@ fn has_routable_address() -> bool {
         .unwrap_or(false)
 }
 
-/// Starts advertising `name` for the Wyoming server at `addr`.
+/// Advertises the Wyoming server and, when it is served, the HTTP API, both as `instance`.
+/// What cannot be advertised is logged and left out: discovery is a convenience.
+pub fn advertise_jarvis(
+    instance: &str,
+    wyoming: SocketAddr,
+    http: Option<SocketAddr>,
+) -> Vec<Advertisement> {
+    let mut services = vec![(Service::wyoming(), wyoming)];
+    services.extend(http.map(|addr| (Service::http_api(instance), addr)));
+    services
+        .into_iter()
+        .filter_map(|(service, addr)| match advertise(instance, &service, addr) {
+            Ok(advertisement) => Some(advertisement),
+            // An HTTP API on loopback is a deliberate set-up (a reverse proxy in front), not a
+            // mistake worth a warning at every start.
+            Err(ZeroconfError::Loopback(ip)) if service.kind == HTTP_SERVICE => {
+                info!(%ip, service = %service.label(), "HTTP API on loopback only: not advertised");
+                None
+            }
+            Err(err) => {
+                warn!(cause = %err, service = %service.label(), "not advertising over zeroconf");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Starts advertising `name` as `service` at `addr`.
 ///
 /// Registration completes in the background; its failure (typically: no avahi daemon) is logged
 /// as a warning and the server keeps running.
 ///
 /// # Errors
 /// When the address cannot be advertised at all (see [`ZeroconfError`]).
-pub fn advertise(name: &str, addr: SocketAddr) -> Result<Advertisement, ZeroconfError> {
+pub fn advertise(
+    name: &str,
+    service: &Service,
+    addr: SocketAddr,
+) -> Result<Advertisement, ZeroconfError> {
     let interface = interface_for(addr.ip())?;
     if !has_routable_address() {
         warn!("this host has no routable address; Home Assistant will ignore the zeroconf record");
@@ -111,7 +187,8 @@ pub fn advertise(name: &str, addr: SocketAddr) -> Result<Advertisement, Zeroconf
     let thread = std::thread::Builder::new().name("zeroconf".into()).spawn({
         let stop = Arc::clone(&stop);
         let name = name.to_owned();
-        move || run(&name, addr.port(), interface, &stop)
+        let service = service.clone();
+        move || run(&name, &service, addr.port(), interface, &stop)
     })?;
     Ok(Advertisement {
         stop,
@@ -120,25 +197,39 @@ pub fn advertise(name: &str, addr: SocketAddr) -> Result<Advertisement, Zeroconf
 }
 
 /// The advertising thread: avahi's event loop is blocking C, so it gets a thread of its own.
-fn run(name: &str, port: u16, interface: NetworkInterface, stop: &AtomicBool) {
-    let service_type = match ServiceType::new("wyoming", "tcp") {
+fn run(name: &str, record: &Service, port: u16, interface: NetworkInterface, stop: &AtomicBool) {
+    let label = record.label();
+    let service_type = match ServiceType::new(record.kind, "tcp") {
         Ok(service_type) => service_type,
         Err(err) => {
-            warn!(cause = %err, "zeroconf disabled: bad service type");
+            warn!(cause = %err, service = %label, "zeroconf disabled: bad service type");
             return;
         }
     };
     let mut service = MdnsService::new(service_type, port);
     service.set_name(name);
     service.set_network_interface(interface);
-    let answered = Arc::new(AtomicBool::new(false));
-    service.set_context(Box::new(Arc::clone(&answered)));
+    if !record.txt.is_empty() {
+        let mut txt = TxtRecord::new();
+        for (key, value) in &record.txt {
+            if let Err(err) = txt.insert(key, value) {
+                warn!(cause = %err, service = %label, key, "zeroconf TXT entry left out");
+            }
+        }
+        service.set_txt_record(txt);
+    }
+    let registration = Arc::new(Registration {
+        answered: AtomicBool::new(false),
+        service: label.clone(),
+    });
+    service.set_context(Box::new(Arc::clone(&registration)));
     service.set_registered_callback(Box::new(on_registered));
     let event_loop = match service.register() {
         Ok(event_loop) => event_loop,
         Err(err) => {
             warn!(
                 cause = %err,
+                service = %label,
                 "zeroconf advertisement failed (is avahi-daemon running?); Home Assistant will not \
                  discover Jarvis by itself: add it by host and port, or set wyoming.zeroconf.enabled = false"
             );
@@ -149,15 +240,18 @@ fn run(name: &str, port: u16, interface: NetworkInterface, stop: &AtomicBool) {
     let mut warned = false;
     while !stop.load(Ordering::Relaxed) {
         if let Err(err) = event_loop.poll(POLL_INTERVAL) {
-            warn!(cause = %err, "zeroconf event loop failed; advertisement stopped");
+            warn!(cause = %err, service = %label, "zeroconf event loop failed; advertisement stopped");
             return;
         }
         // avahi may wait for a daemon that never comes instead of failing: say so once.
-        if !warned && started.elapsed() > REGISTRATION_WARNING && !answered.load(Ordering::Relaxed)
+        if !warned
+            && started.elapsed() > REGISTRATION_WARNING
+            && !registration.answered.load(Ordering::Relaxed)
         {
             warned = true;
             warn!(
                 waited = ?REGISTRATION_WARNING,
+                service = %label,
                 "zeroconf advertisement has had no answer from avahi (is avahi-daemon running?); \
                  Home Assistant may not discover Jarvis by itself: add it by host and port"
             );
@@ -165,25 +259,35 @@ fn run(name: &str, port: u16, interface: NetworkInterface, stop: &AtomicBool) {
     }
 }
 
+/// What the registration callback shares with its thread.
+#[derive(Debug)]
+struct Registration {
+    /// avahi answered, one way or the other.
+    answered: AtomicBool,
+    /// `_<kind>._tcp`, for the log line.
+    service: String,
+}
+
 fn on_registered(
     result: zeroconf::Result<ServiceRegistration>,
     context: Option<Arc<dyn std::any::Any + Send + Sync>>,
 ) {
-    // avahi answered, one way or the other: the thread's "no answer" warning is not needed.
-    if let Some(answered) = context
+    let registration_context = context
         .as_ref()
-        .and_then(|c| c.downcast_ref::<Arc<AtomicBool>>())
-    {
-        answered.store(true, Ordering::Relaxed);
+        .and_then(|c| c.downcast_ref::<Arc<Registration>>());
+    // The thread's "no answer" warning is not needed any more.
+    if let Some(context) = registration_context {
+        context.answered.store(true, Ordering::Relaxed);
     }
+    let service = registration_context.map_or("", |c| c.service.as_str());
     match result {
         Ok(registration) => info!(
             name = registration.name(),
-            service = "_wyoming._tcp",
-            "advertised over zeroconf"
+            service, "advertised over zeroconf"
         ),
         Err(err) => warn!(
             cause = %err,
+            service,
             "zeroconf registration failed; add Jarvis to Home Assistant by host and port"
         ),
     }
@@ -215,6 +319,22 @@ mod tests {
             interface_for("192.0.2.77".parse().unwrap()),
             Err(ZeroconfError::NoInterface(_))
         ));
+    }
+
+    #[test]
+    fn the_http_api_record_names_its_version_path_and_instance() {
+        let service = Service::http_api("jarvis-vm300");
+        assert_eq!(service.label(), "_jarvis._tcp");
+        assert_eq!(
+            service.txt,
+            vec![
+                ("version", env!("CARGO_PKG_VERSION").to_owned()),
+                ("path", "/".to_owned()),
+                ("id", "jarvis-vm300".to_owned()),
+            ]
+        );
+        assert_eq!(Service::wyoming().label(), "_wyoming._tcp");
+        assert!(Service::wyoming().txt.is_empty());
     }
 
     #[test]

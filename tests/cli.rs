@@ -114,6 +114,12 @@ async fn serve_logs_json_answers_health_and_stops_cleanly_on_sigterm() {
     let health: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["services"].as_array().unwrap().len(), 4);
+    // Zeroconf is off, yet the instance (the HACS integration's unique id) is named: the default.
+    assert_eq!(
+        health["instance"],
+        jarvis::zeroconf::default_instance_name(),
+        "{health}"
+    );
 
     let mut client = client(served.wyoming).await;
     assert_still_served(&mut client).await;

@@ -18,6 +18,9 @@ pub(super) struct Health {
     /// `ok` while the process serves requests.
     status: &'static str,
     version: &'static str,
+    /// This Jarvis's name (`wyoming.zeroconf.name`, default `jarvis-<hostname>`): the same as
+    /// its zeroconf records, and the unique id of its Home Assistant integration entry.
+    instance: String,
     services: Vec<ServiceHealth>,
     brain: BrainHealth,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,6 +106,7 @@ pub(super) async fn health(State(state): State<ApiState>) -> Json<Health> {
     Json(Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
+        instance: state.instance.to_string(),
         services,
         brain: brain.health(),
         proxmox: brain.proxmox().map(crate::proxmox::Proxmox::health),

@@ -1,4 +1,4 @@
-//! The HTTP API: `GET /health` (no key), `POST /v1/command {"text": ...}` for HA `rest_command`,
+//! The HTTP API: `GET /health` (no key; names the instance, as zeroconf does), `POST /v1/command {"text": ...}` for HA `rest_command`,
 //! scripts and VM400 → VM300 set-ups, and `POST /v1/event` for the events Home Assistant pushes
 //! into Jarvis's memory.
 //!
@@ -37,6 +37,7 @@ pub struct ApiState {
     events: Guard,
     max_body_bytes: usize,
     mqtt: Option<tokio::sync::watch::Receiver<crate::mqtt::LinkState>>,
+    instance: Arc<str>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -57,7 +58,15 @@ impl ApiState {
             events: Guard::new(config, "events"),
             max_body_bytes: config.max_body_bytes,
             mqtt: None,
+            instance: Arc::from(crate::zeroconf::default_instance_name()),
         }
+    }
+
+    /// Names this Jarvis in `/health` (`instance`), as its zeroconf records do.
+    #[must_use]
+    pub fn with_instance(mut self, instance: &str) -> Self {
+        self.instance = Arc::from(instance);
+        self
     }
 
     /// Reports the MQTT connection in `/health`.

@@ -1,7 +1,8 @@
-"""Browses `_wyoming._tcp` with python-zeroconf (the library Home Assistant uses) and prints the
-record for one instance as JSON: {"port": ..., "addresses": [...]}.
+"""Browses `_wyoming._tcp` (or another type) with python-zeroconf (the library Home Assistant
+uses) and prints the record for one instance as JSON:
+{"port": ..., "addresses": [...], "properties": {TXT key: value}}.
 
-    browse.py INSTANCE_NAME TIMEOUT_SECONDS
+    browse.py INSTANCE_NAME TIMEOUT_SECONDS [SERVICE_TYPE, default _wyoming._tcp.local.]
 """
 
 import json
@@ -10,8 +11,8 @@ import threading
 
 from zeroconf import ServiceBrowser, ServiceListener, Zeroconf
 
-SERVICE = "_wyoming._tcp.local."
 name, timeout = sys.argv[1], float(sys.argv[2])
+SERVICE = sys.argv[3] if len(sys.argv) > 3 else "_wyoming._tcp.local."
 found = threading.Event()
 result = {}
 
@@ -22,7 +23,13 @@ class Listener(ServiceListener):
             return
         info = zc.get_service_info(type_, service_name, timeout=3000)
         if info is not None:
-            result.update(port=info.port, addresses=info.parsed_addresses())
+            properties = {
+                k.decode(): (v.decode() if v is not None else None)
+                for k, v in info.properties.items()
+            }
+            result.update(
+                port=info.port, addresses=info.parsed_addresses(), properties=properties
+            )
             found.set()
 
     def update_service(self, zc, type_, service_name):
