@@ -32,6 +32,7 @@ use serde_json::json;
 
 /// Set in the question process: the database to ask.
 const QUERY_ENV: &str = "JARVIS_BENCH_EVENTS_QUERY";
+const WYOMING_ENV: &str = "JARVIS_BENCH_EVENTS_WYOMING";
 const DEFAULT_EVENTS: u64 = 1_000_000;
 /// Timed runs per question (after as many untimed ones).
 const RUNS: usize = 400;
@@ -219,6 +220,10 @@ fn main() {
         questions(Path::new(&path));
         return;
     }
+    if let Some(path) = std::env::var_os(WYOMING_ENV) {
+        over_wyoming(Path::new(&path));
+        return;
+    }
     let events: u64 = std::env::var("JARVIS_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -237,6 +242,80 @@ fn main() {
         .status()
         .unwrap();
     assert!(status.success());
+    println!();
+    let status = Command::new(std::env::current_exe().unwrap())
+        .env(WYOMING_ENV, &path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The questions as a voice user asks them: a `transcript` to a running Jarvis whose event
+/// memory is the filled store, `handled` back (connect included), in a fresh process.
+fn over_wyoming(path: &Path) {
+    use wyoming::asr::Transcript;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let events = config(path);
+        let mut config = jarvis::config::Config::default();
+        config.wyoming.addr = "127.0.0.1:0".parse().unwrap();
+        config.wyoming.zeroconf.enabled = false;
+        config.http.enabled = false;
+        config.stt.enabled = false;
+        config.tts.enabled = false;
+        config.wake.enabled = false;
+        config.audit.path = dir.path().join("audit.jsonl");
+        config.events = events;
+        let app = jarvis::app::spawn(config).await.unwrap();
+        println!("== over Wyoming: transcript -> handled, connect included, a million events");
+        for (question, goal) in [
+            (
+                "Was anyone at the front door in the last hour?",
+                "goal <= 5 ms p99",
+            ),
+            ("How many people did the garage camera see today?", ""),
+            ("When did Alice last arrive?", ""),
+            ("Who is at the front door?", ""),
+            ("What happened since 8 am?", "goal <= 20 ms p99"),
+            ("What happened in the last 24 hours?", ""),
+        ] {
+            let reply = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let times = time(200, |_| {
+                let addr = app.wyoming_addr;
+                let reply = std::sync::Arc::clone(&reply);
+                async move {
+                    let mut client = wyoming::Client::connect(addr).await.unwrap();
+                    client
+                        .send(Transcript {
+                            text: question.into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap();
+                    match client.recv().await.unwrap() {
+                        Some(wyoming::Event::Handled(h)) => {
+                            *reply.lock().unwrap() = h.text.unwrap_or_default();
+                        }
+                        other => panic!("{question}: {other:?}"),
+                    }
+                }
+            })
+            .await;
+            show(question, times, goal);
+            println!("  {}", reply.lock().unwrap());
+        }
+        println!(
+            "peak RSS of Jarvis (no speech models) with the store open (VmHWM): {:.1} MB",
+            status_kb("VmHWM:") as f64 / 1024.0
+        );
+        app.shutdown.cancel();
+        let _ = app.finished.await;
+    });
 }
 
 fn fill(path: &Path, events: u64) {

@@ -11,7 +11,7 @@ use super::memory::Memory;
 use super::names;
 use super::speech;
 use super::when::{self, Phrase, Window};
-use crate::events::model::{KIND_ACTION, KIND_OBJECT};
+use crate::events::model::KIND_ACTION;
 use crate::events::{Event, Query, Source, StoreError};
 use crate::frigate::Availability;
 
@@ -92,8 +92,9 @@ const EVER_MS: i64 = 400 * 86_400_000;
 const DEFAULT_SEEN_MS: i64 = 24 * 3_600_000;
 /// The default window of "what happened" without a time.
 const DEFAULT_SUMMARY_MS: i64 = 12 * 3_600_000;
-/// Events read for a summary, at most.
-const SUMMARY_LIMIT: usize = 2_000;
+/// Home Assistant events and Jarvis actions read for a summary, at most (Frigate's objects are
+/// counted in the store, not read).
+const SUMMARY_LIMIT: usize = 500;
 /// Home Assistant event kinds that say the home was left, and came back to.
 const AWAY_KINDS: &[&str] = &["away", "leave", "left", "departure", "depart"];
 const HOME_KINDS: &[&str] = &["home", "arrive", "arrival", "arrived", "return", "returned"];
@@ -656,77 +657,74 @@ async fn summary(
         until_ms: None,
         words: "in the last 12 hours".into(),
     });
-    let mut query = Query {
+    // Frigate's objects counted by camera and label in the store (exact, however many), the
+    // rest listed: Home Assistant's events and Jarvis's actions are few.
+    let mut objects = Query {
+        since_ms: Some(window.since_ms),
+        until_ms: window.until_ms,
+        ..Query::objects()
+    };
+    if let Some(place) = &place {
+        place.narrow(&mut objects);
+    }
+    let tallies = memory.store.tally(objects).await?;
+    let listed = |source: Source, kind: Option<&str>| Query {
+        source: Some(source),
+        kind: kind.map(str::to_owned),
         since_ms: Some(window.since_ms),
         until_ms: window.until_ms,
         limit: SUMMARY_LIMIT,
         ..Query::default()
     };
-    if let Some(place) = &place {
-        place.narrow(&mut query);
-    }
-    let events = memory.store.query(query).await?;
-    // Frigate: tracked objects by camera and label, with the names recognised.
-    let mut objects: BTreeMap<(String, String), (usize, Vec<String>)> = BTreeMap::new();
+    // A place narrows the summary to its camera: Home Assistant's events and Jarvis's actions
+    // are not about one.
+    let (ha_events, actions_done) = if place.is_some() {
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            memory.store.query(listed(Source::Ha, None)).await?,
+            memory
+                .store
+                .query(listed(Source::Jarvis, Some(KIND_ACTION)))
+                .await?,
+        )
+    };
     let mut ha: BTreeMap<String, (usize, String)> = BTreeMap::new();
-    let mut actions: Vec<String> = Vec::new();
-    for event in events.iter().rev() {
-        match event.source {
-            Source::Frigate if event.kind == KIND_OBJECT => {
-                let key = (
-                    event
-                        .label
-                        .clone()
-                        .unwrap_or_else(|| "object".into())
-                        .to_lowercase(),
-                    event.camera.clone().unwrap_or_default(),
-                );
-                let entry = objects.entry(key).or_default();
-                entry.0 += 1;
-                if let Some(name) = &event.sub_label {
-                    let name = spoken_name(name);
-                    if !entry.1.contains(&name) {
-                        entry.1.push(name);
-                    }
-                }
-            }
-            Source::Ha
-                if AWAY_KINDS.contains(&event.kind.as_str())
-                    || HOME_KINDS.contains(&event.kind.as_str()) => {}
-            Source::Ha => {
-                let text = event
-                    .text
-                    .clone()
-                    .or_else(|| event.entity.clone())
-                    .unwrap_or_else(|| event.kind.clone());
-                let entry = ha.entry(text.to_lowercase()).or_insert((0, text));
-                entry.0 += 1;
-            }
-            Source::Jarvis if event.kind == KIND_ACTION => {
-                if let Some(reply) = &event.description {
-                    actions.push(reply.trim_end_matches('.').to_owned());
-                }
-            }
-            _ => {}
+    for event in ha_events.iter().rev() {
+        if AWAY_KINDS.contains(&event.kind.as_str()) || HOME_KINDS.contains(&event.kind.as_str()) {
+            continue;
         }
+        let text = event
+            .text
+            .clone()
+            .or_else(|| event.entity.clone())
+            .unwrap_or_else(|| event.kind.clone());
+        let entry = ha.entry(text.to_lowercase()).or_insert((0, text));
+        entry.0 += 1;
     }
+    let actions: Vec<String> = actions_done
+        .iter()
+        .rev()
+        .filter_map(|e| e.description.as_ref())
+        .map(|reply| reply.trim_end_matches('.').to_owned())
+        .collect();
     let mut parts: Vec<String> = Vec::new();
-    let mut by_count: Vec<_> = objects.into_iter().collect();
-    by_count.sort_by_key(|entry| std::cmp::Reverse(entry.1.0));
-    for ((label, camera), (n, names)) in by_count.iter().take(4) {
+    for tally in tallies.iter().take(4) {
+        let label = tally.label.as_deref().unwrap_or("object").to_lowercase();
         let mut part = format!(
             "{} at the {}",
-            plural_words(label, *n as u64),
-            spoken_name(camera)
+            plural_words(&label, tally.count),
+            spoken_name(tally.camera.as_deref().unwrap_or_default())
         );
-        if !names.is_empty() {
-            part.push_str(&format!(" ({})", speech::list(names, 3)));
+        if !tally.sub_labels.is_empty() {
+            let names: Vec<String> = tally.sub_labels.iter().map(|n| spoken_name(n)).collect();
+            part.push_str(&format!(" ({})", speech::list(&names, 3)));
         }
         parts.push(part);
     }
-    if by_count.len() > 4 {
-        let rest: usize = by_count[4..].iter().map(|(_, (n, _))| n).sum();
-        parts.push(format!("{} more detections", rest));
+    if tallies.len() > 4 {
+        let rest: u64 = tallies[4..].iter().map(|t| t.count).sum();
+        parts.push(format!("{rest} more detections"));
     }
     let mut ha: Vec<_> = ha.into_values().collect();
     ha.sort_by_key(|entry| std::cmp::Reverse(entry.0));

@@ -10,5 +10,5 @@ pub mod model;
 pub mod store;
 
 pub use config::EventsConfig;
-pub use model::{Event, Query, Source, StoreStats, Vocabulary};
+pub use model::{Event, Query, Source, StoreStats, Tally, Vocabulary};
 pub use store::{EventStore, StoreError};

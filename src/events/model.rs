@@ -187,3 +187,16 @@ pub struct Vocabulary {
     /// Faces and plates.
     pub sub_labels: Vec<String>,
 }
+
+/// Events of one camera and label in a window (see [`super::EventStore::tally`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// The camera.
+    pub camera: Option<String>,
+    /// The label.
+    pub label: Option<String>,
+    /// How many.
+    pub count: u64,
+    /// The faces and plates among them.
+    pub sub_labels: Vec<String>,
+}

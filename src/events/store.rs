@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::config::EventsConfig;
-use super::model::{Event, Query, Source, StoreStats, Vocabulary};
+use super::model::{Event, Query, Source, StoreStats, Tally, Vocabulary};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -412,6 +412,16 @@ impl EventStore {
     /// The store is unavailable, or the read failed.
     pub async fn count(&self, query: Query) -> Result<u64, StoreError> {
         self.read(move |conn| count(conn, &query)).await
+    }
+
+    /// The events matching `query` counted by camera and label, most first, with the
+    /// sub-labels among them (its limit is ignored): what a summary says, whatever the number
+    /// of events.
+    ///
+    /// # Errors
+    /// The store is unavailable, or the read failed.
+    pub async fn tally(&self, query: Query) -> Result<Vec<Tally>, StoreError> {
+        self.read(move |conn| tally(conn, &query)).await
     }
 
     /// How the store answers `query`: SQLite's `EXPLAIN QUERY PLAN`, one line per step, for
@@ -876,6 +886,42 @@ fn count(conn: &Connection, query: &Query) -> rusqlite::Result<u64> {
     let mut stmt = conn.prepare_cached(&sql)?;
     let n: i64 = stmt.query_row(params_from_iter(values), |row| row.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The SQL of a tally: the parts' camera, label and sub-label, grouped by camera and label.
+fn tally_sql(query: &Query) -> (String, Vec<rusqlite::types::Value>) {
+    let mut values = Vec::new();
+    let mut arms = Vec::new();
+    for (from, params) in parts(query) {
+        arms.push(format!("SELECT camera, label, sub_label {from}"));
+        values.extend(params);
+    }
+    (
+        format!(
+            "SELECT camera, label, count(*), group_concat(DISTINCT sub_label) FROM ({}) \
+             GROUP BY lower(camera), lower(label) \
+             ORDER BY count(*) DESC, lower(label), lower(camera)",
+            arms.join(" UNION ALL ")
+        ),
+        values,
+    )
+}
+
+fn tally(conn: &Connection, query: &Query) -> rusqlite::Result<Vec<Tally>> {
+    let (sql, values) = tally_sql(query);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(values), |row| {
+        let names: Option<String> = row.get(3)?;
+        Ok(Tally {
+            camera: row.get(0)?,
+            label: row.get(1)?,
+            count: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+            sub_labels: names
+                .map(|n| n.split(',').map(str::to_owned).collect())
+                .unwrap_or_default(),
+        })
+    })?;
+    rows.collect()
 }
 
 /// `EXPLAIN QUERY PLAN` of a query's list (or count) SQL, one line per step.
