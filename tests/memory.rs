@@ -79,7 +79,13 @@ fn known_events() -> Vec<Event> {
         ),
         object("c1", "driveway", "car", at(1, 23, 10), Some(at(1, 23, 15))),
         object("p2", "driveway", "person", at(0, 7, 50), Some(at(0, 7, 52))),
-        object("g1", "garage", "person", at(0, 8, 10), Some(at(0, 8, 11))),
+        // A zone named like its camera.
+        Event {
+            zones: vec!["garage".into()],
+            ..object("g1", "garage", "person", at(0, 8, 10), Some(at(0, 8, 11)))
+        },
+        // Its end never came (Frigate was down): not "there now", not one of today's.
+        object("stale", "driveway", "person", at(2, 9, 0), None),
         object("g2", "garage", "person", at(0, 9, 0), Some(at(0, 9, 2))),
         object(
             "g3",
@@ -179,6 +185,10 @@ async fn the_questions_from_the_issue_are_answered_from_memory() {
         (
             "Who is at the front door?",
             "Nobody at the front door right now. The last person there was 12 minutes ago.",
+        ),
+        (
+            "Who is at the driveway?",
+            "Nobody at the driveway right now. The last person there was at 7:50 am.",
         ),
         (
             "Who is at the back yard?",

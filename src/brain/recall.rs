@@ -86,8 +86,9 @@ const ANYTHING_WORDS: &[&str] = &["anything", "something", "any motion", "motion
 const ARTICLES: &[&str] = &["a", "an", "any", "the", "some", "my"];
 const PLACE_NOISE: &[&str] = &["camera", "cam", "zone", "area", "the", "my"];
 
-/// How long "when did ... last" looks back, at most: the retention decides in practice.
-const EVER_MS: i64 = 400 * 86_400_000;
+/// An object still tracked that began longer ago than this is not "there now": Frigate lost its
+/// end (it was down, or the message was lost) and the backfill has not mended it yet.
+const PRESENT_MAX_MS: i64 = 6 * 3_600_000;
 /// The default window of "was anyone at the door" without a time.
 const DEFAULT_SEEN_MS: i64 = 24 * 3_600_000;
 /// The default window of "what happened" without a time.
@@ -291,9 +292,15 @@ fn resolve_place(memory: &Memory, words: &[String]) -> Result<Place, Refusal> {
             cameras.push(camera.clone());
         }
     }
-    let mut zones: Vec<String> = status.zones.iter().cloned().collect();
-    for zone in &vocabulary.zones {
-        if !zones.iter().any(|z| z.eq_ignore_ascii_case(zone)) {
+    // A zone named like a camera ("garage" both) is the camera: asked by name, people mean
+    // the camera's view.
+    let mut zones: Vec<String> = Vec::new();
+    for zone in status.zones.iter().chain(&vocabulary.zones) {
+        if !zones
+            .iter()
+            .chain(&cameras)
+            .any(|z| z.eq_ignore_ascii_case(zone))
+        {
             zones.push(zone.clone());
         }
     }
@@ -446,7 +453,7 @@ async fn seen(
         .map(|p| format!(" {}", at_word(p)))
         .unwrap_or_default();
     match &window {
-        None => query.in_progress = true,
+        None => present_only(&mut query, now),
         Some(w) => {
             query.since_ms = Some(w.since_ms);
             query.until_ms = w.until_ms;
@@ -520,7 +527,6 @@ async fn last_seen(memory: &Memory, object: &[String], place: Option<&[String]>)
     let place = place.map(|w| resolve_place(memory, w)).transpose()?;
     let now = memory.now_ms();
     let mut query = objects_query(&object, place.as_ref());
-    query.since_ms = Some(now - EVER_MS);
     query.limit = 1;
     let at = place
         .as_ref()
@@ -566,10 +572,12 @@ async fn count_seen(
     };
     let mut query = objects_query(&object, place.as_ref());
     match &window {
-        None => query.in_progress = true,
+        None => present_only(&mut query, now),
         Some(w) => {
+            // What came in the window: a car parked since yesterday is not one of today's.
             query.since_ms = Some(w.since_ms);
             query.until_ms = w.until_ms;
+            query.started_since = true;
         }
     }
     let n = memory.store.count(query).await?;
@@ -609,7 +617,7 @@ async fn who_is_at(memory: &Memory, place: &[String]) -> Answer {
     let place = resolve_place(memory, place)?;
     let mut query = Query::objects();
     query.label = Some("person".into());
-    query.in_progress = true;
+    present_only(&mut query, memory.now_ms());
     place.narrow(&mut query);
     query.limit = 10;
     let now_there = memory.store.query(query).await?;
@@ -662,6 +670,7 @@ async fn summary(
     let mut objects = Query {
         since_ms: Some(window.since_ms),
         until_ms: window.until_ms,
+        started_since: true,
         ..Query::objects()
     };
     if let Some(place) = &place {
@@ -673,6 +682,7 @@ async fn summary(
         kind: kind.map(str::to_owned),
         since_ms: Some(window.since_ms),
         until_ms: window.until_ms,
+        started_since: true,
         limit: SUMMARY_LIMIT,
         ..Query::default()
     };
@@ -757,6 +767,13 @@ async fn summary(
     })
 }
 
+/// Narrows `query` to objects tracked now (see [`PRESENT_MAX_MS`]).
+fn present_only(query: &mut Query, now: i64) {
+    query.in_progress = true;
+    query.since_ms = Some(now - PRESENT_MAX_MS);
+    query.started_since = true;
+}
+
 /// " The last person there was 12 minutes ago." (empty when there never was one).
 async fn last_one(
     memory: &Memory,
@@ -765,7 +782,6 @@ async fn last_one(
 ) -> Result<String, Refusal> {
     let now = memory.now_ms();
     let mut query = objects_query(object, place);
-    query.since_ms = Some(now - EVER_MS);
     query.limit = 1;
     let last = memory.store.query(query).await?;
     Ok(last.first().map_or_else(String::new, |e| {

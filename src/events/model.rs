@@ -145,6 +145,9 @@ pub struct Query {
     pub until_ms: Option<i64>,
     /// Only events still going on.
     pub in_progress: bool,
+    /// With `since_ms`: only events that started at or after it, not those still going on
+    /// from before (counts and summaries of what came, not of what was there).
+    pub started_since: bool,
     /// At most this many, newest first (0: no limit for counts; 100 for lists).
     pub limit: usize,
 }

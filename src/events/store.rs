@@ -809,6 +809,11 @@ fn parts(query: &Query) -> Vec<(String, Vec<rusqlite::types::Value>)> {
             extra: Vec::new(),
             values: Vec::new(),
         })],
+        Some(since) if query.started_since => vec![build(Part {
+            index: main,
+            extra: vec!["start_ms >= ?"],
+            values: vec![Value::Integer(since)],
+        })],
         Some(since) => {
             let back = since.saturating_sub(LONG_MS);
             vec![
