@@ -136,43 +136,15 @@ pub(crate) fn start(
     Ok((rx, task))
 }
 
+/// The broker's TLS, as for Jarvis's own MQTT connection, with errors naming Frigate's keys.
 fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, FrigateError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let ca_error = |reason: String| {
-                FrigateError::Config(format!(
-                    "the CA file {} of Frigate's broker (frigate.mqtt.ca_file or mqtt.ca_file): \
-                     {reason}",
-                    path.display()
-                ))
-            };
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| ca_error(e.to_string()))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ca_error(format!("not a PEM certificate file: {e}")))?;
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(ca_error("holds no usable certificate".into()));
-            }
-        }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            for err in &native.errors {
-                warn!(cause = %err, "reading the system's CA certificates");
-            }
-            roots.add_parsable_certificates(native.certs);
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| FrigateError::Config(format!("TLS towards Frigate's broker: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    crate::mqtt::connection::tls_config(ca_file).map_err(|err| match err {
+        crate::mqtt::MqttError::CaFile { path, reason } => FrigateError::Config(format!(
+            "the CA file {path} of Frigate's broker (frigate.mqtt.ca_file or mqtt.ca_file): \
+             {reason}"
+        )),
+        other => FrigateError::Config(format!("TLS towards Frigate's broker: {other}")),
+    })
 }
 
 struct Loop {

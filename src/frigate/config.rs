@@ -107,7 +107,7 @@ impl FrigateConfig {
     /// [`ConfigError::Invalid`] naming the key and the fix.
     pub fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
         let invalid = crate::config::invalid_at(origin);
-        if let Err(why) = check_topic_prefix(&self.topic_prefix) {
+        if let Err(why) = crate::mqtt::config::check_topic_prefix(&self.topic_prefix) {
             return invalid(
                 "frigate.topic_prefix",
                 format!(
@@ -257,20 +257,6 @@ impl FrigateMqttConfig {
         }
         Ok(())
     }
-}
-
-/// A topic prefix Jarvis can put wildcards behind: non-empty, no wildcard, no empty level.
-fn check_topic_prefix(prefix: &str) -> Result<(), &'static str> {
-    if prefix.is_empty() || prefix.len() > 128 {
-        return Err("must be 1 to 128 characters");
-    }
-    if prefix.contains(['+', '#', '\0']) {
-        return Err("must not contain the wildcards + or # (or NUL)");
-    }
-    if prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//") {
-        return Err("must not start or end with / nor have an empty level");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -280,7 +280,7 @@ impl MqttConfig {
 }
 
 /// A topic prefix Jarvis can put wildcards behind: non-empty, no wildcard, no empty level.
-fn check_topic_prefix(prefix: &str) -> Result<(), &'static str> {
+pub(crate) fn check_topic_prefix(prefix: &str) -> Result<(), &'static str> {
     if prefix.is_empty() || prefix.len() > 128 {
         return Err("must be 1 to 128 characters");
     }
