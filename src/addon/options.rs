@@ -681,7 +681,8 @@ fn option_for_key(key: &str) -> &'static str {
 fn config_error(err: ConfigError) -> OptionError {
     match err {
         ConfigError::Invalid { key, message, .. } => {
-            // The message may name the key itself ("must be at least stt.vad.min_silence_ms").
+            // Some messages start with the key itself ("events.timezone \"X\" is not ...").
+            let message = message.strip_prefix(key).unwrap_or(&message).trim_start();
             invalid(option_for_key(key), message.replace('\n', " "))
         }
         ConfigError::Parse { key, message, .. } => {
