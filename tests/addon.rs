@@ -483,6 +483,24 @@ async fn bad_options_are_one_line_naming_the_option_and_a_clean_stop() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_option_stops_the_add_on_through_supervisor_with_status_zero() {
+    // Supervisor answers the stop request once the container has stopped, and stops it with
+    // SIGTERM (to the script, through Docker's init): the script must exit 0 then, not die.
+    let supervisor = FakeSupervisor::start().await.holding_stop();
+    let addon = Addon::new(&options(json!({"wake_threshold": 0.0})));
+    let running = addon.start(&supervisor.url());
+    running.wait_for("option wake_threshold", START).await;
+    let stop = supervisor
+        .wait_arrival("POST", "/addons/self/stop", START)
+        .await;
+    assert!(!stop.answered);
+    running.terminate();
+    let (status, lines) = running.exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_mqtt_service_the_entities_are_off_and_jarvis_still_serves() {
     let supervisor = FakeSupervisor::start().await;
     let addon = Addon::new(&options(json!({"frigate_enabled": true})));

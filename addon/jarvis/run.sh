@@ -26,9 +26,12 @@ export JARVIS_ADDON_DATA=$data
 
 # A bad option: `jarvis addon configure` printed the one line that names it. Stopping through
 # Supervisor marks the add-on as stopped by hand, so the watchdog leaves it alone; exit 0 in
-# any case, which Docker reports as a clean stop.
+# any case, which Docker reports as a clean stop. Supervisor answers the stop request only
+# once the container has stopped, and stops it with SIGTERM: that ends the wait, with 0.
 stop_cleanly() {
-  "$jarvis" addon stop >/dev/null 2>&1 || true
+  trap 'exit 0' TERM INT
+  "$jarvis" addon stop >/dev/null 2>&1 &
+  wait "$!" || true
   exit 0
 }
 

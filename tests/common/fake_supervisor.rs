@@ -45,6 +45,9 @@ struct Settings {
     slow_requests: Option<usize>,
     /// Answer `POST /discovery` with this status and error (a Supervisor refusing).
     discovery_error: Option<(u16, String)>,
+    /// Answer `POST /addons/self/stop` only after a minute, as Supervisor answers it once the
+    /// container has stopped (which the test does, with SIGTERM).
+    hold_stop: bool,
 }
 
 struct Shared {
@@ -114,6 +117,12 @@ impl FakeSupervisor {
         self
     }
 
+    /// Holds `POST /addons/self/stop` open, as Supervisor does until the container stopped.
+    pub fn holding_stop(self) -> Self {
+        self.shared.settings.lock().unwrap().hold_stop = true;
+        self
+    }
+
     /// Every request so far.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.calls.lock().unwrap().clone()
@@ -129,10 +138,26 @@ impl FakeSupervisor {
 
     /// Waits (up to `limit`) for a request to `method path` to be answered, and returns it.
     pub async fn wait_for(&self, method: &str, path: &str, limit: Duration) -> Call {
+        self.wait_until(method, path, limit, |call| call.answered)
+            .await
+    }
+
+    /// Waits (up to `limit`) for a request to `method path` to arrive, answered or not.
+    pub async fn wait_arrival(&self, method: &str, path: &str, limit: Duration) -> Call {
+        self.wait_until(method, path, limit, |_| true).await
+    }
+
+    async fn wait_until(
+        &self,
+        method: &str,
+        path: &str,
+        limit: Duration,
+        done: impl Fn(&Call) -> bool,
+    ) -> Call {
         tokio::time::timeout(limit, async {
             loop {
                 let notified = self.shared.changed.notified();
-                if let Some(call) = self.calls_to(method, path).into_iter().find(|c| c.answered) {
+                if let Some(call) = self.calls_to(method, path).into_iter().find(&done) {
                     return call;
                 }
                 notified.await;
@@ -169,7 +194,7 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
 
-    let (delay, mqtt, discovery_error) = {
+    let (delay, mqtt, discovery_error, hold_stop) = {
         let settings = shared.settings.lock().unwrap();
         let seen = shared.calls.lock().unwrap().len();
         let slow = settings.slow_requests.is_none_or(|n| seen < n);
@@ -177,6 +202,7 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
             if slow { settings.delay } else { Duration::ZERO },
             settings.mqtt.clone(),
             settings.discovery_error.clone(),
+            settings.hold_stop,
         )
     };
     let mut call = Call {
@@ -221,6 +247,9 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
                 }
             }
             ("POST", "/addons/self/stop") => {
+                if hold_stop {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
                 reply(StatusCode::OK, json!({"result": "ok", "data": {}}))
             }
             _ => error(StatusCode::NOT_FOUND, "404: Not Found"),
