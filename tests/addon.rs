@@ -973,9 +973,42 @@ fn config_yaml_follows_the_documented_app_schema() {
     // Ingress comes with the panel (a later issue); the watchdog is the image's HEALTHCHECK.
     assert!(!config.contains_key("ingress") && !config.contains_key("webui"));
     assert!(!config.contains_key("watchdog"));
-    // The linter's errors and warnings.
-    for flagged in ["advanced", "full_access", "codenotary", "squash"] {
+    // The linter's errors and warnings (frenck/action-addon-linter): deprecated or
+    // all-powerful keys, and any key set to its default value.
+    for flagged in [
+        "advanced",
+        "full_access",
+        "codenotary",
+        "squash",
+        "auto_uart",
+    ] {
         assert!(!config.contains_key(flagged), "{flagged}");
+    }
+    let defaults: &[(&str, Yaml)] = &[
+        ("startup", Yaml::String("application".into())),
+        ("boot", Yaml::String("auto".into())),
+        ("init", Yaml::Boolean(true)),
+        ("stage", Yaml::String("stable".into())),
+        ("backup", Yaml::String("hot".into())),
+        ("timeout", Yaml::Integer(10)),
+        ("hassio_role", Yaml::String("default".into())),
+        ("panel_icon", Yaml::String("mdi:puzzle".into())),
+        ("ingress_port", Yaml::Integer(8099)),
+    ];
+    for (key, default) in defaults {
+        assert_ne!(
+            config.get(*key),
+            Some(default),
+            "{key} uses its default value"
+        );
+    }
+    for (key, value) in &config {
+        let is_default_false = CONFIG_KEYS
+            .iter()
+            .any(|(k, kind)| k == key && *kind == Kind::Bool)
+            && *value == Yaml::Boolean(false)
+            && !["init", "panel_admin", "apparmor"].contains(&key.as_str());
+        assert!(!is_default_false, "{key}: false is its default value");
     }
 
     // options and schema: every option has a schema entry; optional (`?`) entries have no
