@@ -93,7 +93,11 @@ build() {
   log "building $image (log: $work/build.log)"
   SECONDS=0
   # --format docker: HEALTHCHECK and SHELL are Docker-format features.
+  # --layers keeps the dependency layer (several GB with its target/) so that a change to
+  # Jarvis rebuilds in minutes; `podman image prune -f` frees it. --force-rm: no working
+  # containers left behind by a failed step.
   if ! nice -n 10 podman build "${podman_run_opts[@]}" --network host --format docker --layers \
+    --force-rm \
     --build-arg "BUILD_FROM=$base_image" --build-arg "BUILDER_FROM=$base_image" \
     -f addon/jarvis/Dockerfile -t "$image" . >"$work/build.log" 2>&1; then
     tail -n 30 "$work/build.log" >&2
