@@ -17,6 +17,7 @@
 #   JARVIS_ADDON_CONFIG  /config    the user's own models and voices
 #   JARVIS_SUPERVISOR_URL http://supervisor (with SUPERVISOR_TOKEN, set by Supervisor)
 #   JARVIS_BIN           jarvis     the binary
+#   JARVIS_ADDON_HOST    $HOSTNAME  the host name announced to Home Assistant
 set -euo pipefail
 
 data=${JARVIS_ADDON_DATA:-/data}
@@ -90,4 +91,8 @@ status=0
 run_child "$jarvis" serve --config "$config" || status=$?
 kill "$announce" 2>/dev/null || true
 wait "$announce" 2>/dev/null || true
+# Stopped by the user: a clean stop, whatever Jarvis was doing when the signal came.
+if ((stopping)); then
+  exit 0
+fi
 exit "$status"
