@@ -599,6 +599,34 @@ async fn a_dead_supervisor_leaves_jarvis_serving_and_says_so() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_discovery_is_said_once_and_not_retried() {
+    // What Supervisor answers when `discovery` in config.yaml lacks the service.
+    let supervisor = FakeSupervisor::start().await.refusing_discovery(
+        403,
+        "Apps must list services they provide via discovery in their config!",
+    );
+    let addon = Addon::new(&options(json!({})));
+    addon.install_models(DEFAULT_MODELS);
+    let running = addon.start(&supervisor.url());
+    let line = running
+        .wait_for("Home Assistant was not told about Jarvis", START)
+        .await;
+    assert!(
+        line.contains("Supervisor refused POST /discovery (403): Apps must list services"),
+        "{line}"
+    );
+    assert_eq!(supervisor.calls_to("POST", "/discovery").len(), 1);
+    assert!(answers_describe(addon.wyoming).await);
+    running.terminate();
+    let (status, lines) = running.exit(START).await;
+    assert!(status.success(), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("trying again")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_start_downloads_the_models_resumes_after_an_interruption_then_works_offline() {
     let shared = common::models_dir();
     let server = FileServer::start().await;
