@@ -1,4 +1,4 @@
-//! The command line: `jarvis serve`, `jarvis check-config` and `jarvis models`.
+//! The command line: `jarvis serve`, `jarvis check-config`, `jarvis models` and `jarvis addon`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -81,6 +81,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+    /// Steps of the Home Assistant add-on's start script (addon/jarvis/run.sh).
+    Addon {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::addon::AddonCommand,
     },
 }
 

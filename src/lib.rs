@@ -5,6 +5,7 @@
 //! tests can drive it: [`app::spawn`] starts a server on any address and hands back its ports and
 //! shutdown token.
 
+pub mod addon;
 pub mod app;
 pub mod brain;
 pub mod cli;

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             runtime()?.block_on(cli::transcribe(config, &file, model, language))
         }),
         Command::Models { args, command } => cli::models(&args, command),
+        Command::Addon { command } => return jarvis::addon::main(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 
 pub mod fake_frigate;
 pub mod fake_proxmox;
+pub mod fake_supervisor;
 pub mod file_server;
 pub mod mosquitto;
 pub mod wake_clips;
