@@ -141,6 +141,9 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         if let Some(mqtt) = &mqtt {
             state = state.with_mqtt(mqtt.link.clone());
         }
+        if let Some(frigate) = &frigate {
+            state = state.with_frigate(frigate.watch_stats());
+        }
         let router = http_api::router(state);
         let token = shutdown.child_token();
         tokio::spawn(async move {

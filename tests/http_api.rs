@@ -514,8 +514,16 @@ async fn health_shows_frigate_as_the_subscriber_reports_it() {
     let fake = FakeProxmox::homelab().await;
     let app = start(&fake, |c| c.frigate.enabled = true).await;
     let health = health(&app).await;
+    let mut frigate = health["frigate"].clone();
+    // The subscriber's counters: no broker here, so not connected, and the error says where.
+    let subscriber = frigate
+        .as_object_mut()
+        .and_then(|f| f.remove("subscriber"))
+        .expect("the subscriber's counters");
+    assert_eq!(subscriber["connected"], false, "{subscriber}");
+    assert_eq!(subscriber["messages"], 0, "{subscriber}");
     assert_eq!(
-        health["frigate"],
+        frigate,
         json!({"enabled": true, "availability": "unknown", "since": null, "version": null,
                "cameras": []})
     );

@@ -455,5 +455,17 @@ async fn a_frigate_arrival_over_mqtt_is_answered_by_voice() {
     };
     assert_eq!(reply, "Alice is at the front door.");
     assert_eq!(ask("Is Frigate up?").await, "Frigate is up.");
+    // `/health` shows Frigate and its subscriber's counters.
+    let url = format!("http://{}/health", app.http_addr.unwrap());
+    let health: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    let frigate = &health["frigate"];
+    assert_eq!(frigate["enabled"], true, "{health}");
+    assert_eq!(frigate["availability"], "online", "{health}");
+    assert_eq!(frigate["subscriber"]["connected"], true, "{health}");
+    assert!(
+        frigate["subscriber"]["objects"].as_u64().unwrap() >= 1,
+        "{health}"
+    );
+    assert_eq!(frigate["subscriber"]["bad_payloads"], 0, "{health}");
     app.shutdown.cancel();
 }

@@ -76,6 +76,10 @@ struct FrigateHealth {
     since: Option<String>,
     version: Option<String>,
     cameras: Vec<String>,
+    /// The subscriber's connection and counters (messages, bad payloads, backfills), while it
+    /// runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscriber: Option<crate::frigate::FrigateStats>,
 }
 
 /// Milliseconds since the epoch as RFC 3339 (UTC).
@@ -135,6 +139,7 @@ pub(super) async fn health(State(state): State<ApiState>) -> Json<Health> {
             since: frigate.since_ms.and_then(rfc3339),
             version: frigate.version,
             cameras: frigate.cameras.into_iter().collect(),
+            subscriber: state.frigate.as_ref().map(|stats| stats.borrow().clone()),
         },
     })
 }

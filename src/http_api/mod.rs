@@ -37,6 +37,7 @@ pub struct ApiState {
     events: Guard,
     max_body_bytes: usize,
     mqtt: Option<tokio::sync::watch::Receiver<crate::mqtt::LinkState>>,
+    frigate: Option<tokio::sync::watch::Receiver<crate::frigate::FrigateStats>>,
     instance: Arc<str>,
 }
 
@@ -58,6 +59,7 @@ impl ApiState {
             events: Guard::new(config, "events"),
             max_body_bytes: config.max_body_bytes,
             mqtt: None,
+            frigate: None,
             instance: Arc::from(crate::zeroconf::default_instance_name()),
         }
     }
@@ -73,6 +75,16 @@ impl ApiState {
     #[must_use]
     pub fn with_mqtt(mut self, link: tokio::sync::watch::Receiver<crate::mqtt::LinkState>) -> Self {
         self.mqtt = Some(link);
+        self
+    }
+
+    /// Shows the Frigate subscriber's counters in `/health`.
+    #[must_use]
+    pub fn with_frigate(
+        mut self,
+        stats: tokio::sync::watch::Receiver<crate::frigate::FrigateStats>,
+    ) -> Self {
+        self.frigate = Some(stats);
         self
     }
 }
