@@ -13,6 +13,7 @@
 //! review items as Frigate's API rows (JSON), make every path fail with a status, revoke the
 //! sessions, and read the request log.
 
+use super::fake_proxmox::{ChannelListener, Io};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -24,7 +25,6 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use base64::Engine as _;
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -391,31 +391,6 @@ fn sort_newest_first(rows: &mut [Value]) {
 }
 
 // --- serving ----------------------------------------------------------------------------------
-
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// Hands axum the connections the accept loop prepared (plain or after the TLS handshake).
-struct ChannelListener {
-    rx: mpsc::Receiver<Box<dyn Io>>,
-    addr: SocketAddr,
-}
-
-impl axum::serve::Listener for ChannelListener {
-    type Io = Box<dyn Io>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(io) => (io, self.addr),
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.addr)
-    }
-}
 
 async fn accept_loop(
     tcp: TcpListener,

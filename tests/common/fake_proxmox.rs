@@ -660,13 +660,14 @@ fn matches(pattern: &str, method: &str, path: &str) -> bool {
 
 // --- serving ----------------------------------------------------------------------------------
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+/// A connection axum can serve: plain TCP or TLS (shared with the fake Frigate API).
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Hands axum the connections the accept loop prepared (plain or after the TLS handshake).
-struct ChannelListener {
-    rx: mpsc::Receiver<Box<dyn Io>>,
-    addr: SocketAddr,
+pub(crate) struct ChannelListener {
+    pub(crate) rx: mpsc::Receiver<Box<dyn Io>>,
+    pub(crate) addr: SocketAddr,
 }
 
 impl axum::serve::Listener for ChannelListener {
