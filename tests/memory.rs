@@ -258,6 +258,12 @@ async fn time_phrases_places_and_names_are_resolved() {
             .await,
         "I counted 1 dog at the garage this morning."
     );
+    // Faces are counted too: Alice came once today (and never on the garage camera).
+    assert_eq!(
+        lab.reply("how many times did the front door camera see alice today")
+            .await,
+        "I saw Alice once at the front door today."
+    );
     assert_eq!(
         lab.reply("is anyone at the back yard").await,
         "Yes, a person is at the back yard now."
@@ -468,4 +474,28 @@ async fn a_frigate_arrival_over_mqtt_is_answered_by_voice() {
     );
     assert_eq!(frigate["subscriber"]["bad_payloads"], 0, "{health}");
     app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_face_seen_several_times_is_counted_in_words() {
+    let alice = |id: &str, m: i8| Event {
+        sub_label: Some("Alice".into()),
+        ..object(
+            id,
+            "front_door",
+            "person",
+            at(0, 9, m),
+            Some(at(0, 9, m + 1)),
+        )
+    };
+    let lab = lab_with(
+        vec![alice("a1", 10), alice("a2", 20), alice("a3", 30)],
+        true,
+    )
+    .await;
+    assert_eq!(
+        lab.reply("how many times did the front door camera see alice today")
+            .await,
+        "I saw Alice 3 times at the front door today."
+    );
 }

@@ -583,17 +583,10 @@ async fn count_seen(
     let n = memory.store.count(query).await?;
     let what = match &object {
         Object::Label(label) => plural_words(label, n),
-        Object::Face(name) => format!(
-            "{} {}",
-            spoken_name(name),
-            if n == 1 { "once" } else { "times" }
-        ),
+        // "Alice once", "Alice 3 times".
+        Object::Face(name) if n == 1 => format!("{} once", spoken_name(name)),
+        Object::Face(name) => format!("{} {n} times", spoken_name(name)),
         Object::Anything => speech::count(usize::try_from(n).unwrap_or(usize::MAX), "object"),
-    };
-    let what = match &object {
-        Object::Face(_) if n != 1 => format!("{} {what}", n),
-        Object::Face(_) => what,
-        _ => what,
     };
     let at = place
         .as_ref()
