@@ -487,6 +487,9 @@ pub struct ProxmoxConfig {
     pub task_poll_ms: u64,
     /// Seconds to wait for a task (a guest shutdown) before reporting it as still running.
     pub task_timeout_secs: u64,
+    /// Milliseconds a question (or the reads before an action) waits for Proxmox before Jarvis
+    /// says "Proxmox isn't answering right now", however many nodes hang.
+    pub answer_timeout_ms: u64,
 }
 
 impl Default for ProxmoxConfig {
@@ -508,6 +511,7 @@ impl Default for ProxmoxConfig {
             updates_ttl_secs: 900,
             task_poll_ms: 1000,
             task_timeout_secs: 300,
+            answer_timeout_ms: 3000,
         }
     }
 }

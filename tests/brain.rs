@@ -413,3 +413,219 @@ async fn the_endpointer_and_the_transcript_hear_the_cluster_names() {
         "Reboot the media-server on agent1."
     );
 }
+
+#[tokio::test]
+async fn which_one_is_answered_by_position_number_or_name_in_the_same_conversation() {
+    let s = setup_with(|c| c.policy.confirm_timeout_secs = 5).await;
+    s.fake
+        .add_guest(FakeGuest::qemu(110, "backup-server-1", "pve").running());
+    s.fake
+        .add_guest(FakeGuest::qemu(111, "backup-server-2", "agent1").running());
+    for (answer, want) in [
+        (
+            "The second one.",
+            "backup-server-2, VM 111 on agent1, is running",
+        ),
+        (
+            "the first one",
+            "backup-server-1, VM 110 on pve, is running",
+        ),
+        (
+            "Number two.",
+            "backup-server-2, VM 111 on agent1, is running",
+        ),
+        (
+            "Backup server 1.",
+            "backup-server-1, VM 110 on pve, is running",
+        ),
+        ("111", "backup-server-2, VM 111 on agent1, is running"),
+    ] {
+        let r = s.say("What's the status of the backup server?", "c").await;
+        assert_eq!(
+            r.reply, "Which one do you mean: backup-server-1 or backup-server-2?",
+            "{answer}"
+        );
+        let r = s.say(answer, "c").await;
+        assert_eq!(r.intent.as_deref(), Some("Status"), "{answer}: {}", r.reply);
+        assert!(r.reply.starts_with(want), "{answer}: {}", r.reply);
+        // Answered: a second "the second one" has nothing to choose from.
+        let r = s.say("the second one", "c").await;
+        assert_eq!(
+            r.reply, "I didn't ask you to choose anything. Ask me again in full.",
+            "{answer}"
+        );
+    }
+
+    // Another conversation did not hear the question.
+    s.say("What's the status of the backup server?", "c").await;
+    let r = s.say("the second one", "office").await;
+    assert_eq!(
+        r.reply,
+        "I didn't ask you to choose anything. Ask me again in full."
+    );
+    // An option that wasn't offered is said to be one.
+    let r = s.say("the fifth one", "c").await;
+    assert!(r.reply.starts_with("I only named 2 options"), "{}", r.reply);
+    // A new question passes over the old one.
+    let r = s.say("How is the cluster doing?", "c").await;
+    assert_eq!(r.intent.as_deref(), Some("ClusterOverview"));
+    let r = s.say("the second one", "c").await;
+    assert!(r.reply.starts_with("I didn't ask you"), "{}", r.reply);
+
+    // An action: the choice still goes through the policy and its confirmation.
+    let r = s.say("Reboot the backup server", "c").await;
+    assert!(r.reply.starts_with("Which one do you mean"), "{}", r.reply);
+    let r = s.say("the last one", "c").await;
+    assert_eq!(r.actions[0].decision, Decision::NeedsConfirmation);
+    assert!(r.reply.starts_with("Reboot backup-server-2"), "{}", r.reply);
+    assert_eq!(s.fake.count("POST /nodes/agent1/qemu/111/status/reboot"), 0);
+    let r = s.say("yes", "c").await;
+    assert_eq!(r.actions[0].decision, Decision::Allowed, "{}", r.reply);
+    assert_eq!(s.fake.count("POST /nodes/agent1/qemu/111/status/reboot"), 1);
+    let audited: Vec<_> = s
+        .audit_lines()
+        .into_iter()
+        .filter(|l| l["kind"] == "action" && l["vmid"] == 111)
+        .collect();
+    assert_eq!(audited.len(), 2, "asked, then confirmed: {audited:?}");
+}
+
+#[tokio::test]
+async fn and_nextcloud_asks_the_last_question_about_something_else() {
+    let s = setup().await;
+    let r = s.say("How much memory is haos using?", "c").await;
+    assert!(r.reply.starts_with("haos is using"), "{}", r.reply);
+    let r = s.say("And media server?", "c").await;
+    assert_eq!(r.intent.as_deref(), Some("Status"));
+    assert_eq!(r.slots.get("aspect").map(String::as_str), Some("memory"));
+    assert!(r.reply.starts_with("media-server is using"), "{}", r.reply);
+    let r = s.say("What about node agent one?", "c").await;
+    assert!(r.reply.starts_with("agent1 is using"), "{}", r.reply);
+    // "And" before a whole command: that command.
+    let r = s.say("And how is the cluster doing?", "c").await;
+    assert_eq!(r.intent.as_deref(), Some("ClusterOverview"));
+    // Which guests run on a node, then another node.
+    let r = s.say("What's running on agent1?", "c").await;
+    assert_eq!(r.intent.as_deref(), Some("ListGuests"));
+    let r = s.say("And on pve?", "c").await;
+    assert_eq!(r.intent.as_deref(), Some("ListGuests"), "{}", r.reply);
+    assert!(r.reply.contains("haos"), "{}", r.reply);
+    // Out of the blue: how it is.
+    let r = s.say("And nextcloud?", "fresh").await;
+    assert_eq!(r.intent.as_deref(), Some("Status"));
+    assert!(
+        r.reply
+            .starts_with("nextcloud, VM 104 on agent1, is stopped"),
+        "{}",
+        r.reply
+    );
+}
+
+#[tokio::test]
+async fn yes_takes_up_a_suggestion_or_an_offer() {
+    let s = setup().await;
+    let r = s.say("What's the status of next clown?", "c").await;
+    assert!(r.reply.ends_with("Did you mean nextcloud?"), "{}", r.reply);
+    let r = s.say("Yes", "c").await;
+    assert_eq!(r.intent.as_deref(), Some("Status"));
+    assert!(
+        r.reply
+            .starts_with("nextcloud, VM 104 on agent1, is stopped"),
+        "{}",
+        r.reply
+    );
+
+    let r = s.say("What's the status of next clown?", "c").await;
+    assert!(r.reply.ends_with("Did you mean nextcloud?"), "{}", r.reply);
+    let r = s.say("No", "c").await;
+    assert_eq!(r.reply, "Okay.");
+    let r = s.say("Yes", "c").await;
+    assert_eq!(r.reply, "There's nothing waiting for a confirmation.");
+
+    // Nothing to reboot, but an offer to start it: "yes, do it" starts it.
+    let r = s.say("Reboot nextcloud", "c").await;
+    assert_eq!(
+        r.reply,
+        "nextcloud isn't running, so there's nothing to reboot. Shall I start it?"
+    );
+    assert_eq!(s.fake.count("POST /nodes/agent1/qemu/104/status/start"), 0);
+    let r = s.say("Yes, do it.", "c").await;
+    assert_eq!(r.intent.as_deref(), Some("StartGuest"), "{}", r.reply);
+    assert_eq!(r.actions[0].decision, Decision::Allowed, "{}", r.reply);
+    assert_eq!(s.fake.count("POST /nodes/agent1/qemu/104/status/start"), 1);
+    assert_eq!(s.fake.guest_status(104).as_deref(), Some("running"));
+}
+
+#[tokio::test]
+async fn a_follow_up_after_the_conversation_expired_says_so() {
+    let s = setup_with(|c| c.policy.followup_timeout_secs = 1).await;
+    s.fake
+        .add_guest(FakeGuest::qemu(110, "backup-server-1", "pve"));
+    s.fake
+        .add_guest(FakeGuest::qemu(111, "backup-server-2", "pve"));
+    let r = s.say("What's the status of the backup server?", "c").await;
+    assert!(r.reply.starts_with("Which one"), "{}", r.reply);
+    s.say("How is pve?", "d").await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for (text, conversation) in [("The second one.", "c"), ("And agent1?", "d")] {
+        let r = s.say(text, conversation).await;
+        assert_eq!(
+            r.reply,
+            "That conversation has expired, so I've lost track of what we were talking about. \
+             Ask me again in full.",
+            "{text}"
+        );
+    }
+    // A whole question still works.
+    let r = s.say("How is agent1?", "d").await;
+    assert!(r.reply.starts_with("agent1 is online"), "{}", r.reply);
+}
+
+#[tokio::test]
+async fn a_hanging_proxmox_is_answered_within_the_answer_timeout_not_timeout_times_nodes() {
+    use jarvis::proxmox::Proxmox;
+
+    let fake = FakeProxmox::homelab().await;
+    let audit = tempfile::tempdir().unwrap();
+    let mut config = config(&audit);
+    config.proxmox.answer_timeout_ms = 500;
+    // Two nodes (the same fake twice), each allowed 10 s: 20 s before the client gives up.
+    let url = fake.config().urls[0].to_string();
+    let timings = jarvis::proxmox::Timings {
+        timeout: Duration::from_secs(10),
+        ..common::fake_proxmox::fast_timings()
+    };
+    let proxmox =
+        Proxmox::with_timings(&common::fake_proxmox::config_for(&[&url, &url]), timings).unwrap();
+    let brain = Brain::new(&config, Some(proxmox)).unwrap();
+    fake.delay("GET /cluster/resources", Duration::from_secs(60));
+    let say = |text: &'static str| {
+        brain.command(Command {
+            text: text.into(),
+            channel: Channel::Http,
+            client: "test".into(),
+            conversation: Some("c".into()),
+            approval: None,
+        })
+    };
+    for text in [
+        "How is the cluster doing?",
+        "Is nextcloud running?",
+        "Start nextcloud",
+    ] {
+        let started = std::time::Instant::now();
+        let r = say(text).await;
+        assert!(
+            r.reply.starts_with("Proxmox isn't answering right now"),
+            "{text}: {}",
+            r.reply
+        );
+        // Far below the 20 s the client would take: the deadline, not the timeouts.
+        assert!(started.elapsed() < Duration::from_secs(5), "{text}");
+    }
+    assert_eq!(fake.count("POST "), 0, "nothing was started blind");
+    // Once Proxmox answers again, so does Jarvis.
+    fake.heal();
+    let r = say("Is nextcloud running?").await;
+    assert_eq!(r.reply, "No, nextcloud is stopped.");
+}

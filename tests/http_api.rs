@@ -552,3 +552,80 @@ async fn health_shows_frigate_as_the_subscriber_reports_it() {
     let app = start(&fake, |_| {}).await;
     assert_eq!(self::health(&app).await["frigate"]["enabled"], false);
 }
+
+#[tokio::test]
+async fn a_follow_up_answers_which_one_over_http_and_over_wyoming() {
+    let fake = FakeProxmox::homelab().await;
+    fake.add_guest(common::fake_proxmox::FakeGuest::qemu(110, "backup-server-1", "pve").running());
+    fake.add_guest(
+        common::fake_proxmox::FakeGuest::qemu(111, "backup-server-2", "agent1").running(),
+    );
+    let app = start(&fake, |_| {}).await;
+    let ask = |text: &'static str, conversation: Option<String>| {
+        let app = &app;
+        async move {
+            let mut body = json!({ "text": text });
+            if let Some(c) = conversation {
+                body["conversation_id"] = json!(c);
+            }
+            post(app, Some(KEY), body.to_string())
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let body = ask("What's the status of the backup server?", None).await;
+    assert_eq!(
+        body["reply"],
+        "Which one do you mean: backup-server-1 or backup-server-2?"
+    );
+    let conversation = body["conversation_id"].as_str().unwrap().to_owned();
+    let body = ask("the second one", Some(conversation.clone())).await;
+    assert!(
+        body["reply"]
+            .as_str()
+            .unwrap()
+            .starts_with("backup-server-2, VM 111 on agent1, is running"),
+        "{body}"
+    );
+    let body = ask("and pihole?", Some(conversation)).await;
+    assert!(
+        body["reply"]
+            .as_str()
+            .unwrap()
+            .starts_with("pihole, container 102 on pve, is running"),
+        "{body}"
+    );
+
+    // Over Wyoming, HA's conversation_id (in the transcript's context) keys the conversation.
+    let say = |text: &'static str, conversation: &'static str| {
+        let app = &app;
+        async move {
+            let mut client = common::client(app.wyoming_addr).await;
+            client
+                .send(wyoming::asr::Transcript {
+                    text: text.into(),
+                    context: json!({ "conversation_id": conversation })
+                        .as_object()
+                        .cloned(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            match common::recv(&mut client).await {
+                Some(wyoming::Event::Handled(h)) => h.text.unwrap_or_default(),
+                other => panic!("expected handled, got {other:?}"),
+            }
+        }
+    };
+    let reply = say("Is the backup server running?", "01JD-ha").await;
+    assert_eq!(
+        reply,
+        "Which one do you mean: backup-server-1 or backup-server-2?"
+    );
+    let reply = say("The first one.", "01JD-other").await;
+    assert!(reply.starts_with("I didn't ask you to choose"), "{reply}");
+    let reply = say("The first one.", "01JD-ha").await;
+    assert_eq!(reply, "Yes, backup-server-1 is running on pve.");
+}

@@ -16,6 +16,9 @@ pub struct PolicyConfig {
     pub read_only: bool,
     /// Seconds a spoken confirmation is waited for.
     pub confirm_timeout_secs: u64,
+    /// Seconds a conversation's follow-ups are understood ("the second one", "and nextcloud?",
+    /// "yes" to "did you mean ...?"), counted from the last answer.
+    pub followup_timeout_secs: u64,
     /// Guests (VMIDs or names) that are never shut down, stopped or rebooted.
     pub protected_guests: Vec<String>,
     /// The highest tier each channel may use.
@@ -30,6 +33,7 @@ impl Default for PolicyConfig {
         Self {
             read_only: false,
             confirm_timeout_secs: 30,
+            followup_timeout_secs: 300,
             protected_guests: Vec::new(),
             channels: ChannelPermissions::default(),
             approval_keyword: Secret::default(),

@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use super::audit::{self, AuditLog};
+use super::followup::{self, Ask, Conversations, Recall, Turn};
 use super::intents::{Aspect, Intent, Recognizer};
 use super::llm::Llm;
 use super::names::{Directory, Kinds, Resolution, Target};
@@ -27,6 +28,8 @@ use crate::proxmox::{
 
 /// Conversations waiting for a confirmation at once, at most.
 const MAX_PENDING: usize = 1024;
+/// Conversations whose last turn is remembered for follow-ups, at most.
+const MAX_CONVERSATIONS: usize = 1024;
 /// Activity events buffered for slow listeners.
 const ACTIVITY_BUFFER: usize = 256;
 /// Longest command text accepted, in characters.
@@ -80,6 +83,9 @@ pub struct Response {
     pub pending_confirmation: bool,
     /// The conversation (made up when the command had none).
     pub conversation_id: String,
+    /// The question Jarvis asked back, which the next sentence may answer.
+    #[serde(skip)]
+    pub(crate) ask: Option<Ask>,
 }
 
 impl Response {
@@ -93,6 +99,7 @@ impl Response {
             actions: Vec::new(),
             pending_confirmation: false,
             conversation_id: String::new(),
+            ask: None,
         }
     }
 }
@@ -120,6 +127,9 @@ pub struct Brain {
     speech_grammar: PerSnapshot<crate::stt::grammar::SpeechGrammar>,
     policy: crate::config::PolicyConfig,
     confirmations: Confirmations,
+    conversations: Conversations,
+    /// How long a question waits for Proxmox before "Proxmox isn't answering".
+    answer_timeout: Duration,
     audit: AuditLog,
     llm: Option<Llm>,
     activity: broadcast::Sender<Activity>,
@@ -161,6 +171,11 @@ impl Brain {
                 Duration::from_secs(config.policy.confirm_timeout_secs),
                 MAX_PENDING,
             ),
+            conversations: Conversations::new(
+                Duration::from_secs(config.policy.followup_timeout_secs),
+                MAX_CONVERSATIONS,
+            ),
+            answer_timeout: Duration::from_millis(config.proxmox.answer_timeout_ms.max(1)),
             audit: AuditLog::open(&config.audit),
             llm,
             activity,
@@ -351,17 +366,29 @@ impl Brain {
                         .ct_eq(self.policy.approval_keyword.expose().as_bytes()),
                 )
         });
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             channel: command.channel,
             client: command.client.clone(),
             conversation: conversation_id.clone(),
             approved,
+            chosen: None,
         };
         let text: String = command.text.chars().take(MAX_TEXT_CHARS).collect();
-        let local = match self.recognizer.recognize(&text) {
-            Some(recognized) => {
-                let intent = recognized.intent;
+        let key = ctx.key();
+        let recognized = self.recognizer.recognize(&text).map(|r| r.intent);
+        let (recognized, said) = match self.follow_up(&key, &text, recognized) {
+            FollowUp::Run { intent, chosen } => {
+                ctx.chosen = chosen;
+                (Some(intent), None)
+            }
+            FollowUp::Say(reply) => (None, Some(reply)),
+            FollowUp::Normal(recognized) => (recognized, None),
+        };
+        let local = match (recognized, said) {
+            (_, Some(reply)) => Some(Response::local(reply)),
+            (Some(intent), None) => {
                 let mut response = self.run(&intent, &ctx).await;
+                self.next_turn(&key, &intent, &response);
                 // Unhandled here means nothing in the cluster sounds like the words: not for
                 // Jarvis after all, so no intent is reported.
                 if response.handled {
@@ -374,7 +401,10 @@ impl Brain {
                 }
                 Some(response)
             }
-            None => None,
+            (None, None) => {
+                self.conversations.settle(&key);
+                None
+            }
         };
         let mut response = match local {
             Some(response) if response.handled => response,
@@ -435,6 +465,142 @@ impl Brain {
         self.run(intent, ctx).await
     }
 
+    /// Reads `text` in the light of the conversation's last turn: an answer to the question
+    /// Jarvis asked back, or the last question about something else.
+    fn follow_up(&self, key: &str, text: &str, recognized: Option<Intent>) -> FollowUp {
+        let waiting = self.confirmations.is_waiting(key);
+        let turn = match self.conversations.recall(key) {
+            Recall::Fresh(turn) => turn,
+            Recall::Expired => {
+                return match recognized {
+                    Some(Intent::Pick { .. } | Intent::Also { .. }) => {
+                        FollowUp::Say(EXPIRED.into())
+                    }
+                    other => FollowUp::Normal(other),
+                };
+            }
+            Recall::Nothing => {
+                return match recognized {
+                    Some(Intent::Pick { .. }) => FollowUp::Say(NOTHING_TO_PICK.into()),
+                    // "And nextcloud?" out of the blue: how nextcloud is.
+                    Some(Intent::Also { target }) => FollowUp::Run {
+                        intent: self.also(&target).unwrap_or(Intent::Status {
+                            target,
+                            aspect: Aspect::All,
+                        }),
+                        chosen: None,
+                    },
+                    other => FollowUp::Normal(other),
+                };
+            }
+        };
+        let cancelled = matches!(recognized, Some(Intent::Cancel)) && !waiting;
+        let yes = matches!(recognized, Some(Intent::Confirm)) && !waiting;
+        match (turn.ask, recognized) {
+            (Some(_), _) if cancelled => {
+                self.conversations.settle(key);
+                FollowUp::Say("Okay.".into())
+            }
+            (Some(Ask::Choose { words, candidates }), recognized) => {
+                match followup::pick(&super::intents::tokens(text), &candidates) {
+                    Some(index) => FollowUp::Run {
+                        intent: turn.intent,
+                        chosen: candidates.get(index).map(|c| (words, c.target.clone())),
+                    },
+                    None => match recognized {
+                        Some(Intent::Pick { .. }) => FollowUp::Say(format!(
+                            "I only named {}. Say the name, or first, second and so on.",
+                            speech::count(candidates.len().min(4), "option")
+                        )),
+                        other => self.follow_up_fresh(turn.intent, other),
+                    },
+                }
+            }
+            (Some(Ask::Suggest { words, candidate }), _) if yes => FollowUp::Run {
+                intent: turn.intent,
+                chosen: Some((words, candidate.target)),
+            },
+            (Some(Ask::Offer(offered)), _) if yes => FollowUp::Run {
+                intent: offered,
+                chosen: None,
+            },
+            (_, recognized) => self.follow_up_fresh(turn.intent, recognized),
+        }
+    }
+
+    /// A follow-up that answers no question of Jarvis's: "and nextcloud?", or a new command.
+    fn follow_up_fresh(&self, last: Intent, recognized: Option<Intent>) -> FollowUp {
+        match recognized {
+            Some(Intent::Also { mut target }) => match self.also(&target) {
+                Some(intent) => FollowUp::Run {
+                    intent,
+                    chosen: None,
+                },
+                None => {
+                    // "And on pve?": the subject without its preposition.
+                    if target.len() > 1
+                        && matches!(
+                            target.first().map(String::as_str),
+                            Some("on" | "for" | "of" | "in" | "at" | "about" | "with")
+                        )
+                    {
+                        target.remove(0);
+                    }
+                    match last.with_subject(target.clone()) {
+                        Some(intent) => FollowUp::Run {
+                            intent,
+                            chosen: None,
+                        },
+                        None => FollowUp::Run {
+                            intent: Intent::Status {
+                                target,
+                                aspect: Aspect::All,
+                            },
+                            chosen: None,
+                        },
+                    }
+                }
+            },
+            Some(Intent::Pick { .. }) => FollowUp::Say(NOTHING_TO_PICK.into()),
+            other => FollowUp::Normal(other),
+        }
+    }
+
+    /// "And start nextcloud": the words after "and" as a command of their own, when they are
+    /// one.
+    fn also(&self, words: &[String]) -> Option<Intent> {
+        self.recognizer
+            .recognize(&words.join(" "))
+            .map(|r| r.intent)
+            .filter(|i| !matches!(i, Intent::Also { .. } | Intent::Pick { .. }))
+    }
+
+    /// Remembers the turn for the next follow-up.
+    fn next_turn(&self, key: &str, intent: &Intent, response: &Response) {
+        let remembered = response.handled
+            && !matches!(
+                intent,
+                Intent::Confirm
+                    | Intent::Cancel
+                    | Intent::Ping
+                    | Intent::Help
+                    | Intent::Pick { .. }
+                    | Intent::Also { .. }
+                    | Intent::Forbidden { .. }
+            );
+        if remembered {
+            self.conversations.remember(
+                key,
+                Turn {
+                    intent: intent.clone(),
+                    ask: response.ask.clone(),
+                },
+            );
+        } else {
+            self.conversations.settle(key);
+        }
+    }
+
     async fn run(&self, intent: &Intent, ctx: &Ctx) -> Response {
         match intent {
             Intent::Ping => return Response::local(self.ping()),
@@ -469,9 +635,33 @@ impl Brain {
         let Some(proxmox) = &self.proxmox else {
             return Response::local(NO_PROXMOX);
         };
-        let (inventory, directory) = match self.directory(proxmox).await {
-            Ok(found) => found,
-            Err(err) => return Response::local(err.spoken()),
+        if intent.acts() {
+            // Never cut short once a request may have reached Proxmox; the reads before it
+            // have their own deadline.
+            return self.run_cluster(intent, ctx, proxmox).await;
+        }
+        match tokio::time::timeout(self.answer_timeout, self.run_cluster(intent, ctx, proxmox))
+            .await
+        {
+            Ok(response) => response,
+            Err(_) => {
+                warn!(
+                    ms = millis(self.answer_timeout),
+                    intent = intent.name(),
+                    "proxmox did not answer in time (proxmox.answer_timeout_ms)"
+                );
+                Response::local(NOT_ANSWERING)
+            }
+        }
+    }
+
+    /// An intent that needs the cluster.
+    async fn run_cluster(&self, intent: &Intent, ctx: &Ctx, proxmox: &Proxmox) -> Response {
+        let found = tokio::time::timeout(self.answer_timeout, self.directory(proxmox)).await;
+        let (inventory, directory) = match found {
+            Ok(Ok(found)) => found,
+            Ok(Err(err)) => return Response::local(err.spoken()),
+            Err(_) => return Response::local(NOT_ANSWERING),
         };
         match intent {
             // Answered above, without the cluster.
@@ -487,23 +677,25 @@ impl Brain {
                 let status = proxmox.cluster_status().await.ok();
                 Response::local(overview(&inventory, status.as_deref()))
             }
-            Intent::Status { target, aspect } => match resolve(&directory, target, Kinds::ANY) {
-                Ok(Target::Node(name)) => Response::local(
-                    self.describe_node(proxmox, &inventory, &name, *aspect)
-                        .await,
-                ),
-                Ok(Target::Guest(vmid)) => match inventory.guest(vmid) {
-                    Some(guest) => Response::local(describe_guest(guest, *aspect)),
-                    None => Response::local(format!("There's no guest with ID {vmid}.")),
-                },
-                Ok(Target::Storage(id)) => {
-                    Response::local(describe_storages(&inventory, Some(&id), None))
+            Intent::Status { target, aspect } => {
+                match ctx.resolve(&directory, target, Kinds::ANY) {
+                    Ok(Target::Node(name)) => Response::local(
+                        self.describe_node(proxmox, &inventory, &name, *aspect)
+                            .await,
+                    ),
+                    Ok(Target::Guest(vmid)) => match inventory.guest(vmid) {
+                        Some(guest) => Response::local(describe_guest(guest, *aspect)),
+                        None => Response::local(format!("There's no guest with ID {vmid}.")),
+                    },
+                    Ok(Target::Storage(id)) => {
+                        Response::local(describe_storages(&inventory, Some(&id), None))
+                    }
+                    Err(unresolved) => unresolved.into(),
                 }
-                Err(unresolved) => unresolved.into(),
-            },
+            }
             Intent::ListGuests { state, kind, node } => {
                 let node = match node {
-                    Some(words) => match resolve(&directory, words, Kinds::NODES) {
+                    Some(words) => match ctx.resolve(&directory, words, Kinds::NODES) {
                         Ok(Target::Node(name)) => Some(name),
                         Ok(_) => None,
                         Err(unresolved) => return unresolved.into(),
@@ -521,7 +713,7 @@ impl Brain {
                         storages: true,
                         memory: false,
                     };
-                    match resolve(&directory, words, kinds) {
+                    match ctx.resolve(&directory, words, kinds) {
                         Ok(Target::Storage(id)) => {
                             Response::local(describe_storages(&inventory, Some(&id), None))
                         }
@@ -535,7 +727,7 @@ impl Brain {
                     }
                 }
             },
-            Intent::Action { action, guest } => match resolve(&directory, guest, Kinds::ANY) {
+            Intent::Action { action, guest } => match ctx.resolve(&directory, guest, Kinds::ANY) {
                 Ok(Target::Guest(vmid)) => {
                     let report = self
                         .act(ActionRequest {
@@ -547,8 +739,22 @@ impl Brain {
                             approved: ctx.approved,
                         })
                         .await;
+                    // "There's nothing to reboot. Shall I start it?": "yes" starts it.
+                    let offer = (*action == GuestAction::Reboot
+                        && report.task.is_none()
+                        && report.decision == Decision::Allowed
+                        && inventory
+                            .guest(vmid)
+                            .is_some_and(|g| g.status == GuestState::Stopped))
+                    .then(|| {
+                        Ask::Offer(Intent::Action {
+                            action: GuestAction::Start,
+                            guest: vec![vmid.to_string()],
+                        })
+                    });
                     Response {
                         actions: vec![report.clone()],
+                        ask: offer,
                         ..Response::local(report.reply)
                     }
                 }
@@ -566,6 +772,8 @@ impl Brain {
             | Intent::Help
             | Intent::Confirm
             | Intent::Cancel
+            | Intent::Pick { .. }
+            | Intent::Also { .. }
             | Intent::Forbidden { .. } => Response::local(HELP),
         }
     }
@@ -686,9 +894,10 @@ impl Brain {
                 ),
             );
         }
-        let inventory = match proxmox.inventory().await {
-            Ok(inventory) => inventory,
-            Err(err) => return refuse(None, err.spoken()),
+        let inventory = match tokio::time::timeout(self.answer_timeout, proxmox.inventory()).await {
+            Ok(Ok(inventory)) => inventory,
+            Ok(Err(err)) => return refuse(None, err.spoken()),
+            Err(_) => return refuse(None, format!("{NOT_ANSWERING} I did nothing.")),
         };
         let Some(guest) = inventory.guest(request.vmid) else {
             return refuse(None, format!("There's no guest with ID {}.", request.vmid));
@@ -940,9 +1149,41 @@ pub(crate) struct Ctx {
     pub(crate) client: String,
     pub(crate) conversation: String,
     pub(crate) approved: bool,
+    /// The answer to "which one do you mean?" or "did you mean ...?": the words that were
+    /// unclear and what they turned out to mean.
+    pub(crate) chosen: Option<(Vec<String>, Target)>,
+}
+
+/// How a sentence relates to the conversation's last turn.
+enum FollowUp {
+    /// Run this intent (an earlier one, with the unclear words now clear).
+    Run {
+        intent: Intent,
+        chosen: Option<(Vec<String>, Target)>,
+    },
+    /// Say this.
+    Say(String),
+    /// Not a follow-up: the sentence as recognized.
+    Normal(Option<Intent>),
 }
 
 impl Ctx {
+    /// [`resolve`], with the conversation's answer to an earlier "which one" for the same
+    /// words.
+    fn resolve(
+        &self,
+        directory: &Directory,
+        words: &[String],
+        kinds: Kinds,
+    ) -> Result<Target, Unresolved> {
+        if let Some((unclear, target)) = &self.chosen {
+            if unclear.as_slice() == words && kinds.accepts(target) {
+                return Ok(target.clone());
+            }
+        }
+        resolve(directory, words, kinds)
+    }
+
     /// Confirmations are kept per channel and conversation: a "confirm" from another
     /// conversation (or channel) finds nothing.
     fn key(&self) -> String {
@@ -953,6 +1194,14 @@ impl Ctx {
         format!("{channel}:{conversation}")
     }
 }
+
+const NOT_ANSWERING: &str = "Proxmox isn't answering right now. I'll keep trying; ask me again in a \
+     moment.";
+
+const EXPIRED: &str = "That conversation has expired, so I've lost track of what we were talking \
+     about. Ask me again in full.";
+
+const NOTHING_TO_PICK: &str = "I didn't ask you to choose anything. Ask me again in full.";
 
 const NO_PROXMOX: &str = "Proxmox isn't set up yet. Add a proxmox section with the node URLs and an API token to my \
      configuration.";
@@ -982,6 +1231,8 @@ pub(crate) struct Unresolved {
     /// Nothing at all resembled the words: the command was probably not meant for Jarvis
     /// ("turn on the kitchen lights"), so it is not handled (HA reports it, or the LLM gets it).
     nothing_like_it: bool,
+    /// The question asked back ("which one", "did you mean"), for the follow-up.
+    ask: Option<Ask>,
 }
 
 impl From<Unresolved> for Response {
@@ -993,7 +1244,10 @@ impl From<Unresolved> for Response {
                 ..Self::local(u.reply)
             }
         } else {
-            Self::local(u.reply)
+            Self {
+                ask: u.ask,
+                ..Self::local(u.reply)
+            }
         }
     }
 }
@@ -1003,6 +1257,7 @@ impl From<String> for Unresolved {
         Self {
             reply,
             nothing_like_it: false,
+            ask: None,
         }
     }
 }
@@ -1025,22 +1280,35 @@ pub(crate) fn resolve(
         Resolution::Found(target) => Ok(target),
         Resolution::Ambiguous(candidates) => {
             let names: Vec<String> = candidates.iter().map(|c| c.name.clone()).collect();
-            Err(format!(
-                "Which one do you mean: {}?",
-                speech::list(&names, 4).replacen(" and ", " or ", 1)
-            )
-            .into())
+            Err(Unresolved {
+                reply: format!(
+                    "Which one do you mean: {}?",
+                    speech::list(&names, 4).replacen(" and ", " or ", 1)
+                ),
+                nothing_like_it: false,
+                ask: Some(Ask::Choose {
+                    words: words.to_vec(),
+                    candidates,
+                }),
+            })
         }
         Resolution::Unknown {
             suggestion: Some(candidate),
-        } => Err(format!(
-            "I don't know a {what} called {said}. Did you mean {}?",
-            candidate.name
-        )
-        .into()),
+        } => Err(Unresolved {
+            reply: format!(
+                "I don't know a {what} called {said}. Did you mean {}?",
+                candidate.name
+            ),
+            nothing_like_it: false,
+            ask: Some(Ask::Suggest {
+                words: words.to_vec(),
+                candidate,
+            }),
+        }),
         Resolution::Unknown { suggestion: None } => Err(Unresolved {
             reply: format!("I don't know a {what} called {said}."),
             nothing_like_it: true,
+            ask: None,
         }),
         Resolution::NoSuchId(id) if !VMIDS.contains(&id) => {
             Err(format!("{id} isn't a valid VM ID; Proxmox IDs go from 100 to 999999999.").into())
@@ -1071,8 +1339,8 @@ fn already(guest: &Guest, action: GuestAction) -> Option<String> {
             Some(format!("{} is already stopped.", guest.name))
         }
         (GuestAction::Reboot, GuestState::Stopped) => Some(format!(
-            "{} isn't running, so there's nothing to reboot. Say start {} to start it.",
-            guest.name, guest.name
+            "{} isn't running, so there's nothing to reboot. Shall I start it?",
+            guest.name
         )),
         _ => None,
     }

@@ -150,6 +150,16 @@ pub enum Intent {
     Confirm,
     /// No, cancel.
     Cancel,
+    /// An answer to "which one do you mean?": "the second one", "number two".
+    Pick {
+        /// The words, as said.
+        choice: Vec<String>,
+    },
+    /// The last question again, about something else: "and nextcloud?", "what about agent1?".
+    Also {
+        /// The new subject.
+        target: Vec<String>,
+    },
 }
 
 impl Intent {
@@ -177,7 +187,38 @@ impl Intent {
             Self::Help => "Help",
             Self::Confirm => "Confirm",
             Self::Cancel => "Cancel",
+            Self::Pick { .. } => "Pick",
+            Self::Also { .. } => "Also",
         }
+    }
+
+    /// Whether running it may change the cluster (so it must not be cut short once started).
+    pub fn acts(&self) -> bool {
+        matches!(self, Self::Action { .. } | Self::Confirm)
+    }
+
+    /// The same question about something else ("and nextcloud?" after "how is pve?"): the
+    /// intent with its subject replaced, or `None` when it has no subject to replace.
+    pub fn with_subject(&self, words: Vec<String>) -> Option<Self> {
+        let mut intent = self.clone();
+        match &mut intent {
+            Self::Status { target, .. } => *target = words,
+            Self::Storage { target } => *target = Some(words),
+            Self::ListGuests { node, .. } => *node = Some(words),
+            Self::Action { guest, .. } => *guest = words,
+            // "Was anyone at the front door?" "And the driveway?": the place changes; "did
+            // you see Alice today?" "And Bob?": the object does.
+            Self::Seen { place, object, .. } if place.is_some() || object.is_none() => {
+                *place = Some(words);
+            }
+            Self::Seen { object, .. } => *object = Some(words),
+            Self::CountSeen { place, .. } if place.is_some() => *place = Some(words),
+            Self::CountSeen { object, .. } | Self::LastSeen { object, .. } => *object = words,
+            Self::Summary { place, .. } => *place = Some(words),
+            Self::WhoIsAt { place } => *place = words,
+            _ => return None,
+        }
+        Some(intent)
     }
 
     /// The slots as `(name, words)`, for `intent` events and the API.
@@ -232,6 +273,8 @@ impl Intent {
                 ],
             ),
             Self::WhoIsAt { place } => slots.push(("place", place.join(" "))),
+            Self::Pick { choice } => slots.push(("choice", choice.join(" "))),
+            Self::Also { target } => slots.push(("target", target.join(" "))),
             Self::Summary { place, when } => {
                 push_words(&mut slots, [("place", place), ("when", when)]);
             }
@@ -266,6 +309,8 @@ enum Kind {
     Help,
     Confirm,
     Cancel,
+    Pick,
+    Also,
     Seen,
     LastSeen,
     Count,
@@ -565,6 +610,19 @@ fn sentences() -> Vec<(Kind, String)> {
             "(cancel|abort) (that|it)",
         ],
     );
+    add(
+        Kind::Pick,
+        &[
+            "[i mean] [the] (first|second|third|fourth|fifth|last) [one] [please]",
+            "[i mean] (number|option) (one|two|three|four|five|1|2|3|4|5) [please]",
+        ],
+    );
+    add(
+        Kind::Also,
+        &[
+            "(and|what about|how about|and what about|and how about|same for|the same for) {target} [too|then]",
+        ],
+    );
     s
 }
 
@@ -697,6 +755,12 @@ impl Recognizer {
             Kind::Help => Intent::Help,
             Kind::Confirm => Intent::Confirm,
             Kind::Cancel => Intent::Cancel,
+            Kind::Pick => Intent::Pick {
+                choice: tokens.clone(),
+            },
+            Kind::Also => Intent::Also {
+                target: slot("target")?,
+            },
             Kind::Seen => Intent::Seen {
                 object: slot("object"),
                 place: slot("place"),

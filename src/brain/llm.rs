@@ -237,6 +237,7 @@ fn plain(reply: impl Into<String>) -> Response {
         actions: Vec::new(),
         pending_confirmation: false,
         conversation_id: String::new(),
+        ask: None,
     }
 }
 

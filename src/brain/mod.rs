@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod config;
 pub mod engine;
+mod followup;
 pub mod grammar;
 pub mod intents;
 pub mod listen;

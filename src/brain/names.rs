@@ -73,7 +73,7 @@ impl Kinds {
         memory: true,
     };
 
-    fn accepts(self, target: &Target) -> bool {
+    pub(crate) fn accepts(self, target: &Target) -> bool {
         match target {
             Target::Node(_) => self.nodes,
             Target::Guest(_) => self.guests,
