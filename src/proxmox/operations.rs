@@ -143,11 +143,12 @@ pub fn check_snapshot_name(name: &str) -> Result<(), SnapshotNameError> {
     if count > MAX_SNAPSHOT_NAME {
         return Err(SnapshotNameError::TooLong(count));
     }
+    let valid = |c: &char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-');
+    if let Some(bad) = std::iter::once(first).chain(chars).find(|c| !valid(c)) {
+        return Err(SnapshotNameError::BadChar(bad));
+    }
     if !first.is_ascii_alphabetic() {
         return Err(SnapshotNameError::BadStart);
-    }
-    if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))) {
-        return Err(SnapshotNameError::BadChar(bad));
     }
     if count < 2 {
         return Err(SnapshotNameError::TooShort);
@@ -363,7 +364,11 @@ impl Proxmox {
                 format!("/nodes/{node}/status"),
                 vec![("command", "shutdown".to_owned())],
             ),
-            NodeAction::StartAll => (format!("/nodes/{node}/startall"), vec![("vms", vms)]),
+            // `force`: also the guests not marked "start at boot".
+            NodeAction::StartAll => (
+                format!("/nodes/{node}/startall"),
+                vec![("vms", vms), ("force", "1".to_owned())],
+            ),
             NodeAction::StopAll => (format!("/nodes/{node}/stopall"), vec![("vms", vms)]),
         };
         let form: Vec<(&'static str, String)> =
