@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::fake_proxmox::{FakeProxmox, FakeSnapshot};
+use common::fake_proxmox::FakeProxmox;
+use common::fake_proxmox::actions::FakeSnapshot;
 use jarvis::app::App;
 use jarvis::brain::{Action, ActionRequest, Brain, Channel, Decision};
 use jarvis::config::{Config, Secret};
@@ -84,9 +85,7 @@ async fn snapshots_are_listed_taken_and_rolled_back_with_a_confirmation() {
         FakeSnapshot::new("weekly", "weekly snapshot", 3 * 86_400),
     );
     // A safe write: no question, the task is followed to its end.
-    let body = s
-        .say("Snapshot nextcloud before the upgrade", "snap")
-        .await;
+    let body = s.say("Snapshot nextcloud before the upgrade", "snap").await;
     assert_eq!(body["intent"], "TakeSnapshot");
     assert_eq!(
         reply(&body),
@@ -123,7 +122,10 @@ async fn snapshots_are_listed_taken_and_rolled_back_with_a_confirmation() {
         reply(&body).starts_with("Roll nextcloud back to before_the_upgrade from"),
         "{body}"
     );
-    assert!(reply(&body).contains("Everything since then is lost"), "{body}");
+    assert!(
+        reply(&body).contains("Everything since then is lost"),
+        "{body}"
+    );
     assert_eq!(s.fake.count("POST /nodes/agent1/qemu/104/snapshot/"), 0);
     let body = s.say("confirm", "snap").await;
     assert_eq!(reply(&body), "nextcloud is back at before_the_upgrade.");
@@ -393,7 +395,10 @@ async fn a_migration_over_wyoming_is_confirmed_in_the_same_conversation() {
     let context: serde_json::Map<String, Value> =
         serde_json::from_value(json!({"conversation_id": "wy-1"})).unwrap();
     for (text, expected) in [
-        ("Move nextcloud to pve", "Move nextcloud to pve? It's a stopped VM"),
+        (
+            "Move nextcloud to pve",
+            "Move nextcloud to pve? It's a stopped VM",
+        ),
         ("Confirm", "nextcloud is now on pve."),
     ] {
         client

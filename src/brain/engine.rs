@@ -613,7 +613,11 @@ impl Brain {
 
     fn cancel(&self, ctx: &Ctx) -> Response {
         match self.confirmations.take(&ctx.key()) {
-            Ok(pending) | Err(ConfirmError::Expired(pending)) => Response::local(format!(
+            Ok(pending) => Response::local(format!(
+                "Okay, I won't {}.",
+                self.phrase(&pending.request.action)
+            )),
+            Err(ConfirmError::Expired(pending)) => Response::local(format!(
                 "Okay, I won't {}.",
                 self.phrase(&pending.request.action)
             )),
@@ -780,10 +784,7 @@ impl Brain {
                 Some("waiting for confirmation".into()),
             );
         }
-        let upid = match proxmox
-            .guest_action(&guest.reference(), action)
-            .await
-        {
+        let upid = match proxmox.guest_action(&guest.reference(), action).await {
             Ok(upid) => upid,
             Err(err) => {
                 let reply = action_error(&err, verb, &guest.name);

@@ -498,14 +498,17 @@ fn sentences() -> Vec<(Kind, String)> {
         }
     }
     // Node power, snapshots and migration (see `super::operations`).
-    const EVERY: &str = "(all|every|each) [of] [the] [my] [(guests|guest|vms|vm|containers|container|machines)]";
+    const EVERY: &str =
+        "(all|every|each) [of] [the] [my] [(guests|guest|vms|vm|containers|container|machines)]";
     add(
         Kind::NodePower(NodeAction::Reboot),
         &["(reboot|restart|power cycle) [the] (node|host|server|hypervisor) {node} [now]"],
     );
     add(
         Kind::NodePower(NodeAction::Shutdown),
-        &["(shut down|shutdown|power down|power off|turn off) [the] (node|host|server|hypervisor) {node} [now]"],
+        &[
+            "(shut down|shutdown|power down|power off|turn off) [the] (node|host|server|hypervisor) {node} [now]",
+        ],
     );
     add(
         Kind::NodePower(NodeAction::StartAll),
@@ -834,9 +837,9 @@ impl Recognizer {
                     .iter()
                     .find(|(name, _)| *name == "guest")
                     .map(|(_, range)| range.end);
-                let note = slot("note").and(after_guest).and_then(|from| {
-                    tokens.get(from..).map(<[String]>::to_vec)
-                });
+                let note = slot("note")
+                    .and(after_guest)
+                    .and_then(|from| tokens.get(from..).map(<[String]>::to_vec));
                 Intent::TakeSnapshot {
                     guest: slot("guest")?,
                     note,

@@ -32,8 +32,8 @@ use super::speech;
 use super::types::{Action, ActionReport, ActionRequest, Decision};
 use crate::proxmox::operations::check_snapshot_name;
 use crate::proxmox::{
-    Guest, GuestAction, GuestState, Inventory, MigrationMode, NodeAction, NodeState,
-    Proxmox, ProxmoxError, Snapshot, TaskResult,
+    Guest, GuestAction, GuestState, Inventory, MigrationMode, NodeAction, NodeState, Proxmox,
+    ProxmoxError, Snapshot, TaskResult,
 };
 
 /// How long the guest agent of one guest may take to tell its addresses.
@@ -146,10 +146,7 @@ pub(super) async fn run(
                     ctx,
                     Action::Rollback {
                         vmid: guest.vmid,
-                        snapshot: snapshot
-                            .as_ref()
-                            .map(|w| w.join("_"))
-                            .unwrap_or_default(),
+                        snapshot: snapshot.as_ref().map(|w| w.join("_")).unwrap_or_default(),
                     },
                     reply,
                 )
@@ -343,7 +340,8 @@ pub(crate) fn derive_name(note: Option<&str>, taken: &HashSet<String>, at: Syste
     let from_words = note
         .map(|note| {
             let mut name = String::new();
-            for word in note.split_whitespace() {
+            // A word with letters outside ASCII is left out, not mangled ("über" is not "ber").
+            for word in note.split_whitespace().filter(|w| w.is_ascii()) {
                 let word: String = word
                     .chars()
                     .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
@@ -477,18 +475,12 @@ pub(super) async fn decide_and_act(
             }
             match inventory.node(target) {
                 None => {
-                    return refuse(
-                        Some(guest),
-                        format!("I don't know a node called {target}."),
-                    );
+                    return refuse(Some(guest), format!("I don't know a node called {target}."));
                 }
                 Some(node) if node.status != NodeState::Online => {
                     return refuse(
                         Some(guest),
-                        format!(
-                            "{target} is offline, so I can't move {} there.",
-                            guest.name
-                        ),
+                        format!("{target} is offline, so I can't move {} there.", guest.name),
                     );
                 }
                 Some(_) => {}
@@ -640,7 +632,11 @@ async fn decide_node(
             (format!("{}? {blast}", capitalize(&said)), Vec::new())
         }
         NodeAction::StopAll => {
-            let stopping: Vec<&Guest> = running.iter().copied().filter(|g| !is_protected(g)).collect();
+            let stopping: Vec<&Guest> = running
+                .iter()
+                .copied()
+                .filter(|g| !is_protected(g))
+                .collect();
             if stopping.is_empty() {
                 let reply = if protected.is_empty() {
                     format!("Nothing is running on {node}.")
@@ -721,7 +717,10 @@ async fn decide_node(
                 NodeAction::Shutdown => format!("{node} is shutting down."),
                 _ => format!("{node} is rebooting."),
             };
-            return (report, Some("sent (a node reboot or shutdown has no task)".into()));
+            return (
+                report,
+                Some("sent (a node reboot or shutdown has no task)".into()),
+            );
         }
         Err(err) => {
             report.reply = write_error(&err, &said, &request.action);
@@ -809,7 +808,11 @@ fn write_error(err: &ProxmoxError, said: &str, action: &Action) -> String {
         }
         ProxmoxError::Server { message, .. } => format!(
             "Proxmox couldn't {said}: {}.",
-            message.lines().next().unwrap_or_default().trim_end_matches('.')
+            message
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches('.')
         ),
         other => other.spoken(),
     }
@@ -956,9 +959,15 @@ mod tests {
         assert_eq!(derive_name(None, &none, at), "jarvis_20261204_1015");
         // Words that make no valid name: the time instead.
         assert_eq!(derive_name(Some("über"), &none, at), "jarvis_20261204_1015");
-        assert_eq!(derive_name(Some("2 things"), &none, at), "jarvis_20261204_1015");
+        assert_eq!(
+            derive_name(Some("2 things"), &none, at),
+            "jarvis_20261204_1015"
+        );
         let long = derive_name(Some(&"word ".repeat(30)), &none, at);
-        assert!(check_snapshot_name(&long).is_ok() && long.len() <= 32, "{long}");
+        assert!(
+            check_snapshot_name(&long).is_ok() && long.len() <= 32,
+            "{long}"
+        );
         let taken: HashSet<String> = ["before_the_upgrade".to_owned()].into();
         assert_eq!(
             derive_name(Some("before the upgrade"), &taken, at),

@@ -230,7 +230,7 @@ pub enum ConfirmError {
     /// This conversation has nothing waiting.
     Nothing,
     /// It waited too long.
-    Expired(Pending),
+    Expired(Box<Pending>),
 }
 
 impl Confirmations {
@@ -286,7 +286,7 @@ impl Confirmations {
             .and_then(|mut p| p.remove(conversation));
         match taken {
             None => Err(ConfirmError::Nothing),
-            Some(p) if p.asked.elapsed() > self.timeout => Err(ConfirmError::Expired(p)),
+            Some(p) if p.asked.elapsed() > self.timeout => Err(ConfirmError::Expired(Box::new(p))),
             Some(p) => Ok(p),
         }
     }

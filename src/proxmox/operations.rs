@@ -350,11 +350,7 @@ impl Proxmox {
         vms: &[u32],
     ) -> Result<Option<String>, ProxmoxError> {
         check_node(node)?;
-        let vms = vms
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let vms = vms.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
         let (path, form) = match action {
             NodeAction::Reboot => (
                 format!("/nodes/{node}/status"),
@@ -415,10 +411,7 @@ mod tests {
             check_snapshot_name("vor_dem_Übergang"),
             Err(SnapshotNameError::BadChar('Ü'))
         );
-        assert_eq!(
-            check_snapshot_name("1st"),
-            Err(SnapshotNameError::BadStart)
-        );
+        assert_eq!(check_snapshot_name("1st"), Err(SnapshotNameError::BadStart));
         assert_eq!(
             check_snapshot_name(&"a".repeat(41)),
             Err(SnapshotNameError::TooLong(41))
@@ -452,7 +445,10 @@ mod tests {
             {"name": "eth0", "hardware-address": "bc:24:11:00:00:01",
              "ip-addresses": [{"ip-address": "192.168.1.50", "ip-address-type": "ipv4", "prefix": 24}]}
         ]});
-        assert_eq!(addresses(&agent), ["192.168.1.50".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            addresses(&agent),
+            ["192.168.1.50".parse::<IpAddr>().unwrap()]
+        );
         let lxc = json!([{"name": "eth0", "hwaddr": "bc:24:11:00:00:02", "inet": "10.0.0.7/24"}]);
         assert_eq!(addresses(&lxc), ["10.0.0.7".parse::<IpAddr>().unwrap()]);
     }

@@ -1133,5 +1133,4 @@ fn task_status(shared: &Shared, node: &str, upid: &str) -> Response {
 
 // ---- Node power, snapshots, migration (tests/common/fake_proxmox_actions.rs) ----
 #[path = "fake_proxmox_actions.rs"]
-mod actions;
-pub use actions::FakeSnapshot;
+pub mod actions;

@@ -57,9 +57,18 @@ pub(super) struct State {
 #[derive(Debug)]
 pub(super) enum Effect {
     Snapshot(u32, FakeSnapshot),
-    Rollback { vmid: u32, stop: bool },
-    Migrate { vmid: u32, target: String },
-    Status { vmids: Vec<u32>, status: &'static str },
+    Rollback {
+        vmid: u32,
+        stop: bool,
+    },
+    Migrate {
+        vmid: u32,
+        target: String,
+    },
+    Status {
+        vmids: Vec<u32>,
+        status: &'static str,
+    },
 }
 
 pub(super) fn apply(effect: Effect, cluster: &mut FakeCluster, state: &mut State) {
@@ -158,7 +167,10 @@ pub(super) fn route(shared: &Shared, method: &Method, path: &str, body: &[u8]) -
             return Some(error(595, &format!("no such node '{node}'")));
         };
         if !found.online {
-            return Some(error(595, &format!("Connection refused ({node} is offline)")));
+            return Some(error(
+                595,
+                &format!("Connection refused ({node} is offline)"),
+            ));
         }
     }
     let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
@@ -167,11 +179,7 @@ pub(super) fn route(shared: &Shared, method: &Method, path: &str, body: &[u8]) -
             .forms
             .push((path.to_owned(), form.clone()));
     }
-    let param = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let vmid = rest.get(1).and_then(|v| v.parse::<u32>().ok());
     Some(match rest {
         ["status"] => match param("command").as_deref() {
@@ -194,8 +202,18 @@ pub(super) fn route(shared: &Shared, method: &Method, path: &str, body: &[u8]) -
             } else {
                 vms
             };
-            let status = if *which == "startall" { "running" } else { "stopped" };
-            task(shared, node, which, "", Effect::Status { vmids: vms, status })
+            let status = if *which == "startall" {
+                "running"
+            } else {
+                "stopped"
+            };
+            task(
+                shared,
+                node,
+                which,
+                "",
+                Effect::Status { vmids: vms, status },
+            )
         }
         [kind, _, rest @ ..] => {
             let Some(vmid) = vmid else {
@@ -207,7 +225,11 @@ pub(super) fn route(shared: &Shared, method: &Method, path: &str, body: &[u8]) -
                 .find(|g| g.vmid == vmid && g.node == *node && g.kind.api_name() == *kind)
                 .cloned();
             let Some(guest) = guest else {
-                let dir = if *kind == "qemu" { "qemu-server" } else { "lxc" };
+                let dir = if *kind == "qemu" {
+                    "qemu-server"
+                } else {
+                    "lxc"
+                };
                 return Some(error(
                     500,
                     &format!("Configuration file 'nodes/{node}/{dir}/{vmid}.conf' does not exist"),
@@ -237,8 +259,7 @@ pub(super) fn route(shared: &Shared, method: &Method, path: &str, body: &[u8]) -
                         parent = Some(s.name.clone());
                         entries.push(entry);
                     }
-                    let mut current =
-                        json!({"name": "current", "description": "You are here!", "running": u8::from(running)});
+                    let mut current = json!({"name": "current", "description": "You are here!", "running": u8::from(running)});
                     if let Some(p) = parent {
                         current["parent"] = json!(p);
                     }
@@ -263,8 +284,18 @@ pub(super) fn route(shared: &Shared, method: &Method, path: &str, body: &[u8]) -
                         snaptime: now(),
                         vmstate: param("vmstate").as_deref() == Some("1"),
                     };
-                    let kind = if *kind == "qemu" { "qmsnapshot" } else { "vzsnapshot" };
-                    task(shared, node, kind, &vmid.to_string(), Effect::Snapshot(vmid, snapshot))
+                    let kind = if *kind == "qemu" {
+                        "qmsnapshot"
+                    } else {
+                        "vzsnapshot"
+                    };
+                    task(
+                        shared,
+                        node,
+                        kind,
+                        &vmid.to_string(),
+                        Effect::Snapshot(vmid, snapshot),
+                    )
                 }
                 ["snapshot", name, "rollback"] => {
                     let found = lock(&shared.actions)
@@ -274,13 +305,20 @@ pub(super) fn route(shared: &Shared, method: &Method, path: &str, body: &[u8]) -
                     let Some(found) = found else {
                         return Some(error(500, &format!("snapshot '{name}' does not exist")));
                     };
-                    let kind = if *kind == "qemu" { "qmrollback" } else { "vzrollback" };
+                    let kind = if *kind == "qemu" {
+                        "qmrollback"
+                    } else {
+                        "vzrollback"
+                    };
                     task(
                         shared,
                         node,
                         kind,
                         &vmid.to_string(),
-                        Effect::Rollback { vmid, stop: !found.vmstate },
+                        Effect::Rollback {
+                            vmid,
+                            stop: !found.vmstate,
+                        },
                     )
                 }
                 ["migrate"] => {
@@ -293,9 +331,14 @@ pub(super) fn route(shared: &Shared, method: &Method, path: &str, body: &[u8]) -
                         .find(|n| n.name == target)
                         .map(|n| n.online);
                     match target_online {
-                        None => return Some(error(500, &format!("no such cluster node '{target}'"))),
+                        None => {
+                            return Some(error(500, &format!("no such cluster node '{target}'")));
+                        }
                         Some(false) => {
-                            return Some(error(500, &format!("target node '{target}' is not online")));
+                            return Some(error(
+                                500,
+                                &format!("target node '{target}' is not online"),
+                            ));
                         }
                         Some(true) => {}
                     }
@@ -311,8 +354,18 @@ pub(super) fn route(shared: &Shared, method: &Method, path: &str, body: &[u8]) -
                             "CT is running - use online migration or restart mode",
                         ));
                     }
-                    let kind = if *kind == "qemu" { "qmigrate" } else { "vzmigrate" };
-                    task(shared, node, kind, &vmid.to_string(), Effect::Migrate { vmid, target })
+                    let kind = if *kind == "qemu" {
+                        "qmigrate"
+                    } else {
+                        "vzmigrate"
+                    };
+                    task(
+                        shared,
+                        node,
+                        kind,
+                        &vmid.to_string(),
+                        Effect::Migrate { vmid, target },
+                    )
                 }
                 ["agent", "network-get-interfaces"] | ["interfaces"] => {
                     let addresses = lock(&shared.actions).addresses.get(&vmid).cloned();
@@ -328,8 +381,10 @@ pub(super) fn route(shared: &Shared, method: &Method, path: &str, body: &[u8]) -
                         (_, list) => data(Value::Array(
                             list.unwrap_or_default()
                                 .iter()
-                                .map(|ip| json!({"name": "eth0", "hwaddr": "bc:24:11:00:00:02",
-                                                 "inet": format!("{ip}/24")}))
+                                .map(|ip| {
+                                    json!({"name": "eth0", "hwaddr": "bc:24:11:00:00:02",
+                                                 "inet": format!("{ip}/24")})
+                                })
                                 .collect(),
                         )),
                     }
