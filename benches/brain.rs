@@ -146,7 +146,13 @@ fn utterances() -> Vec<String> {
         let name = guest_name(i).replace('-', " ");
         u.push(format!("Reboot the {name}."));
         u.push(format!("Is {name} running?"));
+        // Node power, snapshots and migration (issue #15).
+        u.push(format!("Snapshot the {name} before the upgrade."));
+        u.push(format!("Roll back the {name} to the last snapshot."));
+        u.push(format!("Move the {name} to pve three."));
     }
+    u.push("Reboot node pve four.".into());
+    u.push("Stop all guests on pve two.".into());
     u
 }
 
@@ -184,7 +190,11 @@ fn recognition() {
             if let Some(r) = recognizer.recognize(text) {
                 let words = match &r.intent {
                     Intent::Status { target, .. } => Some((target, Kinds::ANY)),
-                    Intent::Action { guest, .. } => Some((guest, Kinds::ANY)),
+                    Intent::Action { guest, .. }
+                    | Intent::TakeSnapshot { guest, .. }
+                    | Intent::Rollback { guest, .. }
+                    | Intent::Migrate { guest, .. } => Some((guest, Kinds::ANY)),
+                    Intent::NodePower { node, .. } => Some((node, Kinds::NODES)),
                     Intent::ListGuests { node: Some(n), .. } => Some((n, Kinds::NODES)),
                     Intent::Storage { target: Some(t) } => Some((t, Kinds::ANY)),
                     _ => None,

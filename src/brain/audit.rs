@@ -11,9 +11,9 @@ use std::time::SystemTime;
 use serde::Serialize;
 use tracing::warn;
 
-use super::types::{Channel, Decision};
+use super::types::{ActionKind, Channel, Decision};
 use crate::config::AuditConfig;
-use crate::proxmox::{GuestAction, TaskResult};
+use crate::proxmox::TaskResult;
 
 /// One line of the log.
 #[derive(Debug, Clone, Serialize)]
@@ -40,13 +40,22 @@ pub struct Entry {
     pub decision: Option<Decision>,
     /// The action (actions).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub action: Option<GuestAction>,
+    pub action: Option<ActionKind>,
     /// The guest's VMID (actions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vmid: Option<u32>,
     /// The guest's name (actions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guest: Option<String>,
+    /// The node acted on (node actions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The snapshot taken or rolled back to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// The node a guest is moved to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// The Proxmox task (actions carried out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
@@ -75,6 +84,9 @@ impl Entry {
             action: None,
             vmid: None,
             guest: None,
+            node: None,
+            snapshot: None,
+            target: None,
             task: None,
             outcome: None,
             reply: None,

@@ -19,8 +19,19 @@ pub struct PolicyConfig {
     /// Seconds a conversation's follow-ups are understood ("the second one", "and nextcloud?",
     /// "yes" to "did you mean ...?"), counted from the last answer.
     pub followup_timeout_secs: u64,
-    /// Guests (VMIDs or names) that are never shut down, stopped or rebooted.
+    /// Guests (VMIDs or names) that are never shut down, stopped, rebooted, rolled back or
+    /// moved.
     pub protected_guests: Vec<String>,
+    /// Nodes that are never rebooted or shut down (start-all and stop-all still work; stop-all
+    /// leaves protected guests running).
+    pub protected_nodes: Vec<String>,
+    /// Protect, besides `protected_guests`, the guests that run Home Assistant or Jarvis: a
+    /// guest named like Home Assistant (`haos`, `homeassistant`, ...) or like this machine, or
+    /// one whose address (guest agent, container interfaces) is this machine's or one of
+    /// `home_assistant_hosts`. A node whose cluster address is one of those is protected too.
+    pub detect_protected: bool,
+    /// Addresses (IPs) of Home Assistant, for `detect_protected`.
+    pub home_assistant_hosts: Vec<std::net::IpAddr>,
     /// The highest tier each channel may use.
     pub channels: ChannelPermissions,
     /// A word that, sent as `approval` to `POST /v1/command`, stands for the confirmation of a
@@ -35,6 +46,9 @@ impl Default for PolicyConfig {
             confirm_timeout_secs: 30,
             followup_timeout_secs: 300,
             protected_guests: Vec::new(),
+            protected_nodes: Vec::new(),
+            detect_protected: true,
+            home_assistant_hosts: Vec::new(),
             channels: ChannelPermissions::default(),
             approval_keyword: Secret::default(),
         }

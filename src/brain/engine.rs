@@ -19,7 +19,7 @@ use super::llm::Llm;
 use super::names::{Directory, Kinds, Resolution, Target};
 use super::policy::{self, ConfirmError, Confirmations, Verdict};
 use super::speech;
-use super::types::{ActionReport, ActionRequest, Activity, Channel, Decision};
+use super::types::{Action, ActionReport, ActionRequest, Activity, Channel, Decision};
 use crate::config::Config;
 use crate::proxmox::{
     ClusterStatus, Guest, GuestAction, GuestKind, GuestState, Inventory, NodeState, Proxmox,
@@ -89,7 +89,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn local(reply: impl Into<String>) -> Self {
+    pub(super) fn local(reply: impl Into<String>) -> Self {
         Self {
             reply: reply.into(),
             handled: true,
@@ -120,17 +120,17 @@ pub struct BrainHealth {
 /// The homelab brain. Share it as `Arc<Brain>`.
 #[derive(Debug)]
 pub struct Brain {
-    proxmox: Option<Proxmox>,
+    pub(super) proxmox: Option<Proxmox>,
     recognizer: Recognizer,
     directory: PerSnapshot<Directory>,
     vocabulary: PerSnapshot<Vec<String>>,
     speech_grammar: PerSnapshot<crate::stt::grammar::SpeechGrammar>,
-    policy: crate::config::PolicyConfig,
-    confirmations: Confirmations,
+    pub(super) policy: crate::config::PolicyConfig,
+    pub(super) confirmations: Confirmations,
     conversations: Conversations,
     /// How long a question waits for Proxmox before "Proxmox isn't answering".
-    answer_timeout: Duration,
-    audit: AuditLog,
+    pub(super) answer_timeout: Duration,
+    pub(super) audit: AuditLog,
     llm: Option<Llm>,
     activity: broadcast::Sender<Activity>,
     next_conversation: AtomicU64,
@@ -730,14 +730,14 @@ impl Brain {
             Intent::Action { action, guest } => match ctx.resolve(&directory, guest, Kinds::ANY) {
                 Ok(Target::Guest(vmid)) => {
                     let report = self
-                        .act(ActionRequest {
-                            channel: ctx.channel,
-                            client: ctx.client.clone(),
-                            conversation: Some(ctx.conversation.clone()),
+                        .act(ActionRequest::guest(
+                            ctx.channel,
+                            ctx.client.clone(),
+                            Some(ctx.conversation.clone()),
                             vmid,
-                            action: *action,
-                            approved: ctx.approved,
-                        })
+                            *action,
+                            ctx.approved,
+                        ))
                         .await;
                     // "There's nothing to reboot. Shall I start it?": "yes" starts it.
                     let offer = (*action == GuestAction::Reboot
@@ -758,16 +758,21 @@ impl Brain {
                         ..Response::local(report.reply)
                     }
                 }
-                Ok(Target::Node(name)) => Response::local(format!(
-                    "I don't {} nodes; I only act on VMs and containers. Power {name} from \
-                         the Proxmox web interface.",
-                    policy::verb(*action)
-                )),
+                Ok(Target::Node(name)) => {
+                    super::operations::power_node_said(self, &name, *action, ctx).await
+                }
                 Ok(Target::Storage(id)) => {
                     Response::local(format!("{id} is a storage, not a VM or container."))
                 }
                 Err(unresolved) => unresolved.into(),
             },
+            Intent::NodePower { .. }
+            | Intent::ListSnapshots { .. }
+            | Intent::TakeSnapshot { .. }
+            | Intent::Rollback { .. }
+            | Intent::Migrate { .. } => {
+                super::operations::run(self, proxmox, &directory, intent, ctx).await
+            }
             Intent::Ping
             | Intent::Help
             | Intent::Confirm
@@ -808,22 +813,34 @@ impl Brain {
             }
             Err(ConfirmError::Expired(pending)) => Response::local(format!(
                 "That confirmation came too late, so I did nothing. Ask again if you still want \
-                 me to {} {}.",
-                policy::verb(pending.request.action),
-                self.guest_name(pending.request.vmid)
+                 me to {}.",
+                self.phrase(&pending.request.action)
             )),
         }
     }
 
     fn cancel(&self, ctx: &Ctx) -> Response {
         match self.confirmations.take(&ctx.key()) {
-            Ok(pending) | Err(ConfirmError::Expired(pending)) => Response::local(format!(
-                "Okay, I won't {} {}.",
-                policy::verb(pending.request.action),
-                self.guest_name(pending.request.vmid)
+            Ok(pending) => Response::local(format!(
+                "Okay, I won't {}.",
+                self.phrase(&pending.request.action)
+            )),
+            Err(ConfirmError::Expired(pending)) => Response::local(format!(
+                "Okay, I won't {}.",
+                self.phrase(&pending.request.action)
             )),
             Err(ConfirmError::Nothing) => Response::local("Okay."),
         }
+    }
+
+    /// What an action does, with its target's name: "stop media-server", "reboot pve".
+    fn phrase(&self, action: &Action) -> String {
+        let name = match (action, action.vmid()) {
+            (Action::Node { node, .. }, _) => node.clone(),
+            (_, Some(vmid)) => self.guest_name(vmid),
+            (_, None) => String::new(),
+        };
+        policy::phrase(action, &name)
     }
 
     fn guest_name(&self, vmid: u32) -> String {
@@ -840,12 +857,39 @@ impl Brain {
     pub async fn act(&self, request: ActionRequest) -> ActionReport {
         let started = Instant::now();
         let (report, task) = self.decide_and_act(&request).await;
+        self.record(&request, report, task, started).await
+    }
+
+    /// An action refused before the policy saw it (a snapshot name Proxmox would refuse, a
+    /// snapshot that does not exist): audited and announced like any other.
+    pub(super) async fn record_refusal(
+        &self,
+        request: ActionRequest,
+        reason: String,
+    ) -> ActionReport {
+        let outcome = Some(format!("refused: {reason}"));
+        let mut report = ActionReport::new(&request.action, Decision::Refused, reason);
+        report.guest = request.action.vmid().map(|vmid| self.guest_name(vmid));
+        self.record(&request, report, outcome, Instant::now()).await
+    }
+
+    /// Writes an action's decision and outcome to the audit log and announces it.
+    async fn record(
+        &self,
+        request: &ActionRequest,
+        report: ActionReport,
+        task: Option<String>,
+        started: Instant,
+    ) -> ActionReport {
         let mut entry = audit::Entry::new("action", request.channel, &request.client);
         entry.conversation.clone_from(&request.conversation);
         entry.decision = Some(report.decision);
-        entry.action = Some(request.action);
-        entry.vmid = Some(request.vmid);
+        entry.action = Some(report.action);
+        entry.vmid = report.vmid;
         entry.guest.clone_from(&report.guest);
+        entry.node.clone_from(&report.node);
+        entry.snapshot.clone_from(&report.snapshot);
+        entry.target.clone_from(&report.target);
         entry.task = report.task.as_ref().map(|t| t.upid.clone());
         entry.outcome = task;
         entry.reply = Some(report.reply.clone());
@@ -855,8 +899,9 @@ impl Brain {
         }
         info!(
             channel = %request.channel,
-            vmid = request.vmid,
-            action = %request.action,
+            vmid = report.vmid,
+            node = report.node.as_deref(),
+            action = %report.action,
             decision = ?report.decision,
             "action"
         );
@@ -870,13 +915,12 @@ impl Brain {
 
     /// The report, and the outcome words for the log.
     async fn decide_and_act(&self, request: &ActionRequest) -> (ActionReport, Option<String>) {
+        let &Action::Power { vmid, action } = &request.action else {
+            return super::operations::decide_and_act(self, request).await;
+        };
         let report = |guest: Option<&Guest>, decision: Decision, reply: String| ActionReport {
-            vmid: request.vmid,
             guest: guest.map(|g| g.name.clone()),
-            action: request.action,
-            decision,
-            task: None,
-            reply,
+            ..ActionReport::new(&request.action, decision, reply)
         };
         let refuse = |guest: Option<&Guest>, reply: String| {
             let outcome = Some(format!("refused: {reply}"));
@@ -885,12 +929,12 @@ impl Brain {
         let Some(proxmox) = &self.proxmox else {
             return refuse(None, NO_PROXMOX.into());
         };
-        if !VMIDS.contains(&request.vmid) {
+        if !VMIDS.contains(&vmid) {
             return refuse(
                 None,
                 format!(
                     "{} isn't a valid VM ID; Proxmox IDs go from 100 to 999999999.",
-                    request.vmid
+                    vmid
                 ),
             );
         }
@@ -899,15 +943,15 @@ impl Brain {
             Ok(Err(err)) => return refuse(None, err.spoken()),
             Err(_) => return refuse(None, format!("{NOT_ANSWERING} I did nothing.")),
         };
-        let Some(guest) = inventory.guest(request.vmid) else {
-            return refuse(None, format!("There's no guest with ID {}.", request.vmid));
+        let Some(guest) = inventory.guest(vmid) else {
+            return refuse(None, format!("There's no guest with ID {}.", vmid));
         };
-        let verb = policy::verb(request.action);
+        let verb = policy::verb(action);
         let verdict = policy::judge(&self.policy, request, guest);
         if let Verdict::Refuse(reason) = verdict {
             return refuse(Some(guest), reason);
         }
-        if let Some(reply) = already(guest, request.action) {
+        if let Some(reply) = already(guest, action) {
             return (
                 report(Some(guest), Decision::Allowed, reply),
                 Some("nothing to do".into()),
@@ -949,10 +993,7 @@ impl Brain {
                 Some("waiting for confirmation".into()),
             );
         }
-        let upid = match proxmox
-            .guest_action(&guest.reference(), request.action)
-            .await
-        {
+        let upid = match proxmox.guest_action(&guest.reference(), action).await {
             Ok(upid) => upid,
             Err(err) => {
                 let reply = action_error(&err, verb, &guest.name);
@@ -962,10 +1003,10 @@ impl Brain {
         };
         let outcome = proxmox.wait_task(&upid).await;
         let reply = match &outcome.result {
-            TaskResult::Ok => done(guest, request.action),
+            TaskResult::Ok => done(guest, action),
             TaskResult::Warnings { count } => format!(
                 "{} ({} from Proxmox).",
-                done(guest, request.action).trim_end_matches('.'),
+                done(guest, action).trim_end_matches('.'),
                 speech::count(*count as usize, "warning")
             ),
             TaskResult::Failed { message } => {
@@ -1170,7 +1211,7 @@ enum FollowUp {
 impl Ctx {
     /// [`resolve`], with the conversation's answer to an earlier "which one" for the same
     /// words.
-    fn resolve(
+    pub(super) fn resolve(
         &self,
         directory: &Directory,
         words: &[String],
@@ -1190,12 +1231,12 @@ impl Ctx {
         Self::key_of(self.channel, &self.conversation)
     }
 
-    fn key_of(channel: Channel, conversation: &str) -> String {
+    pub(super) fn key_of(channel: Channel, conversation: &str) -> String {
         format!("{channel}:{conversation}")
     }
 }
 
-const NOT_ANSWERING: &str = "Proxmox isn't answering right now. I'll keep trying; ask me again in a \
+pub(super) const NOT_ANSWERING: &str = "Proxmox isn't answering right now. I'll keep trying; ask me again in a \
      moment.";
 
 const EXPIRED: &str = "That conversation has expired, so I've lost track of what we were talking \
@@ -1203,13 +1244,15 @@ const EXPIRED: &str = "That conversation has expired, so I've lost track of what
 
 const NOTHING_TO_PICK: &str = "I didn't ask you to choose anything. Ask me again in full.";
 
-const NO_PROXMOX: &str = "Proxmox isn't set up yet. Add a proxmox section with the node URLs and an API token to my \
+pub(super) const NO_PROXMOX: &str = "Proxmox isn't set up yet. Add a proxmox section with the node URLs and an API token to my \
      configuration.";
 
 const HELP: &str = "I look after your Proxmox cluster. Ask me how the cluster is doing, the \
      status, memory, CPU, uptime or updates of a node or guest, which guests are running, or how \
      full the storage is. I can also start, shut down, stop or reboot a VM or container; for the \
-     last three I'll ask you to confirm.";
+     last three I'll ask you to confirm. I can list, take and roll back snapshots, move a guest \
+     to another node, and reboot or shut down a node or start and stop all its guests, asking \
+     first for all but a new snapshot.";
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use super::grammar::{Captures, Template, TemplateError};
 use super::names::Kinds;
-use crate::proxmox::{GuestAction, GuestKind, GuestState};
+use crate::proxmox::{GuestAction, GuestKind, GuestState, NodeAction};
 
 /// What part of a node or guest a status question is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,42 @@ pub enum Intent {
         /// Which guest.
         guest: Vec<String>,
     },
+    /// Reboot or shut down a node, or start or stop all its guests.
+    NodePower {
+        /// What to do.
+        action: NodeAction,
+        /// Which node.
+        node: Vec<String>,
+    },
+    /// A guest's snapshots.
+    ListSnapshots {
+        /// Which guest.
+        guest: Vec<String>,
+    },
+    /// Take a snapshot of a guest.
+    TakeSnapshot {
+        /// Which guest.
+        guest: Vec<String>,
+        /// Why, as said after the guest ("before the upgrade"): the description, and the name
+        /// when none is given.
+        note: Option<Vec<String>>,
+        /// The name said ("called pre upgrade").
+        name: Option<Vec<String>>,
+    },
+    /// Roll a guest back to a snapshot.
+    Rollback {
+        /// Which guest.
+        guest: Vec<String>,
+        /// Which snapshot; `None`: the latest.
+        snapshot: Option<Vec<String>>,
+    },
+    /// Move a guest to another node.
+    Migrate {
+        /// Which guest.
+        guest: Vec<String>,
+        /// Where to.
+        node: Vec<String>,
+    },
     /// Something Jarvis never does (delete, destroy, shell commands).
     Forbidden {
         /// What was asked, for the reply.
@@ -176,6 +212,16 @@ impl Intent {
                 GuestAction::Stop => "StopGuest",
                 GuestAction::Reboot => "RebootGuest",
             },
+            Self::NodePower { action, .. } => match action {
+                NodeAction::Reboot => "RebootNode",
+                NodeAction::Shutdown => "ShutdownNode",
+                NodeAction::StartAll => "StartAllGuests",
+                NodeAction::StopAll => "StopAllGuests",
+            },
+            Self::ListSnapshots { .. } => "ListSnapshots",
+            Self::TakeSnapshot { .. } => "TakeSnapshot",
+            Self::Rollback { .. } => "RollbackSnapshot",
+            Self::Migrate { .. } => "MigrateGuest",
             Self::Forbidden { .. } => "Forbidden",
             Self::Seen { .. } => "EventSeen",
             Self::LastSeen { .. } => "EventLastSeen",
@@ -194,7 +240,15 @@ impl Intent {
 
     /// Whether running it may change the cluster (so it must not be cut short once started).
     pub fn acts(&self) -> bool {
-        matches!(self, Self::Action { .. } | Self::Confirm)
+        matches!(
+            self,
+            Self::Action { .. }
+                | Self::NodePower { .. }
+                | Self::TakeSnapshot { .. }
+                | Self::Rollback { .. }
+                | Self::Migrate { .. }
+                | Self::Confirm
+        )
     }
 
     /// The same question about something else ("and nextcloud?" after "how is pve?"): the
@@ -205,7 +259,8 @@ impl Intent {
             Self::Status { target, .. } => *target = words,
             Self::Storage { target } => *target = Some(words),
             Self::ListGuests { node, .. } => *node = Some(words),
-            Self::Action { guest, .. } => *guest = words,
+            Self::Action { guest, .. } | Self::ListSnapshots { guest } => *guest = words,
+            Self::NodePower { node, .. } => *node = words,
             // "Was anyone at the front door?" "And the driveway?": the place changes; "did
             // you see Alice today?" "And Bob?": the object does.
             Self::Seen { place, object, .. } if place.is_some() || object.is_none() => {
@@ -246,6 +301,23 @@ impl Intent {
             Self::Action { action, guest } => {
                 slots.push(("guest", guest.join(" ")));
                 slots.push(("action", action.api_name().to_owned()));
+            }
+            Self::NodePower { action, node } => {
+                slots.push(("node", node.join(" ")));
+                slots.push(("action", action.as_str().to_owned()));
+            }
+            Self::ListSnapshots { guest } => slots.push(("guest", guest.join(" "))),
+            Self::TakeSnapshot { guest, note, name } => {
+                slots.push(("guest", guest.join(" ")));
+                push_words(&mut slots, [("note", note), ("name", name)]);
+            }
+            Self::Rollback { guest, snapshot } => {
+                slots.push(("guest", guest.join(" ")));
+                push_words(&mut slots, [("snapshot", snapshot)]);
+            }
+            Self::Migrate { guest, node } => {
+                slots.push(("guest", guest.join(" ")));
+                slots.push(("node", node.join(" ")));
             }
             Self::Seen {
                 object,
@@ -304,6 +376,11 @@ enum Kind {
     List,
     Storage,
     Action(GuestAction),
+    NodePower(NodeAction),
+    ListSnapshots,
+    TakeSnapshot,
+    Rollback,
+    Migrate,
     Forbidden(&'static str),
     Ping,
     Help,
@@ -474,6 +551,70 @@ fn sentences() -> Vec<(Kind, String)> {
             add(Kind::Action(action), &[&format!("{particles} [now|again]")]);
         }
     }
+    // Node power, snapshots and migration (see `super::operations`).
+    const EVERY: &str =
+        "(all|every|each) [of] [the] [my] [(guests|guest|vms|vm|containers|container|machines)]";
+    add(
+        Kind::NodePower(NodeAction::Reboot),
+        &["(reboot|restart|power cycle) [the] (node|host|server|hypervisor) {node} [now]"],
+    );
+    add(
+        Kind::NodePower(NodeAction::Shutdown),
+        &[
+            "(shut down|shutdown|power down|power off|turn off) [the] (node|host|server|hypervisor) {node} [now]",
+        ],
+    );
+    add(
+        Kind::NodePower(NodeAction::StartAll),
+        &[
+            &format!("(start|boot|power on|start up) {EVERY} on [the] [node] {{node}}"),
+            "(start|boot|power on|start up) everything on [the] [node] {node}",
+        ],
+    );
+    add(
+        Kind::NodePower(NodeAction::StopAll),
+        &[
+            &format!("(stop|shut down|shutdown|power off) {EVERY} on [the] [node] {{node}}"),
+            "(stop|shut down|shutdown|power off) everything on [the] [node] {node}",
+        ],
+    );
+    add(
+        Kind::ListSnapshots,
+        &[
+            "(list|show [me]|what are|which are|tell me|name) [the|all] [my] snapshots (of|for|on) {guest}",
+            "(what|which) snapshots (does|has) {guest} [(got|have)]",
+            "(does|has) {guest} (have|got) [any] snapshots",
+            "how many snapshots (does|has) {guest} [(got|have)]",
+        ],
+    );
+    const SNAP: &str = "(snapshot|take a snapshot of|make a snapshot of|create a snapshot of)";
+    add(
+        Kind::TakeSnapshot,
+        &[
+            &format!("{SNAP} {{guest}} [now]"),
+            &format!("{SNAP} {{guest}} (before|for|ahead of|prior to|after) {{note}}"),
+            &format!("{SNAP} {{guest}} (called|named) {{snapshot}}"),
+        ],
+    );
+    const LAST: &str = "[the] (last|latest|previous|most recent|newest) snapshot";
+    add(
+        Kind::Rollback,
+        &[
+            &format!("(roll back|rollback|revert) {{guest}} to {LAST}"),
+            &format!("roll {{guest}} back to {LAST}"),
+            &format!("restore {{guest}} (to|from) {LAST}"),
+            "(roll back|rollback|revert) {guest} to [the] [snapshot] {snapshot}",
+            "roll {guest} back to [the] [snapshot] {snapshot}",
+            "restore {guest} (to|from) [the] snapshot {snapshot}",
+        ],
+    );
+    add(
+        Kind::Migrate,
+        &[
+            "(move|migrate|transfer) {guest} to [the] [node|host] {node}",
+            "(move|migrate) {guest} (over to|onto|across to) [the] [node|host] {node}",
+        ],
+    );
     add(
         Kind::Forbidden("delete"),
         &[
@@ -750,6 +891,36 @@ impl Recognizer {
                 action,
                 guest: slot("guest")?,
             },
+            Kind::NodePower(action) => Intent::NodePower {
+                action,
+                node: slot("node")?,
+            },
+            Kind::ListSnapshots => Intent::ListSnapshots {
+                guest: slot("guest")?,
+            },
+            Kind::TakeSnapshot => {
+                // The reason with its preposition: "before the upgrade".
+                let after_guest = captures
+                    .iter()
+                    .find(|(name, _)| *name == "guest")
+                    .map(|(_, range)| range.end);
+                let note = slot("note")
+                    .and(after_guest)
+                    .and_then(|from| tokens.get(from..).map(<[String]>::to_vec));
+                Intent::TakeSnapshot {
+                    guest: slot("guest")?,
+                    note,
+                    name: slot("snapshot"),
+                }
+            }
+            Kind::Rollback => Intent::Rollback {
+                guest: slot("guest")?,
+                snapshot: slot("snapshot"),
+            },
+            Kind::Migrate => Intent::Migrate {
+                guest: slot("guest")?,
+                node: slot("node")?,
+            },
             Kind::Forbidden(what) => Intent::Forbidden { what },
             Kind::Ping => Intent::Ping,
             Kind::Help => Intent::Help,
@@ -871,7 +1042,8 @@ const MAX_TOKENS: usize = 40;
 /// What the names in a slot may be, as the brain resolves them for each intent.
 fn slot_kinds(kind: Kind, slot: &str) -> Kinds {
     match (kind, slot) {
-        (_, "object" | "place") => Kinds::MEMORY,
+        // Free words, read when the command is answered, as the event memory's names are.
+        (_, "object" | "place" | "note" | "snapshot") => Kinds::MEMORY,
         (_, "node") => Kinds::NODES,
         (Kind::Storage, _) => Kinds {
             nodes: true,

@@ -86,7 +86,9 @@ impl Memory {
                     report
                         .guest
                         .clone()
-                        .unwrap_or_else(|| report.vmid.to_string())
+                        .or_else(|| report.node.clone())
+                        .or_else(|| report.vmid.map(|v| v.to_string()))
+                        .unwrap_or_default()
                 )),
                 description: Some(report.reply.clone()),
                 attributes: serde_json::to_value(report).ok().map(|mut value| {

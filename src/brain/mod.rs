@@ -14,6 +14,7 @@ pub mod llm;
 pub mod memory;
 pub mod names;
 pub mod numbers;
+mod operations;
 pub mod policy;
 mod recall;
 pub mod speech;
@@ -23,4 +24,4 @@ pub mod when;
 
 pub use engine::{Brain, BrainError, BrainHealth, Command, Response, Source};
 pub use memory::Memory;
-pub use types::{ActionReport, ActionRequest, Activity, Channel, Decision};
+pub use types::{Action, ActionKind, ActionReport, ActionRequest, Activity, Channel, Decision};

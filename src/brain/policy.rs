@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{ActionRequest, Channel};
+use super::types::{Action, ActionRequest, Channel};
 use crate::config::PolicyConfig;
-use crate::proxmox::{Guest, GuestAction};
+use crate::proxmox::{Guest, GuestAction, NodeAction};
 
 /// How much harm an action can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -31,6 +31,19 @@ impl Tier {
         match action {
             GuestAction::Start => Self::SafeWrite,
             GuestAction::Shutdown | GuestAction::Stop | GuestAction::Reboot => Self::Destructive,
+        }
+    }
+
+    /// The tier of any action: a snapshot loses nothing; a rollback loses what changed since,
+    /// a migration interrupts (or restarts) the guest, and every node action takes guests down
+    /// or starts many at once.
+    pub fn of_action(action: &Action) -> Self {
+        match action {
+            Action::Power { action, .. } => Self::of(*action),
+            Action::Snapshot { .. } => Self::SafeWrite,
+            Action::Rollback { .. } | Action::Migrate { .. } | Action::Node { .. } => {
+                Self::Destructive
+            }
         }
     }
 }
@@ -56,36 +69,77 @@ pub fn verb(action: GuestAction) -> &'static str {
     }
 }
 
-/// Judges an action on a guest.
-pub fn judge(config: &PolicyConfig, request: &ActionRequest, guest: &Guest) -> Verdict {
-    let tier = Tier::of(request.action);
-    let verb = verb(request.action);
+/// What an action does to `name`, as said after "I won't": "start nextcloud", "roll
+/// nextcloud back to before_the_upgrade", "reboot pve", "stop the guests on pve".
+pub fn phrase(action: &Action, name: &str) -> String {
+    match action {
+        Action::Power { action, .. } => format!("{} {name}", verb(*action)),
+        Action::Snapshot { .. } => format!("snapshot {name}"),
+        Action::Rollback { snapshot, .. } => format!("roll {name} back to {snapshot}"),
+        Action::Migrate { target, .. } => format!("move {name} to {target}"),
+        Action::Node { action, .. } => match action {
+            NodeAction::Reboot => format!("reboot {name}"),
+            NodeAction::Shutdown => format!("shut down {name}"),
+            NodeAction::StartAll => format!("start the guests on {name}"),
+            NodeAction::StopAll => format!("stop the guests on {name}"),
+        },
+    }
+}
+
+/// Read-only mode and the channel's cap, for any action on `name`.
+fn gate(config: &PolicyConfig, request: &ActionRequest, name: &str) -> Option<Verdict> {
+    let tier = Tier::of_action(&request.action);
+    let what = phrase(&request.action, name);
     if config.read_only {
-        return Verdict::Refuse(format!(
-            "I'm in read-only mode, so I won't {verb} {}. Set policy.read_only to false to allow \
-             actions.",
-            guest.name
-        ));
+        return Some(Verdict::Refuse(format!(
+            "I'm in read-only mode, so I won't {what}. Set policy.read_only to false to allow \
+             actions."
+        )));
     }
     let allowed = config.channels.max_tier(request.channel);
     if tier > allowed {
-        return Verdict::Refuse(format!(
-            "I can't {verb} guests from {}: that channel is limited to {} actions (policy.channels).",
+        return Some(Verdict::Refuse(format!(
+            "I can't {what} from {}: that channel is limited to {} actions (policy.channels).",
             channel_name(request.channel),
             tier_words(allowed)
-        ));
+        )));
+    }
+    None
+}
+
+/// Judges an action on a guest.
+pub fn judge(config: &PolicyConfig, request: &ActionRequest, guest: &Guest) -> Verdict {
+    let tier = Tier::of_action(&request.action);
+    if let Some(verdict) = gate(config, request, &guest.name) {
+        return verdict;
     }
     if tier >= Tier::Destructive && is_protected(config, guest) {
+        let never = match &request.action {
+            Action::Rollback { .. } => "roll it back",
+            Action::Migrate { .. } => "move it",
+            _ => "shut it down, stop or reboot it",
+        };
         return Verdict::Refuse(format!(
-            "{} is protected, so I never shut it down, stop or reboot it (policy.protected_guests).",
+            "{} is protected, so I never {never} (policy.protected_guests).",
             guest.name
         ));
     }
     if guest.template {
-        return Verdict::Refuse(format!(
-            "{} is a template; templates can't be started or stopped.",
-            guest.name
-        ));
+        match &request.action {
+            Action::Power { .. } => {
+                return Verdict::Refuse(format!(
+                    "{} is a template; templates can't be started or stopped.",
+                    guest.name
+                ));
+            }
+            Action::Snapshot { .. } | Action::Rollback { .. } => {
+                return Verdict::Refuse(format!(
+                    "{} is a template; templates have no snapshots.",
+                    guest.name
+                ));
+            }
+            Action::Migrate { .. } | Action::Node { .. } => {}
+        }
     }
     if tier >= Tier::Destructive && !request.approved {
         return Verdict::Confirm;
@@ -93,7 +147,41 @@ pub fn judge(config: &PolicyConfig, request: &ActionRequest, guest: &Guest) -> V
     Verdict::Allow
 }
 
-fn is_protected(config: &PolicyConfig, guest: &Guest) -> bool {
+/// Judges an action on a node: read-only mode, the channel's cap, and `policy.protected_nodes`
+/// (never rebooted or shut down). What the node runs is weighed by the caller (see
+/// `super::operations`), which knows the guests on it.
+pub fn judge_node(config: &PolicyConfig, request: &ActionRequest, node: &str) -> Verdict {
+    if let Some(verdict) = gate(config, request, node) {
+        return verdict;
+    }
+    let powers_off = matches!(
+        request.action,
+        Action::Node {
+            action: NodeAction::Reboot | NodeAction::Shutdown,
+            ..
+        }
+    );
+    if powers_off && is_protected_node(config, node) {
+        return Verdict::Refuse(format!(
+            "{node} is protected, so I never reboot or shut it down (policy.protected_nodes)."
+        ));
+    }
+    if !request.approved {
+        return Verdict::Confirm;
+    }
+    Verdict::Allow
+}
+
+/// Whether `node` is in `policy.protected_nodes`.
+pub fn is_protected_node(config: &PolicyConfig, node: &str) -> bool {
+    config
+        .protected_nodes
+        .iter()
+        .any(|p| p.trim().eq_ignore_ascii_case(node))
+}
+
+/// Whether a guest is in `policy.protected_guests` (by VMID or name).
+pub fn is_protected(config: &PolicyConfig, guest: &Guest) -> bool {
     config.protected_guests.iter().any(|p| {
         p.trim().parse::<u32>().map_or_else(
             |_| p.trim().eq_ignore_ascii_case(&guest.name),
@@ -142,7 +230,7 @@ pub enum ConfirmError {
     /// This conversation has nothing waiting.
     Nothing,
     /// It waited too long.
-    Expired(Pending),
+    Expired(Box<Pending>),
 }
 
 impl Confirmations {
@@ -198,7 +286,7 @@ impl Confirmations {
             .and_then(|mut p| p.remove(conversation));
         match taken {
             None => Err(ConfirmError::Nothing),
-            Some(p) if p.asked.elapsed() > self.timeout => Err(ConfirmError::Expired(p)),
+            Some(p) if p.asked.elapsed() > self.timeout => Err(ConfirmError::Expired(Box::new(p))),
             Some(p) => Ok(p),
         }
     }
@@ -258,14 +346,14 @@ mod tests {
     }
 
     fn request(channel: Channel, action: GuestAction, approved: bool) -> ActionRequest {
-        ActionRequest {
+        ActionRequest::guest(
             channel,
-            client: "test".into(),
-            conversation: Some("c1".into()),
-            vmid: 101,
+            "test".into(),
+            Some("c1".into()),
+            101,
             action,
             approved,
-        }
+        )
     }
 
     #[test]

@@ -539,7 +539,11 @@ impl Books {
 
     /// The outcome of an action, on its guest's `Last action` sensor (when it changed).
     pub fn action_outcome(&mut self, report: &ActionReport, out: &mut Vec<Out>) {
-        let Some(record) = self.records.get_mut(&DeviceKey::guest(report.vmid)) else {
+        // Node actions have no last-action sensor; Jarvis's event entity shows them.
+        let Some(vmid) = report.vmid else {
+            return;
+        };
+        let Some(record) = self.records.get_mut(&DeviceKey::guest(vmid)) else {
             return;
         };
         if record.fingerprint.is_none() {
@@ -983,12 +987,15 @@ mod tests {
         assert!(!out[1].retain);
 
         let report = ActionReport {
-            vmid: 101,
             guest: Some("vm101".into()),
-            action: GuestAction::Start,
-            decision: Decision::Refused,
-            task: None,
-            reply: "vm101 is protected".into(),
+            ..ActionReport::new(
+                &crate::brain::Action::Power {
+                    vmid: 101,
+                    action: GuestAction::Start,
+                },
+                Decision::Refused,
+                "vm101 is protected".into(),
+            )
         };
         let mut out = Vec::new();
         books.action_outcome(&report, &mut out);

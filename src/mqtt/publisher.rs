@@ -516,15 +516,15 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             return;
         };
         info!(vmid = press.vmid, action = %press.action, "button pressed");
-        let request = ActionRequest {
-            channel: Channel::Mqtt,
-            client: topic.to_owned(),
-            conversation: None,
-            vmid: press.vmid,
-            action: press.action,
+        let request = ActionRequest::guest(
+            Channel::Mqtt,
+            topic.to_owned(),
+            None,
+            press.vmid,
+            press.action,
             // A pressed button is the confirmation; the policy still decides.
-            approved: true,
-        };
+            true,
+        );
         let actions = Arc::clone(&self.actions);
         let results = self.results_tx.clone();
         self.tasks.spawn(async move {

@@ -176,14 +176,11 @@ impl Default for NoBrain {
 
 impl ActionSink for NoBrain {
     async fn act(&self, request: ActionRequest) -> ActionReport {
-        ActionReport {
-            vmid: request.vmid,
-            guest: None,
-            action: request.action,
-            decision: Decision::Refused,
-            task: None,
-            reply: "actions are not available: this Jarvis has no brain configured".into(),
-        }
+        ActionReport::new(
+            &request.action,
+            Decision::Refused,
+            "actions are not available: this Jarvis has no brain configured".into(),
+        )
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Activity> {

@@ -488,6 +488,30 @@ impl Proxmox {
         kind: Kind,
         path: &str,
     ) -> Result<T, ProxmoxError> {
+        self.request_with(kind, path, &[]).await
+    }
+
+    /// A POST with form parameters (node power, snapshots, migration): sent once, like every
+    /// action. See [`super::operations`].
+    pub(super) async fn post_form<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        form: &[(&'static str, String)],
+    ) -> Result<T, ProxmoxError> {
+        self.request_with(Kind::Action, path, form).await
+    }
+
+    /// A GET for [`super::operations`].
+    pub(super) async fn read<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProxmoxError> {
+        self.get(path).await
+    }
+
+    async fn request_with<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        path: &str,
+        form: &[(&'static str, String)],
+    ) -> Result<T, ProxmoxError> {
         let retries = match kind {
             Kind::Read => self.inner.read_retries,
             Kind::Action => 0,
@@ -495,7 +519,7 @@ impl Proxmox {
         let mut backoff = self.inner.timings.retry_backoff;
         let mut attempt = 0;
         let result = loop {
-            let result = self.request_once(kind, path).await;
+            let result = self.request_once(kind, path, form).await;
             match &result {
                 // A timeout already cost `timeout` on every node that hung; repeating it
                 // would keep a voice reply waiting for nothing.
@@ -550,7 +574,12 @@ impl Proxmox {
 
     /// Sends the request to the preferred node, then the others, until one answers; returns
     /// the body of a 2xx answer.
-    async fn request_once(&self, kind: Kind, path: &str) -> Result<Bytes, ProxmoxError> {
+    async fn request_once(
+        &self,
+        kind: Kind,
+        path: &str,
+        form: &[(&'static str, String)],
+    ) -> Result<Bytes, ProxmoxError> {
         let bases = &self.inner.bases;
         let first = self.inner.preferred.load(Ordering::Relaxed);
         let mut tried = Vec::new();
@@ -563,7 +592,7 @@ impl Proxmox {
                 continue;
             };
             tried.push(base.clone());
-            match self.send(kind, base, path).await {
+            match self.send(kind, base, path, form).await {
                 Ok((status, reason, body)) => {
                     if index != first {
                         info!(url = %base, "proxmox: using this node from now on");
@@ -622,11 +651,13 @@ impl Proxmox {
         kind: Kind,
         base: &str,
         path: &str,
+        form: &[(&'static str, String)],
     ) -> Result<(u16, Option<String>, Bytes), (NodeFailure, bool)> {
         let url = format!("{base}/api2/json{path}");
         let request = match kind {
             Kind::Read => self.inner.http.get(&url),
-            Kind::Action => self.inner.http.post(&url),
+            Kind::Action if form.is_empty() => self.inner.http.post(&url),
+            Kind::Action => self.inner.http.post(&url).form(form),
         };
         let response = request
             .header(AUTHORIZATION, self.inner.auth.clone())

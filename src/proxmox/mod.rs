@@ -9,6 +9,7 @@ mod cache;
 pub mod client;
 pub mod error;
 pub mod model;
+pub mod operations;
 pub mod tls;
 mod wire;
 
@@ -18,4 +19,5 @@ pub use model::{
     ClusterMember, ClusterStatus, Guest, GuestAction, GuestKind, GuestRef, GuestState, Inventory,
     Node, NodeState, NodeStatus, Storage, TaskOutcome, TaskResult,
 };
+pub use operations::{MigrationMode, NodeAction, Snapshot};
 pub use tls::fingerprint;

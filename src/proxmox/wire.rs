@@ -385,7 +385,7 @@ fn to_f64(value: &Value) -> Option<f64> {
     n.is_finite().then_some(n)
 }
 
-fn to_u64(value: &Value) -> Option<u64> {
+pub(crate) fn to_u64(value: &Value) -> Option<u64> {
     match value {
         Value::Number(n) => n.as_u64().or_else(|| {
             n.as_f64()

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
@@ -293,6 +293,8 @@ struct Task {
     /// What a successful end does.
     effect: Option<(u32, &'static str)>,
     applied: bool,
+    /// Node power, snapshots and migration (see `actions`).
+    more: Option<actions::Effect>,
 }
 
 #[derive(Debug)]
@@ -314,6 +316,8 @@ struct Shared {
     tasks: Mutex<HashMap<String, Task>>,
     connections: AtomicUsize,
     task_counter: AtomicUsize,
+    /// Node power, snapshots and migration (see `actions`).
+    actions: Mutex<actions::State>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -425,6 +429,7 @@ impl FakeProxmox {
             tasks: Mutex::new(HashMap::new()),
             connections: AtomicUsize::new(0),
             task_counter: AtomicUsize::new(0),
+            actions: Mutex::new(actions::State::default()),
         });
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
@@ -772,6 +777,11 @@ fn settle_tasks(shared: &Shared) {
         if done && !task.applied {
             task.applied = true;
             if task.exit == "OK" {
+                if let Some(effect) = task.more.take() {
+                    actions::apply(effect, &mut cluster, &mut lock(&shared.actions));
+                }
+            }
+            if task.exit == "OK" {
                 if let Some((vmid, status)) = task.effect {
                     if let Some(guest) = cluster.guest_mut(vmid) {
                         guest.status = status.into();
@@ -787,6 +797,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let raw = uri.path();
     let path = percent_encoding::percent_decode_str(raw.strip_prefix("/api2/json").unwrap_or(raw))
@@ -828,7 +839,8 @@ async fn handle(
         failure
     } else {
         settle_tasks(&shared);
-        route(&shared, &method, &path)
+        actions::route(&shared, &method, &path, &body)
+            .unwrap_or_else(|| route(&shared, &method, &path))
     };
     if let Some(entry) = lock(&shared.log).get_mut(index) {
         entry.status = response.status().as_u16();
@@ -1091,6 +1103,7 @@ fn guest_action(shared: &Shared, node: &str, kind: &str, vmid: &str, action: &st
             exit,
             effect: Some((vmid, effect)),
             applied: false,
+            more: None,
         },
     );
     data(Value::String(upid))
@@ -1117,3 +1130,7 @@ fn task_status(shared: &Shared, node: &str, upid: &str) -> Response {
     }
     data(body)
 }
+
+// ---- Node power, snapshots, migration (tests/common/fake_proxmox_actions.rs) ----
+#[path = "fake_proxmox_actions.rs"]
+pub mod actions;
