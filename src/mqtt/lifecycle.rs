@@ -26,6 +26,7 @@ use crate::brain::{ActionReport, Activity};
 use crate::proxmox::{Inventory, NodeState, NodeStatus};
 
 use super::discovery::{self, Common, DeviceKey, DeviceTopics, Naming};
+use super::entity_ids;
 use super::state::{self, GuestMemory, NodeMemory};
 
 /// Longest state HA accepts for a sensor.
@@ -106,6 +107,8 @@ pub struct Books {
     memory: Option<MemoryState>,
     cycle: u64,
     scratch: Vec<u8>,
+    /// What the entity id bases were resolved for ([`entity_ids::names_key`]).
+    entity_names: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -174,6 +177,7 @@ impl Books {
             memory: None,
             cycle: 0,
             scratch: Vec::with_capacity(512),
+            entity_names: None,
         }
     }
 
@@ -286,6 +290,7 @@ impl Books {
                 });
             }
         }
+        self.resolve_entity_ids(&inventory);
 
         for node in &inventory.nodes {
             let key = DeviceKey::node(&node.name);
@@ -374,6 +379,32 @@ impl Books {
         }
         self.inventory = Some(inventory);
         self.server_state(out);
+    }
+
+    /// Resolves the suggested entity ids again when a name changed; a device whose base
+    /// changed gets its config again.
+    fn resolve_entity_ids(&mut self, inventory: &Inventory) {
+        let key = entity_ids::names_key(inventory);
+        if self.entity_names == Some(key) {
+            return;
+        }
+        self.entity_names = Some(key);
+        let bases = entity_ids::inventory_bases(
+            &self.naming,
+            &self.common,
+            inventory,
+            &self.details,
+            self.memory.is_some(),
+        );
+        let before = self.naming.clone();
+        self.naming.set_entity_bases(bases);
+        for record in self.records.values_mut() {
+            let id = record.object_id.as_str();
+            if before.entity_base(id, String::new) != self.naming.entity_base(id, String::new) {
+                // Forgotten, so the next touch sends the config again.
+                record.fingerprint = None;
+            }
+        }
     }
 
     /// Removes a device from HA and clears its retained messages.
