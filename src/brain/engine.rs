@@ -562,6 +562,14 @@ impl Brain {
                 }
                 Err(unresolved) => unresolved.into(),
             },
+            Intent::Disks { ask, target } => {
+                let asked =
+                    super::disks::answer(proxmox, &inventory, &directory, *ask, target.as_deref());
+                match asked.await {
+                    Ok(reply) => Response::local(reply),
+                    Err(unresolved) => unresolved.into(),
+                }
+            }
             Intent::Ping
             | Intent::Help
             | Intent::Confirm

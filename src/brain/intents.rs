@@ -63,6 +63,17 @@ impl Aspect {
     }
 }
 
+/// What a question about disks asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskAsk {
+    /// SMART health (and wear) of the physical disks.
+    Health,
+    /// How worn the SSDs are.
+    Wear,
+    /// ZFS pool health.
+    Pools,
+}
+
 /// A recognized intent, slots still as spoken words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intent {
@@ -146,6 +157,13 @@ pub enum Intent {
     },
     /// Is Frigate up?
     FrigateStatus,
+    /// Disk health, SSD wear or ZFS pools, of every node or one (see [`super::disks`]).
+    Disks {
+        /// What about them.
+        ask: DiskAsk,
+        /// A node, or for pools a pool or node.
+        target: Option<Vec<String>>,
+    },
     /// Yes, confirm.
     Confirm,
     /// No, cancel.
@@ -173,6 +191,11 @@ impl Intent {
             Self::WhoIsAt { .. } => "WhoIsAt",
             Self::Summary { .. } => "EventSummary",
             Self::FrigateStatus => "FrigateStatus",
+            Self::Disks { ask, .. } => match ask {
+                DiskAsk::Health => "DiskHealth",
+                DiskAsk::Wear => "DiskWear",
+                DiskAsk::Pools => "ZfsHealth",
+            },
             Self::Ping => "Ping",
             Self::Help => "Help",
             Self::Confirm => "Confirm",
@@ -202,6 +225,9 @@ impl Intent {
                 }
             }
             Self::Storage { target: Some(t) } => slots.push(("target", t.join(" "))),
+            Self::Disks {
+                target: Some(t), ..
+            } => slots.push(("target", t.join(" "))),
             Self::Action { action, guest } => {
                 slots.push(("guest", guest.join(" ")));
                 slots.push(("action", action.api_name().to_owned()));
@@ -272,6 +298,7 @@ enum Kind {
     WhoIsAt,
     Summary,
     FrigateStatus,
+    Disks(DiskAsk),
 }
 
 impl Kind {
@@ -529,6 +556,58 @@ fn sentences() -> Vec<(Kind, String)> {
             "(how is|how's|hows) frigate [doing]",
         ],
     );
+    const DISKS: &str = "(disks|drives|hard drives|ssds|ssd)";
+    const HEALTHY: &str = "(healthy|failing|dying|good|fine|alright|all right|in good shape)";
+    const WEAR: &str = "(wear|wearout|wear level|life left)";
+    const POOLS: &str =
+        "(zfs|zpool|zpools|zfs pool|zfs pools|pool|pools|storage pool|storage pools)";
+    add(
+        Kind::Disks(DiskAsk::Health),
+        &[
+            &format!("(are|is) [the|my|all] [my] {DISKS} {HEALTHY}"),
+            &format!("(are|is) [the|my] {DISKS} (on|of|in) {{target}} {HEALTHY}"),
+            &format!("(are|is) {{target}} {DISKS} {HEALTHY}"),
+            &format!("(how are|how're) [the|my] {DISKS} [doing]"),
+            &format!("(how are|how're) [the|my] {DISKS} (on|of|in) {{target}} [doing]"),
+            &format!("(how are|how're) {{target}} {DISKS} [doing]"),
+            "[{IS}] [the] (disk|drive|smart|ssd) (health|status)",
+            "[{IS}] [the] (disk|drive|smart|ssd) (health|status) (of|on|for) {target}",
+            &format!("(check|test) [the|my] {DISKS}"),
+            &format!("(check|test) [the|my] {DISKS} (on|of|in) {{target}}"),
+            &format!(
+                "(is|are) [there] (any|a) (failing|bad|dead|broken|dying) {DISKS} [on {{target}}]"
+            ),
+            &format!("(did|has|have) (any|a) {DISKS} (failed|died)"),
+        ],
+    );
+    add(
+        Kind::Disks(DiskAsk::Wear),
+        &[
+            &format!("[{{IS}}] [the] {WEAR} (of|on) [the|my] {DISKS}"),
+            &format!("[{{IS}}] [the] {WEAR} (of|on) [the] {DISKS} (on|in) {{target}}"),
+            &format!("[{{IS}}] [the] {WEAR} (of|on) {{target}} {DISKS}"),
+            &format!("how worn (are|is) [the|my] {DISKS} [(on|of|in) {{target}}]"),
+            &format!("how worn (are|is) {{target}} {DISKS}"),
+            &format!("how much life (is left|left|do) (on|in) [the|my] {DISKS} [have] [left]"),
+            &format!("(are|is) [the|my] {DISKS} (worn|worn out|wearing out)"),
+        ],
+    );
+    add(
+        Kind::Disks(DiskAsk::Pools),
+        &[
+            &format!("(is|are) [the|my] {POOLS} {HEALTHY}"),
+            &format!("(is|are) [the|my] {POOLS} (ok|okay|online|degraded|up)"),
+            &format!("(how is|how's|hows|how are) [the|my] {POOLS} [doing]"),
+            &format!("[{{IS}}] [the] {POOLS} (health|status)"),
+            &format!("[{{IS}}] [the] {POOLS} (health|status) (of|on|for) {{target}}"),
+            &format!("(how is|how's|hows|how are) [the|my] {POOLS} (on|of) {{target}} [doing]"),
+            &format!("(how is|how's|hows) [the] {POOLS} {{target}} [doing]"),
+            &format!("is [the] {POOLS} {{target}} {HEALTHY}"),
+            "(how is|how's|hows) [the] rpool [pool] [doing]",
+            "is [the] rpool [pool] (healthy|ok|okay|online|degraded|fine|good)",
+            "(how is|how's|hows) [the] {target} (pool|zpool|zfs pool) [doing]",
+        ],
+    );
     add(
         Kind::Ping,
         &[
@@ -721,6 +800,11 @@ impl Recognizer {
                 when,
             },
             Kind::FrigateStatus => Intent::FrigateStatus,
+            Kind::Disks(ask) => Intent::Disks {
+                ask,
+                // `rpool` is said, not captured: it is the pool asked about.
+                target: slot("target").or_else(|| has(&["rpool"]).then(|| vec!["rpool".into()])),
+            },
         };
         Some(Recognized { intent })
     }
@@ -809,6 +893,7 @@ fn slot_kinds(kind: Kind, slot: &str) -> Kinds {
     match (kind, slot) {
         (_, "object" | "place") => Kinds::MEMORY,
         (_, "node") => Kinds::NODES,
+        (Kind::Disks(DiskAsk::Health | DiskAsk::Wear), _) => Kinds::NODES,
         (Kind::Storage, _) => Kinds {
             nodes: true,
             guests: false,
