@@ -1,14 +1,23 @@
-//! Disk and ZFS questions end to end: `POST /v1/command` on the running server, against the fake
-//! Proxmox API's `/nodes/{node}/disks/list` and `/disks/zfs` (healthy, a failing disk, a worn
-//! SSD, a degraded pool, a token without Sys.Audit, an offline node).
+//! Disks and ZFS end to end: questions over `POST /v1/command` on the running server, and the
+//! node's disk entities over MQTT (a real Mosquitto broker), against the fake Proxmox API's
+//! `/nodes/{node}/disks/list` and `/disks/zfs` (healthy, a failing disk, a worn SSD, a degraded
+//! pool, a token without Sys.Audit, an offline node).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
-use common::fake_proxmox::FakeProxmox;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::fake_proxmox::{FakeProxmox, fast_timings};
+use common::mosquitto::{Mosquitto, Observer};
 use jarvis::app::App;
-use jarvis::config::Secret;
+use jarvis::brain::Brain;
+use jarvis::config::{Config, Secret};
+use jarvis::mqtt::{self, MqttConfig};
+use jarvis::proxmox::{Proxmox, Timings};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "s3cret-key-for-tests";
 
@@ -153,4 +162,98 @@ async fn a_token_without_sys_audit_and_an_offline_node_are_said() {
         "offline: not asked"
     );
     app.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_node_shows_its_disks_over_mqtt() {
+    let broker = Mosquitto::start().await;
+    let fake = FakeProxmox::homelab().await;
+    fake.set_disk_health("pve", "/dev/sdb", "FAILED");
+    fake.set_pool_health("pve", "tank", "DEGRADED");
+    fake.forbid("/nodes/agent1/disks", "/nodes/agent1", "Sys.Audit");
+    let ha = Observer::connect(broker.port, &["homeassistant/#", "jarvis/#"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.audit.path = dir.path().join("audit.jsonl");
+    let timings = Timings {
+        resources_ttl: Duration::from_millis(100),
+        node_status_ttl: Duration::from_millis(100),
+        updates_ttl: Duration::from_millis(100),
+        ..fast_timings()
+    };
+    let client = Proxmox::with_timings(&fake.config(), timings).unwrap();
+    let brain = Arc::new(Brain::new(&config, Some(client)).unwrap());
+    let mut settings = MqttConfig {
+        enabled: true,
+        host: "127.0.0.1".into(),
+        port: broker.port,
+        ..MqttConfig::default()
+    }
+    .settings();
+    settings.poll = Duration::from_millis(200);
+    settings.birth_delay_max = Duration::from_millis(50);
+    let token = CancellationToken::new();
+    let _handle = mqtt::spawn(settings, Arc::clone(&brain), brain, None, token.clone()).unwrap();
+
+    let config = ha
+        .wait_json(
+            "homeassistant/device/jarvis_homelab_node_pve/config",
+            |_| true,
+        )
+        .await;
+    let cmps = &config["cmps"];
+    assert_eq!(cmps["disks"]["p"], "binary_sensor");
+    assert_eq!(cmps["disks"]["dev_cla"], "problem");
+    assert_eq!(
+        cmps["disks"]["default_entity_id"],
+        "binary_sensor.pve_disks"
+    );
+    assert_eq!(cmps["disks"]["uniq_id"], "jarvis_homelab_node_pve_disks");
+    assert_eq!(cmps["disks"]["json_attr_t"], "jarvis/node/pve/state");
+    assert_eq!(cmps["ssd_life"]["unit_of_meas"], "%");
+    assert_eq!(cmps["ssd_life"]["default_entity_id"], "sensor.pve_ssd_life");
+    assert_eq!(cmps["zfs"]["default_entity_id"], "sensor.pve_zfs");
+
+    let state = ha
+        .wait_json("jarvis/node/pve/state", |v| v["disks_problem"] == "ON")
+        .await;
+    assert_eq!(state["ssd_life"], 88);
+    assert_eq!(state["zfs"], "DEGRADED");
+    assert_eq!(
+        state["zfs_pools"],
+        json!({"rpool": "ONLINE", "tank": "DEGRADED"})
+    );
+    let sdb = state["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device"] == "/dev/sdb")
+        .unwrap();
+    assert_eq!(sdb["health"], "FAILED");
+    assert_eq!(sdb["problem"], true);
+    // No Sys.Audit on agent1: its disk entities are unknown, the rest of it is fine.
+    let agent1 = ha
+        .wait_json("jarvis/node/agent1/state", |v| v["updates"] == 3)
+        .await;
+    assert_eq!(agent1["disks_problem"], Value::Null);
+    assert_eq!(agent1["ssd_life"], Value::Null);
+    assert_eq!(agent1["status"], "online");
+
+    // Repaired: the problem clears within the slow-read TTL.
+    fake.set_disk_health("pve", "/dev/sdb", "PASSED");
+    fake.set_pool_health("pve", "tank", "ONLINE");
+    fake.heal();
+    let state = ha
+        .wait_json("jarvis/node/pve/state", |v| v["disks_problem"] == "OFF")
+        .await;
+    assert_eq!(state["zfs"], "ONLINE");
+    ha.wait_json("jarvis/node/agent1/state", |v| v["disks_problem"] == "OFF")
+        .await;
+    // An offline node: unknown, and not asked.
+    fake.set_node_online("agent1", false);
+    let agent1 = ha
+        .wait_json("jarvis/node/agent1/state", |v| v["status"] == "offline")
+        .await;
+    assert_eq!(agent1["disks_problem"], Value::Null);
+    token.cancel();
 }

@@ -587,6 +587,7 @@ pub fn node_config(
             c.ic = Some("mdi:package-up");
         },
     );
+    disk_sensors(&mut b, &topics.state);
     let config = DeviceConfig {
         dev: Device {
             ids: [&object_id],
@@ -603,6 +604,38 @@ pub fn node_config(
         cmps: b.finish(),
     };
     to_json(&config)
+}
+
+/// A node's disk entities (see [`super::disks`]): a problem sensor with every disk as
+/// attributes, the lowest SSD life left, and the worst ZFS pool health with each pool's.
+fn disk_sensors<'a>(b: &mut Builder<'a>, state: &'a str) {
+    b.read(
+        "binary_sensor",
+        "disks",
+        "Disks",
+        "{{ value_json.disks_problem }}",
+        |c| {
+            c.dev_cla = Some("problem");
+            c.json_attr_t = Some(state);
+            c.json_attr_tpl = Some("{{ {'disks': value_json.disks | default([])} | tojson }}");
+        },
+    );
+    b.read(
+        "sensor",
+        "ssd_life",
+        "Lowest SSD life left",
+        "{{ value_json.ssd_life }}",
+        |c| {
+            c.unit_of_meas = Some("%");
+            c.stat_cla = Some("measurement");
+            c.ic = Some("mdi:harddisk");
+        },
+    );
+    b.read("sensor", "zfs", "ZFS pools", "{{ value_json.zfs }}", |c| {
+        c.ic = Some("mdi:database-check");
+        c.json_attr_t = Some(state);
+        c.json_attr_tpl = Some("{{ value_json.zfs_pools | default({}) | tojson }}");
+    });
 }
 
 /// Whether a button is enabled in HA from the start. Everything that takes a guest down is

@@ -23,7 +23,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::brain::{ActionReport, Activity};
-use crate::proxmox::{Inventory, NodeState, NodeStatus};
+use crate::proxmox::{Inventory, NodeDisks, NodeState, NodeStatus};
 
 use super::discovery::{self, Common, DeviceKey, DeviceTopics, Naming};
 use super::entity_ids;
@@ -98,6 +98,8 @@ pub struct Books {
     previous: BTreeSet<DeviceKey>,
     details: HashMap<String, NodeStatus>,
     updates: HashMap<String, u32>,
+    /// Each node's disks, as last read (`None`: could not be read).
+    disks: HashMap<String, Option<Arc<NodeDisks>>>,
     inventory: Option<Arc<Inventory>>,
     upstream: Upstream,
     server_state: Option<String>,
@@ -169,6 +171,7 @@ impl Books {
             previous: BTreeSet::new(),
             details: HashMap::new(),
             updates: HashMap::new(),
+            disks: HashMap::new(),
             inventory: None,
             upstream: Upstream::Unknown,
             server_state: None,
@@ -231,6 +234,12 @@ impl Books {
         if let Some(updates) = updates {
             self.updates.insert(node.to_owned(), updates);
         }
+    }
+
+    /// A node's disks and pools, fetched by the publisher (`None`: they could not be read, so
+    /// its disk sensors are unknown).
+    pub fn set_node_disks(&mut self, node: &str, disks: Option<Arc<NodeDisks>>) {
+        self.disks.insert(node.to_owned(), disks);
     }
 
     /// A device's retained availability seen at connect: published by an earlier run.
@@ -315,6 +324,7 @@ impl Books {
             }
             if let Memory::Node(memory) = &mut record.memory {
                 let detail = detail.filter(|_| online);
+                memory.disks = self.disks.get(&node.name).cloned().flatten();
                 memory.write_state(node, detail, updates, wall, &mut self.scratch);
             }
             publish_state(record, &self.scratch, out);

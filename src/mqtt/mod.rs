@@ -19,6 +19,7 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod discovery;
+pub mod disks;
 pub mod entity_ids;
 pub mod lifecycle;
 pub mod publisher;
