@@ -81,6 +81,10 @@ async fn healthy_disks_and_pools_are_said_briefly() {
         "I don't know a pool called tank. Your ZFS pools are rpool."
     );
 
+    // Storage questions about "disks" stay storage questions.
+    let body = ask(&app, "How full are my disks?").await;
+    assert_eq!(body["intent"], "StorageUsage");
+
     // One read per node for all of that: the cache serves the rest.
     assert_eq!(fake.count("GET /nodes/pve/disks/list"), 1);
     assert_eq!(fake.count("GET /nodes/agent1/disks/zfs"), 1);

@@ -556,51 +556,46 @@ fn sentences() -> Vec<(Kind, String)> {
             "(how is|how's|hows) frigate [doing]",
         ],
     );
-    const DISKS: &str = "(disks|drives|hard drives|ssds|ssd)";
-    const HEALTHY: &str = "(healthy|failing|dying|good|fine|alright|all right|in good shape)";
+    const DISKS: &str = "(disks|drives|ssds|ssd)";
+    const HEALTHY: &str = "(healthy|failing|dying|good|fine|alright)";
+    const WHAT: &str = "(what's|whats|what is|tell me)";
     const WEAR: &str = "(wear|wearout|wear level|life left)";
-    const POOLS: &str =
-        "(zfs|zpool|zpools|zfs pool|zfs pools|pool|pools|storage pool|storage pools)";
+    const POOLS: &str = "(zfs|zpool|zfs pool|zfs pools|pool|pools)";
     add(
         Kind::Disks(DiskAsk::Health),
         &[
-            &format!("(are|is) [the|my|all] [my] {DISKS} {HEALTHY}"),
-            &format!("(are|is) [the|my] {DISKS} (on|of|in) {{target}} {HEALTHY}"),
+            &format!("(are|is) [the|my] {DISKS} {HEALTHY}"),
+            &format!("(are|is) [the] {DISKS} (on|in) {{target}} {HEALTHY}"),
             &format!("(are|is) {{target}} {DISKS} {HEALTHY}"),
-            &format!("(how are|how're) [the|my] {DISKS} [doing]"),
-            &format!("(how are|how're) [the|my] {DISKS} (on|of|in) {{target}} [doing]"),
-            &format!("(how are|how're) {{target}} {DISKS} [doing]"),
-            "[{IS}] [the] (disk|drive|smart|ssd) (health|status)",
-            "[{IS}] [the] (disk|drive|smart|ssd) (health|status) (of|on|for) {target}",
-            &format!("(check|test) [the|my] {DISKS}"),
-            &format!("(check|test) [the|my] {DISKS} (on|of|in) {{target}}"),
-            &format!(
-                "(is|are) [there] (any|a) (failing|bad|dead|broken|dying) {DISKS} [on {{target}}]"
-            ),
-            &format!("(did|has|have) (any|a) {DISKS} (failed|died)"),
+            &format!("how are [the|my] {DISKS} [doing]"),
+            &format!("how are [the] {DISKS} (on|in) {{target}} [doing]"),
+            &format!("how are {{target}} {DISKS} [doing]"),
+            &format!("[{WHAT}] [the] (disk|drive|smart) (health|status)"),
+            &format!("[{WHAT}] [the] (disk|drive|smart) (health|status) (of|on) {{target}}"),
+            &format!("check [the|my] {DISKS} [on {{target}}]"),
+            &format!("(is|are) [there] any (failing|bad|dead|broken) {DISKS} [on {{target}}]"),
+            &format!("(did|has) (any|a) {DISKS} (failed|died)"),
         ],
     );
     add(
         Kind::Disks(DiskAsk::Wear),
         &[
-            &format!("[{{IS}}] [the] {WEAR} (of|on) [the|my] {DISKS}"),
-            &format!("[{{IS}}] [the] {WEAR} (of|on) [the] {DISKS} (on|in) {{target}}"),
-            &format!("[{{IS}}] [the] {WEAR} (of|on) {{target}} {DISKS}"),
-            &format!("how worn (are|is) [the|my] {DISKS} [(on|of|in) {{target}}]"),
+            &format!("[{WHAT}] [the] {WEAR} (of|on) [the|my] {DISKS}"),
+            &format!("[{WHAT}] [the] {WEAR} (of|on) [the] {DISKS} (on|in) {{target}}"),
+            &format!("[{WHAT}] [the] {WEAR} (of|on) {{target}} {DISKS}"),
+            &format!("how worn (are|is) [the|my] {DISKS} [(on|in) {{target}}]"),
             &format!("how worn (are|is) {{target}} {DISKS}"),
-            &format!("how much life (is left|left|do) (on|in) [the|my] {DISKS} [have] [left]"),
+            &format!("how much life (is left|left) (on|in) [the|my] {DISKS}"),
             &format!("(are|is) [the|my] {DISKS} (worn|worn out|wearing out)"),
         ],
     );
     add(
         Kind::Disks(DiskAsk::Pools),
         &[
-            &format!("(is|are) [the|my] {POOLS} {HEALTHY}"),
-            &format!("(is|are) [the|my] {POOLS} (ok|okay|online|degraded|up)"),
+            &format!("(is|are) [the|my] {POOLS} ({HEALTHY}|ok|okay|online|degraded)"),
             &format!("(how is|how's|hows|how are) [the|my] {POOLS} [doing]"),
-            &format!("[{{IS}}] [the] {POOLS} (health|status)"),
-            &format!("[{{IS}}] [the] {POOLS} (health|status) (of|on|for) {{target}}"),
-            &format!("(how is|how's|hows|how are) [the|my] {POOLS} (on|of) {{target}} [doing]"),
+            &format!("[{WHAT}] [the] {POOLS} (health|status) [(of|on) {{target}}]"),
+            &format!("(how is|how's|hows|how are) [the] {POOLS} on {{target}} [doing]"),
             &format!("(how is|how's|hows) [the] {POOLS} {{target}} [doing]"),
             &format!("is [the] {POOLS} {{target}} {HEALTHY}"),
             "(how is|how's|hows) [the] rpool [pool] [doing]",
