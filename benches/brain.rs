@@ -141,6 +141,10 @@ fn utterances() -> Vec<String> {
         "What can you do?".into(),
         "Turn on the kitchen lights.".into(),
         "Make me a sandwich.".into(),
+        "Are my disks healthy?".into(),
+        "How are the disks on pve four?".into(),
+        "What's the wear on pve two's SSDs?".into(),
+        "How is rpool?".into(),
     ];
     for i in [5usize, 250, 512, 999] {
         let name = guest_name(i).replace('-', " ");

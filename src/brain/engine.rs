@@ -773,6 +773,14 @@ impl Brain {
             | Intent::Migrate { .. } => {
                 super::operations::run(self, proxmox, &directory, intent, ctx).await
             }
+            Intent::Disks { ask, target } => {
+                let asked =
+                    super::disks::answer(proxmox, &inventory, &directory, *ask, target.as_deref());
+                match asked.await {
+                    Ok(reply) => Response::local(reply),
+                    Err(unresolved) => unresolved.into(),
+                }
+            }
             Intent::Ping
             | Intent::Help
             | Intent::Confirm

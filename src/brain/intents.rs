@@ -63,6 +63,17 @@ impl Aspect {
     }
 }
 
+/// What a question about disks asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskAsk {
+    /// SMART health (and wear) of the physical disks.
+    Health,
+    /// How worn the SSDs are.
+    Wear,
+    /// ZFS pool health.
+    Pools,
+}
+
 /// A recognized intent, slots still as spoken words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intent {
@@ -182,6 +193,13 @@ pub enum Intent {
     },
     /// Is Frigate up?
     FrigateStatus,
+    /// Disk health, SSD wear or ZFS pools, of every node or one (see [`super::disks`]).
+    Disks {
+        /// What about them.
+        ask: DiskAsk,
+        /// A node, or for pools a pool or node.
+        target: Option<Vec<String>>,
+    },
     /// Yes, confirm.
     Confirm,
     /// No, cancel.
@@ -229,6 +247,11 @@ impl Intent {
             Self::WhoIsAt { .. } => "WhoIsAt",
             Self::Summary { .. } => "EventSummary",
             Self::FrigateStatus => "FrigateStatus",
+            Self::Disks { ask, .. } => match ask {
+                DiskAsk::Health => "DiskHealth",
+                DiskAsk::Wear => "DiskWear",
+                DiskAsk::Pools => "ZfsHealth",
+            },
             Self::Ping => "Ping",
             Self::Help => "Help",
             Self::Confirm => "Confirm",
@@ -261,6 +284,7 @@ impl Intent {
             Self::ListGuests { node, .. } => *node = Some(words),
             Self::Action { guest, .. } | Self::ListSnapshots { guest } => *guest = words,
             Self::NodePower { node, .. } => *node = words,
+            Self::Disks { target, .. } => *target = Some(words),
             // "Was anyone at the front door?" "And the driveway?": the place changes; "did
             // you see Alice today?" "And Bob?": the object does.
             Self::Seen { place, object, .. } if place.is_some() || object.is_none() => {
@@ -298,6 +322,9 @@ impl Intent {
                 }
             }
             Self::Storage { target: Some(t) } => slots.push(("target", t.join(" "))),
+            Self::Disks {
+                target: Some(t), ..
+            } => slots.push(("target", t.join(" "))),
             Self::Action { action, guest } => {
                 slots.push(("guest", guest.join(" ")));
                 slots.push(("action", action.api_name().to_owned()));
@@ -394,6 +421,7 @@ enum Kind {
     WhoIsAt,
     Summary,
     FrigateStatus,
+    Disks(DiskAsk),
 }
 
 impl Kind {
@@ -715,6 +743,53 @@ fn sentences() -> Vec<(Kind, String)> {
             "(how is|how's|hows) frigate [doing]",
         ],
     );
+    const DISKS: &str = "(disks|drives|ssds|ssd)";
+    const HEALTHY: &str = "(healthy|failing|dying|good|fine|alright)";
+    const WHAT: &str = "(what's|whats|what is|tell me)";
+    const WEAR: &str = "(wear|wearout|wear level|life left)";
+    const POOLS: &str = "(zfs|zpool|zfs pool|zfs pools|pool|pools)";
+    add(
+        Kind::Disks(DiskAsk::Health),
+        &[
+            &format!("(are|is) [the|my] {DISKS} {HEALTHY}"),
+            &format!("(are|is) [the] {DISKS} (on|in) {{target}} {HEALTHY}"),
+            &format!("(are|is) {{target}} {DISKS} {HEALTHY}"),
+            &format!("how are [the|my] {DISKS} [doing]"),
+            &format!("how are [the] {DISKS} (on|in) {{target}} [doing]"),
+            &format!("how are {{target}} {DISKS} [doing]"),
+            &format!("[{WHAT}] [the] (disk|drive|smart) (health|status)"),
+            &format!("[{WHAT}] [the] (disk|drive|smart) (health|status) (of|on) {{target}}"),
+            &format!("check [the|my] {DISKS} [on {{target}}]"),
+            &format!("(is|are) [there] any (failing|bad|dead|broken) {DISKS} [on {{target}}]"),
+            &format!("(did|has) (any|a) {DISKS} (failed|died)"),
+        ],
+    );
+    add(
+        Kind::Disks(DiskAsk::Wear),
+        &[
+            &format!("[{WHAT}] [the] {WEAR} (of|on) [the|my] {DISKS}"),
+            &format!("[{WHAT}] [the] {WEAR} (of|on) [the] {DISKS} (on|in) {{target}}"),
+            &format!("[{WHAT}] [the] {WEAR} (of|on) {{target}} {DISKS}"),
+            &format!("how worn (are|is) [the|my] {DISKS} [(on|in) {{target}}]"),
+            &format!("how worn (are|is) {{target}} {DISKS}"),
+            &format!("how much life (is left|left) (on|in) [the|my] {DISKS}"),
+            &format!("(are|is) [the|my] {DISKS} (worn|worn out|wearing out)"),
+        ],
+    );
+    add(
+        Kind::Disks(DiskAsk::Pools),
+        &[
+            &format!("(is|are) [the|my] {POOLS} ({HEALTHY}|ok|okay|online|degraded)"),
+            &format!("(how is|how's|hows|how are) [the|my] {POOLS} [doing]"),
+            &format!("[{WHAT}] [the] {POOLS} (health|status) [(of|on) {{target}}]"),
+            &format!("(how is|how's|hows|how are) [the] {POOLS} on {{target}} [doing]"),
+            &format!("(how is|how's|hows) [the] {POOLS} {{target}} [doing]"),
+            &format!("is [the] {POOLS} {{target}} {HEALTHY}"),
+            "(how is|how's|hows) [the] rpool [pool] [doing]",
+            "is [the] rpool [pool] (healthy|ok|okay|online|degraded|fine|good)",
+            "(how is|how's|hows) [the] {target} (pool|zpool|zfs pool) [doing]",
+        ],
+    );
     add(
         Kind::Ping,
         &[
@@ -956,6 +1031,11 @@ impl Recognizer {
                 when,
             },
             Kind::FrigateStatus => Intent::FrigateStatus,
+            Kind::Disks(ask) => Intent::Disks {
+                ask,
+                // `rpool` is said, not captured: it is the pool asked about.
+                target: slot("target").or_else(|| has(&["rpool"]).then(|| vec!["rpool".into()])),
+            },
         };
         Some(Recognized { intent })
     }
@@ -1045,6 +1125,7 @@ fn slot_kinds(kind: Kind, slot: &str) -> Kinds {
         // Free words, read when the command is answered, as the event memory's names are.
         (_, "object" | "place" | "note" | "snapshot") => Kinds::MEMORY,
         (_, "node") => Kinds::NODES,
+        (Kind::Disks(DiskAsk::Health | DiskAsk::Wear), _) => Kinds::NODES,
         (Kind::Storage, _) => Kinds {
             nodes: true,
             guests: false,

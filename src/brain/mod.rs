@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod config;
+mod disks;
 pub mod engine;
 mod followup;
 pub mod grammar;

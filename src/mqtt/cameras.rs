@@ -25,6 +25,7 @@ use crate::events::Event;
 use crate::frigate::{Availability, FrigateStatus};
 
 use super::discovery::{self, CameraTopics, Common, Naming};
+use super::entity_ids;
 use super::lifecycle::{Out, truncate};
 use super::slug::topic_slug;
 use super::state::iso8601;
@@ -204,6 +205,7 @@ impl Cameras {
                 wanted.entry(slug).or_insert(name.as_str());
             }
         }
+        self.resolve_entity_ids(&wanted);
         let mut added = Vec::new();
         for (slug, name) in &wanted {
             if self.show(slug, name, out) {
@@ -234,6 +236,26 @@ impl Cameras {
             self.remove(&slug, out);
         }
         added
+    }
+
+    /// Tells apart cameras whose names give the same entity ids; a camera whose base changed
+    /// gets its config again.
+    fn resolve_entity_ids(&mut self, wanted: &BTreeMap<String, &str>) {
+        let bases = entity_ids::camera_bases(
+            wanted
+                .iter()
+                .map(|(slug, name)| (self.naming.camera_id(slug), *name)),
+        );
+        if &bases == self.naming.entity_bases() {
+            return;
+        }
+        for (slug, camera) in &mut self.cameras {
+            let id = self.naming.camera_id(slug);
+            if bases.get(&id) != self.naming.entity_bases().get(&id) {
+                camera.published = false;
+            }
+        }
+        self.naming.set_entity_bases(bases);
     }
 
     /// Publishes a camera's config and availability unless it is shown already; true when it

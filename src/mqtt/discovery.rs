@@ -22,12 +22,16 @@
 //!   Occupancy, live counts, snapshots, streams and switches stay Frigate's. Availability:
 //!   `[<base>/status, <base>/frigate/availability(, <base>/camera/<camera>/availability)]`.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
 use crate::proxmox::{Guest, GuestAction, GuestKind, Node, NodeStatus, Storage};
 
-use super::slug::{entity_slug, topic_slug};
+use super::entity_ids::{camera_base, guest_base, node_base, storage_base};
+use super::slug::{entity_name, topic_slug};
 
 /// What a device is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -134,6 +138,9 @@ pub struct Naming {
     pub camera_prefix: String,
     /// `<base>/frigate/availability`: Frigate online.
     pub frigate_topic: String,
+    /// Entity id bases that differ from the plain names (collisions), by object id; see
+    /// [`super::entity_ids`].
+    entity_bases: Arc<HashMap<String, String>>,
 }
 
 impl Naming {
@@ -155,6 +162,35 @@ impl Naming {
             camera_prefix: format!("{base_slug}_camera"),
             frigate_topic: format!("{base}/frigate/availability"),
             server_id: format!("{base_slug}_server"),
+            entity_bases: Arc::default(),
+        }
+    }
+
+    /// The entity id base of a device: `plain` unless it collides (see
+    /// [`Naming::set_entity_bases`]).
+    pub fn entity_base(&self, object_id: &str, plain: impl FnOnce() -> String) -> String {
+        match self.entity_bases.get(object_id) {
+            Some(base) => base.clone(),
+            None => plain(),
+        }
+    }
+
+    /// The bases that replace the plain ones, by object id (from
+    /// [`super::entity_ids::resolve`]).
+    pub fn set_entity_bases(&mut self, bases: HashMap<String, String>) {
+        self.entity_bases = Arc::new(bases);
+    }
+
+    /// The bases that replace the plain ones, by object id.
+    pub fn entity_bases(&self) -> &HashMap<String, String> {
+        &self.entity_bases
+    }
+
+    /// The same names without replaced bases (to find collisions).
+    pub fn plain(&self) -> Self {
+        Self {
+            entity_bases: Arc::default(),
+            ..self.clone()
         }
     }
 
@@ -510,7 +546,7 @@ pub fn node_config(
         .map(|v| v.split('/').nth(1).unwrap_or(v));
     let mut b = Builder::new(
         &object_id,
-        entity_slug(&node.name, "node"),
+        naming.entity_base(&object_id, || node_base(&node.name)),
         &topics.state,
         common,
     );
@@ -551,6 +587,7 @@ pub fn node_config(
             c.ic = Some("mdi:package-up");
         },
     );
+    disk_sensors(&mut b, &topics.state);
     let config = DeviceConfig {
         dev: Device {
             ids: [&object_id],
@@ -567,6 +604,38 @@ pub fn node_config(
         cmps: b.finish(),
     };
     to_json(&config)
+}
+
+/// A node's disk entities (see [`super::disks`]): a problem sensor with every disk as
+/// attributes, the lowest SSD life left, and the worst ZFS pool health with each pool's.
+fn disk_sensors<'a>(b: &mut Builder<'a>, state: &'a str) {
+    b.read(
+        "binary_sensor",
+        "disks",
+        "Disks",
+        "{{ value_json.disks_problem }}",
+        |c| {
+            c.dev_cla = Some("problem");
+            c.json_attr_t = Some(state);
+            c.json_attr_tpl = Some("{{ {'disks': value_json.disks | default([])} | tojson }}");
+        },
+    );
+    b.read(
+        "sensor",
+        "ssd_life",
+        "Lowest SSD life left",
+        "{{ value_json.ssd_life }}",
+        |c| {
+            c.unit_of_meas = Some("%");
+            c.stat_cla = Some("measurement");
+            c.ic = Some("mdi:harddisk");
+        },
+    );
+    b.read("sensor", "zfs", "ZFS pools", "{{ value_json.zfs }}", |c| {
+        c.ic = Some("mdi:database-check");
+        c.json_attr_t = Some(state);
+        c.json_attr_tpl = Some("{{ value_json.zfs_pools | default({}) | tojson }}");
+    });
 }
 
 /// Whether a button is enabled in HA from the start. Everything that takes a guest down is
@@ -592,7 +661,7 @@ pub fn guest_config(naming: &Naming, common: &Common, guest: &Guest) -> String {
     let node_id = naming.object_id(&DeviceKey::node(&guest.node));
     let topics = naming.topics(&key);
     let name = guest_device_name(guest);
-    let entity_base = format!("{}_{}", entity_slug(&guest.name, "guest"), guest.vmid);
+    let entity_base = naming.entity_base(&object_id, || guest_base(&guest.name, guest.vmid));
     let mut b = Builder::new(&object_id, entity_base, &topics.state, common);
     b.read(
         "sensor",
@@ -686,11 +755,8 @@ pub fn storage_config(naming: &Naming, common: &Common, storage: &Storage) -> St
         Some(plugin) => format!("Proxmox storage ({plugin})"),
         None => "Proxmox storage".to_owned(),
     };
-    let entity_base = format!(
-        "{}_{}",
-        entity_slug(&storage.node, "node"),
-        entity_slug(&storage.storage, "storage")
-    );
+    let entity_base =
+        naming.entity_base(&object_id, || storage_base(&storage.node, &storage.storage));
     let mut b = Builder::new(&object_id, entity_base, &topics.state, common);
     b.bytes("used", "Used", "{{ value_json.used }}");
     b.bytes("free", "Free", "{{ value_json.free }}");
@@ -733,7 +799,7 @@ pub fn server_config(naming: &Naming, events: bool) -> String {
     let object_id = naming.server_id.as_str();
     let mut b = Builder::new(
         object_id,
-        entity_slug(&naming.base, "jarvis"),
+        entity_name(&naming.base, "jarvis"),
         &topics.state,
         &Common { expire_after: 0 },
     );
@@ -864,7 +930,7 @@ pub fn camera_config(naming: &Naming, common: &Common, slug: &str, name: &str) -
     let topics = naming.camera_topics(slug);
     let mut b = Builder::new(
         &object_id,
-        entity_slug(name, "camera"),
+        naming.entity_base(&object_id, || camera_base(name)),
         &topics.state,
         common,
     );
@@ -1138,7 +1204,7 @@ mod tests {
         assert_eq!(cmps["reboot"]["dev_cla"], "restart");
         assert_eq!(cmps["last_action"]["stat_t"], "jarvis/guest/101/action");
         assert!(cmps["last_action"].get("exp_aft").is_none());
-        assert_eq!(cmps["cpu"]["default_entity_id"], "sensor.haos_101_cpu");
+        assert_eq!(cmps["cpu"]["default_entity_id"], "sensor.haos_cpu");
 
         // A migration changes the via_device and nothing that identifies an entity.
         let moved = Guest {

@@ -23,9 +23,10 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::brain::{ActionReport, Activity};
-use crate::proxmox::{Inventory, NodeState, NodeStatus};
+use crate::proxmox::{Inventory, NodeDisks, NodeState, NodeStatus};
 
 use super::discovery::{self, Common, DeviceKey, DeviceTopics, Naming};
+use super::entity_ids;
 use super::state::{self, GuestMemory, NodeMemory};
 
 /// Longest state HA accepts for a sensor.
@@ -97,6 +98,8 @@ pub struct Books {
     previous: BTreeSet<DeviceKey>,
     details: HashMap<String, NodeStatus>,
     updates: HashMap<String, u32>,
+    /// Each node's disks, as last read (`None`: could not be read).
+    disks: HashMap<String, Option<Arc<NodeDisks>>>,
     inventory: Option<Arc<Inventory>>,
     upstream: Upstream,
     server_state: Option<String>,
@@ -106,6 +109,8 @@ pub struct Books {
     memory: Option<MemoryState>,
     cycle: u64,
     scratch: Vec<u8>,
+    /// What the entity id bases were resolved for ([`entity_ids::names_key`]).
+    entity_names: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -166,6 +171,7 @@ impl Books {
             previous: BTreeSet::new(),
             details: HashMap::new(),
             updates: HashMap::new(),
+            disks: HashMap::new(),
             inventory: None,
             upstream: Upstream::Unknown,
             server_state: None,
@@ -174,6 +180,7 @@ impl Books {
             memory: None,
             cycle: 0,
             scratch: Vec::with_capacity(512),
+            entity_names: None,
         }
     }
 
@@ -227,6 +234,12 @@ impl Books {
         if let Some(updates) = updates {
             self.updates.insert(node.to_owned(), updates);
         }
+    }
+
+    /// A node's disks and pools, fetched by the publisher (`None`: they could not be read, so
+    /// its disk sensors are unknown).
+    pub fn set_node_disks(&mut self, node: &str, disks: Option<Arc<NodeDisks>>) {
+        self.disks.insert(node.to_owned(), disks);
     }
 
     /// A device's retained availability seen at connect: published by an earlier run.
@@ -286,6 +299,7 @@ impl Books {
                 });
             }
         }
+        self.resolve_entity_ids(&inventory);
 
         for node in &inventory.nodes {
             let key = DeviceKey::node(&node.name);
@@ -310,6 +324,7 @@ impl Books {
             }
             if let Memory::Node(memory) = &mut record.memory {
                 let detail = detail.filter(|_| online);
+                memory.disks = self.disks.get(&node.name).cloned().flatten();
                 memory.write_state(node, detail, updates, wall, &mut self.scratch);
             }
             publish_state(record, &self.scratch, out);
@@ -374,6 +389,32 @@ impl Books {
         }
         self.inventory = Some(inventory);
         self.server_state(out);
+    }
+
+    /// Resolves the suggested entity ids again when a name changed; a device whose base
+    /// changed gets its config again.
+    fn resolve_entity_ids(&mut self, inventory: &Inventory) {
+        let key = entity_ids::names_key(inventory);
+        if self.entity_names == Some(key) {
+            return;
+        }
+        self.entity_names = Some(key);
+        let bases = entity_ids::inventory_bases(
+            &self.naming,
+            &self.common,
+            inventory,
+            &self.details,
+            self.memory.is_some(),
+        );
+        let before = self.naming.clone();
+        self.naming.set_entity_bases(bases);
+        for record in self.records.values_mut() {
+            let id = record.object_id.as_str();
+            if before.entity_base(id, String::new) != self.naming.entity_base(id, String::new) {
+                // Forgotten, so the next touch sends the config again.
+                record.fingerprint = None;
+            }
+        }
     }
 
     /// Removes a device from HA and clears its retained messages.

@@ -6,6 +6,7 @@
 //! - [`config`]: the `[mqtt]` section.
 //! - [`connection`]: rumqttc options and the task that owns the event loop.
 //! - [`discovery`]: device-based discovery payloads (pure).
+//! - [`entity_ids`]: hash-free suggested entity ids, distinct where names collide (pure).
 //! - [`state`]: state payloads, rates and steady boot times (pure).
 //! - [`lifecycle`]: what was published and what to publish next (pure).
 //! - [`cameras`]: the same for Frigate and its cameras (pure).
@@ -18,6 +19,8 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod discovery;
+pub mod disks;
+pub mod entity_ids;
 pub mod lifecycle;
 pub mod publisher;
 pub mod slug;

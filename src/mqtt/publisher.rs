@@ -452,13 +452,18 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             .iter()
             .filter(|n| n.status == NodeState::Online)
             .map(|node| async move {
-                let (status, updates) = tokio::join!(
+                let (status, updates, disks) = tokio::join!(
                     cluster.node_status(&node.name),
-                    cluster.pending_updates(&node.name)
+                    cluster.pending_updates(&node.name),
+                    cluster.node_disks(&node.name)
                 );
-                (node.name.as_str(), status, updates)
+                (node.name.as_str(), status, updates, disks)
             });
-        for (node, status, updates) in futures_util::future::join_all(fetches).await {
+        for (node, status, updates, disks) in futures_util::future::join_all(fetches).await {
+            if let Err(err) = &disks {
+                debug!(node, cause = %err, "no disks this poll");
+            }
+            self.books.set_node_disks(node, disks.ok());
             if let Err(err) = &status {
                 debug!(node, cause = %err, "no node status this poll");
             }

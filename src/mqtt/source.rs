@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use crate::brain::{ActionReport, ActionRequest, Activity, Brain, Decision, Memory};
 use crate::events::EventStore;
 use crate::frigate::FrigateLink;
-use crate::proxmox::{Inventory, NodeStatus, Proxmox, ProxmoxError};
+use crate::proxmox::{Inventory, NodeDisks, NodeStatus, Proxmox, ProxmoxError};
 
 /// The event memory and Frigate as the publisher reads them: the store's size for Jarvis's
 /// device, and the store's answers, Frigate's status and its arrivals for the Frigate
@@ -66,6 +66,14 @@ pub trait ClusterSource: Send + Sync + 'static {
 
     /// How many package updates a node has pending, cached by the source.
     fn pending_updates(&self, node: &str) -> impl Future<Output = Result<u32, SourceError>> + Send;
+
+    /// A node's disks and ZFS pools, cached by the source (none by default).
+    fn node_disks(
+        &self,
+        _node: &str,
+    ) -> impl Future<Output = Result<Arc<NodeDisks>, SourceError>> + Send {
+        async { Err(SourceError("disks are not read from this source".into())) }
+    }
 }
 
 /// Who acts on a button press: the same path as a voice command.
@@ -108,6 +116,10 @@ impl ClusterSource for Proxmox {
         let count = Proxmox::pending_updates(self, node).await?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
+
+    async fn node_disks(&self, node: &str) -> Result<Arc<NodeDisks>, SourceError> {
+        Ok(Proxmox::node_disks(self, node).await?)
+    }
 }
 
 /// The brain's Proxmox client (an error when Proxmox is not configured, so Jarvis's own device
@@ -127,6 +139,10 @@ impl ClusterSource for Brain {
 
     async fn pending_updates(&self, node: &str) -> Result<u32, SourceError> {
         ClusterSource::pending_updates(self.proxmox().ok_or_else(not_configured)?, node).await
+    }
+
+    async fn node_disks(&self, node: &str) -> Result<Arc<NodeDisks>, SourceError> {
+        ClusterSource::node_disks(self.proxmox().ok_or_else(not_configured)?, node).await
     }
 }
 

@@ -7,7 +7,11 @@
 
 use serde::Serialize;
 
-use crate::proxmox::{Guest, GuestState, Node, NodeState, NodeStatus, Storage};
+use std::sync::Arc;
+
+use crate::proxmox::{Guest, GuestState, Node, NodeDisks, NodeState, NodeStatus, Storage};
+
+use super::disks::DiskState;
 
 /// A new boot time within this many seconds of the published one is the same boot: uptime
 /// comes from pvestatd's cache and lags the clock by up to a poll or two.
@@ -47,7 +51,7 @@ struct GuestPayload<'a> {
 }
 
 #[derive(Serialize)]
-struct NodePayload {
+struct NodePayload<'a> {
     status: &'static str,
     cpu: Option<f64>,
     mem: Option<u64>,
@@ -57,6 +61,8 @@ struct NodePayload {
     load5: Option<f64>,
     load15: Option<f64>,
     updates: Option<u32>,
+    #[serde(flatten)]
+    disks: DiskState<'a>,
 }
 
 #[derive(Serialize)]
@@ -141,6 +147,8 @@ impl GuestMemory {
 #[derive(Debug, Clone, Default)]
 pub struct NodeMemory {
     started: Option<i64>,
+    /// The node's disks and pools, when they could be read (see [`super::disks`]).
+    pub disks: Option<Arc<NodeDisks>>,
 }
 
 impl NodeMemory {
@@ -174,6 +182,7 @@ impl NodeMemory {
             load5: load.map(|l| round2(l[1])),
             load15: load.map(|l| round2(l[2])),
             updates,
+            disks: DiskState::new(self.disks.as_deref().filter(|_| online)),
         };
         write(out, &payload);
     }

@@ -126,6 +126,8 @@ struct Inner {
     cluster: Slot<ClusterStatus>,
     nodes: Slots<NodeStatus>,
     updates: Slots<usize>,
+    /// Disks and ZFS pools per node (see [`super::disks`]).
+    disks: Slots<super::disks::NodeDisks>,
     health: Mutex<HealthState>,
 }
 
@@ -250,6 +252,7 @@ impl Proxmox {
                 cluster: Slot::default(),
                 nodes: Slots::default(),
                 updates: Slots::default(),
+                disks: Slots::default(),
                 health: Mutex::new(HealthState::default()),
             }),
         })
@@ -478,7 +481,12 @@ impl Proxmox {
         &self.inner.bases
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProxmoxError> {
+    /// A node's disks cache slot, and the TTL of slow reads (`updates_ttl`).
+    pub(super) fn disks_slot(&self, node: &str) -> (Arc<Slot<super::disks::NodeDisks>>, Duration) {
+        (self.inner.disks.slot(node), self.inner.timings.updates_ttl)
+    }
+
+    pub(super) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProxmoxError> {
         self.request(Kind::Read, path).await
     }
 

@@ -180,6 +180,7 @@ pub(crate) fn privilege_hint(path: &str) -> String {
              Sys.Audit on some versions)"
         ),
         ["nodes", node, "tasks", ..] => format!("Sys.Audit on /nodes/{node}"),
+        ["nodes", node, "disks", ..] => format!("Sys.Audit on /nodes/{node}"),
         ["nodes", _, "qemu" | "lxc", vmid, "status", action] if !matches!(*action, "current") => {
             format!("VM.PowerMgmt on /vms/{vmid} (or on /)")
         }

@@ -7,6 +7,7 @@
 
 mod cache;
 pub mod client;
+pub mod disks;
 pub mod error;
 pub mod model;
 pub mod operations;
@@ -14,6 +15,7 @@ pub mod tls;
 mod wire;
 
 pub use client::{Proxmox, ProxmoxHealth, Timings};
+pub use disks::{Disk, NodeDisks, ZfsPool};
 pub use error::ProxmoxError;
 pub use model::{
     ClusterMember, ClusterStatus, Guest, GuestAction, GuestKind, GuestRef, GuestState, Inventory,

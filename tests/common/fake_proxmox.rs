@@ -60,6 +60,8 @@ pub struct FakeNode {
     pub uptime: u64,
     /// Packages `apt/update` lists.
     pub updates: usize,
+    /// Physical disks and ZFS pools (see the disks section at the end).
+    pub disks: FakeDisks,
 }
 
 impl FakeNode {
@@ -76,6 +78,7 @@ impl FakeNode {
             maxdisk: 100_861_726_720,
             uptime: 864_213,
             updates: 0,
+            disks: FakeDisks::healthy(),
         }
     }
 }
@@ -902,6 +905,8 @@ fn route(shared: &Shared, method: &Method, path: &str) -> Response {
             match rest {
                 ["status"] if get => data(node_status(&found)),
                 ["apt", "update"] if get => data(updates(found.updates)),
+                ["disks", "list"] if get => data(found.disks.list()),
+                ["disks", "zfs"] if get => data(found.disks.zfs()),
                 [kind @ ("qemu" | "lxc"), vmid, "status", action] if post => {
                     guest_action(shared, node, kind, vmid, action)
                 }
@@ -1134,3 +1139,133 @@ fn task_status(shared: &Shared, node: &str, upid: &str) -> Response {
 // ---- Node power, snapshots, migration (tests/common/fake_proxmox_actions.rs) ----
 #[path = "fake_proxmox_actions.rs"]
 pub mod actions;
+
+// --- disks and ZFS ------------------------------------------------------------------------
+// `GET /nodes/{node}/disks/list` and `/disks/zfs`, in the shapes of the PVE API schema
+// (`wearout` is the percentage of life left, or `N/A`; `health` is SMART's `PASSED`/`OK`/
+// `FAILED`/`UNKNOWN`; pool `health` is zpool's `ONLINE`/`DEGRADED`/...). Each node starts with
+// two healthy SSDs in an `ONLINE` `rpool` and an HDD for LVM; tests break them as they need.
+
+/// One physical disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeDisk {
+    pub devpath: String,
+    /// `hdd`, `ssd`, `nvme`.
+    pub kind: String,
+    pub model: String,
+    pub health: String,
+    /// Life left in percent; `None` sends `N/A`.
+    pub wearout: Option<u8>,
+    pub used: String,
+}
+
+/// One ZFS pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakePool {
+    pub name: String,
+    pub health: String,
+}
+
+/// A node's disks and pools.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeDisks {
+    pub disks: Vec<FakeDisk>,
+    pub pools: Vec<FakePool>,
+}
+
+impl FakeDisks {
+    pub fn healthy() -> Self {
+        let disk =
+            |devpath: &str, kind: &str, model: &str, wearout: Option<u8>, used: &str| FakeDisk {
+                devpath: devpath.into(),
+                kind: kind.into(),
+                model: model.into(),
+                health: "PASSED".into(),
+                wearout,
+                used: used.into(),
+            };
+        Self {
+            disks: vec![
+                disk(
+                    "/dev/nvme0n1",
+                    "nvme",
+                    "Samsung SSD 980 PRO 1TB",
+                    Some(96),
+                    "ZFS",
+                ),
+                disk(
+                    "/dev/sda",
+                    "ssd",
+                    "Samsung SSD 870 EVO 1TB",
+                    Some(88),
+                    "ZFS",
+                ),
+                disk("/dev/sdb", "hdd", "WDC WD40EFRX-68N32N0", None, "LVM"),
+            ],
+            pools: vec![FakePool {
+                name: "rpool".into(),
+                health: "ONLINE".into(),
+            }],
+        }
+    }
+
+    fn list(&self) -> Value {
+        let disks = self.disks.iter().enumerate().map(|(i, d)| {
+            json!({
+                "devpath": d.devpath, "type": d.kind, "model": d.model,
+                "serial": format!("S{i:05}X"), "vendor": "ATA", "size": 1_000_204_886_016_u64,
+                "health": d.health,
+                "wearout": d.wearout.map_or_else(|| json!("N/A"), |w| json!(w)),
+                "used": d.used, "gpt": 1, "mounted": 0, "osdid": -1, "osdid-list": null,
+                "rpm": if d.kind == "hdd" { json!(5400) } else { json!(0) },
+                "wwn": format!("0x5002538e{i:08x}"), "by_id_link": format!("/dev/disk/by-id/ata-{i}"),
+            })
+        });
+        Value::Array(disks.collect())
+    }
+
+    fn zfs(&self) -> Value {
+        let pools = self.pools.iter().map(|p| {
+            json!({
+                "name": p.name, "health": p.health, "size": 996_432_412_672_u64,
+                "alloc": 412_316_860_416_u64, "free": 584_115_552_256_u64, "frag": 7,
+                "dedup": 1.0,
+            })
+        });
+        Value::Array(pools.collect())
+    }
+}
+
+impl FakeProxmox {
+    /// Changes one disk of `node` (found by `devpath`).
+    pub fn edit_disk(&self, node: &str, devpath: &str, edit: impl FnOnce(&mut FakeDisk)) {
+        self.with_cluster(|c| {
+            let disk = c
+                .node_mut(node)
+                .and_then(|n| n.disks.disks.iter_mut().find(|d| d.devpath == devpath));
+            if let Some(disk) = disk {
+                edit(disk);
+            }
+        });
+    }
+
+    /// Sets a disk's SMART health (`FAILED`...).
+    pub fn set_disk_health(&self, node: &str, devpath: &str, health: &str) {
+        self.edit_disk(node, devpath, |d| d.health = health.into());
+    }
+
+    /// Sets a pool's health (`DEGRADED`...), adding the pool when the node has none by that name.
+    pub fn set_pool_health(&self, node: &str, pool: &str, health: &str) {
+        self.with_cluster(|c| {
+            if let Some(n) = c.node_mut(node) {
+                match n.disks.pools.iter_mut().find(|p| p.name == pool) {
+                    Some(p) => p.health = health.into(),
+                    None => n.disks.pools.push(FakePool {
+                        name: pool.into(),
+                        health: health.into(),
+                    }),
+                }
+            }
+        });
+    }
+}
