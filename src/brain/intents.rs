@@ -146,6 +146,28 @@ pub enum Intent {
     },
     /// Is Frigate up?
     FrigateStatus,
+    /// Did the last backup job (or last night's) succeed?
+    BackupJob {
+        /// Asked about last night.
+        last_night: bool,
+    },
+    /// When was a guest last backed up?
+    LastBackup {
+        /// Which guest, as spoken.
+        guest: Vec<String>,
+    },
+    /// Which guests have no backup within some days (`None`: `proxmox.backup_max_age_days`)?
+    StaleBackups {
+        /// The window in days.
+        days: Option<u32>,
+    },
+    /// Which tasks failed in the last hours (or today)?
+    FailedTasks {
+        /// The window in hours.
+        hours: u32,
+        /// Since midnight instead.
+        today: bool,
+    },
     /// Yes, confirm.
     Confirm,
     /// No, cancel.
@@ -173,6 +195,10 @@ impl Intent {
             Self::WhoIsAt { .. } => "WhoIsAt",
             Self::Summary { .. } => "EventSummary",
             Self::FrigateStatus => "FrigateStatus",
+            Self::BackupJob { .. } => "BackupJob",
+            Self::LastBackup { .. } => "LastBackup",
+            Self::StaleBackups { .. } => "StaleBackups",
+            Self::FailedTasks { .. } => "FailedTasks",
             Self::Ping => "Ping",
             Self::Help => "Help",
             Self::Confirm => "Confirm",
@@ -235,6 +261,14 @@ impl Intent {
             Self::Summary { place, when } => {
                 push_words(&mut slots, [("place", place), ("when", when)]);
             }
+            Self::LastBackup { guest } => slots.push(("guest", guest.join(" "))),
+            Self::StaleBackups { days: Some(days) } => slots.push(("days", days.to_string())),
+            Self::FailedTasks { hours, today } => {
+                slots.push(("hours", hours.to_string()));
+                if *today {
+                    slots.push(("when", "today".to_owned()));
+                }
+            }
             _ => {}
         }
         slots
@@ -272,6 +306,10 @@ enum Kind {
     WhoIsAt,
     Summary,
     FrigateStatus,
+    BackupJob,
+    LastBackup,
+    StaleBackups,
+    FailedTasks,
 }
 
 impl Kind {
@@ -529,6 +567,10 @@ fn sentences() -> Vec<(Kind, String)> {
             "(how is|how's|hows) frigate [doing]",
         ],
     );
+    add(Kind::BackupJob, super::backups::JOB_SENTENCES);
+    add(Kind::LastBackup, super::backups::LAST_BACKUP_SENTENCES);
+    add(Kind::StaleBackups, super::backups::STALE_SENTENCES);
+    add(Kind::FailedTasks, super::backups::FAILED_SENTENCES);
     add(
         Kind::Ping,
         &[
@@ -721,6 +763,19 @@ impl Recognizer {
                 when,
             },
             Kind::FrigateStatus => Intent::FrigateStatus,
+            Kind::BackupJob => Intent::BackupJob {
+                last_night: has(super::backups::NIGHT_WORDS),
+            },
+            Kind::LastBackup => Intent::LastBackup {
+                guest: slot("guest")?,
+            },
+            Kind::StaleBackups => Intent::StaleBackups {
+                days: super::backups::days(slot("days").as_deref(), &tokens)?,
+            },
+            Kind::FailedTasks => Intent::FailedTasks {
+                hours: super::backups::hours(slot("hours").as_deref())?,
+                today: has(&["today", "morning"]),
+            },
         };
         Some(Recognized { intent })
     }
@@ -809,6 +864,8 @@ fn slot_kinds(kind: Kind, slot: &str) -> Kinds {
     match (kind, slot) {
         (_, "object" | "place") => Kinds::MEMORY,
         (_, "node") => Kinds::NODES,
+        // Numbers, read when the question is answered.
+        (_, "days" | "hours") => Kinds::MEMORY,
         (Kind::Storage, _) => Kinds {
             nodes: true,
             guests: false,

@@ -126,6 +126,7 @@ struct Inner {
     cluster: Slot<ClusterStatus>,
     nodes: Slots<NodeStatus>,
     updates: Slots<usize>,
+    backups: super::backups::BackupCache,
     health: Mutex<HealthState>,
 }
 
@@ -250,6 +251,7 @@ impl Proxmox {
                 cluster: Slot::default(),
                 nodes: Slots::default(),
                 updates: Slots::default(),
+                backups: super::backups::BackupCache::new(config),
                 health: Mutex::new(HealthState::default()),
             }),
         })
@@ -480,6 +482,16 @@ impl Proxmox {
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProxmoxError> {
         self.request(Kind::Read, path).await
+    }
+
+    /// A read for the sibling modules (backups): failover, retries, health.
+    pub(super) async fn read<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProxmoxError> {
+        self.get(path).await
+    }
+
+    /// The backups cache (see `super::backups`).
+    pub(super) fn backup_cache(&self) -> &super::backups::BackupCache {
+        &self.inner.backups
     }
 
     /// One API call: failover across nodes, retries for reads, health bookkeeping.

@@ -5,6 +5,7 @@
 //! guest actions through it; the MQTT publisher polls [`Proxmox::refresh_inventory`] and reads
 //! the same cache.
 
+pub mod backups;
 mod cache;
 pub mod client;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod model;
 pub mod tls;
 mod wire;
 
+pub use backups::{Attempt, BackupFile, BackupJob, BackupResult, Backups, GuestBackups, TaskEntry};
 pub use client::{Proxmox, ProxmoxHealth, Timings};
 pub use error::ProxmoxError;
 pub use model::{
