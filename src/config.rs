@@ -628,7 +628,10 @@ impl ProxmoxConfig {
             ("proxmox.task_poll_ms", self.task_poll_ms),
             ("proxmox.task_timeout_secs", self.task_timeout_secs),
             ("proxmox.backups_ttl_secs", self.backups_ttl_secs),
-            ("proxmox.backup_max_age_days", u64::from(self.backup_max_age_days)),
+            (
+                "proxmox.backup_max_age_days",
+                u64::from(self.backup_max_age_days),
+            ),
         ] {
             if value == 0 {
                 return invalid(key, "must be at least 1".into());

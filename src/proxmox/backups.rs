@@ -674,7 +674,11 @@ fn per_guest(files: Vec<BackupFile>, jobs: &[BackupJob]) -> BTreeMap<u32, GuestB
     for entry in guests.values_mut() {
         // An archive newer than any attempt the logs told of (a job whose log was not read).
         if let Some(file) = &entry.last_ok {
-            if entry.last_attempt.as_ref().is_none_or(|a| a.time < file.ctime) {
+            if entry
+                .last_attempt
+                .as_ref()
+                .is_none_or(|a| a.time < file.ctime)
+            {
                 entry.last_attempt = Some(Attempt {
                     time: file.ctime,
                     result: BackupResult::Ok,
