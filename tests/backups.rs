@@ -385,3 +385,111 @@ async fn last_nights_job_is_told_apart_from_an_older_one() {
         r.reply
     );
 }
+
+/// The backup entities over a real Mosquitto: per guest "Last backup" and its result, and on
+/// Jarvis's device the guests without a recent backup and the failed tasks, with their lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_shows_each_guests_last_backup_and_the_cluster_lists() {
+    use common::mosquitto::{Mosquitto, Observer};
+    use jarvis::mqtt::{self, MqttConfig};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let broker = Mosquitto::start().await;
+    let fake = homelab().await;
+    let ha = Observer::connect(broker.port, &["homeassistant/#", "jarvis/#"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = jarvis::config::Config::default();
+    config.audit.path = dir.path().join("audit.jsonl");
+    let mut settings = MqttConfig {
+        enabled: true,
+        host: "127.0.0.1".into(),
+        port: broker.port,
+        ..MqttConfig::default()
+    }
+    .settings();
+    settings.poll = Duration::from_millis(200);
+    settings.birth_delay_max = Duration::from_millis(50);
+    let brain = Arc::new(Brain::new(&config, Some(fake.client())).unwrap());
+    let token = tokio_util::sync::CancellationToken::new();
+    let _handle = mqtt::spawn(settings, Arc::clone(&brain), brain, None, token.clone()).unwrap();
+
+    let nextcloud = ha
+        .wait_json(
+            "homeassistant/device/jarvis_homelab_guest_104/config",
+            |v| v["cmps"]["last_backup"].is_object(),
+        )
+        .await;
+    let last = &nextcloud["cmps"]["last_backup"];
+    assert_eq!(last["dev_cla"], "timestamp");
+    assert_eq!(last["stat_t"], "jarvis/guest/104/backup");
+    assert_eq!(last["uniq_id"], "jarvis_homelab_guest_104_last_backup");
+    let result = &nextcloud["cmps"]["last_backup_result"];
+    assert_eq!(result["dev_cla"], "enum");
+    assert_eq!(result["ops"], json!(["ok", "warnings", "failed", "none"]));
+
+    let state = ha
+        .wait_json("jarvis/guest/104/backup", Value::is_object)
+        .await;
+    assert_eq!(state["result"], "failed");
+    assert_eq!(state["message"], "VM 104 is locked (snapshot)");
+    assert_eq!(state["storage"], "nas");
+    assert_eq!(state["size"], 3u64 << 30);
+    assert_eq!(state["stale"], false);
+    let stamp = state["time"].as_str().unwrap();
+    assert!(stamp.ends_with("+00:00") && stamp.len() == 25, "{stamp}");
+    let frigate = ha
+        .wait_json("jarvis/guest/103/backup", Value::is_object)
+        .await;
+    assert_eq!(frigate["result"], "none");
+    assert_eq!(frigate["time"], Value::Null);
+    assert_eq!(frigate["stale"], true);
+    let haos = ha
+        .wait_json("jarvis/guest/100/backup", Value::is_object)
+        .await;
+    assert_eq!(haos["result"], "ok");
+
+    let server = ha
+        .wait_json("homeassistant/device/jarvis_server/config", |v| {
+            v["cmps"]["backups_stale"].is_object()
+        })
+        .await;
+    assert_eq!(
+        server["cmps"]["backups_stale"]["name"],
+        "Guests without recent backup"
+    );
+    assert_eq!(
+        server["cmps"]["failed_tasks"]["name"],
+        "Failed tasks (24 h)"
+    );
+    assert_eq!(
+        server["cmps"]["failed_tasks"]["json_attr_t"],
+        "jarvis/server/backups"
+    );
+    let lists = ha
+        .wait_json("jarvis/server/backups", Value::is_object)
+        .await;
+    assert_eq!(lists["stale"], 2);
+    assert_eq!(lists["stale_guests"], json!(["frigate", "pihole"]));
+    assert_eq!(lists["max_age_days"], 7);
+    assert_eq!(lists["failed"], 2);
+    assert_eq!(lists["failed_tasks"][0]["type"], "qmstart");
+    assert_eq!(
+        lists["failed_tasks"][0]["status"],
+        "VM 104 is locked (snapshot)"
+    );
+    assert_eq!(lists["failed_tasks"][1]["type"], "vzdump");
+
+    // Polls that find nothing new publish no backup state again (one read per TTL).
+    let mark = ha.mark();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        ha.since(mark)
+            .iter()
+            .all(|s| !s.topic.ends_with("/backup") && !s.topic.ends_with("/backups")),
+        "{:?}",
+        ha.since(mark)
+    );
+    assert_eq!(fake.count("GET /cluster/tasks"), 1);
+    token.cancel();
+}
