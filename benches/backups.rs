@@ -38,7 +38,7 @@ fn cluster() -> FakeCluster {
             FakeGuest::qemu(
                 100 + i as u32,
                 &format!("guest-{i}"),
-                &format!("pve{}", i % NODES),
+                &format!("pve{}", i as usize % NODES),
             )
             .running()
         })
@@ -97,9 +97,9 @@ fn history(fake: &FakeProxmox, now: i64) {
                 }
             }
         }
-        for i in 0..20 {
+        for i in 0..20u32 {
             b.tasks.push(FakeTask::new(
-                &format!("pve{}", i % NODES),
+                &format!("pve{}", i as usize % NODES),
                 "qmstart",
                 &(100 + i).to_string(),
                 now - i64::from(i) * 3600,
