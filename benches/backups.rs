@@ -38,7 +38,7 @@ fn cluster() -> FakeCluster {
             FakeGuest::qemu(
                 100 + i as u32,
                 &format!("guest-{i}"),
-                &format!("pve{}", i as usize % NODES),
+                &format!("pve{}", i % NODES),
             )
             .running()
         })
@@ -149,7 +149,8 @@ async fn run() {
         t.elapsed().as_secs_f64() * 1e3
     );
     println!("  reply: {:?}", r.reply);
-    let questions: [(&str, Box<dyn Fn(usize) -> String>); 5] = [
+    type Question = (&'static str, Box<dyn Fn(usize) -> String>);
+    let questions: [Question; 5] = [
         (
             "which guests have no backup this week",
             Box::new(|_| "Which guests have no backup this week?".into()),

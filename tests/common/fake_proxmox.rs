@@ -1443,7 +1443,7 @@ fn backups_route(
     match segments.as_slice() {
         ["cluster", "tasks"] => {
             let mut tasks: Vec<FakeTask> = backups().tasks.clone();
-            tasks.sort_by(|a, b| b.start.cmp(&a.start));
+            tasks.sort_by_key(|t| std::cmp::Reverse(t.start));
             Some(data(Value::Array(
                 tasks.iter().map(FakeTask::json).collect(),
             )))
@@ -1482,7 +1482,7 @@ fn backups_route(
                         .filter(|t| !errors || t.status.as_deref().is_some_and(|s| s != "OK"))
                         .cloned()
                         .collect();
-                    tasks.sort_by(|a, b| b.start.cmp(&a.start));
+                    tasks.sort_by_key(|t| std::cmp::Reverse(t.start));
                     tasks.truncate(limit);
                     Some(data(Value::Array(
                         tasks.iter().map(FakeTask::json).collect(),
