@@ -23,11 +23,14 @@
 #      events, peak RSS with the store open, p50/p99 of the brain's and the entities' questions
 #      with their query plans.
 #
-#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events]...   (default: all)
+#  10. Backup questions over 10 nodes / 1000 guests with 30 days of vzdump jobs: the cold read,
+#      then p50/p99 of each question with a warm cache (goal: 50 ms).
+#
+#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events|backups]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer frigate events); fi
+if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer frigate events backups); fi
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 
 for item in "${what[@]}"; do
@@ -82,6 +85,10 @@ PY
   brain)
     echo "== homelab brain (cargo bench --bench brain)"
     cargo bench --locked --bench brain 2>/dev/null
+    ;;
+  backups)
+    echo "== backup questions, 1000 guests, 30 days of vzdump (cargo bench --bench backups)"
+    cargo bench --locked --bench backups 2>/dev/null
     ;;
   wake)
     echo "== wake word (cargo bench --bench wake)"

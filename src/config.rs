@@ -490,6 +490,12 @@ pub struct ProxmoxConfig {
     /// Milliseconds a question (or the reads before an action) waits for Proxmox before Jarvis
     /// says "Proxmox isn't answering right now", however many nodes hang.
     pub answer_timeout_ms: u64,
+    /// Seconds the backups and recent tasks (vzdump tasks, backup archives, `/cluster/tasks`)
+    /// stay cached.
+    pub backups_ttl_secs: u64,
+    /// A guest whose newest backup is older than this many days counts as not backed up
+    /// ("which guests have no backup?", `/v1/backups`' `stale`, the MQTT sensor).
+    pub backup_max_age_days: u32,
 }
 
 impl Default for ProxmoxConfig {
@@ -512,6 +518,8 @@ impl Default for ProxmoxConfig {
             task_poll_ms: 1000,
             task_timeout_secs: 300,
             answer_timeout_ms: 3000,
+            backups_ttl_secs: 300,
+            backup_max_age_days: 7,
         }
     }
 }
@@ -623,6 +631,11 @@ impl ProxmoxConfig {
             ("proxmox.connect_timeout_secs", self.connect_timeout_secs),
             ("proxmox.task_poll_ms", self.task_poll_ms),
             ("proxmox.task_timeout_secs", self.task_timeout_secs),
+            ("proxmox.backups_ttl_secs", self.backups_ttl_secs),
+            (
+                "proxmox.backup_max_age_days",
+                u64::from(self.backup_max_age_days),
+            ),
         ] {
             if value == 0 {
                 return invalid(key, "must be at least 1".into());

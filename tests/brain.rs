@@ -489,6 +489,15 @@ async fn which_one_is_answered_by_position_number_or_name_in_the_same_conversati
         .filter(|l| l["kind"] == "action" && l["vmid"] == 111)
         .collect();
     assert_eq!(audited.len(), 2, "asked, then confirmed: {audited:?}");
+
+    // Backups: the same question, answered for the one chosen.
+    let r = s
+        .say("When was the backup server last backed up?", "c")
+        .await;
+    assert!(r.reply.starts_with("Which one do you mean"), "{}", r.reply);
+    let r = s.say("the first one", "c").await;
+    assert_eq!(r.intent.as_deref(), Some("LastBackup"), "{}", r.reply);
+    assert!(r.reply.contains("backup-server-1"), "{}", r.reply);
 }
 
 #[tokio::test]

@@ -781,6 +781,24 @@ impl Brain {
                     Err(unresolved) => unresolved.into(),
                 }
             }
+            Intent::BackupJob { .. }
+            | Intent::LastBackup { .. }
+            | Intent::StaleBackups { .. }
+            | Intent::FailedTasks { .. } => {
+                match super::backups::answer(
+                    proxmox,
+                    &inventory,
+                    &directory,
+                    intent,
+                    self.memory.as_ref(),
+                    ctx,
+                )
+                .await
+                {
+                    Ok(reply) => Response::local(reply),
+                    Err(unresolved) => unresolved.into(),
+                }
+            }
             Intent::Ping
             | Intent::Help
             | Intent::Confirm

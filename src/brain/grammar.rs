@@ -58,7 +58,8 @@ impl Captures {
 
 /// Slot names must be `'static` (they come from the built-in sentences).
 const SLOT_NAMES: &[&str] = &[
-    "target", "guest", "node", "storage", "object", "place", "when", "note", "snapshot",
+    "target", "guest", "node", "storage", "object", "place", "when", "note", "snapshot", "days",
+    "hours",
 ];
 /// Expansions one template may have; more is a template written badly.
 const MAX_EXPANSIONS: usize = 4096;

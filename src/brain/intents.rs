@@ -200,6 +200,28 @@ pub enum Intent {
         /// A node, or for pools a pool or node.
         target: Option<Vec<String>>,
     },
+    /// Did the last backup job (or last night's) succeed?
+    BackupJob {
+        /// Asked about last night.
+        last_night: bool,
+    },
+    /// When was a guest last backed up?
+    LastBackup {
+        /// Which guest, as spoken.
+        guest: Vec<String>,
+    },
+    /// Which guests have no backup within some days (`None`: `proxmox.backup_max_age_days`)?
+    StaleBackups {
+        /// The window in days.
+        days: Option<u32>,
+    },
+    /// Which tasks failed in the last hours (or today)?
+    FailedTasks {
+        /// The window in hours.
+        hours: u32,
+        /// Since midnight instead.
+        today: bool,
+    },
     /// Yes, confirm.
     Confirm,
     /// No, cancel.
@@ -252,6 +274,10 @@ impl Intent {
                 DiskAsk::Wear => "DiskWear",
                 DiskAsk::Pools => "ZfsHealth",
             },
+            Self::BackupJob { .. } => "BackupJob",
+            Self::LastBackup { .. } => "LastBackup",
+            Self::StaleBackups { .. } => "StaleBackups",
+            Self::FailedTasks { .. } => "FailedTasks",
             Self::Ping => "Ping",
             Self::Help => "Help",
             Self::Confirm => "Confirm",
@@ -285,6 +311,7 @@ impl Intent {
             Self::Action { guest, .. } | Self::ListSnapshots { guest } => *guest = words,
             Self::NodePower { node, .. } => *node = words,
             Self::Disks { target, .. } => *target = Some(words),
+            Self::LastBackup { guest } => *guest = words,
             // "Was anyone at the front door?" "And the driveway?": the place changes; "did
             // you see Alice today?" "And Bob?": the object does.
             Self::Seen { place, object, .. } if place.is_some() || object.is_none() => {
@@ -377,6 +404,14 @@ impl Intent {
             Self::Summary { place, when } => {
                 push_words(&mut slots, [("place", place), ("when", when)]);
             }
+            Self::LastBackup { guest } => slots.push(("guest", guest.join(" "))),
+            Self::StaleBackups { days: Some(days) } => slots.push(("days", days.to_string())),
+            Self::FailedTasks { hours, today } => {
+                slots.push(("hours", hours.to_string()));
+                if *today {
+                    slots.push(("when", "today".to_owned()));
+                }
+            }
             _ => {}
         }
         slots
@@ -422,6 +457,10 @@ enum Kind {
     Summary,
     FrigateStatus,
     Disks(DiskAsk),
+    BackupJob,
+    LastBackup,
+    StaleBackups,
+    FailedTasks,
 }
 
 impl Kind {
@@ -790,6 +829,10 @@ fn sentences() -> Vec<(Kind, String)> {
             "(how is|how's|hows) [the] {target} (pool|zpool|zfs pool) [doing]",
         ],
     );
+    add(Kind::BackupJob, super::backups::JOB_SENTENCES);
+    add(Kind::LastBackup, super::backups::LAST_BACKUP_SENTENCES);
+    add(Kind::StaleBackups, super::backups::STALE_SENTENCES);
+    add(Kind::FailedTasks, super::backups::FAILED_SENTENCES);
     add(
         Kind::Ping,
         &[
@@ -1036,6 +1079,19 @@ impl Recognizer {
                 // `rpool` is said, not captured: it is the pool asked about.
                 target: slot("target").or_else(|| has(&["rpool"]).then(|| vec!["rpool".into()])),
             },
+            Kind::BackupJob => Intent::BackupJob {
+                last_night: has(super::backups::NIGHT_WORDS),
+            },
+            Kind::LastBackup => Intent::LastBackup {
+                guest: slot("guest")?,
+            },
+            Kind::StaleBackups => Intent::StaleBackups {
+                days: super::backups::days(slot("days").as_deref(), &tokens)?,
+            },
+            Kind::FailedTasks => Intent::FailedTasks {
+                hours: super::backups::hours(slot("hours").as_deref())?,
+                today: has(&["today", "morning"]),
+            },
         };
         Some(Recognized { intent })
     }
@@ -1126,6 +1182,8 @@ fn slot_kinds(kind: Kind, slot: &str) -> Kinds {
         (_, "object" | "place" | "note" | "snapshot") => Kinds::MEMORY,
         (_, "node") => Kinds::NODES,
         (Kind::Disks(DiskAsk::Health | DiskAsk::Wear), _) => Kinds::NODES,
+        // Numbers, read when the question is answered.
+        (_, "days" | "hours") => Kinds::MEMORY,
         (Kind::Storage, _) => Kinds {
             nodes: true,
             guests: false,

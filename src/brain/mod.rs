@@ -4,6 +4,7 @@
 //! an action request (an MQTT button, or a recognized command) through the policy to Proxmox.
 
 pub mod audit;
+mod backups;
 pub mod config;
 mod disks;
 pub mod engine;

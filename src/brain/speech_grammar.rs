@@ -115,6 +115,9 @@ pub(crate) fn build(
     for phrase in TIME_PHRASES {
         builder.value("when", phrase);
     }
+    // "in the last 10 days", "in the last 24 hours".
+    builder.value("days", "#");
+    builder.value("hours", "#");
     for object in OBJECT_WORDS {
         builder.value("object", object);
     }

@@ -12,6 +12,7 @@
 //! bodies over `http.max_body_bytes` (413). Errors are JSON: `{"error": ..., "code": ...}`.
 
 mod access;
+mod backups;
 mod command;
 mod error;
 mod event;
@@ -97,6 +98,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/health", get(health::health))
         .route("/v1/command", post(command::command))
         .route("/v1/event", post(event::event))
+        .route("/v1/backups", get(backups::backups))
+        .route("/v1/tasks/failed", get(backups::failed_tasks))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -253,6 +253,7 @@ impl Naming {
             availability: format!("{base}/availability"),
             command: format!("{base}/command"),
             action: format!("{base}/action"),
+            backup: format!("{base}/backup"),
         }
     }
 
@@ -263,6 +264,7 @@ impl Naming {
             state: format!("{}/server/state", self.base),
             conversation: format!("{}/server/conversation", self.base),
             event: format!("{}/server/event", self.base),
+            backups: format!("{}/server/backups", self.base),
         }
     }
 }
@@ -278,6 +280,8 @@ pub struct DeviceTopics {
     pub command: String,
     /// Retained outcome of the last action (guests only).
     pub action: String,
+    /// Retained last backup (guests only).
+    pub backup: String,
 }
 
 /// Jarvis's own topics.
@@ -291,6 +295,8 @@ pub struct ServerTopics {
     pub conversation: String,
     /// Events (not retained).
     pub event: String,
+    /// Retained guests without a recent backup and failed tasks.
+    pub backups: String,
 }
 
 /// The Frigate device's topics.
@@ -356,36 +362,36 @@ struct Avty<'a> {
 
 /// One entity of a device. Empty options are left out.
 #[derive(Serialize, Default)]
-struct Component<'a> {
+pub(super) struct Component<'a> {
     p: &'static str,
     name: &'static str,
     uniq_id: String,
     #[serde(rename = "default_entity_id")]
     def_ent_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    dev_cla: Option<&'static str>,
+    pub(super) dev_cla: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    stat_cla: Option<&'static str>,
+    pub(super) stat_cla: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unit_of_meas: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sug_dsp_prc: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ent_cat: Option<&'static str>,
+    pub(super) ent_cat: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     en: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ic: Option<&'static str>,
+    pub(super) ic: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    stat_t: Option<&'a str>,
+    pub(super) stat_t: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    val_tpl: Option<&'static str>,
+    pub(super) val_tpl: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    json_attr_t: Option<&'a str>,
+    pub(super) json_attr_t: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    json_attr_tpl: Option<&'static str>,
+    pub(super) json_attr_tpl: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ops: Option<&'static [&'static str]>,
+    pub(super) ops: Option<&'static [&'static str]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exp_aft: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -420,7 +426,7 @@ struct DeviceConfig<'a> {
 }
 
 /// Builds one device's components with shared ids and topics.
-struct Builder<'a> {
+pub(super) struct Builder<'a> {
     object_id: &'a str,
     entity_base: String,
     state_topic: &'a str,
@@ -439,7 +445,12 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn base(&self, platform: &'static str, key: &'static str, name: &'static str) -> Component<'a> {
+    pub(super) fn base(
+        &self,
+        platform: &'static str,
+        key: &'static str,
+        name: &'static str,
+    ) -> Component<'a> {
         Component {
             p: platform,
             name,
@@ -495,6 +506,11 @@ impl<'a> Builder<'a> {
             c.dev_cla = Some("timestamp");
             c.ent_cat = Some("diagnostic");
         });
+    }
+
+    /// Adds a component built with [`Builder::base`].
+    pub(super) fn push(&mut self, key: &'static str, component: Component<'a>) {
+        self.components.push((key, component));
     }
 
     fn finish(self) -> Components<'a> {
@@ -703,6 +719,7 @@ pub fn guest_config(naming: &Naming, common: &Common, guest: &Guest) -> String {
     last.json_attr_t = Some(&topics.action);
     last.ic = Some("mdi:history");
     b.components.push(("last_action", last));
+    super::backups::guest_sensors(&mut b, &topics.backup);
     for action in GuestAction::ALL {
         let (key, name) = match action {
             GuestAction::Start => ("start", "Start"),
@@ -841,6 +858,7 @@ pub fn server_config(naming: &Naming, events: bool) -> String {
     event.evt_typ = Some(&EVENT_TYPES);
     event.ic = Some("mdi:lightning-bolt");
     b.components.push(("activity", event));
+    super::backups::server_sensors(&mut b, &topics.backups);
     if events {
         b.read(
             "sensor",

@@ -111,6 +111,10 @@ pub struct Books {
     scratch: Vec<u8>,
     /// What the entity id bases were resolved for ([`entity_ids::names_key`]).
     entity_names: Option<u64>,
+    /// Each guest's published backup state, by VMID.
+    backup_states: HashMap<u32, String>,
+    /// Jarvis's published backups state.
+    server_backups: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -181,6 +185,8 @@ impl Books {
             cycle: 0,
             scratch: Vec::with_capacity(512),
             entity_names: None,
+            backup_states: HashMap::new(),
+            server_backups: None,
         }
     }
 
@@ -433,6 +439,48 @@ impl Books {
         ] {
             out.push(Out::retained(topic, ""));
         }
+        let vmid = (key.kind == discovery::DeviceKind::Guest)
+            .then(|| key.id.parse::<u32>().ok())
+            .flatten();
+        if vmid.and_then(|v| self.backup_states.remove(&v)).is_some() {
+            out.push(Out::retained(&record.topics.backup, ""));
+        }
+    }
+
+    /// The backups as of `now`: each shown guest's "Last backup" state and Jarvis's "Guests
+    /// without recent backup" and "Failed tasks (24 h)", where they changed.
+    pub fn apply_backups(
+        &mut self,
+        backups: &crate::proxmox::Backups,
+        max_age_days: u32,
+        now: i64,
+        out: &mut Vec<Out>,
+    ) {
+        let Some(inventory) = self.inventory.clone() else {
+            return;
+        };
+        for guest in inventory.guests.iter().filter(|g| !g.template) {
+            let Some(record) = self
+                .records
+                .get(&DeviceKey::guest(guest.vmid))
+                .filter(|r| r.fingerprint.is_some() && r.missing_since.is_none())
+            else {
+                continue;
+            };
+            let payload = super::backups::guest_payload(backups, guest.vmid, now, max_age_days);
+            if self.backup_states.get(&guest.vmid) != Some(&payload) {
+                out.push(Out::retained(&record.topics.backup, &*payload));
+                self.backup_states.insert(guest.vmid, payload);
+            }
+        }
+        let payload = super::backups::server_payload(backups, &inventory, now, max_age_days);
+        if self.server_backups.as_deref() != Some(&payload) {
+            out.push(Out::retained(
+                &self.naming.server_topics().backups,
+                &*payload,
+            ));
+            self.server_backups = Some(payload);
+        }
     }
 
     /// Shows the event memory's size on Jarvis's device (its config gets two sensors).
@@ -503,6 +551,9 @@ impl Books {
         if let Some(conversation) = &self.conversation {
             out.push(Out::retained(&server.conversation, conversation.as_str()));
         }
+        if let Some(backups) = &self.server_backups {
+            out.push(Out::retained(&server.backups, backups.as_str()));
+        }
         match self.upstream {
             Upstream::Online => out.push(Out::retained(&self.naming.proxmox_topic, "online")),
             Upstream::Offline(_) => out.push(Out::retained(&self.naming.proxmox_topic, "offline")),
@@ -524,6 +575,10 @@ impl Books {
             if let Some(action) = &record.action {
                 out.push(Out::retained(&record.topics.action, action.as_str()));
             }
+        }
+        for (vmid, state) in &self.backup_states {
+            let topic = self.naming.topics(&DeviceKey::guest(*vmid)).backup;
+            out.push(Out::retained(&topic, state.as_str()));
         }
         self.refresh_states(out);
     }

@@ -14,6 +14,7 @@
 //! - [`source`]: the seams: the Proxmox cache, the brain, the event memory and Frigate.
 //! - [`publisher`]: the task that ties them together.
 
+mod backups;
 pub mod cameras;
 pub mod command;
 pub mod config;

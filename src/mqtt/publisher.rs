@@ -299,6 +299,15 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
                 self.fetch_details(&inventory).await;
                 self.books
                     .apply_inventory(inventory, now, unix_now(), &mut self.out);
+                // Cached by the source for `backups_ttl_secs`: most polls cost nothing here.
+                match self.cluster.backups().await {
+                    Ok(Some((backups, max_age_days))) => {
+                        self.books
+                            .apply_backups(&backups, max_age_days, unix_now(), &mut self.out);
+                    }
+                    Ok(None) => {}
+                    Err(err) => debug!(cause = %err, "no backups this poll"),
+                }
             }
             Err(err) => {
                 if self.proxmox_error.as_ref() != Some(&err.0) {

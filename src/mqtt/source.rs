@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use crate::brain::{ActionReport, ActionRequest, Activity, Brain, Decision, Memory};
 use crate::events::EventStore;
 use crate::frigate::FrigateLink;
-use crate::proxmox::{Inventory, NodeDisks, NodeStatus, Proxmox, ProxmoxError};
+use crate::proxmox::{Backups, Inventory, NodeDisks, NodeStatus, Proxmox, ProxmoxError};
 
 /// The event memory and Frigate as the publisher reads them: the store's size for Jarvis's
 /// device, and the store's answers, Frigate's status and its arrivals for the Frigate
@@ -74,6 +74,15 @@ pub trait ClusterSource: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Arc<NodeDisks>, SourceError>> + Send {
         async { Err(SourceError("disks are not read from this source".into())) }
     }
+
+    /// The backups and recent tasks, cached by the source, with the age in days beyond which
+    /// a guest counts as not backed up; `None` for a source without them (no backup entities
+    /// are published then).
+    fn backups(
+        &self,
+    ) -> impl Future<Output = Result<Option<(Arc<Backups>, u32)>, SourceError>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// Who acts on a button press: the same path as a voice command.
@@ -120,6 +129,11 @@ impl ClusterSource for Proxmox {
     async fn node_disks(&self, node: &str) -> Result<Arc<NodeDisks>, SourceError> {
         Ok(Proxmox::node_disks(self, node).await?)
     }
+
+    async fn backups(&self) -> Result<Option<(Arc<Backups>, u32)>, SourceError> {
+        let backups = Proxmox::backups(self).await?;
+        Ok(Some((backups, self.backup_max_age_days())))
+    }
 }
 
 /// The brain's Proxmox client (an error when Proxmox is not configured, so Jarvis's own device
@@ -143,6 +157,10 @@ impl ClusterSource for Brain {
 
     async fn node_disks(&self, node: &str) -> Result<Arc<NodeDisks>, SourceError> {
         ClusterSource::node_disks(self.proxmox().ok_or_else(not_configured)?, node).await
+    }
+
+    async fn backups(&self) -> Result<Option<(Arc<Backups>, u32)>, SourceError> {
+        ClusterSource::backups(self.proxmox().ok_or_else(not_configured)?).await
     }
 }
 

@@ -128,6 +128,7 @@ struct Inner {
     updates: Slots<usize>,
     /// Disks and ZFS pools per node (see [`super::disks`]).
     disks: Slots<super::disks::NodeDisks>,
+    backups: super::backups::BackupCache,
     health: Mutex<HealthState>,
 }
 
@@ -253,6 +254,7 @@ impl Proxmox {
                 nodes: Slots::default(),
                 updates: Slots::default(),
                 disks: Slots::default(),
+                backups: super::backups::BackupCache::new(config),
                 health: Mutex::new(HealthState::default()),
             }),
         })
@@ -490,6 +492,16 @@ impl Proxmox {
         self.request(Kind::Read, path).await
     }
 
+    /// A read for the sibling modules (backups, operations): failover, retries, health.
+    pub(super) async fn read<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProxmoxError> {
+        self.get(path).await
+    }
+
+    /// The backups cache (see `super::backups`).
+    pub(super) fn backup_cache(&self) -> &super::backups::BackupCache {
+        &self.inner.backups
+    }
+
     /// One API call: failover across nodes, retries for reads, health bookkeeping.
     async fn request<T: DeserializeOwned>(
         &self,
@@ -507,11 +519,6 @@ impl Proxmox {
         form: &[(&'static str, String)],
     ) -> Result<T, ProxmoxError> {
         self.request_with(Kind::Action, path, form).await
-    }
-
-    /// A GET for [`super::operations`].
-    pub(super) async fn read<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProxmoxError> {
-        self.get(path).await
     }
 
     async fn request_with<T: DeserializeOwned>(

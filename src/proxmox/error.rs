@@ -166,6 +166,7 @@ fn first_sentence(message: &str) -> String {
 
 /// Which privilege a path needs (§4.2), for [`ProxmoxError::Forbidden`].
 pub(crate) fn privilege_hint(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["cluster", "resources", ..] => {
@@ -174,6 +175,8 @@ pub(crate) fn privilege_hint(path: &str) -> String {
                 .into()
         }
         ["cluster", "status"] => "Sys.Audit on / (the PVEAuditor role has it)".into(),
+        ["cluster", "tasks"] => "Sys.Audit on /nodes to see tasks other users started".into(),
+        ["nodes", _, "storage", storage, ..] => format!("Datastore.Audit on /storage/{storage}"),
         ["nodes", node, "status"] => format!("Sys.Audit on /nodes/{node}"),
         ["nodes", node, "apt", ..] => format!(
             "the privilege Proxmox names above on /nodes/{node} (the package list needs more than \
@@ -204,6 +207,14 @@ mod tests {
             privilege_hint("/nodes/pve/qemu/101/status/start").contains("VM.PowerMgmt on /vms/101")
         );
         assert!(privilege_hint("/nodes/pve/lxc/102/status/current").contains("VM.Audit"));
+        assert_eq!(
+            privilege_hint("/nodes/pve/storage/nas/content?content=backup"),
+            "Datastore.Audit on /storage/nas"
+        );
+        assert_eq!(
+            privilege_hint("/nodes/pve/tasks?typefilter=vzdump&since=1"),
+            "Sys.Audit on /nodes/pve"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! guest actions through it; the MQTT publisher polls [`Proxmox::refresh_inventory`] and reads
 //! the same cache.
 
+pub mod backups;
 mod cache;
 pub mod client;
 pub mod disks;
@@ -14,6 +15,7 @@ pub mod operations;
 pub mod tls;
 mod wire;
 
+pub use backups::{Attempt, BackupFile, BackupJob, BackupResult, Backups, GuestBackups, TaskEntry};
 pub use client::{Proxmox, ProxmoxHealth, Timings};
 pub use disks::{Disk, NodeDisks, ZfsPool};
 pub use error::ProxmoxError;

@@ -317,6 +317,7 @@ struct Shared {
     knobs: Mutex<Knobs>,
     log: Mutex<Vec<Recorded>>,
     tasks: Mutex<HashMap<String, Task>>,
+    backups: Mutex<FakeBackups>,
     connections: AtomicUsize,
     task_counter: AtomicUsize,
     /// Node power, snapshots and migration (see `actions`).
@@ -430,6 +431,7 @@ impl FakeProxmox {
             }),
             log: Mutex::new(Vec::new()),
             tasks: Mutex::new(HashMap::new()),
+            backups: Mutex::new(FakeBackups::default()),
             connections: AtomicUsize::new(0),
             task_counter: AtomicUsize::new(0),
             actions: Mutex::new(actions::State::default()),
@@ -843,6 +845,7 @@ async fn handle(
     } else {
         settle_tasks(&shared);
         actions::route(&shared, &method, &path, &body)
+            .or_else(|| backups_route(&shared, &method, &path, uri.query()))
             .unwrap_or_else(|| route(&shared, &method, &path))
     };
     if let Some(entry) = lock(&shared.log).get_mut(index) {
@@ -1267,5 +1270,425 @@ impl FakeProxmox {
                 }
             }
         });
+    }
+}
+
+// === Backups and tasks (issue #15) ================================================================
+//
+// vzdump tasks (with their logs), other tasks, and backup archives on storages, served as
+// `GET /cluster/tasks`, `GET /nodes/{n}/tasks` (`typefilter`, `since`, `errors`, `limit`),
+// `GET /nodes/{n}/tasks/{upid}/log` and `GET /nodes/{n}/storage/{s}/content?content=backup`,
+// in the shapes of the PVE API viewer. `forbid_storage` makes a storage's content answer 403.
+
+/// A finished (or running) task in the fake's task lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeTask {
+    pub upid: String,
+    pub node: String,
+    pub kind: String,
+    /// `""` for a vzdump job over several guests.
+    pub id: String,
+    pub user: String,
+    pub start: i64,
+    /// `None`: still running.
+    pub end: Option<i64>,
+    /// Exit status (`OK`, `WARNINGS: 1`, `job errors`, ...); `None` while running.
+    pub status: Option<String>,
+    pub log: Vec<String>,
+}
+
+static FAKE_PIDS: AtomicUsize = AtomicUsize::new(0x0010_0000);
+
+impl FakeTask {
+    /// Any task, ended `duration` seconds after `start` with `status`.
+    pub fn new(node: &str, kind: &str, id: &str, start: i64, status: &str) -> Self {
+        let pid = FAKE_PIDS.fetch_add(1, Ordering::SeqCst);
+        let upid = format!(
+            "UPID:{node}:{pid:08X}:{:08X}:{start:08X}:{kind}:{id}:root@pam:",
+            pid * 3
+        );
+        Self {
+            upid,
+            node: node.into(),
+            kind: kind.into(),
+            id: id.into(),
+            user: "root@pam".into(),
+            start,
+            end: Some(start + 60),
+            status: Some(status.into()),
+            log: vec![if status == "OK" {
+                "TASK OK".to_owned()
+            } else {
+                format!("TASK ERROR: {status}")
+            }],
+        }
+    }
+
+    /// A vzdump job on `node` over several guests, with vzdump's log; the status follows from
+    /// the guests (`OK`, `WARNINGS: n` or `job errors`).
+    pub fn vzdump(
+        node: &str,
+        start: i64,
+        ok: &[u32],
+        warned: &[u32],
+        failed: &[(u32, &str)],
+    ) -> Self {
+        let mut guests: Vec<u32> = ok.iter().chain(warned).copied().collect();
+        guests.extend(failed.iter().map(|(v, _)| *v));
+        guests.sort_unstable();
+        let list: Vec<String> = guests.iter().map(u32::to_string).collect();
+        let mut log = vec![format!(
+            "INFO: starting new backup job: vzdump {} --mode snapshot --storage nas",
+            list.join(" ")
+        )];
+        for vmid in &guests {
+            log.push(format!("INFO: Starting Backup of VM {vmid} (qemu)"));
+            if let Some((_, why)) = failed.iter().find(|(v, _)| v == vmid) {
+                log.push(format!("ERROR: Backup of VM {vmid} failed - {why}"));
+                continue;
+            }
+            if warned.contains(vmid) {
+                log.push("WARN: unable to connect to the guest agent".into());
+            }
+            log.push(format!(
+                "INFO: creating vzdump archive 'vzdump-qemu-{vmid}.vma.zst'"
+            ));
+            log.push(format!("INFO: Finished Backup of VM {vmid} (00:00:42)"));
+        }
+        let status = if !failed.is_empty() {
+            log.push("INFO: Backup job finished with errors".into());
+            log.push("TASK ERROR: job errors".into());
+            "job errors".to_owned()
+        } else if !warned.is_empty() {
+            log.push("INFO: Backup job finished successfully".into());
+            log.push(format!("TASK WARNINGS: {}", warned.len()));
+            format!("WARNINGS: {}", warned.len())
+        } else {
+            log.push("INFO: Backup job finished successfully".into());
+            log.push("TASK OK".into());
+            "OK".to_owned()
+        };
+        let mut task = Self::new(node, "vzdump", "", start, &status);
+        task.end = Some(start + 600);
+        task.log = log;
+        task
+    }
+
+    /// Still running.
+    pub fn running(mut self) -> Self {
+        self.end = None;
+        self.status = None;
+        self
+    }
+
+    fn json(&self) -> Value {
+        let field = |i: usize| self.upid.split(':').nth(i).unwrap_or_default().to_owned();
+        let mut entry = json!({
+            "upid": self.upid, "node": self.node,
+            "pid": u64::from_str_radix(&field(2), 16).unwrap_or(0),
+            "pstart": u64::from_str_radix(&field(3), 16).unwrap_or(0),
+            "starttime": self.start, "type": self.kind, "id": self.id, "user": self.user,
+        });
+        if let (Some(end), Some(status)) = (self.end, &self.status) {
+            merge(
+                &mut entry,
+                json!({ "endtime": end, "status": status, "saved": "1" }),
+            );
+        }
+        entry
+    }
+}
+
+/// A backup archive on a storage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeBackup {
+    pub storage: String,
+    /// The node whose local storage holds it (ignored for shared storages).
+    pub node: String,
+    pub vmid: u32,
+    pub ctime: i64,
+    pub size: u64,
+    pub notes: Option<String>,
+    pub protected: bool,
+    /// PBS verification state.
+    pub verification: Option<String>,
+}
+
+impl FakeBackup {
+    pub fn new(storage: &str, node: &str, vmid: u32, ctime: i64, size: u64) -> Self {
+        Self {
+            storage: storage.into(),
+            node: node.into(),
+            vmid,
+            ctime,
+            size,
+            notes: None,
+            protected: false,
+            verification: None,
+        }
+    }
+
+    fn json(&self, kind: &str) -> Value {
+        let (subtype, ext) = if kind == "lxc" {
+            ("lxc", "tar.zst")
+        } else {
+            ("qemu", "vma.zst")
+        };
+        let stamp = jiff::Timestamp::from_second(self.ctime)
+            .map(|t| t.strftime("%Y_%m_%d-%H_%M_%S").to_string())
+            .unwrap_or_default();
+        let mut entry = json!({
+            "volid": format!("{}:backup/vzdump-{subtype}-{}-{stamp}.{ext}", self.storage, self.vmid),
+            "content": "backup", "ctime": self.ctime, "format": ext, "size": self.size,
+            "subtype": subtype, "vmid": self.vmid, "protected": u8::from(self.protected),
+        });
+        if let Some(notes) = &self.notes {
+            merge(&mut entry, json!({ "notes": notes }));
+        }
+        if let Some(state) = &self.verification {
+            merge(
+                &mut entry,
+                json!({ "verification": {"state": state, "upid": "UPID:pbs"} }),
+            );
+        }
+        entry
+    }
+}
+
+/// The fake's task history and archives.
+#[derive(Debug, Default)]
+pub struct FakeBackups {
+    pub tasks: Vec<FakeTask>,
+    pub files: Vec<FakeBackup>,
+}
+
+/// Now, in seconds since the epoch.
+pub fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+impl FakeProxmox {
+    pub fn add_task(&self, task: FakeTask) {
+        lock(&self.shared.backups).tasks.push(task);
+    }
+
+    pub fn add_backup(&self, backup: FakeBackup) {
+        lock(&self.shared.backups).files.push(backup);
+    }
+
+    /// Reads or changes the task history and archives.
+    pub fn with_backups<R>(&self, f: impl FnOnce(&mut FakeBackups) -> R) -> R {
+        f(&mut lock(&self.shared.backups))
+    }
+
+    /// 403 `Permission check failed (/storage/<id>, Datastore.Audit)` for the storage's
+    /// content on every node.
+    pub fn forbid_storage(&self, storage: &str) {
+        let nodes: Vec<String> =
+            self.with_cluster(|c| c.nodes.iter().map(|n| n.name.clone()).collect());
+        for node in nodes {
+            self.forbid(
+                &format!("GET /nodes/{node}/storage/{storage}/content"),
+                &format!("/storage/{storage}"),
+                "Datastore.Audit|Datastore.AllocateSpace",
+            );
+        }
+    }
+
+    /// The homelab's backups as of `now`: last night's job (started `now` - 10 h) backed up
+    /// haos (100) on pve and media-server (101, with a warning), and failed for nextcloud (104,
+    /// `VM 104 is locked (snapshot)`) on agent1; nextcloud's last archive is 3 days old, pihole's
+    /// (102) 12 days, frigate (103) has none. Starting nextcloud failed 2 h ago; a failed
+    /// migration 30 h ago is older than a day.
+    pub fn homelab_backups(&self, now: i64) {
+        let night = now - 10 * 3600;
+        self.add_task(FakeTask::vzdump("pve", night, &[100], &[101], &[]));
+        self.add_task(FakeTask::vzdump(
+            "agent1",
+            night,
+            &[],
+            &[],
+            &[(104, "VM 104 is locked (snapshot)")],
+        ));
+        self.add_task(FakeTask::vzdump(
+            "pve",
+            night - 86_400,
+            &[100, 101],
+            &[],
+            &[],
+        ));
+        self.add_task(FakeTask::vzdump(
+            "agent1",
+            night - 86_400,
+            &[],
+            &[],
+            &[(104, "VM 104 is locked (snapshot)")],
+        ));
+        self.add_task(FakeTask::vzdump(
+            "agent1",
+            now - 3 * 86_400,
+            &[104],
+            &[],
+            &[],
+        ));
+        self.add_task(FakeTask::new(
+            "agent1",
+            "qmstart",
+            "104",
+            now - 2 * 3600,
+            "VM 104 is locked (snapshot)",
+        ));
+        self.add_task(FakeTask::new("pve", "qmstart", "100", now - 3600, "OK"));
+        self.add_task(FakeTask::new(
+            "pve",
+            "qmigrate",
+            "101",
+            now - 30 * 3600,
+            "migration aborted",
+        ));
+        self.add_backup(FakeBackup::new("nas", "pve", 100, night + 30, 2 << 30));
+        self.add_backup(FakeBackup::new(
+            "nas",
+            "pve",
+            100,
+            night - 86_400 + 30,
+            2 << 30,
+        ));
+        self.add_backup(FakeBackup::new("nas", "pve", 101, night + 90, 8 << 30));
+        self.add_backup(FakeBackup::new(
+            "nas",
+            "agent1",
+            104,
+            now - 3 * 86_400 + 30,
+            3 << 30,
+        ));
+        self.add_backup(FakeBackup::new(
+            "local",
+            "pve",
+            102,
+            now - 12 * 86_400,
+            512 << 20,
+        ));
+    }
+}
+
+fn query_param<'q>(query: Option<&'q str>, key: &str) -> Option<&'q str> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// The backup and task paths; `None` for every other path.
+fn backups_route(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Option<Response> {
+    if method != Method::GET {
+        return None;
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let backups = || lock(&shared.backups);
+    match segments.as_slice() {
+        ["cluster", "tasks"] => {
+            let mut tasks: Vec<FakeTask> = backups().tasks.clone();
+            tasks.sort_by_key(|t| std::cmp::Reverse(t.start));
+            Some(data(Value::Array(
+                tasks.iter().map(FakeTask::json).collect(),
+            )))
+        }
+        ["nodes", node, rest @ ..]
+            if matches!(
+                rest,
+                ["tasks"] | ["tasks", _, "log"] | ["storage", _, "content"]
+            ) =>
+        {
+            let cluster = lock(&shared.cluster);
+            let Some(found) = cluster.nodes.iter().find(|n| n.name == *node) else {
+                return Some(error(595, &format!("no such node '{node}'")));
+            };
+            if !found.online {
+                return Some(error(
+                    595,
+                    &format!("Connection refused ({node} is offline)"),
+                ));
+            }
+            match rest {
+                ["tasks"] => {
+                    let typefilter = query_param(query, "typefilter");
+                    let since: i64 = query_param(query, "since")
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    let errors = query_param(query, "errors") == Some("1");
+                    let limit: usize = query_param(query, "limit")
+                        .and_then(|l| l.parse().ok())
+                        .unwrap_or(50);
+                    let mut tasks: Vec<FakeTask> = backups()
+                        .tasks
+                        .iter()
+                        .filter(|t| t.node == *node && t.start >= since)
+                        .filter(|t| typefilter.is_none_or(|k| t.kind == k))
+                        .filter(|t| !errors || t.status.as_deref().is_some_and(|s| s != "OK"))
+                        .cloned()
+                        .collect();
+                    tasks.sort_by_key(|t| std::cmp::Reverse(t.start));
+                    tasks.truncate(limit);
+                    Some(data(Value::Array(
+                        tasks.iter().map(FakeTask::json).collect(),
+                    )))
+                }
+                ["tasks", upid, "log"] => {
+                    let limit: usize = query_param(query, "limit")
+                        .and_then(|l| l.parse().ok())
+                        .unwrap_or(50);
+                    let store = backups();
+                    let Some(task) = store
+                        .tasks
+                        .iter()
+                        .find(|t| t.upid == *upid && t.node == *node)
+                    else {
+                        return Some(error(500, &format!("no such task '{upid}'")));
+                    };
+                    let lines: Vec<Value> = task
+                        .log
+                        .iter()
+                        .take(limit)
+                        .enumerate()
+                        .map(|(i, t)| json!({"n": i + 1, "t": t}))
+                        .collect();
+                    Some(data(Value::Array(lines)))
+                }
+                ["storage", storage, "content"] => {
+                    let Some(config) = cluster
+                        .storages
+                        .iter()
+                        .find(|s| s.storage == *storage && s.node == *node)
+                    else {
+                        return Some(error(500, &format!("storage '{storage}' does not exist")));
+                    };
+                    let shared_storage = config.shared;
+                    if query_param(query, "content").is_some_and(|c| c != "backup") {
+                        return Some(data(Value::Array(Vec::new())));
+                    }
+                    let kinds: HashMap<u32, &'static str> = cluster
+                        .guests
+                        .iter()
+                        .map(|g| (g.vmid, g.kind.api_name()))
+                        .collect();
+                    let files: Vec<Value> = backups()
+                        .files
+                        .iter()
+                        .filter(|f| f.storage == *storage && (shared_storage || f.node == *node))
+                        .map(|f| f.json(kinds.get(&f.vmid).copied().unwrap_or("qemu")))
+                        .collect();
+                    Some(data(Value::Array(files)))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
