@@ -1278,7 +1278,9 @@ const HELP: &str = "I look after your Proxmox cluster. Ask me how the cluster is
      full the storage is. I can also start, shut down, stop or reboot a VM or container; for the \
      last three I'll ask you to confirm. I can list, take and roll back snapshots, move a guest \
      to another node, and reboot or shut down a node or start and stop all its guests, asking \
-     first for all but a new snapshot.";
+     first for all but a new snapshot. Ask me whether last night's backups worked, which guests \
+     have no recent backup, whether anything failed today, and whether your disks and ZFS pools \
+     are healthy.";
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
