@@ -261,3 +261,25 @@ async fn each_node_shows_its_disks_over_mqtt() {
     assert_eq!(agent1["disks_problem"], Value::Null);
     token.cancel();
 }
+
+#[tokio::test]
+async fn a_disk_question_over_wyoming_names_the_failing_disk() {
+    let fake = FakeProxmox::homelab().await;
+    fake.set_disk_health("agent1", "/dev/sda", "FAILED");
+    let app = start(&fake).await;
+    let mut client = common::client(app.wyoming_addr).await;
+    client
+        .send(wyoming::asr::Transcript {
+            text: "Are my disks healthy?".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    match common::recv(&mut client).await {
+        Some(wyoming::Event::Handled(handled)) => {
+            let text = handled.text.unwrap_or_default();
+            assert!(text.contains("sda on agent1"), "{text}");
+        }
+        other => panic!("expected handled, got {other:?}"),
+    }
+}
