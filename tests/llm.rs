@@ -294,10 +294,7 @@ async fn new_abilities_are_tools_that_run_as_local_intents() {
     // A safe write: carried out at once, through the policy and the audit log.
     assert_eq!(r.actions.len(), 1, "{:?}", r.actions);
     assert_eq!(r.actions[0].decision, Decision::Allowed);
-    assert_eq!(
-        r.actions[0].snapshot.as_deref(),
-        Some("before_the_upgrade")
-    );
+    assert_eq!(r.actions[0].snapshot.as_deref(), Some("before_the_upgrade"));
     assert_eq!(fake.count("POST /nodes/agent1/qemu/104/snapshot"), 1);
     assert!(
         fake.snapshots(104)

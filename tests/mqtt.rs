@@ -489,7 +489,10 @@ async fn node_buttons_are_discovered_disabled_with_hash_free_ids() {
     let lab = lab().await;
     let configs = lab.discovered().await;
     for (config, node) in configs.iter().take(2).zip(["pve", "agent1"]) {
-        assert_eq!(config["dev"]["ids"][0], format!("jarvis_homelab_node_{node}"));
+        assert_eq!(
+            config["dev"]["ids"][0],
+            format!("jarvis_homelab_node_{node}")
+        );
         let cmps = &config["cmps"];
         for (key, payload) in [
             ("reboot", "reboot"),
@@ -503,14 +506,20 @@ async fn node_buttons_are_discovered_disabled_with_hash_free_ids() {
             assert_eq!(button["cmd_t"], format!("jarvis/node/{node}/command"));
             assert_eq!(button["pl_prs"], payload);
             assert_eq!(button["default_entity_id"], format!("button.{node}_{key}"));
-            assert_eq!(button["uniq_id"], format!("jarvis_homelab_node_{node}_{key}"));
+            assert_eq!(
+                button["uniq_id"],
+                format!("jarvis_homelab_node_{node}_{key}")
+            );
         }
         assert_eq!(
             cmps["last_action"]["stat_t"],
             format!("jarvis/node/{node}/action")
         );
         // What the node showed before is untouched.
-        assert_eq!(cmps["cpu"]["uniq_id"], format!("jarvis_homelab_node_{node}_cpu"));
+        assert_eq!(
+            cmps["cpu"]["uniq_id"],
+            format!("jarvis_homelab_node_{node}_cpu")
+        );
     }
 }
 
@@ -544,7 +553,9 @@ async fn a_stop_all_press_reaches_proxmox_without_the_protected_guests() {
     );
     assert_eq!(lab.fake.guest_status(100).as_deref(), Some("running"));
     let event = lab
-        .event(mark, |v| v["event_type"] == "action" && v["action"] == "stop_all")
+        .event(mark, |v| {
+            v["event_type"] == "action" && v["action"] == "stop_all"
+        })
         .await;
     assert_eq!(event["channel"], "mqtt");
     // The guests' new state without waiting for the next regular poll.
@@ -576,7 +587,9 @@ async fn a_reboot_press_on_the_node_of_a_protected_guest_is_refused_and_audited(
         "{reply}"
     );
     let event = lab
-        .event(mark, |v| v["event_type"] == "action" && v["action"] == "node_reboot")
+        .event(mark, |v| {
+            v["event_type"] == "action" && v["action"] == "node_reboot"
+        })
         .await;
     assert_eq!(event["decision"], "refused");
     assert_eq!(lab.fake.count("POST /"), 0, "{:?}", lab.fake.requests());
@@ -597,7 +610,9 @@ async fn a_reboot_press_on_the_node_of_a_protected_guest_is_refused_and_audited(
         .await;
     let outcome = lab
         .ha
-        .wait_json("jarvis/node/agent1/action", |v| v["action"] == "node_reboot")
+        .wait_json("jarvis/node/agent1/action", |v| {
+            v["action"] == "node_reboot"
+        })
         .await;
     assert_eq!(outcome["decision"], "allowed", "{outcome}");
     assert_eq!(outcome["reply"], "agent1 is rebooting.");

@@ -503,7 +503,13 @@ mod tests {
             tool_intent("stale_backups", &json!({})),
             Some(Intent::StaleBackups { days: None })
         );
-        for bad in [json!(0), json!(-3), json!(1.5), json!(100_000), json!("ten")] {
+        for bad in [
+            json!(0),
+            json!(-3),
+            json!(1.5),
+            json!(100_000),
+            json!("ten"),
+        ] {
             assert_eq!(
                 tool_intent("stale_backups", &json!({ "days": bad })),
                 None,

@@ -113,7 +113,9 @@ pub fn parse_node(
             slug: key.id,
             action,
         })
-        .ok_or_else(|| CommandError::UnknownNode(word.chars().filter(|c| !c.is_control()).collect()))
+        .ok_or_else(|| {
+            CommandError::UnknownNode(word.chars().filter(|c| !c.is_control()).collect())
+        })
 }
 
 use CommandError::Unknown;
