@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
+use common::fake_proxmox::actions::FakeSnapshot;
 use common::fake_proxmox::{FakeProxmox, dead_url};
 use jarvis::brain::{Brain, Channel, Command, Decision, Source};
 use serde_json::{Value, json};
@@ -263,4 +264,136 @@ async fn a_dead_or_slow_llm_gets_a_spoken_fallback() {
     // Local intents never wait for the LLM.
     let r = brain.command(say("Is pihole running?", "c")).await;
     assert_eq!(r.reply, "Yes, pihole is running on pve.");
+}
+
+#[tokio::test]
+async fn new_abilities_are_tools_that_run_as_local_intents() {
+    let fake = FakeProxmox::homelab().await;
+    fake.add_snapshot(104, FakeSnapshot::new("weekly", "weekly snapshot", 86_400));
+    let (url, llm) = fake_llm(vec![
+        tool_call(
+            "call_snap",
+            "take_snapshot",
+            json!({"guest": "nextcloud", "note": "before the upgrade"}),
+        ),
+        tool_call("call_list", "list_snapshots", json!({"guest": "104"})),
+        json!({"role": "assistant", "content": "Done, nextcloud has two snapshots now."}),
+    ])
+    .await;
+    let audit = tempfile::tempdir().unwrap();
+    let brain = brain(&url, &fake, &audit);
+
+    let r = brain
+        .command(say(
+            "could you make sure I can get nextcloud back if the upgrade goes wrong",
+            "snap",
+        ))
+        .await;
+    assert_eq!(r.source, Source::Llm);
+    assert_eq!(r.reply, "Done, nextcloud has two snapshots now.");
+    // A safe write: carried out at once, through the policy and the audit log.
+    assert_eq!(r.actions.len(), 1, "{:?}", r.actions);
+    assert_eq!(r.actions[0].decision, Decision::Allowed);
+    assert_eq!(r.actions[0].snapshot.as_deref(), Some("before_the_upgrade"));
+    assert_eq!(fake.count("POST /nodes/agent1/qemu/104/snapshot"), 1);
+    assert!(
+        fake.snapshots(104)
+            .iter()
+            .any(|s| s.name == "before_the_upgrade" && s.description == "before the upgrade")
+    );
+    // Each tool result is the local intent's reply, sent back with its call's id.
+    let llm = llm.lock().unwrap();
+    let messages = llm.requests.last().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let result = |id: &str| {
+        messages
+            .iter()
+            .find(|m| m["role"] == "tool" && m["tool_call_id"] == id)
+            .and_then(|m| m["content"].as_str())
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        result("call_snap"),
+        "I took a snapshot of nextcloud called before_the_upgrade."
+    );
+    assert!(
+        result("call_list").starts_with("nextcloud has 2 snapshots: before_the_upgrade from"),
+        "{}",
+        result("call_list")
+    );
+    let tools: Vec<&str> = llm.requests[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    for tool in [
+        "last_backup",
+        "stale_backups",
+        "backup_job",
+        "failed_tasks",
+        "disk_health",
+        "list_snapshots",
+        "take_snapshot",
+        "rollback_snapshot",
+        "migrate_guest",
+        "node_action",
+    ] {
+        assert!(tools.contains(&tool), "{tool} is offered");
+    }
+    let raw = std::fs::read_to_string(audit.path().join("audit.jsonl")).unwrap();
+    assert!(raw.contains(r#""snapshot":"before_the_upgrade""#), "{raw}");
+}
+
+#[tokio::test]
+async fn a_destructive_node_tool_call_ends_in_a_confirmation_question() {
+    let fake = FakeProxmox::homelab().await;
+    let (url, llm) = fake_llm(vec![
+        tool_call(
+            "call_stop",
+            "node_action",
+            json!({"node": "pve", "action": "stop_all"}),
+        ),
+        json!({"role": "assistant", "content": "Stop media-server and pihole on pve? Say confirm."}),
+    ])
+    .await;
+    let audit = tempfile::tempdir().unwrap();
+    let brain = brain(&url, &fake, &audit);
+
+    let r = brain
+        .command(say("power everything down on the big box", "stop"))
+        .await;
+    assert_eq!(r.source, Source::Llm);
+    assert_eq!(r.actions.len(), 1, "{:?}", r.actions);
+    assert_eq!(r.actions[0].decision, Decision::NeedsConfirmation);
+    assert!(r.pending_confirmation);
+    assert_eq!(fake.count("POST /"), 0, "{:?}", fake.requests());
+    // The question the LLM got back states the blast radius and keeps the protected guest out.
+    let question = {
+        let llm = llm.lock().unwrap();
+        llm.requests[1]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["role"] == "tool")
+            .and_then(|m| m["content"].as_str())
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        question.starts_with("Stop all guests on pve? That stops 2 guests:"),
+        "{question}"
+    );
+    assert!(question.contains("haos is protected"), "{question}");
+    assert!(question.contains("Say confirm"), "{question}");
+    let raw = std::fs::read_to_string(audit.path().join("audit.jsonl")).unwrap();
+    assert!(raw.contains("waiting for confirmation"), "{raw}");
+
+    // Cancelling (a local intent) leaves everything as it was.
+    let r = brain.command(say("cancel", "stop")).await;
+    assert!(!r.pending_confirmation);
+    assert_eq!(fake.count("POST /"), 0, "{:?}", fake.requests());
 }

@@ -474,6 +474,199 @@ async fn commands_for_unknown_and_protected_guests_are_refused() {
     );
 }
 
+/// The action records of the audit log.
+fn audit_actions(lab: &Lab) -> Vec<Value> {
+    std::fs::read_to_string(lab._dir.path().join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["kind"] == "action")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_buttons_are_discovered_disabled_with_hash_free_ids() {
+    let lab = lab().await;
+    let configs = lab.discovered().await;
+    for (config, node) in configs.iter().take(2).zip(["pve", "agent1"]) {
+        assert_eq!(
+            config["dev"]["ids"][0],
+            format!("jarvis_homelab_node_{node}")
+        );
+        let cmps = &config["cmps"];
+        for (key, payload) in [
+            ("reboot", "reboot"),
+            ("shutdown", "shutdown"),
+            ("start_all", "start_all"),
+            ("stop_all", "stop_all"),
+        ] {
+            let button = &cmps[key];
+            assert_eq!(button["p"], "button", "{node} {key}");
+            assert_eq!(button["en"], false, "{node} {key}: disabled by default");
+            assert_eq!(button["cmd_t"], format!("jarvis/node/{node}/command"));
+            assert_eq!(button["pl_prs"], payload);
+            assert_eq!(button["default_entity_id"], format!("button.{node}_{key}"));
+            assert_eq!(
+                button["uniq_id"],
+                format!("jarvis_homelab_node_{node}_{key}")
+            );
+        }
+        assert_eq!(
+            cmps["last_action"]["stat_t"],
+            format!("jarvis/node/{node}/action")
+        );
+        // What the node showed before is untouched.
+        assert_eq!(
+            cmps["cpu"]["uniq_id"],
+            format!("jarvis_homelab_node_{node}_cpu")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_all_press_reaches_proxmox_without_the_protected_guests() {
+    let lab = lab().await;
+    lab.discovered().await;
+    lab.fake.clear_requests();
+    let mark = lab.ha.mark();
+    lab.ha
+        .publish("jarvis/node/pve/command", "stop_all", false)
+        .await;
+
+    let outcome = lab
+        .ha
+        .wait_json("jarvis/node/pve/action", |v| v["action"] == "stop_all")
+        .await;
+    // The press is the confirmation (as for a guest's buttons); the policy still decided.
+    assert_eq!(outcome["decision"], "allowed", "{outcome}");
+    assert_eq!(outcome["node"], "pve");
+    assert_eq!(outcome["task"]["result"], "ok", "{outcome}");
+    assert_eq!(
+        outcome["reply"],
+        "Stopped 2 guests on pve: media-server and pihole."
+    );
+    assert_eq!(lab.fake.count("POST /nodes/pve/stopall"), 1);
+    // haos (Home Assistant's VM, protected by detection) is left out.
+    assert_eq!(
+        lab.fake.last_form("/nodes/pve/stopall").unwrap()["vms"],
+        "101,102"
+    );
+    assert_eq!(lab.fake.guest_status(100).as_deref(), Some("running"));
+    let event = lab
+        .event(mark, |v| {
+            v["event_type"] == "action" && v["action"] == "stop_all"
+        })
+        .await;
+    assert_eq!(event["channel"], "mqtt");
+    // The guests' new state without waiting for the next regular poll.
+    lab.ha
+        .wait_json("jarvis/guest/101/state", |v| v["status"] == "stopped")
+        .await;
+    let audit = audit_actions(&lab);
+    let record = audit.iter().find(|a| a["action"] == "stop_all").unwrap();
+    assert_eq!(record["channel"], "mqtt", "{record}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reboot_press_on_the_node_of_a_protected_guest_is_refused_and_audited() {
+    let lab = lab().await;
+    lab.discovered().await;
+    lab.fake.clear_requests();
+    let mark = lab.ha.mark();
+    lab.ha
+        .publish("jarvis/node/pve/command", "reboot", false)
+        .await;
+    let outcome = lab
+        .ha
+        .wait_json("jarvis/node/pve/action", |v| v["action"] == "node_reboot")
+        .await;
+    assert_eq!(outcome["decision"], "refused", "{outcome}");
+    let reply = outcome["reply"].as_str().unwrap();
+    assert!(
+        reply.contains("haos") && reply.contains("protected"),
+        "{reply}"
+    );
+    let event = lab
+        .event(mark, |v| {
+            v["event_type"] == "action" && v["action"] == "node_reboot"
+        })
+        .await;
+    assert_eq!(event["decision"], "refused");
+    assert_eq!(lab.fake.count("POST /"), 0, "{:?}", lab.fake.requests());
+    let audit = audit_actions(&lab);
+    let record = audit
+        .iter()
+        .find(|a| a["action"] == "node_reboot")
+        .unwrap_or_else(|| panic!("no audit record in {audit:?}"));
+    assert_eq!(record["channel"], "mqtt", "{record}");
+    assert!(
+        record["outcome"].as_str().unwrap().starts_with("refused"),
+        "{record}"
+    );
+
+    // The node without a protected guest reboots on a press.
+    lab.ha
+        .publish("jarvis/node/agent1/command", "reboot", false)
+        .await;
+    let outcome = lab
+        .ha
+        .wait_json("jarvis/node/agent1/action", |v| {
+            v["action"] == "node_reboot"
+        })
+        .await;
+    assert_eq!(outcome["decision"], "allowed", "{outcome}");
+    assert_eq!(outcome["reply"], "agent1 is rebooting.");
+    assert_eq!(lab.fake.count("POST /nodes/agent1/status"), 1);
+    assert_eq!(
+        lab.fake.last_form("/nodes/agent1/status").unwrap()["command"],
+        "reboot"
+    );
+    assert_eq!(lab.fake.count("POST /nodes/pve"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_a_node_command_topic_does_nothing() {
+    let lab = lab().await;
+    lab.discovered().await;
+    lab.fake.clear_requests();
+    // Nothing in a payload can name another node or a guest.
+    let garbage: [&[u8]; 8] = [
+        b"explode",
+        b"REBOOT",
+        b"start",
+        b"reboot agent1",
+        b"{\"node\":\"agent1\",\"action\":\"reboot\"}",
+        b"",
+        b"\xff\xfe\x00\x01",
+        &[b'a'; 1000],
+    ];
+    for payload in garbage {
+        let mark = lab.ha.mark();
+        lab.ha
+            .publish("jarvis/node/pve/command", payload.to_vec(), false)
+            .await;
+        let event = lab.event(mark, |v| v["event_type"] == "error").await;
+        assert_eq!(event["topic"], "jarvis/node/pve/command", "{event}");
+    }
+    for (topic, reason) in [
+        ("jarvis/node/nope/command", "no node nope"),
+        ("jarvis/node/PVE/command", "not a command topic"),
+        ("jarvis/node/p.ve/command", "not a command topic"),
+    ] {
+        let mark = lab.ha.mark();
+        lab.ha.publish(topic, "reboot", false).await;
+        let event = lab
+            .event(mark, |v| v["event_type"] == "error" && v["topic"] == topic)
+            .await;
+        assert!(
+            event["reason"].as_str().unwrap().contains(reason),
+            "{event}"
+        );
+    }
+    assert_eq!(lab.fake.count("POST /"), 0, "{:?}", lab.fake.requests());
+    assert!(audit_actions(&lab).is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_oversized_commands_are_refused_and_jarvis_carries_on() {
     let lab = lab().await;

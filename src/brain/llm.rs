@@ -12,9 +12,9 @@ use tracing::{debug, warn};
 use url::Url;
 
 use super::engine::{Brain, Ctx, Response, Source};
-use super::intents::{Aspect, Intent, tokens};
+use super::intents::{Aspect, DiskAsk, Intent, tokens};
 use crate::config::LlmConfig;
-use crate::proxmox::{GuestAction, GuestKind, GuestState};
+use crate::proxmox::{GuestAction, GuestKind, GuestState, NodeAction};
 
 /// Conversations whose history is kept at once; the least recently used goes first.
 const MAX_CONVERSATIONS: usize = 256;
@@ -23,9 +23,9 @@ const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 const SYSTEM_PROMPT: &str = "You are Jarvis, a voice assistant for a Proxmox VE homelab. Answer \
 in one or two short spoken sentences, without markdown or lists. Use the tools for anything \
-about the cluster, its nodes, VMs, containers and storage; never invent numbers. Actions go \
-through a safety policy: if a tool result asks the user to confirm, repeat that question. You \
-cannot delete anything or run shell commands.";
+about the cluster, its nodes, VMs, containers, storage, backups, snapshots and disks; never \
+invent numbers. Actions go through a safety policy: if a tool result asks the user to confirm, \
+repeat that question. You cannot delete anything or run shell commands.";
 
 /// The LLM client and the conversations' histories.
 #[derive(Debug)]
@@ -273,13 +273,91 @@ fn tool_specs() -> Value {
             "parameters": {"type": "object", "properties": {
                 "guest": {"type": "string", "description": "Name or VMID"},
                 "action": {"type": "string", "enum": ["start", "shutdown", "stop", "reboot"]}},
-                "required": ["guest", "action"]}}}
+                "required": ["guest", "action"]}}},
+        {"type": "function", "function": {
+            "name": "last_backup",
+            "description": "When a VM or container was last backed up, and whether it worked.",
+            "parameters": {"type": "object", "properties": {
+                "guest": {"type": "string", "description": "Name or VMID"}},
+                "required": ["guest"]}}},
+        {"type": "function", "function": {
+            "name": "stale_backups",
+            "description": "Which guests have no backup within the last days.",
+            "parameters": {"type": "object", "properties": {
+                "days": {"type": "integer", "minimum": 1, "maximum": 366,
+                    "description": "Window in days; leave out for the configured one"}}}}},
+        {"type": "function", "function": {
+            "name": "backup_job",
+            "description": "Whether the last backup job (or last night's) succeeded.",
+            "parameters": {"type": "object", "properties": {
+                "last_night": {"type": "boolean"}}}}},
+        {"type": "function", "function": {
+            "name": "failed_tasks",
+            "description": "Proxmox tasks that failed recently.",
+            "parameters": {"type": "object", "properties": {
+                "hours": {"type": "integer", "minimum": 1, "maximum": 744,
+                    "description": "Window in hours, 24 if left out"}}}}},
+        {"type": "function", "function": {
+            "name": "disk_health",
+            "description": "SMART health of the physical disks, SSD wear, or ZFS pool health, of all nodes or one.",
+            "parameters": {"type": "object", "properties": {
+                "ask": {"type": "string", "enum": ["health", "wear", "zfs"]},
+                "target": {"type": "string", "description": "A node, or for zfs a pool or node"}},
+                "required": ["ask"]}}},
+        {"type": "function", "function": {
+            "name": "list_snapshots",
+            "description": "The snapshots of a VM or container.",
+            "parameters": {"type": "object", "properties": {
+                "guest": {"type": "string", "description": "Name or VMID"}},
+                "required": ["guest"]}}},
+        {"type": "function", "function": {
+            "name": "take_snapshot",
+            "description": "Take a snapshot of a VM or container (nothing is lost).",
+            "parameters": {"type": "object", "properties": {
+                "guest": {"type": "string", "description": "Name or VMID"},
+                "note": {"type": "string", "description": "Why, e.g. before the upgrade"},
+                "name": {"type": "string", "description": "A snapshot name, if the user gave one"}},
+                "required": ["guest"]}}},
+        {"type": "function", "function": {
+            "name": "rollback_snapshot",
+            "description": "Roll a VM or container back to a snapshot, losing what changed since. Asks the user to confirm.",
+            "parameters": {"type": "object", "properties": {
+                "guest": {"type": "string", "description": "Name or VMID"},
+                "snapshot": {"type": "string", "description": "Its name; leave out for the latest"}},
+                "required": ["guest"]}}},
+        {"type": "function", "function": {
+            "name": "migrate_guest",
+            "description": "Move a VM or container to another node. Asks the user to confirm.",
+            "parameters": {"type": "object", "properties": {
+                "guest": {"type": "string", "description": "Name or VMID"},
+                "node": {"type": "string", "description": "The target node"}},
+                "required": ["guest", "node"]}}},
+        {"type": "function", "function": {
+            "name": "node_action",
+            "description": "Reboot or shut down a node, or start or stop all guests on it. Asks the user to confirm.",
+            "parameters": {"type": "object", "properties": {
+                "node": {"type": "string"},
+                "action": {"type": "string", "enum": NodeAction::ALL.map(NodeAction::as_str)}},
+                "required": ["node", "action"]}}}
     ])
 }
 
 /// The local intent a tool call stands for.
 fn tool_intent(name: &str, args: &Value) -> Option<Intent> {
     let text = |key: &str| args.get(key).and_then(Value::as_str).map(tokens);
+    // `Some(None)`: not given; `None`: given but not a whole number (bad arguments). Models
+    // send numbers as JSON numbers or as strings.
+    let number = |key: &str| -> Option<Option<String>> {
+        match args.get(key) {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::Number(n)) => n.as_u64().map(|n| Some(n.to_string())),
+            Some(Value::String(s)) => {
+                let s = s.trim();
+                (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| Some(s.to_owned()))
+            }
+            Some(_) => None,
+        }
+    };
     Some(match name {
         "cluster_overview" => Intent::ClusterOverview,
         "status" => Intent::Status {
@@ -310,6 +388,171 @@ fn tool_intent(name: &str, args: &Value) -> Option<Intent> {
             action: GuestAction::from_name(args.get("action").and_then(Value::as_str)?)?,
             guest: text("guest").filter(|t| !t.is_empty())?,
         },
+        "last_backup" => Intent::LastBackup {
+            guest: text("guest").filter(|t| !t.is_empty())?,
+        },
+        // Numbers go through the same checks as spoken ones (out of range: bad arguments).
+        "stale_backups" => Intent::StaleBackups {
+            days: match number("days")? {
+                Some(days) => super::backups::days(Some(std::slice::from_ref(&days)), &[])?,
+                None => None,
+            },
+        },
+        "backup_job" => Intent::BackupJob {
+            last_night: args
+                .get("last_night")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        },
+        "failed_tasks" => Intent::FailedTasks {
+            hours: super::backups::hours(number("hours")?.as_ref().map(std::slice::from_ref))?,
+            today: false,
+        },
+        "disk_health" => Intent::Disks {
+            ask: match args.get("ask").and_then(Value::as_str)? {
+                "health" => DiskAsk::Health,
+                "wear" => DiskAsk::Wear,
+                "zfs" | "pools" => DiskAsk::Pools,
+                _ => return None,
+            },
+            target: text("target").filter(|t| !t.is_empty()),
+        },
+        "list_snapshots" => Intent::ListSnapshots {
+            guest: text("guest").filter(|t| !t.is_empty())?,
+        },
+        "take_snapshot" => Intent::TakeSnapshot {
+            guest: text("guest").filter(|t| !t.is_empty())?,
+            note: text("note").filter(|t| !t.is_empty()),
+            name: text("name").filter(|t| !t.is_empty()),
+        },
+        "rollback_snapshot" => Intent::Rollback {
+            guest: text("guest").filter(|t| !t.is_empty())?,
+            snapshot: text("snapshot").filter(|t| !t.is_empty()),
+        },
+        "migrate_guest" => Intent::Migrate {
+            guest: text("guest").filter(|t| !t.is_empty())?,
+            node: text("node").filter(|t| !t.is_empty())?,
+        },
+        "node_action" => Intent::NodePower {
+            action: NodeAction::from_name(args.get("action").and_then(Value::as_str)?)?,
+            node: text("node").filter(|t| !t.is_empty())?,
+        },
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Arguments that fill every required parameter of a tool.
+    fn required_args(spec: &Value) -> Value {
+        let mut args = serde_json::Map::new();
+        let properties = &spec["parameters"]["properties"];
+        for key in spec["parameters"]["required"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let key = key.as_str().unwrap();
+            let value = match properties[key]["enum"].as_array() {
+                Some(values) => values[0].clone(),
+                None => json!("nextcloud"),
+            };
+            args.insert(key.to_owned(), value);
+        }
+        Value::Object(args)
+    }
+
+    #[test]
+    fn every_tool_offered_runs_as_a_local_intent() {
+        for tool in tool_specs().as_array().unwrap() {
+            let spec = &tool["function"];
+            let name = spec["name"].as_str().unwrap();
+            assert!(
+                tool_intent(name, &required_args(spec)).is_some(),
+                "{name} has no intent"
+            );
+        }
+    }
+
+    #[test]
+    fn new_abilities_map_to_their_intents_and_bad_numbers_are_refused() {
+        assert_eq!(
+            tool_intent("node_action", &json!({"node": "pve", "action": "stop_all"})),
+            Some(Intent::NodePower {
+                action: NodeAction::StopAll,
+                node: vec!["pve".into()]
+            })
+        );
+        assert_eq!(
+            tool_intent("node_action", &json!({"node": "pve", "action": "destroy"})),
+            None
+        );
+        assert_eq!(
+            tool_intent("stale_backups", &json!({"days": 10})),
+            Some(Intent::StaleBackups { days: Some(10) })
+        );
+        assert_eq!(
+            tool_intent("stale_backups", &json!({"days": "7"})),
+            Some(Intent::StaleBackups { days: Some(7) })
+        );
+        assert_eq!(
+            tool_intent("stale_backups", &json!({})),
+            Some(Intent::StaleBackups { days: None })
+        );
+        for bad in [
+            json!(0),
+            json!(-3),
+            json!(1.5),
+            json!(100_000),
+            json!("ten"),
+        ] {
+            assert_eq!(
+                tool_intent("stale_backups", &json!({ "days": bad })),
+                None,
+                "{bad}"
+            );
+            assert_eq!(
+                tool_intent("failed_tasks", &json!({ "hours": bad })),
+                None,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            tool_intent("failed_tasks", &json!({})),
+            Some(Intent::FailedTasks {
+                hours: 24,
+                today: false
+            })
+        );
+        assert_eq!(
+            tool_intent(
+                "take_snapshot",
+                &json!({"guest": "nextcloud", "note": "before the upgrade"})
+            ),
+            Some(Intent::TakeSnapshot {
+                guest: vec!["nextcloud".into()],
+                note: Some(vec!["before".into(), "the".into(), "upgrade".into()]),
+                name: None
+            })
+        );
+        assert_eq!(
+            tool_intent("rollback_snapshot", &json!({"guest": "101"})),
+            Some(Intent::Rollback {
+                guest: vec!["101".into()],
+                snapshot: None
+            })
+        );
+        assert_eq!(
+            tool_intent("disk_health", &json!({"ask": "zfs", "target": "rpool"})),
+            Some(Intent::Disks {
+                ask: DiskAsk::Pools,
+                target: Some(vec!["rpool".into()])
+            })
+        );
+        assert_eq!(tool_intent("migrate_guest", &json!({"guest": "x"})), None);
+    }
 }

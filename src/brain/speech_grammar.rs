@@ -67,6 +67,29 @@ const TIME_PHRASES: &[&str] = &[
     "now",
 ];
 
+/// Why a snapshot is taken, as said after "before", "for" or "after" ("snapshot nextcloud
+/// before the upgrade"). The words are free and a grammar cannot hold them all, so only the
+/// usual reasons guide the decoding; any other reason is still heard, just not guided. The
+/// names Jarvis derives from them ("before the upgrade" for `before_the_upgrade`) are the
+/// snapshot names a rollback most often says; the live snapshot list is not known here.
+const SNAPSHOT_NOTES: &[&str] = &[
+    "the upgrade",
+    "an upgrade",
+    "the update",
+    "an update",
+    "the updates",
+    "updates",
+    "upgrading",
+    "updating",
+    "the migration",
+    "the reboot",
+    "the install",
+    "the change",
+    "the changes",
+    "maintenance",
+    "testing",
+];
+
 /// Who or what questions ask about, besides the labels and faces seen.
 const OBJECT_WORDS: &[&str] = &[
     "anyone",
@@ -118,6 +141,12 @@ pub(crate) fn build(
     // "in the last 10 days", "in the last 24 hours".
     builder.value("days", "#");
     builder.value("hours", "#");
+    for note in SNAPSHOT_NOTES {
+        builder.value("note", note);
+        for when in ["before", "after"] {
+            builder.value("snapshot", &format!("{when} {note}"));
+        }
+    }
     for object in OBJECT_WORDS {
         builder.value("object", object);
     }
@@ -248,6 +277,33 @@ mod tests {
         }
         assert!(!grammar.accepts("Was anyone at the garden gate?"));
         assert!(!grammar.accepts("What happened since lunch?"));
+    }
+
+    #[test]
+    fn backup_task_and_snapshot_sentences_with_numbers_and_usual_reasons() {
+        let recognizer = Recognizer::new().unwrap();
+        let inventory = Inventory {
+            guests: vec![crate::proxmox::Guest::example(104, "nextcloud", "pve")],
+            ..Inventory::default()
+        };
+        let grammar = build(
+            &recognizer,
+            &inventory,
+            &crate::events::Vocabulary::default(),
+        );
+        for text in [
+            "Which guests have no backup in the last 10 days?",
+            "Did anything fail in the last 48 hours?",
+            "When was nextcloud last backed up?",
+            "Snapshot nextcloud before the upgrade.",
+            "Take a snapshot of nextcloud for maintenance.",
+            "Roll nextcloud back to before the upgrade.",
+            "Roll back nextcloud to the latest snapshot.",
+        ] {
+            assert!(grammar.accepts(text), "{text}");
+        }
+        // Free words are not all in the grammar: those sentences are heard unguided.
+        assert!(!grammar.accepts("Snapshot nextcloud before my cat walks on the keyboard."));
     }
 
     #[test]

@@ -229,6 +229,11 @@ impl Naming {
         format!("{}/guest/+/command", self.base)
     }
 
+    /// Subscription for every node's command topic (the node buttons).
+    pub fn node_command_filter(&self) -> String {
+        format!("{}/node/+/command", self.base)
+    }
+
     /// Subscription for every device's availability (to find devices published by an earlier
     /// run that are gone from the cluster now).
     pub fn availability_filter(&self) -> String {
@@ -276,9 +281,9 @@ pub struct DeviceTopics {
     pub state: String,
     /// Retained `online`/`offline`: still in the cluster.
     pub availability: String,
-    /// Button presses (guests only).
+    /// Button presses (guests and nodes).
     pub command: String,
-    /// Retained outcome of the last action (guests only).
+    /// Retained outcome of the last action (guests and nodes).
     pub action: String,
     /// Retained last backup (guests only).
     pub backup: String,
@@ -379,7 +384,7 @@ pub(super) struct Component<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) ent_cat: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    en: Option<bool>,
+    pub(super) en: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) ic: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -395,9 +400,9 @@ pub(super) struct Component<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     exp_aft: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cmd_t: Option<&'a str>,
+    pub(super) cmd_t: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pl_prs: Option<&'static str>,
+    pub(super) pl_prs: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     evt_typ: Option<&'static [&'static str]>,
 }
@@ -604,6 +609,7 @@ pub fn node_config(
         },
     );
     disk_sensors(&mut b, &topics.state);
+    super::node_buttons::components(&mut b, &topics.command, &topics.action);
     let config = DeviceConfig {
         dev: Device {
             ids: [&object_id],

@@ -222,6 +222,21 @@ impl Books {
             .is_some_and(|r| r.fingerprint.is_some() && r.missing_since.is_none())
     }
 
+    /// The name of the node whose topic slug is `slug`, when it can be acted on: published and
+    /// still in the cluster (online or not: the brain says why it won't act on an offline one).
+    pub fn node_named(&self, slug: &str) -> Option<String> {
+        let node = self
+            .inventory
+            .as_ref()?
+            .nodes
+            .iter()
+            .find(|n| DeviceKey::node(&n.name).id == slug)?;
+        self.records
+            .get(&DeviceKey::node(&node.name))
+            .is_some_and(|r| r.fingerprint.is_some() && r.missing_since.is_none())
+            .then(|| node.name.clone())
+    }
+
     /// The last inventory applied.
     pub fn inventory(&self) -> Option<&Arc<Inventory>> {
         self.inventory.as_ref()
@@ -633,13 +648,15 @@ impl Books {
         }
     }
 
-    /// The outcome of an action, on its guest's `Last action` sensor (when it changed).
+    /// The outcome of an action, on its guest's or node's `Last action` sensor (when it
+    /// changed).
     pub fn action_outcome(&mut self, report: &ActionReport, out: &mut Vec<Out>) {
-        // Node actions have no last-action sensor; Jarvis's event entity shows them.
-        let Some(vmid) = report.vmid else {
-            return;
+        let key = match (report.vmid, &report.node) {
+            (Some(vmid), _) => DeviceKey::guest(vmid),
+            (None, Some(node)) => DeviceKey::node(node),
+            (None, None) => return,
         };
-        let Some(record) = self.records.get_mut(&DeviceKey::guest(vmid)) else {
+        let Some(record) = self.records.get_mut(&key) else {
             return;
         };
         if record.fingerprint.is_none() {

@@ -10,7 +10,8 @@
 //! - [`state`]: state payloads, rates and steady boot times (pure).
 //! - [`lifecycle`]: what was published and what to publish next (pure).
 //! - [`cameras`]: the same for Frigate and its cameras (pure).
-//! - [`command`]: checking button presses.
+//! - [`command`]: checking button presses (guests' and nodes').
+//! - `node_buttons`: a node's Reboot, Shut down, Start all and Stop all (disabled by default).
 //! - [`source`]: the seams: the Proxmox cache, the brain, the event memory and Frigate.
 //! - [`publisher`]: the task that ties them together.
 
@@ -23,6 +24,7 @@ pub mod discovery;
 pub mod disks;
 pub mod entity_ids;
 pub mod lifecycle;
+mod node_buttons;
 pub mod publisher;
 pub mod slug;
 pub mod source;

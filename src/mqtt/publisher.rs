@@ -20,13 +20,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::brain::{ActionReport, ActionRequest, Activity, Channel};
+use crate::brain::{Action, ActionReport, ActionRequest, Activity, Channel};
 use crate::events::{Event, EventStore, Query, Source, StoreError};
 use crate::frigate::FrigateStatus;
 use crate::proxmox::{Inventory, NodeState};
 
 use super::cameras::{CameraSummary, Cameras};
-use super::command::{self, CommandError, Press};
+use super::command::{self, CommandError, NodePress, Press};
 use super::config::MqttSettings;
 use super::connection::{LinkState, Message};
 use super::discovery::{Common, DeviceKey, Naming};
@@ -249,6 +249,7 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
                 .subscribe_many([
                     SubscribeFilter::new(naming.ha_status_topic(), QoS::AtLeastOnce),
                     SubscribeFilter::new(naming.command_filter(), QoS::AtLeastOnce),
+                    SubscribeFilter::new(naming.node_command_filter(), QoS::AtLeastOnce),
                 ])
                 .await
         };
@@ -496,26 +497,41 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             }
             return;
         }
-        let parsed = command::parse(
-            &naming.base,
-            &message.topic,
-            &message.payload,
-            message.retain,
-        );
-        match parsed {
-            Ok(press) => self.press(press, &message.topic).await,
-            Err(err) => {
-                if err == CommandError::Retained {
-                    // Clear it, or every reconnect would replay it.
-                    self.out.push(Out {
-                        topic: message.topic.clone(),
-                        payload: String::new(),
-                        retain: true,
-                    });
-                }
-                self.refuse(&message.topic, &err.to_string()).await;
+        // The target comes from the topic's kind and id only (see `command`).
+        let on_node = message
+            .topic
+            .strip_prefix(naming.base.as_str())
+            .is_some_and(|rest| rest.starts_with("/node/"));
+        let refused = if on_node {
+            match command::parse_node(
+                &naming.base,
+                &message.topic,
+                &message.payload,
+                message.retain,
+            ) {
+                Ok(press) => return self.press_node(press, &message.topic).await,
+                Err(err) => err,
             }
+        } else {
+            match command::parse(
+                &naming.base,
+                &message.topic,
+                &message.payload,
+                message.retain,
+            ) {
+                Ok(press) => return self.press(press, &message.topic).await,
+                Err(err) => err,
+            }
+        };
+        if refused == CommandError::Retained {
+            // Clear it, or every reconnect would replay it.
+            self.out.push(Out {
+                topic: message.topic.clone(),
+                payload: String::new(),
+                retain: true,
+            });
         }
+        self.refuse(&message.topic, &refused.to_string()).await;
     }
 
     async fn press(&mut self, press: Press, topic: &str) {
@@ -524,11 +540,6 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             self.refuse(topic, &reason).await;
             return;
         }
-        let Ok(permit) = Arc::clone(&self.presses).try_acquire_owned() else {
-            let reason = format!("busy: {MAX_PRESSES} actions are already running");
-            self.refuse(topic, &reason).await;
-            return;
-        };
         info!(vmid = press.vmid, action = %press.action, "button pressed");
         let request = ActionRequest::guest(
             Channel::Mqtt,
@@ -539,6 +550,39 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             // A pressed button is the confirmation; the policy still decides.
             true,
         );
+        self.hand_over(request, topic).await;
+    }
+
+    /// A node's button: the node is the one its topic names, and nothing else.
+    async fn press_node(&mut self, press: NodePress, topic: &str) {
+        let Some(node) = self.books.node_named(&press.slug) else {
+            let reason = format!("no node {} in the cluster", press.slug);
+            self.refuse(topic, &reason).await;
+            return;
+        };
+        info!(node, action = %press.action, "node button pressed");
+        let request = ActionRequest {
+            channel: Channel::Mqtt,
+            client: topic.to_owned(),
+            conversation: None,
+            action: Action::Node {
+                node,
+                action: press.action,
+            },
+            // As for a guest's buttons: the press is the confirmation; the policy (protected
+            // nodes and guests, the channel's cap) still decides.
+            approved: true,
+        };
+        self.hand_over(request, topic).await;
+    }
+
+    /// Hands a press to the brain in the background; its report comes back on `results`.
+    async fn hand_over(&mut self, request: ActionRequest, topic: &str) {
+        let Ok(permit) = Arc::clone(&self.presses).try_acquire_owned() else {
+            let reason = format!("busy: {MAX_PRESSES} actions are already running");
+            self.refuse(topic, &reason).await;
+            return;
+        };
         let actions = Arc::clone(&self.actions);
         let results = self.results_tx.clone();
         self.tasks.spawn(async move {
