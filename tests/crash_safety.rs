@@ -149,16 +149,25 @@ fn an_audit_log_killed_mid_write_is_whole_again_at_the_next_open() {
     let mut landed = false;
     for attempt in 0..ATTEMPTS {
         let _ = std::fs::remove_file(&path);
-        kill_after_a_while(start_child("audit_child", (AUDIT_CHILD_ENV, &path)), attempt);
+        kill_after_a_while(
+            start_child("audit_child", (AUDIT_CHILD_ENV, &path)),
+            attempt,
+        );
         let bytes = std::fs::read(&path).unwrap_or_default();
         if bytes.last().is_some_and(|b| *b != b'\n') {
             landed = true;
             break;
         }
     }
-    assert!(landed, "no kill of {ATTEMPTS} landed in the middle of a write");
+    assert!(
+        landed,
+        "no kill of {ATTEMPTS} landed in the middle of a write"
+    );
     let before = std::fs::read(&path).unwrap();
-    let cut = before.iter().rposition(|b| *b == b'\n').map_or(0, |at| at + 1);
+    let cut = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |at| at + 1);
 
     let (logs, _guard) = capture_logs();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -172,7 +181,11 @@ fn an_audit_log_killed_mid_write_is_whole_again_at_the_next_open() {
     runtime.block_on(log.record(&entry)).unwrap();
 
     let after = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(after.as_bytes()[..cut], before[..cut], "whole lines are kept");
+    assert_eq!(
+        after.as_bytes()[..cut],
+        before[..cut],
+        "whole lines are kept"
+    );
     let lines: Vec<&str> = after.lines().collect();
     for line in &lines {
         let entry: serde_json::Value = serde_json::from_str(line).expect("every line is whole");
@@ -187,7 +200,11 @@ fn an_audit_log_killed_mid_write_is_whole_again_at_the_next_open() {
         assert_eq!(lines.len(), cut_lines(&before) + 2);
     } else {
         assert!(text.contains("the last line was cut short"), "{text}");
-        assert_eq!(&aside[..aside.len() - 1], &before[cut..], "the torn bytes are kept");
+        assert_eq!(
+            &aside[..aside.len() - 1],
+            &before[cut..],
+            "the torn bytes are kept"
+        );
         assert_eq!(lines.len(), cut_lines(&before) + 1);
     }
 }
@@ -224,7 +241,10 @@ fn a_tts_cache_killed_mid_write_holds_only_whole_entries_at_the_next_open() {
             break;
         }
     }
-    assert!(landed, "no kill of {ATTEMPTS} landed in the middle of a write");
+    assert!(
+        landed,
+        "no kill of {ATTEMPTS} landed in the middle of a write"
+    );
 
     let (logs, _guard) = capture_logs();
     let cache = AudioCache::open(&cache_dir, CACHE_BYTES).unwrap();

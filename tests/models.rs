@@ -897,7 +897,10 @@ async fn a_pull_killed_mid_download_is_resumed_and_verified() {
         .unwrap();
     let deadline = tokio::time::Instant::now() + LIMIT;
     while std::fs::metadata(setup.path(PART)).map_or(0, |m| m.len()) < 1_000_000 {
-        assert!(tokio::time::Instant::now() < deadline, "the pull never wrote");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pull never wrote"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(child.try_wait().unwrap().is_none(), "still downloading");

@@ -58,6 +58,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             .expect("an encoded event decodes")
             .expect("an encoded event is whole");
         let again = Event::try_from(again).expect("an encoded event parses");
-        assert_eq!(again, event, "the event changed on its way through the codec");
+        assert_eq!(
+            again, event,
+            "the event changed on its way through the codec"
+        );
     }
 });

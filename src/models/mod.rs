@@ -300,7 +300,10 @@ async fn leftover_part(dest: &Path, file: &ModelFile) -> Result<Leftover, Downlo
             format_size(size)
         )));
     }
-    let Some(expected) = file.sha256.filter(|_| file.size.is_none_or(|size| len == size)) else {
+    let Some(expected) = file
+        .sha256
+        .filter(|_| file.size.is_none_or(|size| len == size))
+    else {
         return Ok(Leftover::Resume(len));
     };
     let owned = part.clone();
