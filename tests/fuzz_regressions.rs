@@ -32,7 +32,7 @@ fn feed(target: &str, run: impl Fn(&[u8])) {
     let inputs = inputs(target);
     assert!(!inputs.is_empty(), "{target}: no seeds");
     for (name, bytes) in inputs {
-        let result = std::panic::catch_unwind(|| run(&bytes));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&bytes)));
         assert!(result.is_ok(), "{name} panicked");
     }
 }
