@@ -5,6 +5,7 @@
 #   scripts/bootstrap.sh            system packages only (what `jarvis serve` needs to build)
 #   scripts/bootstrap.sh --test     also the Python venvs: .venv (the reference Wyoming client)
 #                                   and .venv-hacs (Home Assistant, for the HACS integration)
+#   scripts/bootstrap.sh --fuzz     also cargo-fuzz, for scripts/fuzz.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -118,6 +119,13 @@ CARGO_DENY_VERSION=0.20.2
 if [[ ${1:-} == --test ]] && [[ $(cargo deny --version 2>/dev/null) != "cargo-deny $CARGO_DENY_VERSION" ]]; then
   log "installing cargo-deny $CARGO_DENY_VERSION (a few minutes, once)"
   cargo install --quiet --locked "cargo-deny@$CARGO_DENY_VERSION"
+fi
+
+# cargo-fuzz only for scripts/fuzz.sh: the tests never pay for it.
+CARGO_FUZZ_VERSION=0.13.2
+if [[ ${1:-} == --fuzz ]] && [[ $(cargo fuzz --version 2>/dev/null) != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]; then
+  log "installing cargo-fuzz $CARGO_FUZZ_VERSION (a few minutes, once)"
+  cargo install --quiet --locked "cargo-fuzz@$CARGO_FUZZ_VERSION"
 fi
 
 # ONNX Runtime 1.24.2 for Piper voices, from the PyPI wheel (the only registry that has it), unless

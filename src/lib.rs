@@ -12,6 +12,8 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod frigate;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http_api;
 pub mod models;
 pub mod mqtt;

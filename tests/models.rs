@@ -860,3 +860,90 @@ async fn pull_defaults_fetches_what_the_default_configuration_needs() {
         both.stderr
     );
 }
+
+/// `kill -9` in the middle of a download: the `.part` holds a clean prefix of the file, and the
+/// next pull says it found it, resumes it and verifies the whole file.
+#[tokio::test]
+async fn a_pull_killed_mid_download_is_resumed_and_verified() {
+    let server = FileServer::start().await;
+    let len = 3_000_000;
+    let bytes = model_bytes(7, len);
+    server.put("/files/test.bin", bytes.clone());
+    let setup = Setup::new(
+        &server,
+        "",
+        &[extra(
+            "test-model",
+            "whisper/ggml-test.bin",
+            &server.url("/files/test.bin"),
+            Some(Sha256Digest::of(&bytes)),
+        )],
+    );
+    // Long enough for the kill to come first.
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    let config = config.replace("read_timeout_secs = 1\n", "read_timeout_secs = 60\n");
+    std::fs::write(&setup.config, config).unwrap();
+    // The server sends 2 MB and then nothing: the pull sits in the middle of its download.
+    server.set(Behaviour::StallAfter(2_000_000));
+    let mut child = Command::new(jarvis_bin())
+        .args(["models", "--config", setup.config.to_str().unwrap()])
+        .args(["pull", "test-model"])
+        .env_remove("JARVIS_CONFIG")
+        .env_remove("JARVIS_MODELS_DIR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while std::fs::metadata(setup.path(PART)).map_or(0, |m| m.len()) < 1_000_000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pull never wrote"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(child.try_wait().unwrap().is_none(), "still downloading");
+    child.start_kill().unwrap(); // SIGKILL
+    child.wait().await.unwrap();
+    assert!(!setup.path(FINAL).exists());
+    let part = std::fs::read(setup.path(PART)).unwrap();
+    assert!(!part.is_empty() && part.len() < len);
+    assert_eq!(part, &bytes[..part.len()], "the .part is a clean prefix");
+
+    server.set(Behaviour::Normal);
+    let run = setup.models(&["pull", "test-model"]).await;
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("found a partial download") && run.stdout.contains("resuming it"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("resumed at"), "{}", run.stdout);
+    assert_eq!(std::fs::read(setup.path(FINAL)).unwrap(), bytes);
+    assert!(!setup.path(PART).exists());
+    let log = server.log();
+    assert_eq!(
+        log.last().unwrap().range,
+        Some(format!("bytes={}-", part.len()))
+    );
+}
+
+/// A pull killed between the last byte and the rename leaves the whole file in the `.part`:
+/// the next pull checks its sha256 and installs it without downloading anything.
+#[tokio::test]
+async fn a_complete_part_is_verified_and_installed_without_a_download() {
+    let (server, setup, bytes) = one_model().await;
+    std::fs::create_dir_all(setup.path("whisper")).unwrap();
+    std::fs::write(setup.path(PART), &bytes).unwrap();
+    let run = setup.models(&["pull", "test-model"]).await;
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("was complete") && run.stdout.contains("verified, installed"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(std::fs::read(setup.path(FINAL)).unwrap(), bytes);
+    assert!(!setup.path(PART).exists());
+    assert_eq!(server.log(), Vec::new(), "nothing downloaded");
+}

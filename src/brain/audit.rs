@@ -176,7 +176,14 @@ impl AuditLog {
             .map_err(io::Error::other)?
     }
 
-    fn write_line(&self, line: &[u8]) -> io::Result<()> {
+    /// Appends one serialized line (ending in a newline) and flushes it: what
+    /// [`AuditLog::record`] runs on the blocking pool. Public for the crash tests, which kill a
+    /// process in the middle of this write.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    #[doc(hidden)]
+    pub fn write_line(&self, line: &[u8]) -> io::Result<()> {
         let mut guard = self
             .writer
             .lock()
@@ -237,9 +244,82 @@ fn open_file(path: &Path) -> io::Result<Writer> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
+    repair_torn_tail(path)?;
     let file = OpenOptions::new().create(true).append(true).open(path)?;
     let written = file.metadata()?.len();
     Ok(Writer { file, written })
+}
+
+/// Where [`repair_torn_tail`] keeps what it cut off: `audit.jsonl.torn`.
+pub fn torn_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".torn");
+    PathBuf::from(name)
+}
+
+/// A process killed in the middle of a write (`kill -9`, the OOM killer, a power cut) leaves
+/// the log's last line cut short: bytes after the last newline. A tail that is a whole entry
+/// (the cut fell just before its newline) gets its newline; anything else is moved to
+/// [`torn_path`] (appended, so nothing is lost) and cut from the log, so every line of the log
+/// is a whole entry again. Says what it did.
+fn repair_torn_tail(path: &Path) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    let len = file.metadata()?.len();
+    // Find the end of the last whole line, reading backwards a block at a time.
+    let mut block = vec![0u8; 64 * 1024];
+    let mut end = len;
+    let cut = loop {
+        if end == 0 {
+            break 0;
+        }
+        let start = end.saturating_sub(block.len() as u64);
+        let chunk = &mut block[..usize::try_from(end - start).unwrap_or(0)];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(at) = chunk.iter().rposition(|&b| b == b'\n') {
+            break start + at as u64 + 1;
+        }
+        end = start;
+    };
+    if cut == len {
+        return Ok(());
+    }
+    let mut tail = Vec::new();
+    file.seek(SeekFrom::Start(cut))?;
+    file.read_to_end(&mut tail)?;
+    let whole = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&tail).is_ok();
+    if whole {
+        file.seek(SeekFrom::End(0))?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        warn!(
+            path = %path.display(),
+            bytes = tail.len(),
+            "audit log: the last entry lacked its newline (a crash in the middle of a write); \
+             completed it"
+        );
+        return Ok(());
+    }
+    let torn = torn_path(path);
+    let mut aside = OpenOptions::new().create(true).append(true).open(&torn)?;
+    aside.write_all(&tail)?;
+    aside.write_all(b"\n")?;
+    aside.sync_all()?;
+    file.set_len(cut)?;
+    file.sync_all()?;
+    warn!(
+        path = %path.display(),
+        bytes = tail.len(),
+        moved_to = %torn.display(),
+        "audit log: the last line was cut short by a crash in the middle of a write; moved it \
+         aside, every line of the log is whole"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -270,6 +350,43 @@ mod tests {
         assert!(dir.path().join("sub/audit.jsonl.1").exists());
         assert!(dir.path().join("sub/audit.jsonl.2").exists());
         assert!(!dir.path().join("sub/audit.jsonl.3").exists());
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_moved_aside_and_a_whole_one_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let config = AuditConfig {
+            path: path.clone(),
+            max_mb: 1,
+            keep: 1,
+        };
+        let whole = "{\"kind\":\"command\",\"text\":\"a\"}\n";
+        std::fs::write(&path, format!("{whole}{{\"kind\":\"comm")).unwrap();
+        let log = AuditLog::open(&config);
+        log.record(&Entry::new("command", Channel::Http, "x"))
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(whole), "{text}");
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).unwrap();
+        }
+        assert_eq!(text.lines().count(), 2);
+        let aside = std::fs::read_to_string(torn_path(&path)).unwrap();
+        assert_eq!(aside, "{\"kind\":\"comm\n");
+
+        // A whole entry without its newline is kept; a log of one torn line becomes empty.
+        std::fs::write(&path, whole.trim_end()).unwrap();
+        repair_torn_tail(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
+        std::fs::write(&path, "{\"kind").unwrap();
+        repair_torn_tail(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        // Longer than a read block, without any newline.
+        std::fs::write(&path, "x".repeat(200_000)).unwrap();
+        repair_torn_tail(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
     }
 
     #[tokio::test]

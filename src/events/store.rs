@@ -516,8 +516,24 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    // A clean close checkpoints the write-ahead log and removes it: one left behind means the
+    // last writer was killed (or the machine lost power); SQLite replays its committed
+    // transactions and drops a torn one when the database is opened.
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let left = std::fs::metadata(&wal).map_or(0, |m| m.len());
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
+    if left > 0 {
+        let check: String = conn.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
+        warn!(
+            path = %path.display(),
+            wal_bytes = left,
+            check = %check,
+            "event store: not closed cleanly last time (killed or a power cut); its write-ahead \
+             log was replayed (committed events kept, a torn commit dropped)"
+        );
+    }
     // journal_mode answers with the mode it ended in: a read-only file stays in its old mode.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {

@@ -41,6 +41,23 @@ pub(super) async fn command(
         state.max_body_bytes,
         r#"{"text": "status of node pve"}"#,
     )?;
+    let text = checked_text(&body)?;
+    let response = state
+        .services
+        .brain
+        .command(Command {
+            text: text.to_owned(),
+            channel: Channel::Http,
+            client: peer.ip().to_string(),
+            conversation: body.conversation_id.filter(|c| !c.is_empty()),
+            approval: body.approval,
+        })
+        .await;
+    Ok(Json(response).into_response())
+}
+
+/// The command's text, trimmed; empty or too long is refused.
+fn checked_text(body: &CommandBody) -> Result<&str, ApiError> {
     let text = body.text.trim();
     if text.is_empty() {
         return Err(ApiError::new(
@@ -56,16 +73,15 @@ pub(super) async fn command(
             format!("text is longer than {MAX_TEXT_CHARS} characters"),
         ));
     }
-    let response = state
-        .services
-        .brain
-        .command(Command {
-            text: text.to_owned(),
-            channel: Channel::Http,
-            client: peer.ip().to_string(),
-            conversation: body.conversation_id.filter(|c| !c.is_empty()),
-            approval: body.approval,
-        })
-        .await;
-    Ok(Json(response).into_response())
+    Ok(text)
+}
+
+/// A body as the handler reads it (axum's JSON extractor, then the checks), for the fuzz
+/// targets: the text it would run, or the status it would answer.
+pub(crate) fn fuzz_body(bytes: &[u8]) -> Result<String, StatusCode> {
+    let body = json_body(Json::<CommandBody>::from_bytes(bytes), bytes.len(), "{}")
+        .map_err(|err| err.into_response().status())?;
+    checked_text(&body)
+        .map(str::to_owned)
+        .map_err(|err| err.into_response().status())
 }

@@ -182,6 +182,14 @@ fn to_event(body: EventBody, now: i64) -> Result<Event, String> {
     })
 }
 
+/// A body as the handler reads it (axum's JSON extractor, then [`to_event`]), for the fuzz
+/// targets: the event it would store, or the status it would answer.
+pub(crate) fn fuzz_body(bytes: &[u8], now: i64) -> Result<Event, StatusCode> {
+    let body = json_body(Json::<EventBody>::from_bytes(bytes), bytes.len(), EXAMPLE)
+        .map_err(|err| err.into_response().status())?;
+    to_event(body, now).map_err(|_| StatusCode::BAD_REQUEST)
+}
+
 /// Ids for events pushed without one; unique in this process, and the time in the key keeps
 /// them apart across restarts.
 fn next_id() -> u64 {

@@ -18,6 +18,11 @@ mod error;
 mod event;
 mod health;
 
+#[doc(hidden)]
+pub(crate) use command::fuzz_body as fuzz_command_body;
+#[doc(hidden)]
+pub(crate) use event::fuzz_body as fuzz_event_body;
+
 use std::sync::Arc;
 
 use axum::Router;

@@ -453,6 +453,23 @@ pub async fn remove_if_present(path: &Path) -> Result<(), DownloadError> {
     }
 }
 
+/// Moves a complete, verified `.part` into place and makes the rename durable.
+///
+/// # Errors
+/// [`DownloadError::Io`].
+pub(crate) async fn install_part(part: &Path, dest: &Path) -> Result<(), DownloadError> {
+    tokio::fs::File::open(part)
+        .await
+        .map_err(|e| DownloadError::io("read", part, e))?
+        .sync_all()
+        .await
+        .map_err(|e| DownloadError::io("write", part, e))?;
+    tokio::fs::rename(part, dest)
+        .await
+        .map_err(|e| DownloadError::io("rename into place", dest, e))?;
+    sync_parent(dest).await
+}
+
 /// Makes the rename durable: fsync the directory that holds `path`.
 async fn sync_parent(path: &Path) -> Result<(), DownloadError> {
     let Some(dir) = path.parent() else {

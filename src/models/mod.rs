@@ -268,6 +268,68 @@ async fn check_present(
     }))
 }
 
+/// What an earlier, interrupted pull left in `<file>.part`.
+enum Leftover {
+    /// Nothing.
+    None,
+    /// This many bytes, to resume from.
+    Resume(u64),
+    /// Deleted, for this reason.
+    Discarded(String),
+    /// It was the whole file (the pull was killed between the last byte and the rename), and
+    /// its sha256 matched: moved into place.
+    Installed(Sha256Digest),
+}
+
+/// Looks at the `.part` of `dest` before a download. One longer than the file is discarded.
+/// With a checksum known, one that is the whole file (the pull was killed between its last
+/// byte and the rename) is installed without asking the server (which would answer `416`,
+/// and the download would start over), and one as long as the file but not it is discarded.
+/// Any other is resumed (and its bytes are checked with the rest, after the download).
+async fn leftover_part(dest: &Path, file: &ModelFile) -> Result<Leftover, DownloadError> {
+    let part = part_path(dest);
+    let len = match tokio::fs::metadata(&part).await {
+        Ok(meta) if meta.is_file() && meta.len() > 0 => meta.len(),
+        _ => return Ok(Leftover::None),
+    };
+    if let Some(size) = file.size.filter(|size| len > *size) {
+        remove_if_present(&part).await?;
+        return Ok(Leftover::Discarded(format!(
+            "{} is longer than the file's {}",
+            format_size(len),
+            format_size(size)
+        )));
+    }
+    let Some(expected) = file
+        .sha256
+        .filter(|_| file.size.is_none_or(|size| len == size))
+    else {
+        return Ok(Leftover::Resume(len));
+    };
+    let owned = part.clone();
+    let (hasher, _) = tokio::task::spawn_blocking(move || hash_file(&owned))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(|error| DownloadError::Io {
+            action: "read",
+            path: part.clone(),
+            error,
+        })?;
+    let actual = Sha256Digest::from_hasher(hasher);
+    if actual == expected {
+        download::install_part(&part, dest).await?;
+        return Ok(Leftover::Installed(actual));
+    }
+    if file.size == Some(len) {
+        remove_if_present(&part).await?;
+        return Ok(Leftover::Discarded(format!(
+            "as long as the file, but its sha256 {actual} is not the expected {expected}"
+        )));
+    }
+    Ok(Leftover::Resume(len))
+}
+
 /// `jarvis models pull NAME`: downloads every file of the entry that is not installed yet.
 /// Status lines go to `out`, progress to stderr.
 ///
@@ -344,6 +406,39 @@ pub async fn pull(
                     ),
                 )?,
                 None => {}
+            }
+        }
+        if !request.force {
+            match leftover_part(&dest, file).await? {
+                Leftover::None => {}
+                Leftover::Resume(len) => say(
+                    out,
+                    format_args!(
+                        "{}: found a partial download ({}) left by an interrupted pull; \
+                         resuming it",
+                        file.path,
+                        format_size(len)
+                    ),
+                )?,
+                Leftover::Discarded(why) => say(
+                    out,
+                    format_args!(
+                        "{}: discarded the partial download left by an interrupted pull ({why})",
+                        file.path
+                    ),
+                )?,
+                Leftover::Installed(sha256) => {
+                    say(
+                        out,
+                        format_args!(
+                            "{}: the download left by an interrupted pull was complete; sha256 \
+                             {sha256} verified, installed",
+                            file.path
+                        ),
+                    )?;
+                    downloaded += 1;
+                    continue;
+                }
             }
         }
         say(out, format_args!("{}: downloading {}", file.path, file.url))?;

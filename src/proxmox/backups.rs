@@ -691,6 +691,35 @@ fn per_guest(files: Vec<BackupFile>, jobs: &[BackupJob]) -> BTreeMap<u32, GuestB
     guests
 }
 
+/// Every reader here over a list from the API (tasks, storage content, a task log), for the
+/// fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub(crate) fn fuzz_entries(entries: &[Value]) {
+    let tasks: Vec<TaskEntry> = entries.iter().cloned().filter_map(task_entry).collect();
+    let files: Vec<BackupFile> = entries
+        .iter()
+        .cloned()
+        .filter_map(|e| backup_file("local", e))
+        .collect();
+    let lines: Vec<String> = entries.iter().cloned().filter_map(log_line).collect();
+    let jobs: Vec<BackupJob> = tasks
+        .iter()
+        .map(|task| job(task, Some(parse_log(&lines))))
+        .chain(tasks.iter().map(|task| job(task, None)))
+        .collect();
+    let backups = Backups {
+        fetched_at: 0,
+        guests: per_guest(files, &jobs),
+        jobs,
+        tasks,
+        problems: Vec::new(),
+    };
+    let _ = (backups.last_run(), backups.failed_since(0));
+    for task in &backups.tasks {
+        let _ = (task.failed(), task.vmid(), task.at());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

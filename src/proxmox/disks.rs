@@ -211,6 +211,19 @@ fn pool(entry: &Value) -> Option<ZfsPool> {
     })
 }
 
+/// The disk and pool readers over a list from the API, for the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub(crate) fn fuzz_entries(entries: &[Value]) {
+    let disks = NodeDisks {
+        disks: entries.iter().filter_map(disk).collect(),
+        pools: entries.iter().filter_map(pool).collect(),
+    };
+    for disk in &disks.disks {
+        let _ = (disk.bad(), disk.short_name());
+    }
+    let _ = (disks.lowest_life_left(), disks.worst_pool_health());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,9 @@ pub mod operations;
 pub mod tls;
 mod wire;
 
+#[doc(hidden)]
+pub(crate) use wire::fuzz_answer;
+
 pub use backups::{Attempt, BackupFile, BackupJob, BackupResult, Backups, GuestBackups, TaskEntry};
 pub use client::{Proxmox, ProxmoxHealth, Timings};
 pub use disks::{Disk, NodeDisks, ZfsPool};

@@ -444,6 +444,28 @@ where
         .unwrap_or_default())
 }
 
+/// Reads an answer as the client does (the envelope, then every reader here that takes its
+/// `data`), for the fuzz targets (`fuzz/`); the `data`, for the other modules' readers.
+#[doc(hidden)]
+pub(crate) fn fuzz_answer(body: &[u8]) -> Option<Value> {
+    if let Ok(raw) = serde_json::from_slice::<Envelope<RawNodeStatus>>(body) {
+        let _ = NodeStatus::from(raw.data);
+    }
+    if let Ok(task) = serde_json::from_slice::<Envelope<TaskStatus>>(body) {
+        let _ = task.data.result();
+    }
+    let data = serde_json::from_slice::<Envelope<Value>>(body).ok()?.data;
+    if let Value::Array(entries) = &data {
+        let _ = inventory(entries.clone());
+        let _ = cluster_status(entries.clone());
+    }
+    if let Value::String(text) = &data {
+        let _ = (upid_node(text), is_safe_name(text), exit_status(Some(text)));
+    }
+    let _ = (to_u64(&data), to_f64(&data));
+    Some(data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,19 +76,29 @@ impl AudioCache {
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut index = HashMap::new();
+        let (mut partial, mut damaged) = (0usize, 0usize);
         for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
             let path = entry.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
             if name.contains(".tmp") {
-                // Left by a crash mid-write.
-                let _ = std::fs::remove_file(&path);
+                // Left by a process killed in the middle of a write.
+                if std::fs::remove_file(&path).is_ok() {
+                    partial += 1;
+                }
                 continue;
             }
             let Some(key) = name.strip_suffix(&format!(".{SUFFIX}")) else {
                 continue;
             };
+            if !whole_length(&path) {
+                // Cut short (a power cut after the rename, a full disk): never served.
+                if std::fs::remove_file(&path).is_ok() {
+                    damaged += 1;
+                }
+                continue;
+            }
             if let Ok(meta) = entry.metadata() {
                 index.insert(
                     key.to_owned(),
@@ -98,6 +108,15 @@ impl AudioCache {
                     },
                 );
             }
+        }
+        if partial + damaged > 0 {
+            warn!(
+                dir = %dir.display(),
+                partial,
+                damaged,
+                "tts cache: removed {partial} partial entries left by an interrupted write and \
+                 {damaged} entries cut short; they are synthesized again when next said"
+            );
         }
         let cache = Self {
             dir: dir.to_owned(),
@@ -151,8 +170,14 @@ impl AudioCache {
 
     /// Stores a sentence's samples, then evicts beyond the size limit.
     pub fn put(&self, key: &CacheKey<'_>, rate: u32, samples: &[i16]) {
+        self.put_encoded(key, &encode(rate, samples));
+    }
+
+    /// Stores an entry already [`encode`]d: the file write of [`AudioCache::put`]. Public for
+    /// the crash tests, which kill a process in the middle of this write.
+    #[doc(hidden)]
+    pub fn put_encoded(&self, key: &CacheKey<'_>, bytes: &[u8]) {
         let digest = key.digest();
-        let bytes = encode(rate, samples);
         let size = bytes.len() as u64;
         if size > self.max_bytes {
             return;
@@ -163,7 +188,7 @@ impl AudioCache {
             std::thread::current().id()
         ));
         let written =
-            std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, self.path(&digest)));
+            std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, self.path(&digest)));
         if let Err(err) = written {
             let _ = std::fs::remove_file(&tmp);
             debug!(cause = %err, "cannot write a cache entry");
@@ -206,7 +231,29 @@ impl AudioCache {
     }
 }
 
-fn encode(rate: u32, samples: &[i16]) -> Vec<u8> {
+/// Whether an entry file is as long as its header says (read without the samples; their
+/// checksum is checked when the entry is used).
+fn whole_length(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 12];
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    if file.read_exact(&mut header).is_err() || &header[..4] != MAGIC {
+        return false;
+    }
+    let count = u64::from(u32::from_le_bytes([
+        header[8], header[9], header[10], header[11],
+    ]));
+    meta.len() == HEADER as u64 + 2 * count
+}
+
+/// An entry's bytes: the header, then the samples.
+#[doc(hidden)]
+pub fn encode(rate: u32, samples: &[i16]) -> Vec<u8> {
     let pcm: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
     let mut out = Vec::with_capacity(HEADER + pcm.len());
     out.extend_from_slice(MAGIC);
@@ -288,6 +335,25 @@ mod tests {
             cache.get(&key("hi")).is_none(),
             "a truncated file is corrupt too"
         );
+    }
+
+    #[test]
+    fn partial_and_cut_short_entries_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = AudioCache::open(dir.path(), 1 << 20).unwrap();
+        cache.put(&key("kept"), 22050, &[1, 2, 3, 4]);
+        cache.put(&key("cut"), 22050, &[1, 2, 3, 4]);
+        drop(cache);
+        let cut = dir.path().join(format!("{}.{SUFFIX}", key("cut").digest()));
+        let bytes = std::fs::read(&cut).unwrap();
+        std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
+        let tmp = dir.path().join("abc.tmp-1-ThreadId(2)");
+        std::fs::write(&tmp, b"JTC1").unwrap();
+        let cache = AudioCache::open(dir.path(), 1 << 20).unwrap();
+        assert!(!tmp.exists());
+        assert!(!cut.exists());
+        assert_eq!(cache.get(&key("kept")), Some((22050, vec![1, 2, 3, 4])));
+        assert_eq!(cache.size(), (HEADER + 8) as u64);
     }
 
     #[test]

@@ -11,6 +11,9 @@ mod split;
 pub mod text;
 pub mod voices;
 
+#[doc(hidden)]
+pub(crate) use split::split as fuzz_split;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
