@@ -443,6 +443,7 @@ impl Brain {
         if let Err(err) = self.audit.record(&entry).await {
             warn!(cause = %err, path = %self.audit.path().display(), "cannot write the audit log");
         }
+        crate::latency::record(crate::latency::Series::Intent, started.elapsed());
         info!(
             channel = %ctx.channel,
             intent = response.intent.as_deref().unwrap_or("-"),
@@ -823,6 +824,60 @@ impl Brain {
                 self.guest_name(pending.request.vmid)
             )),
             Err(ConfirmError::Nothing) => Response::local("Okay."),
+        }
+    }
+
+    /// The actions waiting for a confirmation, on every channel, oldest first: the panel
+    /// shows them with Confirm and Cancel buttons.
+    pub fn waiting_confirmations(&self) -> Vec<super::types::Waiting> {
+        self.confirmations
+            .waiting()
+            .into_iter()
+            .map(|(key, pending, left)| super::types::Waiting {
+                vmid: pending.request.vmid,
+                guest: self.guest_name(pending.request.vmid),
+                action: pending.request.action,
+                channel: pending.request.channel,
+                question: pending.question,
+                expires_in_secs: left.as_secs(),
+                id: key,
+            })
+            .collect()
+    }
+
+    /// Settles the action waiting under `id` (from [`Brain::waiting_confirmations`]) from the
+    /// panel: confirmed, it is judged again as a request of `Channel::Panel` from `client` (so
+    /// `policy.channels.panel` caps it) and carried out; cancelled, it is dropped. Audited and
+    /// announced as any other action.
+    pub async fn settle_from_panel(&self, id: &str, confirm: bool, client: &str) -> Response {
+        match self.confirmations.take(id) {
+            Ok(pending) if confirm => {
+                let mut request = pending.request;
+                request.channel = Channel::Panel;
+                request.client = client.to_owned();
+                request.approved = true;
+                let report = self.act(request).await;
+                Response {
+                    actions: vec![report.clone()],
+                    ..Response::local(report.reply)
+                }
+            }
+            Ok(pending) | Err(ConfirmError::Expired(pending)) if !confirm => {
+                Response::local(format!(
+                    "Okay, I won't {} {}.",
+                    policy::verb(pending.request.action),
+                    self.guest_name(pending.request.vmid)
+                ))
+            }
+            Err(ConfirmError::Expired(pending)) => Response::local(format!(
+                "That confirmation came too late, so I did nothing. Ask again if you still want \
+                 me to {} {}.",
+                policy::verb(pending.request.action),
+                self.guest_name(pending.request.vmid)
+            )),
+            Ok(_) | Err(ConfirmError::Nothing) => {
+                Response::local("There's nothing waiting for a confirmation.")
+            }
         }
     }
 

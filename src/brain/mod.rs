@@ -23,4 +23,4 @@ pub mod when;
 
 pub use engine::{Brain, BrainError, BrainHealth, Command, Response, Source};
 pub use memory::Memory;
-pub use types::{ActionReport, ActionRequest, Activity, Channel, Decision};
+pub use types::{ActionReport, ActionRequest, Activity, Channel, Decision, Waiting};

@@ -17,15 +17,18 @@ pub enum Channel {
     Http,
     /// An MQTT button press.
     Mqtt,
+    /// The web panel (`/panel/`): typed or spoken in the browser, or a Confirm button.
+    Panel,
 }
 
 impl Channel {
-    /// `voice`, `http` or `mqtt`.
+    /// `voice`, `http`, `mqtt` or `panel`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Voice => "voice",
             Self::Http => "http",
             Self::Mqtt => "mqtt",
+            Self::Panel => "panel",
         }
     }
 }
@@ -108,4 +111,23 @@ pub enum Activity {
         #[serde(flatten)]
         report: ActionReport,
     },
+}
+
+/// An action waiting for its confirmation, as the panel lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiting {
+    /// What the panel sends back to confirm or cancel it: the channel and conversation.
+    pub id: String,
+    /// The guest's VMID.
+    pub vmid: u32,
+    /// Its name (or "guest VMID").
+    pub guest: String,
+    /// The action.
+    pub action: GuestAction,
+    /// The channel that asked for it.
+    pub channel: Channel,
+    /// The question that was asked.
+    pub question: String,
+    /// Seconds left to confirm.
+    pub expires_in_secs: u64,
 }
