@@ -45,6 +45,8 @@ const MAX_WS_MESSAGE: usize = 16 * 1024 * 1024;
 pub(super) const MAX_MESSAGES_PER_SEC: u32 = 100;
 /// A microphone socket idle this long is closed.
 const IDLE: Duration = Duration::from_secs(30);
+/// How long a closing socket is drained for the browser's close answer.
+const CLOSING: Duration = Duration::from_secs(2);
 /// Longest text spoken by `api/speak`, in characters.
 const MAX_SPEAK_CHARS: usize = 1000;
 
@@ -292,6 +294,17 @@ async fn turn(
             })))
             .await;
     }
+    // Finish the closing handshake: read (and drop) what the browser still sends until it
+    // answers the close, for at most [`CLOSING`]. Closing with unread data would reset the
+    // connection, and the browser would drop the error message above.
+    let _ = tokio::time::timeout(CLOSING, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn listen_turn(
