@@ -85,13 +85,19 @@ async fn check_accessibility(browser: &Browser, page: &str) -> usize {
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
     browser
-        .eval("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);", json!([]))
+        .eval(
+            "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);",
+            json!([]),
+        )
         .await;
     let mut reached = std::collections::BTreeSet::new();
     for _ in 0..wanted.len() + 8 {
         browser.keys("\u{E004}").await;
         if let Some(id) = browser
-            .eval("return document.activeElement?.dataset?.a11y ?? null", json!([]))
+            .eval(
+                "return document.activeElement?.dataset?.a11y ?? null",
+                json!([]),
+            )
             .await
             .as_str()
         {
@@ -99,16 +105,30 @@ async fn check_accessibility(browser: &Browser, page: &str) -> usize {
         }
     }
     let missed: Vec<_> = wanted.iter().filter(|w| !reached.contains(*w)).collect();
-    assert!(missed.is_empty(), "{page}: not reachable by Tab: {missed:?}");
+    assert!(
+        missed.is_empty(),
+        "{page}: not reachable by Tab: {missed:?}"
+    );
     // The tab list's arrow keys.
     if page != "login" {
         let selected = browser
-            .eval("return document.querySelector('[role=tab][aria-selected=true]').id", json!([]))
+            .eval(
+                "return document.querySelector('[role=tab][aria-selected=true]').id",
+                json!([]),
+            )
             .await;
-        browser.eval("document.getElementById('tab-activity').focus()", json!([])).await;
+        browser
+            .eval("document.getElementById('tab-activity').focus()", json!([]))
+            .await;
         browser.keys("\u{E014}").await; // ArrowRight
-        let focused = browser.eval("return document.activeElement.id", json!([])).await;
-        assert_eq!(focused, json!("tab-talk"), "{page}: arrow keys move along the tabs");
+        let focused = browser
+            .eval("return document.activeElement.id", json!([]))
+            .await;
+        assert_eq!(
+            focused,
+            json!("tab-talk"),
+            "{page}: arrow keys move along the tabs"
+        );
         browser.keys("\u{E012}").await; // ArrowLeft
         browser
             .click(&format!("#{}", selected.as_str().unwrap()))
@@ -132,7 +152,9 @@ async fn the_panel_logs_in_follows_the_feed_confirms_and_talks() {
 
     // `/` leads to the panel; without a login it shows the form.
     browser.goto(&url(&app, "/")).await;
-    browser.wait_for("!document.getElementById('login').hidden").await;
+    browser
+        .wait_for("!document.getElementById('login').hidden")
+        .await;
     let path = browser.eval("return location.pathname", json!([])).await;
     assert_eq!(path, json!("/panel/"));
     check_accessibility(&browser, "login").await;
@@ -147,19 +169,32 @@ async fn the_panel_logs_in_follows_the_feed_confirms_and_talks() {
     // The right one opens the panel; the key is nowhere in the page or its cookies.
     browser.type_into("#key", KEY).await;
     browser.click("#login-button").await;
-    browser.wait_for("!document.getElementById('app').hidden").await;
-    browser.wait_for("document.getElementById('feed-state').textContent === 'live'").await;
+    browser
+        .wait_for("!document.getElementById('app').hidden")
+        .await;
+    browser
+        .wait_for("document.getElementById('feed-state').textContent === 'live'")
+        .await;
     let leaks = browser
         .eval(
             "return document.documentElement.outerHTML.includes(arguments[0]) || document.cookie.includes(arguments[0]) || document.cookie.includes('jarvis_panel')",
             json!([KEY]),
         )
         .await;
-    assert_eq!(leaks, json!(false), "the key or the HttpOnly cookie is visible to the page");
+    assert_eq!(
+        leaks,
+        json!(false),
+        "the key or the HttpOnly cookie is visible to the page"
+    );
 
     // A command over HTTP shows in the feed.
     let reply = command(&app, json!({"text": "status of node pve"})).await;
-    assert!(reply["reply"].as_str().unwrap().starts_with("pve is online"));
+    assert!(
+        reply["reply"]
+            .as_str()
+            .unwrap()
+            .starts_with("pve is online")
+    );
     browser.wait_for(&feed_has("pve is online")).await;
 
     // Markup in a command is shown as text, never run or rendered.
@@ -182,7 +217,9 @@ async fn the_panel_logs_in_follows_the_feed_confirms_and_talks() {
     )
     .await;
     assert_eq!(reply["pending_confirmation"], json!(true));
-    browser.wait_for("document.querySelector('#pending li button.confirm')").await;
+    browser
+        .wait_for("document.querySelector('#pending li button.confirm')")
+        .await;
     let label = browser
         .eval("return document.querySelector('#pending li button.confirm').getAttribute('aria-label')", json!([]))
         .await;
@@ -194,20 +231,35 @@ async fn the_panel_logs_in_follows_the_feed_confirms_and_talks() {
         .wait_for("[...document.querySelectorAll('#feed li.action')].some((li) => li.textContent.includes('panel') && li.textContent.includes('allowed'))")
         .await;
     assert_eq!(fake.count("POST /nodes/pve/qemu/101/status/reboot"), 1);
-    browser.wait_for("document.querySelectorAll('#pending li').length === 0").await;
+    browser
+        .wait_for("document.querySelectorAll('#pending li').length === 0")
+        .await;
     // Filter and search.
     browser
         .eval("const s = document.getElementById('filter-kind'); s.value = 'action'; s.dispatchEvent(new Event('change'));", json!([]))
         .await;
     let shown = browser
-        .eval("return [...document.querySelectorAll('#feed li')].map((li) => li.className)", json!([]))
+        .eval(
+            "return [...document.querySelectorAll('#feed li')].map((li) => li.className)",
+            json!([]),
+        )
         .await;
-    assert!(shown.as_array().unwrap().iter().all(|c| c.as_str().unwrap().contains("action")), "{shown}");
+    assert!(
+        shown
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c.as_str().unwrap().contains("action")),
+        "{shown}"
+    );
     browser
         .eval("const s = document.getElementById('filter-kind'); s.value = 'all'; s.dispatchEvent(new Event('change')); const t = document.getElementById('filter-text'); t.value = 'bold'; t.dispatchEvent(new Event('input'));", json!([]))
         .await;
     let shown = browser
-        .eval("return document.querySelectorAll('#feed li').length", json!([]))
+        .eval(
+            "return document.querySelectorAll('#feed li').length",
+            json!([]),
+        )
         .await;
     assert_eq!(shown, json!(1));
     browser.screenshot("03-feed").await;
@@ -244,7 +296,9 @@ async fn the_panel_logs_in_follows_the_feed_confirms_and_talks() {
 
     // The talk box.
     browser.click("#tab-talk").await;
-    browser.type_into("#talk-text", "How is the cluster doing?").await;
+    browser
+        .type_into("#talk-text", "How is the cluster doing?")
+        .await;
     browser.click("#talk-send").await;
     browser
         .wait_for("document.querySelector('#turns li .reply')?.textContent.includes('All 2 nodes are online')")
@@ -257,19 +311,34 @@ async fn the_panel_logs_in_follows_the_feed_confirms_and_talks() {
 
     // Health and latency plots.
     browser.click("#tab-health").await;
-    browser.wait_for("document.querySelectorAll('#health-list dd').length > 3").await;
-    browser.wait_for("document.querySelectorAll('#latency svg').length === 3").await;
-    let intents = browser
-        .eval("return document.querySelectorAll('#latency figcaption')[2].textContent", json!([]))
+    browser
+        .wait_for("document.querySelectorAll('#health-list dd').length > 3")
         .await;
-    assert!(intents.as_str().unwrap().starts_with("Intents"), "{intents}");
-    assert!(!intents.as_str().unwrap().contains(": 0 samples"), "{intents}");
+    browser
+        .wait_for("document.querySelectorAll('#latency svg').length === 3")
+        .await;
+    let intents = browser
+        .eval(
+            "return document.querySelectorAll('#latency figcaption')[2].textContent",
+            json!([]),
+        )
+        .await;
+    assert!(
+        intents.as_str().unwrap().starts_with("Intents"),
+        "{intents}"
+    );
+    assert!(
+        !intents.as_str().unwrap().contains(": 0 samples"),
+        "{intents}"
+    );
     check_accessibility(&browser, "health").await;
     browser.screenshot("05-health").await;
 
     // Log out: the session is gone.
     browser.click("#logout").await;
-    browser.wait_for("!document.getElementById('login').hidden").await;
+    browser
+        .wait_for("!document.getElementById('login').hidden")
+        .await;
     browser.quit().await;
     app.shutdown.cancel();
 }
@@ -295,7 +364,9 @@ async fn ingress_proxy(jarvis: SocketAddr) -> SocketAddr {
             }
         }
         out = out.header("x-ingress-path", PREFIX);
-        let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+            .await
+            .unwrap();
         let answer = out.body(body).send().await.unwrap();
         let mut response = Response::builder().status(answer.status().as_u16());
         for (name, value) in answer.headers() {
@@ -324,24 +395,39 @@ async fn the_panel_works_behind_an_ingress_prefix_without_a_login() {
     browser
         .goto(&format!("http://{proxy}/api/hassio_ingress/t0ken/"))
         .await;
-    browser.wait_for("!document.getElementById('app').hidden").await;
+    browser
+        .wait_for("!document.getElementById('app').hidden")
+        .await;
     let where_ = browser.eval("return location.pathname", json!([])).await;
     assert_eq!(where_, json!("/api/hassio_ingress/t0ken/panel/"));
-    let mode = browser.eval("return document.getElementById('mode').textContent", json!([])).await;
+    let mode = browser
+        .eval(
+            "return document.getElementById('mode').textContent",
+            json!([]),
+        )
+        .await;
     assert_eq!(mode, json!("through Home Assistant"));
-    browser.wait_for("document.getElementById('feed-state').textContent === 'live'").await;
+    browser
+        .wait_for("document.getElementById('feed-state').textContent === 'live'")
+        .await;
 
     command(&app, json!({"text": "status of node pve"})).await;
     browser.wait_for(&feed_has("pve is online")).await;
 
     browser.click("#tab-talk").await;
-    browser.type_into("#talk-text", "status of node agent1").await;
+    browser
+        .type_into("#talk-text", "status of node agent1")
+        .await;
     browser.click("#talk-send").await;
     browser
-        .wait_for("document.querySelector('#turns li .reply')?.textContent.includes('agent1 is online')")
+        .wait_for(
+            "document.querySelector('#turns li .reply')?.textContent.includes('agent1 is online')",
+        )
         .await;
     browser.click("#tab-health").await;
-    browser.wait_for("document.querySelectorAll('#health-list dd').length > 3").await;
+    browser
+        .wait_for("document.querySelectorAll('#health-list dd').length > 3")
+        .await;
     browser.screenshot("06-ingress").await;
     browser.quit().await;
 
@@ -374,20 +460,41 @@ async fn bad_input_is_refused() {
     assert!(session.get("csrf").is_none());
 
     // Missing and wrong keys.
-    let r = post("/panel/api/login").json(&json!({})).send().await.unwrap();
+    let r = post("/panel/api/login")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let r = post("/panel/api/login").json(&json!({"key": ""})).send().await.unwrap();
+    let r = post("/panel/api/login")
+        .json(&json!({"key": ""}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = post("/panel/api/login").json(&json!({"key": "guess"})).send().await.unwrap();
+    let r = post("/panel/api/login")
+        .json(&json!({"key": "guess"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("wrong API key"));
     // Without a login nothing is served or done.
-    for path in ["/panel/api/feed", "/panel/api/pending", "/panel/api/models", "/panel/api/latency"] {
+    for path in [
+        "/panel/api/feed",
+        "/panel/api/pending",
+        "/panel/api/models",
+        "/panel/api/latency",
+    ] {
         let r = http.get(url(&app, path)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path}");
     }
-    let r = post("/panel/api/command").json(&json!({"text": "status of node pve"})).send().await.unwrap();
+    let r = post("/panel/api/command")
+        .json(&json!({"text": "status of node pve"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // A login from another site is refused.
     let r = post("/panel/api/login")
@@ -407,7 +514,10 @@ async fn bad_input_is_refused() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     assert!(!cookie.contains(KEY));
     let body: Value = r.json().await.unwrap();
     let csrf = body["csrf"].as_str().unwrap().to_owned();
@@ -417,7 +527,11 @@ async fn bad_input_is_refused() {
     // A cross-site POST: with the cookie (as a browser would attach it) but no token, or
     // marked cross-site, or from another origin.
     let with_cookie = |path: &str| post(path).header("cookie", &session_cookie);
-    let r = with_cookie("/panel/api/command").json(&json!({"text": "status"})).send().await.unwrap();
+    let r = with_cookie("/panel/api/command")
+        .json(&json!({"text": "status"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], json!("csrf"));
     let r = with_cookie("/panel/api/command")
@@ -428,7 +542,10 @@ async fn bad_input_is_refused() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(r.json::<Value>().await.unwrap()["code"], json!("cross-site"));
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        json!("cross-site")
+    );
     let r = with_cookie("/panel/api/command")
         .header("x-jarvis-csrf", &csrf)
         .header("sec-fetch-site", "cross-site")
@@ -482,7 +599,11 @@ async fn bad_input_is_refused() {
         assert_eq!(r.status(), 413);
     }
     // Logging out ends the session.
-    let r = with_cookie("/panel/api/logout").header("x-jarvis-csrf", &csrf).send().await.unwrap();
+    let r = with_cookie("/panel/api/logout")
+        .header("x-jarvis-csrf", &csrf)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     let r = http
         .get(url(&app, "/panel/api/pending"))
@@ -502,10 +623,14 @@ async fn push_to_talk_gets_a_transcript_and_the_socket_is_bounded() {
     let app = common::spawn_app(config).await;
     let browser = Browser::start(Some(&jfk)).await;
     browser.goto(&url(&app, "/panel/")).await;
-    browser.wait_for("!document.getElementById('app').hidden").await;
+    browser
+        .wait_for("!document.getElementById('app').hidden")
+        .await;
     browser.click("#tab-talk").await;
     browser.click("#ptt").await;
-    browser.wait_for("document.getElementById('ptt').getAttribute('aria-pressed') === 'true'").await;
+    browser
+        .wait_for("document.getElementById('ptt').getAttribute('aria-pressed') === 'true'")
+        .await;
     // Speak for a few seconds (the fake microphone plays the recording), then let go.
     tokio::time::sleep(Duration::from_secs(4)).await;
     browser
@@ -515,7 +640,10 @@ async fn push_to_talk_gets_a_transcript_and_the_socket_is_bounded() {
         .wait_for("(() => { const t = document.querySelector('#turns li .said')?.textContent; return t && t !== '…' ? t : null; })()")
         .await;
     let said = said.as_str().unwrap().to_lowercase();
-    assert!(said.contains("american") || said.contains("country"), "{said}");
+    assert!(
+        said.contains("american") || said.contains("country"),
+        "{said}"
+    );
     browser
         .wait_for("document.querySelector('#turns li .timing')?.textContent.includes('transcript')")
         .await;
@@ -549,7 +677,12 @@ async fn push_to_talk_gets_a_transcript_and_the_socket_is_bounded() {
         .await;
     assert_eq!(big["code"], json!(1009), "{big}");
     assert_eq!(big["got"][0]["code"], json!("too-large"), "{big}");
-    assert!(big["got"][0]["message"].as_str().unwrap().contains("too large"));
+    assert!(
+        big["got"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too large")
+    );
     let flood = browser
         .eval_async(
             &outcome("const ws = open(csrf); ws.onopen = () => { for (let i = 0; i < 1000; i++) ws.send('{}'); };"),
@@ -558,9 +691,7 @@ async fn push_to_talk_gets_a_transcript_and_the_socket_is_bounded() {
         .await;
     assert_eq!(flood["code"], json!(1008), "{flood}");
     assert_eq!(flood["got"][0]["code"], json!("flood"), "{flood}");
-    let no_token = browser
-        .eval_async(&outcome("open(null);"), json!([]))
-        .await;
+    let no_token = browser.eval_async(&outcome("open(null);"), json!([])).await;
     assert_eq!(no_token["code"], json!(1006), "{no_token}");
     // The flood closed that socket only: a new one is heard.
     let after = browser
@@ -570,7 +701,12 @@ async fn push_to_talk_gets_a_transcript_and_the_socket_is_bounded() {
         )
         .await;
     assert_eq!(after["got"][0]["type"], json!("transcript"), "{after}");
-    let feed = browser.eval("return document.getElementById('feed-state').textContent", json!([])).await;
+    let feed = browser
+        .eval(
+            "return document.getElementById('feed-state').textContent",
+            json!([]),
+        )
+        .await;
     assert_eq!(feed, json!("live"));
     browser.quit().await;
     app.shutdown.cancel();
@@ -597,17 +733,26 @@ async fn a_model_pull_shows_its_progress() {
     .await;
     let browser = Browser::start(None).await;
     browser.goto(&url(&app, "/panel/")).await;
-    browser.wait_for("!document.getElementById('app').hidden").await;
+    browser
+        .wait_for("!document.getElementById('app').hidden")
+        .await;
     browser.click("#tab-models").await;
-    browser.wait_for("document.querySelector('tr[data-name=\"test-model\"] button.pull')").await;
+    browser
+        .wait_for("document.querySelector('tr[data-name=\"test-model\"] button.pull')")
+        .await;
     check_accessibility(&browser, "models").await;
-    browser.click("tr[data-name=\"test-model\"] button.pull").await;
+    browser
+        .click("tr[data-name=\"test-model\"] button.pull")
+        .await;
     // Stalled at a quarter: the bar shows it.
     browser
         .wait_for("(() => { const p = document.getElementById('pull-progress'); return p.max > 1 && p.value > 0 && p.value < p.max; })()")
         .await;
     let value = browser
-        .eval("const p = document.getElementById('pull-progress'); return [p.value, p.max]", json!([]))
+        .eval(
+            "const p = document.getElementById('pull-progress'); return [p.value, p.max]",
+            json!([]),
+        )
         .await;
     assert_eq!(value, json!([size / 4, size]));
     browser.screenshot("08-model-pull").await;
@@ -617,24 +762,165 @@ async fn a_model_pull_shows_its_progress() {
         .wait_for("document.getElementById('pull-text').textContent.includes('failed')")
         .await;
     server.set(Behaviour::Normal);
-    browser.click("tr[data-name=\"test-model\"] button.pull").await;
     browser
-        .wait_for("document.getElementById('pull-text').textContent.includes('test-model installed')")
+        .click("tr[data-name=\"test-model\"] button.pull")
+        .await;
+    browser
+        .wait_for(
+            "document.getElementById('pull-text').textContent.includes('test-model installed')",
+        )
         .await;
     browser
         .wait_for("document.querySelector('tr[data-name=\"test-model\"]')?.textContent.includes('installed')")
         .await;
     assert_eq!(
-        std::fs::metadata(dir.path().join("whisper/test.bin")).unwrap().len(),
+        std::fs::metadata(dir.path().join("whisper/test.bin"))
+            .unwrap()
+            .len(),
         size as u64
     );
     browser.screenshot("09-model-installed").await;
     // Remove it.
-    browser.click("tr[data-name=\"test-model\"] button.remove").await;
+    browser
+        .click("tr[data-name=\"test-model\"] button.remove")
+        .await;
     browser
         .wait_for("document.querySelector('tr[data-name=\"test-model\"]')?.textContent.includes('missing')")
         .await;
     assert!(!dir.path().join("whisper/test.bin").exists());
     browser.quit().await;
+    app.shutdown.cancel();
+}
+
+/// Benchmark (`scripts/bench.sh panel`): speech-to-text (the 11 s JFK clip through Wyoming,
+/// audio-stop to transcript) and first TTS audio, without panels, then with 50 panel feeds
+/// open while commands flow into them, then without again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: scripts/bench.sh panel"]
+async fn panel_bench_fifty_open_panels_leave_the_voice_figures_alone() {
+    use futures_util::StreamExt;
+    use wyoming::Event;
+    use wyoming::asr::Transcribe;
+    use wyoming::audio::{AudioChunk, AudioFormat, AudioStart, AudioStop};
+    use wyoming::tts::Synthesize;
+
+    let mut config = common::stt_config();
+    config.tts.enabled = true;
+    config.tts.cache = false;
+    config.http.api_key = Secret::new("");
+    config.http.rate_limit_per_minute = 100_000;
+    let app = common::spawn_app(config).await;
+    let wav = hound::WavReader::open(common::models_dir().join("whisper/samples/jfk.wav")).unwrap();
+    let pcm: Vec<u8> = wav
+        .into_samples::<i16>()
+        .flat_map(|s| s.unwrap().to_le_bytes())
+        .collect();
+
+    let round = |label: &'static str| {
+        let pcm = pcm.clone();
+        let addr = app.wyoming_addr;
+        async move {
+            let (mut stt, mut tts) = (Vec::new(), Vec::new());
+            for _ in 0..6 {
+                let mut client = common::client(addr).await;
+                client.send(Transcribe::default()).await.unwrap();
+                client
+                    .send(AudioStart::new(AudioFormat::HA_MIC, None))
+                    .await
+                    .unwrap();
+                for chunk in pcm.chunks(3200) {
+                    client
+                        .send(AudioChunk::new(AudioFormat::HA_MIC, chunk.to_vec(), None))
+                        .await
+                        .unwrap();
+                }
+                let sent = std::time::Instant::now();
+                client.send(AudioStop::default()).await.unwrap();
+                loop {
+                    match common::recv(&mut client).await {
+                        Some(Event::Transcript(_)) => break,
+                        Some(_) => {}
+                        None => panic!("no transcript"),
+                    }
+                }
+                stt.push(sent.elapsed().as_secs_f64() * 1000.0);
+
+                let mut client = common::client(addr).await;
+                let sent = std::time::Instant::now();
+                client
+                    .send(Synthesize {
+                        text: "The cluster is healthy, and every backup succeeded last night."
+                            .into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                loop {
+                    match common::recv(&mut client).await {
+                        Some(Event::AudioChunk(_)) => break,
+                        Some(_) => {}
+                        None => panic!("no audio"),
+                    }
+                }
+                tts.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+            // The first of each round warms caches up.
+            let median = |mut v: Vec<f64>| {
+                v.remove(0);
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let (stt, tts) = (median(stt), median(tts));
+            eprintln!(
+                "panel bench: {label}: speech-to-text {stt:.1} ms, first TTS audio {tts:.1} ms"
+            );
+            (stt, tts)
+        }
+    };
+
+    let before = round("no panels").await;
+    // 50 panels: each an open feed, read as it comes.
+    let http = reqwest::Client::new();
+    let mut readers = Vec::new();
+    for _ in 0..50 {
+        let response = http.get(url(&app, "/panel/api/feed")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        readers.push(tokio::spawn(async move {
+            let mut body = response.bytes_stream();
+            let mut bytes = 0usize;
+            while let Some(Ok(chunk)) = body.next().await {
+                bytes += chunk.len();
+            }
+            bytes
+        }));
+    }
+    // Commands keep the feeds busy: ten a second.
+    let traffic = {
+        let http = http.clone();
+        let target = url(&app, "/v1/command");
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let _ = http
+                    .post(&target)
+                    .json(&json!({"text": "what can you do"}))
+                    .send()
+                    .await;
+            }
+        })
+    };
+    let with = round("50 panels open").await;
+    traffic.abort();
+    for reader in &readers {
+        reader.abort();
+    }
+    let after = round("no panels again").await;
+    let base = ((before.0 + after.0) / 2.0, (before.1 + after.1) / 2.0);
+    eprintln!(
+        "panel bench: with 50 panels: speech-to-text {:+.1} %, first TTS audio {:+.1} %",
+        (with.0 / base.0 - 1.0) * 100.0,
+        (with.1 / base.1 - 1.0) * 100.0
+    );
     app.shutdown.cancel();
 }

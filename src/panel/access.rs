@@ -391,7 +391,10 @@ mod tests {
             Access::Ingress
         );
         assert!(g.authenticate(peer("10.0.0.9"), &ingress).is_err());
-        assert!(g.authenticate(peer("172.30.32.2"), &HeaderMap::new()).is_err());
+        assert!(
+            g.authenticate(peer("172.30.32.2"), &HeaderMap::new())
+                .is_err()
+        );
     }
 
     #[test]

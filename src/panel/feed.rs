@@ -161,7 +161,10 @@ fn entries(snapshot: &[Arc<Entry>]) -> Vec<&Entry> {
     snapshot.iter().map(|e| &**e).collect()
 }
 
-fn follow(follow: Follow, shutdown: CancellationToken) -> impl Stream<Item = Result<Event, Infallible>> {
+fn follow(
+    follow: Follow,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     futures_util::stream::unfold(follow, |mut f| async move {
         if let Some(name) = f.resync.take() {
             let snapshot = f.feed.snapshot();

@@ -220,7 +220,11 @@ fn bad_body(rejection: axum::extract::rejection::JsonRejection) -> PanelError {
             format!("the body is larger than {MAX_BODY_BYTES} bytes"),
         )
     } else {
-        PanelError::new(StatusCode::BAD_REQUEST, "bad-request", rejection.body_text())
+        PanelError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            rejection.body_text(),
+        )
     }
 }
 

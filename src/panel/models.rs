@@ -77,8 +77,13 @@ pub(super) async fn list(
     headers: HeaderMap,
 ) -> Result<Response, PanelError> {
     state.gate.authenticate(peer, &headers)?;
-    let catalog = Catalog::new(&state.models.config)
-        .map_err(|err| PanelError::new(StatusCode::INTERNAL_SERVER_ERROR, "catalog", err.to_string()))?;
+    let catalog = Catalog::new(&state.models.config).map_err(|err| {
+        PanelError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "catalog",
+            err.to_string(),
+        )
+    })?;
     let loaded = loaded_names(&state);
     let dir = state.models.config.dir.clone();
     let models: Vec<_> = catalog.models().to_vec();
@@ -136,8 +141,13 @@ pub(super) async fn pull(
 ) -> Result<Response, PanelError> {
     state.gate.authorize(peer, &headers, None)?;
     let Json(body) = body.map_err(bad_body)?;
-    let catalog = Catalog::new(&state.models.config)
-        .map_err(|err| PanelError::new(StatusCode::INTERNAL_SERVER_ERROR, "catalog", err.to_string()))?;
+    let catalog = Catalog::new(&state.models.config).map_err(|err| {
+        PanelError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "catalog",
+            err.to_string(),
+        )
+    })?;
     if catalog.get(&body.name).is_none() {
         return Err(PanelError::new(
             StatusCode::NOT_FOUND,
@@ -187,7 +197,11 @@ pub(super) async fn pull(
             *o = Some(outcome);
         }
     });
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"pulling": body.name}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"pulling": body.name})),
+    )
+        .into_response())
 }
 
 /// One progress report.
@@ -212,7 +226,12 @@ fn report(job: &Job) -> Report {
     let total = job.progress.total.load(Ordering::Relaxed);
     Report {
         name: job.name.clone(),
-        file: job.progress.file.lock().map(|f| f.clone()).unwrap_or_default(),
+        file: job
+            .progress
+            .file
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default(),
         done: job.progress.done.load(Ordering::Relaxed),
         total: (total > 0).then_some(total),
         state,
@@ -235,9 +254,8 @@ pub(super) async fn progress(
         ));
     };
     let permit = state.stream_permit()?;
-    let stream = futures_util::stream::unfold(
-        (job, false, permit),
-        |(job, ended, permit)| async move {
+    let stream =
+        futures_util::stream::unfold((job, false, permit), |(job, ended, permit)| async move {
             if ended {
                 return None;
             }
@@ -251,10 +269,13 @@ pub(super) async fn progress(
                 .json_data(&report)
                 .unwrap_or_default();
             Some((Ok::<_, Infallible>(event), (job, last, permit)))
-        },
-    )
-    .take_until(state.shutdown.clone().cancelled_owned());
-    Ok(no_store(Sse::new(stream).keep_alive(KeepAlive::default()).into_response()))
+        })
+        .take_until(state.shutdown.clone().cancelled_owned());
+    Ok(no_store(
+        Sse::new(stream)
+            .keep_alive(KeepAlive::default())
+            .into_response(),
+    ))
 }
 
 /// `POST api/models/remove`: deletes the entry's files (and partial downloads); a model the
@@ -267,8 +288,13 @@ pub(super) async fn remove(
 ) -> Result<Response, PanelError> {
     state.gate.authorize(peer, &headers, None)?;
     let Json(body) = body.map_err(bad_body)?;
-    let catalog = Catalog::new(&state.models.config)
-        .map_err(|err| PanelError::new(StatusCode::INTERNAL_SERVER_ERROR, "catalog", err.to_string()))?;
+    let catalog = Catalog::new(&state.models.config).map_err(|err| {
+        PanelError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "catalog",
+            err.to_string(),
+        )
+    })?;
     let Some(model) = catalog.get(&body.name) else {
         return Err(PanelError::new(
             StatusCode::NOT_FOUND,
@@ -280,7 +306,10 @@ pub(super) async fn remove(
         return Err(PanelError::new(
             StatusCode::CONFLICT,
             "in-use",
-            format!("{} is in use; choose another in the configuration first", model.name),
+            format!(
+                "{} is in use; choose another in the configuration first",
+                model.name
+            ),
         ));
     }
     for file in &model.files {
@@ -288,7 +317,13 @@ pub(super) async fn remove(
         for path in [crate::models::download::part_path(&dest), dest] {
             crate::models::download::remove_if_present(&path)
                 .await
-                .map_err(|err| PanelError::new(StatusCode::INTERNAL_SERVER_ERROR, "remove-failed", err.to_string()))?;
+                .map_err(|err| {
+                    PanelError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "remove-failed",
+                        err.to_string(),
+                    )
+                })?;
         }
     }
     Ok(Json(serde_json::json!({"removed": model.name})).into_response())

@@ -184,7 +184,11 @@ pub(super) async fn speak_text(
     .await
     .map_err(|_| PanelError::internal("synthesis task panicked"))?
     .map_err(|err| {
-        PanelError::new(StatusCode::INTERNAL_SERVER_ERROR, "tts-failed", err.to_string())
+        PanelError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "tts-failed",
+            err.to_string(),
+        )
     })?;
     let (pcm, first) = synthesized;
     if let Some(first) = first {
@@ -235,7 +239,9 @@ pub(super) async fn listen(
     Query(query): Query<ListenQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, PanelError> {
-    let access = state.gate.authorize(peer, &headers, query.csrf.as_deref())?;
+    let access = state
+        .gate
+        .authorize(peer, &headers, query.csrf.as_deref())?;
     if state.services.stt.is_none() {
         return Err(PanelError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -372,11 +378,7 @@ async fn listen_turn(
                     return Ok(());
                 }
                 Event::Error(err) => {
-                    return Err(refuse(
-                        "stt-failed",
-                        close_code::ERROR,
-                        err.text,
-                    ));
+                    return Err(refuse("stt-failed", close_code::ERROR, err.text));
                 }
                 _ => {}
             }
@@ -465,9 +467,7 @@ async fn listen_turn(
 }
 
 async fn send(socket: &mut WebSocket, value: serde_json::Value) {
-    let _ = socket
-        .send(Message::Text(value.to_string().into()))
-        .await;
+    let _ = socket.send(Message::Text(value.to_string().into())).await;
 }
 
 fn millis(d: Duration) -> u64 {

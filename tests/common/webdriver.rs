@@ -151,7 +151,10 @@ impl Browser {
         let deadline = Instant::now() + LIMIT;
         loop {
             let value = self
-                .eval(&format!("try {{ return ({expression}); }} catch (e) {{ return null; }}"), json!([]))
+                .eval(
+                    &format!("try {{ return ({expression}); }} catch (e) {{ return null; }}"),
+                    json!([]),
+                )
                 .await;
             let truthy = match &value {
                 Value::Null => false,
