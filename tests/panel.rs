@@ -816,90 +816,60 @@ async fn panel_bench_fifty_open_panels_leave_the_voice_figures_alone() {
         .flat_map(|s| s.unwrap().to_le_bytes())
         .collect();
 
-    let round = |label: &'static str| {
+    // One speech-to-text turn (audio-stop -> transcript) and one synthesis (request -> first
+    // audio), in milliseconds.
+    let once = || {
         let pcm = pcm.clone();
         let addr = app.wyoming_addr;
         async move {
-            let (mut stt, mut tts) = (Vec::new(), Vec::new());
-            for _ in 0..6 {
-                let mut client = common::client(addr).await;
-                client.send(Transcribe::default()).await.unwrap();
+            let mut client = common::client(addr).await;
+            client.send(Transcribe::default()).await.unwrap();
+            client
+                .send(AudioStart::new(AudioFormat::HA_MIC, None))
+                .await
+                .unwrap();
+            for chunk in pcm.chunks(3200) {
                 client
-                    .send(AudioStart::new(AudioFormat::HA_MIC, None))
+                    .send(AudioChunk::new(AudioFormat::HA_MIC, chunk.to_vec(), None))
                     .await
                     .unwrap();
-                for chunk in pcm.chunks(3200) {
-                    client
-                        .send(AudioChunk::new(AudioFormat::HA_MIC, chunk.to_vec(), None))
-                        .await
-                        .unwrap();
-                }
-                let sent = std::time::Instant::now();
-                client.send(AudioStop::default()).await.unwrap();
-                loop {
-                    match common::recv(&mut client).await {
-                        Some(Event::Transcript(_)) => break,
-                        Some(_) => {}
-                        None => panic!("no transcript"),
-                    }
-                }
-                stt.push(sent.elapsed().as_secs_f64() * 1000.0);
-
-                let mut client = common::client(addr).await;
-                let sent = std::time::Instant::now();
-                client
-                    .send(Synthesize {
-                        text: "The cluster is healthy, and every backup succeeded last night."
-                            .into(),
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap();
-                loop {
-                    match common::recv(&mut client).await {
-                        Some(Event::AudioChunk(_)) => break,
-                        Some(_) => {}
-                        None => panic!("no audio"),
-                    }
-                }
-                tts.push(sent.elapsed().as_secs_f64() * 1000.0);
             }
-            // The first of each round warms caches up.
-            let median = |mut v: Vec<f64>| {
-                v.remove(0);
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            };
-            let (stt, tts) = (median(stt), median(tts));
-            eprintln!(
-                "panel bench: {label}: speech-to-text {stt:.1} ms, first TTS audio {tts:.1} ms"
-            );
-            (stt, tts)
+            let sent = std::time::Instant::now();
+            client.send(AudioStop::default()).await.unwrap();
+            loop {
+                match common::recv(&mut client).await {
+                    Some(Event::Transcript(_)) => break,
+                    Some(_) => {}
+                    None => panic!("no transcript"),
+                }
+            }
+            let stt = sent.elapsed().as_secs_f64() * 1000.0;
+            let mut client = common::client(addr).await;
+            let sent = std::time::Instant::now();
+            client
+                .send(Synthesize {
+                    text: "The cluster is healthy, and every backup succeeded last night.".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            loop {
+                match common::recv(&mut client).await {
+                    Some(Event::AudioChunk(_)) => break,
+                    Some(_) => {}
+                    None => panic!("no audio"),
+                }
+            }
+            (stt, sent.elapsed().as_secs_f64() * 1000.0)
         }
     };
-
-    let before = round("no panels").await;
-    // 50 panels: each an open feed, read as it comes.
+    // Commands flowing into the feeds: two a second.
     let http = reqwest::Client::new();
-    let mut readers = Vec::new();
-    for _ in 0..50 {
-        let response = http.get(url(&app, "/panel/api/feed")).send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        readers.push(tokio::spawn(async move {
-            let mut body = response.bytes_stream();
-            let mut bytes = 0usize;
-            while let Some(Ok(chunk)) = body.next().await {
-                bytes += chunk.len();
-            }
-            bytes
-        }));
-    }
-    // Commands keep the feeds busy: ten a second.
-    let traffic = {
+    let traffic = || {
         let http = http.clone();
         let target = url(&app, "/v1/command");
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
             loop {
                 tick.tick().await;
                 let _ = http
@@ -910,17 +880,56 @@ async fn panel_bench_fifty_open_panels_leave_the_voice_figures_alone() {
             }
         })
     };
-    let with = round("50 panels open").await;
-    traffic.abort();
-    for reader in &readers {
-        reader.abort();
+    // 50 panels: each an open feed, read as it comes.
+    let open_panels = || async {
+        let mut readers = Vec::new();
+        for _ in 0..50 {
+            let response = http.get(url(&app, "/panel/api/feed")).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            readers.push(tokio::spawn(async move {
+                let mut body = response.bytes_stream();
+                while let Some(Ok(_)) = body.next().await {}
+            }));
+        }
+        readers
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    // Interleaved, so a change in the machine's load weighs on both sides alike.
+    once().await;
+    for busy in [false, true] {
+        let load = busy.then(traffic);
+        let (mut without, mut with) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        for _ in 0..8 {
+            let (stt, tts) = once().await;
+            without.0.push(stt);
+            without.1.push(tts);
+            let readers = open_panels().await;
+            let (stt, tts) = once().await;
+            with.0.push(stt);
+            with.1.push(tts);
+            for reader in readers {
+                reader.abort();
+            }
+        }
+        if let Some(load) = load {
+            load.abort();
+        }
+        let label = if busy { "2 commands/s" } else { "no commands" };
+        let (s0, t0, s1, t1) = (
+            median(without.0),
+            median(without.1),
+            median(with.0),
+            median(with.1),
+        );
+        eprintln!(
+            "panel bench: {label}: speech-to-text {s0:.0} ms -> {s1:.0} ms with 50 panels ({:+.1} %), \
+             first TTS audio {t0:.0} ms -> {t1:.0} ms ({:+.1} %)",
+            (s1 / s0 - 1.0) * 100.0,
+            (t1 / t0 - 1.0) * 100.0
+        );
     }
-    let after = round("no panels again").await;
-    let base = ((before.0 + after.0) / 2.0, (before.1 + after.1) / 2.0);
-    eprintln!(
-        "panel bench: with 50 panels: speech-to-text {:+.1} %, first TTS audio {:+.1} %",
-        (with.0 / base.0 - 1.0) * 100.0,
-        (with.1 / base.1 - 1.0) * 100.0
-    );
     app.shutdown.cancel();
 }

@@ -51,6 +51,9 @@ pub(super) struct Entry {
     /// A Frigate arrival.
     #[serde(skip_serializing_if = "Option::is_none")]
     frigate: Option<FrigateEntry>,
+    /// This entry as JSON, for the streams.
+    #[serde(skip)]
+    json: String,
 }
 
 /// A tracked object as Frigate saw it begin.
@@ -114,13 +117,16 @@ impl Feed {
                     at_ms: jiff::Timestamp::now().as_millisecond(),
                     brain: brain_entry,
                     frigate: frigate_entry,
+                    json: String::new(),
                 });
             }
         });
         feed
     }
 
-    fn push(&self, entry: Entry) {
+    fn push(&self, mut entry: Entry) {
+        // Serialized once here, not once per open panel.
+        entry.json = serde_json::to_string(&entry).unwrap_or_default();
         let entry = Arc::new(entry);
         if let Ok(mut recent) = self.recent.lock() {
             if recent.len() >= RECENT {
@@ -176,7 +182,8 @@ fn follow(
                 Ok(entry) if entry.id <= f.sent => {}
                 Ok(entry) => {
                     f.sent = entry.id;
-                    return Some((Ok(event("entry", &*entry)), f));
+                    let data = Event::default().event("entry").data(entry.json.as_str());
+                    return Some((Ok(data), f));
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     f.receiver = f.receiver.resubscribe();
