@@ -413,6 +413,16 @@ async fn the_panel_works_behind_an_ingress_prefix_without_a_login() {
 
     command(&app, json!({"text": "status of node pve"})).await;
     browser.wait_for(&feed_has("pve is online")).await;
+    // Frigate's arrivals show too.
+    let arrival = jarvis::events::Event {
+        camera: Some("front_door".into()),
+        label: Some("person".into()),
+        sub_label: Some("Alice".into()),
+        zones: vec!["porch".into()],
+        ..jarvis::events::Event::new("frigate:1", jarvis::events::Source::Frigate, "object", 0)
+    };
+    app.services.frigate.arrivals.send(arrival).unwrap();
+    browser.wait_for(&feed_has("Alice in porch")).await;
 
     browser.click("#tab-talk").await;
     browser
@@ -443,7 +453,7 @@ async fn the_panel_works_behind_an_ingress_prefix_without_a_login() {
 
 #[tokio::test]
 async fn bad_input_is_refused() {
-    let app = start(None, |_| {}).await;
+    let app = start(None, |c| c.panel.max_streams = 2).await;
     let http = reqwest::Client::new();
     let origin = format!("http://{}", app.http_addr.unwrap());
     let post = |path: &str| http.post(url(&app, path));
@@ -598,6 +608,33 @@ async fn bad_input_is_refused() {
     if let Ok(r) = r {
         assert_eq!(r.status(), 413);
     }
+    // Streams are capped (panel.max_streams = 2 here): a third gets 503 until one closes.
+    let feed = |_: ()| {
+        http.get(url(&app, "/panel/api/feed"))
+            .header("cookie", &session_cookie)
+            .send()
+    };
+    let first = feed(()).await.unwrap();
+    let second = feed(()).await.unwrap();
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let third = feed(()).await.unwrap();
+    assert_eq!(third.status(), 503);
+    drop(first);
+    let deadline = std::time::Instant::now() + common::LIMIT;
+    loop {
+        let again = feed(()).await.unwrap();
+        if again.status() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed stream's permit never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Logging out ends the session.
     let r = with_cookie("/panel/api/logout")
         .header("x-jarvis-csrf", &csrf)
@@ -619,6 +656,7 @@ async fn bad_input_is_refused() {
 async fn push_to_talk_gets_a_transcript_and_the_socket_is_bounded() {
     let jfk = common::models_dir().join("whisper/samples/jfk.wav");
     let mut config = common::stt_config();
+    config.tts.enabled = true;
     config.http.api_key = Secret::new("");
     let app = common::spawn_app(config).await;
     let browser = Browser::start(Some(&jfk)).await;
@@ -644,10 +682,34 @@ async fn push_to_talk_gets_a_transcript_and_the_socket_is_bounded() {
         said.contains("american") || said.contains("country"),
         "{said}"
     );
-    browser
-        .wait_for("document.querySelector('#turns li .timing')?.textContent.includes('transcript')")
+    // The reply is spoken: its first audio is timed, after the transcript and the reply.
+    let timing = browser
+        .wait_for("(() => { const t = document.querySelector('#turns li .timing')?.textContent; return t && /first audio \\d+ ms/.test(t) ? t : null; })()")
         .await;
+    let timing = timing.as_str().unwrap();
+    assert!(
+        timing.starts_with("end of speech → transcript "),
+        "{timing}"
+    );
+    assert!(timing.contains("→ reply "), "{timing}");
     browser.screenshot("07-push-to-talk").await;
+    // `api/speak` is a WAV from the TTS engine; a voice preview too.
+    let wav = browser
+        .eval_async(
+            r#"
+            const done = arguments[arguments.length - 1];
+            const post = (path, body) => fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-jarvis-csrf': window.jarvisPanel.csrf }, body: JSON.stringify(body) })
+              .then(async (r) => [r.status, r.headers.get('content-type'), new Uint8Array(await r.arrayBuffer()).length]);
+            Promise.all([post('api/speak', { text: 'Hello there.' }), post('api/voices/preview', { voice: 'en_US-joe-medium' }), post('api/voices/preview', { voice: 'nobody' })]).then(done);
+            "#,
+            json!([]),
+        )
+        .await;
+    assert_eq!(wav[0][0], json!(200), "{wav}");
+    assert_eq!(wav[0][1], json!("audio/wav"));
+    assert!(wav[0][2].as_u64().unwrap() > 10_000, "{wav}");
+    assert_eq!(wav[1][0], json!(200), "{wav}");
+    assert_eq!(wav[2][0], json!(404), "{wav}");
 
     // The socket's bounds, from the browser: a 10 MB message, a flood, a missing token.
     let outcome = |script: &str| {

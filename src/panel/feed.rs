@@ -156,47 +156,41 @@ struct Follow {
     _permit: OwnedSemaphorePermit,
 }
 
-fn event(name: &str, data: &impl Serialize) -> Event {
-    Event::default()
-        .event(name)
-        .json_data(data)
-        .unwrap_or_else(|_| Event::default().event("error").data("unserializable"))
+fn json(data: &impl Serialize) -> String {
+    serde_json::to_string(data).unwrap_or_default()
 }
 
 fn entries(snapshot: &[Arc<Entry>]) -> Vec<&Entry> {
     snapshot.iter().map(|e| &**e).collect()
 }
 
-fn follow(
-    follow: Follow,
-    shutdown: CancellationToken,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+/// The stream's events, as (name, JSON): `snapshot` first, then `entry` for each new one, and
+/// `resync` with the recent entries again after falling behind.
+fn follow(follow: Follow) -> impl Stream<Item = (&'static str, String)> {
     futures_util::stream::unfold(follow, |mut f| async move {
         if let Some(name) = f.resync.take() {
             let snapshot = f.feed.snapshot();
             f.sent = snapshot.last().map_or(f.sent, |e| e.id);
-            return Some((Ok(event(name, &entries(&snapshot))), f));
+            return Some(((name, json(&entries(&snapshot))), f));
         }
         loop {
             match f.receiver.recv().await {
                 Ok(entry) if entry.id <= f.sent => {}
                 Ok(entry) => {
                     f.sent = entry.id;
-                    let data = Event::default().event("entry").data(entry.json.as_str());
-                    return Some((Ok(data), f));
+                    return Some((("entry", entry.json.clone()), f));
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Too slow: drop what is queued and start again from the recent entries.
                     f.receiver = f.receiver.resubscribe();
-                    f.resync = None;
                     let snapshot = f.feed.snapshot();
                     f.sent = snapshot.last().map_or(f.sent, |e| e.id);
-                    return Some((Ok(event("resync", &entries(&snapshot))), f));
+                    return Some((("resync", json(&entries(&snapshot))), f));
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     })
-    .take_until(shutdown.cancelled_owned())
 }
 
 /// `GET api/feed`: the stream.
@@ -209,16 +203,15 @@ pub(super) async fn stream(
     let permit = state.stream_permit()?;
     // Subscribed before the snapshot is taken: nothing falls between the two.
     let receiver = state.feed.sender.subscribe();
-    let stream = follow(
-        Follow {
-            feed: state.feed.clone(),
-            receiver,
-            sent: 0,
-            resync: Some("snapshot"),
-            _permit: permit,
-        },
-        state.shutdown.clone(),
-    );
+    let stream = follow(Follow {
+        feed: state.feed.clone(),
+        receiver,
+        sent: 0,
+        resync: Some("snapshot"),
+        _permit: permit,
+    })
+    .map(|(name, data)| Ok::<_, Infallible>(Event::default().event(name).data(data)))
+    .take_until(state.shutdown.clone().cancelled_owned());
     let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
     Ok(no_store(sse.into_response()))
 }
@@ -260,4 +253,73 @@ pub(super) async fn confirm(
         .settle_from_panel(&body.id, body.confirm, &client_of(peer, &access))
         .await;
     Ok(Json(response).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(n: usize) -> Entry {
+        Entry {
+            id: 0,
+            at_ms: 0,
+            brain: Some(Activity::Command {
+                channel: crate::brain::Channel::Http,
+                text: format!("command {n}"),
+                intent: None,
+                reply: "ok".into(),
+            }),
+            frigate: None,
+            json: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_stream_is_resynchronised_not_queued() {
+        let (sender, _) = broadcast::channel(4);
+        let feed = Feed {
+            recent: Arc::default(),
+            sender,
+        };
+        let push = |n: usize| {
+            let mut entry = command(n);
+            entry.id = n as u64;
+            feed.push(entry);
+        };
+        push(1);
+        let permit = Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .unwrap();
+        let stream = follow(Follow {
+            feed: feed.clone(),
+            receiver: feed.sender.subscribe(),
+            sent: 0,
+            resync: Some("snapshot"),
+            _permit: permit,
+        });
+        futures_util::pin_mut!(stream);
+        let (name, data) = stream.next().await.unwrap();
+        assert_eq!(name, "snapshot");
+        assert!(data.contains("command 1"));
+        push(2);
+        let (name, data) = stream.next().await.unwrap();
+        assert_eq!((name, data.contains("command 2")), ("entry", true));
+        // Twenty more while the client reads nothing: the buffer of 4 overflows.
+        for n in 3..23 {
+            push(n);
+        }
+        let (name, data) = stream.next().await.unwrap();
+        assert_eq!(name, "resync");
+        let ids: Vec<u64> = serde_json::from_str::<Vec<serde_json::Value>>(&data)
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids.first(), Some(&1));
+        assert_eq!(ids.last(), Some(&22));
+        // Then it follows again, with nothing sent twice.
+        push(23);
+        let (name, data) = stream.next().await.unwrap();
+        assert_eq!((name, data.contains("command 23")), ("entry", true));
+    }
 }

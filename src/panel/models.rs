@@ -345,5 +345,22 @@ pub(super) async fn preview(
 ) -> Result<Response, PanelError> {
     state.gate.authorize(peer, &headers, None)?;
     let Json(body) = body.map_err(bad_body)?;
+    // The engine falls back to the default voice for an unknown name (as Home Assistant
+    // expects); a preview of that would mislead.
+    let installed = state
+        .services
+        .tts
+        .as_ref()
+        .is_some_and(|tts| tts.program().voices.iter().any(|v| v.name == body.voice));
+    if !installed {
+        return Err(PanelError::new(
+            StatusCode::NOT_FOUND,
+            "no-voice",
+            format!(
+                "no voice called {:?} is installed; pull it first",
+                body.voice
+            ),
+        ));
+    }
     super::talk::speak_text(&state, SAMPLE.to_owned(), Some(body.voice)).await
 }
