@@ -262,6 +262,13 @@ pub(super) async fn listen(
         }))
 }
 
+/// A text message from the browser: `{"type": "stop"}` when the button is released.
+#[derive(Debug, Deserialize)]
+struct Control {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
 /// Why a turn ended early.
 struct Refusal {
     code: &'static str,
@@ -455,7 +462,8 @@ async fn listen_turn(
                 pending = flow.on_chunk(&format(audio));
             }
             Message::Text(text) => {
-                if text.contains("\"stop\"") && stopped.is_none() {
+                let control = serde_json::from_str::<Control>(text.as_str()).ok();
+                if control.is_some_and(|c| c.kind == "stop") && stopped.is_none() {
                     stopped = Some(Instant::now());
                     pending = flow.on_stop();
                 }

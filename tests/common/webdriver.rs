@@ -109,15 +109,28 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        match self.try_call(method, path, body).await {
+            Ok(value) => value,
+            Err(error) => panic!("webdriver {path}: {error}"),
+        }
+    }
+
+    /// The command's value, or WebDriver's error code and message.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
             request = request.json(&body);
         }
         let answer: Value = request.send().await.unwrap().json().await.unwrap();
         if let Some(error) = answer["value"].get("error") {
-            panic!("webdriver {path}: {error} {}", answer["value"]["message"]);
+            return Err(format!("{error} {}", answer["value"]["message"]));
         }
-        answer["value"].clone()
+        Ok(answer["value"].clone())
     }
 
     /// Opens `url`.
@@ -188,15 +201,24 @@ impl Browser {
             .to_owned()
     }
 
-    /// Clicks the element `css`.
+    /// Clicks the element `css` (found again if the page replaced it in between).
     pub async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
-        )
-        .await;
+        for _ in 0..5 {
+            let id = self.find(css).await;
+            match self
+                .try_call(
+                    reqwest::Method::POST,
+                    &format!("/element/{id}/click"),
+                    Some(json!({})),
+                )
+                .await
+            {
+                Ok(_) => return,
+                Err(error) if error.contains("stale element") => {}
+                Err(error) => panic!("webdriver click {css}: {error}"),
+            }
+        }
+        panic!("webdriver click {css}: the element kept being replaced");
     }
 
     /// Types `text` into the element `css`.

@@ -316,7 +316,10 @@ async function loadHealth() {
   try { health = await (await fetch('../health', { cache: 'no-store' })).json(); } catch (e) { list.replaceChildren(el('dt', { text: 'Jarvis' }), el('dd', { text: 'unreachable' })); return; }
   const rows = [['Version', `${health.version} (${health.instance})`]];
   for (const s of health.services) rows.push([s.name, s.ready ? 'ready' : `off: ${s.reason || ''}`]);
-  rows.push(['Proxmox', health.proxmox ? JSON.stringify(health.proxmox.reachable ?? health.proxmox) : 'not configured']);
+  const px = health.proxmox;
+  rows.push(['Proxmox', !px ? 'not configured' : px.reachable
+    ? `reachable${px.node_url ? ' at ' + px.node_url : ''}${px.last_success_secs_ago != null ? `, answered ${px.last_success_secs_ago} s ago` : ''}`
+    : `unreachable${px.last_error ? ': ' + px.last_error : ''}`]);
   rows.push(['MQTT', health.mqtt ? (health.mqtt.connected ? 'connected' : `disconnected ${health.mqtt.last_error || ''}`) : 'off']);
   rows.push(['Frigate', health.frigate.enabled ? health.frigate.availability : 'off']);
   rows.push(['Event memory', `${health.events.events} events${health.events.problem ? ' — ' + health.events.problem : ''}`]);
