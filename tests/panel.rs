@@ -753,6 +753,21 @@ async fn push_to_talk_gets_a_transcript_and_the_socket_is_bounded() {
         .await;
     assert_eq!(flood["code"], json!(1008), "{flood}");
     assert_eq!(flood["got"][0]["code"], json!("flood"), "{flood}");
+    // More than stt.max_audio_secs (30 s) of audio in one turn.
+    let long = browser
+        .eval_async(
+            &outcome("const ws = open(csrf); ws.onopen = () => { for (let i = 0; i < 32; i++) ws.send(new ArrayBuffer(32000)); };"),
+            json!([]),
+        )
+        .await;
+    assert_eq!(long["code"], json!(1009), "{long}");
+    assert_eq!(long["got"][0]["code"], json!("too-long"), "{long}");
+    assert!(
+        long["got"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stt.max_audio_secs")
+    );
     let no_token = browser.eval_async(&outcome("open(null);"), json!([])).await;
     assert_eq!(no_token["code"], json!(1006), "{no_token}");
     // The flood closed that socket only: a new one is heard.
