@@ -1066,3 +1066,113 @@ async fn cpu_over(window: Duration) -> f64 {
     tokio::time::sleep(window).await;
     (cpu_ms() - start) / window.as_secs_f64()
 }
+
+/// Logs in over HTTP; returns the cookie and the CSRF token.
+async fn login(app: &App) -> (String, String) {
+    let r = reqwest::Client::new()
+        .post(url(app, "/panel/api/login"))
+        .json(&json!({"key": KEY}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let csrf = r.json::<Value>().await.unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (cookie, csrf)
+}
+
+#[tokio::test]
+async fn confirm_from_the_panel_is_capped_by_its_channel_and_cancel_is_audited() {
+    use jarvis::brain::policy::Tier;
+    let fake = FakeProxmox::homelab().await;
+    let audit = tempfile::tempdir().unwrap();
+    let app = start(Some(&fake), |c| {
+        c.policy.channels.panel = Tier::SafeWrite;
+        c.audit.path = audit.path().join("audit.jsonl");
+    })
+    .await;
+    let (cookie, csrf) = login(&app).await;
+    let http = reqwest::Client::new();
+    let pending = || async {
+        http.get(url(&app, "/panel/api/pending"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let settle = |id: String, confirm: bool| {
+        http.post(url(&app, "/panel/api/confirm"))
+            .header("cookie", &cookie)
+            .header("x-jarvis-csrf", &csrf)
+            .json(&json!({"id": id, "confirm": confirm}))
+            .send()
+    };
+
+    let asked = command(
+        &app,
+        json!({"text": "Reboot the media server", "conversation_id": "a"}),
+    )
+    .await;
+    assert_eq!(asked["pending_confirmation"], json!(true));
+    let waiting = pending().await;
+    assert_eq!(waiting[0]["id"], json!("http:a"));
+    assert_eq!(waiting[0]["guest"], json!("media-server"));
+    assert_eq!(waiting[0]["action"], json!("reboot"));
+    // The panel may only start guests here: Confirm is refused by the policy.
+    let r: Value = settle("http:a".into(), true)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(r["reply"].as_str().unwrap().contains("the panel"), "{r}");
+    assert_eq!(r["actions"][0]["decision"], json!("refused"));
+    assert_eq!(fake.count("POST /nodes/pve/qemu/101/status/reboot"), 0);
+    assert_eq!(pending().await, json!([]));
+    // Nothing twice.
+    let r: Value = settle("http:a".into(), true)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        r["reply"],
+        json!("There's nothing waiting for a confirmation.")
+    );
+
+    // Cancel: dropped, said, and in the audit log.
+    command(
+        &app,
+        json!({"text": "Reboot the media server", "conversation_id": "b"}),
+    )
+    .await;
+    let r: Value = settle("http:b".into(), false)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["reply"], json!("Okay, I won't reboot media-server."));
+    assert_eq!(pending().await, json!([]));
+    let log = std::fs::read_to_string(audit.path().join("audit.jsonl")).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().any(|l| l["channel"] == json!("panel")
+        && l["kind"] == json!("action")
+        && l["decision"] == json!("refused")));
+    assert!(lines.iter().any(|l| l["channel"] == json!("panel")
+        && l["text"] == json!("cancel")
+        && l["outcome"] == json!("cancelled")));
+    assert!(!log.contains(KEY));
+    app.shutdown.cancel();
+}

@@ -863,11 +863,24 @@ impl Brain {
                 }
             }
             Ok(pending) | Err(ConfirmError::Expired(pending)) if !confirm => {
-                Response::local(format!(
+                let reply = format!(
                     "Okay, I won't {} {}.",
                     policy::verb(pending.request.action),
                     self.guest_name(pending.request.vmid)
-                ))
+                );
+                // Audited as the spoken "cancel" would be.
+                let mut entry = audit::Entry::new("command", Channel::Panel, client);
+                entry.conversation.clone_from(&pending.request.conversation);
+                entry.text = Some("cancel".into());
+                entry.intent = Some("Cancel".into());
+                entry.action = Some(pending.request.action);
+                entry.vmid = Some(pending.request.vmid);
+                entry.outcome = Some("cancelled".into());
+                entry.reply = Some(reply.clone());
+                if let Err(err) = self.audit.record(&entry).await {
+                    warn!(cause = %err, path = %self.audit.path().display(), "cannot write the audit log");
+                }
+                Response::local(reply)
             }
             Err(ConfirmError::Expired(pending)) => Response::local(format!(
                 "That confirmation came too late, so I did nothing. Ask again if you still want \
