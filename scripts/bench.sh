@@ -22,15 +22,19 @@
 #   9. Event store with a million events (8 cameras over 30 days): fill rate, size per million
 #      events, peak RSS with the store open, p50/p99 of the brain's and the entities' questions
 #      with their query plans.
+#  10. The web panel: page weight (the embedded HTML, CSS and JavaScript, gzip -9), command ->
+#      feed entry in a real headless Chromium, and speech-to-text / first TTS audio with 50 panel
+#      feeds open (and busy) against none (needs chromium and chromium-driver:
+#      scripts/bootstrap.sh --test).
 #
-#  10. Backup questions over 10 nodes / 1000 guests with 30 days of vzdump jobs: the cold read,
+#  11. Backup questions over 10 nodes / 1000 guests with 30 days of vzdump jobs: the cold read,
 #      then p50/p99 of each question with a warm cache (goal: 50 ms).
 #
-#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events|backups]...   (default: all)
+#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events|backups|panel]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer frigate events backups); fi
+if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer frigate events backups panel); fi
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 
 for item in "${what[@]}"; do
@@ -121,6 +125,16 @@ PY
   events)
     echo "== event store (cargo bench --bench events)"
     cargo bench --locked --bench events 2>/dev/null
+    ;;
+  panel)
+    echo "== web panel (page weight; cargo test --test panel, Chromium over WebDriver)"
+    for f in src/panel/assets/*; do
+      printf '%s: %d bytes, %d gzipped\n' "$f" "$(wc -c <"$f")" "$(gzip -9c "$f" | wc -c)"
+    done
+    printf 'page weight: %d bytes gzipped (goal <= 200 kB)\n' "$(cat src/panel/assets/* | gzip -9c | wc -c)"
+    cargo test --locked --test panel -- --nocapture --include-ignored \
+      the_panel_logs_in_follows_the_feed_confirms_and_talks \
+      panel_bench_fifty_open_panels_leave_the_voice_figures_alone 2>&1 | grep 'panel bench'
     ;;
   *) echo "unknown benchmark $item" >&2; exit 2 ;;
   esac

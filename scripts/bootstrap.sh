@@ -17,8 +17,9 @@ APT_PACKAGES=(build-essential pkg-config cmake clang libclang-dev libavahi-clien
 # advertisement is browsed for real; mosquitto (with mosquitto_passwd) for the MQTT tests and
 # benchmark, which start their own brokers on free loopback ports; espeak-ng speaks the
 # wake-word test clips; shellcheck checks the shell scripts (the add-on's start script among
-# them).
-TEST_APT_PACKAGES=(python3-venv dbus avahi-daemon mosquitto espeak-ng shellcheck)
+# them); chromium + chromium-driver: the panel's browser tests (tests/panel.rs) drive a real
+# headless Chromium over WebDriver.
+TEST_APT_PACKAGES=(python3-venv dbus avahi-daemon mosquitto espeak-ng shellcheck chromium chromium-driver)
 PYTHON_PACKAGES=("wyoming==1.10.2" "zeroconf==0.88.0")
 
 log() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }

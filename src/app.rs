@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::http_api::{self, ApiState};
+use crate::panel::{self, PanelState};
 use crate::services::Services;
 use crate::{wyoming_server, zeroconf};
 
@@ -144,7 +145,11 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         if let Some(frigate) = &frigate {
             state = state.with_frigate(frigate.watch_stats());
         }
-        let router = http_api::router(state);
+        let mut router = http_api::router(state);
+        if config.panel.enabled {
+            let panel = PanelState::new(Arc::clone(&services), &config, shutdown.child_token());
+            router = router.merge(panel::router(panel));
+        }
         let token = shutdown.child_token();
         tokio::spawn(async move {
             axum::serve(

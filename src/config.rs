@@ -55,6 +55,8 @@ pub struct Config {
     pub events: crate::events::EventsConfig,
     /// Frigate NVR.
     pub frigate: crate::frigate::FrigateConfig,
+    /// The web panel.
+    pub panel: crate::panel::PanelConfig,
 }
 
 /// `[wyoming]`: the one TCP port that serves speech-to-text, text-to-speech, wake word and intents.

@@ -15,9 +15,11 @@ pub mod frigate;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http_api;
+pub mod latency;
 pub mod models;
 pub mod mqtt;
 pub mod onnx;
+pub mod panel;
 pub mod proxmox;
 pub mod services;
 pub mod stt;

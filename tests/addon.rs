@@ -998,8 +998,13 @@ fn config_yaml_follows_the_documented_app_schema() {
     assert!(toml.contains("data.join(\"models\")") && toml.contains("data.join(\"tts-cache\")"));
     // No s6-overlay in the image: `init` must not be false (the docs: false only for s6 v3).
     assert_ne!(config.get("init").and_then(Yaml::as_bool), Some(false));
-    // Ingress comes with the panel (a later issue); the watchdog is the image's HEALTHCHECK.
-    assert!(!config.contains_key("ingress") && !config.contains_key("webui"));
+    // The panel through ingress, on the HTTP port (which serves it at `panel/`); the
+    // watchdog is the image's HEALTHCHECK.
+    assert_eq!(config["ingress"], Yaml::Boolean(true));
+    assert_eq!(config["ingress_port"], Yaml::Integer(10701));
+    assert_eq!(config["ingress_entry"], Yaml::String("panel/".into()));
+    assert!(config.contains_key("panel_icon") && config.contains_key("panel_title"));
+    assert!(!config.contains_key("webui"));
     assert!(!config.contains_key("watchdog"));
     // The linter's errors and warnings (frenck/action-addon-linter): deprecated or
     // all-powerful keys, and any key set to its default value.

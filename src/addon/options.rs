@@ -19,6 +19,9 @@ use crate::models::catalog;
 pub const WYOMING_PORT: u16 = 10700;
 /// The HTTP API port inside the container; the image's health check asks `/health` there.
 pub const HTTP_PORT: u16 = 10701;
+/// The address of Supervisor's ingress proxy on the add-on network: requests from it with
+/// `X-Ingress-Path` come from a user Home Assistant has authenticated (`panel.trusted_proxies`).
+pub const INGRESS_PROXY: &str = "172.30.32.2";
 /// The built-in voice, the only one `jarvis models pull --defaults` can fetch.
 pub const DEFAULT_VOICE: &str = "en_US-joe-medium";
 
@@ -310,6 +313,13 @@ impl AddonOptions {
         if let Some(key) = &self.http_api_key {
             set(&mut root, "http.api_key", key.expose());
         }
+        // The panel in Home Assistant's sidebar: Supervisor's ingress proxy has already
+        // authenticated the user.
+        set(
+            &mut root,
+            "panel.trusted_proxies",
+            strings(&[INGRESS_PROXY.to_owned()]),
+        );
         set(&mut root, "log.level", self.log_level.filter());
         set(&mut root, "log.format", "text");
 
@@ -758,6 +768,10 @@ mod tests {
         assert!(!config.proxmox.enabled);
         assert_eq!(config.wyoming.addr.port(), WYOMING_PORT);
         assert_eq!(config.http.addr.port(), HTTP_PORT);
+        assert_eq!(
+            config.panel.trusted_proxies,
+            vec![INGRESS_PROXY.parse::<std::net::IpAddr>().unwrap()]
+        );
     }
 
     #[test]

@@ -443,6 +443,7 @@ impl Brain {
         if let Err(err) = self.audit.record(&entry).await {
             warn!(cause = %err, path = %self.audit.path().display(), "cannot write the audit log");
         }
+        crate::latency::record(crate::latency::Series::Intent, started.elapsed());
         info!(
             channel = %ctx.channel,
             intent = response.intent.as_deref().unwrap_or("-"),
@@ -861,12 +862,82 @@ impl Brain {
 
     /// What an action does, with its target's name: "stop media-server", "reboot pve".
     fn phrase(&self, action: &Action) -> String {
-        let name = match (action, action.vmid()) {
+        policy::phrase(action, &self.target_name(action))
+    }
+
+    /// The name of what an action acts on: the node, or the guest.
+    fn target_name(&self, action: &Action) -> String {
+        match (action, action.vmid()) {
             (Action::Node { node, .. }, _) => node.clone(),
             (_, Some(vmid)) => self.guest_name(vmid),
             (_, None) => String::new(),
-        };
-        policy::phrase(action, &name)
+        }
+    }
+
+    /// The actions waiting for a confirmation, on every channel, oldest first: the panel
+    /// shows them with Confirm and Cancel buttons.
+    pub fn waiting_confirmations(&self) -> Vec<super::types::Waiting> {
+        self.confirmations
+            .waiting()
+            .into_iter()
+            .map(|(key, pending, left)| super::types::Waiting {
+                vmid: pending.request.action.vmid(),
+                guest: self.target_name(&pending.request.action),
+                action: pending.request.action.kind(),
+                channel: pending.request.channel,
+                question: pending.question,
+                expires_in_secs: left.as_secs(),
+                id: key,
+            })
+            .collect()
+    }
+
+    /// Settles the action waiting under `id` (from [`Brain::waiting_confirmations`]) from the
+    /// panel: confirmed, it is judged again as a request of `Channel::Panel` from `client` (so
+    /// `policy.channels.panel` caps it) and carried out; cancelled, it is dropped. Audited and
+    /// announced as any other action.
+    pub async fn settle_from_panel(&self, id: &str, confirm: bool, client: &str) -> Response {
+        match self.confirmations.take(id).map_err(|err| match err {
+            ConfirmError::Expired(pending) => Some(*pending),
+            ConfirmError::Nothing => None,
+        }) {
+            Ok(pending) if confirm => {
+                let mut request = pending.request;
+                request.channel = Channel::Panel;
+                request.client = client.to_owned();
+                request.approved = true;
+                let report = self.act(request).await;
+                Response {
+                    actions: vec![report.clone()],
+                    ..Response::local(report.reply)
+                }
+            }
+            Ok(pending) | Err(Some(pending)) if !confirm => {
+                let reply = format!("Okay, I won't {}.", self.phrase(&pending.request.action));
+                // Audited as the spoken "cancel" would be.
+                let mut entry = audit::Entry::new("command", Channel::Panel, client);
+                entry.conversation.clone_from(&pending.request.conversation);
+                entry.text = Some("cancel".into());
+                entry.intent = Some("Cancel".into());
+                entry.action = Some(pending.request.action.kind());
+                entry.vmid = pending.request.action.vmid();
+                if let Action::Node { node, .. } = &pending.request.action {
+                    entry.node = Some(node.clone());
+                }
+                entry.outcome = Some("cancelled".into());
+                entry.reply = Some(reply.clone());
+                if let Err(err) = self.audit.record(&entry).await {
+                    warn!(cause = %err, path = %self.audit.path().display(), "cannot write the audit log");
+                }
+                Response::local(reply)
+            }
+            Err(Some(pending)) => Response::local(format!(
+                "That confirmation came too late, so I did nothing. Ask again if you still want \
+                 me to {}.",
+                self.phrase(&pending.request.action)
+            )),
+            Ok(_) | Err(None) => Response::local("There's nothing waiting for a confirmation."),
+        }
     }
 
     fn guest_name(&self, vmid: u32) -> String {

@@ -26,4 +26,6 @@ pub mod when;
 
 pub use engine::{Brain, BrainError, BrainHealth, Command, Response, Source};
 pub use memory::Memory;
-pub use types::{Action, ActionKind, ActionReport, ActionRequest, Activity, Channel, Decision};
+pub use types::{
+    Action, ActionKind, ActionReport, ActionRequest, Activity, Channel, Decision, Waiting,
+};

@@ -195,6 +195,7 @@ fn channel_name(channel: Channel) -> &'static str {
         Channel::Voice => "voice",
         Channel::Http => "the HTTP API",
         Channel::Mqtt => "MQTT",
+        Channel::Panel => "the panel",
     }
 }
 
@@ -291,6 +292,23 @@ impl Confirmations {
         }
     }
 
+    /// The questions waiting in time, with their keys and the time left, oldest first (the
+    /// panel lists them with Confirm and Cancel buttons).
+    pub fn waiting(&self) -> Vec<(String, Pending, Duration)> {
+        let Ok(pending) = self.pending.lock() else {
+            return Vec::new();
+        };
+        let mut all: Vec<_> = pending
+            .iter()
+            .filter_map(|(key, p)| {
+                let left = self.timeout.checked_sub(p.asked.elapsed())?;
+                Some((key.clone(), p.clone(), left))
+            })
+            .collect();
+        all.sort_by_key(|(_, p, _)| p.asked);
+        all
+    }
+
     /// Whether `conversation` has a question waiting (in time).
     pub fn is_waiting(&self, conversation: &str) -> bool {
         self.pending
@@ -314,6 +332,8 @@ pub struct ChannelPermissions {
     pub http: Tier,
     /// MQTT buttons.
     pub mqtt: Tier,
+    /// The web panel.
+    pub panel: Tier,
 }
 
 impl Default for ChannelPermissions {
@@ -322,6 +342,7 @@ impl Default for ChannelPermissions {
             voice: Tier::Destructive,
             http: Tier::Destructive,
             mqtt: Tier::Destructive,
+            panel: Tier::Destructive,
         }
     }
 }
@@ -333,6 +354,7 @@ impl ChannelPermissions {
             Channel::Voice => self.voice,
             Channel::Http => self.http,
             Channel::Mqtt => self.mqtt,
+            Channel::Panel => self.panel,
         }
     }
 }

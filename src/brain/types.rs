@@ -17,15 +17,18 @@ pub enum Channel {
     Http,
     /// An MQTT button press.
     Mqtt,
+    /// The web panel (`/panel/`): typed or spoken in the browser, or a Confirm button.
+    Panel,
 }
 
 impl Channel {
-    /// `voice`, `http` or `mqtt`.
+    /// `voice`, `http`, `mqtt` or `panel`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Voice => "voice",
             Self::Http => "http",
             Self::Mqtt => "mqtt",
+            Self::Panel => "panel",
         }
     }
 }
@@ -292,4 +295,23 @@ pub enum Activity {
         #[serde(flatten)]
         report: ActionReport,
     },
+}
+
+/// An action waiting for its confirmation, as the panel lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiting {
+    /// What the panel sends back to confirm or cancel it: the channel and conversation.
+    pub id: String,
+    /// The guest's VMID (none for a node action).
+    pub vmid: Option<u32>,
+    /// What it acts on: the guest's name (or "guest VMID"), or the node.
+    pub guest: String,
+    /// The action.
+    pub action: ActionKind,
+    /// The channel that asked for it.
+    pub channel: Channel,
+    /// The question that was asked.
+    pub question: String,
+    /// Seconds left to confirm.
+    pub expires_in_secs: u64,
 }

@@ -1085,13 +1085,7 @@ impl Writer {
                     }
                     false
                 }
-                Err(message) => {
-                    if lock(&self.inner.write_error)
-                        .replace(message.clone())
-                        .is_none()
-                    {
-                        warn!("{message}");
-                    }
+                Err(_) => {
                     self.shed(&mut pending);
                     last_failure = Some(Instant::now());
                     true
@@ -1178,6 +1172,14 @@ impl Writer {
                 let message = explain(&self.inner.path, &err);
                 if is_fatal(&err) {
                     *lock(&self.inner.unavailable) = Some(message.clone());
+                }
+                // Recorded before any flush hears of it, so a caller that saw the error finds
+                // it in `problem()` too (and `/health` shows it).
+                if lock(&self.inner.write_error)
+                    .replace(message.clone())
+                    .is_none()
+                {
+                    warn!("{message}");
                 }
                 // Flushes learn of the failure now; their events stay queued.
                 for op in std::mem::take(pending) {

@@ -341,6 +341,19 @@ pub async fn pull(
     request: &PullRequest,
     out: &mut impl Write,
 ) -> Result<(), ModelsError> {
+    pull_reporting(config, request, out, None).await
+}
+
+/// [`pull`], with the progress in `shared` (for the panel) instead of on stderr.
+///
+/// # Errors
+/// As [`pull`].
+pub async fn pull_reporting(
+    config: &ModelsConfig,
+    request: &PullRequest,
+    out: &mut impl Write,
+    shared: Option<std::sync::Arc<progress::Shared>>,
+) -> Result<(), ModelsError> {
     let catalog = Catalog::new(config)?;
     let Some(model) = catalog.get(&request.name) else {
         return Err(ModelsError::UnknownModel {
@@ -442,7 +455,10 @@ pub async fn pull(
             }
         }
         say(out, format_args!("{}: downloading {}", file.path, file.url))?;
-        let mut progress = Progress::for_stderr(&file.path);
+        let mut progress = match &shared {
+            Some(shared) => Progress::shared(&file.path, std::sync::Arc::clone(shared)),
+            None => Progress::for_stderr(&file.path),
+        };
         let fetched = downloader
             .fetch(&file.url, &dest, file.sha256, &mut progress)
             .await?;

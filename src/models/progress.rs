@@ -21,6 +21,18 @@ enum Output {
     Bar(Option<ProgressBar>),
     Plain(Throttle),
     Silent,
+    Shared(std::sync::Arc<Shared>),
+}
+
+/// Progress read by another task (the panel's progress bar): the file and its bytes.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// The file being downloaded.
+    pub file: std::sync::Mutex<String>,
+    /// Bytes on disk.
+    pub done: std::sync::atomic::AtomicU64,
+    /// Its size, 0 when unknown.
+    pub total: std::sync::atomic::AtomicU64,
 }
 
 impl Progress {
@@ -45,10 +57,26 @@ impl Progress {
         }
     }
 
+    /// A reporter that updates `shared`.
+    pub fn shared(label: &str, shared: std::sync::Arc<Shared>) -> Self {
+        if let Ok(mut file) = shared.file.lock() {
+            label.clone_into(&mut file);
+        }
+        Self {
+            label: label.to_owned(),
+            output: Output::Shared(shared),
+        }
+    }
+
     /// The transfer starts with `done` bytes already on disk, of `total` when known.
     pub fn begin(&mut self, done: u64, total: Option<u64>) {
         let label = &self.label;
         match &mut self.output {
+            Output::Shared(shared) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                shared.done.store(done, Relaxed);
+                shared.total.store(total.unwrap_or(0), Relaxed);
+            }
             Output::Bar(bar) => {
                 let new = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
                 let template = if total.is_some() {
@@ -82,6 +110,11 @@ impl Progress {
                 if let Some(line) = throttle.advance(n, Instant::now()) {
                     eprintln!("{label}: {line}");
                 }
+            }
+            Output::Shared(shared) => {
+                shared
+                    .done
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             }
             Output::Bar(None) | Output::Silent => {}
         }

@@ -549,6 +549,11 @@ impl SttFlow {
             }
         }
         let audio_secs = self.converter.as_ref().map_or(0.0, Converter::seconds);
+        crate::latency::record(
+            crate::latency::Series::SpeechToText,
+            self.ended_at
+                .map_or(transcription.decode_time, |t| t.elapsed()),
+        );
         info!(
             text = %transcription.text,
             audio_secs,

@@ -308,8 +308,11 @@ impl TtsFlow {
             self.audio_started = true;
         }
         let now = Instant::now();
-        self.first_audio
-            .get_or_insert_with(|| now.duration_since(self.started));
+        self.first_audio.get_or_insert_with(|| {
+            let took = now.duration_since(self.started);
+            crate::latency::record(crate::latency::Series::FirstAudio, took);
+            took
+        });
         let duration = Duration::from_secs_f64(pcm.len() as f64 / f64::from(format.rate.max(1)));
         self.played_by = Some(self.played_by.map_or(now, |end| end.max(now)) + duration);
         let per_chunk = self.service.config().samples_per_chunk.max(1);

@@ -9,6 +9,7 @@ pub mod fake_supervisor;
 pub mod file_server;
 pub mod mosquitto;
 pub mod wake_clips;
+pub mod webdriver;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
