@@ -236,6 +236,9 @@ pub struct SttConfig {
     pub vad: VadConfig,
     /// Decoding guided by the brain's sentences and the cluster's names.
     pub grammar: SttGrammarConfig,
+    /// `[[stt.backends]]`: where transcriptions are made, tried in priority order with failover.
+    /// Empty: the local engine alone.
+    pub backends: Vec<crate::stt::backends::SttBackendConfig>,
 }
 
 /// `[stt.grammar]`: when a transcript is not a homelab command as the brain knows them, whisper
@@ -276,6 +279,7 @@ impl Default for SttConfig {
             streaming: true,
             vad: VadConfig::default(),
             grammar: SttGrammarConfig::default(),
+            backends: Vec::new(),
         }
     }
 }
@@ -1043,6 +1047,7 @@ impl Config {
                 "must be at least stt.vad.min_silence_ms".into(),
             );
         }
+        crate::stt::backends::validate(&stt.backends, stt.enabled, origin)?;
         if self.tts.samples_per_chunk == 0 || self.tts.samples_per_chunk > 65_536 {
             return invalid("tts.samples_per_chunk", "must be 1 to 65536".into());
         }

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::events::EventStore;
 use crate::frigate::{FrigateLink, FrigateStatus};
 use crate::proxmox::{Proxmox, ProxmoxError};
+use crate::stt::backends::{SttBackends, new_instance_id};
 use crate::stt::{SttError, SttService};
 use crate::tts::{TtsError, TtsService};
 use crate::wake::{WakeError, WakeService};
@@ -37,6 +38,10 @@ pub enum ServiceState {
 pub struct Services {
     /// Speech-to-text, when enabled.
     pub stt: Option<Arc<SttService>>,
+    /// `[[stt.backends]]`, when configured: requests are routed over them with failover.
+    pub stt_backends: Option<Arc<SttBackends>>,
+    /// This Jarvis's id, to refuse requests that loop back through a backend.
+    pub instance: String,
     /// Text-to-speech, when enabled.
     pub tts: Option<Arc<TtsService>>,
     /// The homelab brain (intent handling), always present.
@@ -84,6 +89,16 @@ impl Services {
         } else {
             None
         };
+        let instance = new_instance_id();
+        let stt_backends = (!config.stt.backends.is_empty()).then(|| {
+            Arc::new(SttBackends::new(
+                &config.stt.backends,
+                stt.clone(),
+                instance.clone(),
+                config.stt.streaming,
+                config.stt.max_audio_secs,
+            ))
+        });
         let tts = if config.tts.enabled {
             Some(Arc::new(TtsService::load(config)?))
         } else {
@@ -110,6 +125,8 @@ impl Services {
         let brain = Arc::new(Brain::new(config, proxmox)?.with_memory(memory));
         Ok(Self {
             stt,
+            stt_backends,
+            instance,
             tts,
             wake,
             brain,
@@ -123,7 +140,7 @@ impl Services {
     /// The state of the service behind `route`.
     pub fn state(&self, route: Route) -> ServiceState {
         match route {
-            Route::Stt if self.stt.is_some() => ServiceState::Ready,
+            Route::Stt if self.stt.is_some() || self.stt_backends.is_some() => ServiceState::Ready,
             Route::Stt => ServiceState::Unavailable {
                 reason: "speech-to-text is disabled on this server (stt.enabled = false)".into(),
             },
@@ -149,7 +166,10 @@ impl Services {
     /// would create no service entities at all.
     pub fn info(&self) -> Info {
         Info {
-            asr: self.stt.iter().map(|stt| stt.program()).collect(),
+            asr: match &self.stt_backends {
+                Some(backends) => vec![backends.program(self.stt.as_ref().map(|stt| stt.program()))],
+                None => self.stt.iter().map(|stt| stt.program()).collect(),
+            },
             tts: self.tts.iter().map(|tts| tts.program()).collect(),
             handle: vec![HandleProgram {
                 name: "jarvis".into(),

@@ -12,7 +12,9 @@ use wyoming::{Connection, Event, ProtocolError};
 use super::dispatch::Route;
 use super::intent::IntentFlow;
 use crate::services::{ServiceState, Services};
+use crate::stt::backends::{LOOP_CODE, SttBackends};
 use crate::stt::flow::SttFlow;
+use crate::stt::route::RoutedStt;
 use crate::tts::flow::TtsFlow;
 use crate::wake::flow::WakeFlow;
 
@@ -28,7 +30,7 @@ enum Flow {
     /// HA 2024.3 writes all audio before it reads, and closing early breaks its writes.
     Refused(Route),
     /// Speech-to-text.
-    Stt(Box<SttFlow>),
+    Stt(Box<RoutedStt>),
     /// Text-to-speech.
     Tts(Box<TtsFlow>),
     /// Intent handling (a `transcript` for the conversation agent).
@@ -42,7 +44,7 @@ impl Flow {
     /// when there is none.
     ///
     /// # Cancel safety
-    /// Cancel safe (see [`SttFlow::next_output`]).
+    /// Cancel safe (see [`RoutedStt::next_output`]).
     async fn output(&mut self) -> Vec<Event> {
         match self {
             Self::Stt(flow) => flow.next_output().await,
@@ -280,15 +282,40 @@ fn open(
             *flow = Flow::Tts(Box::new(tts_flow));
             events
         }
-        (Route::Stt, Some(stt), _) => {
+        (Route::Stt, _, _) if services.stt.is_some() || services.stt_backends.is_some() => {
             let transcribe = match request {
                 Event::Transcribe(t) => Some(t),
                 _ => None,
             };
+            if let Some(reason) = SttBackends::loop_in(&services.instance, transcribe) {
+                warn!(%reason, "speech-to-text request refused: loop");
+                *flow = Flow::Refused(Route::Stt);
+                return vec![ErrorEvent::new(LOOP_CODE, reason).into()];
+            }
             let names = services.brain.vocabulary();
             let understanding: Arc<dyn crate::stt::Understanding> = services.brain.clone();
-            let mut stt_flow =
-                SttFlow::new(Arc::clone(stt), transcribe, &names, Some(understanding));
+            if let Some(backends) = &services.stt_backends {
+                let (mut routed, mut events) = RoutedStt::route(
+                    Arc::clone(backends),
+                    transcribe,
+                    names,
+                    Some(understanding),
+                );
+                if let Event::AudioStart(start) = request {
+                    events.extend(routed.on_audio_start(start));
+                }
+                *flow = Flow::Stt(Box::new(routed));
+                return events;
+            }
+            let Some(stt) = &services.stt else {
+                return Vec::new();
+            };
+            let mut stt_flow = RoutedStt::local(SttFlow::new(
+                Arc::clone(stt),
+                transcribe,
+                &names,
+                Some(understanding),
+            ));
             let events = match request {
                 Event::AudioStart(start) => stt_flow.on_audio_start(start),
                 _ => Vec::new(),
