@@ -249,6 +249,8 @@ enum Misbehaviour {
     Oversized,
     /// Answers `describe` with an `info` that offers nothing, and `transcribe` with nothing.
     Empty,
+    /// Takes all the audio, then closes the connection at `audio-stop`.
+    DiesAtStop,
 }
 
 /// A fake backend on loopback; counts the connections that sent audio.
@@ -288,6 +290,13 @@ async fn misbehaving(how: Misbehaviour) -> (SocketAddr, Arc<AtomicUsize>) {
                             b"{\"type\":\"info\",\"data\":{}}\n"
                         }
                         Misbehaviour::Empty => continue,
+                        Misbehaviour::DiesAtStop if text.contains("\"audio-stop\"") => return,
+                        Misbehaviour::DiesAtStop => {
+                            // Keep only the tail, where a split "audio-stop" may start.
+                            let keep = heard.len().saturating_sub(64);
+                            heard.drain(..keep);
+                            continue;
+                        }
                     };
                     if stream.write_all(reply).await.is_err() {
                         return;
@@ -506,7 +515,9 @@ async fn instant_backend() -> SocketAddr {
 }
 
 /// Time from `audio-stop` sent to the transcript read, over `n` requests of `pcm`; the median.
-async fn median_ms(addr: SocketAddr, pcm: &[u8], n: usize) -> f64 {
+/// `settle`: wait this long before `audio-stop`, as a live stream does (its audio has been
+/// forwarded by then), rather than sending it right behind a burst of audio.
+async fn median_ms(addr: SocketAddr, pcm: &[u8], n: usize, settle: Duration) -> f64 {
     let mut times = Vec::new();
     for _ in 0..n {
         let mut client = client(addr).await;
@@ -516,6 +527,7 @@ async fn median_ms(addr: SocketAddr, pcm: &[u8], n: usize) -> f64 {
             .await
             .unwrap();
         send_audio(&mut client, pcm).await;
+        tokio::time::sleep(settle).await;
         let started = Instant::now();
         client.send(AudioStop::default()).await.unwrap();
         until_transcript(&mut client).await;
@@ -532,39 +544,71 @@ async fn bench_routing_and_failover() {
     let _turn = one_at_a_time().await;
     let pcm = pcm_of(&kitchen());
     let instant = instant_backend().await;
-    let mut config = test_config();
-    config.stt.backends = vec![remote(instant, 1)];
-    let router = spawn_app(config).await;
-    let direct = median_ms(instant, &pcm, 30).await;
-    let routed = median_ms(router.wyoming_addr, &pcm, 30).await;
-    println!(
-        "routing: audio-stop -> transcript, median of 30: direct {direct:.2} ms, through Jarvis \
-         {routed:.2} ms, added {:.2} ms",
-        routed - direct
-    );
+    let only = |backends: Vec<SttBackendConfig>| {
+        let mut config = test_config();
+        config.stt.backends = backends;
+        config
+    };
+    let router = spawn_app(only(vec![remote(instant, 1)])).await;
+    for (what, settle) in [
+        ("live (audio-stop 50 ms after the last chunk)", Duration::from_millis(50)),
+        ("burst (audio-stop right behind 3.4 s of audio)", Duration::ZERO),
+    ] {
+        let direct = median_ms(instant, &pcm, 30, settle).await;
+        let routed = median_ms(router.wyoming_addr, &pcm, 30, settle).await;
+        println!(
+            "routing, {what}: audio-stop -> transcript, median of 30: direct {direct:.2} ms, \
+             through Jarvis {routed:.2} ms, added {:.2} ms",
+            routed - direct
+        );
+    }
     router.shutdown.cancel();
 
-    // Failover: the preferred remote refuses connections / dies mid-request, vs local alone.
-    let local_only = spawn_app(local_stt()).await;
-    let local_ms = median_ms(local_only.wyoming_addr, &pcm, 5).await;
-    local_only.shutdown.cancel();
-    let mut refused = routed_config_for(free_port());
-    refused.stt.backends[0].health_interval_secs = 3600;
-    let app = spawn_app(refused).await;
-    let first = median_ms(app.wyoming_addr, &pcm, 1).await;
-    app.shutdown.cancel();
-    let (silent, _) = misbehaving(Misbehaviour::Silent).await;
-    let mut config = routed_config_for(silent);
-    config.stt.backends[0].health_interval_secs = 3600;
-    config.stt.backends[0].result_timeout_ms = 500;
-    let app = spawn_app(config).await;
-    let timed_out = median_ms(app.wyoming_addr, &pcm, 1).await;
-    app.shutdown.cancel();
+    // Failover to the same instant backend, behind one that refuses connections or never
+    // answers: a fresh Jarvis each time, so the bad backend is always tried first.
+    let (silent_addr, _) = misbehaving(Misbehaviour::Silent).await;
+    let settle = Duration::from_millis(50);
+    let mut refused = Vec::new();
+    let mut silent = Vec::new();
+    let mut dropped = Vec::new();
+    let mut dies = Vec::new();
+    for _ in 0..9 {
+        let (dying, _) = misbehaving(Misbehaviour::DiesAtStop).await;
+        let mut bad = remote(dying, 1);
+        bad.health_interval_secs = 3600;
+        let app = spawn_app(only(vec![bad, remote(instant, 2)])).await;
+        dies.push(median_ms(app.wyoming_addr, &pcm, 1, settle).await);
+        app.shutdown.cancel();
+        let mut bad = remote(free_port(), 1);
+        bad.health_interval_secs = 3600;
+        let app = spawn_app(only(vec![bad, remote(instant, 2)])).await;
+        refused.push(median_ms(app.wyoming_addr, &pcm, 1, settle).await);
+        app.shutdown.cancel();
+        let mut bad = remote(silent_addr, 1);
+        bad.health_interval_secs = 3600;
+        bad.result_timeout_ms = 500;
+        let app = spawn_app(only(vec![bad, remote(instant, 2)])).await;
+        silent.push(median_ms(app.wyoming_addr, &pcm, 1, settle).await);
+        app.shutdown.cancel();
+        let (garbage, _) = misbehaving(Misbehaviour::Garbage).await;
+        let mut bad = remote(garbage, 1);
+        bad.health_interval_secs = 3600;
+        let app = spawn_app(only(vec![bad, remote(instant, 2)])).await;
+        dropped.push(median_ms(app.wyoming_addr, &pcm, 1, settle).await);
+        app.shutdown.cancel();
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     println!(
-        "failover: local alone {local_ms:.0} ms; refused remote first {first:.0} ms (+{:.0}); \
-         silent remote (result_timeout_ms = 500) first {timed_out:.0} ms (+{:.0})",
-        first - local_ms,
-        timed_out - local_ms
+        "failover to an instant backend (audio-stop -> transcript, median of 9): first backend \
+         closes at audio-stop (3.4 s of audio replayed) {:.2} ms; refused connection first \
+         {:.2} ms; garbage first {:.2} ms; silent first (result_timeout_ms = 500) {:.2} ms",
+        median(dies),
+        median(refused),
+        median(dropped),
+        median(silent)
     );
 }
 

@@ -32,6 +32,8 @@ use super::{SttService, Understanding};
 /// Local error codes that another backend may do better on; other refusals are about the
 /// request itself (its format, its length) and would be refused anywhere.
 const FAILOVER_CODES: &[&str] = &["busy", "stt-failed"];
+/// Most events written to a remote backend at once.
+const MAX_BATCH: usize = 256;
 
 /// What a remote backend answered.
 #[derive(Debug, Default)]
@@ -519,8 +521,24 @@ async fn exchange(
                     open = false;
                     continue;
                 };
-                let stop = matches!(event, Event::AudioStop(_));
-                match tokio::time::timeout(timeout, writer.write_event(event)).await {
+                // Everything already waiting goes out in one write: a client that sends audio
+                // faster than it is written is caught up with, not followed chunk by chunk.
+                let mut stop = matches!(event, Event::AudioStop(_));
+                let mut batch = vec![event];
+                while batch.len() < MAX_BATCH {
+                    let Ok(event) = events.try_recv() else {
+                        break;
+                    };
+                    stop |= matches!(event, Event::AudioStop(_));
+                    batch.push(event);
+                }
+                let write = async {
+                    for event in batch {
+                        writer.feed_event(event).await?;
+                    }
+                    writer.flush().await
+                };
+                match tokio::time::timeout(timeout, write).await {
                     Ok(Ok(())) => {}
                     Ok(Err(err)) => return Err(Failed(format!("lost while sending audio: {err}"))),
                     Err(_) => return Err(Failed(format!("did not take audio for {} ms", config.result_timeout_ms))),
