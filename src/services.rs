@@ -167,7 +167,9 @@ impl Services {
     pub fn info(&self) -> Info {
         Info {
             asr: match &self.stt_backends {
-                Some(backends) => vec![backends.program(self.stt.as_ref().map(|stt| stt.program()))],
+                Some(backends) => {
+                    vec![backends.program(self.stt.as_ref().map(|stt| stt.program()))]
+                }
                 None => self.stt.iter().map(|stt| stt.program()).collect(),
             },
             tts: self.tts.iter().map(|tts| tts.program()).collect(),

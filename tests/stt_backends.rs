@@ -332,7 +332,11 @@ async fn survives(how: Misbehaviour) {
     let before = requests.load(Ordering::SeqCst);
     let (text, _) = transcribe(brain.wyoming_addr, &pcm_of(&kitchen())).await;
     assert_kitchen(&text);
-    assert_eq!(requests.load(Ordering::SeqCst), before, "a down backend is skipped");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        before,
+        "a down backend is skipped"
+    );
     brain.shutdown.cancel();
 }
 
@@ -418,7 +422,10 @@ async fn two_jarvis_pointing_at_each_other_are_refused_not_recursed() {
     // A → B → A: A refuses its own request; B transcribes locally and answers A.
     let (text, _) = transcribe(a.wyoming_addr, &pcm_of(&kitchen())).await;
     assert_kitchen(&text);
-    let (b_sees_a, a_sees_b) = (health(&b, &a_addr.to_string()), health(&a, &b_addr.to_string()));
+    let (b_sees_a, a_sees_b) = (
+        health(&b, &a_addr.to_string()),
+        health(&a, &b_addr.to_string()),
+    );
     assert!(b_sees_a.looped, "{b_sees_a:?}");
     assert!(a_sees_b.up, "{a_sees_b:?}");
     a.shutdown.cancel();
@@ -456,7 +463,11 @@ async fn the_reference_python_server_serves_as_a_backend() {
     .await;
     let info = client(brain.wyoming_addr).await.describe().await.unwrap();
     let names: Vec<&str> = info.asr[0].models.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["python-echo", "tiny.en"], "remote first (priority), local too");
+    assert_eq!(
+        names,
+        ["python-echo", "tiny.en"],
+        "remote first (priority), local too"
+    );
     let pcm = pcm_of(&kitchen());
     let (text, _) = transcribe(brain.wyoming_addr, &pcm).await;
     assert_eq!(text, format!("python heard {} bytes", pcm.len()));
@@ -551,8 +562,14 @@ async fn bench_routing_and_failover() {
     };
     let router = spawn_app(only(vec![remote(instant, 1)])).await;
     for (what, settle) in [
-        ("live (audio-stop 50 ms after the last chunk)", Duration::from_millis(50)),
-        ("burst (audio-stop right behind 3.4 s of audio)", Duration::ZERO),
+        (
+            "live (audio-stop 50 ms after the last chunk)",
+            Duration::from_millis(50),
+        ),
+        (
+            "burst (audio-stop right behind 3.4 s of audio)",
+            Duration::ZERO,
+        ),
     ] {
         let direct = median_ms(instant, &pcm, 30, settle).await;
         let routed = median_ms(router.wyoming_addr, &pcm, 30, settle).await;
@@ -615,4 +632,3 @@ async fn bench_routing_and_failover() {
 fn routed_config_for(addr: SocketAddr) -> Config {
     routed(vec![remote(addr, 1)])
 }
-

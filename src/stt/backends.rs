@@ -143,7 +143,11 @@ pub fn validate(
                     format!("remote backend {label} needs an addr such as \"gpu-box:10300\""),
                 );
             }
-            (BackendKind::Remote, Some(addr)) if !addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)) => {
+            (BackendKind::Remote, Some(addr))
+                if !addr.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+                }) =>
+            {
                 return invalid(
                     "stt.backends.addr",
                     format!("{addr} is not host:port; write it as \"gpu-box:10300\""),
@@ -486,7 +490,10 @@ impl SttBackends {
             });
         }
         tracker.close();
-        debug!(backends = self.backends.len(), "speech-to-text backend health checks started");
+        debug!(
+            backends = self.backends.len(),
+            "speech-to-text backend health checks started"
+        );
         tracker
     }
 }
@@ -660,10 +667,45 @@ mod tests {
         };
         let mut models = Vec::new();
         merge_model(&mut models, model("tiny", &["en"]), vec!["en".into()]);
-        merge_model(&mut models, model("tiny", &["en", "de"]), vec!["en".into(), "de".into()]);
+        merge_model(
+            &mut models,
+            model("tiny", &["en", "de"]),
+            vec!["en".into(), "de".into()],
+        );
         merge_model(&mut models, model("large", &["fr"]), vec!["fr".into()]);
         assert_eq!(models.len(), 2);
         assert_eq!(models[0].languages, ["en", "de"]);
+    }
+
+    #[test]
+    fn backends_are_read_from_the_config_file() {
+        let text = r#"
+[[stt.backends]]
+name = "gpu"
+addr = "gpu-box.lan:10300"
+priority = 1
+languages = ["en", "de"]
+result_timeout_ms = 4000
+
+[[stt.backends]]
+kind = "local"
+priority = 100
+"#;
+        let path = std::path::Path::new("jarvis.toml");
+        let config = crate::config::Config::parse(text, path).unwrap();
+        config.validate(path).unwrap();
+        let [gpu, local] = config.stt.backends.as_slice() else {
+            panic!("two backends: {:?}", config.stt.backends);
+        };
+        assert_eq!(
+            (gpu.kind, gpu.label().as_str()),
+            (BackendKind::Remote, "gpu")
+        );
+        assert_eq!(gpu.result_timeout(), Duration::from_secs(4));
+        assert_eq!(gpu.connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS);
+        assert_eq!(local.kind, BackendKind::Local);
+        let typo = "[[stt.backends]]\nadress = \"x:1\"\n";
+        assert!(crate::config::Config::parse(typo, path).is_err());
     }
 
     #[test]

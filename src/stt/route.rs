@@ -193,8 +193,7 @@ impl RoutedStt {
             }
             // Audio in this format at the limit, plus a second of slack.
             let per_second = format.bytes_per_frame() * u64::from(format.rate);
-            self.replay.max_bytes =
-                per_second.saturating_mul(u64::from(self.max_audio_secs()) + 1);
+            self.replay.max_bytes = per_second.saturating_mul(u64::from(self.max_audio_secs()) + 1);
             self.replay.start = Some(start.clone());
         }
         match &mut self.current {
@@ -222,7 +221,8 @@ impl RoutedStt {
             self.replay.bytes += chunk.audio.len() as u64;
             if self.replay.bytes > self.replay.max_bytes {
                 let max = self.max_audio_secs();
-                let text = format!("audio is longer than the limit of {max} s (stt.max_audio_secs)");
+                let text =
+                    format!("audio is longer than the limit of {max} s (stt.max_audio_secs)");
                 return self.fail("audio-too-long", text);
             }
             self.replay.chunks.push(chunk.clone());
@@ -390,7 +390,10 @@ impl RoutedStt {
     }
 
     fn start_local(&mut self, service: Arc<SttService>) -> Vec<Event> {
-        debug!(replayed_chunks = self.replay.chunks.len(), "speech-to-text on the local engine");
+        debug!(
+            replayed_chunks = self.replay.chunks.len(),
+            "speech-to-text on the local engine"
+        );
         let flow = SttFlow::new(
             service,
             self.context.transcribe.as_ref(),
@@ -503,9 +506,7 @@ async fn exchange(
     mut events: mpsc::UnboundedReceiver<Event>,
 ) -> Result<RemoteReply, RemoteFailure> {
     use RemoteFailure::Failed;
-    let client = super::backends::connect(&config)
-        .await
-        .map_err(Failed)?;
+    let client = super::backends::connect(&config).await.map_err(Failed)?;
     let (mut reader, mut writer) = client.into_split();
     let timeout = config.result_timeout();
     let mut deadline: Option<tokio::time::Instant> = None;

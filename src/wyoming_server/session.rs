@@ -295,12 +295,8 @@ fn open(
             let names = services.brain.vocabulary();
             let understanding: Arc<dyn crate::stt::Understanding> = services.brain.clone();
             if let Some(backends) = &services.stt_backends {
-                let (mut routed, mut events) = RoutedStt::route(
-                    Arc::clone(backends),
-                    transcribe,
-                    names,
-                    Some(understanding),
-                );
+                let (mut routed, mut events) =
+                    RoutedStt::route(Arc::clone(backends), transcribe, names, Some(understanding));
                 if let Event::AudioStart(start) = request {
                     events.extend(routed.on_audio_start(start));
                 }
