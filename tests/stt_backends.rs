@@ -628,7 +628,3 @@ async fn bench_routing_and_failover() {
         median(silent)
     );
 }
-
-fn routed_config_for(addr: SocketAddr) -> Config {
-    routed(vec![remote(addr, 1)])
-}
