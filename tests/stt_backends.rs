@@ -374,6 +374,15 @@ async fn a_backend_that_advertises_nothing_is_down_and_not_asked() {
     // `info` shows only what the local engine offers.
     let info = client(brain.wyoming_addr).await.describe().await.unwrap();
     assert_eq!(info.asr[0].models.len(), 1);
+    // `/health` shows each backend's state.
+    let url = format!("http://{}/health", brain.http_addr.unwrap());
+    let health: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let backends = health["stt_backends"].as_array().unwrap();
+    assert_eq!(backends.len(), 2, "{health}");
+    assert_eq!(backends[0]["up"], false);
+    assert!(backends[0]["reason"].as_str().unwrap().contains("no speech-to-text"));
+    assert_eq!(backends[1]["kind"], "local");
+    assert_eq!(backends[1]["up"], true);
     brain.shutdown.cancel();
 }
 
