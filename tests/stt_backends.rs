@@ -251,6 +251,8 @@ enum Misbehaviour {
     Empty,
     /// Takes all the audio, then closes the connection at `audio-stop`.
     DiesAtStop,
+    /// Answers `audio-start` with an `error` event.
+    Refuses,
 }
 
 /// A fake backend on loopback; counts the connections that sent audio.
@@ -290,6 +292,10 @@ async fn misbehaving(how: Misbehaviour) -> (SocketAddr, Arc<AtomicUsize>) {
                             b"{\"type\":\"info\",\"data\":{}}\n"
                         }
                         Misbehaviour::Empty => continue,
+                        Misbehaviour::Refuses if text.contains("\"audio-start\"") => {
+                            b"{\"type\":\"error\",\"data\":{\"text\":\"model not loaded\",\"code\":\"oops\"}}\n"
+                        }
+                        Misbehaviour::Refuses => continue,
                         Misbehaviour::DiesAtStop if text.contains("\"audio-stop\"") => return,
                         Misbehaviour::DiesAtStop => {
                             // Keep only the tail, where a split "audio-stop" may start.
@@ -353,6 +359,55 @@ async fn a_backend_that_sends_garbage_is_dropped_for_the_next() {
 #[tokio::test]
 async fn a_backend_that_sends_oversized_frames_is_dropped_for_the_next() {
     survives(Misbehaviour::Oversized).await;
+}
+
+#[tokio::test]
+async fn a_backend_that_answers_with_an_error_event_is_dropped_for_the_next() {
+    survives(Misbehaviour::Refuses).await;
+}
+
+#[tokio::test]
+async fn when_every_backend_fails_the_client_gets_one_error_naming_each() {
+    let (silent, _) = misbehaving(Misbehaviour::Refuses).await;
+    let closed = free_port();
+    let mut config = test_config();
+    config.stt.backends = vec![remote(silent, 1), remote(closed, 2)];
+    let brain = spawn_app(config).await;
+    let mut client = client(brain.wyoming_addr).await;
+    client.send(Transcribe::default()).await.unwrap();
+    client
+        .send(AudioStart::new(AudioFormat::HA_MIC, None))
+        .await
+        .unwrap();
+    send_audio(&mut client, &[0u8; 3200]).await;
+    client.send(AudioStop::default()).await.unwrap();
+    let text = expect_error(&mut client, "stt-failed").await;
+    assert!(text.contains("model not loaded"), "{text}");
+    assert!(text.contains(&closed.to_string()), "{text}");
+    assert_still_served(&mut client).await;
+    brain.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn routed_audio_is_kept_only_up_to_the_limit() {
+    let instant = instant_backend().await;
+    let mut config = test_config();
+    config.stt.max_audio_secs = 1;
+    config.stt.backends = vec![remote(instant, 1)];
+    let brain = spawn_app(config).await;
+    let mut client = client(brain.wyoming_addr).await;
+    client.send(Transcribe::default()).await.unwrap();
+    client
+        .send(AudioStart::new(AudioFormat::HA_MIC, None))
+        .await
+        .unwrap();
+    // 2.5 s of 16 kHz audio: over the limit of 1 s (and its second of slack).
+    send_audio(&mut client, &vec![0u8; 80_000]).await;
+    let text = expect_error(&mut client, "audio-too-long").await;
+    assert!(text.contains("stt.max_audio_secs"), "{text}");
+    client.send(AudioStop::default()).await.unwrap();
+    assert_still_served(&mut client).await;
+    brain.shutdown.cancel();
 }
 
 #[tokio::test]
