@@ -131,10 +131,11 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         None
     };
     // Remote speech-to-text backends: `describe` every few seconds until shutdown.
-    let backend_health = services
-        .stt_backends
-        .as_ref()
-        .map(|backends| backends.spawn_health(shutdown.child_token()));
+    let backend_health: Vec<_> = [&services.stt_backends, &services.tts_backends]
+        .into_iter()
+        .flatten()
+        .map(|backends| backends.spawn_health(shutdown.child_token()))
+        .collect();
     let wyoming_task = tokio::spawn(wyoming_server::run(
         wyoming_listener,
         config.wyoming.server_config(),
@@ -190,7 +191,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
                 warn!(?grace, "the Frigate subscriber did not stop in time");
             }
         }
-        if let Some(health) = backend_health {
+        for health in backend_health {
             let _ = tokio::time::timeout(grace, health.wait()).await;
         }
         // Withdrawing the record joins the avahi thread: keep that off the async workers.

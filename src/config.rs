@@ -403,6 +403,9 @@ pub struct TtsConfig {
     pub onnxruntime: PathBuf,
     /// Advertise `supports_synthesize_streaming` (HA 2025.7+ then streams every request).
     pub streaming: bool,
+    /// `[[tts.backends]]`: where speech is synthesized, tried in priority order; a backend that
+    /// fails before its first audio is left for the next. Empty: the local voices alone.
+    pub backends: Vec<crate::stt::backends::TtsBackendConfig>,
     /// What an unknown voice or speaker gets: `fallback` (the default voice, with a warning in
     /// the log) or `error` (an `error` event naming the installed voices).
     pub unknown_voice: UnknownVoice,
@@ -432,6 +435,7 @@ impl Default for TtsConfig {
             cache: true,
             cache_dir: PathBuf::from("/var/cache/jarvis/tts"),
             cache_max_mb: 200,
+            backends: Vec::new(),
         }
     }
 }
@@ -1047,7 +1051,9 @@ impl Config {
                 "must be at least stt.vad.min_silence_ms".into(),
             );
         }
-        crate::stt::backends::validate(&stt.backends, stt.enabled, origin)?;
+        use crate::stt::backends::{Service, validate};
+        validate(Service::Stt, &stt.backends, stt.enabled, origin)?;
+        validate(Service::Tts, &self.tts.backends, self.tts.enabled, origin)?;
         if self.tts.samples_per_chunk == 0 || self.tts.samples_per_chunk > 65_536 {
             return invalid("tts.samples_per_chunk", "must be 1 to 65536".into());
         }

@@ -40,6 +40,8 @@ pub struct Services {
     pub stt: Option<Arc<SttService>>,
     /// `[[stt.backends]]`, when configured: requests are routed over them with failover.
     pub stt_backends: Option<Arc<SttBackends>>,
+    /// `[[tts.backends]]`, when configured.
+    pub tts_backends: Option<Arc<SttBackends>>,
     /// This Jarvis's id, to refuse requests that loop back through a backend.
     pub instance: String,
     /// Text-to-speech, when enabled.
@@ -104,6 +106,15 @@ impl Services {
         } else {
             None
         };
+        let tts_backends = (!config.tts.backends.is_empty()).then(|| {
+            Arc::new(SttBackends::tts(
+                &config.tts.backends,
+                tts.clone(),
+                instance.clone(),
+                config.tts.streaming,
+                u32::try_from(config.tts.max_text_chars).unwrap_or(u32::MAX),
+            ))
+        });
         let wake = if config.wake.enabled {
             Some(Arc::new(WakeService::load(config)?))
         } else {
@@ -128,6 +139,7 @@ impl Services {
             stt_backends,
             instance,
             tts,
+            tts_backends,
             wake,
             brain,
             events,
@@ -144,7 +156,7 @@ impl Services {
             Route::Stt => ServiceState::Unavailable {
                 reason: "speech-to-text is disabled on this server (stt.enabled = false)".into(),
             },
-            Route::Tts if self.tts.is_some() => ServiceState::Ready,
+            Route::Tts if self.tts.is_some() || self.tts_backends.is_some() => ServiceState::Ready,
             Route::Tts => ServiceState::Unavailable {
                 reason: "text-to-speech is disabled on this server (tts.enabled = false)".into(),
             },
@@ -172,7 +184,12 @@ impl Services {
                 }
                 None => self.stt.iter().map(|stt| stt.program()).collect(),
             },
-            tts: self.tts.iter().map(|tts| tts.program()).collect(),
+            tts: match &self.tts_backends {
+                Some(backends) => {
+                    vec![backends.tts_program(self.tts.as_ref().map(|tts| tts.program()))]
+                }
+                None => self.tts.iter().map(|tts| tts.program()).collect(),
+            },
             handle: vec![HandleProgram {
                 name: "jarvis".into(),
                 attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),

@@ -145,12 +145,8 @@ impl RoutedStt {
         let mut routed = Self {
             current: Current::Done,
             queue,
-            replay: Replay {
-                // Generous: the limit is enforced exactly on the converted audio by whichever
-                // backend decodes it; this only bounds what is kept.
-                max_bytes: u64::from(backends.max_audio_secs) * 192_000 * 4,
-                ..Replay::default()
-            },
+            // Its limit is set by `audio-start`, which must come before any audio.
+            replay: Replay::default(),
             backends: Some(backends),
             context: LocalContext {
                 transcribe: transcribe.cloned(),

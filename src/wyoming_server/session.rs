@@ -16,6 +16,7 @@ use crate::stt::backends::{LOOP_CODE, SttBackends};
 use crate::stt::flow::SttFlow;
 use crate::stt::route::RoutedStt;
 use crate::tts::flow::TtsFlow;
+use crate::tts::route::RoutedTts;
 use crate::wake::flow::WakeFlow;
 
 /// How long a closing connection may take to receive its last `error` event.
@@ -32,7 +33,7 @@ enum Flow {
     /// Speech-to-text.
     Stt(Box<RoutedStt>),
     /// Text-to-speech.
-    Tts(Box<TtsFlow>),
+    Tts(Box<RoutedTts>),
     /// Intent handling (a `transcript` for the conversation agent).
     Intent(IntentFlow),
     /// Wake word.
@@ -177,10 +178,12 @@ fn handle(
         (Flow::Wake(wake), Event::AudioStart(start)) => return wake.on_audio_start(start),
         (Flow::Wake(wake), Event::AudioChunk(chunk)) => return wake.on_chunk(chunk),
         (Flow::Wake(wake), Event::AudioStop(_)) => return wake.on_stop(),
-        (Flow::Tts(tts), Event::SynthesizeChunk(chunk)) => return tts.on_chunk(&chunk.text),
+        (Flow::Tts(tts), Event::SynthesizeChunk(chunk)) => return tts.on_chunk(&event, &chunk.text),
         (Flow::Tts(tts), Event::SynthesizeStop(_)) => return tts.on_stop(),
         // Inside a stream, `synthesize` is a compatibility copy of the text: ignore it.
-        (Flow::Tts(tts), Event::Synthesize(_)) if tts.is_streaming() => return Vec::new(),
+        (Flow::Tts(tts), Event::Synthesize(synthesize)) if tts.is_streaming() => {
+            return tts.on_compat_synthesize(synthesize);
+        }
         (Flow::Refused(route), _) if route.continues_with(&event) => {
             if route.ends_flow(&event) {
                 *flow = Flow::Idle;
@@ -273,13 +276,35 @@ fn open(
                 }
             }
         }
-        (Route::Tts, _, Some(tts)) => {
+        (Route::Tts, _, _) if services.tts.is_some() || services.tts_backends.is_some() => {
+            let context = match request {
+                Event::SynthesizeStart(start) => start.context.as_ref(),
+                Event::Synthesize(synthesize) => synthesize.context.as_ref(),
+                _ => return Vec::new(),
+            };
+            if let Some(reason) = SttBackends::loop_in_context(&services.instance, context) {
+                warn!(%reason, "text-to-speech request refused: loop");
+                *flow = if Route::opens_flow(request) {
+                    Flow::Refused(Route::Tts)
+                } else {
+                    Flow::Idle
+                };
+                return vec![ErrorEvent::new(LOOP_CODE, reason).into()];
+            }
+            if let Some(backends) = &services.tts_backends {
+                let (routed, events) = RoutedTts::route(Arc::clone(backends), request);
+                *flow = Flow::Tts(Box::new(routed));
+                return events;
+            }
+            let Some(tts) = &services.tts else {
+                return Vec::new();
+            };
             let (tts_flow, events) = match request {
                 Event::SynthesizeStart(start) => TtsFlow::stream(Arc::clone(tts), start),
                 Event::Synthesize(synthesize) => TtsFlow::single(Arc::clone(tts), synthesize),
                 _ => return Vec::new(),
             };
-            *flow = Flow::Tts(Box::new(tts_flow));
+            *flow = Flow::Tts(Box::new(RoutedTts::local(tts_flow)));
             events
         }
         (Route::Stt, _, _) if services.stt.is_some() || services.stt_backends.is_some() => {
