@@ -26,9 +26,10 @@
 #  10. Backup questions over 10 nodes / 1000 guests with 30 days of vzdump jobs: the cold read,
 #      then p50/p99 of each question with a warm cache (goal: 50 ms).
 #
-#  11. Speech-to-text backends: audio-stop -> transcript through Jarvis routing to a remote
-#      backend against the same backend directly (goal: 5 ms added), and failover time when the
-#      first backend refuses, sends garbage, dies at audio-stop (audio replayed) or stays silent.
+#  11. Speech backends: audio-stop -> transcript and synthesize -> first audio through Jarvis
+#      routing to a remote backend against the same backend directly (goal: 5 ms added), and
+#      failover time when the first STT backend refuses, sends garbage, dies at audio-stop (audio
+#      replayed) or stays silent.
 #
 #   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events|backups|backends]...   (default: all)
 set -euo pipefail
@@ -124,8 +125,10 @@ PY
     ;;
   backends)
     echo "== speech-to-text backends (cargo test --test stt_backends bench -- --ignored)"
-    cargo test --locked --test stt_backends bench -- --ignored --nocapture 2>/dev/null |
-      grep -E '^(routing|failover)'
+    for t in stt_backends tts_backends; do
+      cargo test --locked --test $t bench -- --ignored --nocapture 2>/dev/null |
+        grep -E '^(routing|failover)'
+    done
     ;;
   events)
     echo "== event store (cargo bench --bench events)"

@@ -435,7 +435,12 @@ async fn a_backend_that_advertises_nothing_is_down_and_not_asked() {
     let backends = health["stt_backends"].as_array().unwrap();
     assert_eq!(backends.len(), 2, "{health}");
     assert_eq!(backends[0]["up"], false);
-    assert!(backends[0]["reason"].as_str().unwrap().contains("no speech-to-text"));
+    assert!(
+        backends[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no speech-to-text")
+    );
     assert_eq!(backends[1]["kind"], "local");
     assert_eq!(backends[1]["up"], true);
     brain.shutdown.cancel();

@@ -133,7 +133,11 @@ pub(super) async fn health(State(state): State<ApiState>) -> Json<Health> {
             let health = backend.health();
             BackendHealth {
                 name: backend.label.clone(),
-                kind: if backend.is_local() { "local" } else { "remote" },
+                kind: if backend.is_local() {
+                    "local"
+                } else {
+                    "remote"
+                },
                 addr: backend.config.addr.clone(),
                 priority: backend.config.priority,
                 up: health.up,

@@ -326,7 +326,8 @@ impl Backend {
         }
         match result {
             Ok((latency, info)) => {
-                let programs: Vec<AsrProgram> = info.asr.into_iter().filter(|p| p.installed).collect();
+                let programs: Vec<AsrProgram> =
+                    info.asr.into_iter().filter(|p| p.installed).collect();
                 let tts_programs: Vec<TtsProgram> =
                     info.tts.into_iter().filter(|p| p.installed).collect();
                 let offers = match self.service {
@@ -651,7 +652,11 @@ impl Backends {
             });
         }
         tracker.close();
-        debug!(backends = self.backends.len(), service = self.service.noun(), "backend health checks started");
+        debug!(
+            backends = self.backends.len(),
+            service = self.service.noun(),
+            "backend health checks started"
+        );
         tracker
     }
 }

@@ -214,9 +214,10 @@ impl RoutedTts {
                 }
                 Current::Remote(remote) => {
                     let index = remote.index;
-                    let next = remote.events.recv().await.unwrap_or_else(|| {
-                        Err(RemoteFailure::Failed("exchange stopped".into()))
-                    });
+                    let next =
+                        remote.events.recv().await.unwrap_or_else(|| {
+                            Err(RemoteFailure::Failed("exchange stopped".into()))
+                        });
                     match next {
                         Ok(event) => return self.pass(event),
                         Err(failure) => {
@@ -252,7 +253,10 @@ impl RoutedTts {
     }
 
     fn over_limit(&mut self) -> Option<Vec<Event>> {
-        let limit = self.backends.as_ref().map_or(usize::MAX, |b| b.max_audio_secs as usize);
+        let limit = self
+            .backends
+            .as_ref()
+            .map_or(usize::MAX, |b| b.max_audio_secs as usize);
         (self.kept_chars > limit).then(|| {
             let text = format!(
                 "the text has {} characters, more than the limit of {limit} (tts.max_text_chars)",
@@ -305,7 +309,10 @@ impl RoutedTts {
         let text = if self.failures.is_empty() {
             "no text-to-speech backend is configured for this request".to_owned()
         } else {
-            format!("every text-to-speech backend failed: {}", self.failures.join("; "))
+            format!(
+                "every text-to-speech backend failed: {}",
+                self.failures.join("; ")
+            )
         };
         self.fail("tts-failed", text)
     }

@@ -178,7 +178,9 @@ fn handle(
         (Flow::Wake(wake), Event::AudioStart(start)) => return wake.on_audio_start(start),
         (Flow::Wake(wake), Event::AudioChunk(chunk)) => return wake.on_chunk(chunk),
         (Flow::Wake(wake), Event::AudioStop(_)) => return wake.on_stop(),
-        (Flow::Tts(tts), Event::SynthesizeChunk(chunk)) => return tts.on_chunk(&event, &chunk.text),
+        (Flow::Tts(tts), Event::SynthesizeChunk(chunk)) => {
+            return tts.on_chunk(&event, &chunk.text);
+        }
         (Flow::Tts(tts), Event::SynthesizeStop(_)) => return tts.on_stop(),
         // Inside a stream, `synthesize` is a compatibility copy of the text: ignore it.
         (Flow::Tts(tts), Event::Synthesize(synthesize)) if tts.is_streaming() => {
