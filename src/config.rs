@@ -55,6 +55,9 @@ pub struct Config {
     pub events: crate::events::EventsConfig,
     /// Frigate NVR.
     pub frigate: crate::frigate::FrigateConfig,
+    /// The parts of Jarvis this process runs (`jarvis serve --role`; not in the file).
+    #[serde(skip)]
+    pub roles: crate::roles::Roles,
 }
 
 /// `[wyoming]`: the one TCP port that serves speech-to-text, text-to-speech, wake word and intents.
@@ -798,6 +801,10 @@ pub struct Overrides {
     /// Do not advertise over zeroconf
     #[arg(long, env = "JARVIS_NO_ZEROCONF")]
     pub no_zeroconf: bool,
+    /// Run only these parts, e.g. `stt,tts` on a GPU box that serves speech to another Jarvis
+    /// [default: stt,tts,wake,brain]
+    #[arg(long, env = "JARVIS_ROLE", value_delimiter = ',', value_name = "ROLES")]
+    pub role: Vec<crate::roles::Role>,
     /// ONNX Runtime library for text-to-speech and wake word [default: <models-dir>/onnxruntime/libonnxruntime.so.1.24.2]
     #[arg(long, env = "JARVIS_ONNXRUNTIME", value_name = "FILE")]
     pub onnxruntime: Option<PathBuf>,
@@ -933,6 +940,9 @@ impl Config {
         }
         if overrides.no_zeroconf {
             self.wyoming.zeroconf.enabled = false;
+        }
+        if !overrides.role.is_empty() {
+            crate::roles::Roles::of(&overrides.role).apply(&mut self);
         }
         if let Some(password) = &overrides.mqtt_password {
             self.mqtt.password = Some(password.clone());

@@ -17,6 +17,7 @@ pub mod models;
 pub mod mqtt;
 pub mod onnx;
 pub mod proxmox;
+pub mod roles;
 pub mod services;
 pub mod stt;
 pub mod telemetry;

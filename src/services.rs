@@ -50,6 +50,8 @@ pub struct Services {
     pub brain: Arc<Brain>,
     /// Advertise an `intent` program besides the `handle` one.
     pub advertise_intent: bool,
+    /// This process runs the brain (`jarvis serve --role`): intents are served.
+    pub brain_role: bool,
     /// Wake word, when enabled.
     pub wake: Option<Arc<WakeService>>,
     /// The event memory (always present; unavailable when disabled or unusable).
@@ -146,6 +148,7 @@ impl Services {
             frigate,
             frigate_status: Arc::new(frigate_status),
             advertise_intent: config.wyoming.advertise_intent,
+            brain_role: config.roles.brain,
         })
     }
 
@@ -165,7 +168,10 @@ impl Services {
                 reason: "wake word detection is disabled on this server (wake.enabled = false)"
                     .into(),
             },
-            Route::Intent => ServiceState::Ready,
+            Route::Intent if self.brain_role => ServiceState::Ready,
+            Route::Intent => ServiceState::Unavailable {
+                reason: "this Jarvis serves speech only (jarvis serve --role without brain)".into(),
+            },
         }
     }
 
@@ -190,24 +196,28 @@ impl Services {
                 }
                 None => self.tts.iter().map(|tts| tts.program()).collect(),
             },
-            handle: vec![HandleProgram {
-                name: "jarvis".into(),
-                attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),
-                installed: true,
-                description: Some("Jarvis homelab assistant (Proxmox VE)".into()),
-                version: Some(env!("CARGO_PKG_VERSION").into()),
-                models: vec![HandleModel {
-                    name: "jarvis-homelab".into(),
+            handle: if !self.brain_role {
+                Vec::new()
+            } else {
+                vec![HandleProgram {
+                    name: "jarvis".into(),
                     attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),
                     installed: true,
-                    description: Some("Proxmox status and power actions, English".into()),
+                    description: Some("Jarvis homelab assistant (Proxmox VE)".into()),
                     version: Some(env!("CARGO_PKG_VERSION").into()),
-                    languages: vec!["en".into()],
-                }],
-                supports_handled_streaming: false,
-                // Jarvis does not control Home Assistant's own entities.
-                supports_home_control: false,
-            }],
+                    models: vec![HandleModel {
+                        name: "jarvis-homelab".into(),
+                        attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),
+                        installed: true,
+                        description: Some("Proxmox status and power actions, English".into()),
+                        version: Some(env!("CARGO_PKG_VERSION").into()),
+                        languages: vec!["en".into()],
+                    }],
+                    supports_handled_streaming: false,
+                    // Jarvis does not control Home Assistant's own entities.
+                    supports_home_control: false,
+                }]
+            },
             intent: if self.advertise_intent {
                 vec![IntentProgram {
                     name: "jarvis-intents".into(),

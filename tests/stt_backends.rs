@@ -697,3 +697,32 @@ async fn bench_routing_and_failover() {
         median(silent)
     );
 }
+
+/// Two Jarvis processes: `jarvis serve --role stt,tts` (the GPU box) and a brain in this process
+/// that uses it as its speech-to-text backend.
+#[tokio::test]
+async fn a_speech_only_jarvis_process_serves_a_brain_jarvis() {
+    let _turn = one_at_a_time().await;
+    let speech = serve_binary(&["--role", "stt,tts"], &[]).await;
+    let info = client(speech.wyoming).await.describe().await.unwrap();
+    assert!(!info.asr.is_empty() && !info.tts.is_empty(), "{info:?}");
+    assert!(info.handle.is_empty() && info.intent.is_empty() && info.wake.is_empty());
+    let mut intent = client(speech.wyoming).await;
+    intent
+        .send(Transcript {
+            text: "what is the status of the cluster".into(),
+            ..Transcript::default()
+        })
+        .await
+        .unwrap();
+    let reason = expect_error(&mut intent, "service-unavailable").await;
+    assert!(reason.contains("--role"), "{reason}");
+
+    let mut config = test_config();
+    config.stt.backends = vec![remote(speech.wyoming, 1)];
+    let brain = spawn_app(config).await;
+    let (text, _) = transcribe(brain.wyoming_addr, &pcm_of(&kitchen())).await;
+    assert_kitchen(&text);
+    assert!(health(&brain, &speech.wyoming.to_string()).up);
+    brain.shutdown.cancel();
+}
