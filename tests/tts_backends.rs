@@ -223,6 +223,15 @@ async fn a_backend_that_fails_before_its_first_audio_is_left_for_the_next() {
     for bad in [bad_garbage, bad_silent] {
         assert!(!health(&app, &bad.to_string()).up);
     }
+    let url = format!("http://{}/health", app.http_addr.unwrap());
+    let health: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let backends = health["tts_backends"].as_array().unwrap();
+    let up: Vec<bool> = backends
+        .iter()
+        .map(|b| b["up"].as_bool().unwrap())
+        .collect();
+    assert_eq!(up, [false, false, false, true], "{health}");
+    assert_eq!(backends[3]["kind"], "local");
     app.shutdown.cancel();
 }
 

@@ -32,6 +32,9 @@ pub(super) struct Health {
     /// `[[stt.backends]]` in the order they are tried (absent without backends).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     stt_backends: Vec<BackendHealth>,
+    /// `[[tts.backends]]` in the order they are tried (absent without backends).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tts_backends: Vec<BackendHealth>,
 }
 
 /// One speech-to-text backend.
@@ -124,29 +127,8 @@ pub(super) async fn health(State(state): State<ApiState>) -> Json<Health> {
             },
         })
         .collect();
-    let stt_backends = state
-        .services
-        .stt_backends
-        .iter()
-        .flat_map(|backends| backends.all())
-        .map(|backend| {
-            let health = backend.health();
-            BackendHealth {
-                name: backend.label.clone(),
-                kind: if backend.is_local() {
-                    "local"
-                } else {
-                    "remote"
-                },
-                addr: backend.config.addr.clone(),
-                priority: backend.config.priority,
-                up: health.up,
-                looped: health.looped,
-                latency_ms: health.latency.map(|l| l.as_secs_f64() * 1000.0),
-                reason: health.reason,
-            }
-        })
-        .collect();
+    let stt_backends = backends_health(state.services.stt_backends.as_deref());
+    let tts_backends = backends_health(state.services.tts_backends.as_deref());
     let brain = &state.services.brain;
     let store = &state.services.events;
     let stats = store.stats();
@@ -186,5 +168,30 @@ pub(super) async fn health(State(state): State<ApiState>) -> Json<Health> {
             subscriber: state.frigate.as_ref().map(|stats| stats.borrow().clone()),
         },
         stt_backends,
+        tts_backends,
     })
+}
+
+fn backends_health(backends: Option<&crate::stt::backends::Backends>) -> Vec<BackendHealth> {
+    backends
+        .iter()
+        .flat_map(|backends| backends.all())
+        .map(|backend| {
+            let health = backend.health();
+            BackendHealth {
+                name: backend.label.clone(),
+                kind: if backend.is_local() {
+                    "local"
+                } else {
+                    "remote"
+                },
+                addr: backend.config.addr.clone(),
+                priority: backend.config.priority,
+                up: health.up,
+                looped: health.looped,
+                latency_ms: health.latency.map(|l| l.as_secs_f64() * 1000.0),
+                reason: health.reason,
+            }
+        })
+        .collect()
 }
