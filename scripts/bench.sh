@@ -30,11 +30,16 @@
 #  11. Backup questions over 10 nodes / 1000 guests with 30 days of vzdump jobs: the cold read,
 #      then p50/p99 of each question with a warm cache (goal: 50 ms).
 #
-#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events|backups|panel]...   (default: all)
+#  12. Speech backends: audio-stop -> transcript and synthesize -> first audio through Jarvis
+#      routing to a remote backend against the same backend directly (goal: 5 ms added), and
+#      failover time when the first STT backend refuses, sends garbage, dies at audio-stop (audio
+#      replayed) or stays silent.
+#
+#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events|backups|panel|backends]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer frigate events backups panel); fi
+if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer frigate events backups panel backends); fi
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 
 for item in "${what[@]}"; do
@@ -121,6 +126,13 @@ PY
       export JARVIS_WER_REFERENCE=127.0.0.1:$port
     fi
     cargo bench --locked --bench wer 2>/dev/null
+    ;;
+  backends)
+    echo "== speech-to-text backends (cargo test --test stt_backends bench -- --ignored)"
+    for t in stt_backends tts_backends; do
+      cargo test --locked --test $t bench -- --ignored --nocapture 2>/dev/null |
+        grep -E '^(routing|failover)'
+    done
     ;;
   events)
     echo "== event store (cargo bench --bench events)"

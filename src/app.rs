@@ -131,6 +131,12 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
     } else {
         None
     };
+    // Remote speech-to-text backends: `describe` every few seconds until shutdown.
+    let backend_health: Vec<_> = [&services.stt_backends, &services.tts_backends]
+        .into_iter()
+        .flatten()
+        .map(|backends| backends.spawn_health(shutdown.child_token()))
+        .collect();
     let wyoming_task = tokio::spawn(wyoming_server::run(
         wyoming_listener,
         config.wyoming.server_config(),
@@ -189,6 +195,9 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
             if tokio::time::timeout(grace, frigate.join()).await.is_err() {
                 warn!(?grace, "the Frigate subscriber did not stop in time");
             }
+        }
+        for health in backend_health {
+            let _ = tokio::time::timeout(grace, health.wait()).await;
         }
         // Withdrawing the record joins the avahi thread: keep that off the async workers.
         let _ = tokio::task::spawn_blocking(move || drop(advertisements)).await;

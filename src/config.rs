@@ -57,6 +57,9 @@ pub struct Config {
     pub frigate: crate::frigate::FrigateConfig,
     /// The web panel.
     pub panel: crate::panel::PanelConfig,
+    /// The parts of Jarvis this process runs (`jarvis serve --role`; not in the file).
+    #[serde(skip)]
+    pub roles: crate::roles::Roles,
 }
 
 /// `[wyoming]`: the one TCP port that serves speech-to-text, text-to-speech, wake word and intents.
@@ -238,6 +241,9 @@ pub struct SttConfig {
     pub vad: VadConfig,
     /// Decoding guided by the brain's sentences and the cluster's names.
     pub grammar: SttGrammarConfig,
+    /// `[[stt.backends]]`: where transcriptions are made, tried in priority order with failover.
+    /// Empty: the local engine alone.
+    pub backends: Vec<crate::stt::backends::SttBackendConfig>,
 }
 
 /// `[stt.grammar]`: when a transcript is not a homelab command as the brain knows them, whisper
@@ -278,6 +284,7 @@ impl Default for SttConfig {
             streaming: true,
             vad: VadConfig::default(),
             grammar: SttGrammarConfig::default(),
+            backends: Vec::new(),
         }
     }
 }
@@ -401,6 +408,9 @@ pub struct TtsConfig {
     pub onnxruntime: PathBuf,
     /// Advertise `supports_synthesize_streaming` (HA 2025.7+ then streams every request).
     pub streaming: bool,
+    /// `[[tts.backends]]`: where speech is synthesized, tried in priority order; a backend that
+    /// fails before its first audio is left for the next. Empty: the local voices alone.
+    pub backends: Vec<crate::stt::backends::TtsBackendConfig>,
     /// What an unknown voice or speaker gets: `fallback` (the default voice, with a warning in
     /// the log) or `error` (an `error` event naming the installed voices).
     pub unknown_voice: UnknownVoice,
@@ -430,6 +440,7 @@ impl Default for TtsConfig {
             cache: true,
             cache_dir: PathBuf::from("/var/cache/jarvis/tts"),
             cache_max_mb: 200,
+            backends: Vec::new(),
         }
     }
 }
@@ -792,6 +803,10 @@ pub struct Overrides {
     /// Do not advertise over zeroconf
     #[arg(long, env = "JARVIS_NO_ZEROCONF")]
     pub no_zeroconf: bool,
+    /// Run only these parts, e.g. `stt,tts` on a GPU box that serves speech to another Jarvis
+    /// [default: stt,tts,wake,brain]
+    #[arg(long, env = "JARVIS_ROLE", value_delimiter = ',', value_name = "ROLES")]
+    pub role: Vec<crate::roles::Role>,
     /// ONNX Runtime library for text-to-speech and wake word [default: <models-dir>/onnxruntime/libonnxruntime.so.1.24.2]
     #[arg(long, env = "JARVIS_ONNXRUNTIME", value_name = "FILE")]
     pub onnxruntime: Option<PathBuf>,
@@ -928,6 +943,9 @@ impl Config {
         if overrides.no_zeroconf {
             self.wyoming.zeroconf.enabled = false;
         }
+        if !overrides.role.is_empty() {
+            crate::roles::Roles::of(&overrides.role).apply(&mut self);
+        }
         if let Some(password) = &overrides.mqtt_password {
             self.mqtt.password = Some(password.clone());
         }
@@ -1045,6 +1063,9 @@ impl Config {
                 "must be at least stt.vad.min_silence_ms".into(),
             );
         }
+        use crate::stt::backends::{Service, validate};
+        validate(Service::Stt, &stt.backends, stt.enabled, origin)?;
+        validate(Service::Tts, &self.tts.backends, self.tts.enabled, origin)?;
         if self.tts.samples_per_chunk == 0 || self.tts.samples_per_chunk > 65_536 {
             return invalid("tts.samples_per_chunk", "must be 1 to 65536".into());
         }

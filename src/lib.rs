@@ -21,6 +21,7 @@ pub mod mqtt;
 pub mod onnx;
 pub mod panel;
 pub mod proxmox;
+pub mod roles;
 pub mod services;
 pub mod stt;
 pub mod telemetry;

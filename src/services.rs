@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::events::EventStore;
 use crate::frigate::{FrigateLink, FrigateStatus};
 use crate::proxmox::{Proxmox, ProxmoxError};
+use crate::stt::backends::{SttBackends, new_instance_id};
 use crate::stt::{SttError, SttService};
 use crate::tts::{TtsError, TtsService};
 use crate::wake::{WakeError, WakeService};
@@ -37,12 +38,20 @@ pub enum ServiceState {
 pub struct Services {
     /// Speech-to-text, when enabled.
     pub stt: Option<Arc<SttService>>,
+    /// `[[stt.backends]]`, when configured: requests are routed over them with failover.
+    pub stt_backends: Option<Arc<SttBackends>>,
+    /// `[[tts.backends]]`, when configured.
+    pub tts_backends: Option<Arc<SttBackends>>,
+    /// This Jarvis's id, to refuse requests that loop back through a backend.
+    pub instance: String,
     /// Text-to-speech, when enabled.
     pub tts: Option<Arc<TtsService>>,
     /// The homelab brain (intent handling), always present.
     pub brain: Arc<Brain>,
     /// Advertise an `intent` program besides the `handle` one.
     pub advertise_intent: bool,
+    /// This process runs the brain (`jarvis serve --role`): intents are served.
+    pub brain_role: bool,
     /// Wake word, when enabled.
     pub wake: Option<Arc<WakeService>>,
     /// The event memory (always present; unavailable when disabled or unusable).
@@ -84,11 +93,30 @@ impl Services {
         } else {
             None
         };
+        let instance = new_instance_id();
+        let stt_backends = (!config.stt.backends.is_empty()).then(|| {
+            Arc::new(SttBackends::new(
+                &config.stt.backends,
+                stt.clone(),
+                instance.clone(),
+                config.stt.streaming,
+                config.stt.max_audio_secs,
+            ))
+        });
         let tts = if config.tts.enabled {
             Some(Arc::new(TtsService::load(config)?))
         } else {
             None
         };
+        let tts_backends = (!config.tts.backends.is_empty()).then(|| {
+            Arc::new(SttBackends::tts(
+                &config.tts.backends,
+                tts.clone(),
+                instance.clone(),
+                config.tts.streaming,
+                u32::try_from(config.tts.max_text_chars).unwrap_or(u32::MAX),
+            ))
+        });
         let wake = if config.wake.enabled {
             Some(Arc::new(WakeService::load(config)?))
         } else {
@@ -110,24 +138,28 @@ impl Services {
         let brain = Arc::new(Brain::new(config, proxmox)?.with_memory(memory));
         Ok(Self {
             stt,
+            stt_backends,
+            instance,
             tts,
+            tts_backends,
             wake,
             brain,
             events,
             frigate,
             frigate_status: Arc::new(frigate_status),
             advertise_intent: config.wyoming.advertise_intent,
+            brain_role: config.roles.brain,
         })
     }
 
     /// The state of the service behind `route`.
     pub fn state(&self, route: Route) -> ServiceState {
         match route {
-            Route::Stt if self.stt.is_some() => ServiceState::Ready,
+            Route::Stt if self.stt.is_some() || self.stt_backends.is_some() => ServiceState::Ready,
             Route::Stt => ServiceState::Unavailable {
                 reason: "speech-to-text is disabled on this server (stt.enabled = false)".into(),
             },
-            Route::Tts if self.tts.is_some() => ServiceState::Ready,
+            Route::Tts if self.tts.is_some() || self.tts_backends.is_some() => ServiceState::Ready,
             Route::Tts => ServiceState::Unavailable {
                 reason: "text-to-speech is disabled on this server (tts.enabled = false)".into(),
             },
@@ -136,7 +168,10 @@ impl Services {
                 reason: "wake word detection is disabled on this server (wake.enabled = false)"
                     .into(),
             },
-            Route::Intent => ServiceState::Ready,
+            Route::Intent if self.brain_role => ServiceState::Ready,
+            Route::Intent => ServiceState::Unavailable {
+                reason: "this Jarvis serves speech only (jarvis serve --role without brain)".into(),
+            },
         }
     }
 
@@ -149,26 +184,40 @@ impl Services {
     /// would create no service entities at all.
     pub fn info(&self) -> Info {
         Info {
-            asr: self.stt.iter().map(|stt| stt.program()).collect(),
-            tts: self.tts.iter().map(|tts| tts.program()).collect(),
-            handle: vec![HandleProgram {
-                name: "jarvis".into(),
-                attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),
-                installed: true,
-                description: Some("Jarvis homelab assistant (Proxmox VE)".into()),
-                version: Some(env!("CARGO_PKG_VERSION").into()),
-                models: vec![HandleModel {
-                    name: "jarvis-homelab".into(),
+            asr: match &self.stt_backends {
+                Some(backends) => {
+                    vec![backends.program(self.stt.as_ref().map(|stt| stt.program()))]
+                }
+                None => self.stt.iter().map(|stt| stt.program()).collect(),
+            },
+            tts: match &self.tts_backends {
+                Some(backends) => {
+                    vec![backends.tts_program(self.tts.as_ref().map(|tts| tts.program()))]
+                }
+                None => self.tts.iter().map(|tts| tts.program()).collect(),
+            },
+            handle: if !self.brain_role {
+                Vec::new()
+            } else {
+                vec![HandleProgram {
+                    name: "jarvis".into(),
                     attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),
                     installed: true,
-                    description: Some("Proxmox status and power actions, English".into()),
+                    description: Some("Jarvis homelab assistant (Proxmox VE)".into()),
                     version: Some(env!("CARGO_PKG_VERSION").into()),
-                    languages: vec!["en".into()],
-                }],
-                supports_handled_streaming: false,
-                // Jarvis does not control Home Assistant's own entities.
-                supports_home_control: false,
-            }],
+                    models: vec![HandleModel {
+                        name: "jarvis-homelab".into(),
+                        attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),
+                        installed: true,
+                        description: Some("Proxmox status and power actions, English".into()),
+                        version: Some(env!("CARGO_PKG_VERSION").into()),
+                        languages: vec!["en".into()],
+                    }],
+                    supports_handled_streaming: false,
+                    // Jarvis does not control Home Assistant's own entities.
+                    supports_home_control: false,
+                }]
+            },
             intent: if self.advertise_intent {
                 vec![IntentProgram {
                     name: "jarvis-intents".into(),

@@ -29,6 +29,30 @@ pub(super) struct Health {
     mqtt: Option<MqttHealth>,
     events: EventsHealth,
     frigate: FrigateHealth,
+    /// `[[stt.backends]]` in the order they are tried (absent without backends).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stt_backends: Vec<BackendHealth>,
+    /// `[[tts.backends]]` in the order they are tried (absent without backends).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tts_backends: Vec<BackendHealth>,
+}
+
+/// One speech-to-text backend.
+#[derive(Debug, Serialize)]
+struct BackendHealth {
+    name: String,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addr: Option<String>,
+    priority: i32,
+    up: bool,
+    /// It leads back to this Jarvis and is never used.
+    looped: bool,
+    /// The last `describe` → `info` round trip.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -103,6 +127,8 @@ pub(super) async fn health(State(state): State<ApiState>) -> Json<Health> {
             },
         })
         .collect();
+    let stt_backends = backends_health(state.services.stt_backends.as_deref());
+    let tts_backends = backends_health(state.services.tts_backends.as_deref());
     let brain = &state.services.brain;
     let store = &state.services.events;
     let stats = store.stats();
@@ -141,5 +167,31 @@ pub(super) async fn health(State(state): State<ApiState>) -> Json<Health> {
             cameras: frigate.cameras.into_iter().collect(),
             subscriber: state.frigate.as_ref().map(|stats| stats.borrow().clone()),
         },
+        stt_backends,
+        tts_backends,
     })
+}
+
+fn backends_health(backends: Option<&crate::stt::backends::Backends>) -> Vec<BackendHealth> {
+    backends
+        .iter()
+        .flat_map(|backends| backends.all())
+        .map(|backend| {
+            let health = backend.health();
+            BackendHealth {
+                name: backend.label.clone(),
+                kind: if backend.is_local() {
+                    "local"
+                } else {
+                    "remote"
+                },
+                addr: backend.config.addr.clone(),
+                priority: backend.config.priority,
+                up: health.up,
+                looped: health.looped,
+                latency_ms: health.latency.map(|l| l.as_secs_f64() * 1000.0),
+                reason: health.reason,
+            }
+        })
+        .collect()
 }

@@ -4,11 +4,14 @@
 //! - [`whisper`]: loaded models and the bounded decoding pool.
 //! - [`endpoint`]: Silero VAD end-of-speech detection.
 //! - [`flow`]: one `transcribe` exchange on a Wyoming connection.
+//! - [`backends`], [`route`]: `[[stt.backends]]`, remote Wyoming servers with failover.
 
 pub mod audio;
+pub mod backends;
 pub mod endpoint;
 pub mod flow;
 pub mod grammar;
+pub mod route;
 pub mod whisper;
 
 use std::path::PathBuf;

@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod engine;
 pub mod flow;
+pub mod route;
 mod split;
 pub mod text;
 pub mod voices;

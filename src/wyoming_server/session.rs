@@ -12,8 +12,11 @@ use wyoming::{Connection, Event, ProtocolError};
 use super::dispatch::Route;
 use super::intent::IntentFlow;
 use crate::services::{ServiceState, Services};
+use crate::stt::backends::{LOOP_CODE, SttBackends};
 use crate::stt::flow::SttFlow;
+use crate::stt::route::RoutedStt;
 use crate::tts::flow::TtsFlow;
+use crate::tts::route::RoutedTts;
 use crate::wake::flow::WakeFlow;
 
 /// How long a closing connection may take to receive its last `error` event.
@@ -28,9 +31,9 @@ enum Flow {
     /// HA 2024.3 writes all audio before it reads, and closing early breaks its writes.
     Refused(Route),
     /// Speech-to-text.
-    Stt(Box<SttFlow>),
+    Stt(Box<RoutedStt>),
     /// Text-to-speech.
-    Tts(Box<TtsFlow>),
+    Tts(Box<RoutedTts>),
     /// Intent handling (a `transcript` for the conversation agent).
     Intent(IntentFlow),
     /// Wake word.
@@ -42,7 +45,7 @@ impl Flow {
     /// when there is none.
     ///
     /// # Cancel safety
-    /// Cancel safe (see [`SttFlow::next_output`]).
+    /// Cancel safe (see [`RoutedStt::next_output`]).
     async fn output(&mut self) -> Vec<Event> {
         match self {
             Self::Stt(flow) => flow.next_output().await,
@@ -175,10 +178,14 @@ fn handle(
         (Flow::Wake(wake), Event::AudioStart(start)) => return wake.on_audio_start(start),
         (Flow::Wake(wake), Event::AudioChunk(chunk)) => return wake.on_chunk(chunk),
         (Flow::Wake(wake), Event::AudioStop(_)) => return wake.on_stop(),
-        (Flow::Tts(tts), Event::SynthesizeChunk(chunk)) => return tts.on_chunk(&chunk.text),
+        (Flow::Tts(tts), Event::SynthesizeChunk(chunk)) => {
+            return tts.on_chunk(&event, &chunk.text);
+        }
         (Flow::Tts(tts), Event::SynthesizeStop(_)) => return tts.on_stop(),
         // Inside a stream, `synthesize` is a compatibility copy of the text: ignore it.
-        (Flow::Tts(tts), Event::Synthesize(_)) if tts.is_streaming() => return Vec::new(),
+        (Flow::Tts(tts), Event::Synthesize(synthesize)) if tts.is_streaming() => {
+            return tts.on_compat_synthesize(synthesize);
+        }
         (Flow::Refused(route), _) if route.continues_with(&event) => {
             if route.ends_flow(&event) {
                 *flow = Flow::Idle;
@@ -271,24 +278,67 @@ fn open(
                 }
             }
         }
-        (Route::Tts, _, Some(tts)) => {
+        (Route::Tts, _, _) if services.tts.is_some() || services.tts_backends.is_some() => {
+            let context = match request {
+                Event::SynthesizeStart(start) => start.context.as_ref(),
+                Event::Synthesize(synthesize) => synthesize.context.as_ref(),
+                _ => return Vec::new(),
+            };
+            if let Some(reason) = SttBackends::loop_in_context(&services.instance, context) {
+                warn!(%reason, "text-to-speech request refused: loop");
+                *flow = if Route::opens_flow(request) {
+                    Flow::Refused(Route::Tts)
+                } else {
+                    Flow::Idle
+                };
+                return vec![ErrorEvent::new(LOOP_CODE, reason).into()];
+            }
+            if let Some(backends) = &services.tts_backends {
+                let (routed, events) = RoutedTts::route(Arc::clone(backends), request);
+                *flow = Flow::Tts(Box::new(routed));
+                return events;
+            }
+            let Some(tts) = &services.tts else {
+                return Vec::new();
+            };
             let (tts_flow, events) = match request {
                 Event::SynthesizeStart(start) => TtsFlow::stream(Arc::clone(tts), start),
                 Event::Synthesize(synthesize) => TtsFlow::single(Arc::clone(tts), synthesize),
                 _ => return Vec::new(),
             };
-            *flow = Flow::Tts(Box::new(tts_flow));
+            *flow = Flow::Tts(Box::new(RoutedTts::local(tts_flow)));
             events
         }
-        (Route::Stt, Some(stt), _) => {
+        (Route::Stt, _, _) if services.stt.is_some() || services.stt_backends.is_some() => {
             let transcribe = match request {
                 Event::Transcribe(t) => Some(t),
                 _ => None,
             };
+            if let Some(reason) = SttBackends::loop_in(&services.instance, transcribe) {
+                warn!(%reason, "speech-to-text request refused: loop");
+                *flow = Flow::Refused(Route::Stt);
+                return vec![ErrorEvent::new(LOOP_CODE, reason).into()];
+            }
             let names = services.brain.vocabulary();
             let understanding: Arc<dyn crate::stt::Understanding> = services.brain.clone();
-            let mut stt_flow =
-                SttFlow::new(Arc::clone(stt), transcribe, &names, Some(understanding));
+            if let Some(backends) = &services.stt_backends {
+                let (mut routed, mut events) =
+                    RoutedStt::route(Arc::clone(backends), transcribe, names, Some(understanding));
+                if let Event::AudioStart(start) = request {
+                    events.extend(routed.on_audio_start(start));
+                }
+                *flow = Flow::Stt(Box::new(routed));
+                return events;
+            }
+            let Some(stt) = &services.stt else {
+                return Vec::new();
+            };
+            let mut stt_flow = RoutedStt::local(SttFlow::new(
+                Arc::clone(stt),
+                transcribe,
+                &names,
+                Some(understanding),
+            ));
             let events = match request {
                 Event::AudioStart(start) => stt_flow.on_audio_start(start),
                 _ => Vec::new(),
