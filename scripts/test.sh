@@ -16,7 +16,7 @@ shellcheck scripts/*.sh .ci/run addon/jarvis/run.sh addon/build-local.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Licences of everything linked (deny.toml); advisories need GitHub, which CI cannot reach.
 cargo deny --locked check licenses bans sources
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"
 
 # The HACS integration (hacs/tests) against the real HTTP API of the binary the tests above
 # built (so this build is a no-op after them).

@@ -229,7 +229,20 @@ impl SttFlow {
             return Vec::new();
         }
         self.vad_due = None;
-        self.run_vad()
+        let events = self.run_vad();
+        if self.paused && self.stage == Stage::Listening && !self.end_armed {
+            self.retry_speculation();
+        }
+        events
+    }
+
+    /// In a pause with no speculation (no worker was free at its start, often because one was
+    /// still finishing a speculation that speech made stale, as whisper only notices a cancel
+    /// after its encoder): try again, or only the long silence could end the request.
+    fn retry_speculation(&mut self) {
+        if self.speculative.is_none() && self.pending.is_none() && self.service.engine.is_idle() {
+            self.speculate();
+        }
     }
 
     /// Notes that the converted audio has reached `received` samples at `now`.

@@ -269,6 +269,11 @@ impl Engine {
         }
     }
 
+    /// Whether a worker is idle (what [`Engine::submit_if_idle`] needs).
+    pub fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) < self.workers
+    }
+
     /// Like [`Engine::submit`], but only when a worker is idle: speculative work must never
     /// queue, or it would take the places of requests that need an answer.
     ///
@@ -280,7 +285,7 @@ impl Engine {
         request: DecodeRequest,
         cancel: CancelFlag,
     ) -> Result<oneshot::Receiver<Result<Transcription, SttError>>, SttError> {
-        if self.in_flight.load(Ordering::Relaxed) >= self.workers {
+        if !self.is_idle() {
             return Err(SttError::Busy);
         }
         self.submit(samples, request, cancel)

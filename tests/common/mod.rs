@@ -90,6 +90,16 @@ pub fn tts_config() -> Config {
     config
 }
 
+/// [`tts_config`] with Piper's random variation off (`noise_scale` and `noise_w` 0), so a
+/// sentence gives the same audio on every run: for tests that transcribe Piper's speech, where
+/// tiny.en hears some of Piper's variations of a word as another word.
+pub fn steady_tts_config() -> Config {
+    let mut config = tts_config();
+    config.tts.noise_scale = Some(0.0);
+    config.tts.noise_w = Some(0.0);
+    config
+}
+
 /// [`test_config`] with speech-to-text on the real models.
 pub fn stt_config() -> Config {
     let mut config = test_config();
