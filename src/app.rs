@@ -225,38 +225,71 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Ok(limit) => tracing::debug!(limit, "open file limit"),
         Err(err) => warn!(cause = %err, "cannot raise the open file limit"),
     }
+    // Listening before anything is served: a SIGTERM that comes while jarvis starts (or just
+    // after it logs that it serves) must stop it gracefully, not kill it the default way.
+    let mut signals = StopSignals::listen();
     let app = spawn(config).await?;
     let shutdown = app.shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.next().await;
         info!("shutting down; finishing replies in flight (signal again to stop at once)");
         shutdown.cancel();
-        wait_for_signal().await;
+        signals.next().await;
         warn!("second signal; exiting now");
         std::process::exit(130);
     });
     app.finished.await.context("jarvis main task failed")?
 }
 
-/// Waits for Ctrl-C or SIGTERM (what `docker stop` and systemd send).
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Ctrl-C and SIGTERM (what `docker stop` and systemd send), registered when created.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(signal) => Some(signal),
+                Err(err) => {
+                    warn!(cause = %err, "cannot listen for {name}; it stops jarvis abruptly");
+                    None
                 }
-            }
-            Err(err) => {
-                warn!(cause = %err, "cannot listen for SIGTERM; only Ctrl-C stops jarvis");
-                let _ = ctrl_c.await;
+            };
+            Self {
+                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
+                terminate: listen(SignalKind::terminate(), "SIGTERM"),
             }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    /// Waits for the next stop signal (forever when none can be listened for).
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        if signal.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = recv(self.interrupt.as_mut()) => {}
+                () = recv(self.terminate.as_mut()) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -27,5 +27,6 @@ pub mod stt;
 pub mod telemetry;
 pub mod tts;
 pub mod wake;
+pub mod workers;
 pub mod wyoming_server;
 pub mod zeroconf;

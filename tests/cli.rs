@@ -323,3 +323,34 @@ fn say_writes_a_wav_file_that_transcribes_back_to_the_text() {
     let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
     assert!(text.contains("running"), "{text}");
 }
+
+#[tokio::test]
+async fn sigterm_during_a_decode_stops_cleanly() {
+    // A worker thread still inside whisper.cpp when the process exits used to crash it
+    // (SIGSEGV from the C++ libraries' destructors): the engine now joins its threads.
+    use wyoming::asr::Transcribe;
+    use wyoming::audio::{AudioChunk, AudioFormat, AudioStart, AudioStop};
+    let mut served = serve_binary(&[], &[]).await;
+    let jfk = models_dir().join("whisper/samples/jfk.wav");
+    let samples: Vec<u8> = hound::WavReader::open(jfk)
+        .unwrap()
+        .samples::<i16>()
+        .flat_map(|s| s.unwrap().to_le_bytes())
+        .collect();
+    let mut client = client(served.wyoming).await;
+    let format = AudioFormat::HA_MIC;
+    client.send(Transcribe::default()).await.unwrap();
+    client.send(AudioStart::new(format, None)).await.unwrap();
+    for chunk in samples.chunks(3200) {
+        let chunk = AudioChunk::new(format, chunk.to_vec(), None);
+        client.send(chunk).await.unwrap();
+    }
+    client.send(AudioStop::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    signal(&served.child, "-TERM");
+    let status = timeout(Duration::from_secs(20), served.child.wait())
+        .await
+        .expect("jarvis exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

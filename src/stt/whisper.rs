@@ -25,6 +25,7 @@ use whisper_rs::{
 use super::SttError;
 use super::audio::WHISPER_RATE;
 use super::grammar::SpeechGrammar;
+use crate::workers::Workers;
 
 /// Encoder frames per second of audio (whisper: 100 mel frames/s, halved by the encoder).
 const AUDIO_CTX_PER_SECOND: usize = 50;
@@ -149,6 +150,23 @@ pub struct Engine {
     /// Jobs submitted and not yet finished or skipped.
     in_flight: Arc<AtomicUsize>,
     workers: usize,
+    /// Each worker's current job, to stop it when the engine goes.
+    current: Vec<Arc<Mutex<CancelFlag>>>,
+    /// After `jobs`: the threads are joined once the queue is closed.
+    threads: Workers,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Skip what is queued and stop what is decoding; the threads are joined after `jobs`
+        // closes (field order), so none is inside whisper.cpp when the process exits.
+        self.threads.stop();
+        for current in &self.current {
+            if let Ok(flag) = current.lock() {
+                flag.cancel();
+            }
+        }
+    }
 }
 
 impl Engine {
@@ -187,8 +205,10 @@ impl Engine {
         let contexts = Arc::new(contexts);
         let stats = Arc::new(EngineStats::default());
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let mut threads = Workers::new();
+        let mut current = Vec::new();
         for index in 0..config.workers.max(1) {
-            let worker = Worker::new(
+            let mut worker = Worker::new(
                 Arc::clone(&in_flight),
                 Arc::clone(&stats),
                 Arc::clone(&contexts),
@@ -197,10 +217,11 @@ impl Engine {
                 config.min_audio_ctx.clamp(1, FULL_AUDIO_CTX),
                 config.grammar_penalty,
             );
+            worker.stopping = threads.stopping();
+            current.push(Arc::clone(&worker.current));
             let receiver = Arc::clone(&receiver);
-            std::thread::Builder::new()
-                .name(format!("whisper-{index}"))
-                .spawn(move || worker.run(&receiver))
+            threads
+                .spawn(format!("whisper-{index}"), move || worker.run(&receiver))
                 .map_err(|err| SttError::Config(format!("cannot start whisper worker: {err}")))?;
         }
         Ok(Self {
@@ -210,6 +231,8 @@ impl Engine {
             stats,
             in_flight,
             workers: config.workers.max(1),
+            current,
+            threads,
         })
     }
 
@@ -322,6 +345,8 @@ fn load_context(name: &str, path: &Path) -> Result<WhisperContext, SttError> {
 }
 
 struct Worker {
+    /// Set when the engine is going away: queued jobs are skipped.
+    stopping: Arc<AtomicBool>,
     in_flight: Arc<AtomicUsize>,
     stats: Arc<EngineStats>,
     contexts: Arc<HashMap<String, Arc<WhisperContext>>>,
@@ -369,6 +394,7 @@ impl Worker {
             Box::new(move || flag.lock().is_ok_and(|cancel| cancel.is_cancelled()));
         base.set_abort_callback_safe::<_, Box<dyn FnMut() -> bool>>(Some(abort));
         Self {
+            stopping: Arc::default(),
             in_flight,
             stats,
             contexts,
@@ -391,7 +417,10 @@ impl Worker {
                 Err(_) => return,
             };
             let Ok(job) = job else { return };
-            if job.cancel.is_cancelled() || job.reply.is_closed() {
+            if job.cancel.is_cancelled()
+                || job.reply.is_closed()
+                || self.stopping.load(Ordering::Relaxed)
+            {
                 debug!("skipping a cancelled whisper job");
                 self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
                 self.in_flight.fetch_sub(1, Ordering::Relaxed);

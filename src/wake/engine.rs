@@ -14,6 +14,7 @@ use tracing::debug;
 
 use super::detector::{Detector, Settings};
 use super::pipeline::{Features, Frontend, STEP_SAMPLES, Sessions};
+use crate::workers::Workers;
 
 /// One stream's state: front end, detectors, and (for tests and benchmarks) its scores.
 #[derive(Debug, Clone)]
@@ -73,6 +74,15 @@ pub(crate) struct Engine {
     jobs: SyncSender<Job>,
     frontend: Arc<Frontend>,
     stats: Arc<EngineStats>,
+    /// After `jobs`: the threads are joined once the queue is closed (none is inside ONNX
+    /// Runtime when the process exits).
+    threads: Workers,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.threads.stop();
+    }
 }
 
 impl Engine {
@@ -90,6 +100,7 @@ impl Engine {
         let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(queue.max(1));
         let receiver = Arc::new(Mutex::new(receiver));
         let stats = Arc::new(EngineStats::default());
+        let mut threads = Workers::new();
         for (index, sessions) in workers.into_iter().enumerate() {
             let worker = Worker {
                 frontend: Arc::clone(&frontend),
@@ -98,15 +109,15 @@ impl Engine {
                 stats: Arc::clone(&stats),
             };
             let receiver = Arc::clone(&receiver);
-            std::thread::Builder::new()
-                .name(format!("wake-{index}"))
-                .spawn(move || worker.run(&receiver))
+            threads
+                .spawn(format!("wake-{index}"), move || worker.run(&receiver))
                 .map_err(|err| format!("cannot start a wake-word worker: {err}"))?;
         }
         Ok(Self {
             jobs,
             frontend,
             stats,
+            threads,
         })
     }
 
