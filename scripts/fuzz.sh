@@ -5,6 +5,7 @@
 #   scripts/fuzz.sh                     every target, 600 s each, one after another
 #   scripts/fuzz.sh TARGET [SECONDS]    one target (default 600 s)
 #   scripts/fuzz.sh all SECONDS         every target, SECONDS each
+#   FUZZ_JOBS=4 scripts/fuzz.sh         four targets at a time
 #
 # Targets: wyoming_codec http_command http_event mqtt_command proxmox_answer frigate_payload
 # config onnx_model. The seeds in fuzz/corpus/<target> (from the tests' inputs) are only read;
@@ -39,15 +40,17 @@ cargo fuzz build "${FUZZ_FLAGS[@]}"
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 
 mkdir -p fuzz/target/logs
-summary=()
-failed=0
-for t in "${chosen[@]}"; do
-  mkdir -p "fuzz/target/corpus/$t"
+# FUZZ_JOBS targets at a time (default 1): on a machine with cores to spare, the whole set runs
+# in a fraction of the time; each target still gets its SECONDS of wall time.
+jobs=${FUZZ_JOBS:-1}
+
+# Fuzzes target $1 for $seconds; prints its summary line, returns non-zero on a crash.
+fuzz_one() {
+  local t=$1 status=0 log execs last cov ft corpus
+  mkdir -p "fuzz/target/corpus/$t" "fuzz/artifacts/$t"
   log=fuzz/target/logs/$t.log
   echo "fuzz.sh: $t for $seconds s" >&2
-  status=0
   # The binary built above, run directly (`cargo fuzz run` would build again first).
-  mkdir -p "fuzz/artifacts/$t"
   "fuzz/target/$TRIPLE/release/$t" "fuzz/target/corpus/$t" "fuzz/corpus/$t" \
     -artifact_prefix="fuzz/artifacts/$t/" -max_total_time="$seconds" -print_final_stats=1 \
     -timeout=10 -rss_limit_mb=2048 >"$log" 2>&1 || status=$?
@@ -56,13 +59,28 @@ for t in "${chosen[@]}"; do
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   corpus=$(find "fuzz/target/corpus/$t" -type f | wc -l)
-  if ((status != 0)); then
-    failed=1
-    crash="CRASH (see $log and fuzz/artifacts/$t/)"
-  else
-    crash="no crash"
+  local crash="no crash"
+  ((status == 0)) || crash="CRASH (see $log and fuzz/artifacts/$t/)"
+  echo "$t: ${seconds}s, ${execs:-?} executions, cov ${cov:-?}, ft ${ft:-?}, corpus $corpus, $crash" \
+    >"fuzz/target/logs/$t.summary"
+  return "$status"
+}
+
+failed=0
+running=0
+for t in "${chosen[@]}"; do
+  if ((running >= jobs)); then
+    wait -n || failed=1
+    running=$((running - 1))
   fi
-  summary+=("$t: ${seconds}s, ${execs:-?} executions, cov ${cov:-?}, ft ${ft:-?}, corpus $corpus, $crash")
+  fuzz_one "$t" &
+  running=$((running + 1))
 done
-printf 'fuzz.sh: %s\n' "${summary[@]}" >&2
+while ((running > 0)); do
+  wait -n || failed=1
+  running=$((running - 1))
+done
+for t in "${chosen[@]}"; do
+  echo "fuzz.sh: $(cat "fuzz/target/logs/$t.summary")" >&2
+done
 exit "$failed"
