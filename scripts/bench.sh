@@ -35,11 +35,15 @@
 #      failover time when the first STT backend refuses, sends garbage, dies at audio-stop (audio
 #      replayed) or stays silent.
 #
-#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events|backups|panel|backends]...   (default: all)
+#  13. Memory with every service loaded (release build, default models, TTS cache off): VmRSS and
+#      VmHWM once serving, then after transcriptions, syntheses, 20 wake-word streams and all of
+#      them at once (the reference Python client; goal: VmHWM <= 300 MB).
+#
+#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events|backups|panel|backends|memory]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer frigate events backups panel backends); fi
+if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer frigate events backups panel backends memory); fi
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 
 for item in "${what[@]}"; do
@@ -147,6 +151,24 @@ PY
     cargo test --locked --test panel -- --nocapture --include-ignored \
       the_panel_logs_in_follows_the_feed_confirms_and_talks \
       panel_bench_fifty_open_panels_leave_the_voice_figures_alone 2>&1 | grep 'panel bench'
+    ;;
+  memory)
+    echo "== memory with every service loaded (release build; scripts/bench/memory_load.py)"
+    scripts/bootstrap.sh --test >&2 # the reference Python client in .venv
+    cargo build --release --locked --bin jarvis 2>/dev/null
+    dir=$(mktemp -d)
+    printf '[tts]\ncache = false\n' >"$dir/jarvis.toml"
+    JARVIS_AUDIT_PATH=$dir/audit.jsonl JARVIS_EVENTS_PATH=$dir/events.db \
+      target/release/jarvis serve --config "$dir/jarvis.toml" --wyoming-addr 127.0.0.1:0 \
+      --http-addr 127.0.0.1:0 --no-zeroconf --log-format json 2>"$dir/log" &
+    pid=$!
+    for _ in $(seq 600); do grep -q 'jarvis is serving' "$dir/log" && break; sleep 0.1; done
+    port=$(grep -o '"wyoming":"127.0.0.1:[0-9]*"' "$dir/log" | grep -o '[0-9]*"$' | tr -d '"')
+    .venv/bin/python scripts/bench/memory_load.py "$port" \
+      "$JARVIS_MODELS_DIR/whisper/samples/jfk.wav" "$pid"
+    kill -TERM $pid
+    wait $pid || true
+    rm -rf "$dir"
     ;;
   *) echo "unknown benchmark $item" >&2; exit 2 ;;
   esac
