@@ -1,5 +1,6 @@
 //! The web panel in a real headless Chromium (WebDriver through Debian's chromedriver), served
-//! by the running Jarvis: directly with a login and behind an ingress-style prefix, the live
+//! by the running Jarvis: directly with a login and behind Home Assistant's own ingress proxy
+//! (tests/ingress/ha_ingress.py: HA core's ingress view and the Supervisor's hop), the live
 //! feed, a confirmation from the panel, the talk box, push-to-talk from a fake microphone, a
 //! model pull's progress, keyboard access and labels; and the bad input the panel must refuse.
 //! Screenshots go to `target/panel-screenshots/`.
@@ -10,9 +11,6 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::response::Response;
 use common::fake_proxmox::FakeProxmox;
 use common::file_server::{Behaviour, FileServer};
 use common::webdriver::Browser;
@@ -343,46 +341,6 @@ async fn the_panel_logs_in_follows_the_feed_confirms_and_talks() {
     app.shutdown.cancel();
 }
 
-/// A stand-in for Home Assistant's ingress proxy: `/api/hassio_ingress/<token>/…` to Jarvis's
-/// `/…`, with `X-Ingress-Path`; bodies (the feed's event stream) pass through as they come.
-async fn ingress_proxy(jarvis: SocketAddr) -> SocketAddr {
-    const PREFIX: &str = "/api/hassio_ingress/t0ken";
-    async fn forward(State(jarvis): State<SocketAddr>, request: Request) -> Response {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        let Some(rest) = path.strip_prefix(PREFIX) else {
-            return Response::builder().status(404).body(Body::empty()).unwrap();
-        };
-        let rest = if rest.is_empty() { "/" } else { rest };
-        let mut out = client.request(request.method().clone(), format!("http://{jarvis}{rest}"));
-        for (name, value) in request.headers() {
-            if name != "host" {
-                out = out.header(name, value);
-            }
-        }
-        out = out.header("x-ingress-path", PREFIX);
-        let body = axum::body::to_bytes(request.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let answer = out.body(body).send().await.unwrap();
-        let mut response = Response::builder().status(answer.status().as_u16());
-        for (name, value) in answer.headers() {
-            response = response.header(name, value);
-        }
-        response
-            .body(Body::from_stream(answer.bytes_stream()))
-            .unwrap()
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = axum::Router::new().fallback(forward).with_state(jarvis);
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_panel_works_behind_an_ingress_prefix_without_a_login() {
     let fake = FakeProxmox::homelab().await;
@@ -390,11 +348,9 @@ async fn the_panel_works_behind_an_ingress_prefix_without_a_login() {
         c.panel.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     })
     .await;
-    let proxy = ingress_proxy(app.http_addr.unwrap()).await;
+    let ingress = HaIngress::start(app.http_addr.unwrap()).await;
     let browser = Browser::start(None).await;
-    browser
-        .goto(&format!("http://{proxy}/api/hassio_ingress/t0ken/"))
-        .await;
+    browser.goto(&ingress.url()).await;
     browser
         .wait_for("!document.getElementById('app').hidden")
         .await;
@@ -499,6 +455,26 @@ async fn bad_input_is_refused() {
     ] {
         let r = http.get(url(&app, path)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path}");
+    }
+    // Nor are the live streams over a WebSocket, with or without a made-up token.
+    for path in [
+        "/panel/api/feed/socket",
+        "/panel/api/feed/socket?csrf=made-up",
+        "/panel/api/models/progress/socket",
+    ] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(app.http_addr.unwrap())
+            .await
+            .unwrap();
+        let handshake = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        tcp.write_all(handshake.as_bytes()).await.unwrap();
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 401", "{path}");
     }
     let r = post("/panel/api/command")
         .json(&json!({"text": "status of node pve"}))
@@ -1174,5 +1150,112 @@ async fn confirm_from_the_panel_is_capped_by_its_channel_and_cancel_is_audited()
         && l["text"] == json!("cancel")
         && l["outcome"] == json!("cancelled")));
     assert!(!log.contains(KEY));
+    app.shutdown.cancel();
+}
+
+/// Home Assistant's own ingress in front of Jarvis: HA core's ingress view (imported from the
+/// installed Home Assistant) and the Supervisor's ingress hop (`tests/ingress/ha_ingress.py`).
+struct HaIngress {
+    _child: tokio::process::Child,
+    addr: SocketAddr,
+}
+
+impl HaIngress {
+    const TOKEN: &'static str = "t0ken";
+
+    async fn start(jarvis: SocketAddr) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut child = tokio::process::Command::new(root.join(".venv-hacs/bin/python"))
+            .arg(root.join("tests/ingress/ha_ingress.py"))
+            .arg(jarvis.to_string())
+            .arg(Self::TOKEN)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("Home Assistant's Python (.venv-hacs: scripts/bootstrap.sh --test)");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the ingress proxy starts")
+            .unwrap()
+            .expect("the ingress proxy prints its port");
+        let port: u16 = line.strip_prefix("PORT ").unwrap().parse().unwrap();
+        Self {
+            _child: child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/api/hassio_ingress/{}/", self.addr, Self::TOKEN)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_to_talk_works_through_home_assistants_own_ingress() {
+    let jfk = common::models_dir().join("whisper/samples/jfk.wav");
+    let mut config = common::stt_config();
+    config.tts.enabled = true;
+    config.http.api_key = Secret::new(KEY);
+    config.panel.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let app = common::spawn_app(config).await;
+    let ingress = HaIngress::start(app.http_addr.unwrap()).await;
+    let browser = Browser::start(Some(&jfk)).await;
+    browser.goto(&ingress.url()).await;
+    browser
+        .wait_for("!document.getElementById('app').hidden")
+        .await;
+    // Push-to-talk: the microphone's audio over the WebSocket, through both hops.
+    browser.click("#tab-talk").await;
+    browser.click("#ptt").await;
+    browser
+        .wait_for("document.getElementById('ptt').getAttribute('aria-pressed') === 'true'")
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    browser
+        .eval("if (document.getElementById('ptt').getAttribute('aria-pressed') === 'true') document.getElementById('ptt').click();", json!([]))
+        .await;
+    let said = browser
+        .wait_for("(() => { const t = document.querySelector('#turns li .said')?.textContent; return t && t !== '…' ? t : null; })()")
+        .await;
+    let said = said.as_str().unwrap().to_lowercase();
+    assert!(
+        said.contains("american") || said.contains("country"),
+        "{said}"
+    );
+    browser.screenshot("08-push-to-talk-ingress").await;
+    // A message over HA's own limit (4 MiB) is refused by HA's proxy: the socket closes, and
+    // a new one is heard.
+    let outcome = |script: &str| {
+        format!(
+            r#"
+            const done = arguments[arguments.length - 1];
+            const u = new URL('api/listen?csrf=' + window.jarvisPanel.csrf, location.href);
+            u.protocol = 'ws:';
+            const ws = new WebSocket(u);
+            ws.binaryType = 'arraybuffer';
+            const got = [];
+            ws.onmessage = (e) => got.push(JSON.parse(e.data));
+            ws.onclose = (e) => done({{ code: e.code, got }});
+            {script}
+            "#
+        )
+    };
+    let big = browser
+        .eval_async(
+            &outcome("ws.onopen = () => ws.send(new ArrayBuffer(10 * 1024 * 1024));"),
+            json!([]),
+        )
+        .await;
+    assert_ne!(big["code"], json!(1000), "{big}");
+    let after = browser
+        .eval_async(
+            &outcome("ws.onopen = () => { ws.send(new Int16Array(8000).buffer); ws.send(JSON.stringify({ type: 'stop' })); };"),
+            json!([]),
+        )
+        .await;
+    assert_eq!(after["got"][0]["type"], json!("transcript"), "{after}");
+    browser.quit().await;
     app.shutdown.cancel();
 }

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -193,27 +194,61 @@ fn follow(follow: Follow) -> impl Stream<Item = (&'static str, String)> {
     })
 }
 
-/// `GET api/feed`: the stream.
+/// `GET api/feed`: the stream, as server-sent events.
 pub(super) async fn stream(
     State(state): State<PanelState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, PanelError> {
     state.gate.authenticate(peer, &headers)?;
+    let stream = events(&state)?
+        .map(|(name, data)| Ok::<_, Infallible>(Event::default().event(name).data(data)));
+    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
+    Ok(no_store(sse.into_response()))
+}
+
+/// `GET api/feed/socket?csrf=`: the stream over a WebSocket (what the page uses: see
+/// [`super::socket`]).
+pub(super) async fn socket(
+    State(state): State<PanelState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<SocketQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, PanelError> {
+    state
+        .gate
+        .authorize(peer, &headers, query.csrf.as_deref())?;
+    let events = events(&state)?;
+    Ok(super::socket::serve(
+        upgrade,
+        events,
+        state.shutdown.clone(),
+    ))
+}
+
+/// The query of a socket: the page's CSRF token (a WebSocket cannot send headers).
+#[derive(Debug, Deserialize)]
+pub(super) struct SocketQuery {
+    #[serde(default)]
+    pub(super) csrf: Option<String>,
+}
+
+/// One stream's events, holding a stream permit, until they end or Jarvis shuts down.
+fn events(
+    state: &PanelState,
+) -> Result<impl Stream<Item = (&'static str, String)> + Send + 'static, PanelError> {
     let permit = state.stream_permit()?;
     // Subscribed before the snapshot is taken: nothing falls between the two.
     let receiver = state.feed.sender.subscribe();
-    let stream = follow(Follow {
+    Ok(follow(Follow {
         feed: state.feed.clone(),
         receiver,
         sent: 0,
         resync: Some("snapshot"),
         _permit: permit,
     })
-    .map(|(name, data)| Ok::<_, Infallible>(Event::default().event(name).data(data)))
-    .take_until(state.shutdown.clone().cancelled_owned());
-    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
-    Ok(no_store(sse.into_response()))
+    .take_until(state.shutdown.clone().cancelled_owned()))
 }
 
 /// `GET api/pending`: the confirmations waiting.

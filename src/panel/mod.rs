@@ -17,6 +17,7 @@ pub mod config;
 mod error;
 mod feed;
 mod models;
+mod socket;
 mod talk;
 
 use std::net::SocketAddr;
@@ -106,6 +107,7 @@ pub fn router(state: PanelState) -> Router {
         .route("/panel/api/login", post(login))
         .route("/panel/api/logout", post(logout))
         .route("/panel/api/feed", get(feed::stream))
+        .route("/panel/api/feed/socket", get(feed::socket))
         .route("/panel/api/pending", get(feed::pending))
         .route("/panel/api/confirm", post(feed::confirm))
         .route("/panel/api/command", post(talk::command))
@@ -115,6 +117,10 @@ pub fn router(state: PanelState) -> Router {
         .route("/panel/api/models", get(models::list))
         .route("/panel/api/models/pull", post(models::pull))
         .route("/panel/api/models/progress", get(models::progress))
+        .route(
+            "/panel/api/models/progress/socket",
+            get(models::progress_socket),
+        )
         .route("/panel/api/models/remove", post(models::remove))
         .route("/panel/api/voices/preview", post(models::preview))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

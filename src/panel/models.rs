@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ModelsConfig};
@@ -239,13 +240,47 @@ fn report(job: &Job) -> Report {
     }
 }
 
-/// `GET api/models/progress`: the pull's progress every 200 ms until it ends.
+/// `GET api/models/progress`: the pull's progress every 200 ms until it ends, as server-sent
+/// events.
 pub(super) async fn progress(
     State(state): State<PanelState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, PanelError> {
     state.gate.authenticate(peer, &headers)?;
+    let stream = reports(&state)?
+        .map(|(name, data)| Ok::<_, Infallible>(Event::default().event(name).data(data)));
+    Ok(no_store(
+        Sse::new(stream)
+            .keep_alive(KeepAlive::default())
+            .into_response(),
+    ))
+}
+
+/// `GET api/models/progress/socket?csrf=`: the same over a WebSocket (what the page uses: see
+/// [`super::socket`]).
+pub(super) async fn progress_socket(
+    State(state): State<PanelState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<super::feed::SocketQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, PanelError> {
+    state
+        .gate
+        .authorize(peer, &headers, query.csrf.as_deref())?;
+    let events = reports(&state)?;
+    Ok(super::socket::serve(
+        upgrade,
+        events,
+        state.shutdown.clone(),
+    ))
+}
+
+/// The pull's `progress` reports (JSON), holding a stream permit, until the pull ends.
+fn reports(
+    state: &PanelState,
+) -> Result<impl Stream<Item = (&'static str, String)> + Send + 'static, PanelError> {
     let Some(job) = state.models.current() else {
         return Err(PanelError::new(
             StatusCode::NOT_FOUND,
@@ -254,7 +289,7 @@ pub(super) async fn progress(
         ));
     };
     let permit = state.stream_permit()?;
-    let stream =
+    Ok(
         futures_util::stream::unfold((job, false, permit), |(job, ended, permit)| async move {
             if ended {
                 return None;
@@ -264,18 +299,11 @@ pub(super) async fn progress(
             if !last {
                 tokio::time::sleep(TICK).await;
             }
-            let event = Event::default()
-                .event("progress")
-                .json_data(&report)
-                .unwrap_or_default();
-            Some((Ok::<_, Infallible>(event), (job, last, permit)))
+            let data = serde_json::to_string(&report).unwrap_or_default();
+            Some((("progress", data), (job, last, permit)))
         })
-        .take_until(state.shutdown.clone().cancelled_owned());
-    Ok(no_store(
-        Sse::new(stream)
-            .keep_alive(KeepAlive::default())
-            .into_response(),
-    ))
+        .take_until(state.shutdown.clone().cancelled_owned()),
+    )
 }
 
 /// `POST api/models/remove`: deletes the entry's files (and partial downloads); a model the

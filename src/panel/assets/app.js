@@ -4,7 +4,7 @@
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
-const state = { csrf: null, conversation: null, entries: [], feed: null, pendingTimer: null };
+const state = { csrf: null, conversation: null, entries: [], feed: null, feedRetry: null, pendingTimer: null };
 window.jarvisPanel = state; // for tests: feed arrivals are timestamped here
 
 function el(tag, attrs, ...children) {
@@ -50,7 +50,8 @@ async function start() {
 }
 
 function showLogin() {
-  if (state.feed) state.feed.close();
+  clearTimeout(state.feedRetry);
+  if (state.feed) { state.feed.onclose = null; state.feed.close(); }
   $('#app').hidden = true;
   $('#logout').hidden = true;
   $('#login').hidden = false;
@@ -104,22 +105,44 @@ for (const t of tabs) {
 
 // --- Activity -----------------------------------------------------------------------------
 
+// Live streams come over a WebSocket, message by message: through Home Assistant's ingress an
+// event stream can stand still (it is compressed there before HA 2026.1).
+function socketUrl(path) {
+  const url = new URL(path + '?csrf=' + encodeURIComponent(state.csrf || ''), location.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url;
+}
+
+// Opens `path` and calls handlers[event](data) for each message; `onclose` when it ends.
+function follow(path, handlers, onopen, onclose) {
+  const socket = new WebSocket(socketUrl(path));
+  socket.onopen = () => onopen && onopen();
+  socket.onmessage = (e) => {
+    const { event, data } = JSON.parse(e.data);
+    if (handlers[event]) handlers[event](data);
+  };
+  socket.onclose = () => onclose && onclose();
+  return socket;
+}
+
 function openFeed() {
-  if (state.feed) state.feed.close();
-  const feed = new EventSource('api/feed');
-  state.feed = feed;
-  feed.addEventListener('snapshot', (e) => { state.entries = JSON.parse(e.data); renderFeed(); });
-  feed.addEventListener('resync', (e) => { state.entries = JSON.parse(e.data); renderFeed(); refreshPending(); });
-  feed.addEventListener('entry', (e) => {
-    const entry = JSON.parse(e.data);
-    entry.arrived = performance.timeOrigin + performance.now();
-    state.entries.push(entry);
-    if (state.entries.length > 500) state.entries.shift();
-    renderFeed();
-    refreshPending();
+  if (state.feed) { state.feed.onclose = null; state.feed.close(); }
+  const reload = (entries) => { state.entries = entries; renderFeed(); };
+  state.feed = follow('api/feed/socket', {
+    snapshot: reload,
+    resync: (entries) => { reload(entries); refreshPending(); },
+    entry: (entry) => {
+      entry.arrived = performance.timeOrigin + performance.now();
+      state.entries.push(entry);
+      if (state.entries.length > 500) state.entries.shift();
+      renderFeed();
+      refreshPending();
+    },
+  }, () => { $('#feed-state').textContent = 'live'; }, () => {
+    $('#feed-state').textContent = 'reconnecting…';
+    clearTimeout(state.feedRetry);
+    state.feedRetry = setTimeout(openFeed, 2000);
   });
-  feed.onopen = () => { $('#feed-state').textContent = 'live'; };
-  feed.onerror = () => { $('#feed-state').textContent = 'reconnecting…'; };
 }
 
 function kindOf(entry) {
@@ -385,9 +408,7 @@ async function pull(name) {
   try { await api('models/pull', { name }); } catch (e) { $('#models-error').textContent = e.message; return; }
   $('#pull-status').hidden = false;
   $('#pull-label').textContent = `Pulling ${name}`;
-  const progress = new EventSource('api/models/progress');
-  progress.addEventListener('progress', (e) => {
-    const p = JSON.parse(e.data);
+  const progress = follow('api/models/progress/socket', { progress: (p) => {
     const bar = $('#pull-progress');
     if (p.total) { bar.max = p.total; bar.value = p.done; } else bar.removeAttribute('value');
     $('#pull-text').textContent = `${p.file}: ${size(p.done)}${p.total ? ' of ' + size(p.total) : ''}`;
@@ -397,8 +418,7 @@ async function pull(name) {
       if (p.state === 'done') { bar.max = 1; bar.value = 1; }
       loadModels();
     }
-  });
-  progress.onerror = () => progress.close();
+  } });
 }
 
 async function remove(name) {
