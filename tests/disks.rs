@@ -283,3 +283,36 @@ async fn a_disk_question_over_wyoming_names_the_failing_disk() {
         other => panic!("expected handled, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn which_node_is_asked_and_the_answer_is_heard() {
+    let mut cluster = common::fake_proxmox::FakeCluster::homelab();
+    cluster.nodes.push(common::fake_proxmox::FakeNode::new(
+        "agent2",
+        "192.168.1.13",
+    ));
+    let fake = FakeProxmox::start(cluster).await;
+    let app = start(&fake).await;
+    let say = |text: &'static str| {
+        let app = &app;
+        async move {
+            let response = reqwest::Client::new()
+                .post(format!("http://{}/v1/command", app.http_addr.unwrap()))
+                .header("x-api-key", KEY)
+                .json(&json!({ "text": text, "conversation_id": "disks" }))
+                .send()
+                .await
+                .unwrap();
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let body = say("How are the disks on agent?").await;
+    assert_eq!(
+        reply(&body),
+        "Which one do you mean: agent1 or agent2?",
+        "{body}"
+    );
+    let body = say("the second one").await;
+    assert_eq!(reply(&body), "All 3 disks on agent2 are healthy.", "{body}");
+    app.shutdown.cancel();
+}

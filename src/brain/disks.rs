@@ -9,7 +9,7 @@
 
 use futures_util::future::join_all;
 
-use super::engine::{Unresolved, resolve};
+use super::engine::{Ctx, Unresolved};
 use super::intents::DiskAsk;
 use super::names::{Directory, Kinds, Target};
 use super::speech;
@@ -29,6 +29,7 @@ pub(crate) async fn answer(
     directory: &Directory,
     ask: DiskAsk,
     target: Option<&[String]>,
+    ctx: &Ctx,
 ) -> Result<String, Unresolved> {
     let words: Option<Vec<String>> = target.map(|words| {
         let mut words = words.to_vec();
@@ -41,10 +42,11 @@ pub(crate) async fn answer(
         words
     });
     if ask == DiskAsk::Pools {
-        return pools(proxmox, inventory, directory, words.as_deref()).await;
+        return pools(proxmox, inventory, directory, words.as_deref(), ctx).await;
     }
     let node = match &words {
-        Some(words) => match resolve(directory, words, Kinds::NODES)? {
+        // Through the conversation: "the second one" after "which one do you mean" is heard.
+        Some(words) => match ctx.resolve(directory, words, Kinds::NODES)? {
             Target::Node(name) => Some(name),
             _ => None,
         },
@@ -246,6 +248,7 @@ async fn pools(
     inventory: &Inventory,
     directory: &Directory,
     words: Option<&[String]>,
+    ctx: &Ctx,
 ) -> Result<String, Unresolved> {
     let reads = read(proxmox, inventory, None).await;
     let said = words.map(|w| w.join(" "));
@@ -262,7 +265,7 @@ async fn pools(
         if named {
             pool = Some(said.clone());
         } else if let Ok(Target::Node(name)) =
-            resolve(directory, words.unwrap_or_default(), Kinds::NODES)
+            ctx.resolve(directory, words.unwrap_or_default(), Kinds::NODES)
         {
             node = Some(name);
         } else if stripped != *said {

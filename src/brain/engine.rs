@@ -775,8 +775,9 @@ impl Brain {
                 super::operations::run(self, proxmox, &directory, intent, ctx).await
             }
             Intent::Disks { ask, target } => {
+                let target = target.as_deref();
                 let asked =
-                    super::disks::answer(proxmox, &inventory, &directory, *ask, target.as_deref());
+                    super::disks::answer(proxmox, &inventory, &directory, *ask, target, ctx);
                 match asked.await {
                     Ok(reply) => Response::local(reply),
                     Err(unresolved) => unresolved.into(),

@@ -241,11 +241,8 @@ pub fn window(phrase: Phrase, now_ms: i64, tz: &TimeZone) -> Option<Window> {
         Phrase::ThisAfternoon => window(at(0, 12, 0)?, Some(at(0, 17, 0)?), "this afternoon"),
         Phrase::ThisEvening => window(at(0, 17, 0)?, None, "this evening"),
         Phrase::Yesterday => window(at(1, 0, 0)?, Some(at(0, 0, 0)?), "yesterday"),
-        Phrase::LastNight => {
-            // Before 6 am, "last night" is the night still going on.
-            let back = i64::from(now.hour() < 6);
-            window(at(1 + back, 18, 0)?, Some(at(back, 6, 0)?), "last night")
-        }
+        // Before 6 am too, "last night" is the night still going on: since 18:00 yesterday.
+        Phrase::LastNight => window(at(1, 18, 0)?, Some(at(0, 6, 0)?), "last night"),
         Phrase::ThisWeek => {
             let days = i64::from(now.weekday().to_monday_zero_offset());
             window(at(days, 0, 0)?, None, "this week")
@@ -435,6 +432,15 @@ mod tests {
             (local(2026, 12, 3, 18, 0), Some(local(2026, 12, 4, 6, 0)))
         );
         assert_eq!(window_of("this week").since_ms, local(2026, 11, 30, 0, 0));
+    }
+
+    #[test]
+    fn last_night_before_six_is_the_night_still_going_on() {
+        let tokens = crate::brain::intents::tokens("last night");
+        let phrase = parse(&tokens).unwrap();
+        let at_two = window(phrase, local(2026, 12, 4, 2, 0), &tz()).unwrap();
+        assert_eq!(at_two.since_ms, local(2026, 12, 3, 18, 0));
+        assert_eq!(at_two.until_ms, None, "6 am is still to come");
     }
 
     #[test]
