@@ -628,6 +628,46 @@ async fn bad_input_is_refused() {
     app.shutdown.cancel();
 }
 
+/// Presses Push to talk, lets the fake microphone play for a few seconds, lets go, and returns
+/// the turn's transcript (lower case).
+async fn push_to_talk(browser: &Browser) -> String {
+    browser.click("#tab-talk").await;
+    browser.click("#ptt").await;
+    browser
+        .wait_for("document.getElementById('ptt').getAttribute('aria-pressed') === 'true'")
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    browser
+        .eval("if (document.getElementById('ptt').getAttribute('aria-pressed') === 'true') document.getElementById('ptt').click();", json!([]))
+        .await;
+    let said = browser
+        .wait_for("(() => { const t = document.querySelector('#turns li .said')?.textContent; return t && t !== '…' ? t : null; })()")
+        .await;
+    said.as_str().unwrap().to_lowercase()
+}
+
+/// A script for `eval_async`: `open(token)` opens the microphone's socket; the script's
+/// result is the close code and the messages Jarvis sent.
+fn listen_script(script: &str) -> String {
+    format!(
+        r#"
+        const done = arguments[arguments.length - 1];
+        const csrf = window.jarvisPanel.csrf;
+        const open = (token) => {{
+          const u = new URL('api/listen' + (token ? '?csrf=' + token : ''), location.href);
+          u.protocol = 'ws:';
+          const ws = new WebSocket(u);
+          ws.binaryType = 'arraybuffer';
+          const got = [];
+          ws.onmessage = (e) => got.push(JSON.parse(e.data));
+          ws.onclose = (e) => done({{ code: e.code, got }});
+          return ws;
+        }};
+        {script}
+        "#
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_to_talk_gets_a_transcript_and_the_socket_is_bounded() {
     let jfk = common::models_dir().join("whisper/samples/jfk.wav");
@@ -640,20 +680,7 @@ async fn push_to_talk_gets_a_transcript_and_the_socket_is_bounded() {
     browser
         .wait_for("!document.getElementById('app').hidden")
         .await;
-    browser.click("#tab-talk").await;
-    browser.click("#ptt").await;
-    browser
-        .wait_for("document.getElementById('ptt').getAttribute('aria-pressed') === 'true'")
-        .await;
-    // Speak for a few seconds (the fake microphone plays the recording), then let go.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    browser
-        .eval("if (document.getElementById('ptt').getAttribute('aria-pressed') === 'true') document.getElementById('ptt').click();", json!([]))
-        .await;
-    let said = browser
-        .wait_for("(() => { const t = document.querySelector('#turns li .said')?.textContent; return t && t !== '…' ? t : null; })()")
-        .await;
-    let said = said.as_str().unwrap().to_lowercase();
+    let said = push_to_talk(&browser).await;
     assert!(
         said.contains("american") || said.contains("country"),
         "{said}"
@@ -688,25 +715,7 @@ async fn push_to_talk_gets_a_transcript_and_the_socket_is_bounded() {
     assert_eq!(wav[2][0], json!(404), "{wav}");
 
     // The socket's bounds, from the browser: a 10 MB message, a flood, a missing token.
-    let outcome = |script: &str| {
-        format!(
-            r#"
-            const done = arguments[arguments.length - 1];
-            const csrf = window.jarvisPanel.csrf;
-            const open = (token) => {{
-              const u = new URL('api/listen' + (token ? '?csrf=' + token : ''), location.href);
-              u.protocol = 'ws:';
-              const ws = new WebSocket(u);
-              ws.binaryType = 'arraybuffer';
-              const got = [];
-              ws.onmessage = (e) => got.push(JSON.parse(e.data));
-              ws.onclose = (e) => done({{ code: e.code, got }});
-              return ws;
-            }};
-            {script}
-            "#
-        )
-    };
+    let outcome = listen_script;
     let big = browser
         .eval_async(
             &outcome("const ws = open(csrf); ws.onopen = () => ws.send(new ArrayBuffer(10 * 1024 * 1024));"),
@@ -1207,19 +1216,7 @@ async fn push_to_talk_works_through_home_assistants_own_ingress() {
         .wait_for("!document.getElementById('app').hidden")
         .await;
     // Push-to-talk: the microphone's audio over the WebSocket, through both hops.
-    browser.click("#tab-talk").await;
-    browser.click("#ptt").await;
-    browser
-        .wait_for("document.getElementById('ptt').getAttribute('aria-pressed') === 'true'")
-        .await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    browser
-        .eval("if (document.getElementById('ptt').getAttribute('aria-pressed') === 'true') document.getElementById('ptt').click();", json!([]))
-        .await;
-    let said = browser
-        .wait_for("(() => { const t = document.querySelector('#turns li .said')?.textContent; return t && t !== '…' ? t : null; })()")
-        .await;
-    let said = said.as_str().unwrap().to_lowercase();
+    let said = push_to_talk(&browser).await;
     assert!(
         said.contains("american") || said.contains("country"),
         "{said}"
@@ -1227,21 +1224,7 @@ async fn push_to_talk_works_through_home_assistants_own_ingress() {
     browser.screenshot("08-push-to-talk-ingress").await;
     // A message over HA's own limit (4 MiB) is refused by HA's proxy: the socket closes, and
     // a new one is heard.
-    let outcome = |script: &str| {
-        format!(
-            r#"
-            const done = arguments[arguments.length - 1];
-            const u = new URL('api/listen?csrf=' + window.jarvisPanel.csrf, location.href);
-            u.protocol = 'ws:';
-            const ws = new WebSocket(u);
-            ws.binaryType = 'arraybuffer';
-            const got = [];
-            ws.onmessage = (e) => got.push(JSON.parse(e.data));
-            ws.onclose = (e) => done({{ code: e.code, got }});
-            {script}
-            "#
-        )
-    };
+    let outcome = |script: &str| listen_script(&format!("const ws = open(csrf); {script}"));
     let big = browser
         .eval_async(
             &outcome("ws.onopen = () => ws.send(new ArrayBuffer(10 * 1024 * 1024));"),
