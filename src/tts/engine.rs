@@ -31,7 +31,8 @@ const GROWTH: usize = 16;
 /// The most frames decoded at once (1.5 s of audio at 22.05 kHz): a longer sentence is decoded
 /// in pieces even when it is not urgent, so the decoder's memory does not grow with it. ONNX
 /// Runtime keeps what its largest run needed: with 512 frames the process held about 36 MB more
-/// (`scripts/bench.sh memory`), against about 8 % more decoding for the extra boundaries.
+/// (`scripts/bench.sh memory`), for about 13 % more decoding of a 3.5 s sentence (two more
+/// boundaries of 2 × 10 frames of context).
 pub const MAX_PIECE: usize = 128;
 /// Context frames tried on either side of a piece, smallest first. Medium voices need 10: their
 /// pieces then match the whole decode to 1e-6, while 8 leaves differences of 3e-3.
