@@ -25,8 +25,8 @@ use super::voices::VoiceInfo;
 pub const FIRST_PIECE: usize = 12;
 /// A later piece has at most this many times the frames already decoded. Decoding runs at about
 /// 1/30 of real time on two cores, so a piece is ready well before the audio before it has
-/// played, while a typical sentence needs only two pieces (each boundary costs `2 × pad` frames
-/// of extra decoding).
+/// played, with few boundaries (each costs `2 × pad` frames of extra decoding); past the first
+/// piece [`MAX_PIECE`] is the tighter bound.
 const GROWTH: usize = 16;
 /// The most frames decoded at once (1.5 s of audio at 22.05 kHz): a longer sentence is decoded
 /// in pieces even when it is not urgent, so the decoder's memory does not grow with it. ONNX
