@@ -62,6 +62,8 @@ pub struct MqttConfig {
     pub retain_discovery: bool,
     /// Largest random delay before answering HA's birth message, in ms.
     pub birth_delay_ms_max: u64,
+    /// `[mqtt.lease]`: a standby brain.
+    pub lease: super::lease::LeaseConfig,
 }
 
 impl Default for MqttConfig {
@@ -83,6 +85,7 @@ impl Default for MqttConfig {
             refresh_secs: DEFAULT_REFRESH_SECS,
             retain_discovery: false,
             birth_delay_ms_max: DEFAULT_BIRTH_DELAY_MS_MAX,
+            lease: super::lease::LeaseConfig::default(),
         }
     }
 }
@@ -107,6 +110,7 @@ impl std::fmt::Debug for MqttConfig {
             refresh_secs,
             retain_discovery,
             birth_delay_ms_max,
+            lease,
         } = self;
         f.debug_struct("MqttConfig")
             .field("enabled", enabled)
@@ -125,6 +129,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("refresh_secs", refresh_secs)
             .field("retain_discovery", retain_discovery)
             .field("birth_delay_ms_max", birth_delay_ms_max)
+            .field("lease", lease)
             .finish()
     }
 }
@@ -275,6 +280,7 @@ impl MqttConfig {
         if self.birth_delay_ms_max > 60_000 {
             return invalid("mqtt.birth_delay_ms_max", "must be at most 60000".into());
         }
+        self.lease.validate(origin)?;
         Ok(())
     }
 }

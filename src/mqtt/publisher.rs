@@ -88,6 +88,9 @@ pub struct Publisher<C, A> {
     frigate_status: Option<watch::Receiver<FrigateStatus>>,
     /// Frigate's arrivals (with a feed and Frigate enabled).
     arrivals: Option<broadcast::Receiver<Event>>,
+    /// Say `offline` when stopping (false: a standby brain steps back and the active one
+    /// already said `online`).
+    farewell: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
@@ -140,7 +143,15 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             cameras: None,
             frigate_status: None,
             arrivals: None,
+            farewell: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
+    }
+
+    /// Says `offline` when stopping only while `farewell` holds (see `standby`).
+    #[must_use]
+    pub fn with_farewell(mut self, farewell: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.farewell = farewell;
+        self
     }
 
     /// Adds the event memory's size to Jarvis's device and, with Frigate enabled, the Frigate
@@ -700,10 +711,13 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
         let connected = self.link.borrow().connected;
         if connected {
             let naming = self.books.naming();
+            let farewell = self.farewell.load(std::sync::atomic::Ordering::Acquire);
             let bye = async {
-                self.client
-                    .publish(&naming.status_topic, QoS::AtLeastOnce, true, "offline")
-                    .await?;
+                if farewell {
+                    self.client
+                        .publish(&naming.status_topic, QoS::AtLeastOnce, true, "offline")
+                        .await?;
+                }
                 self.client.disconnect().await
             };
             match tokio::time::timeout(GOODBYE_TIMEOUT, bye).await {
