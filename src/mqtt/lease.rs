@@ -282,11 +282,16 @@ struct Other {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Standby,
+    /// Claimed `epoch` (a new one, or, `renew`, the one held before the connection dropped).
     Claiming {
         epoch: u64,
+        renew: bool,
         sent: Instant,
         echoed: Option<Instant>,
     },
+    /// Held `epoch` until the connection dropped: the will released it, so this brain does not
+    /// act, but it re-asserts it when back within `until`.
+    Lapsed { epoch: u64, until: Instant },
     Active {
         epoch: u64,
         until: Instant,
@@ -405,6 +410,17 @@ impl Lease {
         self.ready_at = Some(now + MIN_SETTLE);
         match self.state {
             State::Active { epoch, .. } => vec![self.send(Kind::Renew, epoch, now, wall_ms)],
+            // Back within the lease (a broker restart): re-assert it before anyone may claim.
+            State::Lapsed { epoch, .. } => {
+                let message = self.send(Kind::Renew, epoch, now, wall_ms);
+                self.state = State::Claiming {
+                    epoch,
+                    renew: true,
+                    sent: now,
+                    echoed: None,
+                };
+                vec![message]
+            }
             // The claim may not have reached the broker: start again.
             State::Claiming { .. } => {
                 self.state = State::Standby;
@@ -414,12 +430,15 @@ impl Lease {
         }
     }
 
-    /// The connection dropped. An active brain stays active until its lease runs out.
+    /// The connection dropped. Its last will has released the lease, and a standby may claim
+    /// it at once: an active brain stops acting now (and re-asserts the lease when back).
     pub fn disconnected(&mut self) {
         self.connected = false;
         self.ready_at = None;
-        if matches!(self.state, State::Claiming { .. }) {
-            self.state = State::Standby;
+        match self.state {
+            State::Claiming { .. } => self.state = State::Standby,
+            State::Active { epoch, until, .. } => self.state = State::Lapsed { epoch, until },
+            State::Standby | State::Lapsed { .. } => {}
         }
     }
 
@@ -470,6 +489,7 @@ impl Lease {
                 epoch,
                 sent,
                 echoed,
+                ..
             } => {
                 if let Some(echoed) = echoed {
                     let settle = (2 * echoed.duration_since(sent)).max(MIN_SETTLE);
@@ -488,6 +508,7 @@ impl Lease {
                 }
                 Vec::new()
             }
+            State::Lapsed { .. } => Vec::new(),
             State::Standby => self.try_claim(now, wall_ms),
         }
     }
@@ -514,7 +535,7 @@ impl Lease {
 
     /// An active brain whose lease ran out without a renewal read back steps down.
     fn expire(&mut self, now: Instant) {
-        if let State::Active { until, .. } = self.state {
+        if let State::Active { until, .. } | State::Lapsed { until, .. } = self.state {
             if now >= until {
                 self.state = State::Standby;
             }
@@ -531,6 +552,7 @@ impl Lease {
                 epoch,
                 sent,
                 echoed,
+                ..
             } if *epoch == wire.epoch && *sent == sent_at => {
                 *echoed = Some(now);
                 Vec::new()
@@ -548,6 +570,7 @@ impl Lease {
                 if best && wire.epoch >= self.top_epoch {
                     self.state = State::Claiming {
                         epoch: wire.epoch,
+                        renew: false,
                         sent: sent_at,
                         echoed: Some(now),
                     };
@@ -573,8 +596,15 @@ impl Lease {
                     vec![self.send(Kind::Renew, epoch, now, wall_ms)]
                 }
             }
-            State::Claiming { epoch, .. } => {
-                if beats(theirs, (epoch, false, &self.me)) {
+            State::Claiming { epoch, renew, .. } => {
+                if beats(theirs, (epoch, renew, &self.me)) {
+                    self.state = State::Standby;
+                    self.believe(wire, retained, now, wall_ms);
+                }
+                Vec::new()
+            }
+            State::Lapsed { epoch, .. } => {
+                if beats(theirs, (epoch, true, &self.me)) {
                     self.state = State::Standby;
                     self.believe(wire, retained, now, wall_ms);
                 }
@@ -623,7 +653,7 @@ impl Lease {
         match self.state {
             // Someone's will or stale release now sits at the broker: put ours back.
             State::Active { epoch, .. } => vec![self.send(Kind::Renew, epoch, now, wall_ms)],
-            State::Claiming { .. } => Vec::new(),
+            State::Claiming { .. } | State::Lapsed { .. } => Vec::new(),
             State::Standby => {
                 let by = wire.released_by.as_deref().unwrap_or_default();
                 let free = match &self.other {
@@ -653,6 +683,7 @@ impl Lease {
         let message = self.send(Kind::Claim, epoch, now, wall_ms);
         self.state = State::Claiming {
             epoch,
+            renew: false,
             sent: now,
             echoed: None,
         };
@@ -803,7 +834,7 @@ mod tests {
 
         // The holder freezes: nothing for a lease, then the standby claims.
         net.brains[1].connected = false;
-        net.brains[0].connected(net.now, 0);
+        net.connect(0);
         net.advance(LEASE + Duration::from_secs(1));
         assert!(!net.brains[1].is_active(net.now), "b stopped on its own");
         assert_eq!(net.active(), ["a"]);
@@ -841,10 +872,19 @@ mod tests {
         lease.message(claim[0].as_bytes(), false, sent, 0).unwrap();
         lease.tick(sent + MIN_SETTLE, 0);
         assert!(lease.is_active(sent + MIN_SETTLE));
-        lease.disconnected();
+        // Silent: active until the lease runs out by its own clock.
         assert!(lease.is_active(sent + LEASE - Duration::from_millis(1)));
         assert!(!lease.is_active(sent + LEASE));
         assert_eq!(lease.status(sent + LEASE).role, Role::Standby);
+        // Disconnected (its will fired): stops at once, re-asserts the same epoch when back.
+        let t1 = sent + Duration::from_secs(1);
+        lease.tick(t1, 0);
+        assert!(lease.is_active(t1));
+        lease.disconnected();
+        assert!(!lease.is_active(t1));
+        let out = lease.connected(t1 + Duration::from_secs(1), 0);
+        let wire: Wire = serde_json::from_str(&out[0]).unwrap();
+        assert_eq!((wire.kind, wire.epoch), (Kind::Renew, 1));
     }
 
     #[test]
