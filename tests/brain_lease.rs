@@ -146,6 +146,14 @@ async fn the_lease_passes_between_two_brains() {
     ha.wait_topic("jarvis/status", |p| p == "online").await;
     ha.wait_json("homeassistant/device/jarvis_homelab_guest_104/config", |_| true)
         .await;
+    // Jarvis's device shows the active brain, read from the lease.
+    let server = ha
+        .wait_json("homeassistant/device/jarvis_server/config", |_| true)
+        .await;
+    assert_eq!(
+        server["cmps"]["active_brain"]["stat_t"], LEASE_TOPIC,
+        "{server}"
+    );
 
     // The second is a standby: it names the holder, publishes nothing on the entities' topics
     // and refuses actions, naming the active brain.

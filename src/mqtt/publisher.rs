@@ -147,10 +147,13 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
         }
     }
 
-    /// Says `offline` when stopping only while `farewell` holds (see `standby`).
+    /// A brain in the lease (see `standby`): says `offline` when stopping only while
+    /// `farewell` holds, and shows the active brain on Jarvis's device.
     #[must_use]
     pub fn with_farewell(mut self, farewell: Arc<std::sync::atomic::AtomicBool>) -> Self {
         self.farewell = farewell;
+        self.books
+            .show_lease(super::standby::lease_topic(&self.settings.base_topic));
         self
     }
 
