@@ -109,7 +109,7 @@ impl Brain {
             view_tx.send(handle.lease.clone().unwrap()).unwrap();
             // Serve until told how to die.
             let order = runtime
-                .block_on(tokio::task::spawn_blocking(move || orders.recv()))
+                .block_on(async { tokio::task::spawn_blocking(move || orders.recv()).await })
                 .unwrap();
             match order {
                 Ok(Death::Kill) | Err(_) => drop(runtime),
@@ -154,6 +154,9 @@ async fn takeover(port: u16, run: usize, death: Death) -> Duration {
         role == Role::Standby && holder == Some("brain-a")
     })
     .await;
+    // Steady state: the standby has been connected for a while (its first 300 ms wait for the
+    // broker's replay of the lease before it would claim anything).
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let died = Instant::now();
     a.control.send(death).unwrap();
     b.wait_for("b active", |role, _| role == Role::Active).await;
@@ -183,11 +186,17 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let broker = mosquitto::Mosquitto::start().await;
-        println!("lease {DEFAULT_LEASE_SECS} s, MQTT keep-alive {} s", DEFAULT_LEASE_SECS / 3);
+        println!(
+            "lease {DEFAULT_LEASE_SECS} s, MQTT keep-alive {} s",
+            DEFAULT_LEASE_SECS / 3
+        );
         for (death, label) in [
             (Death::Kill, "killed (last will)"),
             (Death::Stop, "clean shutdown (release)"),
-            (Death::Freeze, "frozen (keep-alive, or the lease running out)"),
+            (
+                Death::Freeze,
+                "frozen (keep-alive, or the lease running out)",
+            ),
         ] {
             let mut times = Vec::new();
             for run in 0..RUNS {

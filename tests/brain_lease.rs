@@ -144,8 +144,11 @@ async fn the_lease_passes_between_two_brains() {
     assert_eq!(h["brain"]["epoch"], 1, "{h}");
     assert!(h["brain"]["since"].is_string(), "{h}");
     ha.wait_topic("jarvis/status", |p| p == "online").await;
-    ha.wait_json("homeassistant/device/jarvis_homelab_guest_104/config", |_| true)
-        .await;
+    ha.wait_json(
+        "homeassistant/device/jarvis_homelab_guest_104/config",
+        |_| true,
+    )
+    .await;
     // Jarvis's device shows the active brain, read from the lease.
     let server = ha
         .wait_json("homeassistant/device/jarvis_server/config", |_| true)
@@ -164,7 +167,10 @@ async fn the_lease_passes_between_two_brains() {
     fake.clear_requests();
     let reply = command(&b, "Start nextcloud").await;
     let said = reply["reply"].as_str().unwrap();
-    assert!(said.contains("standby") && said.contains("brain-a"), "{said}");
+    assert!(
+        said.contains("standby") && said.contains("brain-a"),
+        "{said}"
+    );
     assert_eq!(reply["actions"][0]["decision"], "refused", "{reply}");
     // Questions are still answered.
     let reply = command(&b, "status of node pve").await;
@@ -189,7 +195,11 @@ async fn the_lease_passes_between_two_brains() {
         .filter(|s| first.contains(&s.topic.as_str()))
         .map(|s| s.topic)
         .collect();
-    assert_eq!(published, Vec::<String>::new(), "the standby published entities");
+    assert_eq!(
+        published,
+        Vec::<String>::new(),
+        "the standby published entities"
+    );
     assert_eq!(holders_since(&ha, mark), ["brain-a"]);
 
     // The active brain dies without a goodbye: its will frees the lease, the standby takes
@@ -251,9 +261,11 @@ async fn the_lease_passes_between_two_brains() {
     let takeover = stopped.elapsed();
     println!("takeover after a clean shutdown: {takeover:?}");
     assert_eq!(h["brain"]["epoch"], 3, "{h}");
-    let released = ha.since(mark).iter().filter_map(lease_of).any(|l| {
-        l["kind"] == "release" && l["released_by"] == "brain-b" && l["epoch"] == 2
-    });
+    let released = ha
+        .since(mark)
+        .iter()
+        .filter_map(lease_of)
+        .any(|l| l["kind"] == "release" && l["released_by"] == "brain-b" && l["epoch"] == 2);
     assert!(released, "{:?}", ha.since(mark));
     // `offline` from the old brain came before `online` from the new one.
     let status = ha

@@ -206,7 +206,9 @@ impl Brain {
 
     /// Why this brain may not act now (a standby), as the reply to give; `None` when it may.
     pub(super) fn lease_refusal(&self) -> Option<String> {
-        self.lease.get().and_then(crate::mqtt::lease::LeaseView::refusal)
+        self.lease
+            .get()
+            .and_then(crate::mqtt::lease::LeaseView::refusal)
     }
 
     /// The event memory, when there is one.

@@ -823,7 +823,11 @@ pub fn server_config(naming: &Naming, events: bool) -> String {
 
 /// [`server_config`] with, for a brain in the lease (`[mqtt.lease]`), an "Active brain" sensor
 /// that reads the holder from the retained lease on `lease_topic`.
-pub fn server_config_with_lease(naming: &Naming, events: bool, lease_topic: Option<&str>) -> String {
+pub fn server_config_with_lease(
+    naming: &Naming,
+    events: bool,
+    lease_topic: Option<&str>,
+) -> String {
     let topics = naming.server_topics();
     let object_id = naming.server_id.as_str();
     let mut b = Builder::new(

@@ -75,7 +75,13 @@ pub fn spawn<C: ClusterSource, A: ActionSink>(
     let machine = Lease::new(instance, lease);
     let (status_tx, status) = watch::channel(machine.status(Instant::now()));
     let view = LeaseView::new(instance.to_owned(), status.clone());
-    let lease_task = tokio::spawn(run_lease(machine, link, topic, status_tx, lease_token.clone()));
+    let lease_task = tokio::spawn(run_lease(
+        machine,
+        link,
+        topic,
+        status_tx,
+        lease_token.clone(),
+    ));
     let supervisor = Supervisor {
         settings,
         cluster,
@@ -245,7 +251,9 @@ async fn run_lease(
             if shown.role != now.role || shown.holder != now.holder {
                 match (&now.role, &now.holder) {
                     (Role::Active, _) => info!(epoch = now.epoch, "this brain holds the lease"),
-                    (_, Some(holder)) => info!(%holder, epoch = now.epoch, "standby: another brain holds the lease"),
+                    (_, Some(holder)) => {
+                        info!(%holder, epoch = now.epoch, "standby: another brain holds the lease")
+                    }
                     _ => info!("standby: no brain holds the lease"),
                 }
             }
