@@ -280,6 +280,12 @@ impl MqttConfig {
         if self.birth_delay_ms_max > 60_000 {
             return invalid("mqtt.birth_delay_ms_max", "must be at most 60000".into());
         }
+        if self.lease.enabled && !self.enabled {
+            return invalid(
+                "mqtt.lease.enabled",
+                "needs mqtt.enabled = true: the lease lives on the MQTT broker".into(),
+            );
+        }
         self.lease.validate(origin)?;
         Ok(())
     }
@@ -325,7 +331,7 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         type Edit = fn(&mut MqttConfig);
-        let cases: [(Edit, &str); 9] = [
+        let cases: [(Edit, &str); 10] = [
             (|c| c.host = " ".into(), "mqtt.host"),
             (|c| c.port = 0, "mqtt.port"),
             (|c| c.base_topic = "jar/+".into(), "mqtt.base_topic"),
@@ -338,6 +344,7 @@ mod tests {
             (|c| c.password = Some(Secret::new("x")), "mqtt.username"),
             (|c| c.ca_file = Some("/ca.pem".into()), "mqtt.ca_file"),
             (|c| c.cluster_id = Some("!!!".into()), "mqtt.cluster_id"),
+            (|c| c.lease.lease_secs = 60, "mqtt.lease.lease_secs"),
         ];
         for (edit, key) in cases {
             let err = check(edit).unwrap_err();

@@ -923,6 +923,19 @@ mod tests {
     }
 
     #[test]
+    fn the_lease_needs_mqtt() {
+        let config = super::super::MqttConfig {
+            lease: LeaseConfig {
+                enabled: true,
+                ..LeaseConfig::default()
+            },
+            ..super::super::MqttConfig::default()
+        };
+        let err = config.validate(Path::new("t.toml")).unwrap_err();
+        assert!(err.to_string().contains("mqtt.lease.enabled"), "{err}");
+    }
+
+    #[test]
     fn config_checks_the_lease_and_the_instance() {
         let origin = Path::new("t.toml");
         assert!(LeaseConfig::default().validate(origin).is_ok());
