@@ -516,6 +516,17 @@ impl Lease {
         }
     }
 
+    /// Something unreadable now sits on the lease topic: the holder puts its claim back.
+    pub fn reassert(&mut self, now: Instant, wall_ms: i64) -> Vec<String> {
+        self.expire(now);
+        match self.state {
+            State::Active { epoch, .. } if self.connected => {
+                vec![self.send(Kind::Renew, epoch, now, wall_ms)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// A clean shutdown: the release to send when this brain holds the lease.
     pub fn release(&mut self, now: Instant, wall_ms: i64) -> Option<String> {
         let State::Active { epoch, .. } = self.state else {
@@ -696,7 +707,9 @@ impl Lease {
         if !ready || !free || self.state != State::Standby {
             return Vec::new();
         }
-        let epoch = self.top_epoch + 1;
+        // A stranger's epoch of u64::MAX must not overflow (it wins anyway: anyone who may
+        // write the topic can take the lease; protect it with the broker's ACLs).
+        let epoch = self.top_epoch.saturating_add(1);
         let message = self.send(Kind::Claim, epoch, now, wall_ms);
         self.state = State::Claiming {
             epoch,
@@ -920,6 +933,50 @@ mod tests {
         );
         assert!(lease.message(long.as_bytes(), false, t0, 0).is_err());
         assert_eq!(lease.status(t0).holder, None);
+    }
+
+    #[test]
+    fn a_broker_restart_leaves_the_lease_with_its_holder() {
+        let mut net = Net::new(&["b", "a"]);
+        net.connect(0);
+        net.advance(Duration::from_secs(1));
+        net.connect(1);
+        net.advance(Duration::from_secs(5));
+        assert_eq!(net.active(), ["b"]);
+        // The broker goes away and forgets the retained lease.
+        for brain in &mut net.brains {
+            brain.disconnected();
+        }
+        net.retained = None;
+        assert_eq!(
+            net.active(),
+            Vec::<&str>::new(),
+            "nobody acts without the broker"
+        );
+        net.advance(Duration::from_secs(2));
+        // The standby is back first, then the holder.
+        net.connect(1);
+        net.advance(Duration::from_secs(1));
+        net.connect(0);
+        net.advance(Duration::from_secs(30));
+        assert_eq!(net.active(), ["b"]);
+        assert_eq!(net.brains[0].status(net.now).epoch, Some(1));
+        assert_eq!(net.brains[1].status(net.now).holder.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_huge_epoch_from_a_stranger_does_not_overflow() {
+        let mut lease = Lease::new("a", LEASE);
+        let t0 = Instant::now();
+        lease.connected(t0, 0);
+        let stranger = format!(
+            r#"{{"holder":"x","epoch":{},"kind":"claim","lease_ms":3000}}"#,
+            u64::MAX
+        );
+        lease.message(stranger.as_bytes(), false, t0, 0).unwrap();
+        let out = lease.tick(t0 + Duration::from_secs(4), 0);
+        let wire: Wire = serde_json::from_str(&out[0]).unwrap();
+        assert_eq!(wire.epoch, u64::MAX);
     }
 
     #[test]

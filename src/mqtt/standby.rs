@@ -225,7 +225,7 @@ async fn run_lease(
                                 bad_logged = Some(Instant::now());
                                 warn!(%topic, "ignored a message on the lease topic: {err}");
                             }
-                            Vec::new()
+                            lease.reassert(Instant::now(), unix_ms())
                         }
                     }
                 } else {
