@@ -224,6 +224,29 @@ async fn the_lease_passes_between_two_brains() {
     // The new active brain acts.
     let reply = command(&b, "Stop nextcloud").await;
     assert_ne!(reply["actions"][0]["decision"], "refused", "{reply}");
+    // The dead brain's `offline`, late (a clustered broker may publish a will long after):
+    // the active brain says `online` again.
+    let mark = ha.mark();
+    ha.publish("jarvis/status", "offline", true).await;
+    ha.wait_for("online again", |_, log| {
+        log[mark..]
+            .iter()
+            .any(|s| s.topic == "jarvis/status" && s.payload == "online")
+            .then_some(())
+    })
+    .await;
+    // Garbage on the lease topic: ignored, and the holder puts its lease back at once.
+    let mark = ha.mark();
+    ha.publish(LEASE_TOPIC, "not a lease", true).await;
+    ha.wait_for("the lease back", |last, log| {
+        let renewed = log[mark..]
+            .iter()
+            .filter_map(lease_of)
+            .any(|l| l["holder"] == "brain-b");
+        let retained = last.get(LEASE_TOPIC).and_then(lease_of);
+        (renewed && retained.is_some_and(|l| l["holder"] == "brain-b")).then_some(())
+    })
+    .await;
 
     // The first comes back: it is the standby now, and stays so (no flapping).
     let mark = ha.mark();

@@ -506,6 +506,11 @@ impl Books {
         self.lease_topic = Some(topic);
     }
 
+    /// Whether this brain takes part in the lease (see [`Books::show_lease`]).
+    pub fn in_lease(&self) -> bool {
+        self.lease_topic.is_some()
+    }
+
     /// Shows the event memory's size on Jarvis's device (its config gets two sensors).
     pub fn show_memory(&mut self) {
         self.memory.get_or_insert_with(MemoryState::default);

@@ -271,6 +271,17 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             warn!(cause = %err, "cannot subscribe; retrying on the next connection");
             return;
         }
+        // With the lease, the brain before this one may have left an `offline` behind (its
+        // last will, published late by a clustered broker): watch for it (see `on_message`).
+        if self.books.in_lease() {
+            if let Err(err) = self
+                .client
+                .subscribe(&naming.status_topic, QoS::AtLeastOnce)
+                .await
+            {
+                warn!(cause = %err, "cannot subscribe to Jarvis's status");
+            }
+        }
         self.publish_all().await;
     }
 
@@ -500,6 +511,15 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
 
     async fn on_message(&mut self, message: Message) {
         let naming = self.books.naming();
+        if message.topic == naming.status_topic {
+            // Only subscribed with the lease: this brain is the active one and alive.
+            if message.payload.as_ref() == b"offline" {
+                info!("an earlier brain's `offline` is at the broker; saying `online` again");
+                self.out.push(Out::retained(&naming.status_topic, "online"));
+                self.flush().await;
+            }
+            return;
+        }
         if message.topic == naming.ha_status_topic() {
             if message.payload.as_ref() == b"online" && self.republish_at.is_none() {
                 let delay = jitter(self.settings.birth_delay_max);
