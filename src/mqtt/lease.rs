@@ -412,8 +412,13 @@ impl Lease {
         // The broker replays the retained lease right after the subscription: wait for it
         // before deciding that nobody holds the lease.
         self.ready_at = Some(now + MIN_SETTLE);
+        // A reconnect seen without the drop before it (the two came together): the will has
+        // released the lease meanwhile, so re-assert it like after a drop.
+        if let State::Active { epoch, until, .. } = self.state {
+            self.state = State::Lapsed { epoch, until };
+        }
         match self.state {
-            State::Active { epoch, .. } => vec![self.send(Kind::Renew, epoch, now, wall_ms)],
+            State::Active { .. } => Vec::new(),
             // Back within the lease (a broker restart): re-assert it before anyone may claim.
             State::Lapsed { epoch, .. } => {
                 let message = self.send(Kind::Renew, epoch, now, wall_ms);
