@@ -474,7 +474,7 @@ impl Lease {
         if wire.holder == self.me {
             if let Some(at) = self.sent.iter().position(|(seq, _)| *seq == wire.seq) {
                 let (_, sent_at) = self.sent[at];
-                return Ok(self.on_echo(&wire, sent_at, now, wall_ms));
+                return Ok(self.on_echo(&wire, sent_at, now));
             }
             // Not one of ours: an earlier process of this instance. Treated as another brain.
         }
@@ -533,12 +533,11 @@ impl Lease {
     }
 
     /// A clean shutdown: the release to send when this brain holds the lease.
-    pub fn release(&mut self, now: Instant, wall_ms: i64) -> Option<String> {
+    pub fn release(&mut self, wall_ms: i64) -> Option<String> {
         let State::Active { epoch, .. } = self.state else {
             return None;
         };
         self.state = State::Standby;
-        let _ = now;
         let wire = Wire {
             holder: String::new(),
             epoch,
@@ -561,13 +560,7 @@ impl Lease {
         }
     }
 
-    fn on_echo(
-        &mut self,
-        wire: &Wire,
-        sent_at: Instant,
-        now: Instant,
-        wall_ms: i64,
-    ) -> Vec<String> {
+    fn on_echo(&mut self, wire: &Wire, sent_at: Instant, now: Instant) -> Vec<String> {
         match &mut self.state {
             State::Active { epoch, until, .. } if *epoch == wire.epoch => {
                 *until = (*until).max(sent_at + self.lease);
@@ -600,7 +593,6 @@ impl Lease {
                         echoed: Some(now),
                     };
                 }
-                let _ = wall_ms;
                 Vec::new()
             }
             _ => Vec::new(),

@@ -264,7 +264,7 @@ async fn run_lease(
     // A clean shutdown: free the lease now rather than when it runs out.
     let connected = link.state.borrow().connected;
     if connected {
-        let released = lease.release(Instant::now(), unix_ms());
+        let released = lease.release(unix_ms());
         let bye = async {
             if let Some(payload) = released {
                 link.client
