@@ -39,11 +39,14 @@
 #      VmHWM once serving, then after transcriptions, syntheses, 20 wake-word streams and all of
 #      them at once (the reference Python client; goal: VmHWM <= 300 MB).
 #
-#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events|backups|panel|backends|memory]...   (default: all)
+#  14. Brain lease: takeover time of the standby brain when the active one is killed (last
+#      will), stops cleanly (release) or freezes (keep-alive, or the lease running out).
+#
+#   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events|backups|panel|backends|memory|lease]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >&2
-if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer frigate events backups panel backends memory); fi
+if (($#)); then what=("$@"); else what=(codec rss stt tts mqtt brain wake wer frigate events backups panel backends memory lease); fi
 export JARVIS_MODELS_DIR=${JARVIS_MODELS_DIR:-$(cd .. && pwd)/shared/models}
 
 for item in "${what[@]}"; do
@@ -90,6 +93,10 @@ PY
   mqtt)
     echo "== mqtt discovery (cargo bench --bench mqtt; needs mosquitto: scripts/bootstrap.sh --test)"
     cargo bench --locked --bench mqtt 2>/dev/null
+    ;;
+  lease)
+    echo "== brain lease takeover (cargo bench --bench lease; needs mosquitto: scripts/bootstrap.sh --test)"
+    cargo bench --locked --bench lease 2>/dev/null
     ;;
   frigate)
     echo "== frigate ingestion (cargo bench --bench frigate; needs mosquitto: scripts/bootstrap.sh --test)"

@@ -100,8 +100,32 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         Vec::new()
     };
 
+    // With the brain lease, every MQTT client id names this brain (two brains, one broker).
+    let lease = &config.mqtt.lease;
+    let lease_instance = lease.instance_or(&instance);
+    let mqtt_config = if lease.enabled {
+        crate::mqtt::standby::with_instance_ids(&config.mqtt, &lease_instance)
+    } else {
+        config.mqtt.clone()
+    };
     // Before any other task starts: a bad mqtt.ca_file stops start-up here.
-    let mqtt = if config.mqtt.enabled {
+    let mqtt = if config.mqtt.enabled && lease.enabled {
+        let brain = &services.brain;
+        let handle = crate::mqtt::standby::spawn(
+            mqtt_config.settings(),
+            &lease_instance,
+            std::time::Duration::from_secs(lease.lease_secs),
+            Arc::clone(brain),
+            Arc::clone(brain),
+            brain.memory().map(crate::mqtt::EventFeed::from_memory),
+            shutdown.child_token(),
+        )
+        .context("cannot start the MQTT publisher")?;
+        if let Some(view) = &handle.lease {
+            brain.set_lease(view.clone());
+        }
+        Some(handle)
+    } else if config.mqtt.enabled {
         let brain = &services.brain;
         let handle = crate::mqtt::spawn(
             config.mqtt.settings(),
@@ -120,7 +144,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
     let frigate = if config.frigate.enabled {
         let handle = crate::frigate::spawn(
             &config.frigate,
-            &config.mqtt,
+            &mqtt_config,
             services.events.clone(),
             Arc::clone(&services.frigate_status),
             services.frigate.arrivals.clone(),

@@ -69,6 +69,7 @@ impl Roles {
         if !self.brain {
             config.proxmox.enabled = false;
             config.mqtt.enabled = false;
+            config.mqtt.lease.enabled = false;
             config.frigate.enabled = false;
             config.wyoming.advertise_intent = false;
         }

@@ -115,6 +115,9 @@ pub struct BrainHealth {
     pub read_only: bool,
     /// The LLM fallback is configured.
     pub llm_configured: bool,
+    /// Which brain is active (`[mqtt.lease]`): role, holder, epoch, since.
+    #[serde(flatten)]
+    pub lease: crate::mqtt::lease::LeaseStatus,
 }
 
 /// The homelab brain. Share it as `Arc<Brain>`.
@@ -135,6 +138,8 @@ pub struct Brain {
     activity: broadcast::Sender<Activity>,
     next_conversation: AtomicU64,
     memory: Option<super::memory::Memory>,
+    /// The brain lease, with `[mqtt.lease]`: a standby brain refuses actions.
+    lease: std::sync::OnceLock<crate::mqtt::lease::LeaseView>,
 }
 
 /// Why the brain could not start.
@@ -181,6 +186,7 @@ impl Brain {
             activity,
             next_conversation: AtomicU64::new(1),
             memory: None,
+            lease: std::sync::OnceLock::new(),
         })
     }
 
@@ -190,6 +196,19 @@ impl Brain {
     pub fn with_memory(mut self, memory: super::memory::Memory) -> Self {
         self.memory = Some(memory);
         self
+    }
+
+    /// Takes part in the brain lease: from now on actions need this brain to hold it. Set once,
+    /// when the lease starts (later calls change nothing).
+    pub fn set_lease(&self, lease: crate::mqtt::lease::LeaseView) {
+        let _ = self.lease.set(lease);
+    }
+
+    /// Why this brain may not act now (a standby), as the reply to give; `None` when it may.
+    pub(super) fn lease_refusal(&self) -> Option<String> {
+        self.lease
+            .get()
+            .and_then(crate::mqtt::lease::LeaseView::refusal)
     }
 
     /// The event memory, when there is one.
@@ -338,6 +357,10 @@ impl Brain {
             audit_writable: self.audit.is_writable(),
             read_only: self.policy.read_only,
             llm_configured: self.llm.is_some(),
+            lease: self.lease.get().map_or_else(
+                crate::mqtt::lease::LeaseStatus::single,
+                crate::mqtt::lease::LeaseView::status,
+            ),
         }
     }
 
@@ -953,6 +976,10 @@ impl Brain {
     /// Proxmox task. MQTT buttons call this directly; voice and HTTP reach it through
     /// [`Brain::command`]. The decision and outcome are in the audit log before this returns.
     pub async fn act(&self, request: ActionRequest) -> ActionReport {
+        // A standby brain acts on nothing (checked again just before Proxmox is asked).
+        if let Some(reason) = self.lease_refusal() {
+            return self.record_refusal(request, reason).await;
+        }
         let started = Instant::now();
         let (report, task) = self.decide_and_act(&request).await;
         self.record(&request, report, task, started).await
@@ -1090,6 +1117,10 @@ impl Brain {
                 report(Some(guest), Decision::NeedsConfirmation, question),
                 Some("waiting for confirmation".into()),
             );
+        }
+        // The lease may have passed while Proxmox was asked about the guest.
+        if let Some(reason) = self.lease_refusal() {
+            return refuse(Some(guest), reason);
         }
         let upid = match proxmox.guest_action(&guest.reference(), action).await {
             Ok(upid) => upid,

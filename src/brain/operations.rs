@@ -512,6 +512,9 @@ pub(super) async fn decide_and_act(
         let question = question.unwrap_or_else(|| format!("{}?", capitalize(&said)));
         return ask(brain, request, Some(guest), question);
     }
+    if let Some(reason) = brain.lease_refusal() {
+        return refuse(Some(guest), reason);
+    }
     let reference = guest.reference();
     let sent = match &request.action {
         Action::Snapshot {
@@ -708,6 +711,9 @@ async fn decide_node(
     }
     if verdict == Verdict::Confirm {
         return ask(brain, request, None, question);
+    }
+    if let Some(reason) = brain.lease_refusal() {
+        return refuse(reason);
     }
     let mut report = ActionReport::new(&request.action, Decision::Allowed, String::new());
     let sent = proxmox.node_action(node, action, &vms).await;

@@ -62,6 +62,8 @@ pub struct MqttConfig {
     pub retain_discovery: bool,
     /// Largest random delay before answering HA's birth message, in ms.
     pub birth_delay_ms_max: u64,
+    /// `[mqtt.lease]`: a standby brain.
+    pub lease: super::lease::LeaseConfig,
 }
 
 impl Default for MqttConfig {
@@ -83,6 +85,7 @@ impl Default for MqttConfig {
             refresh_secs: DEFAULT_REFRESH_SECS,
             retain_discovery: false,
             birth_delay_ms_max: DEFAULT_BIRTH_DELAY_MS_MAX,
+            lease: super::lease::LeaseConfig::default(),
         }
     }
 }
@@ -107,6 +110,7 @@ impl std::fmt::Debug for MqttConfig {
             refresh_secs,
             retain_discovery,
             birth_delay_ms_max,
+            lease,
         } = self;
         f.debug_struct("MqttConfig")
             .field("enabled", enabled)
@@ -125,6 +129,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("refresh_secs", refresh_secs)
             .field("retain_discovery", retain_discovery)
             .field("birth_delay_ms_max", birth_delay_ms_max)
+            .field("lease", lease)
             .finish()
     }
 }
@@ -275,6 +280,13 @@ impl MqttConfig {
         if self.birth_delay_ms_max > 60_000 {
             return invalid("mqtt.birth_delay_ms_max", "must be at most 60000".into());
         }
+        if self.lease.enabled && !self.enabled {
+            return invalid(
+                "mqtt.lease.enabled",
+                "needs mqtt.enabled = true: the lease lives on the MQTT broker".into(),
+            );
+        }
+        self.lease.validate(origin)?;
         Ok(())
     }
 }
@@ -319,7 +331,7 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         type Edit = fn(&mut MqttConfig);
-        let cases: [(Edit, &str); 9] = [
+        let cases: [(Edit, &str); 10] = [
             (|c| c.host = " ".into(), "mqtt.host"),
             (|c| c.port = 0, "mqtt.port"),
             (|c| c.base_topic = "jar/+".into(), "mqtt.base_topic"),
@@ -332,6 +344,7 @@ mod tests {
             (|c| c.password = Some(Secret::new("x")), "mqtt.username"),
             (|c| c.ca_file = Some("/ca.pem".into()), "mqtt.ca_file"),
             (|c| c.cluster_id = Some("!!!".into()), "mqtt.cluster_id"),
+            (|c| c.lease.lease_secs = 60, "mqtt.lease.lease_secs"),
         ];
         for (edit, key) in cases {
             let err = check(edit).unwrap_err();

@@ -109,13 +109,26 @@ pub fn connect(
     will_topic: &str,
     token: CancellationToken,
 ) -> Result<(Link, JoinHandle<()>), MqttError> {
+    let will = LastWill::new(will_topic, "offline", QoS::AtLeastOnce, true);
+    connect_with_will(settings, will, token)
+}
+
+/// [`connect`] with another last will (the brain lease's release).
+///
+/// # Errors
+/// A CA file that cannot be used.
+pub fn connect_with_will(
+    settings: &MqttSettings,
+    will: LastWill,
+    token: CancellationToken,
+) -> Result<(Link, JoinHandle<()>), MqttError> {
     let mut options = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
     options
         .set_keep_alive(settings.keep_alive)
         .set_clean_session(true)
         .set_max_packet_size(MAX_INCOMING_BYTES, MAX_OUTGOING_BYTES)
         .set_request_channel_capacity(REQUEST_CAPACITY)
-        .set_last_will(LastWill::new(will_topic, "offline", QoS::AtLeastOnce, true));
+        .set_last_will(will);
     if let Some((user, password)) = &settings.credentials {
         options.set_credentials(user, password.expose());
     }

@@ -818,6 +818,16 @@ pub fn storage_config(naming: &Naming, common: &Common, storage: &Storage) -> St
 ///
 /// With `events`, the event memory's size as two diagnostic sensors.
 pub fn server_config(naming: &Naming, events: bool) -> String {
+    server_config_with_lease(naming, events, None)
+}
+
+/// [`server_config`] with, for a brain in the lease (`[mqtt.lease]`), an "Active brain" sensor
+/// that reads the holder from the retained lease on `lease_topic`.
+pub fn server_config_with_lease(
+    naming: &Naming,
+    events: bool,
+    lease_topic: Option<&str>,
+) -> String {
     let topics = naming.server_topics();
     let object_id = naming.server_id.as_str();
     let mut b = Builder::new(
@@ -865,6 +875,14 @@ pub fn server_config(naming: &Naming, events: bool) -> String {
     event.ic = Some("mdi:lightning-bolt");
     b.components.push(("activity", event));
     super::backups::server_sensors(&mut b, &topics.backups);
+    if let Some(lease) = lease_topic {
+        let mut active = b.base("sensor", "active_brain", "Active brain");
+        active.stat_t = Some(lease);
+        active.val_tpl = Some("{{ value_json.holder if value_json.holder else 'none' }}");
+        active.ic = Some("mdi:account-switch");
+        active.ent_cat = Some("diagnostic");
+        b.components.push(("active_brain", active));
+    }
     if events {
         b.read(
             "sensor",
@@ -1332,6 +1350,14 @@ mod tests {
 
     #[test]
     fn jarvis_shows_the_event_memory_size_when_it_has_one() {
+        let with_lease = parse(&server_config_with_lease(
+            &naming(),
+            false,
+            Some("jarvis/brain/lease"),
+        ));
+        let active = &with_lease["cmps"]["active_brain"];
+        assert_eq!(active["stat_t"], "jarvis/brain/lease", "{active}");
+        assert_eq!(active["ent_cat"], "diagnostic");
         let config = parse(&server_config(&naming(), true));
         check_common(&config);
         let cmps = &config["cmps"];

@@ -115,6 +115,8 @@ pub struct Books {
     backup_states: HashMap<u32, String>,
     /// Jarvis's published backups state.
     server_backups: Option<String>,
+    /// The brain lease's topic, when Jarvis's device shows the active brain.
+    lease_topic: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -187,6 +189,7 @@ impl Books {
             entity_names: None,
             backup_states: HashMap::new(),
             server_backups: None,
+            lease_topic: None,
         }
     }
 
@@ -498,6 +501,16 @@ impl Books {
         }
     }
 
+    /// Shows the active brain on Jarvis's device, read from the lease on `topic`.
+    pub fn show_lease(&mut self, topic: String) {
+        self.lease_topic = Some(topic);
+    }
+
+    /// Whether this brain takes part in the lease (see [`Books::show_lease`]).
+    pub fn in_lease(&self) -> bool {
+        self.lease_topic.is_some()
+    }
+
     /// Shows the event memory's size on Jarvis's device (its config gets two sensors).
     pub fn show_memory(&mut self) {
         self.memory.get_or_insert_with(MemoryState::default);
@@ -555,7 +568,11 @@ impl Books {
         out.push(Out::retained(&self.naming.status_topic, "online"));
         out.push(Out {
             topic: server.config.clone(),
-            payload: discovery::server_config(&self.naming, self.memory.is_some()),
+            payload: discovery::server_config_with_lease(
+                &self.naming,
+                self.memory.is_some(),
+                self.lease_topic.as_deref(),
+            ),
             retain: self.retain_discovery,
         });
         if self.server_state.is_none() {

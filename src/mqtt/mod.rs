@@ -14,6 +14,8 @@
 //! - `node_buttons`: a node's Reboot, Shut down, Start all and Stop all (disabled by default).
 //! - [`source`]: the seams: the Proxmox cache, the brain, the event memory and Frigate.
 //! - [`publisher`]: the task that ties them together.
+//! - [`lease`] and [`standby`]: `[mqtt.lease]`, one active brain of two (the lease, and the
+//!   task that runs the publisher only while this brain holds it).
 
 mod backups;
 pub mod cameras;
@@ -23,11 +25,13 @@ pub mod connection;
 pub mod discovery;
 pub mod disks;
 pub mod entity_ids;
+pub mod lease;
 pub mod lifecycle;
 mod node_buttons;
 pub mod publisher;
 pub mod slug;
 pub mod source;
+pub mod standby;
 pub mod state;
 
 use std::sync::Arc;
@@ -48,6 +52,8 @@ pub use source::{ActionSink, ClusterSource, EventFeed, NoBrain, SourceError};
 pub struct MqttHandle {
     /// The connection as it is now.
     pub link: watch::Receiver<LinkState>,
+    /// The brain lease, with `[mqtt.lease]`.
+    pub lease: Option<lease::LeaseView>,
     task: JoinHandle<()>,
 }
 
@@ -82,12 +88,27 @@ pub fn spawn<C: ClusterSource, A: ActionSink>(
     events: Option<EventFeed>,
     token: CancellationToken,
 ) -> Result<MqttHandle, MqttError> {
+    spawn_publisher(settings, cluster, actions, events, token, None)
+}
+
+/// [`spawn`], saying `offline` at the end only while `farewell` holds (when given).
+pub(crate) fn spawn_publisher<C: ClusterSource, A: ActionSink>(
+    settings: MqttSettings,
+    cluster: Arc<C>,
+    actions: Arc<A>,
+    events: Option<EventFeed>,
+    token: CancellationToken,
+    farewell: Option<Arc<std::sync::atomic::AtomicBool>>,
+) -> Result<MqttHandle, MqttError> {
     let status_topic = format!("{}/status", settings.base_topic);
     let (link, event_loop) = connection::connect(&settings, &status_topic, token.clone())?;
     let state = link.state.clone();
     let mut publisher = Publisher::new(settings, cluster, actions, link, token);
     if let Some(feed) = events {
         publisher = publisher.with_events(feed);
+    }
+    if let Some(farewell) = farewell {
+        publisher = publisher.with_farewell(farewell);
     }
     let task = tokio::spawn(async move {
         publisher.run().await;
@@ -101,5 +122,9 @@ pub fn spawn<C: ClusterSource, A: ActionSink>(
             abort.abort();
         }
     });
-    Ok(MqttHandle { link: state, task })
+    Ok(MqttHandle {
+        link: state,
+        lease: None,
+        task,
+    })
 }

@@ -88,6 +88,9 @@ pub struct Publisher<C, A> {
     frigate_status: Option<watch::Receiver<FrigateStatus>>,
     /// Frigate's arrivals (with a feed and Frigate enabled).
     arrivals: Option<broadcast::Receiver<Event>>,
+    /// Say `offline` when stopping (false: a standby brain steps back and the active one
+    /// already said `online`).
+    farewell: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
@@ -140,7 +143,18 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             cameras: None,
             frigate_status: None,
             arrivals: None,
+            farewell: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
+    }
+
+    /// A brain in the lease (see `standby`): says `offline` when stopping only while
+    /// `farewell` holds, and shows the active brain on Jarvis's device.
+    #[must_use]
+    pub fn with_farewell(mut self, farewell: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.farewell = farewell;
+        self.books
+            .show_lease(super::standby::lease_topic(&self.settings.base_topic));
+        self
     }
 
     /// Adds the event memory's size to Jarvis's device and, with Frigate enabled, the Frigate
@@ -256,6 +270,17 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
         if let Err(err) = subscribed.await {
             warn!(cause = %err, "cannot subscribe; retrying on the next connection");
             return;
+        }
+        // With the lease, the brain before this one may have left an `offline` behind (its
+        // last will, published late by a clustered broker): watch for it (see `on_message`).
+        if self.books.in_lease() {
+            if let Err(err) = self
+                .client
+                .subscribe(&naming.status_topic, QoS::AtLeastOnce)
+                .await
+            {
+                warn!(cause = %err, "cannot subscribe to Jarvis's status");
+            }
         }
         self.publish_all().await;
     }
@@ -486,6 +511,15 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
 
     async fn on_message(&mut self, message: Message) {
         let naming = self.books.naming();
+        if message.topic == naming.status_topic {
+            // Only subscribed with the lease: this brain is the active one and alive.
+            if message.payload.as_ref() == b"offline" {
+                info!("an earlier brain's `offline` is at the broker; saying `online` again");
+                self.out.push(Out::retained(&naming.status_topic, "online"));
+                self.flush().await;
+            }
+            return;
+        }
         if message.topic == naming.ha_status_topic() {
             if message.payload.as_ref() == b"online" && self.republish_at.is_none() {
                 let delay = jitter(self.settings.birth_delay_max);
@@ -700,10 +734,13 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
         let connected = self.link.borrow().connected;
         if connected {
             let naming = self.books.naming();
+            let farewell = self.farewell.load(std::sync::atomic::Ordering::Acquire);
             let bye = async {
-                self.client
-                    .publish(&naming.status_topic, QoS::AtLeastOnce, true, "offline")
-                    .await?;
+                if farewell {
+                    self.client
+                        .publish(&naming.status_topic, QoS::AtLeastOnce, true, "offline")
+                        .await?;
+                }
                 self.client.disconnect().await
             };
             match tokio::time::timeout(GOODBYE_TIMEOUT, bye).await {

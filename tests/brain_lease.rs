@@ -1,0 +1,307 @@
+//! `[mqtt.lease]`: two `jarvis serve --role brain` processes for one (fake) Proxmox cluster on
+//! a real Mosquitto. The first takes the lease; the second is a standby that publishes no
+//! entities and refuses actions; killing the first (its last will) hands the lease over; the
+//! first comes back as the standby without a fight; a broker restart leaves the lease where it
+//! was; a clean shutdown releases it at once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::fake_proxmox::{FakeProxmox, TOKEN_ID, TOKEN_SECRET};
+use common::mosquitto::{Mosquitto, Observer, Seen};
+use common::{LIMIT, Served, serve_binary};
+use serde_json::Value;
+
+const LEASE_TOPIC: &str = "jarvis/brain/lease";
+/// Long enough that a loaded CI machine renews in time and a broker restart is ridden out.
+const LEASE_SECS: u64 = 8;
+
+/// A brain's configuration file.
+fn brain_config(dir: &std::path::Path, name: &str, broker: u16, fake: &FakeProxmox) -> String {
+    let path = dir.join(format!("{name}.toml"));
+    let toml = format!(
+        r#"
+[proxmox]
+enabled = true
+urls = ["{url}"]
+token_id = "{TOKEN_ID}"
+token_secret = "{TOKEN_SECRET}"
+read_retries = 0
+
+[mqtt]
+enabled = true
+host = "127.0.0.1"
+port = {broker}
+poll_secs = 1
+grace_secs = 5
+birth_delay_ms_max = 10
+
+[mqtt.lease]
+enabled = true
+instance = "{name}"
+lease_secs = {LEASE_SECS}
+"#,
+        url = fake.url
+    );
+    std::fs::write(&path, toml).unwrap();
+    path.display().to_string()
+}
+
+async fn start_brain(config: &str) -> Served {
+    serve_binary(&["--role", "brain", "--config", config], &[]).await
+}
+
+async fn health(brain: &Served) -> Value {
+    let http = brain.http.unwrap();
+    reqwest::get(format!("http://{http}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Polls `/health` until `check` holds (the lease changes in the background).
+async fn wait_health(brain: &Served, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let result = tokio::time::timeout(LIMIT, async {
+        loop {
+            let health = health(brain).await;
+            if check(&health) {
+                return health;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    match result {
+        Ok(health) => health,
+        Err(_) => panic!("{what}: {}", health(brain).await),
+    }
+}
+
+fn role_is(role: &'static str, holder: &'static str) -> impl Fn(&Value) -> bool {
+    move |h| h["brain"]["role"] == role && h["brain"]["holder"] == holder
+}
+
+/// The lease message, when `seen` is one.
+fn lease_of(seen: &Seen) -> Option<Value> {
+    (seen.topic == LEASE_TOPIC)
+        .then(|| serde_json::from_str(&seen.payload).ok())
+        .flatten()
+}
+
+/// Waits for `n` renewals by `holder` after `mark`.
+async fn wait_renewals(ha: &Observer, mark: usize, holder: &str, n: usize) {
+    ha.wait_for(&format!("{n} renewals by {holder}"), |_, log| {
+        let count = log[mark..]
+            .iter()
+            .filter_map(lease_of)
+            .filter(|l| l["holder"] == holder && l["kind"] == "renew")
+            .count();
+        (count >= n).then_some(())
+    })
+    .await;
+}
+
+/// The holders named in lease messages after `mark`.
+fn holders_since(ha: &Observer, mark: usize) -> Vec<String> {
+    let mut holders: Vec<String> = ha
+        .since(mark)
+        .iter()
+        .filter_map(lease_of)
+        .filter_map(|l| l["holder"].as_str().map(str::to_owned))
+        .collect();
+    holders.dedup();
+    holders
+}
+
+async fn command(brain: &Served, text: &str) -> Value {
+    let http = brain.http.unwrap();
+    let reply = reqwest::Client::new()
+        .post(format!("http://{http}/v1/command"))
+        .json(&serde_json::json!({ "text": text }))
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.status().is_success());
+    reply.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_passes_between_two_brains() {
+    let mut broker = Mosquitto::start().await;
+    let fake = FakeProxmox::homelab().await;
+    let ha = Observer::connect(broker.port, &["homeassistant/#", "jarvis/#"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_a = brain_config(dir.path(), "brain-a", broker.port, &fake);
+    let config_b = brain_config(dir.path(), "brain-b", broker.port, &fake);
+
+    // The first brain takes the lease and publishes the entities.
+    let mut a = start_brain(&config_a).await;
+    let h = wait_health(&a, "a active", role_is("active", "brain-a")).await;
+    assert_eq!(h["brain"]["epoch"], 1, "{h}");
+    assert!(h["brain"]["since"].is_string(), "{h}");
+    ha.wait_topic("jarvis/status", |p| p == "online").await;
+    ha.wait_json(
+        "homeassistant/device/jarvis_homelab_guest_104/config",
+        |_| true,
+    )
+    .await;
+    // Jarvis's device shows the active brain, read from the lease.
+    let server = ha
+        .wait_json("homeassistant/device/jarvis_server/config", |_| true)
+        .await;
+    assert_eq!(
+        server["cmps"]["active_brain"]["stat_t"], LEASE_TOPIC,
+        "{server}"
+    );
+
+    // The second is a standby: it names the holder, publishes nothing on the entities' topics
+    // and refuses actions, naming the active brain.
+    let mark = ha.mark();
+    let b = start_brain(&config_b).await;
+    let h = wait_health(&b, "b standby", role_is("standby", "brain-a")).await;
+    assert_eq!(h["mqtt"]["connected"], true, "{h}");
+    fake.clear_requests();
+    let reply = command(&b, "Start nextcloud").await;
+    let said = reply["reply"].as_str().unwrap();
+    assert!(
+        said.contains("standby") && said.contains("brain-a"),
+        "{said}"
+    );
+    assert_eq!(reply["actions"][0]["decision"], "refused", "{reply}");
+    // Questions are still answered.
+    let reply = command(&b, "status of node pve").await;
+    assert!(reply["reply"].as_str().unwrap().contains("pve"), "{reply}");
+    // A button press is carried out once, by the active brain.
+    ha.publish("jarvis/guest/104/command", "start", false).await;
+    let outcome = ha
+        .wait_json("jarvis/guest/104/action", |v| v["action"] == "start")
+        .await;
+    assert_eq!(outcome["decision"], "allowed", "{outcome}");
+    wait_renewals(&ha, mark, "brain-a", 3).await;
+    assert_eq!(fake.count("POST /nodes/agent1/qemu/104/status/start"), 1);
+    // A publisher's first messages (the active one may still update its own configs).
+    let first = [
+        "jarvis/status",
+        "homeassistant/device/jarvis_server/config",
+        "jarvis/proxmox/availability",
+    ];
+    let published: Vec<_> = ha
+        .since(mark)
+        .into_iter()
+        .filter(|s| first.contains(&s.topic.as_str()))
+        .map(|s| s.topic)
+        .collect();
+    assert_eq!(
+        published,
+        Vec::<String>::new(),
+        "the standby published entities"
+    );
+    assert_eq!(holders_since(&ha, mark), ["brain-a"]);
+
+    // The active brain dies without a goodbye: its will frees the lease, the standby takes
+    // over and publishes the entities.
+    let mark = ha.mark();
+    let killed = Instant::now();
+    a.child.start_kill().unwrap();
+    let _ = a.child.wait().await;
+    let h = wait_health(&b, "b takes over", role_is("active", "brain-b")).await;
+    let takeover = killed.elapsed();
+    println!("takeover after a kill: {takeover:?}");
+    assert!(takeover < Duration::from_secs(30), "{takeover:?}");
+    assert_eq!(h["brain"]["epoch"], 2, "{h}");
+    ha.wait_for("b's discovery", |_, log| {
+        log[mark..]
+            .iter()
+            .any(|s| s.topic == "homeassistant/device/jarvis_homelab_guest_104/config")
+            .then_some(())
+    })
+    .await;
+    ha.wait_topic("jarvis/status", |p| p == "online").await;
+    // The new active brain acts.
+    let reply = command(&b, "Stop nextcloud").await;
+    assert_ne!(reply["actions"][0]["decision"], "refused", "{reply}");
+    // The dead brain's `offline`, late (a clustered broker may publish a will long after):
+    // the active brain says `online` again.
+    let mark = ha.mark();
+    ha.publish("jarvis/status", "offline", true).await;
+    ha.wait_for("online again", |_, log| {
+        log[mark..]
+            .iter()
+            .any(|s| s.topic == "jarvis/status" && s.payload == "online")
+            .then_some(())
+    })
+    .await;
+    // Garbage on the lease topic: ignored, and the holder puts its lease back at once.
+    let mark = ha.mark();
+    ha.publish(LEASE_TOPIC, "not a lease", true).await;
+    ha.wait_for("the lease back", |last, log| {
+        let renewed = log[mark..]
+            .iter()
+            .filter_map(lease_of)
+            .any(|l| l["holder"] == "brain-b");
+        let retained = last.get(LEASE_TOPIC).and_then(lease_of);
+        (renewed && retained.is_some_and(|l| l["holder"] == "brain-b")).then_some(())
+    })
+    .await;
+
+    // The first comes back: it is the standby now, and stays so (no flapping).
+    let mark = ha.mark();
+    let a = start_brain(&config_a).await;
+    wait_health(&a, "a standby", role_is("standby", "brain-b")).await;
+    wait_renewals(&ha, mark, "brain-b", 3).await;
+    assert_eq!(holders_since(&ha, mark), ["brain-b"]);
+    let reply = command(&a, "Start nextcloud").await;
+    assert!(
+        reply["reply"].as_str().unwrap().contains("brain-b"),
+        "{reply}"
+    );
+
+    // A broker restart (retained messages lost): the holder re-asserts the lease when it is
+    // back, and the standby does not grab it.
+    broker.restart().await;
+    ha.wait_connects(2).await;
+    let mark = ha.mark();
+    wait_renewals(&ha, mark, "brain-b", 3).await;
+    assert_eq!(holders_since(&ha, mark), ["brain-b"]);
+    wait_health(&b, "b still active", role_is("active", "brain-b")).await;
+    wait_health(&a, "a still standby", role_is("standby", "brain-b")).await;
+    ha.wait_topic("jarvis/status", |p| p == "online").await;
+
+    // A clean shutdown releases the lease: the standby takes over without waiting it out.
+    let mark = ha.mark();
+    let stopped = Instant::now();
+    let pid = b.child.id().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let h = wait_health(&a, "a takes over", role_is("active", "brain-a")).await;
+    let takeover = stopped.elapsed();
+    println!("takeover after a clean shutdown: {takeover:?}");
+    assert_eq!(h["brain"]["epoch"], 3, "{h}");
+    let released = ha
+        .since(mark)
+        .iter()
+        .filter_map(lease_of)
+        .any(|l| l["kind"] == "release" && l["released_by"] == "brain-b" && l["epoch"] == 2);
+    assert!(released, "{:?}", ha.since(mark));
+    // `offline` from the old brain came before `online` from the new one.
+    let status = ha
+        .wait_for("online after the handover", |_, log| {
+            let status: Vec<String> = log[mark..]
+                .iter()
+                .filter(|s| s.topic == "jarvis/status")
+                .map(|s| s.payload.clone())
+                .collect();
+            (status.last().map(String::as_str) == Some("online")).then_some(status)
+        })
+        .await;
+    if let Some(offline) = status.iter().position(|s| s == "offline") {
+        assert!(offline < status.len() - 1, "{status:?}");
+    }
+}
