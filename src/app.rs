@@ -132,7 +132,11 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         None
     };
     // Remote speech-to-text backends: `describe` every few seconds until shutdown.
-    let backend_health: Vec<_> = [&services.stt_backends, &services.tts_backends]
+    let backend_health: Vec<_> = [
+        &services.stt_backends,
+        &services.tts_backends,
+        &services.wake_backends,
+    ]
         .into_iter()
         .flatten()
         .map(|backends| backends.spawn_health(shutdown.child_token()))
