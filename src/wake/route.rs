@@ -322,6 +322,9 @@ impl RoutedWake {
                 }
                 Current::Remote(remote) => {
                     // Output first: detections sent before a failure still reach the client.
+                    // While the channel is full the connection does not read; room made by the
+                    // exchange must wake it (an empty answer), or nothing would.
+                    let full = remote.sender.capacity() == 0;
                     let failure = tokio::select! {
                         biased;
                         Some(event) = remote.output.recv() => {
@@ -332,6 +335,10 @@ impl RoutedWake {
                             // Either answers the audio so far: no reply is due any more.
                             self.heard = true;
                             return vec![event];
+                        }
+                        Ok(permit) = remote.sender.reserve(), if full => {
+                            drop(permit);
+                            return Vec::new();
                         }
                         joined = &mut remote.task => match joined {
                             Ok(Ok(())) => RemoteFailure::Failed("the exchange ended".into()),
