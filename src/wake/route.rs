@@ -311,50 +311,44 @@ impl RoutedWake {
     /// Cancel safe: the local flow's output is, a remote's output channel and task handle stay in
     /// `self`, and a failover happens synchronously after a failure is in.
     pub async fn next_output(&mut self) -> Vec<Event> {
-        loop {
-            match &mut self.current {
-                Current::Local(flow) => {
-                    let events = flow.next_output().await;
-                    let events = self.checked(events);
-                    if !events.is_empty() {
-                        return events;
-                    }
-                }
-                Current::Remote(remote) => {
-                    // Output first: detections sent before a failure still reach the client.
-                    // While the channel is full the connection does not read; room made by the
-                    // exchange must wake it (an empty answer), or nothing would.
-                    let full = remote.sender.capacity() == 0;
-                    let failure = tokio::select! {
-                        biased;
-                        Some(event) = remote.output.recv() => {
-                            if matches!(event, Event::Detection(_)) {
-                                // Audio up to here has been heard: not replayed to another.
-                                self.tail.audio.clear();
-                            }
-                            // Either answers the audio so far: no reply is due any more.
-                            self.heard = true;
-                            return vec![event];
-                        }
-                        Ok(permit) = remote.sender.reserve(), if full => {
-                            drop(permit);
-                            return Vec::new();
-                        }
-                        joined = &mut remote.task => match joined {
-                            Ok(Ok(())) => RemoteFailure::Failed("the exchange ended".into()),
-                            Ok(Err(failure)) => failure,
-                            Err(err) => RemoteFailure::Failed(format!("exchange stopped: {err}")),
-                        },
-                    };
-                    let index = remote.index;
-                    self.remote_failed(index, failure);
-                    let events = self.next_backend();
-                    if !events.is_empty() {
-                        return events;
-                    }
-                }
-                Current::Done => return std::future::pending().await,
+        // Every outcome returns, even with no events: the connection then looks again at
+        // whether it may read (`accepts_input`), which a job done or a failover changes.
+        match &mut self.current {
+            Current::Local(flow) => {
+                let events = flow.next_output().await;
+                self.checked(events)
             }
+            Current::Remote(remote) => {
+                // Output first: detections sent before a failure still reach the client.
+                // While the channel is full the connection does not read; room made by the
+                // exchange must wake it (an empty answer), or nothing would.
+                let full = remote.sender.capacity() == 0;
+                let failure = tokio::select! {
+                    biased;
+                    Some(event) = remote.output.recv() => {
+                        if matches!(event, Event::Detection(_)) {
+                            // Audio up to here has been heard: not replayed to another.
+                            self.tail.audio.clear();
+                        }
+                        // Either answers the audio so far: no reply is due any more.
+                        self.heard = true;
+                        return vec![event];
+                    }
+                    Ok(permit) = remote.sender.reserve(), if full => {
+                        drop(permit);
+                        return Vec::new();
+                    }
+                    joined = &mut remote.task => match joined {
+                        Ok(Ok(())) => RemoteFailure::Failed("the exchange ended".into()),
+                        Ok(Err(failure)) => failure,
+                        Err(err) => RemoteFailure::Failed(format!("exchange stopped: {err}")),
+                    },
+                };
+                let index = remote.index;
+                self.remote_failed(index, failure);
+                self.next_backend()
+            }
+            Current::Done => std::future::pending().await,
         }
     }
 
