@@ -141,6 +141,19 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         .flatten()
         .map(|backends| backends.spawn_health(shutdown.child_token()))
         .collect();
+    // Backends given by zeroconf: browse `_wyoming._tcp` and point them at what is found.
+    let backend_sets: Vec<_> = [
+        &services.stt_backends,
+        &services.tts_backends,
+        &services.wake_backends,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    let discovery = crate::discovery::wanted(backend_sets.iter().map(|b| &**b)).then(|| {
+        crate::discovery::spawn(backend_sets, instance.clone(), shutdown.child_token())
+    });
     let wyoming_task = tokio::spawn(wyoming_server::run(
         wyoming_listener,
         config.wyoming.server_config(),
@@ -202,6 +215,9 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         }
         for health in backend_health {
             let _ = tokio::time::timeout(grace, health.wait()).await;
+        }
+        if let Some(discovery) = discovery {
+            let _ = tokio::time::timeout(grace, discovery).await;
         }
         // Withdrawing the record joins the avahi thread: keep that off the async workers.
         let _ = tokio::task::spawn_blocking(move || drop(advertisements)).await;

@@ -544,3 +544,50 @@ async fn bench_wake_routing() {
     router.shutdown.cancel();
     remote_box.shutdown.cancel();
 }
+
+/// `zeroconf = "<instance name>"`: a `jarvis serve --role wake` process advertised over avahi
+/// (which must run: `scripts/test.sh` starts it) is found by name and serves the stream.
+#[tokio::test]
+async fn a_backend_given_by_its_zeroconf_name_is_found_and_used() {
+    let _turn = one_at_a_time().await;
+    let name = format!("jarvis-wake-test-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jarvis.toml");
+    std::fs::write(&file, format!("[wyoming.zeroconf]\nname = \"{name}\"\n")).unwrap();
+    let mut served = serve_binary_args(
+        &[
+            "serve",
+            "--log-format",
+            "json",
+            "--role",
+            "wake",
+            "--config",
+            file.to_str().unwrap(),
+        ],
+        &[("JARVIS_WYOMING_ADDR", "0.0.0.0:0")],
+    )
+    .await;
+    let advertised = served.wait_for_log("zeroconf").await;
+    assert_eq!(
+        advertised["message"], "advertised over zeroconf",
+        "is avahi-daemon running? scripts/test.sh starts it: {advertised}"
+    );
+    let backend = WakeBackendConfig {
+        addr: None,
+        zeroconf: Some(name.clone()),
+        ..remote("unused:1", 1)
+    };
+    let brain = spawn_app(only(vec![backend])).await;
+    let label = format!("zeroconf:{name}");
+    until("the backend to be found and up", || {
+        let h = health(&brain, &label);
+        h.found_at.is_some() && h.up && !h.wake_programs.is_empty()
+    })
+    .await;
+    let found_at: SocketAddr = health(&brain, &label).found_at.unwrap().parse().unwrap();
+    assert_eq!(found_at.port(), served.wyoming.port());
+    detects_once(brain.wyoming_addr).await;
+    assert_eq!(health(&brain, &label).requests, 1);
+    brain.shutdown.cancel();
+    served.child.kill().await.unwrap();
+}
