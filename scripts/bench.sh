@@ -33,7 +33,8 @@
 #  12. Speech backends: audio-stop -> transcript and synthesize -> first audio through Jarvis
 #      routing to a remote backend against the same backend directly (goal: 5 ms added), and
 #      failover time when the first STT backend refuses, sends garbage, dies at audio-stop (audio
-#      replayed) or stays silent.
+#      replayed) or stays silent. Wake word: detection latency through Jarvis to a remote wake
+#      backend against the backend directly, and failover time when the remote dies mid-stream.
 #
 #   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events|backups|panel|backends]...   (default: all)
 set -euo pipefail
@@ -129,9 +130,9 @@ PY
     ;;
   backends)
     echo "== speech-to-text backends (cargo test --test stt_backends bench -- --ignored)"
-    for t in stt_backends tts_backends; do
+    for t in stt_backends tts_backends wake_backends; do
       cargo test --locked --test $t bench -- --ignored --nocapture 2>/dev/null |
-        grep -E '^(routing|failover)'
+        grep -E '^(routing|failover|wake)'
     done
     ;;
   events)

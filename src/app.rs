@@ -137,10 +137,10 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         &services.tts_backends,
         &services.wake_backends,
     ]
-        .into_iter()
-        .flatten()
-        .map(|backends| backends.spawn_health(shutdown.child_token()))
-        .collect();
+    .into_iter()
+    .flatten()
+    .map(|backends| backends.spawn_health(shutdown.child_token()))
+    .collect();
     // Backends given by zeroconf: browse `_wyoming._tcp` and point them at what is found.
     let backend_sets: Vec<_> = [
         &services.stt_backends,
@@ -151,9 +151,8 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
     .flatten()
     .cloned()
     .collect();
-    let discovery = crate::discovery::wanted(backend_sets.iter().map(|b| &**b)).then(|| {
-        crate::discovery::spawn(backend_sets, instance.clone(), shutdown.child_token())
-    });
+    let discovery = crate::discovery::wanted(backend_sets.iter().map(|b| &**b))
+        .then(|| crate::discovery::spawn(backend_sets, instance.clone(), shutdown.child_token()));
     let wyoming_task = tokio::spawn(wyoming_server::run(
         wyoming_listener,
         config.wyoming.server_config(),

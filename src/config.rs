@@ -1070,7 +1070,12 @@ impl Config {
         use crate::stt::backends::{Service, validate};
         validate(Service::Stt, &stt.backends, stt.enabled, origin)?;
         validate(Service::Tts, &self.tts.backends, self.tts.enabled, origin)?;
-        validate(Service::Wake, &self.wake.backends, self.wake.enabled, origin)?;
+        validate(
+            Service::Wake,
+            &self.wake.backends,
+            self.wake.enabled,
+            origin,
+        )?;
         if self.tts.samples_per_chunk == 0 || self.tts.samples_per_chunk > 65_536 {
             return invalid("tts.samples_per_chunk", "must be 1 to 65536".into());
         }

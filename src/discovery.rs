@@ -249,7 +249,8 @@ mod tests {
 
     #[test]
     fn a_zeroconf_backend_is_read_from_the_config_file() {
-        let text = "[[wake.backends]]\nzeroconf = \"gpu-box\"\n\n[[stt.backends]]\ndiscover = true\n";
+        let text =
+            "[[wake.backends]]\nzeroconf = \"gpu-box\"\n\n[[stt.backends]]\ndiscover = true\n";
         let path = std::path::Path::new("jarvis.toml");
         let mut config = crate::config::Config::parse(text, path).unwrap();
         config.stt.enabled = false;

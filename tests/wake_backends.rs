@@ -17,9 +17,9 @@ use jarvis::stt::backends::{BackendKind, WakeBackendConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use wyoming::Event;
 use wyoming::audio::{AudioChunk, AudioFormat, AudioStart};
 use wyoming::wake::Detect;
-use wyoming::Event;
 
 /// The models keep both cores busy: tests take turns.
 async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
@@ -208,7 +208,11 @@ async fn a_remote_jarvis_detects_and_info_shows_one_server() {
     .await;
     let info = client(brain.wyoming_addr).await.describe().await.unwrap();
     assert_eq!(info.wake.len(), 1, "{info:?}");
-    let words: Vec<&str> = info.wake[0].models.iter().map(|m| m.name.as_str()).collect();
+    let words: Vec<&str> = info.wake[0]
+        .models
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
     assert_eq!(words, ["hey_jarvis"]);
     detects_once(brain.wyoming_addr).await;
     let h = health(&brain, &label);
@@ -229,7 +233,11 @@ async fn info_merges_local_and_remote_wake_words_without_duplicates() {
     .await;
     let info = client(brain.wyoming_addr).await.describe().await.unwrap();
     assert_eq!(info.wake.len(), 1, "{info:?}");
-    let words: Vec<&str> = info.wake[0].models.iter().map(|m| m.name.as_str()).collect();
+    let words: Vec<&str> = info.wake[0]
+        .models
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
     assert_eq!(words, ["hey_jarvis"], "both have hey_jarvis: listed once");
     brain.shutdown.cancel();
     remote_box.shutdown.cancel();
@@ -265,7 +273,10 @@ async fn the_remote_killed_mid_stream_leaves_the_local_backend_listening() {
     stream.send(&silence(1000), true).await;
     assert_eq!(stream.until_detections(1).await, ["hey_jarvis"]);
     let h = health(&brain, &label);
-    assert!(!h.up && h.last_error.is_some(), "the dead remote is down: {h:?}");
+    assert!(
+        !h.up && h.last_error.is_some(),
+        "the dead remote is down: {h:?}"
+    );
     brain.shutdown.cancel();
 }
 
@@ -395,7 +406,11 @@ async fn survives(how: Misbehaviour) {
     eprintln!("detected after the switch");
     // The next stream goes to the healthy local backend first.
     detects_once(brain.wyoming_addr).await;
-    assert_eq!(requests.load(Ordering::SeqCst), 1, "a down backend is skipped");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "a down backend is skipped"
+    );
     brain.shutdown.cancel();
 }
 
@@ -506,19 +521,68 @@ async fn two_jarvis_pointing_at_each_other_are_refused_not_recursed() {
     b.shutdown.cancel();
 }
 
-/// Time from the last chunk of "hey jarvis" (and its trailing silence) sent to the detection
-/// read, over `n` streams; the median.
+/// Detection latency of one stream sent at a microphone's pace (10 ms chunks on a 10 ms tick):
+/// from the chunk that completed the audio the detection names (its `timestamp`) being sent, to
+/// the detection read.
+async fn detection_latency_ms(addr: SocketAddr) -> f64 {
+    let (mut reader, mut writer) = client(addr).await.into_split();
+    writer
+        .write_event(Detect {
+            names: Some(vec!["hey_jarvis".into()]),
+            context: None,
+        })
+        .await
+        .unwrap();
+    writer
+        .write_event(AudioStart::new(AudioFormat::HA_MIC, None))
+        .await
+        .unwrap();
+    let mut audio = silence(500);
+    audio.extend(hey_jarvis());
+    audio.extend(silence(1000));
+    let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sender = tokio::spawn({
+        let sent = Arc::clone(&sent);
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            for chunk in audio.chunks(160) {
+                tick.tick().await;
+                let pcm: Vec<u8> = chunk.iter().flat_map(|s| s.to_le_bytes()).collect();
+                writer
+                    .write_event(AudioChunk::new(AudioFormat::HA_MIC, pcm, None))
+                    .await
+                    .unwrap();
+                sent.lock().unwrap().push(Instant::now());
+            }
+            writer
+        }
+    });
+    let latency = tokio::time::timeout(LIMIT, async {
+        loop {
+            match reader.read_event().await.unwrap() {
+                Some(Event::Detection(detection)) => {
+                    let at = Instant::now();
+                    let timestamp = detection.timestamp.unwrap() as usize;
+                    let chunk = timestamp.div_ceil(10).saturating_sub(1);
+                    let sent_at = sent.lock().unwrap()[chunk];
+                    return at.duration_since(sent_at).as_secs_f64() * 1000.0;
+                }
+                Some(Event::Error(err)) => panic!("{err:?}"),
+                Some(_) => {}
+                None => panic!("closed"),
+            }
+        }
+    })
+    .await
+    .expect("a detection");
+    sender.abort();
+    latency
+}
+
 async fn median_detection_ms(addr: SocketAddr, n: usize) -> f64 {
-    let clip = hey_jarvis();
     let mut times = Vec::new();
     for _ in 0..n {
-        let mut stream = Stream::open(addr).await;
-        stream.send(&silence(500), false).await;
-        stream.send(&clip, false).await;
-        let started = Instant::now();
-        stream.send(&silence(500), false).await;
-        stream.until_detections(1).await;
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        times.push(detection_latency_ms(addr).await);
     }
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
@@ -534,14 +598,41 @@ async fn bench_wake_routing() {
     // Warm up both paths.
     median_detection_ms(remote_box.wyoming_addr, 1).await;
     median_detection_ms(router.wyoming_addr, 1).await;
-    let direct = median_detection_ms(remote_box.wyoming_addr, 15).await;
-    let routed = median_detection_ms(router.wyoming_addr, 15).await;
+    let direct = median_detection_ms(remote_box.wyoming_addr, 11).await;
+    let through = median_detection_ms(router.wyoming_addr, 11).await;
     println!(
-        "wake routing: end of audio sent -> detection, median of 15: direct {direct:.2} ms, \
-         through Jarvis {routed:.2} ms, added {:.2} ms",
-        routed - direct
+        "wake routing: audio sent -> detection (live pace), median of 11: direct {direct:.2} ms, \
+         through Jarvis {through:.2} ms, added {:.2} ms",
+        through - direct
     );
     router.shutdown.cancel();
+
+    // Failover: the remote dies while the stream runs; the local backend takes it over.
+    let mut failovers = Vec::new();
+    for _ in 0..5 {
+        let dying = spawn_app(wake_config()).await;
+        let app = spawn_app(routed(vec![remote(dying.wyoming_addr, 1)])).await;
+        let mut stream = Stream::open(app.wyoming_addr).await;
+        stream.send(&silence(300), true).await;
+        until("the remote to get the stream", || {
+            health(&app, &dying.wyoming_addr.to_string()).requests == 1
+        })
+        .await;
+        let started = Instant::now();
+        dying.shutdown.cancel();
+        until("the local backend to take the stream", || {
+            health(&app, "local").requests == 1
+        })
+        .await;
+        failovers.push(started.elapsed().as_secs_f64() * 1000.0);
+        app.shutdown.cancel();
+    }
+    failovers.sort_by(f64::total_cmp);
+    println!(
+        "wake failover: remote Jarvis shut down mid-stream -> local backend listening (tail \
+         replayed), median of 5: {:.2} ms (polled every 20 ms)",
+        failovers[failovers.len() / 2]
+    );
     remote_box.shutdown.cancel();
 }
 

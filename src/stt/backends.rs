@@ -227,7 +227,11 @@ pub fn validate(
                 ),
             );
         }
-        if backend.zeroconf.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        if backend
+            .zeroconf
+            .as_deref()
+            .is_some_and(|n| n.trim().is_empty())
+        {
             return invalid(
                 key("addr"),
                 "zeroconf = \"\" names no server: write its instance name, or use discover = true"
@@ -899,7 +903,10 @@ fn merge_model(models: &mut Vec<AsrModel>, mut model: AsrModel, languages: Vec<S
 /// Adds `model` to `models` unless a model of the same wake word is there; its languages are
 /// added to that one.
 fn merge_wake_model(models: &mut Vec<WakeModel>, model: WakeModel) {
-    match models.iter_mut().find(|m| same_wake_word(&m.name, &model.name)) {
+    match models
+        .iter_mut()
+        .find(|m| same_wake_word(&m.name, &model.name))
+    {
         Some(known) => {
             for language in model.languages {
                 if !known.languages.contains(&language) {
@@ -918,9 +925,9 @@ pub fn same_wake_word(a: &str, b: &str) -> bool {
         let name = name.trim().to_ascii_lowercase().replace([' ', '-'], "_");
         match name.rfind("_v") {
             Some(at)
-                if name
-                    .get(at + 2..)
-                    .is_some_and(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.')) =>
+                if name.get(at + 2..).is_some_and(|v| {
+                    !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.')
+                }) =>
             {
                 name.get(..at).unwrap_or_default().to_owned()
             }
@@ -1138,6 +1145,59 @@ priority = 100
         assert_eq!(local.kind, BackendKind::Local);
         let typo = "[[stt.backends]]\nadress = \"x:1\"\n";
         assert!(crate::config::Config::parse(typo, path).is_err());
+    }
+
+    #[test]
+    fn wake_words_match_with_or_without_their_version() {
+        assert!(same_wake_word("hey_jarvis", "hey_jarvis_v0.1"));
+        assert!(same_wake_word("Hey Jarvis", "hey-jarvis"));
+        assert!(!same_wake_word("hey_jarvis", "ok_nabu"));
+        assert!(!same_wake_word("hey_jarvis_vx", "hey_jarvis"));
+    }
+
+    #[test]
+    fn wake_streams_go_to_backends_that_have_the_word_and_info_lists_each_once() {
+        let model = |name: &str| WakeModel {
+            name: name.into(),
+            attribution: Attribution::new("x", "y"),
+            installed: true,
+            description: None,
+            version: None,
+            languages: vec!["en".into()],
+            phrase: None,
+        };
+        let program = |names: &[&str]| WakeProgram {
+            name: "oww".into(),
+            attribution: Attribution::new("x", "y"),
+            installed: true,
+            description: None,
+            version: None,
+            models: names.iter().map(|n| model(n)).collect(),
+        };
+        let mut nabu_only = remote("nabu", 1);
+        nabu_only.models = vec!["ok_nabu".into()];
+        let backends = WakeBackends::wake(
+            &[nabu_only, remote("jarvis", 2), remote("unknown", 3)],
+            None,
+            "me".into(),
+        );
+        backends.get(1).unwrap().lock().wake_programs = vec![program(&["hey_jarvis", "ok_nabu"])];
+        backends.get(0).unwrap().lock().wake_programs = vec![program(&["ok_nabu", "alexa"])];
+        // "nabu" is configured for ok_nabu only; "unknown" has not answered yet (worth a try).
+        assert_eq!(
+            backends.wake_candidates(&["hey_jarvis_v0.1".into()]),
+            [1, 2]
+        );
+        assert_eq!(backends.wake_candidates(&["ok_nabu".into()]), [0, 1, 2]);
+        assert_eq!(backends.wake_candidates(&[]), [0, 1, 2]);
+        let names: Vec<String> = backends
+            .wake_program(None)
+            .models
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        // alexa is left out: "nabu" should serve ok_nabu only.
+        assert_eq!(names, ["ok_nabu", "hey_jarvis"]);
     }
 
     #[test]

@@ -101,7 +101,9 @@ struct Tail {
 impl Tail {
     fn restart(&mut self, start: &AudioStart) {
         let format = start.format();
-        let frame = usize::try_from(format.bytes_per_frame()).unwrap_or(1).max(1);
+        let frame = usize::try_from(format.bytes_per_frame())
+            .unwrap_or(1)
+            .max(1);
         let per_second = frame.saturating_mul(format.rate as usize);
         self.max_bytes = per_second.saturating_mul(TAIL_SECS as usize);
         self.frame_bytes = frame;
@@ -209,7 +211,9 @@ impl RoutedWake {
         match &self.current {
             Current::Local(flow) => flow.accepts_input(),
             Current::Remote(remote) => {
-                remote.sender.capacity() > 0 || remote.sender.is_closed() || remote.task.is_finished()
+                remote.sender.capacity() > 0
+                    || remote.sender.is_closed()
+                    || remote.task.is_finished()
             }
             Current::Done => true,
         }
