@@ -32,11 +32,13 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Records kept at most (a LAN with more Wyoming servers than this is not a home).
 const MAX_RECORDS: usize = 256;
 
-/// `_wyoming._tcp` records seen on the LAN: instance name → addresses (`host:port`), as avahi
-/// resolved them.
+/// A record's addresses, one per interface and protocol avahi resolved it on.
+type Addresses = Vec<(IpAddr, u16)>;
+
+/// `_wyoming._tcp` records seen on the LAN: instance name → addresses, as avahi resolved them.
 #[derive(Debug, Default, Clone)]
 pub struct Found {
-    records: Arc<Mutex<BTreeMap<String, Vec<(IpAddr, u16)>>>>,
+    records: Arc<Mutex<BTreeMap<String, Addresses>>>,
 }
 
 impl Found {
