@@ -103,11 +103,20 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
     // Before any other task starts: a bad mqtt.ca_file stops start-up here.
     let mqtt = if config.mqtt.enabled {
         let brain = &services.brain;
-        let handle = crate::mqtt::spawn(
+        let handle = crate::mqtt::spawn_with_backends(
             config.mqtt.settings(),
             Arc::clone(brain),
             Arc::clone(brain),
             brain.memory().map(crate::mqtt::EventFeed::from_memory),
+            [
+                &services.stt_backends,
+                &services.tts_backends,
+                &services.wake_backends,
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
             shutdown.child_token(),
         )
         .context("cannot start the MQTT publisher")?;

@@ -13,6 +13,7 @@
 //! - [`command`]: checking button presses (guests' and nodes').
 //! - `node_buttons`: a node's Reboot, Shut down, Start all and Stop all (disabled by default).
 //! - [`source`]: the seams: the Proxmox cache, the brain, the event memory and Frigate.
+//! - [`speech_backends`]: the speech backends as sensors of the Jarvis device (pure).
 //! - [`publisher`]: the task that ties them together.
 
 mod backups;
@@ -28,6 +29,7 @@ mod node_buttons;
 pub mod publisher;
 pub mod slug;
 pub mod source;
+pub mod speech_backends;
 pub mod state;
 
 use std::sync::Arc;
@@ -82,10 +84,26 @@ pub fn spawn<C: ClusterSource, A: ActionSink>(
     events: Option<EventFeed>,
     token: CancellationToken,
 ) -> Result<MqttHandle, MqttError> {
+    spawn_with_backends(settings, cluster, actions, events, Vec::new(), token)
+}
+
+/// [`spawn`], with each speech backend of `backends` as a sensor of the Jarvis device.
+///
+/// # Errors
+/// As [`spawn`].
+pub fn spawn_with_backends<C: ClusterSource, A: ActionSink>(
+    settings: MqttSettings,
+    cluster: Arc<C>,
+    actions: Arc<A>,
+    events: Option<EventFeed>,
+    backends: Vec<Arc<crate::stt::backends::Backends>>,
+    token: CancellationToken,
+) -> Result<MqttHandle, MqttError> {
     let status_topic = format!("{}/status", settings.base_topic);
     let (link, event_loop) = connection::connect(&settings, &status_topic, token.clone())?;
     let state = link.state.clone();
-    let mut publisher = Publisher::new(settings, cluster, actions, link, token);
+    let mut publisher = Publisher::new(settings, cluster, actions, link, token)
+        .with_backends(speech_backends::SpeechBackends::new(backends));
     if let Some(feed) = events {
         publisher = publisher.with_events(feed);
     }

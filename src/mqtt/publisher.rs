@@ -88,6 +88,8 @@ pub struct Publisher<C, A> {
     frigate_status: Option<watch::Receiver<FrigateStatus>>,
     /// Frigate's arrivals (with a feed and Frigate enabled).
     arrivals: Option<broadcast::Receiver<Event>>,
+    /// The speech backends shown on the Jarvis device, when there are any.
+    backends: Option<super::speech_backends::SpeechBackends>,
 }
 
 impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
@@ -140,6 +142,7 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             cameras: None,
             frigate_status: None,
             arrivals: None,
+            backends: None,
         }
     }
 
@@ -163,6 +166,13 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             self.arrivals = Some(feed.frigate.subscribe());
         }
         self.feed = Some(feed);
+        self
+    }
+
+    /// Shows each speech backend as a diagnostic sensor of the Jarvis device.
+    #[must_use]
+    pub fn with_backends(mut self, backends: super::speech_backends::SpeechBackends) -> Self {
+        self.backends = (!backends.is_empty()).then_some(backends);
         self
     }
 
@@ -266,6 +276,9 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
         if let Some(cameras) = &mut self.cameras {
             cameras.publish_all(&mut self.out);
         }
+        if let Some(backends) = &mut self.backends {
+            backends.publish_all(self.books.naming(), &mut self.out);
+        }
         let count = self.out.len();
         let started = Instant::now();
         self.flush().await;
@@ -324,6 +337,9 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             if let Some(cameras) = &self.cameras {
                 cameras.refresh_states(&mut self.out);
             }
+        }
+        if let Some(backends) = &mut self.backends {
+            backends.publish_changes(self.books.naming(), &mut self.out);
         }
         // Sent before the store is asked: Proxmox's states must not wait for it.
         self.flush().await;
