@@ -682,3 +682,49 @@ async fn a_backend_given_by_its_zeroconf_name_is_found_and_used() {
     brain.shutdown.cancel();
     served.child.kill().await.unwrap();
 }
+
+/// The MQTT Jarvis device shows each backend as a diagnostic sensor: a remote that refuses
+/// connections is `down` with its last error, the local one `up` with the stream it served.
+#[tokio::test]
+async fn the_mqtt_jarvis_device_has_a_sensor_per_backend() {
+    use common::mosquitto::{Mosquitto, Observer};
+    let _turn = one_at_a_time().await;
+    let broker = Mosquitto::start().await;
+    let ha = Observer::connect(broker.port, &["homeassistant/#", "jarvis/#"]).await;
+    let closed = free_port();
+    let mut config = routed(vec![remote(closed, 1)]);
+    config.mqtt = jarvis::mqtt::MqttConfig {
+        enabled: true,
+        host: "127.0.0.1".into(),
+        port: broker.port,
+        poll_secs: 1,
+        grace_secs: 5,
+        birth_delay_ms_max: 10,
+        ..jarvis::mqtt::MqttConfig::default()
+    };
+    let brain = spawn_app(config).await;
+    let key = format!("wake_{}", closed.to_string().replace(['.', ':'], "_"));
+    let discovery = ha
+        .wait_json("homeassistant/device/jarvis_server_backends/config", |_| {
+            true
+        })
+        .await;
+    assert_eq!(discovery["dev"]["ids"][0], "jarvis_server");
+    let sensor = &discovery["cmps"][&key];
+    assert_eq!(sensor["ent_cat"], "diagnostic", "{discovery}");
+    assert_eq!(sensor["stat_t"], "jarvis/server/backends");
+    assert!(discovery["cmps"]["wake_local"].is_object(), "{discovery}");
+    ha.wait_json("jarvis/server/backends", |v| {
+        v[&key]["state"] == "down"
+            && v[&key]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("connect"))
+    })
+    .await;
+    detects_once(brain.wyoming_addr).await;
+    ha.wait_json("jarvis/server/backends", |v| {
+        v["wake_local"]["state"] == "up" && v["wake_local"]["requests"] == 1
+    })
+    .await;
+    brain.shutdown.cancel();
+}
