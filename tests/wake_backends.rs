@@ -108,10 +108,15 @@ struct Stream {
 
 impl Stream {
     async fn open(addr: SocketAddr) -> Self {
+        Self::open_for(addr, "hey_jarvis").await
+    }
+
+    /// A stream for the wake word `name`.
+    async fn open_for(addr: SocketAddr, name: &str) -> Self {
         let (mut reader, mut writer) = client(addr).await.into_split();
         writer
             .write_event(Detect {
-                names: Some(vec!["hey_jarvis".into()]),
+                names: Some(vec![name.into()]),
                 context: None,
             })
             .await
@@ -217,6 +222,12 @@ async fn a_remote_jarvis_detects_and_info_shows_one_server() {
     detects_once(brain.wyoming_addr).await;
     let h = health(&brain, &label);
     assert!(h.up && h.latency.is_some() && h.requests == 1, "{h:?}");
+    // Asked by its file name, the detection carries the name asked for.
+    let mut stream = Stream::open_for(brain.wyoming_addr, "hey_jarvis_v0.1").await;
+    stream.send(&silence(500), true).await;
+    stream.send(&hey_jarvis(), true).await;
+    stream.send(&silence(1000), true).await;
+    assert_eq!(stream.until_detections(1).await, ["hey_jarvis_v0.1"]);
     brain.shutdown.cancel();
     remote_box.shutdown.cancel();
 }

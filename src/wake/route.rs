@@ -34,7 +34,7 @@ use wyoming::wake::Detect;
 use super::WakeService;
 use super::flow::WakeFlow;
 use crate::stt::audio::Converter;
-use crate::stt::backends::{Backend, LOOP_CODE, SttBackendConfig, WakeBackends};
+use crate::stt::backends::{Backend, LOOP_CODE, SttBackendConfig, WakeBackends, same_wake_word};
 
 /// Seconds of the most recent audio kept for a replay to the next backend: "hey jarvis" takes
 /// about a second, and a failure is noticed within a few hundred milliseconds of a refused or
@@ -329,10 +329,21 @@ impl RoutedWake {
                 let full = remote.sender.capacity() == 0;
                 let failure = tokio::select! {
                     biased;
-                    Some(event) = remote.output.recv() => {
-                        if matches!(event, Event::Detection(_)) {
+                    Some(mut event) = remote.output.recv() => {
+                        if let Event::Detection(detection) = &mut event {
                             // Audio up to here has been heard: not replayed to another.
                             self.tail.audio.clear();
+                            // Named as the client asked (HA compares the two), not as this
+                            // backend spells it (`hey_jarvis_v0.1`).
+                            let asked = self.detect.names.iter().flatten().find(|asked| {
+                                detection
+                                    .name
+                                    .as_deref()
+                                    .is_some_and(|name| same_wake_word(name, asked))
+                            });
+                            if let Some(asked) = asked {
+                                detection.name = Some(asked.clone());
+                            }
                         }
                         // Either answers the audio so far: no reply is due any more.
                         self.heard = true;
@@ -483,6 +494,26 @@ impl RoutedWake {
             None if !config.models.is_empty() => Some(config.models.clone()),
             None => None,
         };
+        // Each as the backend spells it in its `info`, when it offers it.
+        let offered: Vec<String> = backend
+            .health()
+            .wake_programs
+            .iter()
+            .flat_map(|p| &p.models)
+            .map(|m| m.name.clone())
+            .collect();
+        let names = names.map(|names| {
+            names
+                .into_iter()
+                .map(|name| {
+                    offered
+                        .iter()
+                        .find(|o| same_wake_word(o, &name))
+                        .cloned()
+                        .unwrap_or(name)
+                })
+                .collect()
+        });
         let detect = Detect {
             names,
             context: Some(backends.with_hop(self.detect.context.clone())),
