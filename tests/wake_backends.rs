@@ -748,3 +748,79 @@ async fn the_mqtt_jarvis_device_has_a_sensor_per_backend() {
     .await;
     brain.shutdown.cancel();
 }
+
+/// The reference Python Wyoming library (wyoming 1.10.2's `AsyncServer`) as a third-party wake
+/// backend with a wake word of its own: `info` lists both servers' words, each stream goes to
+/// the backend that has its word, and once the Python server is killed its stream ends in one
+/// error (no other backend has that word, so none is tried).
+#[tokio::test]
+async fn the_reference_python_server_serves_its_own_wake_word() {
+    let _turn = one_at_a_time().await;
+    let port = free_port();
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peer/wake_server.py");
+    let mut child = tokio::process::Command::new(python())
+        .arg(script)
+        .arg(port.port().to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python starts");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(
+        LIMIT,
+        tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line),
+    )
+    .await
+    .expect("the server says it is ready")
+    .unwrap();
+    assert!(line.contains("ready"), "{line}");
+    let label = port.to_string();
+    let brain = spawn_app(routed(vec![remote(port, 1)])).await;
+    until("the first health check", || {
+        !health(&brain, &label).wake_programs.is_empty()
+    })
+    .await;
+    let info = client(brain.wyoming_addr).await.describe().await.unwrap();
+    let words: Vec<&str> = info.wake[0]
+        .models
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(
+        words,
+        ["python_word", "hey_jarvis"],
+        "remote first (priority)"
+    );
+
+    let mut python_stream = Stream::open_for(brain.wyoming_addr, "python_word").await;
+    python_stream.send(&silence(1200), true).await;
+    assert_eq!(python_stream.until_detections(1).await, ["python_word"]);
+    // "hey jarvis" is not the Python server's: it goes to the local backend at once.
+    detects_once(brain.wyoming_addr).await;
+    assert_eq!(health(&brain, &label).requests, 1);
+    assert_eq!(health(&brain, "local").requests, 1);
+
+    child.kill().await.unwrap();
+    python_stream.send(&silence(300), true).await;
+    let reason = tokio::time::timeout(LIMIT, async {
+        loop {
+            match python_stream.events.recv().await {
+                Some(Event::Error(err)) => return err,
+                Some(_) => {}
+                None => panic!("closed without an error"),
+            }
+        }
+    })
+    .await
+    .expect("an error once every backend failed");
+    assert_eq!(reason.code.as_deref(), Some("wake-failed"));
+    assert!(reason.text.contains(&label), "{reason:?}");
+    assert_eq!(
+        health(&brain, "local").requests,
+        1,
+        "the local one lacks the word"
+    );
+    brain.shutdown.cancel();
+}
