@@ -172,6 +172,7 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
     /// Shows each speech backend as a diagnostic sensor of the Jarvis device.
     #[must_use]
     pub fn with_backends(mut self, backends: super::speech_backends::SpeechBackends) -> Self {
+        let backends = backends.retaining_discovery(self.settings.retain_discovery);
         self.backends = (!backends.is_empty()).then_some(backends);
         self
     }

@@ -27,6 +27,9 @@ pub struct SpeechBackends {
     sets: Vec<Arc<Backends>>,
     /// The state payload last sent, to send only changes.
     last: Option<String>,
+    /// Retain the discovery config (`mqtt.retain_discovery`; otherwise HA's birth message gets
+    /// it again, as for every other device).
+    retain_discovery: bool,
 }
 
 /// One backend as a sensor.
@@ -42,7 +45,18 @@ struct Entry {
 impl SpeechBackends {
     /// The backends of `sets` (empty sets are fine: nothing is published for them).
     pub fn new(sets: Vec<Arc<Backends>>) -> Self {
-        Self { sets, last: None }
+        Self {
+            sets,
+            last: None,
+            retain_discovery: false,
+        }
+    }
+
+    /// Retains the discovery config at the broker (`mqtt.retain_discovery`).
+    #[must_use]
+    pub fn retaining_discovery(mut self, retain: bool) -> Self {
+        self.retain_discovery = retain;
+        self
     }
 
     /// Whether there is any backend to show.
@@ -89,10 +103,11 @@ impl SpeechBackends {
         if entries.is_empty() {
             return;
         }
-        out.push(Out::retained(
-            &config_topic(naming),
-            config(naming, &entries),
-        ));
+        out.push(Out {
+            topic: config_topic(naming),
+            payload: config(naming, &entries),
+            retain: self.retain_discovery,
+        });
         let state = state(&entries);
         out.push(Out::retained(&state_topic(naming), state.clone()));
         self.last = Some(state);
