@@ -33,7 +33,8 @@
 #  12. Speech backends: audio-stop -> transcript and synthesize -> first audio through Jarvis
 #      routing to a remote backend against the same backend directly (goal: 5 ms added), and
 #      failover time when the first STT backend refuses, sends garbage, dies at audio-stop (audio
-#      replayed) or stays silent.
+#      replayed) or stays silent. Wake word: detection latency through Jarvis to a remote wake
+#      backend against the backend directly, and failover time when the remote dies mid-stream.
 #
 #  13. Memory with every service loaded (release build, default models, TTS cache off): VmRSS and
 #      VmHWM once serving, then after transcriptions, syntheses, 20 wake-word streams and all of
@@ -140,9 +141,9 @@ PY
     ;;
   backends)
     echo "== speech-to-text backends (cargo test --test stt_backends bench -- --ignored)"
-    for t in stt_backends tts_backends; do
+    for t in stt_backends tts_backends wake_backends; do
       cargo test --locked --test $t bench -- --ignored --nocapture 2>/dev/null |
-        grep -E '^(routing|failover)'
+        grep -E '^(routing|failover|wake)'
     done
     ;;
   events)

@@ -108,6 +108,22 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
     } else {
         config.mqtt.clone()
     };
+    // What the publisher shows besides the cluster: the event memory, the speech backends.
+    let feeds = || crate::mqtt::Feeds {
+        events: services
+            .brain
+            .memory()
+            .map(crate::mqtt::EventFeed::from_memory),
+        backends: [
+            &services.stt_backends,
+            &services.tts_backends,
+            &services.wake_backends,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect(),
+    };
     // Before any other task starts: a bad mqtt.ca_file stops start-up here.
     let mqtt = if config.mqtt.enabled && lease.enabled {
         let brain = &services.brain;
@@ -117,7 +133,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
             std::time::Duration::from_secs(lease.lease_secs),
             Arc::clone(brain),
             Arc::clone(brain),
-            brain.memory().map(crate::mqtt::EventFeed::from_memory),
+            feeds(),
             shutdown.child_token(),
         )
         .context("cannot start the MQTT publisher")?;
@@ -127,12 +143,13 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         Some(handle)
     } else if config.mqtt.enabled {
         let brain = &services.brain;
-        let handle = crate::mqtt::spawn(
+        let handle = crate::mqtt::spawn_publisher(
             config.mqtt.settings(),
             Arc::clone(brain),
             Arc::clone(brain),
-            brain.memory().map(crate::mqtt::EventFeed::from_memory),
+            feeds(),
             shutdown.child_token(),
+            None,
         )
         .context("cannot start the MQTT publisher")?;
         Some(handle)
@@ -156,11 +173,27 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         None
     };
     // Remote speech-to-text backends: `describe` every few seconds until shutdown.
-    let backend_health: Vec<_> = [&services.stt_backends, &services.tts_backends]
-        .into_iter()
-        .flatten()
-        .map(|backends| backends.spawn_health(shutdown.child_token()))
-        .collect();
+    let backend_health: Vec<_> = [
+        &services.stt_backends,
+        &services.tts_backends,
+        &services.wake_backends,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|backends| backends.spawn_health(shutdown.child_token()))
+    .collect();
+    // Backends given by zeroconf: browse `_wyoming._tcp` and point them at what is found.
+    let backend_sets: Vec<_> = [
+        &services.stt_backends,
+        &services.tts_backends,
+        &services.wake_backends,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    let discovery = crate::discovery::wanted(backend_sets.iter().map(|b| &**b))
+        .then(|| crate::discovery::spawn(backend_sets, instance.clone(), shutdown.child_token()));
     let wyoming_task = tokio::spawn(wyoming_server::run(
         wyoming_listener,
         config.wyoming.server_config(),
@@ -222,6 +255,9 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         }
         for health in backend_health {
             let _ = tokio::time::timeout(grace, health.wait()).await;
+        }
+        if let Some(discovery) = discovery {
+            let _ = tokio::time::timeout(grace, discovery).await;
         }
         // Withdrawing the record joins the avahi thread: keep that off the async workers.
         let _ = tokio::task::spawn_blocking(move || drop(advertisements)).await;

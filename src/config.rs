@@ -558,6 +558,9 @@ pub struct WakeConfig {
     /// Worker threads; 0 = as many as there are cores, at most 4 (one core runs about a
     /// hundred real-time streams).
     pub workers: usize,
+    /// `[[wake.backends]]`: where wake words are detected, tried in priority order; a stream
+    /// moves to the next backend when one fails (see `wake::route`).
+    pub backends: Vec<crate::stt::backends::WakeBackendConfig>,
 }
 
 impl Default for WakeConfig {
@@ -570,6 +573,7 @@ impl Default for WakeConfig {
             trigger_level: 1,
             refractory_secs: 2.0,
             workers: 0,
+            backends: Vec::new(),
         }
     }
 }
@@ -1066,6 +1070,12 @@ impl Config {
         use crate::stt::backends::{Service, validate};
         validate(Service::Stt, &stt.backends, stt.enabled, origin)?;
         validate(Service::Tts, &self.tts.backends, self.tts.enabled, origin)?;
+        validate(
+            Service::Wake,
+            &self.wake.backends,
+            self.wake.enabled,
+            origin,
+        )?;
         if self.tts.samples_per_chunk == 0 || self.tts.samples_per_chunk > 65_536 {
             return invalid("tts.samples_per_chunk", "must be 1 to 65536".into());
         }

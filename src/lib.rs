@@ -10,6 +10,7 @@ pub mod app;
 pub mod brain;
 pub mod cli;
 pub mod config;
+pub mod discovery;
 pub mod events;
 pub mod frigate;
 #[doc(hidden)]

@@ -65,6 +65,7 @@ impl Roles {
         }
         if !self.wake {
             config.wake.enabled = false;
+            config.wake.backends.clear();
         }
         if !self.brain {
             config.proxmox.enabled = false;

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::events::EventStore;
 use crate::frigate::{FrigateLink, FrigateStatus};
 use crate::proxmox::{Proxmox, ProxmoxError};
-use crate::stt::backends::{SttBackends, new_instance_id};
+use crate::stt::backends::{SttBackends, WakeBackends, new_instance_id};
 use crate::stt::{SttError, SttService};
 use crate::tts::{TtsError, TtsService};
 use crate::wake::{WakeError, WakeService};
@@ -54,6 +54,8 @@ pub struct Services {
     pub brain_role: bool,
     /// Wake word, when enabled.
     pub wake: Option<Arc<WakeService>>,
+    /// `[[wake.backends]]`, when configured: wake word streams are routed over them.
+    pub wake_backends: Option<Arc<WakeBackends>>,
     /// The event memory (always present; unavailable when disabled or unusable).
     pub events: EventStore,
     /// Frigate's status and arrivals, as the rest of Jarvis sees them.
@@ -122,6 +124,13 @@ impl Services {
         } else {
             None
         };
+        let wake_backends = (!config.wake.backends.is_empty()).then(|| {
+            Arc::new(WakeBackends::wake(
+                &config.wake.backends,
+                wake.clone(),
+                instance.clone(),
+            ))
+        });
         let proxmox = if config.proxmox.enabled {
             Some(Proxmox::new(&config.proxmox)?)
         } else {
@@ -143,6 +152,7 @@ impl Services {
             tts,
             tts_backends,
             wake,
+            wake_backends,
             brain,
             events,
             frigate,
@@ -163,7 +173,9 @@ impl Services {
             Route::Tts => ServiceState::Unavailable {
                 reason: "text-to-speech is disabled on this server (tts.enabled = false)".into(),
             },
-            Route::Wake if self.wake.is_some() => ServiceState::Ready,
+            Route::Wake if self.wake.is_some() || self.wake_backends.is_some() => {
+                ServiceState::Ready
+            }
             Route::Wake => ServiceState::Unavailable {
                 reason: "wake word detection is disabled on this server (wake.enabled = false)"
                     .into(),
@@ -237,7 +249,12 @@ impl Services {
             } else {
                 Vec::new()
             },
-            wake: self.wake.iter().map(|wake| wake.program()).collect(),
+            wake: match &self.wake_backends {
+                Some(backends) => {
+                    vec![backends.wake_program(self.wake.as_ref().map(|wake| wake.program()))]
+                }
+                None => self.wake.iter().map(|wake| wake.program()).collect(),
+            },
             ..Info::default()
         }
     }

@@ -35,6 +35,9 @@ pub(super) struct Health {
     /// `[[tts.backends]]` in the order they are tried (absent without backends).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tts_backends: Vec<BackendHealth>,
+    /// `[[wake.backends]]` in the order they are tried (absent without backends).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    wake_backends: Vec<BackendHealth>,
 }
 
 /// One speech-to-text backend.
@@ -53,6 +56,16 @@ struct BackendHealth {
     latency_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// `up`, `down` or `loop`.
+    state: &'static str,
+    /// The last failure, kept after the backend came back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    /// Requests (wake word streams) routed to it since start-up.
+    requests: u64,
+    /// Where a `zeroconf` / `discover` backend was found (absent until it is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    found_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -129,6 +142,7 @@ pub(super) async fn health(State(state): State<ApiState>) -> Json<Health> {
         .collect();
     let stt_backends = backends_health(state.services.stt_backends.as_deref());
     let tts_backends = backends_health(state.services.tts_backends.as_deref());
+    let wake_backends = backends_health(state.services.wake_backends.as_deref());
     let brain = &state.services.brain;
     let store = &state.services.events;
     let stats = store.stats();
@@ -169,6 +183,7 @@ pub(super) async fn health(State(state): State<ApiState>) -> Json<Health> {
         },
         stt_backends,
         tts_backends,
+        wake_backends,
     })
 }
 
@@ -178,6 +193,7 @@ fn backends_health(backends: Option<&crate::stt::backends::Backends>) -> Vec<Bac
         .flat_map(|backends| backends.all())
         .map(|backend| {
             let health = backend.health();
+            let state = crate::stt::backends::state_of(&health);
             BackendHealth {
                 name: backend.label.clone(),
                 kind: if backend.is_local() {
@@ -191,6 +207,10 @@ fn backends_health(backends: Option<&crate::stt::backends::Backends>) -> Vec<Bac
                 looped: health.looped,
                 latency_ms: health.latency.map(|l| l.as_secs_f64() * 1000.0),
                 reason: health.reason,
+                state,
+                last_error: health.last_error,
+                requests: health.requests,
+                found_at: health.found_at,
             }
         })
         .collect()

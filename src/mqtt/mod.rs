@@ -13,6 +13,7 @@
 //! - [`command`]: checking button presses (guests' and nodes').
 //! - `node_buttons`: a node's Reboot, Shut down, Start all and Stop all (disabled by default).
 //! - [`source`]: the seams: the Proxmox cache, the brain, the event memory and Frigate.
+//! - [`speech_backends`]: the speech backends as sensors of the Jarvis device (pure).
 //! - [`publisher`]: the task that ties them together.
 //! - [`lease`] and [`standby`]: `[mqtt.lease]`, one active brain of two (the lease, and the
 //!   task that runs the publisher only while this brain holds it).
@@ -31,6 +32,7 @@ mod node_buttons;
 pub mod publisher;
 pub mod slug;
 pub mod source;
+pub mod speech_backends;
 pub mod standby;
 pub mod state;
 
@@ -88,23 +90,41 @@ pub fn spawn<C: ClusterSource, A: ActionSink>(
     events: Option<EventFeed>,
     token: CancellationToken,
 ) -> Result<MqttHandle, MqttError> {
-    spawn_publisher(settings, cluster, actions, events, token, None)
+    let feeds = Feeds {
+        events,
+        backends: Vec::new(),
+    };
+    spawn_publisher(settings, cluster, actions, feeds, token, None)
 }
 
-/// [`spawn`], saying `offline` at the end only while `farewell` holds (when given).
+/// What the publisher shows besides the cluster: the event memory's entities and the speech
+/// backends' sensors.
+#[derive(Default)]
+pub struct Feeds {
+    /// The event memory's size and the Frigate entities.
+    pub events: Option<EventFeed>,
+    /// Each speech backend as a sensor of the Jarvis device.
+    pub backends: Vec<Arc<crate::stt::backends::Backends>>,
+}
+
+/// [`spawn`] with `feeds`, saying `offline` at the end only while `farewell` holds (when given).
+///
+/// # Errors
+/// As [`spawn`].
 pub(crate) fn spawn_publisher<C: ClusterSource, A: ActionSink>(
     settings: MqttSettings,
     cluster: Arc<C>,
     actions: Arc<A>,
-    events: Option<EventFeed>,
+    feeds: Feeds,
     token: CancellationToken,
     farewell: Option<Arc<std::sync::atomic::AtomicBool>>,
 ) -> Result<MqttHandle, MqttError> {
     let status_topic = format!("{}/status", settings.base_topic);
     let (link, event_loop) = connection::connect(&settings, &status_topic, token.clone())?;
     let state = link.state.clone();
-    let mut publisher = Publisher::new(settings, cluster, actions, link, token);
-    if let Some(feed) = events {
+    let mut publisher = Publisher::new(settings, cluster, actions, link, token)
+        .with_backends(speech_backends::SpeechBackends::new(feeds.backends));
+    if let Some(feed) = feeds.events {
         publisher = publisher.with_events(feed);
     }
     if let Some(farewell) = farewell {

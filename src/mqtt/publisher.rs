@@ -91,6 +91,8 @@ pub struct Publisher<C, A> {
     /// Say `offline` when stopping (false: a standby brain steps back and the active one
     /// already said `online`).
     farewell: Arc<std::sync::atomic::AtomicBool>,
+    /// The speech backends shown on the Jarvis device, when there are any.
+    backends: Option<super::speech_backends::SpeechBackends>,
 }
 
 impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
@@ -144,6 +146,7 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             frigate_status: None,
             arrivals: None,
             farewell: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            backends: None,
         }
     }
 
@@ -177,6 +180,14 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             self.arrivals = Some(feed.frigate.subscribe());
         }
         self.feed = Some(feed);
+        self
+    }
+
+    /// Shows each speech backend as a diagnostic sensor of the Jarvis device.
+    #[must_use]
+    pub fn with_backends(mut self, backends: super::speech_backends::SpeechBackends) -> Self {
+        let backends = backends.retaining_discovery(self.settings.retain_discovery);
+        self.backends = (!backends.is_empty()).then_some(backends);
         self
     }
 
@@ -291,6 +302,9 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
         if let Some(cameras) = &mut self.cameras {
             cameras.publish_all(&mut self.out);
         }
+        if let Some(backends) = &mut self.backends {
+            backends.publish_all(self.books.naming(), &mut self.out);
+        }
         let count = self.out.len();
         let started = Instant::now();
         self.flush().await;
@@ -349,6 +363,9 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             if let Some(cameras) = &self.cameras {
                 cameras.refresh_states(&mut self.out);
             }
+        }
+        if let Some(backends) = &mut self.backends {
+            backends.publish_changes(self.books.naming(), &mut self.out);
         }
         // Sent before the store is asked: Proxmox's states must not wait for it.
         self.flush().await;

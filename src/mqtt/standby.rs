@@ -24,7 +24,7 @@ use super::config::{MqttConfig, MqttSettings};
 use super::connection::{self, Link};
 use super::lease::{Lease, LeaseStatus, LeaseView, Role};
 use super::source::{ActionSink, ClusterSource, EventFeed};
-use super::{EVENT_LOOP_GRACE, MqttError, MqttHandle};
+use super::{EVENT_LOOP_GRACE, Feeds, MqttError, MqttHandle};
 
 /// How long shutdown waits for the release to reach the broker.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -54,7 +54,7 @@ pub fn spawn<C: ClusterSource, A: ActionSink>(
     lease: Duration,
     cluster: Arc<C>,
     actions: Arc<A>,
-    events: Option<EventFeed>,
+    feeds: Feeds,
     token: CancellationToken,
 ) -> Result<MqttHandle, MqttError> {
     let keep_alive = Duration::from_secs((lease.as_secs() / 3).max(1));
@@ -86,7 +86,8 @@ pub fn spawn<C: ClusterSource, A: ActionSink>(
         settings,
         cluster,
         actions,
-        events,
+        events: feeds.events,
+        backends: feeds.backends,
         roles: status,
         token,
     };
@@ -119,6 +120,7 @@ struct Supervisor<C, A> {
     cluster: Arc<C>,
     actions: Arc<A>,
     events: Option<EventFeed>,
+    backends: Vec<Arc<crate::stt::backends::Backends>>,
     roles: watch::Receiver<LeaseStatus>,
     token: CancellationToken,
 }
@@ -140,7 +142,10 @@ impl<C: ClusterSource, A: ActionSink> Supervisor<C, A> {
                 self.settings.clone(),
                 Arc::clone(&self.cluster),
                 Arc::clone(&self.actions),
-                self.events.clone(),
+                Feeds {
+                    events: self.events.clone(),
+                    backends: self.backends.clone(),
+                },
                 publisher_token.clone(),
                 Some(Arc::clone(&farewell)),
             ) {

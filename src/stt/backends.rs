@@ -22,7 +22,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 use wyoming::asr::Transcribe;
 use wyoming::codec::Limits;
-use wyoming::info::{AsrModel, AsrProgram, Attribution, Info, TtsProgram, TtsVoice};
+use wyoming::info::{
+    AsrModel, AsrProgram, Attribution, Info, TtsProgram, TtsVoice, WakeModel, WakeProgram,
+};
 
 use super::SttService;
 use crate::config::{ConfigError, invalid_at};
@@ -49,6 +51,8 @@ pub enum Service {
     Stt,
     /// Text-to-speech (`tts` in `info`).
     Tts,
+    /// Wake word detection (`wake` in `info`).
+    Wake,
 }
 
 impl Service {
@@ -57,6 +61,7 @@ impl Service {
         match self {
             Self::Stt => "speech-to-text",
             Self::Tts => "text-to-speech",
+            Self::Wake => "wake word",
         }
     }
 
@@ -65,6 +70,7 @@ impl Service {
         match self {
             Self::Stt => "stt",
             Self::Tts => "tts",
+            Self::Wake => "wake",
         }
     }
 }
@@ -73,6 +79,10 @@ impl Service {
 pub type TtsBackendConfig = SttBackendConfig;
 /// The text-to-speech backends are kept as the speech-to-text ones are.
 pub type TtsBackends = Backends;
+/// `[[wake.backends]]` has the same settings; `models` (or `wake_words`) lists wake words.
+pub type WakeBackendConfig = SttBackendConfig;
+/// The wake word backends are kept as the speech-to-text ones are.
+pub type WakeBackends = Backends;
 /// See [`Backends`].
 pub type SttBackends = Backends;
 
@@ -97,11 +107,17 @@ pub struct SttBackendConfig {
     pub kind: BackendKind,
     /// `host:port` of a remote Wyoming server.
     pub addr: Option<String>,
+    /// Instead of `addr`: the zeroconf instance name of a remote Wyoming server (`_wyoming._tcp`),
+    /// found on the LAN (see [`crate::discovery`]).
+    pub zeroconf: Option<String>,
+    /// Instead of `addr`: any Wyoming server found over zeroconf (never this Jarvis).
+    pub discover: bool,
     /// Lower is tried first; equal priorities keep the order of the file.
     pub priority: i32,
     /// Models this backend should serve (`transcribe.name`), or for text-to-speech the voices
-    /// (`synthesize.voice.name`; `voices` is another name for it); empty = any.
-    #[serde(alias = "voices")]
+    /// (`synthesize.voice.name`; `voices` is another name for it), or for wake word detection
+    /// the wake words (`detect.names`; `wake_words` is another name for it); empty = any.
+    #[serde(alias = "voices", alias = "wake_words")]
     pub models: Vec<String>,
     /// Languages this backend should serve (`transcribe.language`); empty = any.
     pub languages: Vec<String>,
@@ -119,6 +135,8 @@ impl Default for SttBackendConfig {
             name: None,
             kind: BackendKind::Remote,
             addr: None,
+            zeroconf: None,
+            discover: false,
             priority: 0,
             models: Vec::new(),
             languages: Vec::new(),
@@ -136,7 +154,11 @@ impl SttBackendConfig {
             (Some(name), _, _) => name.clone(),
             (None, BackendKind::Local, _) => "local".into(),
             (None, BackendKind::Remote, Some(addr)) => addr.clone(),
-            (None, BackendKind::Remote, None) => "remote".into(),
+            (None, BackendKind::Remote, None) => match (&self.zeroconf, self.discover) {
+                (Some(name), _) => format!("zeroconf:{name}"),
+                (None, true) => "zeroconf".into(),
+                (None, false) => "remote".into(),
+            },
         }
     }
 
@@ -148,6 +170,11 @@ impl SttBackendConfig {
     /// The longest wait for a transcript after the audio ended.
     pub fn result_timeout(&self) -> Duration {
         Duration::from_millis(self.result_timeout_ms)
+    }
+
+    /// Whether this wake word backend should listen for the wake word `name`.
+    pub fn serves_wake_word(&self, name: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|m| same_wake_word(m, name))
     }
 
     /// Whether this backend should serve a request for `model` in `language`.
@@ -180,17 +207,46 @@ pub fn validate(
             (Service::Tts, "kind") => "tts.backends.kind",
             (Service::Tts, "timeout") => "tts.backends.connect_timeout_ms",
             (Service::Tts, _) => "tts.backends.health_interval_secs",
+            (Service::Wake, "addr") => "wake.backends.addr",
+            (Service::Wake, "kind") => "wake.backends.kind",
+            (Service::Wake, "timeout") => "wake.backends.connect_timeout_ms",
+            (Service::Wake, _) => "wake.backends.health_interval_secs",
         }
     };
     let section = service.section();
     let mut locals = 0;
     for backend in backends {
         let label = backend.label();
+        let found = backend.zeroconf.is_some() || backend.discover;
+        if found && (backend.addr.is_some() || backend.kind == BackendKind::Local) {
+            return invalid(
+                key("addr"),
+                format!(
+                    "backend {label}: give either addr, or zeroconf / discover = true (a remote \
+                     found on the LAN), not both; a local backend has neither"
+                ),
+            );
+        }
+        if backend
+            .zeroconf
+            .as_deref()
+            .is_some_and(|n| n.trim().is_empty())
+        {
+            return invalid(
+                key("addr"),
+                "zeroconf = \"\" names no server: write its instance name, or use discover = true"
+                    .into(),
+            );
+        }
         match (backend.kind, &backend.addr) {
+            (BackendKind::Remote, None) if found => {}
             (BackendKind::Remote, None) => {
                 return invalid(
                     key("addr"),
-                    format!("remote backend {label} needs an addr such as \"gpu-box:10300\""),
+                    format!(
+                        "remote backend {label} needs an addr such as \"gpu-box:10300\", or \
+                         zeroconf = \"<instance name>\", or discover = true"
+                    ),
                 );
             }
             (BackendKind::Remote, Some(addr))
@@ -260,6 +316,26 @@ pub struct Health {
     pub programs: Vec<AsrProgram>,
     /// What the backend offered in its last `info` (text-to-speech backends).
     pub tts_programs: Vec<TtsProgram>,
+    /// What the backend offered in its last `info` (wake word backends).
+    pub wake_programs: Vec<WakeProgram>,
+    /// The last failure (a check or a request), kept after it comes back, for `/health`.
+    pub last_error: Option<String>,
+    /// Requests (streams) routed to it since start-up.
+    pub requests: u64,
+    /// Where it was found over zeroconf (`zeroconf` / `discover` backends), as host:port.
+    pub found_at: Option<String>,
+    /// Health checks that failed since start-up (a wake word stream leaves a backend whose
+    /// check fails while it listens there).
+    pub failed_checks: u64,
+}
+
+/// A backend's state in one word, for `/health` and MQTT: `up`, `down` or `loop`.
+pub fn state_of(health: &Health) -> &'static str {
+    match (health.looped, health.up) {
+        (true, _) => "loop",
+        (false, true) => "up",
+        (false, false) => "down",
+    }
 }
 
 /// One backend and what is known of it.
@@ -299,6 +375,35 @@ impl Backend {
         }
         health.up = false;
         health.reason = Some(reason.to_owned());
+        health.last_error = Some(reason.to_owned());
+    }
+
+    /// Counts a request routed to it.
+    pub fn routed(&self) {
+        self.lock().requests += 1;
+    }
+
+    /// The settings to connect with: for a backend found over zeroconf, its address now.
+    pub fn connect_config(&self) -> SttBackendConfig {
+        let mut config = self.config.clone();
+        if config.addr.is_none() {
+            config.addr = self.lock().found_at.clone();
+        }
+        config
+    }
+
+    /// Sets (or forgets) where a zeroconf backend was found.
+    pub fn set_found_at(&self, addr: Option<String>) {
+        let mut health = self.lock();
+        if health.found_at != addr {
+            info!(backend = %self.label, service = self.service.noun(), addr = ?addr, "backend found over zeroconf");
+            health.found_at = addr;
+        }
+    }
+
+    /// Whether it is found over zeroconf rather than configured with an address.
+    pub fn is_discovered(&self) -> bool {
+        !self.is_local() && self.config.addr.is_none()
     }
 
     /// Marks it as a loop back to this Jarvis: never used again.
@@ -317,6 +422,7 @@ impl Backend {
         health.up = false;
         health.looped = true;
         health.reason = Some(format!("loop: {reason}"));
+        health.last_error = health.reason.clone();
     }
 
     fn checked(&self, result: Result<(Duration, Info), String>) {
@@ -330,19 +436,28 @@ impl Backend {
                     info.asr.into_iter().filter(|p| p.installed).collect();
                 let tts_programs: Vec<TtsProgram> =
                     info.tts.into_iter().filter(|p| p.installed).collect();
+                let wake_programs: Vec<WakeProgram> = info
+                    .wake
+                    .into_iter()
+                    .filter(|p| p.installed && p.models.iter().any(|m| m.installed))
+                    .collect();
                 let offers = match self.service {
                     Service::Stt => !programs.is_empty(),
                     Service::Tts => !tts_programs.is_empty(),
+                    Service::Wake => !wake_programs.is_empty(),
                 };
                 health.latency = Some(latency);
                 health.programs = programs;
                 health.tts_programs = tts_programs;
+                health.wake_programs = wake_programs;
                 if !offers {
                     let reason = format!("its info offers no {}", self.service.noun());
                     if health.up {
                         warn!(backend = %self.label, service = self.service.noun(), %reason, "backend down");
                     }
                     health.up = false;
+                    health.failed_checks += 1;
+                    health.last_error = Some(reason.clone());
                     health.reason = Some(reason);
                     return;
                 }
@@ -357,6 +472,8 @@ impl Backend {
                     warn!(backend = %self.label, service = self.service.noun(), %reason, "backend down");
                 }
                 health.up = false;
+                health.failed_checks += 1;
+                health.last_error = Some(reason.clone());
                 health.reason = Some(reason);
             }
         }
@@ -374,6 +491,8 @@ pub struct Backends {
     pub local: Option<Arc<SttService>>,
     /// The local text-to-speech engine, when one of the backends is local.
     pub local_tts: Option<Arc<crate::tts::TtsService>>,
+    /// The local wake word engine, when one of the backends is local.
+    pub local_wake: Option<Arc<crate::wake::WakeService>>,
     /// Speech-to-text: send `transcript-start/chunk/stop` around the transcript.
     pub streaming: bool,
     /// Speech-to-text: longest audio kept for a request, in seconds. Text-to-speech: longest
@@ -405,6 +524,17 @@ impl Backends {
     ) -> Self {
         let mut backends = Self::of(Service::Tts, configs, instance, streaming, max_text_chars);
         backends.local_tts = local;
+        backends
+    }
+
+    /// Wake word backends of `configs`, sorted by priority; `local` is the loaded engine.
+    pub fn wake(
+        configs: &[SttBackendConfig],
+        local: Option<Arc<crate::wake::WakeService>>,
+        instance: String,
+    ) -> Self {
+        let mut backends = Self::of(Service::Wake, configs, instance, false, 0);
+        backends.local_wake = local;
         backends
     }
 
@@ -440,6 +570,7 @@ impl Backends {
             instance,
             local: None,
             local_tts: None,
+            local_wake: None,
             streaming,
             max_audio_secs,
         }
@@ -527,7 +658,7 @@ impl Backends {
         if hops.iter().any(|h| h == instance) {
             Some(format!(
                 "this request has already been through this Jarvis ({}): a backend points \
-                 back at it; fix stt.backends or tts.backends",
+                 back at it; fix stt.backends, tts.backends or wake.backends",
                 hops.join(" → ")
             ))
         } else if hops.len() >= MAX_HOPS {
@@ -624,6 +755,91 @@ impl Backends {
         program
     }
 
+    /// The backends to try for a `detect` naming `names` (none or empty: any wake word), best
+    /// first: those configured for one of the names and, once their `info` is known, offering
+    /// one; healthy ones before the rest. Backends that loop back here are never tried.
+    pub fn wake_candidates(&self, names: &[String]) -> Vec<usize> {
+        let usable: Vec<(usize, bool)> = self
+            .backends
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let health = b.lock();
+                (!health.looped).then_some((i, health.up))
+            })
+            .collect();
+        let offered = |backend: &Backend| -> Vec<String> {
+            if backend.is_local() {
+                return self
+                    .local_wake
+                    .iter()
+                    .flat_map(|w| w.words())
+                    .flat_map(|w| [w.name.clone(), w.stem.clone()])
+                    .collect();
+            }
+            let health = backend.lock();
+            health
+                .wake_programs
+                .iter()
+                .flat_map(|p| &p.models)
+                .map(|m| m.name.clone())
+                .collect()
+        };
+        let mut serving: Vec<(usize, bool)> = usable
+            .iter()
+            .copied()
+            .filter(|(i, _)| {
+                self.backends.get(*i).is_some_and(|b| {
+                    let offers = offered(b);
+                    names.is_empty()
+                        || names.iter().any(|n| {
+                            b.config.serves_wake_word(n)
+                                && (offers.is_empty()
+                                    || offers.iter().any(|o| same_wake_word(o, n)))
+                        })
+                })
+            })
+            .collect();
+        if serving.is_empty() {
+            // None offers these wake words: let each say so itself.
+            serving = usable;
+        }
+        let (up, down): (Vec<_>, Vec<_>) = serving.into_iter().partition(|(_, up)| *up);
+        up.into_iter().chain(down).map(|(i, _)| i).collect()
+    }
+
+    /// The one `wake` program `info` shows: the wake words of every backend merged, each once.
+    /// `local` is the local engine's own program.
+    pub fn wake_program(&self, local: Option<WakeProgram>) -> WakeProgram {
+        let mut program = local.clone().unwrap_or_else(|| WakeProgram {
+            name: "jarvis-wake".into(),
+            attribution: Attribution::new("Jarvis", env!("CARGO_PKG_REPOSITORY")),
+            installed: true,
+            description: Some("Jarvis wake word (routed to Wyoming backends)".into()),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+            models: Vec::new(),
+        });
+        program.models.clear();
+        for backend in &self.backends {
+            let health = backend.lock();
+            if health.looped {
+                continue;
+            }
+            let programs: Vec<WakeProgram> = if backend.is_local() {
+                local.iter().cloned().collect()
+            } else {
+                health.wake_programs.clone()
+            };
+            for model in programs.into_iter().flat_map(|p| p.models) {
+                if !model.installed || !backend.config.serves_wake_word(&model.name) {
+                    continue;
+                }
+                merge_wake_model(&mut program.models, model);
+            }
+        }
+        program
+    }
+
     /// Checks every remote backend's health until `token` is cancelled.
     pub fn spawn_health(self: &Arc<Self>, token: CancellationToken) -> TaskTracker {
         let tracker = TaskTracker::new();
@@ -638,9 +854,10 @@ impl Backends {
                     let Some(backend) = backends.get(index) else {
                         return;
                     };
+                    let config = backend.connect_config();
                     let result = tokio::select! {
                         () = token.cancelled() => return,
-                        result = check(&backend.config) => result,
+                        result = check(&config) => result,
                     };
                     backend.checked(result);
                     let interval = Duration::from_secs(backend.config.health_interval_secs);
@@ -681,6 +898,43 @@ fn merge_model(models: &mut Vec<AsrModel>, mut model: AsrModel, languages: Vec<S
             models.push(model);
         }
     }
+}
+
+/// Adds `model` to `models` unless a model of the same wake word is there; its languages are
+/// added to that one.
+fn merge_wake_model(models: &mut Vec<WakeModel>, model: WakeModel) {
+    match models
+        .iter_mut()
+        .find(|m| same_wake_word(&m.name, &model.name))
+    {
+        Some(known) => {
+            for language in model.languages {
+                if !known.languages.contains(&language) {
+                    known.languages.push(language);
+                }
+            }
+        }
+        None => models.push(model),
+    }
+}
+
+/// Whether two wake word names mean the same word: equal ignoring case, spaces or `-` for `_`,
+/// and a version suffix (`hey_jarvis` and `hey_jarvis_v0.1`; openWakeWord names its files so).
+pub fn same_wake_word(a: &str, b: &str) -> bool {
+    fn stem(name: &str) -> String {
+        let name = name.trim().to_ascii_lowercase().replace([' ', '-'], "_");
+        match name.rfind("_v") {
+            Some(at)
+                if name.get(at + 2..).is_some_and(|v| {
+                    !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.')
+                }) =>
+            {
+                name.get(..at).unwrap_or_default().to_owned()
+            }
+            _ => name,
+        }
+    }
+    stem(a) == stem(b)
 }
 
 /// Adds `voice` to `voices`, or its languages to the voice of the same name already there.
@@ -728,7 +982,12 @@ pub(crate) async fn connect_with(
     config: &SttBackendConfig,
     limits: Limits,
 ) -> Result<wyoming::Client, String> {
-    let addr = config.addr.as_deref().unwrap_or_default();
+    let Some(addr) = config.addr.as_deref() else {
+        return Err(match &config.zeroconf {
+            Some(name) => format!("no Wyoming server named {name:?} found over zeroconf yet"),
+            None => "no other Wyoming server found over zeroconf yet".to_owned(),
+        });
+    };
     match tokio::time::timeout(
         config.connect_timeout(),
         wyoming::Client::connect_with(addr, limits),
@@ -886,6 +1145,59 @@ priority = 100
         assert_eq!(local.kind, BackendKind::Local);
         let typo = "[[stt.backends]]\nadress = \"x:1\"\n";
         assert!(crate::config::Config::parse(typo, path).is_err());
+    }
+
+    #[test]
+    fn wake_words_match_with_or_without_their_version() {
+        assert!(same_wake_word("hey_jarvis", "hey_jarvis_v0.1"));
+        assert!(same_wake_word("Hey Jarvis", "hey-jarvis"));
+        assert!(!same_wake_word("hey_jarvis", "ok_nabu"));
+        assert!(!same_wake_word("hey_jarvis_vx", "hey_jarvis"));
+    }
+
+    #[test]
+    fn wake_streams_go_to_backends_that_have_the_word_and_info_lists_each_once() {
+        let model = |name: &str| WakeModel {
+            name: name.into(),
+            attribution: Attribution::new("x", "y"),
+            installed: true,
+            description: None,
+            version: None,
+            languages: vec!["en".into()],
+            phrase: None,
+        };
+        let program = |names: &[&str]| WakeProgram {
+            name: "oww".into(),
+            attribution: Attribution::new("x", "y"),
+            installed: true,
+            description: None,
+            version: None,
+            models: names.iter().map(|n| model(n)).collect(),
+        };
+        let mut nabu_only = remote("nabu", 1);
+        nabu_only.models = vec!["ok_nabu".into()];
+        let backends = WakeBackends::wake(
+            &[nabu_only, remote("jarvis", 2), remote("unknown", 3)],
+            None,
+            "me".into(),
+        );
+        backends.get(1).unwrap().lock().wake_programs = vec![program(&["hey_jarvis", "ok_nabu"])];
+        backends.get(0).unwrap().lock().wake_programs = vec![program(&["ok_nabu", "alexa"])];
+        // "nabu" is configured for ok_nabu only; "unknown" has not answered yet (worth a try).
+        assert_eq!(
+            backends.wake_candidates(&["hey_jarvis_v0.1".into()]),
+            [1, 2]
+        );
+        assert_eq!(backends.wake_candidates(&["ok_nabu".into()]), [0, 1, 2]);
+        assert_eq!(backends.wake_candidates(&[]), [0, 1, 2]);
+        let names: Vec<String> = backends
+            .wake_program(None)
+            .models
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        // alexa is left out: "nabu" should serve ok_nabu only.
+        assert_eq!(names, ["ok_nabu", "hey_jarvis"]);
     }
 
     #[test]

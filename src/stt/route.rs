@@ -369,9 +369,11 @@ impl RoutedStt {
                 let Some(service) = backends.local.clone() else {
                     continue;
                 };
+                backend.routed();
                 return self.start_local(service);
             }
-            self.start_remote(&backends, index, &backend.config);
+            backend.routed();
+            self.start_remote(&backends, index, &backend.connect_config());
             return Vec::new();
         }
         let text = if self.failures.is_empty() {

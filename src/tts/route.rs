@@ -301,9 +301,11 @@ impl RoutedTts {
                 let Some(service) = backends.local_tts.clone() else {
                     continue;
                 };
+                backend.routed();
                 return self.start_local(service);
             }
-            self.start_remote(&backends, index, &backend.config);
+            backend.routed();
+            self.start_remote(&backends, index, &backend.connect_config());
             return Vec::new();
         }
         let text = if self.failures.is_empty() {

@@ -6,12 +6,14 @@
 //! - [`detector`]: threshold, trigger level and refractory period.
 //! - [`engine`]: the worker threads and their sessions, shared by every stream.
 //! - [`flow`]: one `detect` exchange on a Wyoming connection.
+//! - [`route`]: a stream routed over `[[wake.backends]]`, with failover.
 
 pub(crate) mod detector;
 pub(crate) mod engine;
 pub mod flow;
 pub mod models;
 pub(crate) mod pipeline;
+pub mod route;
 pub(crate) mod streaming;
 
 use std::path::{Path, PathBuf};

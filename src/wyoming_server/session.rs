@@ -18,6 +18,7 @@ use crate::stt::route::RoutedStt;
 use crate::tts::flow::TtsFlow;
 use crate::tts::route::RoutedTts;
 use crate::wake::flow::WakeFlow;
+use crate::wake::route::RoutedWake;
 
 /// How long a closing connection may take to receive its last `error` event.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -37,7 +38,7 @@ enum Flow {
     /// Intent handling (a `transcript` for the conversation agent).
     Intent(IntentFlow),
     /// Wake word.
-    Wake(Box<WakeFlow>),
+    Wake(Box<RoutedWake>),
 }
 
 impl Flow {
@@ -258,17 +259,28 @@ fn open(
         };
     }
     match (route, &services.stt, &services.tts) {
-        (Route::Wake, _, _) if services.wake.is_some() => {
-            let Some(wake) = &services.wake else {
-                return Vec::new();
-            };
+        (Route::Wake, _, _) if services.wake.is_some() || services.wake_backends.is_some() => {
             let detect = match request {
                 Event::Detect(detect) => Some(detect),
                 _ => None,
             };
+            let context = detect.and_then(|d| d.context.as_ref());
+            if let Some(reason) = SttBackends::loop_in_context(&services.instance, context) {
+                warn!(%reason, "wake word stream refused: loop");
+                *flow = Flow::Refused(Route::Wake);
+                return vec![ErrorEvent::new(LOOP_CODE, reason).into()];
+            }
+            if let Some(backends) = &services.wake_backends {
+                let (routed, events) = RoutedWake::route(Arc::clone(backends), detect);
+                *flow = Flow::Wake(Box::new(routed));
+                return events;
+            }
+            let Some(wake) = &services.wake else {
+                return Vec::new();
+            };
             match WakeFlow::new(Arc::clone(wake), detect) {
                 Ok(wake_flow) => {
-                    *flow = Flow::Wake(Box::new(wake_flow));
+                    *flow = Flow::Wake(Box::new(RoutedWake::local(wake_flow)));
                     Vec::new()
                 }
                 Err(events) => {
