@@ -101,7 +101,7 @@ impl Brain {
                     Duration::from_secs(DEFAULT_LEASE_SECS),
                     Arc::new(NoCluster),
                     Arc::new(NoBrain::default()),
-                    None,
+                    jarvis::mqtt::Feeds::default(),
                     token.clone(),
                 )
                 .unwrap()

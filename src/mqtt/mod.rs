@@ -99,7 +99,7 @@ pub fn spawn<C: ClusterSource, A: ActionSink>(
 
 /// What the publisher shows besides the cluster: the event memory's entities and the speech
 /// backends' sensors.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Feeds {
     /// The event memory's size and the Frigate entities.
     pub events: Option<EventFeed>,
