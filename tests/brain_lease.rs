@@ -305,3 +305,44 @@ async fn the_lease_passes_between_two_brains() {
         assert!(offline < status.len() - 1, "{status:?}");
     }
 }
+
+#[tokio::test]
+async fn the_lease_holds_across_two_bridged_brokers() {
+    // A clustered broker, as two Mosquitto nodes bridged both ways: each brain on its own node,
+    // so the lease, its renewals and the dead brain's will reach the other one a hop later.
+    let first = Mosquitto::start().await;
+    let second = Mosquitto::bridged_to(first.port).await;
+    let fake = FakeProxmox::homelab().await;
+    let ha = Observer::connect(second.port, &["jarvis/#"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_a = brain_config(dir.path(), "brain-a", first.port, &fake);
+    let config_b = brain_config(dir.path(), "brain-b", second.port, &fake);
+
+    let mut a = start_brain(&config_a).await;
+    wait_health(&a, "a active", role_is("active", "brain-a")).await;
+    let b = start_brain(&config_b).await;
+    let mark = ha.mark();
+    wait_health(&b, "b standby", role_is("standby", "brain-a")).await;
+    // Renewals cross the bridge; the holder does not change.
+    wait_renewals(&ha, mark, "brain-a", 3).await;
+    assert_eq!(holders_since(&ha, mark), ["brain-a"]);
+    let reply = command(&b, "Start nextcloud").await;
+    assert_eq!(reply["actions"][0]["decision"], "refused", "{reply}");
+
+    // The active brain dies on its node: its will crosses the bridge, the other takes over.
+    let killed = Instant::now();
+    a.child.start_kill().unwrap();
+    let _ = a.child.wait().await;
+    let h = wait_health(&b, "b takes over", role_is("active", "brain-b")).await;
+    let takeover = killed.elapsed();
+    println!("takeover across the bridge: {takeover:?}");
+    assert!(takeover < Duration::from_secs(30), "{takeover:?}");
+    assert_eq!(h["brain"]["epoch"], 2, "{h}");
+
+    // Back on its node, the first brain is the standby; no flapping across the bridge.
+    let mark = ha.mark();
+    let a = start_brain(&config_a).await;
+    wait_health(&a, "a standby", role_is("standby", "brain-b")).await;
+    wait_renewals(&ha, mark, "brain-b", 3).await;
+    assert_eq!(holders_since(&ha, mark), ["brain-b"]);
+}

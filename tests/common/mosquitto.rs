@@ -74,6 +74,23 @@ impl Mosquitto {
         self.dir.path().join("ca.pem")
     }
 
+    /// A second broker bridged to the one on `port`: every topic both ways, retained messages
+    /// and wills included, as the nodes of a clustered broker pass them on (with the delay of
+    /// a hop).
+    pub async fn bridged_to(port: u16) -> Self {
+        let mut broker = Self::launch(None, false).await;
+        broker.stop().await;
+        let bridge = format!(
+            "connection cluster-link\naddress 127.0.0.1:{port}\ntopic # both 1\n\
+             cleansession true\nrestart_timeout 1\nbridge_protocol_version mqttv311\n"
+        );
+        let mut config = std::fs::read_to_string(&broker.config).unwrap();
+        config.push_str(&bridge);
+        std::fs::write(&broker.config, config).unwrap();
+        broker.run().await;
+        broker
+    }
+
     async fn launch(credentials: Option<(&str, &str)>, tls: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let free_port = || {
