@@ -11,15 +11,24 @@ use whisper_rs::{WhisperContext, WhisperContextParameters};
 #[test]
 fn a_prompt_longer_than_the_limit_is_an_error_not_a_huge_vec() {
     let path = common::models_dir().join("whisper/ggml-tiny.en.bin");
-    let context =
-        WhisperContext::new_with_params(path.to_str().unwrap(), WhisperContextParameters::default())
-            .unwrap();
+    let context = WhisperContext::new_with_params(
+        path.to_str().unwrap(),
+        WhisperContextParameters::default(),
+    )
+    .unwrap();
     let prompt = (0..200)
         .map(|i| format!("media-backup-{i}"))
         .collect::<Vec<_>>()
         .join(", ");
     assert!(context.tokenize(&prompt, 224).is_err());
     let tokens = context.tokenize(&prompt, prompt.len() + 1).unwrap();
-    assert!(tokens.len() > 224 && tokens.len() <= prompt.len(), "{}", tokens.len());
-    assert_eq!(context.tokenize("pve, agent1.", 224).unwrap().len() < 10, true);
+    assert!(
+        tokens.len() > 224 && tokens.len() <= prompt.len(),
+        "{}",
+        tokens.len()
+    );
+    assert_eq!(
+        context.tokenize("pve, agent1.", 224).unwrap().len() < 10,
+        true
+    );
 }
