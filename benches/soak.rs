@@ -382,6 +382,9 @@ async fn wake_stream(
         }
         // Phrase ends sent and not yet detected, oldest first.
         let pending = Arc::new(Mutex::new(VecDeque::<Instant>::new()));
+        // A phrase cut by the start of the stream is not counted; its detection is no error.
+        let skipped = Arc::new(Mutex::new(None::<Instant>));
+        let skipped_rx = Arc::clone(&skipped);
         let pending_rx = Arc::clone(&pending);
         let soak_rx = Arc::clone(&soak);
         let receiver = tokio::spawn(async move {
@@ -400,6 +403,10 @@ async fn wake_stream(
                         }
                         match pending.pop_front() {
                             Some(sent) => soak_rx.ok("wake", now.duration_since(sent)),
+                            None if skipped_rx
+                                .lock()
+                                .unwrap()
+                                .is_some_and(|at| now.duration_since(at) < WAKE_WINDOW) => {}
                             None => soak_rx.error("wake", "false detection"),
                         }
                     }
@@ -444,7 +451,9 @@ async fn wake_stream(
             }
             position += 1;
             sent += 1;
-            if ends.contains(&i) && sent > i % chunks + 100 {
+            if ends.contains(&i) && sent <= i % chunks + 100 {
+                *skipped.lock().unwrap() = Some(Instant::now());
+            } else if ends.contains(&i) {
                 let now = Instant::now();
                 let mut pending = pending.lock().unwrap();
                 // Misses found by time too, not only at the next detection.
@@ -1415,7 +1424,7 @@ fn checks(
     let samples = soak.samples.lock().unwrap().clone();
     let after: Vec<f64> = samples
         .iter()
-        .filter(|s| s.t >= window)
+        .filter(|s| s.t >= window && s.t < sigterm)
         .map(|s| s.rss_mb)
         .collect();
     let (low, high) = (
@@ -1454,7 +1463,7 @@ fn checks(
     );
     let fds: Vec<usize> = samples
         .iter()
-        .filter(|s| s.t >= window)
+        .filter(|s| s.t >= window && s.t < sigterm)
         .map(|s| s.fds)
         .collect();
     let _ = writeln!(

@@ -27,8 +27,5 @@ fn a_prompt_longer_than_the_limit_is_an_error_not_a_huge_vec() {
         "{}",
         tokens.len()
     );
-    assert_eq!(
-        context.tokenize("pve, agent1.", 224).unwrap().len() < 10,
-        true
-    );
+    assert!(context.tokenize("pve, agent1.", 224).unwrap().len() < 10);
 }
