@@ -44,8 +44,8 @@ const GOODBYE: Duration = Duration::from_secs(2);
 /// What the event loop hands to the ingest task.
 #[derive(Debug)]
 pub(crate) enum Inbound {
-    /// Connected (and subscribing); `first` is false after a reconnect, when messages may have
-    /// been missed.
+    /// Connected and subscribed (at the SUBACK); `first` is false after a reconnect, when
+    /// messages may have been missed.
     Connected {
         /// The first connection of this run.
         first: bool,
@@ -195,14 +195,6 @@ async fn drive(mut l: Loop) {
                     s.subscribed = false;
                     s.connects += 1;
                 });
-                forward(
-                    &l.tx,
-                    &l.token,
-                    Inbound::Connected {
-                        first: connects == 1,
-                    },
-                )
-                .await;
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 let refused = ack
@@ -219,6 +211,17 @@ async fn drive(mut l: Loop) {
                     );
                 }
                 l.stats.send_modify(|s| s.subscribed = true);
+                // Only now, subscribed: a backfill started at the CONNACK could read Frigate's
+                // API before a message that was published before the SUBACK took effect, and
+                // that message was lost (found by the soak, benches/soak.rs).
+                forward(
+                    &l.tx,
+                    &l.token,
+                    Inbound::Connected {
+                        first: connects == 1,
+                    },
+                )
+                .await;
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 let message = Inbound::Message {

@@ -472,9 +472,13 @@ impl Worker {
         let tokens = if prompt.is_empty() {
             Vec::new()
         } else {
-            context
-                .tokenize(&prompt, MAX_PROMPT_TOKENS)
-                .unwrap_or_default()
+            // Never more tokens than bytes: tokenize it all, then keep what whisper takes (the
+            // words come in order of importance).
+            let mut tokens = context
+                .tokenize(&prompt, prompt.len() + 1)
+                .unwrap_or_default();
+            tokens.truncate(MAX_PROMPT_TOKENS);
+            tokens
         };
         let mut params: FullParams<'static, '_> = self.base.clone();
         match (language, multilingual) {

@@ -120,7 +120,9 @@ impl WhisperInnerContext {
                 max_tokens as c_int,
             )
         };
-        if ret == -1 {
+        // whisper.cpp answers -(tokens needed) when they do not fit (Jarvis patch: 0.16.0
+        // checked for -1 alone and set a length of ~2^64 for any other negative answer).
+        if ret < 0 {
             Err(WhisperError::InvalidText)
         } else {
             // SAFETY: when ret != -1, we know that the length of the vector is at least ret tokens
