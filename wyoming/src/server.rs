@@ -22,6 +22,9 @@ use crate::codec::Limits;
 use crate::misc::Error as ErrorEvent;
 use crate::stream::{EventReader, EventWriter};
 
+/// How often a refusal at the connection limit is logged, at most.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// Default connection limit: far above what one Home Assistant opens (a handful at a time).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Default idle timeout: HA keeps wake-word connections open while it streams, never idle this long.
@@ -99,6 +102,10 @@ where
     let tracker = TaskTracker::new();
     let mut report = ServeReport::default();
     let mut backoff = Duration::from_millis(10);
+    // Refusals are logged at most once per REFUSAL_LOG_EVERY, with the count since the last line
+    // (a storm of connections must not become a storm of log lines).
+    let mut refusal_logged: Option<tokio::time::Instant> = None;
+    let mut refused_unlogged: u64 = 0;
 
     loop {
         let accepted = tokio::select! {
@@ -123,7 +130,16 @@ where
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             report.rejected += 1;
-            warn!(%peer, limit = config.max_connections, "connection limit reached; refusing");
+            refused_unlogged += 1;
+            if refusal_logged.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY) {
+                refusal_logged = Some(tokio::time::Instant::now());
+                warn!(
+                    %peer,
+                    limit = config.max_connections,
+                    refused = std::mem::take(&mut refused_unlogged),
+                    "connection limit reached; refusing (logged once per 10 s; refused counts since the last line)"
+                );
+            }
             tracker.spawn(reject(stream));
             continue;
         };
