@@ -349,7 +349,38 @@ pub struct Backend {
     health: Mutex<Health>,
 }
 
+/// Why a remote backend stopped serving a request.
+#[derive(Debug)]
+pub enum RemoteFailure {
+    /// The backend leads back to this Jarvis.
+    Loop(String),
+    /// Anything else: it is marked down until it answers again.
+    Failed(String),
+}
+
 impl Backend {
+    /// Marks the backend after `failure` (down, or a loop) and returns the line the client's
+    /// error gets for it: `label: reason`. The request moves on to the next backend.
+    pub fn record(&self, failure: RemoteFailure) -> String {
+        let reason = match failure {
+            RemoteFailure::Loop(reason) => {
+                self.mark_looped(&reason);
+                reason
+            }
+            RemoteFailure::Failed(reason) => {
+                warn!(
+                    backend = %self.label,
+                    service = self.service.noun(),
+                    %reason,
+                    "backend failed; the request moves to the next one"
+                );
+                self.mark_down(&reason);
+                reason
+            }
+        };
+        format!("{}: {reason}", self.label)
+    }
+
     /// Whether it is the local engine.
     pub fn is_local(&self) -> bool {
         self.config.kind == BackendKind::Local

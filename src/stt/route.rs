@@ -25,7 +25,7 @@ use wyoming::audio::{AudioChunk, AudioStart, AudioStop};
 use wyoming::misc::Error as ErrorEvent;
 
 use super::audio::Converter;
-use super::backends::{LOOP_CODE, MAX_REMOTE_TEXT, SttBackendConfig, SttBackends};
+use super::backends::{LOOP_CODE, MAX_REMOTE_TEXT, RemoteFailure, SttBackendConfig, SttBackends};
 use super::flow::SttFlow;
 use super::{SttService, Understanding};
 
@@ -41,15 +41,6 @@ struct RemoteReply {
     start: Option<TranscriptStart>,
     chunks: Vec<String>,
     transcript: Transcript,
-}
-
-/// Why a remote backend did not answer.
-#[derive(Debug)]
-enum RemoteFailure {
-    /// The backend leads back to this Jarvis.
-    Loop(String),
-    /// Anything else: it is marked down until it answers again.
-    Failed(String),
 }
 
 /// Aborts the remote exchange when the flow is dropped.
@@ -311,20 +302,8 @@ impl RoutedStt {
     }
 
     fn remote_failed(&mut self, index: usize, failure: RemoteFailure) {
-        let Some(backend) = self.backend(index) else {
-            return;
-        };
-        let label = backend.label.clone();
-        match failure {
-            RemoteFailure::Loop(reason) => {
-                backend.mark_looped(&reason);
-                self.failures.push(format!("{label}: {reason}"));
-            }
-            RemoteFailure::Failed(reason) => {
-                warn!(backend = %label, %reason, "speech-to-text backend failed; trying the next");
-                backend.mark_down(&reason);
-                self.failures.push(format!("{label}: {reason}"));
-            }
+        if let Some(line) = self.backend(index).map(|backend| backend.record(failure)) {
+            self.failures.push(line);
         }
     }
 

@@ -14,24 +14,17 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 use wyoming::Event;
 use wyoming::misc::Error as ErrorEvent;
 use wyoming::tts::{Synthesize, SynthesizeStart, SynthesizeStop};
 
 use super::TtsService;
 use super::flow::TtsFlow;
-use crate::stt::backends::{Backend, Backends, LOOP_CODE, TtsBackendConfig};
+use crate::stt::backends::{Backend, Backends, LOOP_CODE, RemoteFailure, TtsBackendConfig};
 
 /// Events from a remote exchange in flight to the flow: backpressure reaches the backend.
 const EVENTS_IN_FLIGHT: usize = 32;
-
-/// Why a remote backend stopped.
-#[derive(Debug)]
-enum RemoteFailure {
-    Loop(String),
-    Failed(String),
-}
 
 /// A remote exchange: the client's events go in, the backend's audio comes out.
 #[derive(Debug)]
@@ -271,20 +264,8 @@ impl RoutedTts {
     }
 
     fn remote_failed(&mut self, index: usize, failure: RemoteFailure) {
-        let Some(backend) = self.backend(index) else {
-            return;
-        };
-        let label = backend.label.clone();
-        match failure {
-            RemoteFailure::Loop(reason) => {
-                backend.mark_looped(&reason);
-                self.failures.push(format!("{label}: {reason}"));
-            }
-            RemoteFailure::Failed(reason) => {
-                warn!(backend = %label, %reason, "text-to-speech backend failed");
-                backend.mark_down(&reason);
-                self.failures.push(format!("{label}: {reason}"));
-            }
+        if let Some(line) = self.backend(index).map(|backend| backend.record(failure)) {
+            self.failures.push(line);
         }
     }
 

@@ -34,7 +34,9 @@ use wyoming::wake::Detect;
 use super::WakeService;
 use super::flow::WakeFlow;
 use crate::stt::audio::Converter;
-use crate::stt::backends::{Backend, LOOP_CODE, SttBackendConfig, WakeBackends, same_wake_word};
+use crate::stt::backends::{
+    Backend, LOOP_CODE, RemoteFailure, SttBackendConfig, WakeBackends, same_wake_word,
+};
 
 /// Seconds of the most recent audio kept for a replay to the next backend: "hey jarvis" takes
 /// about a second, and a failure is noticed within a few hundred milliseconds of a refused or
@@ -51,15 +53,6 @@ const REPLAY_CHUNK_MS: u64 = 100;
 const HEALTH_LOOK_MS: u64 = 200;
 /// Local error codes another backend may do better on.
 const FAILOVER_CODES: &[&str] = &["wake-failed", "unknown-wake-word"];
-
-/// Why a remote backend stopped serving the stream.
-#[derive(Debug)]
-enum RemoteFailure {
-    /// The backend leads back to this Jarvis.
-    Loop(String),
-    /// Anything else: it is marked down until it answers again.
-    Failed(String),
-}
 
 /// The exchange with a remote backend; aborted when dropped.
 #[derive(Debug)]
@@ -372,20 +365,8 @@ impl RoutedWake {
     }
 
     fn remote_failed(&mut self, index: usize, failure: RemoteFailure) {
-        let Some(backend) = self.backend(index) else {
-            return;
-        };
-        let label = backend.label.clone();
-        match failure {
-            RemoteFailure::Loop(reason) => {
-                backend.mark_looped(&reason);
-                self.failures.push(format!("{label}: {reason}"));
-            }
-            RemoteFailure::Failed(reason) => {
-                warn!(backend = %label, %reason, "wake word backend failed; the stream moves to the next");
-                backend.mark_down(&reason);
-                self.failures.push(format!("{label}: {reason}"));
-            }
+        if let Some(line) = self.backend(index).map(|backend| backend.record(failure)) {
+            self.failures.push(line);
         }
     }
 
