@@ -213,7 +213,7 @@ pub(super) async fn socket(
     State(state): State<PanelState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Query(query): Query<SocketQuery>,
+    Query(query): Query<super::socket::SocketQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, PanelError> {
     state
@@ -225,13 +225,6 @@ pub(super) async fn socket(
         events,
         state.shutdown.clone(),
     ))
-}
-
-/// The query of a socket: the page's CSRF token (a WebSocket cannot send headers).
-#[derive(Debug, Deserialize)]
-pub(super) struct SocketQuery {
-    #[serde(default)]
-    pub(super) csrf: Option<String>,
 }
 
 /// One stream's events, holding a stream permit, until they end or Jarvis shuts down.

@@ -263,7 +263,7 @@ pub(super) async fn progress_socket(
     State(state): State<PanelState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Query(query): Query<super::feed::SocketQuery>,
+    Query(query): Query<super::socket::SocketQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, PanelError> {
     state

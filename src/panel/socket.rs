@@ -17,6 +17,14 @@ use axum::response::Response;
 use futures_util::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
+/// The query of every panel WebSocket (the feed, a pull's progress, the microphone): the page's
+/// CSRF token, since a WebSocket cannot carry the header.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct SocketQuery {
+    #[serde(default)]
+    pub(super) csrf: Option<String>,
+}
+
 /// The largest message the browser may send (it has nothing to say).
 const MAX_INCOMING: usize = 1024;
 /// How often an idle socket is pinged, so proxies keep it open.

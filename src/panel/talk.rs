@@ -222,13 +222,6 @@ fn wav(rate: u32, pcm: &[i16]) -> Result<Vec<u8>, hound::Error> {
     Ok(out.into_inner())
 }
 
-/// Query of `GET api/listen`: a WebSocket cannot carry the CSRF header.
-#[derive(Debug, Deserialize)]
-pub(super) struct ListenQuery {
-    #[serde(default)]
-    csrf: Option<String>,
-}
-
 /// `GET api/listen`: push-to-talk. The browser sends binary messages of 16 kHz mono 16-bit
 /// little-endian PCM, then the text `{"type":"stop"}` when the button is released; Jarvis
 /// answers `{"type":"transcript"}`, `{"type":"reply"}` (or `{"type":"error"}`) as JSON text.
@@ -236,7 +229,7 @@ pub(super) async fn listen(
     State(state): State<PanelState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Query(query): Query<ListenQuery>,
+    Query(query): Query<super::socket::SocketQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, PanelError> {
     let access = state
