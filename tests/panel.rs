@@ -1021,10 +1021,7 @@ async fn panel_bench_fifty_open_panels_leave_the_voice_figures_alone() {
         let paired = |a: &[f64], b: &[f64]| {
             (median(a.iter().zip(b).map(|(a, b)| b / a).collect()) - 1.0) * 100.0
         };
-        let (stt_change, tts_change) = (
-            paired(&without.0, &with.0),
-            paired(&without.1, &with.1),
-        );
+        let (stt_change, tts_change) = (paired(&without.0, &with.0), paired(&without.1, &with.1));
         let (s0, t0, s1, t1) = (
             median(without.0),
             median(without.1),
