@@ -115,6 +115,25 @@ if [[ ${1:-} == --test ]]; then
   fi
 fi
 
+# npm packages for the tests, each folder with its own package.json and lock (pinned versions):
+# tests/a11y holds axe-core, the panel's automated accessibility check (tests/panel.rs). Node.js
+# may come from elsewhere (nodesource bundles npm): only a missing npm is installed from apt.
+NPM_TEST_DIRS=(tests/a11y)
+if [[ ${1:-} == --test ]]; then
+  if ! command -v npm >/dev/null; then
+    log "installing nodejs and npm"
+    if [[ $(id -u) -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  for dir in "${NPM_TEST_DIRS[@]}"; do
+    if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.jarvis-lock.json"; then
+      log "installing the npm packages of $dir"
+      npm ci --prefix "$dir" --no-audit --no-fund --silent
+      cp "$dir/package-lock.json" "$dir/node_modules/.jarvis-lock.json"
+    fi
+  done
+fi
+
 # cargo-deny checks every crate's licence in scripts/test.sh (see deny.toml).
 CARGO_DENY_VERSION=0.20.2
 if [[ ${1:-} == --test ]] && [[ $(cargo deny --version 2>/dev/null) != "cargo-deny $CARGO_DENY_VERSION" ]]; then
