@@ -384,14 +384,6 @@ impl SpeechGrammar {
         self.walk(&words(text), false)
     }
 
-    /// Whether `text` begins the way a sentence of the grammar does: its first word is the
-    /// start of one (the second may be misheard: "how far is local lvm"). A transcript that
-    /// does not is other speech, not a misheard command.
-    pub fn begins_a_sentence(&self, text: &str) -> bool {
-        let words = words(text);
-        !words.is_empty() && self.walk(&words[..1], true)
-    }
-
     /// Whether `text`, a decode in progress (its last word perhaps cut short), can still become
     /// a sentence of the grammar and is not one yet.
     pub fn unfinished(&self, text: &str) -> bool {
@@ -550,17 +542,6 @@ mod tests {
             "left the grammar"
         );
         assert!(!g.unfinished(""));
-    }
-
-    #[test]
-    fn a_transcript_that_starts_like_no_sentence_is_not_guided() {
-        let g = homelab();
-        assert!(g.begins_a_sentence("What is the status unknown, Bve?"));
-        assert!(g.begins_a_sentence("Start media serve her."));
-        assert!(g.begins_a_sentence("Start the kitchen lights."));
-        assert!(!g.begins_a_sentence("Kitchen lights on."));
-        assert!(!g.begins_a_sentence("Well, let's now discuss it."));
-        assert!(!g.begins_a_sentence(""));
     }
 
     #[test]
