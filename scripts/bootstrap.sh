@@ -18,8 +18,10 @@ APT_PACKAGES=(build-essential pkg-config cmake clang libclang-dev libavahi-clien
 # benchmark, which start their own brokers on free loopback ports; espeak-ng speaks the
 # wake-word test clips; shellcheck checks the shell scripts (the add-on's start script among
 # them); chromium + chromium-driver: the panel's browser tests (tests/panel.rs) drive a real
-# headless Chromium over WebDriver.
-TEST_APT_PACKAGES=(python3-venv dbus avahi-daemon mosquitto espeak-ng shellcheck chromium chromium-driver)
+# headless Chromium over WebDriver. redis-server + nodejs (npm below): the clustered MQTT broker
+# of the lease tests (Aedes nodes sharing state through Redis, tests/broker; Node.js 20 or later).
+TEST_APT_PACKAGES=(python3-venv dbus avahi-daemon mosquitto espeak-ng shellcheck chromium chromium-driver
+  redis-server nodejs)
 PYTHON_PACKAGES=("wyoming==1.10.2" "zeroconf==0.88.0")
 
 log() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
@@ -43,6 +45,34 @@ if ((${#missing[@]})); then
   if [[ " ${missing[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null \
     && systemctl is-enabled mosquitto >/dev/null 2>&1; then
     "${SUDO[@]}" systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  fi
+  if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null \
+    && systemctl is-enabled redis-server >/dev/null 2>&1; then
+    "${SUDO[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+  fi
+fi
+
+# The clustered broker of the lease tests: Aedes and its Redis plugins, at the versions pinned in
+# tests/broker/package-lock.json, into the ignored tests/broker/node_modules.
+if [[ ${1:-} == --test ]]; then
+  broker=tests/broker
+  stamp=$broker/node_modules/.jarvis-lock
+  node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if ((node_major < 20)); then
+    log "Node.js $node_major found; the Aedes test broker (aedes 1.x) needs 20 or later:" \
+      "install it from NodeSource or Debian 13, then run this again"
+    exit 1
+  fi
+  if [[ ! -f $stamp ]] || ! cmp -s "$broker/package-lock.json" "$stamp"; then
+    # Debian packages npm apart from nodejs; NodeSource's nodejs carries its own.
+    if ! command -v npm >/dev/null; then
+      if [[ $(id -u) -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
+      log "installing npm"
+      DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends npm >/dev/null
+    fi
+    log "installing the Aedes test broker (npm ci --prefix $broker)"
+    npm ci --prefix "$broker" --no-audit --no-fund --loglevel=error >/dev/null
+    cp "$broker/package-lock.json" "$stamp"
   fi
 fi
 
