@@ -331,6 +331,77 @@ async fn a_wake_word_spoken_during_the_switch_is_heard_from_the_replayed_tail() 
     brain.shutdown.cancel();
 }
 
+/// Stops (`SIGSTOP`) or resumes (`SIGCONT`) a process: a frozen one still has its sockets, the
+/// kernel still accepts connections for it and buffers what is sent, and nothing answers.
+fn signal(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// A remote that hangs mid-stream: how long until the local backend has the stream, with
+/// health checks a minute apart (only the stream's own probe can notice).
+async fn hang_mid_stream(say_it: bool) -> Duration {
+    let remote_box = serve_binary(&["--role", "wake"], &[]).await;
+    let label = remote_box.wyoming.to_string();
+    let mut config = remote(remote_box.wyoming, 1);
+    config.health_interval_secs = 60;
+    let brain = spawn_app(routed(vec![config])).await;
+    until("the first health check", || {
+        !health(&brain, &label).wake_programs.is_empty()
+    })
+    .await;
+    let mut stream = Stream::open(brain.wyoming_addr).await;
+    stream.send(&silence(1000), true).await;
+    until("the remote to get the stream", || {
+        health(&brain, &label).requests == 1
+    })
+    .await;
+    signal(&remote_box.child, "-STOP");
+    let hung = Instant::now();
+    // The microphone goes on, and (`say_it`) "hey jarvis" is said at once, while nobody has
+    // noticed the hang yet.
+    let audio = if say_it { hey_jarvis() } else { silence(1000) };
+    let noticed = async {
+        until("the local backend to take the stream", || {
+            health(&brain, "local").requests == 1
+        })
+        .await;
+        hung.elapsed()
+    };
+    let ((), noticed) = tokio::join!(stream.send(&audio, true), noticed);
+    stream.send(&silence(1000), true).await;
+    if say_it {
+        assert_eq!(stream.until_detections(1).await, ["hey_jarvis"]);
+    }
+    let h = health(&brain, &label);
+    assert!(!h.up, "the hung remote is down: {h:?}");
+    assert!(
+        h.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("describe while the stream ran")),
+        "{h:?}"
+    );
+    signal(&remote_box.child, "-CONT");
+    brain.shutdown.cancel();
+    noticed
+}
+
+/// A remote that accepts and then hangs mid-stream (a frozen process): the stream's `describe`
+/// probe notices within seconds, long before the next health check (a minute away here), and
+/// "hey jarvis" said just as it hung is heard by the local backend from the replayed tail.
+#[tokio::test]
+async fn a_backend_that_hangs_mid_stream_is_left_within_seconds_and_nothing_is_lost() {
+    let _turn = one_at_a_time().await;
+    let noticed = hang_mid_stream(true).await;
+    eprintln!("hung backend left after {noticed:?}");
+    // A generous bound: far below the health interval of 60 s.
+    assert!(noticed < Duration::from_secs(20), "{noticed:?}");
+}
+
 /// A misbehaving backend: what it does with each connection.
 #[derive(Clone, Copy)]
 enum Misbehaviour {
@@ -652,6 +723,23 @@ async fn bench_wake_routing() {
         "wake failover: remote Jarvis shut down mid-stream -> local backend listening (tail \
          replayed), median of 5: {:.2} ms (polled every 20 ms)",
         failovers[failovers.len() / 2]
+    );
+
+    // A remote that hangs (SIGSTOP) mid-stream, health checks a minute apart.
+    let mut hangs = Vec::new();
+    for _ in 0..3 {
+        hangs.push(hang_mid_stream(false).await.as_secs_f64() * 1000.0);
+    }
+    hangs.sort_by(f64::total_cmp);
+    println!(
+        "wake failover: remote Jarvis hung (SIGSTOP) mid-stream -> local backend listening \
+         (describe probe every {} ms, {} ms to answer), median of 3: {:.0} ms (min {:.0}, max \
+         {:.0})",
+        jarvis::wake::route::PROBE_EVERY.as_millis(),
+        jarvis::wake::route::PROBE_TIMEOUT.as_millis(),
+        hangs[1],
+        hangs[0],
+        hangs[2]
     );
     remote_box.shutdown.cancel();
 }
