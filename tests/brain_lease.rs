@@ -466,7 +466,7 @@ async fn the_lease_holds_on_a_clustered_aedes_broker() {
     println!("holder renewing again through another node after its node died: {back:?}");
     let wills = cluster.wills_of(1).await;
     assert!(
-        wills.iter().any(|w| w == "jarvis-brain-b-lease"),
+        wills.iter().any(|w| w.starts_with("jarvis-brain-b-lease-")),
         "node 2 left b's lease will: {wills:?}"
     );
     cluster.wait_wills_published(1).await;
@@ -503,4 +503,37 @@ async fn the_lease_holds_on_a_clustered_aedes_broker() {
     let renewed = ha.mark();
     wait_renewals(&ha, renewed, "brain-b", 2).await;
     assert_eq!(fake.count("POST /nodes/agent1/qemu/104/status/start"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brains_given_one_instance_are_told_to_set_different_ones() {
+    let broker = Mosquitto::start().await;
+    let fake = FakeProxmox::homelab().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = brain_config_on(dir.path(), "first", "brain-x", broker.port, &[], &fake);
+    let second = brain_config_on(dir.path(), "second", "brain-x", broker.port, &[], &fake);
+    let a = start_brain(&first).await;
+    wait_health(&a, "the first active", role_is("active", "brain-x")).await;
+    let mut b = start_brain(&second).await;
+    let line = b.wait_for_log("same lease instance").await;
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("mqtt.lease.instance"),
+        "{line}"
+    );
+    // They do not both act: one holds the lease, the other refuses actions.
+    let ha = Observer::connect(broker.port, &["jarvis/brain/lease"]).await;
+    let mark = ha.mark();
+    wait_renewals(&ha, mark, "brain-x", 3).await;
+    let roles = [
+        health(&a).await["brain"]["role"].clone(),
+        health(&b).await["brain"]["role"].clone(),
+    ];
+    assert!(
+        roles.iter().filter(|r| *r == "active").count() <= 1,
+        "{roles:?}"
+    );
 }

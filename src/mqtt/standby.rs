@@ -59,15 +59,21 @@ pub fn spawn<C: ClusterSource, A: ActionSink>(
 ) -> Result<MqttHandle, MqttError> {
     let keep_alive = Duration::from_secs((lease.as_secs() / 3).max(1));
     settings.keep_alive = keep_alive;
+    let machine = Lease::new(instance, lease);
     let mut lease_settings = settings.clone();
-    lease_settings.client_id = format!("{}-lease", settings.client_id);
+    // The run in the id: two brains given the same instance by mistake must not push each
+    // other off the broker, or neither would hear the other and say so.
+    lease_settings.client_id = format!(
+        "{}-lease-{:08x}",
+        settings.client_id,
+        machine.run() & 0xffff_ffff
+    );
     // Back quickly after a broker restart: the holder must re-assert within its lease.
     lease_settings.backoff = (
         Duration::from_millis(200),
         (lease / 4).max(Duration::from_secs(1)),
     );
     let topic = lease_topic(&settings.base_topic);
-    let machine = Lease::new(instance, lease);
     let will: WillFor = {
         let (topic, instance, run) = (topic.clone(), instance.to_owned(), machine.run());
         // Each connection's will names it: a late one, for a connection left behind on a dead
