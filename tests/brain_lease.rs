@@ -35,7 +35,10 @@ fn brain_config_on(
     fake: &FakeProxmox,
 ) -> String {
     let path = dir.join(format!("{file}.toml"));
-    let hosts: Vec<String> = others.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    let hosts: Vec<String> = others
+        .iter()
+        .map(|p| format!("\"127.0.0.1:{p}\""))
+        .collect();
     let hosts = hosts.join(", ");
     let toml = format!(
         r#"

@@ -328,7 +328,10 @@ fn parse_host(entry: &str, default_port: u16) -> Result<(String, u16), &'static 
                 .ok_or("has a port that is not 1 to 65535")?;
             (host.trim_start_matches('[').trim_end_matches(']'), port)
         }
-        _ => (entry.trim_start_matches('[').trim_end_matches(']'), default_port),
+        _ => (
+            entry.trim_start_matches('[').trim_end_matches(']'),
+            default_port,
+        ),
     };
     if host.is_empty() {
         return Err("must name a broker node, such as \"mqtt-2\" or \"10.0.0.3:1883\"");
@@ -404,7 +407,11 @@ mod tests {
         let config = MqttConfig {
             enabled: true,
             port: 1884,
-            hosts: vec!["mqtt-2".into(), "10.0.0.3:1883".into(), "[fd00::3]:8883".into()],
+            hosts: vec![
+                "mqtt-2".into(),
+                "10.0.0.3:1883".into(),
+                "[fd00::3]:8883".into(),
+            ],
             ..MqttConfig::default()
         };
         assert_eq!(check(|c| c.hosts = config.hosts.clone()), Ok(()));
@@ -417,7 +424,10 @@ mod tests {
                 ("fd00::3".to_owned(), 8883)
             ]
         );
-        assert_eq!(parse_host("fd00::3", 1883), Ok(("fd00::3".to_owned(), 1883)));
+        assert_eq!(
+            parse_host("fd00::3", 1883),
+            Ok(("fd00::3".to_owned(), 1883))
+        );
     }
 
     #[test]

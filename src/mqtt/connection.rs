@@ -162,9 +162,10 @@ pub fn connect_with_will(
             options
         })
         .collect();
-    let first = nodes.first().cloned().unwrap_or_else(|| {
-        MqttOptions::new(&settings.client_id, &settings.host, settings.port)
-    });
+    let first = nodes
+        .first()
+        .cloned()
+        .unwrap_or_else(|| MqttOptions::new(&settings.client_id, &settings.host, settings.port));
     let (client, mut eventloop) = AsyncClient::new(first, REQUEST_CAPACITY);
     let mut network = eventloop.network_options();
     network.set_connection_timeout(CONNECT_TIMEOUT_SECS);

@@ -1024,7 +1024,10 @@ mod tests {
         assert_eq!(net.active(), ["a"]);
         let run = net.brains[0].run;
         net.brains[0].disconnected();
-        assert!(net.active().is_empty(), "nobody acts while the holder is away");
+        assert!(
+            net.active().is_empty(),
+            "nobody acts while the holder is away"
+        );
         let out = net.brains[0].connected(2, net.now, 0);
         net.deliver(out);
         net.advance(Duration::from_secs(1));

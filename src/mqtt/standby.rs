@@ -254,7 +254,8 @@ async fn run_lease(
             }
             _ = tick.tick() => lease.tick(Instant::now(), unix_ms()),
         };
-        if lease.take_twin().is_some() && twin_logged.is_none_or(|at| at.elapsed() >= BAD_LOG_EVERY) {
+        if lease.take_twin().is_some() && twin_logged.is_none_or(|at| at.elapsed() >= BAD_LOG_EVERY)
+        {
             twin_logged = Some(Instant::now());
             error!(
                 instance = lease.instance(),

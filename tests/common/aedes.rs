@@ -130,7 +130,14 @@ impl AedesCluster {
     pub async fn wills_of(&self, index: usize) -> Vec<String> {
         let redis_cli = which("redis-cli").expect("redis-cli not found (apt redis-tools)");
         let out = Command::new(redis_cli)
-            .args(["-p", &self.redis_port.to_string(), "LRANGE", "will", "0", "-1"])
+            .args([
+                "-p",
+                &self.redis_port.to_string(),
+                "LRANGE",
+                "will",
+                "0",
+                "-1",
+            ])
             .stderr(Stdio::null())
             .output()
             .await
