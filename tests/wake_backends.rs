@@ -912,3 +912,88 @@ async fn the_reference_python_server_serves_its_own_wake_word() {
     );
     brain.shutdown.cancel();
 }
+
+/// Backends removed from the configuration leave Home Assistant: the next start sends each
+/// removed sensor as `{"p": "sensor"}` over the retained config an earlier run left; with no
+/// backend left, the config is cleared.
+#[tokio::test]
+async fn sensors_of_backends_removed_from_the_configuration_are_withdrawn() {
+    use common::mosquitto::{Mosquitto, Observer};
+    let _turn = one_at_a_time().await;
+    let broker = Mosquitto::start().await;
+    let ha = Observer::connect(broker.port, &["homeassistant/#"]).await;
+    let topic = "homeassistant/device/jarvis_server_backends/config";
+    let mqtt = jarvis::mqtt::MqttConfig {
+        enabled: true,
+        host: "127.0.0.1".into(),
+        port: broker.port,
+        poll_secs: 1,
+        grace_secs: 5,
+        birth_delay_ms_max: 10,
+        retain_discovery: true,
+        ..jarvis::mqtt::MqttConfig::default()
+    };
+    let closed = free_port();
+    let key = format!("wake_{}", closed.to_string().replace(['.', ':'], "_"));
+
+    // First run: a remote and the local backend.
+    let mut config = routed(vec![remote(closed, 1)]);
+    config.mqtt = mqtt.clone();
+    let first = spawn_app(config).await;
+    ha.wait_json(topic, |v| v["cmps"][&key].is_object()).await;
+    first.shutdown.cancel();
+    tokio::time::timeout(LIMIT, first.finished)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    // Second run: the remote is gone from the configuration.
+    let mark = ha.mark();
+    let mut config = routed(Vec::new());
+    config.mqtt = mqtt.clone();
+    let second = spawn_app(config).await;
+    let removal = ha
+        .wait_for("the remote's sensor withdrawn", |_, log| {
+            log[mark..]
+                .iter()
+                .filter(|s| s.topic == topic)
+                .filter_map(|s| serde_json::from_str::<serde_json::Value>(&s.payload).ok())
+                .find(|v| v["cmps"][&key] == serde_json::json!({"p": "sensor"}))
+        })
+        .await;
+    assert!(
+        removal["cmps"]["wake_local"]["uniq_id"].is_string(),
+        "{removal}"
+    );
+    second.shutdown.cancel();
+    tokio::time::timeout(LIMIT, second.finished)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    // Third run: no backends at all; the config is cleared.
+    let mark = ha.mark();
+    let mut config = wake_config();
+    config.mqtt = mqtt;
+    let third = spawn_app(config).await;
+    ha.wait_for("the config cleared", |_, log| {
+        log[mark..]
+            .iter()
+            .any(|s| s.topic == topic && s.payload.is_empty())
+            .then_some(())
+    })
+    .await;
+    // A fresh observer (HA restarting) finds nothing retained there.
+    let fresh = Observer::connect(broker.port, &[topic]).await;
+    let mark = ha.mark();
+    third.shutdown.cancel();
+    tokio::time::timeout(LIMIT, third.finished)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(fresh.last(topic), None);
+    assert!(ha.since(mark).iter().all(|s| s.topic != topic));
+}
