@@ -18,10 +18,10 @@ APT_PACKAGES=(build-essential pkg-config cmake clang libclang-dev libavahi-clien
 # benchmark, which start their own brokers on free loopback ports; espeak-ng speaks the
 # wake-word test clips; shellcheck checks the shell scripts (the add-on's start script among
 # them); chromium + chromium-driver: the panel's browser tests (tests/panel.rs) drive a real
-# headless Chromium over WebDriver. redis-server + nodejs (npm below): the clustered MQTT broker
-# of the lease tests (Aedes nodes sharing state through Redis, tests/broker; Node.js 20 or later).
+# headless Chromium over WebDriver. redis-server: the clustered MQTT broker of the lease tests
+# (Aedes nodes sharing state through Redis, tests/broker; its npm packages below).
 TEST_APT_PACKAGES=(python3-venv dbus avahi-daemon mosquitto espeak-ng shellcheck chromium chromium-driver
-  redis-server nodejs)
+  redis-server)
 PYTHON_PACKAGES=("wyoming==1.10.2" "zeroconf==0.88.0")
 
 log() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
@@ -49,30 +49,6 @@ if ((${#missing[@]})); then
   if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null \
     && systemctl is-enabled redis-server >/dev/null 2>&1; then
     "${SUDO[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
-  fi
-fi
-
-# The clustered broker of the lease tests: Aedes and its Redis plugins, at the versions pinned in
-# tests/broker/package-lock.json, into the ignored tests/broker/node_modules.
-if [[ ${1:-} == --test ]]; then
-  broker=tests/broker
-  stamp=$broker/node_modules/.jarvis-lock
-  node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-  if ((node_major < 20)); then
-    log "Node.js $node_major found; the Aedes test broker (aedes 1.x) needs 20 or later:" \
-      "install it from NodeSource or Debian 13, then run this again"
-    exit 1
-  fi
-  if [[ ! -f $stamp ]] || ! cmp -s "$broker/package-lock.json" "$stamp"; then
-    # Debian packages npm apart from nodejs; NodeSource's nodejs carries its own.
-    if ! command -v npm >/dev/null; then
-      if [[ $(id -u) -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
-      log "installing npm"
-      DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends npm >/dev/null
-    fi
-    log "installing the Aedes test broker (npm ci --prefix $broker)"
-    npm ci --prefix "$broker" --no-audit --no-fund --loglevel=error >/dev/null
-    cp "$broker/package-lock.json" "$stamp"
   fi
 fi
 
@@ -143,6 +119,32 @@ if [[ ${1:-} == --test ]]; then
       -r "$HACS_REQUIREMENTS"
     echo "$want" >"$HACS_VENV/.jarvis-packages"
   fi
+fi
+
+# npm packages for the tests, each folder with its own package.json and lock (pinned versions):
+# tests/a11y holds axe-core, the panel's automated accessibility check (tests/panel.rs);
+# tests/broker the Aedes nodes of the lease tests' clustered broker (aedes 1.x needs Node.js 20).
+# Node.js may come from elsewhere (nodesource bundles npm): only a missing npm is installed from apt.
+NPM_TEST_DIRS=(tests/a11y tests/broker)
+if [[ ${1:-} == --test ]]; then
+  if ! command -v npm >/dev/null; then
+    log "installing nodejs and npm"
+    if [[ $(id -u) -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if ((node_major < 20)); then
+    log "Node.js $node_major found; the tests' npm packages (aedes 1.x) need 20 or later:" \
+      "install it from NodeSource or Debian 13, then run this again"
+    exit 1
+  fi
+  for dir in "${NPM_TEST_DIRS[@]}"; do
+    if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.jarvis-lock.json"; then
+      log "installing the npm packages of $dir"
+      npm ci --prefix "$dir" --no-audit --no-fund --silent
+      cp "$dir/package-lock.json" "$dir/node_modules/.jarvis-lock.json"
+    fi
+  done
 fi
 
 # cargo-deny checks every crate's licence in scripts/test.sh (see deny.toml).

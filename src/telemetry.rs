@@ -1,6 +1,12 @@
 //! Logging: readable text on stderr by default, one JSON object per line on request.
 
+use std::fmt;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -16,8 +22,15 @@ pub fn init(config: &LogConfig) -> anyhow::Result<()> {
     let result = match config.format {
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .finish()
+            .with(WhisperFailureLines)
             .try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(WhisperFailureLines)
+            .try_init(),
     };
     result.map_err(|err| anyhow::anyhow!("cannot start logging: {err}"))
 }
@@ -33,4 +46,31 @@ fn filter_directives(level: &str) -> String {
         }
     }
     filter
+}
+
+/// Drops whisper.cpp's own "failed to encode" / "failed to decode" lines. whisper.cpp logs them
+/// as errors when a decode stops, and Jarvis stops decodes on purpose (a client left, a
+/// speculative decode went stale): logged as errors, they read like faults. A decode that
+/// really fails is logged by Jarvis itself, with its cause (`stt::whisper`).
+struct WhisperFailureLines;
+
+impl<S: Subscriber> Layer<S> for WhisperFailureLines {
+    fn event_enabled(&self, event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
+        !(event.metadata().target().starts_with("whisper_rs") && is_failure_line(event))
+    }
+}
+
+fn is_failure_line(event: &Event<'_>) -> bool {
+    struct Message(bool);
+    impl Visit for Message {
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            if field.name() == "message" {
+                let text = format!("{value:?}");
+                self.0 = text.contains("failed to encode") || text.contains("failed to decode");
+            }
+        }
+    }
+    let mut message = Message(false);
+    event.record(&mut message);
+    message.0
 }

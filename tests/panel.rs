@@ -49,8 +49,12 @@ async fn command(app: &App, body: Value) -> Value {
 }
 
 /// Every visible control has a name, and Tab reaches every one that is not part of a roving
-/// tab list (whose other tabs the arrow keys reach). Returns the controls checked.
+/// tab list (whose other tabs the arrow keys reach); and axe-core, the automated accessibility
+/// checker (WCAG 2.0–2.2 A and AA and its best practices), finds nothing on the page as shown.
+/// Returns the controls checked.
 async fn check_accessibility(browser: &Browser, page: &str) -> usize {
+    let violations = axe(browser).await;
+    assert_eq!(violations, json!([]), "{page}: axe-core finds violations");
     let unlabelled = browser
         .eval(
             r#"
@@ -133,6 +137,38 @@ async fn check_accessibility(browser: &Browser, page: &str) -> usize {
             .await;
     }
     wanted.len()
+}
+
+/// axe-core's violations on the page as it is shown: id, impact, help and the first elements.
+async fn axe(browser: &Browser) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/a11y/node_modules/axe-core/axe.min.js");
+    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (scripts/bootstrap.sh --test installs axe-core)",
+            path.display()
+        )
+    });
+    browser
+        .eval(
+            &format!("if (!window.axe) {{ {source}\n }} return true;"),
+            json!([]),
+        )
+        .await;
+    browser
+        .eval_async(
+            r#"
+            const done = arguments[arguments.length - 1];
+            axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] })
+              .then((r) => done(r.violations.map((v) => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ') + ': ' + n.failureSummary),
+              }))))
+              .catch((e) => done('axe failed: ' + e));
+            "#,
+            json!([]),
+        )
+        .await
 }
 
 fn feed_has(text: &str) -> String {
@@ -1021,10 +1057,7 @@ async fn panel_bench_fifty_open_panels_leave_the_voice_figures_alone() {
         let paired = |a: &[f64], b: &[f64]| {
             (median(a.iter().zip(b).map(|(a, b)| b / a).collect()) - 1.0) * 100.0
         };
-        let (stt_change, tts_change) = (
-            paired(&without.0, &with.0),
-            paired(&without.1, &with.1),
-        );
+        let (stt_change, tts_change) = (paired(&without.0, &with.0), paired(&without.1, &with.1));
         let (s0, t0, s1, t1) = (
             median(without.0),
             median(without.1),

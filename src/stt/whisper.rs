@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
@@ -430,7 +430,12 @@ impl Worker {
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
             let counter = match &result {
                 Err(SttError::Cancelled) => &self.stats.cancelled,
-                _ => &self.stats.completed,
+                Err(err) => {
+                    // whisper.cpp's own line for this is dropped from the log (see telemetry).
+                    error!(cause = %err, "whisper could not transcribe the audio");
+                    &self.stats.completed
+                }
+                Ok(_) => &self.stats.completed,
             };
             counter.fetch_add(1, Ordering::Relaxed);
             let _ = job.reply.send(result);
