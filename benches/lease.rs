@@ -13,6 +13,11 @@
 //!
 //! Takeover time: from the moment of death to the standby holding the lease (its claim read
 //! back and settled, so it may act).
+//!
+//! Then the same on a clustered broker, three Aedes nodes over Redis (tests/broker; skipped
+//! with a note when it is not installed): the holder on node 1 killed (its will, from node 1,
+//! reaches the standby on node 2); and node 1 itself killed under the holder, which reconnects
+//! to node 3 (`mqtt.hosts`) and re-asserts the lease: the time until it holds it again.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -24,6 +29,10 @@
 #[allow(dead_code)]
 #[path = "../tests/common/mosquitto.rs"]
 mod mosquitto;
+
+#[allow(dead_code)]
+#[path = "../tests/common/aedes.rs"]
+mod aedes;
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -76,6 +85,12 @@ struct Brain {
 
 impl Brain {
     fn start(instance: &str, port: u16, base: &str) -> Self {
+        Self::start_on(instance, port, &[], base)
+    }
+
+    /// A brain on the broker node `port`, with the other nodes `others`.
+    fn start_on(instance: &str, port: u16, others: &[u16], base: &str) -> Self {
+        let hosts: Vec<String> = others.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let (view_tx, view_rx) = mpsc::channel();
         let (control, orders) = mpsc::channel::<Death>();
         let instance = instance.to_owned();
@@ -92,6 +107,7 @@ impl Brain {
                 port,
                 client_id: format!("bench-{instance}"),
                 base_topic: base,
+                hosts,
                 ..MqttConfig::default()
             };
             let handle = runtime.block_on(async {
@@ -170,6 +186,66 @@ async fn takeover(port: u16, run: usize, death: Death) -> Duration {
     took
 }
 
+/// On the Aedes cluster: a on node 1, b on node 2, then a killed (`Death::Kill`), or node 1
+/// killed under a (`None`): the time until b, or a again, holds the lease. Returns it and
+/// whether b ever became active (it must not when node 1 dies).
+async fn cluster_takeover(run: usize, death: Option<Death>) -> (Duration, bool) {
+    let mut cluster = aedes::AedesCluster::start(3).await;
+    let [n1, n2, n3] = [cluster.port(0), cluster.port(1), cluster.port(2)];
+    let base = format!("cluster{run}");
+    let a = Brain::start_on("brain-a", n1, &[n3], &base);
+    a.wait_for("a active", |role, _| role == Role::Active).await;
+    let b = Brain::start_on("brain-b", n2, &[n3], &base);
+    b.wait_for("b standby", |role, holder| {
+        role == Role::Standby && holder == Some("brain-a")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Watches b for the whole run: did it ever act?
+    let mut b_roles = b.view.watch();
+    let done = CancellationToken::new();
+    let b_acted = tokio::spawn({
+        let done = done.clone();
+        async move {
+            loop {
+                if b_roles.borrow_and_update().role == Role::Active {
+                    return true;
+                }
+                tokio::select! {
+                    () = done.cancelled() => return false,
+                    changed = b_roles.changed() => if changed.is_err() { return false },
+                }
+            }
+        }
+    });
+    let died = Instant::now();
+    let took = match death {
+        Some(death) => {
+            a.control.send(death).unwrap();
+            b.wait_for("b active", |role, _| role == Role::Active).await;
+            died.elapsed()
+        }
+        None => {
+            cluster.kill(0).await;
+            a.wait_for("a lapsed", |role, _| role != Role::Active).await;
+            a.wait_for("a active again", |role, _| role == Role::Active)
+                .await;
+            let took = died.elapsed();
+            // Until node 1's late wills are out: b must stay the standby through them.
+            cluster.wait_wills_published(0).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            took
+        }
+    };
+    done.cancel();
+    let b_was_active = b_acted.await.unwrap_or(false);
+    b.control.send(Death::Kill).unwrap();
+    let _ = a.control.send(Death::Kill);
+    let _ = a.thread.join();
+    let _ = b.thread.join();
+    (took, b_was_active)
+}
+
 fn summary(mut times: Vec<Duration>) -> String {
     times.sort();
     let ms = |d: &Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
@@ -204,5 +280,33 @@ fn main() {
             }
             println!("takeover, {label}: {}", summary(times));
         }
+        drop(broker);
+        if !std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/broker/node_modules/aedes")
+            .is_dir()
+        {
+            println!("clustered broker: skipped (run scripts/bootstrap.sh --test for Aedes)");
+            return;
+        }
+        let mut times = Vec::new();
+        for run in 0..RUNS {
+            times.push(cluster_takeover(run, Some(Death::Kill)).await.0);
+        }
+        println!(
+            "aedes cluster (3 nodes over Redis), holder on node 1 killed, standby on node 2: {}",
+            summary(times)
+        );
+        let mut times = Vec::new();
+        let mut flaps = 0;
+        for run in 0..RUNS {
+            let (took, flapped) = cluster_takeover(RUNS + run, None).await;
+            times.push(took);
+            flaps += usize::from(flapped);
+        }
+        println!(
+            "aedes cluster, node 1 killed under the holder: holder again via node 3 in {}; \
+             standby took over in {flaps} of {RUNS} runs",
+            summary(times)
+        );
     });
 }

@@ -41,7 +41,8 @@
 #      them at once (the reference Python client; goal: VmHWM <= 300 MB).
 #
 #  14. Brain lease: takeover time of the standby brain when the active one is killed (last
-#      will), stops cleanly (release) or freezes (keep-alive, or the lease running out).
+#      will), stops cleanly (release) or freezes (keep-alive, or the lease running out); then
+#      on a three-node Aedes cluster (tests/broker): the holder killed, and the holder's node killed.
 #
 #   scripts/bench.sh [codec|rss|stt|tts|mqtt|brain|wake|wer|frigate|events|backups|panel|backends|memory|lease]...   (default: all)
 set -euo pipefail

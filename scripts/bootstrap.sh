@@ -18,8 +18,10 @@ APT_PACKAGES=(build-essential pkg-config cmake clang libclang-dev libavahi-clien
 # benchmark, which start their own brokers on free loopback ports; espeak-ng speaks the
 # wake-word test clips; shellcheck checks the shell scripts (the add-on's start script among
 # them); chromium + chromium-driver: the panel's browser tests (tests/panel.rs) drive a real
-# headless Chromium over WebDriver.
-TEST_APT_PACKAGES=(python3-venv dbus avahi-daemon mosquitto espeak-ng shellcheck chromium chromium-driver)
+# headless Chromium over WebDriver. redis-server: the clustered MQTT broker of the lease tests
+# (Aedes nodes sharing state through Redis, tests/broker; its npm packages below).
+TEST_APT_PACKAGES=(python3-venv dbus avahi-daemon mosquitto espeak-ng shellcheck chromium chromium-driver
+  redis-server)
 PYTHON_PACKAGES=("wyoming==1.10.2" "zeroconf==0.88.0")
 
 log() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
@@ -43,6 +45,10 @@ if ((${#missing[@]})); then
   if [[ " ${missing[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null \
     && systemctl is-enabled mosquitto >/dev/null 2>&1; then
     "${SUDO[@]}" systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  fi
+  if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null \
+    && systemctl is-enabled redis-server >/dev/null 2>&1; then
+    "${SUDO[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
   fi
 fi
 
@@ -116,14 +122,21 @@ if [[ ${1:-} == --test ]]; then
 fi
 
 # npm packages for the tests, each folder with its own package.json and lock (pinned versions):
-# tests/a11y holds axe-core, the panel's automated accessibility check (tests/panel.rs). Node.js
-# may come from elsewhere (nodesource bundles npm): only a missing npm is installed from apt.
-NPM_TEST_DIRS=(tests/a11y)
+# tests/a11y holds axe-core, the panel's automated accessibility check (tests/panel.rs);
+# tests/broker the Aedes nodes of the lease tests' clustered broker (aedes 1.x needs Node.js 20).
+# Node.js may come from elsewhere (nodesource bundles npm): only a missing npm is installed from apt.
+NPM_TEST_DIRS=(tests/a11y tests/broker)
 if [[ ${1:-} == --test ]]; then
   if ! command -v npm >/dev/null; then
     log "installing nodejs and npm"
     if [[ $(id -u) -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
     "${SUDO[@]}" apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if ((node_major < 20)); then
+    log "Node.js $node_major found; the tests' npm packages (aedes 1.x) need 20 or later:" \
+      "install it from NodeSource or Debian 13, then run this again"
+    exit 1
   fi
   for dir in "${NPM_TEST_DIRS[@]}"; do
     if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.jarvis-lock.json"; then

@@ -331,6 +331,77 @@ async fn a_wake_word_spoken_during_the_switch_is_heard_from_the_replayed_tail() 
     brain.shutdown.cancel();
 }
 
+/// Stops (`SIGSTOP`) or resumes (`SIGCONT`) a process: a frozen one still has its sockets, the
+/// kernel still accepts connections for it and buffers what is sent, and nothing answers.
+fn signal(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// A remote that hangs mid-stream: how long until the local backend has the stream, with
+/// health checks a minute apart (only the stream's own probe can notice).
+async fn hang_mid_stream(say_it: bool) -> Duration {
+    let remote_box = serve_binary(&["--role", "wake"], &[]).await;
+    let label = remote_box.wyoming.to_string();
+    let mut config = remote(remote_box.wyoming, 1);
+    config.health_interval_secs = 60;
+    let brain = spawn_app(routed(vec![config])).await;
+    until("the first health check", || {
+        !health(&brain, &label).wake_programs.is_empty()
+    })
+    .await;
+    let mut stream = Stream::open(brain.wyoming_addr).await;
+    stream.send(&silence(1000), true).await;
+    until("the remote to get the stream", || {
+        health(&brain, &label).requests == 1
+    })
+    .await;
+    signal(&remote_box.child, "-STOP");
+    let hung = Instant::now();
+    // The microphone goes on, and (`say_it`) "hey jarvis" is said at once, while nobody has
+    // noticed the hang yet.
+    let audio = if say_it { hey_jarvis() } else { silence(1000) };
+    let noticed = async {
+        until("the local backend to take the stream", || {
+            health(&brain, "local").requests == 1
+        })
+        .await;
+        hung.elapsed()
+    };
+    let ((), noticed) = tokio::join!(stream.send(&audio, true), noticed);
+    stream.send(&silence(1000), true).await;
+    if say_it {
+        assert_eq!(stream.until_detections(1).await, ["hey_jarvis"]);
+    }
+    let h = health(&brain, &label);
+    assert!(!h.up, "the hung remote is down: {h:?}");
+    assert!(
+        h.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("describe while the stream ran")),
+        "{h:?}"
+    );
+    signal(&remote_box.child, "-CONT");
+    brain.shutdown.cancel();
+    noticed
+}
+
+/// A remote that accepts and then hangs mid-stream (a frozen process): the stream's `describe`
+/// probe notices within seconds, long before the next health check (a minute away here), and
+/// "hey jarvis" said just as it hung is heard by the local backend from the replayed tail.
+#[tokio::test]
+async fn a_backend_that_hangs_mid_stream_is_left_within_seconds_and_nothing_is_lost() {
+    let _turn = one_at_a_time().await;
+    let noticed = hang_mid_stream(true).await;
+    eprintln!("hung backend left after {noticed:?}");
+    // A generous bound: far below the health interval of 60 s.
+    assert!(noticed < Duration::from_secs(20), "{noticed:?}");
+}
+
 /// A misbehaving backend: what it does with each connection.
 #[derive(Clone, Copy)]
 enum Misbehaviour {
@@ -653,6 +724,23 @@ async fn bench_wake_routing() {
          replayed), median of 5: {:.2} ms (polled every 20 ms)",
         failovers[failovers.len() / 2]
     );
+
+    // A remote that hangs (SIGSTOP) mid-stream, health checks a minute apart.
+    let mut hangs = Vec::new();
+    for _ in 0..3 {
+        hangs.push(hang_mid_stream(false).await.as_secs_f64() * 1000.0);
+    }
+    hangs.sort_by(f64::total_cmp);
+    println!(
+        "wake failover: remote Jarvis hung (SIGSTOP) mid-stream -> local backend listening \
+         (describe probe every {} ms, {} ms to answer), median of 3: {:.0} ms (min {:.0}, max \
+         {:.0})",
+        jarvis::wake::route::PROBE_EVERY.as_millis(),
+        jarvis::wake::route::PROBE_TIMEOUT.as_millis(),
+        hangs[1],
+        hangs[0],
+        hangs[2]
+    );
     remote_box.shutdown.cancel();
 }
 
@@ -823,4 +911,89 @@ async fn the_reference_python_server_serves_its_own_wake_word() {
         "the local one lacks the word"
     );
     brain.shutdown.cancel();
+}
+
+/// Backends removed from the configuration leave Home Assistant: the next start sends each
+/// removed sensor as `{"p": "sensor"}` over the retained config an earlier run left; with no
+/// backend left, the config is cleared.
+#[tokio::test]
+async fn sensors_of_backends_removed_from_the_configuration_are_withdrawn() {
+    use common::mosquitto::{Mosquitto, Observer};
+    let _turn = one_at_a_time().await;
+    let broker = Mosquitto::start().await;
+    let ha = Observer::connect(broker.port, &["homeassistant/#"]).await;
+    let topic = "homeassistant/device/jarvis_server_backends/config";
+    let mqtt = jarvis::mqtt::MqttConfig {
+        enabled: true,
+        host: "127.0.0.1".into(),
+        port: broker.port,
+        poll_secs: 1,
+        grace_secs: 5,
+        birth_delay_ms_max: 10,
+        retain_discovery: true,
+        ..jarvis::mqtt::MqttConfig::default()
+    };
+    let closed = free_port();
+    let key = format!("wake_{}", closed.to_string().replace(['.', ':'], "_"));
+
+    // First run: a remote and the local backend.
+    let mut config = routed(vec![remote(closed, 1)]);
+    config.mqtt = mqtt.clone();
+    let first = spawn_app(config).await;
+    ha.wait_json(topic, |v| v["cmps"][&key].is_object()).await;
+    first.shutdown.cancel();
+    tokio::time::timeout(LIMIT, first.finished)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    // Second run: the remote is gone from the configuration.
+    let mark = ha.mark();
+    let mut config = routed(Vec::new());
+    config.mqtt = mqtt.clone();
+    let second = spawn_app(config).await;
+    let removal = ha
+        .wait_for("the remote's sensor withdrawn", |_, log| {
+            log[mark..]
+                .iter()
+                .filter(|s| s.topic == topic)
+                .filter_map(|s| serde_json::from_str::<serde_json::Value>(&s.payload).ok())
+                .find(|v| v["cmps"][&key] == serde_json::json!({"p": "sensor"}))
+        })
+        .await;
+    assert!(
+        removal["cmps"]["wake_local"]["uniq_id"].is_string(),
+        "{removal}"
+    );
+    second.shutdown.cancel();
+    tokio::time::timeout(LIMIT, second.finished)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    // Third run: no backends at all; the config is cleared.
+    let mark = ha.mark();
+    let mut config = wake_config();
+    config.mqtt = mqtt;
+    let third = spawn_app(config).await;
+    ha.wait_for("the config cleared", |_, log| {
+        log[mark..]
+            .iter()
+            .any(|s| s.topic == topic && s.payload.is_empty())
+            .then_some(())
+    })
+    .await;
+    // A fresh observer (HA restarting) finds nothing retained there.
+    let fresh = Observer::connect(broker.port, &[topic]).await;
+    let mark = ha.mark();
+    third.shutdown.cancel();
+    tokio::time::timeout(LIMIT, third.finished)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(fresh.last(topic), None);
+    assert!(ha.since(mark).iter().all(|s| s.topic != topic));
 }

@@ -62,6 +62,16 @@ pub struct AddonOptions {
     pub http_api_key: Option<Password>,
     /// Publish the MQTT entities when Supervisor offers a broker.
     pub mqtt_enabled: bool,
+    /// `mqtt.lease.enabled`: a standby brain (another Jarvis on the same broker). Optional in the
+    /// file, so options written by an older add-on still load.
+    #[serde(default)]
+    pub lease_enabled: bool,
+    /// `mqtt.lease.instance`; `jarvis-<host name>` when unset.
+    #[serde(default)]
+    pub lease_instance: Option<String>,
+    /// `mqtt.lease.lease_secs`.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
     /// `proxmox.urls`; Proxmox is on when there is at least one.
     pub proxmox_urls: Vec<String>,
     /// `proxmox.token_id`.
@@ -109,6 +119,10 @@ pub struct AddonOptions {
     /// `<url>/piper/`, `<url>/wakeword/` (see DOCS.md).
     #[serde(default)]
     pub models_mirror_url: Option<String>,
+}
+
+fn default_lease_secs() -> u64 {
+    crate::mqtt::lease::DEFAULT_LEASE_SECS
 }
 
 /// `log_level`.
@@ -400,6 +414,28 @@ impl AddonOptions {
             }
             None => set(&mut root, "mqtt.enabled", false),
         }
+        if self.lease_enabled && mqtt.is_some() && self.mqtt_enabled {
+            set(&mut root, "mqtt.lease.enabled", true);
+            set(
+                &mut root,
+                "mqtt.lease.lease_secs",
+                i64::try_from(self.lease_secs).unwrap_or(i64::MAX),
+            );
+            if let Some(instance) = self
+                .lease_instance
+                .as_deref()
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+            {
+                set(&mut root, "mqtt.lease.instance", instance);
+            }
+        } else if self.lease_enabled {
+            warnings.push(
+                "lease_enabled is on, but the lease needs the MQTT broker (mqtt_enabled and the \
+                 Mosquitto broker add-on): this Jarvis acts alone"
+                    .to_owned(),
+            );
+        }
 
         let frigate = self.frigate_enabled && mqtt.is_some();
         if self.frigate_enabled && mqtt.is_none() {
@@ -683,6 +719,8 @@ fn option_for_key(key: &str) -> &'static str {
         "frigate.username" | "frigate.password" => "frigate_username",
         "frigate.topic_prefix" => "frigate_topic_prefix",
         key if key.starts_with("models.") => "models_mirror_url",
+        "mqtt.lease.instance" => "lease_instance",
+        "mqtt.lease.lease_secs" => "lease_secs",
         key if key.starts_with("mqtt.") => "the MQTT service from Supervisor",
         _ => "(add-on internal setting)",
     }
@@ -841,6 +879,59 @@ mod tests {
             Some("0f3c-secret".to_owned())
         );
         assert!(!format!("{:?}", AddonOptions::parse(&defaults().to_string())).contains("0f3c"));
+    }
+
+    #[test]
+    fn the_lease_options_make_a_standby_brain_on_supervisors_broker() {
+        let broker = MqttService {
+            host: "core-mosquitto".into(),
+            port: 1883,
+            ssl: false,
+            username: None,
+            password: None,
+        };
+        // Options written by an older add-on (no lease keys) still load: the lease is off.
+        let options = AddonOptions::parse(&defaults().to_string()).unwrap();
+        let (text, _) = options.to_config(&paths(), Some(&broker)).unwrap();
+        let config = Config::parse(&text, Path::new("t")).unwrap();
+        assert!(!config.mqtt.lease.enabled);
+
+        let mut options = defaults();
+        options["lease_enabled"] = true.into();
+        options["lease_instance"] = "jarvis-vm301".into();
+        options["lease_secs"] = 15.into();
+        let options = AddonOptions::parse(&options.to_string()).unwrap();
+        let (text, warnings) = options.to_config(&paths(), Some(&broker)).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let config = Config::parse(&text, Path::new("t")).unwrap();
+        assert!(config.mqtt.lease.enabled);
+        assert_eq!(config.mqtt.lease.instance.as_deref(), Some("jarvis-vm301"));
+        assert_eq!(config.mqtt.lease.lease_secs, 15);
+
+        // Without a broker: a warning, and this Jarvis acts alone.
+        let (text, warnings) = options.to_config(&paths(), None).unwrap();
+        let config = Config::parse(&text, Path::new("t")).unwrap();
+        assert!(!config.mqtt.lease.enabled);
+        assert!(warnings[0].contains("lease_enabled"), "{warnings:?}");
+
+        // Bad values are named as in the Configuration tab.
+        for (key, value, option) in [
+            ("lease_secs", serde_json::json!(60), "lease_secs"),
+            (
+                "lease_instance",
+                serde_json::json!("vm 301"),
+                "lease_instance",
+            ),
+        ] {
+            let mut options = defaults();
+            options["lease_enabled"] = true.into();
+            options[key] = value;
+            let err = AddonOptions::parse(&options.to_string())
+                .unwrap()
+                .to_config(&paths(), Some(&broker))
+                .unwrap_err();
+            assert_eq!(option_of(err), option);
+        }
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct MqttConfig {
     pub host: String,
     /// Broker port.
     pub port: u16,
+    /// More nodes of a clustered broker (`"host"` or `"host:port"`, the port defaulting to
+    /// `port`): when the connection to one drops, Jarvis connects to the next.
+    pub hosts: Vec<String>,
     /// User name, when the broker asks for one.
     pub username: Option<String>,
     /// Password (prefer `JARVIS_MQTT_PASSWORD`). Never logged.
@@ -72,6 +75,7 @@ impl Default for MqttConfig {
             enabled: false,
             host: "localhost".into(),
             port: DEFAULT_PORT,
+            hosts: Vec::new(),
             username: None,
             password: None,
             client_id: "jarvis".into(),
@@ -97,6 +101,7 @@ impl std::fmt::Debug for MqttConfig {
             enabled,
             host,
             port,
+            hosts,
             username,
             password,
             client_id,
@@ -116,6 +121,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("enabled", enabled)
             .field("host", host)
             .field("port", port)
+            .field("hosts", hosts)
             .field("username", username)
             .field("password", password)
             .field("client_id", client_id)
@@ -142,6 +148,8 @@ pub struct MqttSettings {
     pub host: String,
     /// Broker port.
     pub port: u16,
+    /// More broker nodes, tried in turn after `host` (`[mqtt] hosts`).
+    pub fallbacks: Vec<(String, u16)>,
     /// User name and password.
     pub credentials: Option<(String, Secret)>,
     /// MQTT client id.
@@ -189,6 +197,11 @@ impl MqttConfig {
         MqttSettings {
             host: self.host.clone(),
             port: self.port,
+            fallbacks: self
+                .hosts
+                .iter()
+                .filter_map(|h| parse_host(h, self.port).ok())
+                .collect(),
             credentials,
             client_id: self.client_id.clone(),
             tls: self.tls.then(|| TlsSettings {
@@ -224,6 +237,14 @@ impl MqttConfig {
                 "mqtt.port",
                 "must be 1 to 65535 (1883, or 8883 with TLS)".into(),
             );
+        }
+        for host in &self.hosts {
+            if let Err(why) = parse_host(host, self.port) {
+                return invalid("mqtt.hosts", format!("{host:?} {why}"));
+            }
+        }
+        if self.hosts.len() > MAX_HOSTS {
+            return invalid("mqtt.hosts", format!("may list at most {MAX_HOSTS} nodes"));
         }
         if self.client_id.is_empty() || self.client_id.len() > 64 {
             return invalid("mqtt.client_id", "must be 1 to 64 characters".into());
@@ -291,6 +312,33 @@ impl MqttConfig {
     }
 }
 
+/// Most nodes in `mqtt.hosts`.
+const MAX_HOSTS: usize = 16;
+
+/// One entry of `mqtt.hosts`: `host` or `host:port` (`[v6]:port` for an IPv6 address).
+fn parse_host(entry: &str, default_port: u16) -> Result<(String, u16), &'static str> {
+    let entry = entry.trim();
+    let (host, port) = match entry.rsplit_once(':') {
+        // `host:port`, or `[v6]:port`; a bare IPv6 address has more than one colon.
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+            let port = port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or("has a port that is not 1 to 65535")?;
+            (host.trim_start_matches('[').trim_end_matches(']'), port)
+        }
+        _ => (
+            entry.trim_start_matches('[').trim_end_matches(']'),
+            default_port,
+        ),
+    };
+    if host.is_empty() {
+        return Err("must name a broker node, such as \"mqtt-2\" or \"10.0.0.3:1883\"");
+    }
+    Ok((host.to_owned(), port))
+}
+
 /// A topic prefix Jarvis can put wildcards behind: non-empty, no wildcard, no empty level.
 pub(crate) fn check_topic_prefix(prefix: &str) -> Result<(), &'static str> {
     if prefix.is_empty() || prefix.len() > 128 {
@@ -331,7 +379,9 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         type Edit = fn(&mut MqttConfig);
-        let cases: [(Edit, &str); 10] = [
+        let cases: [(Edit, &str); 12] = [
+            (|c| c.hosts = vec!["".into()], "mqtt.hosts"),
+            (|c| c.hosts = vec!["mqtt-2:0".into()], "mqtt.hosts"),
             (|c| c.host = " ".into(), "mqtt.host"),
             (|c| c.port = 0, "mqtt.port"),
             (|c| c.base_topic = "jar/+".into(), "mqtt.base_topic"),
@@ -350,6 +400,34 @@ mod tests {
             let err = check(edit).unwrap_err();
             assert!(err.contains(key), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn hosts_are_tried_after_the_first() {
+        let config = MqttConfig {
+            enabled: true,
+            port: 1884,
+            hosts: vec![
+                "mqtt-2".into(),
+                "10.0.0.3:1883".into(),
+                "[fd00::3]:8883".into(),
+            ],
+            ..MqttConfig::default()
+        };
+        assert_eq!(check(|c| c.hosts = config.hosts.clone()), Ok(()));
+        let fallbacks = config.settings().fallbacks;
+        assert_eq!(
+            fallbacks,
+            [
+                ("mqtt-2".to_owned(), 1884),
+                ("10.0.0.3".to_owned(), 1883),
+                ("fd00::3".to_owned(), 8883)
+            ]
+        );
+        assert_eq!(
+            parse_host("fd00::3", 1883),
+            Ok(("fd00::3".to_owned(), 1883))
+        );
     }
 
     #[test]

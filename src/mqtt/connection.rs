@@ -7,6 +7,12 @@
 //! hands incoming messages over a bounded channel with `try_send`, dropping them with a
 //! warning when the publisher falls behind. Connection errors are logged once per attempt with
 //! the setting to fix, then retried after a capped exponential backoff.
+//!
+//! A clustered broker (`mqtt.hosts`): after a failure the next attempt goes to the next node,
+//! after the shortest backoff; the backoff grows only once every node has failed in a row.
+//! Each attempt is numbered ([`LinkState::session`]) and may carry its own last will, so that
+//! a will published late, by another node, for a connection long gone can be told from one
+//! for the connection in use (the brain lease relies on it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,7 +76,15 @@ pub struct LinkState {
     pub failures: u64,
     /// The last failure, for people: what happened and which setting to check.
     pub last_error: Option<String>,
+    /// The number of the connection attempt in use (or last used): what the per-connection
+    /// last will was made with.
+    pub session: u64,
+    /// The broker node connected to (or last tried), `host:port`.
+    pub broker: String,
 }
+
+/// The last will of each connection attempt, made from the attempt's number (counting from 1).
+pub type WillFor = Box<dyn Fn(u64) -> LastWill + Send + Sync>;
 
 /// A message on one of Jarvis's subscriptions.
 #[derive(Debug, Clone)]
@@ -109,36 +123,50 @@ pub fn connect(
     will_topic: &str,
     token: CancellationToken,
 ) -> Result<(Link, JoinHandle<()>), MqttError> {
-    let will = LastWill::new(will_topic, "offline", QoS::AtLeastOnce, true);
+    let will_topic = will_topic.to_owned();
+    let will: WillFor =
+        Box::new(move |_| LastWill::new(&will_topic, "offline", QoS::AtLeastOnce, true));
     connect_with_will(settings, will, token)
 }
 
-/// [`connect`] with another last will (the brain lease's release).
+/// [`connect`] with another last will per connection (the brain lease's release).
 ///
 /// # Errors
 /// A CA file that cannot be used.
 pub fn connect_with_will(
     settings: &MqttSettings,
-    will: LastWill,
+    will: WillFor,
     token: CancellationToken,
 ) -> Result<(Link, JoinHandle<()>), MqttError> {
-    let mut options = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
-    options
-        .set_keep_alive(settings.keep_alive)
-        .set_clean_session(true)
-        .set_max_packet_size(MAX_INCOMING_BYTES, MAX_OUTGOING_BYTES)
-        .set_request_channel_capacity(REQUEST_CAPACITY)
-        .set_last_will(will);
-    if let Some((user, password)) = &settings.credentials {
-        options.set_credentials(user, password.expose());
-    }
-    if let Some(tls) = &settings.tls {
-        let config = tls_config(tls.ca_file.as_deref())?;
-        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            Arc::new(config),
-        )));
-    }
-    let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
+    let tls = match &settings.tls {
+        Some(tls) => Some(Arc::new(tls_config(tls.ca_file.as_deref())?)),
+        None => None,
+    };
+    let nodes: Vec<MqttOptions> = std::iter::once((settings.host.as_str(), settings.port))
+        .chain(settings.fallbacks.iter().map(|(h, p)| (h.as_str(), *p)))
+        .map(|(host, port)| {
+            let mut options = MqttOptions::new(&settings.client_id, host, port);
+            options
+                .set_keep_alive(settings.keep_alive)
+                .set_clean_session(true)
+                .set_max_packet_size(MAX_INCOMING_BYTES, MAX_OUTGOING_BYTES)
+                .set_request_channel_capacity(REQUEST_CAPACITY);
+            if let Some((user, password)) = &settings.credentials {
+                options.set_credentials(user, password.expose());
+            }
+            if let Some(config) = &tls {
+                options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                    Arc::clone(config),
+                )));
+            }
+            options
+        })
+        .collect();
+    let first = nodes
+        .first()
+        .cloned()
+        .unwrap_or_else(|| MqttOptions::new(&settings.client_id, &settings.host, settings.port));
+    let (client, mut eventloop) = AsyncClient::new(first, REQUEST_CAPACITY);
     let mut network = eventloop.network_options();
     network.set_connection_timeout(CONNECT_TIMEOUT_SECS);
     eventloop.set_network_options(network);
@@ -146,13 +174,12 @@ pub fn connect_with_will(
     let (state_tx, state) = watch::channel(LinkState::default());
     let (incoming_tx, incoming) = mpsc::channel(INCOMING_CAPACITY);
     let (retained_tx, retained) = mpsc::channel(RETAINED_CAPACITY);
-    let endpoint = format!("{}:{}", settings.host, settings.port);
     let task = tokio::spawn(drive(
         eventloop,
+        Nodes { nodes, will },
         state_tx,
         [incoming_tx, retained_tx],
         settings.backoff,
-        endpoint,
         token,
     ));
     Ok((
@@ -204,18 +231,45 @@ pub(crate) fn tls_config(
         .with_no_client_auth())
 }
 
+/// The broker's nodes (one unless `mqtt.hosts` lists more) and the will of each attempt.
+struct Nodes {
+    nodes: Vec<MqttOptions>,
+    will: WillFor,
+}
+
+impl Nodes {
+    /// Points the event loop at node `index` with the will of attempt `session`; returns the
+    /// node's `host:port`.
+    fn prepare(&self, eventloop: &mut EventLoop, index: usize, session: u64) -> String {
+        if let Some(node) = self.nodes.get(index) {
+            eventloop.mqtt_options = node.clone();
+        }
+        eventloop.mqtt_options.set_last_will((self.will)(session));
+        let (host, port) = eventloop.mqtt_options.broker_address();
+        format!("{host}:{port}")
+    }
+}
+
 /// The event-loop task.
 async fn drive(
     mut eventloop: EventLoop,
+    nodes: Nodes,
     state: watch::Sender<LinkState>,
     [incoming, retained]: [mpsc::Sender<Message>; 2],
     (min_backoff, max_backoff): (Duration, Duration),
-    endpoint: String,
     token: CancellationToken,
 ) {
     let mut delay = min_backoff;
     let mut connected_at: Option<Instant> = None;
+    let mut node = 0;
+    let mut session = 0;
+    let mut endpoint = String::new();
     loop {
+        if eventloop.network.is_none() {
+            // About to connect: a fresh attempt number, and its will.
+            session += 1;
+            endpoint = nodes.prepare(&mut eventloop, node, session);
+        }
         // Connected, the poll is never cancelled (rumqttc may be in the middle of a write);
         // shutdown then ends with the publisher's DISCONNECT. While connecting, it may be.
         let event = if connected_at.is_some() {
@@ -233,6 +287,8 @@ async fn drive(
                 state.send_modify(|s| {
                     s.connected = true;
                     s.connects += 1;
+                    s.session = session;
+                    s.broker.clone_from(&endpoint);
                 });
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -274,15 +330,22 @@ async fn drive(
                     s.connected = false;
                     s.failures += 1;
                     s.last_error = Some(why);
+                    s.broker.clone_from(&endpoint);
                 });
                 if token.is_cancelled() {
                     break;
                 }
+                // The next node at once (after the shortest wait); the backoff grows only when
+                // every node has failed in turn.
+                node = (node + 1) % nodes.nodes.len().max(1);
+                let wait = if node == 0 { delay } else { min_backoff };
                 tokio::select! {
                     () = token.cancelled() => break,
-                    () = tokio::time::sleep(delay) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
-                delay = (delay * 2).min(max_backoff);
+                if node == 0 {
+                    delay = (delay * 2).min(max_backoff);
+                }
             }
         }
     }

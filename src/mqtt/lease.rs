@@ -22,6 +22,13 @@
 //!   release, re-asserts its claim, so the retained message always names the holder.
 //! - A replayed (retained) release does not free a lease whose holder is still within its time:
 //!   after a broker restart the holder re-asserts when it reconnects, and the standby waits.
+//! - Every message names the sender's run (a random number per process) and MQTT connection
+//!   (numbered per process); so does the last will of that connection. A will for a connection
+//!   the holder has since left does not free the lease: on a clustered broker, a node that dies
+//!   takes its clients' wills with it and another node publishes them seconds later, when the
+//!   holder is long back on another node.
+//! - Two live processes with the same instance (a configuration mistake) are told apart by
+//!   their runs: the higher run yields, and each logs an error naming `mqtt.lease.instance`.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -262,6 +269,12 @@ pub struct Wire {
     /// Who released it (a release).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released_by: Option<String>,
+    /// The sender's run: a random number per process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
+    /// The sender's MQTT connection (in its run); a will carries the one it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn: Option<u64>,
 }
 
 /// Why a message on the lease topic was ignored.
@@ -277,6 +290,9 @@ struct Other {
     renewing: bool,
     expires: Instant,
     since_ms: i64,
+    /// The run and connection of its latest message, when it said.
+    run: Option<u64>,
+    conn: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,17 +331,38 @@ pub struct Lease {
     ready_at: Option<Instant>,
     sent: VecDeque<(u64, Instant)>,
     next_seq: u64,
+    /// This process's run.
+    run: u64,
+    /// The MQTT connection in use (its number in this run).
+    conn: u64,
+    /// The run of another live process with this brain's instance, seen since last asked.
+    twin: Option<u64>,
 }
 
-/// How one claim ranks against another: (epoch, renewing, instance).
-fn beats(a: (u64, bool, &str), b: (u64, bool, &str)) -> bool {
+/// Whether `release` is the will of a connection or run other than the holder's latest (both
+/// known: a release from an older Jarvis, without them, is taken at its word).
+fn stale(release: &Wire, holder: &Other) -> bool {
+    match (release.run, release.conn, holder.run, holder.conn) {
+        (Some(run), Some(conn), Some(holder_run), Some(holder_conn)) => {
+            (run, conn) != (holder_run, holder_conn)
+        }
+        _ => false,
+    }
+}
+
+/// How one claim ranks against another: (epoch, renewing, instance, run). The run only
+/// separates two processes given the same instance by mistake.
+fn beats(a: (u64, bool, &str, u64), b: (u64, bool, &str, u64)) -> bool {
     if a.0 != b.0 {
         return a.0 > b.0;
     }
     if a.1 != b.1 {
         return a.1;
     }
-    a.2 < b.2
+    if a.2 != b.2 {
+        return a.2 < b.2;
+    }
+    a.3 < b.3
 }
 
 impl Lease {
@@ -341,7 +378,24 @@ impl Lease {
             ready_at: None,
             sent: VecDeque::new(),
             next_seq: 1,
+            run: getrandom::u64().unwrap_or_else(|_| {
+                // No system randomness: the clock's nanoseconds still differ between processes.
+                u64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(1)
+            }),
+            conn: 0,
+            twin: None,
         }
+    }
+
+    /// This process's run (in every message and will it sends).
+    pub fn run(&self) -> u64 {
+        self.run
+    }
+
+    /// The run of another live brain with this instance, once per sighting: two brains were
+    /// given the same `mqtt.lease.instance`.
+    pub fn take_twin(&mut self) -> Option<u64> {
+        self.twin.take()
     }
 
     /// This brain's id.
@@ -349,8 +403,9 @@ impl Lease {
         &self.me
     }
 
-    /// The payload of this brain's last will: a release by it.
-    pub fn will(me: &str) -> String {
+    /// The payload of the last will of this brain's connection `conn` of run `run`: a release
+    /// by it.
+    pub fn will(me: &str, run: u64, conn: u64) -> String {
         serde_json::to_string(&Wire {
             holder: String::new(),
             epoch: 0,
@@ -360,6 +415,8 @@ impl Lease {
             expires_at: 0,
             lease_ms: 0,
             released_by: Some(me.to_owned()),
+            run: Some(run),
+            conn: Some(conn),
         })
         .unwrap_or_default()
     }
@@ -405,10 +462,11 @@ impl Lease {
         }
     }
 
-    /// The connection is up (and the topic subscribed): the holder re-asserts its claim.
-    pub fn connected(&mut self, now: Instant, wall_ms: i64) -> Vec<String> {
+    /// Connection `conn` is up (and the topic subscribed): the holder re-asserts its claim.
+    pub fn connected(&mut self, conn: u64, now: Instant, wall_ms: i64) -> Vec<String> {
         self.expire(now);
         self.connected = true;
+        self.conn = conn;
         // The broker replays the retained lease right after the subscription: wait for it
         // before deciding that nobody holds the lease.
         self.ready_at = Some(now + MIN_SETTLE);
@@ -472,11 +530,20 @@ impl Lease {
         }
         self.top_epoch = self.top_epoch.max(wire.epoch);
         if wire.holder == self.me {
-            if let Some(at) = self.sent.iter().position(|(seq, _)| *seq == wire.seq) {
+            let ours = wire.run.is_none_or(|run| run == self.run);
+            if let Some(at) = self
+                .sent
+                .iter()
+                .position(|(seq, _)| ours && *seq == wire.seq)
+            {
                 let (_, sent_at) = self.sent[at];
                 return Ok(self.on_echo(&wire, sent_at, now));
             }
-            // Not one of ours: an earlier process of this instance. Treated as another brain.
+            // Not one of ours: an earlier process of this instance (replayed), or, live, another
+            // process given the same instance. Treated as another brain.
+            if !retained && !ours {
+                self.twin = wire.run;
+            }
         }
         Ok(self.on_other(&wire, retained, now, wall_ms))
     }
@@ -547,6 +614,8 @@ impl Lease {
             expires_at: wall_ms,
             lease_ms: 0,
             released_by: Some(self.me.clone()),
+            run: Some(self.run),
+            conn: Some(self.conn),
         };
         serde_json::to_string(&wire).ok()
     }
@@ -581,8 +650,8 @@ impl Lease {
                 let best = self.other.as_ref().is_none_or(|o| {
                     now >= o.expires
                         || beats(
-                            (wire.epoch, false, &self.me),
-                            (o.epoch, o.renewing, &o.holder),
+                            (wire.epoch, false, &self.me, self.run),
+                            (o.epoch, o.renewing, &o.holder, o.run.unwrap_or(0)),
                         )
                 });
                 if best && wire.epoch >= self.top_epoch {
@@ -601,10 +670,16 @@ impl Lease {
 
     fn on_other(&mut self, wire: &Wire, retained: bool, now: Instant, wall_ms: i64) -> Vec<String> {
         let renewing = wire.kind == Kind::Renew;
-        let theirs = (wire.epoch, renewing, wire.holder.as_str());
+        let theirs = (
+            wire.epoch,
+            renewing,
+            wire.holder.as_str(),
+            wire.run.unwrap_or(0),
+        );
+        let run = self.run;
         match self.state.clone() {
             State::Active { epoch, .. } => {
-                if beats(theirs, (epoch, true, &self.me)) {
+                if beats(theirs, (epoch, true, &self.me, run)) {
                     self.state = State::Standby;
                     self.believe(wire, retained, now, wall_ms);
                     Vec::new()
@@ -614,14 +689,14 @@ impl Lease {
                 }
             }
             State::Claiming { epoch, renew, .. } => {
-                if beats(theirs, (epoch, renew, &self.me)) {
+                if beats(theirs, (epoch, renew, &self.me, run)) {
                     self.state = State::Standby;
                     self.believe(wire, retained, now, wall_ms);
                 }
                 Vec::new()
             }
             State::Lapsed { epoch, .. } => {
-                if beats(theirs, (epoch, true, &self.me)) {
+                if beats(theirs, (epoch, true, &self.me, run)) {
                     self.state = State::Standby;
                     self.believe(wire, retained, now, wall_ms);
                 }
@@ -643,18 +718,28 @@ impl Lease {
         );
         let expires = now + lease;
         match &mut self.other {
-            Some(other) if other.holder == wire.holder && other.epoch == wire.epoch => {
+            Some(other)
+                if other.holder == wire.holder
+                    && other.epoch == wire.epoch
+                    && (other.run == wire.run || retained) =>
+            {
                 // A replay says nothing about the holder being alive now.
                 if !retained {
                     other.expires = expires;
                     other.renewing |= renewing;
+                    other.conn = wire.conn;
                 }
             }
             Some(other)
                 if now < other.expires
                     && !beats(
-                        (wire.epoch, renewing, &wire.holder),
-                        (other.epoch, other.renewing, &other.holder),
+                        (wire.epoch, renewing, &wire.holder, wire.run.unwrap_or(0)),
+                        (
+                            other.epoch,
+                            other.renewing,
+                            &other.holder,
+                            other.run.unwrap_or(0),
+                        ),
                     ) => {}
             _ => {
                 self.other = Some(Other {
@@ -663,6 +748,8 @@ impl Lease {
                     renewing,
                     expires,
                     since_ms: wall_ms,
+                    run: wire.run,
+                    conn: wire.conn,
                 });
             }
         }
@@ -687,6 +774,9 @@ impl Lease {
                     Some(other) if other.holder != by => now >= other.expires,
                     // Replayed after a reconnect: the holder may still re-assert.
                     Some(other) if retained => now >= other.expires,
+                    // The will of a connection (or process) the holder has left since: a dead
+                    // broker node's wills published late by another.
+                    Some(other) if stale(wire, other) => now >= other.expires,
                     Some(_) => true,
                 };
                 if free {
@@ -744,6 +834,8 @@ impl Lease {
             expires_at: wall_ms.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX)),
             lease_ms,
             released_by: None,
+            run: Some(self.run),
+            conn: Some(self.conn),
         };
         serde_json::to_string(&wire).unwrap_or_default()
     }
@@ -772,7 +864,7 @@ mod tests {
         }
 
         fn connect(&mut self, i: usize) {
-            let out = self.brains[i].connected(self.now, 0);
+            let out = self.brains[i].connected(1, self.now, 0);
             if let Some(retained) = self.retained.clone() {
                 let out = self.brains[i]
                     .message(retained.as_bytes(), true, self.now, 0)
@@ -858,7 +950,8 @@ mod tests {
         net.advance(Duration::from_secs(1));
         // The holder's last will.
         net.brains[0].disconnected();
-        net.deliver(vec![Lease::will("a")]);
+        let will = Lease::will("a", net.brains[0].run, 1);
+        net.deliver(vec![will]);
         net.advance(Duration::from_secs(1));
         assert_eq!(net.active(), ["b"]);
         assert_eq!(net.brains[1].status(net.now).epoch, Some(2));
@@ -875,15 +968,15 @@ mod tests {
     fn a_replayed_release_waits_for_the_holder_to_come_back() {
         let mut lease = Lease::new("b", LEASE);
         let t0 = Instant::now();
-        lease.connected(t0, 0);
+        lease.connected(1, t0, 0);
         let claim = r#"{"holder":"a","epoch":4,"kind":"renew","seq":9,"lease_ms":10000}"#;
         lease.message(claim.as_bytes(), false, t0, 0).unwrap();
         // A broker restart: the will was kept and is replayed.
         lease.disconnected();
         let t1 = t0 + Duration::from_secs(2);
-        lease.connected(t1, 0);
+        lease.connected(2, t1, 0);
         let out = lease
-            .message(Lease::will("a").as_bytes(), true, t1, 0)
+            .message(Lease::will("a", 7, 1).as_bytes(), true, t1, 0)
             .unwrap();
         assert!(out.is_empty());
         assert!(lease.tick(t1 + Duration::from_secs(5), 0).is_empty());
@@ -897,7 +990,7 @@ mod tests {
     fn a_holder_cut_off_stops_before_the_standby_starts() {
         let mut lease = Lease::new("a", LEASE);
         let t0 = Instant::now();
-        lease.connected(t0, 0);
+        lease.connected(1, t0, 0);
         let claim = lease.tick(t0 + MIN_SETTLE, 0);
         let sent = t0 + MIN_SETTLE;
         lease.message(claim[0].as_bytes(), false, sent, 0).unwrap();
@@ -913,9 +1006,67 @@ mod tests {
         assert!(lease.is_active(t1));
         lease.disconnected();
         assert!(!lease.is_active(t1));
-        let out = lease.connected(t1 + Duration::from_secs(1), 0);
+        let out = lease.connected(2, t1 + Duration::from_secs(1), 0);
         let wire: Wire = serde_json::from_str(&out[0]).unwrap();
         assert_eq!((wire.kind, wire.epoch), (Kind::Renew, 1));
+    }
+
+    #[test]
+    fn a_late_will_of_a_connection_left_behind_does_not_free_the_lease() {
+        // A clustered broker: the holder's node dies; the holder is back on another node at
+        // once (connection 2) and re-asserts; the dead node's will for connection 1 is
+        // published by a surviving node seconds later.
+        let mut net = Net::new(&["a", "b"]);
+        net.connect(0);
+        net.advance(Duration::from_secs(1));
+        net.connect(1);
+        net.advance(Duration::from_secs(2));
+        assert_eq!(net.active(), ["a"]);
+        let run = net.brains[0].run;
+        net.brains[0].disconnected();
+        assert!(
+            net.active().is_empty(),
+            "nobody acts while the holder is away"
+        );
+        let out = net.brains[0].connected(2, net.now, 0);
+        net.deliver(out);
+        net.advance(Duration::from_secs(1));
+        assert_eq!(net.active(), ["a"]);
+        let mark = net.retained.clone();
+        net.deliver(vec![Lease::will("a", run, 1)]);
+        net.advance(Duration::from_secs(30));
+        assert_eq!(net.active(), ["a"], "the late will changed nothing");
+        assert_eq!(net.brains[1].status(net.now).epoch, Some(1));
+        assert_ne!(net.retained, mark);
+        // The will of the connection in use still frees it at once.
+        net.brains[0].disconnected();
+        net.deliver(vec![Lease::will("a", run, 2)]);
+        net.advance(Duration::from_secs(1));
+        assert_eq!(net.active(), ["b"]);
+    }
+
+    #[test]
+    fn two_brains_with_one_instance_are_noticed_and_do_not_fight() {
+        let mut net = Net::new(&["a", "a"]);
+        net.connect(0);
+        net.advance(Duration::from_secs(1));
+        net.connect(1);
+        net.advance(Duration::from_secs(30));
+        assert_eq!(net.active(), ["a"], "exactly one of the two is active");
+        assert!(net.brains[0].is_active(net.now));
+        let twin = net.brains[1].take_twin();
+        assert_eq!(twin, Some(net.brains[0].run), "the standby saw its twin");
+        // Both claim together: the runs break the tie, and the loser stops.
+        let mut net = Net::new(&["a", "a"]);
+        net.connect(0);
+        net.connect(1);
+        net.now += MIN_SETTLE;
+        let mut claims = net.brains[0].tick(net.now, 0);
+        claims.extend(net.brains[1].tick(net.now, 0));
+        net.deliver(claims);
+        net.advance(Duration::from_secs(30));
+        assert_eq!(net.active().len(), 1);
+        assert!(net.brains.iter_mut().any(|b| b.take_twin().is_some()));
     }
 
     #[test]
@@ -965,7 +1116,7 @@ mod tests {
     fn a_huge_epoch_from_a_stranger_does_not_overflow() {
         let mut lease = Lease::new("a", LEASE);
         let t0 = Instant::now();
-        lease.connected(t0, 0);
+        lease.connected(1, t0, 0);
         let stranger = format!(
             r#"{{"holder":"x","epoch":{},"kind":"claim","lease_ms":3000}}"#,
             u64::MAX

@@ -282,6 +282,18 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
             warn!(cause = %err, "cannot subscribe; retrying on the next connection");
             return;
         }
+        // The speech backends' config an earlier run retained: replayed once (see
+        // `speech_backends::withdraw`); unsubscribed at once, as the availability above.
+        let backends_config = super::speech_backends::config_topic(&naming);
+        let replay = async {
+            self.client
+                .subscribe(&backends_config, QoS::AtLeastOnce)
+                .await?;
+            self.client.unsubscribe(&backends_config).await
+        };
+        if let Err(err) = replay.await {
+            warn!(cause = %err, "cannot read back the speech backends' sensors");
+        }
         // With the lease, the brain before this one may have left an `offline` behind (its
         // last will, published late by a clustered broker): watch for it (see `on_message`).
         if self.books.in_lease() {
@@ -528,6 +540,18 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
 
     async fn on_message(&mut self, message: Message) {
         let naming = self.books.naming();
+        if message.topic == super::speech_backends::config_topic(naming) {
+            if message.retain {
+                super::speech_backends::withdraw(
+                    naming,
+                    self.backends.as_ref(),
+                    &message.payload,
+                    &mut self.out,
+                );
+                self.flush().await;
+            }
+            return;
+        }
         if message.topic == naming.status_topic {
             // Only subscribed with the lease: this brain is the active one and alive.
             if message.payload.as_ref() == b"offline" {

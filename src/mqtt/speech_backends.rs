@@ -7,11 +7,18 @@
 //! [`super::discovery::server_config`] stays as it is. The states share one retained JSON topic,
 //! `<base>/server/backends`, keyed by sensor; it is sent when it changes (at each poll) and with
 //! every full publish.
+//!
+//! Backends removed from the configuration: at each connect the publisher reads back the
+//! retained discovery config an earlier run left at the broker ([`withdraw`]); a sensor in it
+//! that is no longer configured is sent once as `{"p": "sensor"}` (Home Assistant's way to remove
+//! one component of a device), and with no backend left the config is cleared (an empty
+//! retained payload), so HA forgets them.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use tracing::info;
 
 use super::discovery::Naming;
 use super::lifecycle::Out;
@@ -125,6 +132,50 @@ impl SpeechBackends {
             self.last = Some(state);
         }
     }
+}
+
+/// What to send for the retained discovery config `retained` an earlier run left at the broker:
+/// nothing when every sensor in it is still configured (`current`, `None` for no backends);
+/// otherwise the removal of the others (retained, so it replaces the old config at the broker).
+pub fn withdraw(
+    naming: &Naming,
+    current: Option<&SpeechBackends>,
+    retained: &[u8],
+    out: &mut Vec<Out>,
+) {
+    let Ok(old) = serde_json::from_slice::<Value>(retained) else {
+        return;
+    };
+    let entries = current.map(SpeechBackends::entries).unwrap_or_default();
+    // A component already reduced to `{"p": ...}` was withdrawn by an earlier run.
+    let gone: Vec<&String> = old["cmps"]
+        .as_object()
+        .map(|cmps| {
+            cmps.iter()
+                .filter(|(key, cmp)| {
+                    cmp.as_object().is_some_and(|c| c.len() > 1)
+                        && !entries.iter().any(|e| &e.key == *key)
+                })
+                .map(|(key, _)| key)
+                .collect()
+        })
+        .unwrap_or_default();
+    if gone.is_empty() {
+        return;
+    }
+    info!(sensors = ?gone, "withdrawing the sensors of speech backends no longer configured");
+    if entries.is_empty() {
+        out.push(Out::retained(&config_topic(naming), ""));
+        out.push(Out::retained(&state_topic(naming), ""));
+        return;
+    }
+    let mut payload: Value = serde_json::from_str(&config(naming, &entries)).unwrap_or_default();
+    if let Some(cmps) = payload["cmps"].as_object_mut() {
+        for key in gone {
+            cmps.insert(key.clone(), json!({ "p": "sensor" }));
+        }
+    }
+    out.push(Out::retained(&config_topic(naming), payload.to_string()));
 }
 
 /// `<prefix>/device/<server id>_backends/config`.

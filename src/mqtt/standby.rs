@@ -21,14 +21,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::config::{MqttConfig, MqttSettings};
-use super::connection::{self, Link};
+use super::connection::{self, Link, WillFor};
 use super::lease::{Lease, LeaseStatus, LeaseView, Role};
 use super::source::{ActionSink, ClusterSource, EventFeed};
 use super::{EVENT_LOOP_GRACE, Feeds, MqttError, MqttHandle};
 
 /// How long shutdown waits for the release to reach the broker.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Bad messages on the lease topic are logged at most this often.
+/// Bad messages on the lease topic, and a twin, are logged at most this often.
 const BAD_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The topic of the lease.
@@ -59,20 +59,34 @@ pub fn spawn<C: ClusterSource, A: ActionSink>(
 ) -> Result<MqttHandle, MqttError> {
     let keep_alive = Duration::from_secs((lease.as_secs() / 3).max(1));
     settings.keep_alive = keep_alive;
+    let machine = Lease::new(instance, lease);
     let mut lease_settings = settings.clone();
-    lease_settings.client_id = format!("{}-lease", settings.client_id);
+    // The run in the id: two brains given the same instance by mistake must not push each
+    // other off the broker, or neither would hear the other and say so.
+    lease_settings.client_id = format!(
+        "{}-lease-{:08x}",
+        settings.client_id,
+        machine.run() & 0xffff_ffff
+    );
     // Back quickly after a broker restart: the holder must re-assert within its lease.
     lease_settings.backoff = (
         Duration::from_millis(200),
         (lease / 4).max(Duration::from_secs(1)),
     );
     let topic = lease_topic(&settings.base_topic);
-    let will = LastWill::new(&topic, Lease::will(instance), QoS::AtLeastOnce, true);
+    let will: WillFor = {
+        let (topic, instance, run) = (topic.clone(), instance.to_owned(), machine.run());
+        // Each connection's will names it: a late one, for a connection left behind on a dead
+        // node of a clustered broker, does not free the lease held over the next connection.
+        Box::new(move |conn| {
+            let release = Lease::will(&instance, run, conn);
+            LastWill::new(&topic, release, QoS::AtLeastOnce, true)
+        })
+    };
     let lease_token = CancellationToken::new();
     let (link, lease_loop) =
         connection::connect_with_will(&lease_settings, will, lease_token.clone())?;
     let state = link.state.clone();
-    let machine = Lease::new(instance, lease);
     let (status_tx, status) = watch::channel(machine.status(Instant::now()));
     let view = LeaseView::new(instance.to_owned(), status.clone());
     let lease_task = tokio::spawn(run_lease(
@@ -193,6 +207,7 @@ async fn run_lease(
     let mut changes = link.state.clone();
     let mut seen_connects = 0;
     let mut bad_logged: Option<Instant> = None;
+    let mut twin_logged: Option<Instant> = None;
     loop {
         let out = tokio::select! {
             biased;
@@ -201,14 +216,14 @@ async fn run_lease(
                 if changed.is_err() {
                     break;
                 }
-                let (connected, connects) = {
+                let (connected, connects, session) = {
                     let state = changes.borrow_and_update();
-                    (state.connected, state.connects)
+                    (state.connected, state.connects, state.session)
                 };
                 if connected && connects != seen_connects {
                     seen_connects = connects;
                     match link.client.subscribe(&topic, QoS::AtLeastOnce).await {
-                        Ok(()) => lease.connected(Instant::now(), unix_ms()),
+                        Ok(()) => lease.connected(session, Instant::now(), unix_ms()),
                         Err(err) => {
                             warn!(cause = %err, "cannot subscribe to the lease");
                             Vec::new()
@@ -239,6 +254,17 @@ async fn run_lease(
             }
             _ = tick.tick() => lease.tick(Instant::now(), unix_ms()),
         };
+        if lease.take_twin().is_some() && twin_logged.is_none_or(|at| at.elapsed() >= BAD_LOG_EVERY)
+        {
+            twin_logged = Some(Instant::now());
+            error!(
+                instance = lease.instance(),
+                "another running brain uses the same lease instance {:?}: give each brain its \
+                 own mqtt.lease.instance (or its own wyoming.zeroconf.name), or the lease \
+                 cannot tell them apart",
+                lease.instance()
+            );
+        }
         for payload in out {
             if let Err(err) = link
                 .client

@@ -1035,7 +1035,7 @@ pub(crate) async fn connect_with(
 }
 
 /// One health check: `describe`, and an `info` in time.
-async fn check(config: &SttBackendConfig) -> Result<(Duration, Info), String> {
+pub(crate) async fn check(config: &SttBackendConfig) -> Result<(Duration, Info), String> {
     let started = Instant::now();
     let mut client = connect(config).await?;
     let info = match tokio::time::timeout(config.result_timeout(), client.describe()).await {

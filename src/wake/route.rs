@@ -15,6 +15,15 @@
 //! spoken while the backends were switched is still heard. The tail is emptied at each detection,
 //! so a wake word already reported is not reported twice by the next backend.
 //!
+//! A backend that accepts and then stops answering (a frozen process or VM: the kernel still
+//! takes the connection and buffers the audio, but nothing comes back and nothing closes) sends
+//! nothing a wake stream could miss, since a backend speaks only when it hears the wake word.
+//! So while a stream is open its exchange asks the backend `describe` on a second connection
+//! every [`PROBE_EVERY`]; no `info` within [`PROBE_TIMEOUT`] fails the stream over. (Wyoming's
+//! `ping` would do it in the stream, but the reference servers do not answer it: wyoming 1.10.2
+//! defines `ping`/`pong` and leaves answering to each handler, and theirs do not.) The tail
+//! kept for the replay covers that detection time as well.
+//!
 //! Design: a remote exchange runs in its own task, fed by a bounded channel; while the channel is
 //! full the connection stops reading (as the local flow does when its workers are behind), so a
 //! slow backend slows the client down instead of memory growing. A backend that stops reading
@@ -39,9 +48,15 @@ use crate::stt::backends::{
 };
 
 /// Seconds of the most recent audio kept for a replay to the next backend: "hey jarvis" takes
-/// about a second, and a failure is noticed within a few hundred milliseconds of a refused or
-/// closed connection.
-pub const TAIL_SECS: u64 = 2;
+/// about two, a refused or closed connection is noticed within a few hundred milliseconds, and a
+/// hung backend within [`PROBE_EVERY`] + [`PROBE_TIMEOUT`] (2.5 s): a wake word said as it hung
+/// is still in the tail. 128 KB at Home Assistant's 16 kHz 16-bit mono.
+pub const TAIL_SECS: u64 = 4;
+/// How often an exchange probes its backend with `describe` on a second connection while the
+/// stream is open.
+pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest wait for a probe's `info` (connection included; `result_timeout_ms` when shorter).
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
 /// Events waiting for a remote backend's connection at most (a replayed tail is sent as 100 ms
 /// chunks, so it always fits).
 const CHANNEL_EVENTS: usize = 64;
@@ -573,9 +588,16 @@ async fn exchange(
     let mut heard = false;
     let mut look = tokio::time::interval(std::time::Duration::from_millis(HEALTH_LOOK_MS));
     look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut probe_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROBE_EVERY, PROBE_EVERY);
+    probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let probe_bound = PROBE_TIMEOUT.min(timeout);
+    // At most one probe out at a time.
+    let mut probe: Option<std::pin::Pin<Box<Probe>>> = None;
     loop {
-        // Every branch is cancel safe (`recv`, `read_event`, `tick`, `sleep_until`); a write
-        // happens in a branch body, bounded by the result timeout.
+        // Every branch is cancel safe (`recv`, `read_event`, `tick`, `sleep_until`, and the
+        // probe, kept in `probe` across turns); a write happens in a branch body, bounded by
+        // the result timeout.
         tokio::select! {
             event = events.recv() => {
                 let Some(event) = event else {
@@ -643,6 +665,28 @@ async fn exchange(
                     return Err(Failed(reason));
                 }
             }
+            _ = probe_tick.tick(), if probe.is_none() => {
+                let config = config.clone();
+                probe = Some(Box::pin(async move {
+                    tokio::time::timeout(probe_bound, crate::stt::backends::check(&config))
+                        .await
+                        .map_err(|_| format!("no info within {} ms", probe_bound.as_millis()))
+                        .and_then(|checked| checked.map(|_| ()))
+                }));
+            }
+            probed = async {
+                match probe.as_mut() {
+                    Some(probe) => probe.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                probe = None;
+                if let Err(reason) = probed {
+                    return Err(Failed(format!(
+                        "stopped answering describe while the stream ran ({reason})"
+                    )));
+                }
+            }
             () = sleep_until(deadline) => {
                 return Err(Failed(format!(
                     "no not-detected within {} ms after the audio ended",
@@ -652,6 +696,9 @@ async fn exchange(
         }
     }
 }
+
+/// A `describe` probe on a second connection: `Err` says why the backend did not answer.
+type Probe = dyn std::future::Future<Output = Result<(), String>> + Send;
 
 /// Sleeps until `deadline`; pending forever without one.
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -666,20 +713,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_tail_keeps_the_last_two_seconds_in_whole_frames_and_replays_in_few_chunks() {
+    fn the_tail_keeps_the_last_four_seconds_in_whole_frames_and_replays_in_few_chunks() {
         let mut tail = Tail::default();
         tail.restart(&AudioStart::new(AudioFormat::HA_MIC, None));
-        // 3 s of 16 kHz 16-bit mono, one odd byte at a time for the first part.
+        // 5 s of 16 kHz 16-bit mono, one odd byte at a time for the first part.
         for _ in 0..1000 {
             tail.push(&[1]);
         }
-        tail.push(&vec![2u8; 95_000]);
-        assert_eq!(tail.audio.len(), 64_000);
+        tail.push(&vec![2u8; 159_000]);
+        assert_eq!(tail.audio.len(), 128_000);
         assert_eq!(tail.audio.front(), Some(&2));
         let replay = tail.replay();
         assert!(matches!(replay.first(), Some(Event::AudioStart(_))));
-        // 2 s in 100 ms chunks.
-        assert_eq!(replay.len(), 1 + 20);
+        // 4 s in 100 ms chunks.
+        assert_eq!(replay.len(), 1 + 40);
         tail.stopped = true;
         assert!(matches!(tail.replay().last(), Some(Event::AudioStop(_))));
     }
@@ -688,8 +735,8 @@ mod tests {
     fn an_odd_byte_never_misaligns_the_front() {
         let mut tail = Tail::default();
         tail.restart(&AudioStart::new(AudioFormat::HA_MIC, None));
-        tail.push(&vec![0u8; 64_001]);
+        tail.push(&vec![0u8; 128_001]);
         // The front lost one whole frame (2 bytes), not one byte.
-        assert_eq!(tail.audio.len(), 63_999);
+        assert_eq!(tail.audio.len(), 127_999);
     }
 }

@@ -3,6 +3,7 @@
 //! fails the test instead of stalling CI.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod aedes;
 pub mod fake_frigate;
 pub mod fake_proxmox;
 pub mod fake_supervisor;
