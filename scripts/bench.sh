@@ -38,7 +38,8 @@
 #
 #  13. Memory with every service loaded (release build, default models, TTS cache off): VmRSS and
 #      VmHWM once serving, then after transcriptions, syntheses, 20 wake-word streams and all of
-#      them at once (the reference Python client; goal: VmHWM <= 300 MB).
+#      them at once (the reference Python client; goal: VmHWM <= 300 MB); for a small cluster,
+#      then with the vocabulary prompt of a 1000-guest cluster (the soak's guest names).
 #
 #  14. Brain lease: takeover time of the standby brain when the active one is killed (last
 #      will), stops cleanly (release) or freezes (keep-alive, or the lease running out).
