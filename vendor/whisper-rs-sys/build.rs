@@ -1,4 +1,6 @@
 #![allow(clippy::uninlined_format_args)]
+// JARVIS-PATCH: `bindings` is only reassigned with the metal or vulkan feature.
+#![allow(unused_mut)]
 
 extern crate bindgen;
 extern crate semver;
