@@ -38,7 +38,8 @@
 #
 #  13. Memory with every service loaded (release build, default models, TTS cache off): VmRSS and
 #      VmHWM once serving, then after transcriptions, syntheses, 20 wake-word streams and all of
-#      them at once (the reference Python client; goal: VmHWM <= 300 MB).
+#      them at once (the reference Python client; goal: VmHWM <= 300 MB); for a small cluster,
+#      then with the vocabulary prompt of a 1000-guest cluster (the soak's guest names).
 #
 #  14. Brain lease: takeover time of the standby brain when the active one is killed (last
 #      will), stops cleanly (release) or freezes (keep-alive, or the lease running out); then
@@ -165,19 +166,32 @@ PY
     echo "== memory with every service loaded (release build; scripts/bench/memory_load.py)"
     scripts/bootstrap.sh --test >&2 # the reference Python client in .venv
     cargo build --release --locked --bin jarvis 2>/dev/null
-    dir=$(mktemp -d)
-    printf '[tts]\ncache = false\n' >"$dir/jarvis.toml"
-    JARVIS_AUDIT_PATH=$dir/audit.jsonl JARVIS_EVENTS_PATH=$dir/events.db \
-      target/release/jarvis serve --config "$dir/jarvis.toml" --wyoming-addr 127.0.0.1:0 \
-      --http-addr 127.0.0.1:0 --no-zeroconf --log-format json 2>"$dir/log" &
-    pid=$!
-    for _ in $(seq 600); do grep -q 'jarvis is serving' "$dir/log" && break; sleep 0.1; done
-    port=$(grep -o '"wyoming":"127.0.0.1:[0-9]*"' "$dir/log" | grep -o '[0-9]*"$' | tr -d '"')
-    .venv/bin/python scripts/bench/memory_load.py "$port" \
-      "$JARVIS_MODELS_DIR/whisper/samples/jfk.wav" "$pid"
-    kill -TERM $pid
-    wait $pid || true
-    rm -rf "$dir"
+    # Twice: a small cluster (no vocabulary prompt), then the prompt a 1000-guest cluster gives
+    # whisper (the soak's guest names as `stt.vocabulary`: ~600 characters, ~220 tokens).
+    for cluster in small 1000-guests; do
+      echo "-- $cluster"
+      dir=$(mktemp -d)
+      printf '[tts]\ncache = false\n' >"$dir/jarvis.toml"
+      if [[ $cluster == 1000-guests ]]; then
+        python3 - >>"$dir/jarvis.toml" <<'PY'
+words = ["media", "backup", "web", "proxy", "mail", "git", "cache", "vault", "photo", "build"]
+names = [f"pve{n}" for n in range(10)]
+names += [f"{words[i % 10]}-{words[(i // 10) % 10]}-{i}" for i in range(1000)]
+print("[stt]\nvocabulary = [" + ", ".join(f'"{n}"' for n in names) + "]")
+PY
+      fi
+      JARVIS_AUDIT_PATH=$dir/audit.jsonl JARVIS_EVENTS_PATH=$dir/events.db \
+        target/release/jarvis serve --config "$dir/jarvis.toml" --wyoming-addr 127.0.0.1:0 \
+        --http-addr 127.0.0.1:0 --no-zeroconf --log-format json 2>"$dir/log" &
+      pid=$!
+      for _ in $(seq 600); do grep -q 'jarvis is serving' "$dir/log" && break; sleep 0.1; done
+      port=$(grep -o '"wyoming":"127.0.0.1:[0-9]*"' "$dir/log" | grep -o '[0-9]*"$' | tr -d '"')
+      .venv/bin/python scripts/bench/memory_load.py "$port" \
+        "$JARVIS_MODELS_DIR/whisper/samples/jfk.wav" "$pid"
+      kill -TERM $pid
+      wait $pid || true
+      rm -rf "$dir"
+    done
     ;;
   *) echo "unknown benchmark $item" >&2; exit 2 ;;
   esac
