@@ -105,6 +105,19 @@ fn role_is(role: &'static str, holder: &'static str) -> impl Fn(&Value) -> bool 
     move |h| h["brain"]["role"] == role && h["brain"]["holder"] == holder
 }
 
+/// Kills brain A without a goodbye (its connection drops, so its will fires) and waits until B
+/// holds the lease with the next epoch, within the 30 s; prints how long that took.
+async fn kill_and_take_over(a: &mut Served, b: &Served, what: &str) {
+    let killed = Instant::now();
+    a.child.start_kill().unwrap();
+    let _ = a.child.wait().await;
+    let h = wait_health(b, "b takes over", role_is("active", "brain-b")).await;
+    let takeover = killed.elapsed();
+    println!("{what}: {takeover:?}");
+    assert!(takeover < Duration::from_secs(30), "{takeover:?}");
+    assert_eq!(h["brain"]["epoch"], 2, "{h}");
+}
+
 /// The lease message, when `seen` is one.
 fn lease_of(seen: &Seen) -> Option<Value> {
     (seen.topic == LEASE_TOPIC)
@@ -225,14 +238,7 @@ async fn the_lease_passes_between_two_brains() {
     // The active brain dies without a goodbye: its will frees the lease, the standby takes
     // over and publishes the entities.
     let mark = ha.mark();
-    let killed = Instant::now();
-    a.child.start_kill().unwrap();
-    let _ = a.child.wait().await;
-    let h = wait_health(&b, "b takes over", role_is("active", "brain-b")).await;
-    let takeover = killed.elapsed();
-    println!("takeover after a kill: {takeover:?}");
-    assert!(takeover < Duration::from_secs(30), "{takeover:?}");
-    assert_eq!(h["brain"]["epoch"], 2, "{h}");
+    kill_and_take_over(&mut a, &b, "takeover after a kill").await;
     ha.wait_for("b's discovery", |_, log| {
         log[mark..]
             .iter()
@@ -350,14 +356,7 @@ async fn the_lease_holds_across_two_bridged_brokers() {
     assert_eq!(reply["actions"][0]["decision"], "refused", "{reply}");
 
     // The active brain dies on its node: its will crosses the bridge, the other takes over.
-    let killed = Instant::now();
-    a.child.start_kill().unwrap();
-    let _ = a.child.wait().await;
-    let h = wait_health(&b, "b takes over", role_is("active", "brain-b")).await;
-    let takeover = killed.elapsed();
-    println!("takeover across the bridge: {takeover:?}");
-    assert!(takeover < Duration::from_secs(30), "{takeover:?}");
-    assert_eq!(h["brain"]["epoch"], 2, "{h}");
+    kill_and_take_over(&mut a, &b, "takeover across the bridge").await;
 
     // Back on its node, the first brain is the standby; no flapping across the bridge.
     let mark = ha.mark();
@@ -438,14 +437,7 @@ async fn the_lease_holds_on_a_clustered_aedes_broker() {
     assert_eq!(reply["actions"][0]["decision"], "refused", "{reply}");
 
     // A is killed: node 1 publishes its will at once, B (on node 2) takes over.
-    let killed = Instant::now();
-    a.child.start_kill().unwrap();
-    let _ = a.child.wait().await;
-    let h = wait_health(&b, "b takes over", role_is("active", "brain-b")).await;
-    let takeover = killed.elapsed();
-    println!("takeover across aedes nodes after a kill: {takeover:?}");
-    assert!(takeover < Duration::from_secs(30), "{takeover:?}");
-    assert_eq!(h["brain"]["epoch"], 2, "{h}");
+    kill_and_take_over(&mut a, &b, "takeover across aedes nodes after a kill").await;
 
     // A comes back on node 2: the standby, no flapping.
     let config_a2 = brain_config_on(dir.path(), "a-on-2", "brain-a", n2, &[n1], &fake);
