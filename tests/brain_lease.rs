@@ -105,6 +105,27 @@ fn role_is(role: &'static str, holder: &'static str) -> impl Fn(&Value) -> bool 
     move |h| h["brain"]["role"] == role && h["brain"]["holder"] == holder
 }
 
+/// Starts brain A, waits until it holds the lease, then B, which must stand by: A renews at
+/// least 3 times while `holders` (the lease messages' holders seen by `ha`) names only A, and
+/// B refuses an action. Returns both.
+async fn a_holds_b_stands_by(
+    ha: &Observer,
+    config_a: &str,
+    config_b: &str,
+    holders: fn(&Observer, usize) -> Vec<String>,
+) -> (Served, Served) {
+    let a = start_brain(config_a).await;
+    wait_health(&a, "a active", role_is("active", "brain-a")).await;
+    let b = start_brain(config_b).await;
+    let mark = ha.mark();
+    wait_health(&b, "b standby", role_is("standby", "brain-a")).await;
+    wait_renewals(ha, mark, "brain-a", 3).await;
+    assert_eq!(holders(ha, mark), ["brain-a"]);
+    let reply = command(&b, "Start nextcloud").await;
+    assert_eq!(reply["actions"][0]["decision"], "refused", "{reply}");
+    (a, b)
+}
+
 /// Kills brain A without a goodbye (its connection drops, so its will fires) and waits until B
 /// holds the lease with the next epoch, within the 30 s; prints how long that took.
 async fn kill_and_take_over(a: &mut Served, b: &Served, what: &str) {
@@ -344,16 +365,8 @@ async fn the_lease_holds_across_two_bridged_brokers() {
     let config_a = brain_config(dir.path(), "brain-a", first.port, &fake);
     let config_b = brain_config(dir.path(), "brain-b", second.port, &fake);
 
-    let mut a = start_brain(&config_a).await;
-    wait_health(&a, "a active", role_is("active", "brain-a")).await;
-    let b = start_brain(&config_b).await;
-    let mark = ha.mark();
-    wait_health(&b, "b standby", role_is("standby", "brain-a")).await;
     // Renewals cross the bridge; the holder does not change.
-    wait_renewals(&ha, mark, "brain-a", 3).await;
-    assert_eq!(holders_since(&ha, mark), ["brain-a"]);
-    let reply = command(&b, "Start nextcloud").await;
-    assert_eq!(reply["actions"][0]["decision"], "refused", "{reply}");
+    let (mut a, b) = a_holds_b_stands_by(&ha, &config_a, &config_b, holders_since).await;
 
     // The active brain dies on its node: its will crosses the bridge, the other takes over.
     kill_and_take_over(&mut a, &b, "takeover across the bridge").await;
@@ -401,15 +414,12 @@ fn spawn_sampler(
 
 /// Lease messages naming a holder after `mark` (releases left out), deduplicated in a row.
 fn claimants_since(ha: &Observer, mark: usize) -> Vec<String> {
-    holders_since(ha, mark)
+    let mut claimants: Vec<String> = holders_since(ha, mark)
         .into_iter()
         .filter(|h| !h.is_empty())
-        .fold(Vec::new(), |mut all, h| {
-            if all.last() != Some(&h) {
-                all.push(h);
-            }
-            all
-        })
+        .collect();
+    claimants.dedup();
+    claimants
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,15 +436,7 @@ async fn the_lease_holds_on_a_clustered_aedes_broker() {
     let config_b = brain_config_on(dir.path(), "b-on-2", "brain-b", n2, &[n3, n1], &fake);
 
     // A on node 1 holds; B on node 2 is the standby; renewals cross the cluster.
-    let mut a = start_brain(&config_a).await;
-    wait_health(&a, "a active", role_is("active", "brain-a")).await;
-    let b = start_brain(&config_b).await;
-    let mark = ha.mark();
-    wait_health(&b, "b standby", role_is("standby", "brain-a")).await;
-    wait_renewals(&ha, mark, "brain-a", 3).await;
-    assert_eq!(claimants_since(&ha, mark), ["brain-a"]);
-    let reply = command(&b, "Start nextcloud").await;
-    assert_eq!(reply["actions"][0]["decision"], "refused", "{reply}");
+    let (mut a, b) = a_holds_b_stands_by(&ha, &config_a, &config_b, claimants_since).await;
 
     // A is killed: node 1 publishes its will at once, B (on node 2) takes over.
     kill_and_take_over(&mut a, &b, "takeover across aedes nodes after a kill").await;
