@@ -254,14 +254,17 @@ async fn info_merges_local_and_remote_wake_words_without_duplicates() {
     remote_box.shutdown.cancel();
 }
 
-/// The remote, a `jarvis serve --role wake` process, is killed while the stream runs; the local
-/// backend takes the stream over, and "hey jarvis" said after the switch is detected.
-#[tokio::test]
-async fn the_remote_killed_mid_stream_leaves_the_local_backend_listening() {
-    let _turn = one_at_a_time().await;
-    let mut remote_box = serve_binary(&["--role", "wake"], &[]).await;
+/// A `jarvis serve --role wake` process as Jarvis's only wake backend (its config changed by
+/// `edit`), and a stream through Jarvis that the remote has taken. Returns the remote, its
+/// label in `/health`, Jarvis and the stream.
+async fn stream_on_a_remote(
+    edit: impl FnOnce(&mut WakeBackendConfig),
+) -> (Served, String, jarvis::app::App, Stream) {
+    let remote_box = serve_binary(&["--role", "wake"], &[]).await;
     let label = remote_box.wyoming.to_string();
-    let brain = spawn_app(routed(vec![remote(remote_box.wyoming, 1)])).await;
+    let mut config = remote(remote_box.wyoming, 1);
+    edit(&mut config);
+    let brain = spawn_app(routed(vec![config])).await;
     until("the first health check", || {
         !health(&brain, &label).wake_programs.is_empty()
     })
@@ -272,6 +275,15 @@ async fn the_remote_killed_mid_stream_leaves_the_local_backend_listening() {
         health(&brain, &label).requests == 1
     })
     .await;
+    (remote_box, label, brain, stream)
+}
+
+/// The remote, a `jarvis serve --role wake` process, is killed while the stream runs; the local
+/// backend takes the stream over, and "hey jarvis" said after the switch is detected.
+#[tokio::test]
+async fn the_remote_killed_mid_stream_leaves_the_local_backend_listening() {
+    let _turn = one_at_a_time().await;
+    let (mut remote_box, label, brain, mut stream) = stream_on_a_remote(|_| {}).await;
     remote_box.child.kill().await.unwrap();
     remote_box.child.wait().await.unwrap();
     // A live microphone goes on while the switch happens.
@@ -345,21 +357,8 @@ fn signal(child: &tokio::process::Child, signal: &str) {
 /// A remote that hangs mid-stream: how long until the local backend has the stream, with
 /// health checks a minute apart (only the stream's own probe can notice).
 async fn hang_mid_stream(say_it: bool) -> Duration {
-    let remote_box = serve_binary(&["--role", "wake"], &[]).await;
-    let label = remote_box.wyoming.to_string();
-    let mut config = remote(remote_box.wyoming, 1);
-    config.health_interval_secs = 60;
-    let brain = spawn_app(routed(vec![config])).await;
-    until("the first health check", || {
-        !health(&brain, &label).wake_programs.is_empty()
-    })
-    .await;
-    let mut stream = Stream::open(brain.wyoming_addr).await;
-    stream.send(&silence(1000), true).await;
-    until("the remote to get the stream", || {
-        health(&brain, &label).requests == 1
-    })
-    .await;
+    let (remote_box, label, brain, mut stream) =
+        stream_on_a_remote(|config| config.health_interval_secs = 60).await;
     signal(&remote_box.child, "-STOP");
     let hung = Instant::now();
     // The microphone goes on, and (`say_it`) "hey jarvis" is said at once, while nobody has
