@@ -677,6 +677,56 @@ async fn with_cluster() -> (jarvis::app::App, common::fake_proxmox::FakeProxmox)
 }
 
 /// What Jarvis transcribes of `samples` sent at once, then `audio-stop` if `stop`.
+/// Word-level edit distance (substitutions, insertions, deletions) between two sentences,
+/// compared in lower case without punctuation (a hyphen inside a name stays).
+fn word_edits(heard: &str, said: &str) -> usize {
+    let words = |text: &str| -> Vec<String> {
+        text.split_whitespace()
+            .map(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            })
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    let (heard, said) = (words(heard), words(said));
+    let mut row: Vec<usize> = (0..=said.len()).collect();
+    for (i, h) in heard.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, s) in said.iter().enumerate() {
+            let substitution = diagonal + usize::from(h != s);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[said.len()]
+}
+
+#[test]
+fn word_edits_count_words_not_letters_or_punctuation() {
+    assert_eq!(
+        word_edits("How full is local-lvm?", "how full is local-lvm"),
+        0
+    );
+    assert_eq!(
+        word_edits(
+            "What is the status of node, pve?",
+            "What is the status of node pve?"
+        ),
+        0
+    );
+    assert_eq!(
+        word_edits("Haifole is local-lvm.", "How full is local-lvm?"),
+        2
+    );
+    assert_eq!(
+        word_edits("Tell me about agent1.", "How full is local-lvm?"),
+        4
+    );
+    assert_eq!(word_edits("", "Start media-server."), 2);
+}
+
 async fn transcribe_at_once(addr: std::net::SocketAddr, samples: &[i16], stop: bool) -> String {
     let mut client = client(addr).await;
     start(&mut client, AudioFormat::HA_MIC).await;
@@ -713,11 +763,14 @@ async fn names_that_exist_only_in_the_cluster_come_out_as_the_cluster_writes_the
             ("How full is local L V M?", "How full is local-lvm?"),
         ] {
             let text = transcribe_at_once(app.wyoming_addr, &speak(said, voice), true).await;
-            // Whisper may or may not capitalise the first word; the name is as written.
-            assert_eq!(
-                text.to_lowercase(),
-                written.to_lowercase(),
-                "{voice}: {said:?}"
+            // The words around the name are whisper's to hear: tiny.en hears espeak's "how
+            // full" as one word ("Haifole") with or without the cluster, and commas come and
+            // go. At most two words of the sentence may differ; a sentence the grammar bent
+            // into another command differs in more.
+            let edits = word_edits(&text, written);
+            assert!(
+                edits <= 2,
+                "{voice}: {said:?} heard as {text:?} ({edits} word edits)"
             );
             let name = written
                 .split(' ')
