@@ -8,7 +8,10 @@ use jarvis::cli::{self, Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, overrides } => serve(config.as_deref(), &overrides),
+        Command::Serve { config, overrides } => {
+            let tunables = restart_with_malloc_tunables();
+            serve(config.as_deref(), &overrides, tunables)
+        }
         Command::CheckConfig { file } => cli::check_config(&file),
         Command::Say {
             text,
@@ -47,10 +50,48 @@ fn main() -> ExitCode {
 fn serve(
     file: Option<&std::path::Path>,
     overrides: &jarvis::config::Overrides,
+    tunables: Option<std::io::Error>,
 ) -> anyhow::Result<()> {
     let config = cli::load_config(file, overrides)?;
     jarvis::telemetry::init(&config.log)?;
+    if let Some(err) = tunables {
+        tracing::warn!(%err, "cannot restart with glibc's malloc tunables; memory use may be higher");
+    }
     runtime()?.block_on(jarvis::app::run(config))
+}
+
+/// glibc's malloc raises its mmap threshold (up to 32 MB) each time a large block is freed;
+/// from then on the large buffers of ONNX Runtime (its arena's extensions, given back after
+/// every run) and of whisper.cpp come from the heap, and freed, stay resident for good. With a
+/// fixed threshold they are mapped on their own and go back to the system when freed
+/// (`scripts/bench.sh memory`: ~20 MB less held). glibc reads its tunables only when a process
+/// starts, so `serve` starts itself once more with them set: the same process (`exec`), the
+/// same arguments. A `GLIBC_TUNABLES` the user set is left as it is. Returns why the restart
+/// failed (`serve` then runs without).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn restart_with_malloc_tunables() -> Option<std::io::Error> {
+    use std::os::unix::process::CommandExt;
+    /// glibc's default starting threshold (128 KiB), kept fixed.
+    const TUNABLES: &str = "glibc.malloc.mmap_threshold=131072";
+    if std::env::var_os("GLIBC_TUNABLES").is_some() {
+        return None;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(err) => return Some(err),
+    };
+    let mut args = std::env::args_os();
+    let mut command = std::process::Command::new(exe);
+    if let Some(name) = args.next() {
+        command.arg0(name);
+    }
+    // Returns only when the exec failed.
+    Some(command.args(args).env("GLIBC_TUNABLES", TUNABLES).exec())
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn restart_with_malloc_tunables() -> Option<std::io::Error> {
+    None
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

@@ -121,6 +121,19 @@ async fn serve_logs_json_answers_health_and_stops_cleanly_on_sigterm() {
         "{health}"
     );
 
+    // It started itself again with glibc's malloc tunables (src/main.rs), as the same process.
+    if cfg!(target_env = "gnu") {
+        let pid = served.child.id().expect("still running");
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        assert!(
+            environ
+                .split(|byte| *byte == 0)
+                .any(|var| var == b"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072"),
+            "{}",
+            String::from_utf8_lossy(&environ)
+        );
+    }
+
     let mut client = client(served.wyoming).await;
     assert_still_served(&mut client).await;
 

@@ -19,9 +19,11 @@ pub struct Template {
     literals: usize,
 }
 
+/// Words are shared between expansions (a template expands to thousands of sequences of the
+/// same few words): a clone is a reference count, not a new string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
-    Word(String),
+    Word(std::sync::Arc<str>),
     Slot(&'static str),
 }
 
@@ -111,7 +113,7 @@ impl Template {
     /// The first word of expansion `i`, or `None` when it starts with a slot.
     pub fn first_word(&self, i: usize) -> Option<&str> {
         match self.sequences.get(i)?.first()? {
-            Item::Word(w) => Some(w),
+            Item::Word(w) => Some(w.as_ref()),
             Item::Slot(_) => None,
         }
     }
@@ -172,7 +174,7 @@ fn match_items<S: AsRef<str>>(
     };
     match first {
         Item::Word(word) => {
-            tokens.get(at).is_some_and(|t| t.as_ref() == word)
+            tokens.get(at).is_some_and(|t| t.as_ref() == word.as_ref())
                 && match_items(rest, tokens, at + 1, captures)
         }
         Item::Slot(name) => {
@@ -211,7 +213,7 @@ fn prefix_items<S: AsRef<str>>(
     };
     match first {
         Item::Word(word) => {
-            if tokens.get(at).is_some_and(|t| t.as_ref() == word) {
+            if tokens.get(at).is_some_and(|t| t.as_ref() == word.as_ref()) {
                 prefix_items(rest, tokens, at + 1, captures, found);
             }
         }
@@ -277,7 +279,9 @@ fn product(a: Vec<Vec<Item>>, b: &[Vec<Item>]) -> Result<Vec<Vec<Item>>, &'stati
     Ok(a.into_iter()
         .flat_map(|x| {
             b.iter().map(move |y| {
-                let mut s = x.clone();
+                // Exactly as long as it needs: thousands of these are kept.
+                let mut s = Vec::with_capacity(x.len() + y.len());
+                s.extend(x.iter().cloned());
                 s.extend(y.iter().cloned());
                 s
             })
@@ -297,7 +301,7 @@ fn parse_seq(
         let token = &tokens[*pos];
         *pos += 1;
         match token {
-            Lex::Word(w) => current = product(current, &[vec![Item::Word(w.clone())]])?,
+            Lex::Word(w) => current = product(current, &[vec![Item::Word(w.as_str().into())]])?,
             Lex::Slot(name) => {
                 let name = SLOT_NAMES
                     .iter()

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
 
-use ort::session::{Session, SessionInputValue};
+use ort::session::{RunOptions, Session, SessionInputValue};
 use ort::value::TensorRef;
 use tracing::{info, warn};
 
@@ -28,12 +28,13 @@ pub const FIRST_PIECE: usize = 12;
 /// played, with few boundaries (each costs `2 × pad` frames of extra decoding); past the first
 /// piece [`MAX_PIECE`] is the tighter bound.
 const GROWTH: usize = 16;
-/// The most frames decoded at once (1.5 s of audio at 22.05 kHz): a longer sentence is decoded
-/// in pieces even when it is not urgent, so the decoder's memory does not grow with it. ONNX
-/// Runtime keeps what its largest run needed: with 512 frames the process held about 36 MB more
-/// (`scripts/bench.sh memory`), for about 13 % more decoding of a 3.5 s sentence (two more
-/// boundaries of 2 × 10 frames of context).
-pub const MAX_PIECE: usize = 128;
+/// The most frames decoded at once (0.74 s of audio at 22.05 kHz): a longer sentence is decoded
+/// in pieces even when it is not urgent, so the decoder's memory does not grow with it. A
+/// piece's activations are what a synthesis adds to the process (each upsampling stage holds a
+/// few tensors of `frames × 256 × 32` floats): 512 frames held ~36 MB more than 128, and 128
+/// ~16 MB more than 64 at the peak (`scripts/bench.sh memory`), for more decoding at the
+/// boundaries (2 × 10 frames of context each).
+pub const MAX_PIECE: usize = 64;
 /// Context frames tried on either side of a piece, smallest first. Medium voices need 10: their
 /// pieces then match the whole decode to 1e-6, while 8 leaves differences of 3e-3.
 const PADS: [usize; 4] = [10, 12, 16, 24];
@@ -356,6 +357,25 @@ impl Voice {
     }
 }
 
+/// Options for every run of a voice's sessions: give the arena's extensions back after each
+/// run. ONNX Runtime's arena otherwise keeps the most a run ever needed (the whole-sentence
+/// decode that checks the pieces at load, the longest sentence since) for the life of the
+/// process: ~30 MB a voice held between sentences. Fresh pages per run cost less than a
+/// millisecond against the tens of milliseconds a piece takes.
+fn run_options() -> Result<&'static RunOptions, String> {
+    static OPTIONS: std::sync::OnceLock<Result<RunOptions, String>> = std::sync::OnceLock::new();
+    OPTIONS
+        .get_or_init(|| {
+            let mut options = RunOptions::new().map_err(|err| err.to_string())?;
+            options
+                .add_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+                .map_err(|err| err.to_string())?;
+            Ok(options)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 fn run_front<'s>(
     session: &'s mut Session,
     ids: &[i64],
@@ -373,9 +393,9 @@ fn run_front<'s>(
             let speaker = [speaker];
             let speaker =
                 TensorRef::from_array_view(([1usize], &speaker[..])).map_err(|e| e.to_string())?;
-            session.run(ort::inputs![ids, lengths, scales, speaker])
+            session.run_with_options(ort::inputs![ids, lengths, scales, speaker], run_options()?)
         }
-        None => session.run(ort::inputs![ids, lengths, scales]),
+        None => session.run_with_options(ort::inputs![ids, lengths, scales], run_options()?),
     }
     .map_err(|err| format!("inference failed: {err}"))
 }
@@ -457,7 +477,7 @@ impl<'n> Latent<'n> {
             inputs.push((Cow::Borrowed(*name), value.into()));
         }
         let outputs = decoder
-            .run(inputs)
+            .run_with_options(inputs, run_options()?)
             .map_err(|err| format!("decoding failed: {err}"))?;
         let (_, audio) = outputs[0]
             .try_extract_tensor::<f32>()
@@ -517,11 +537,12 @@ mod tests {
             "a short remainder joins the first piece"
         );
         assert_eq!(pieces(24), vec![0..12, 12..24]);
-        assert_eq!(pieces(150), vec![0..12, 12..150]);
-        assert_eq!(pieces(183), vec![0..12, 12..140, 140..183]);
+        assert_eq!(pieces(80), vec![0..12, 12..80]);
+        assert_eq!(pieces(150), vec![0..12, 12..76, 76..150]);
+        assert_eq!(pieces(183), vec![0..12, 12..76, 76..140, 140..183]);
         let long = pieces(1000);
-        assert_eq!(long[..3], [0..12, 12..140, 140..268]);
-        assert_eq!(long.last(), Some(&(908..1000)));
+        assert_eq!(long[..3], [0..12, 12..76, 76..140]);
+        assert_eq!(long.last(), Some(&(972..1000)));
         for frames in 0..3000 {
             let ranges = pieces(frames);
             let mut next = 0;
