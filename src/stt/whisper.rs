@@ -603,6 +603,7 @@ impl Worker {
         } else {
             "en".to_owned()
         };
+        debug!(decode = decoded.summary(), took = ?started.elapsed(), "transcribed");
         let Decoded { text, segments, .. } = decoded;
         if text.is_empty() && job.samples.len() > WHISPER_RATE as usize {
             warn!(
@@ -639,6 +640,8 @@ struct Decoded {
     audio_ctx: usize,
     /// For a guided decode: the mean log probability of its text tokens without the grammar.
     unbiased: Option<f32>,
+    /// How long whisper took.
+    took: Duration,
 }
 
 impl Decoded {
@@ -663,8 +666,9 @@ impl Decoded {
 
     fn summary(&self) -> String {
         format!(
-            "ctx {} logprob {:.2}{} no-speech {:.2}{}: {:?}",
+            "ctx {} in {} ms, logprob {:.2}{} no-speech {:.2}{}: {:?}",
             self.audio_ctx,
+            self.took.as_millis(),
             self.avg_logprob,
             self.unbiased
                 .map(|u| format!(" (unguided {u:.2})"))
@@ -685,6 +689,7 @@ fn decode_once(
     eot: i32,
     cancel: &CancelFlag,
 ) -> Result<Decoded, SttError> {
+    let started = Instant::now();
     let mut params = params.clone();
     params.set_audio_ctx(i32::try_from(audio_ctx).unwrap_or(0));
     state.full(params, samples).map_err(|err| {
@@ -739,6 +744,7 @@ fn decode_once(
         looped,
         audio_ctx,
         unbiased: None,
+        took: started.elapsed(),
     })
 }
 

@@ -942,6 +942,21 @@ struct whisper_state {
     // [EXPERIMENTAL] speed-up techniques
     int32_t exp_n_audio_ctx = 0; // 0 - use default
 
+    // JARVIS-PATCH: what `mel` and the encoder's output (`kv_cross`) were computed from, so
+    // that another whisper_full_with_state on the same audio (a second decode with other
+    // parameters: a grammar, a prompt) skips the mel spectrogram and the encoder.
+    // - jarvis_mel_*: `mel` is the spectrogram of n_samples samples with this hash, computed by
+    //   whisper_full_with_state. Cleared whenever `mel` is set otherwise.
+    // - jarvis_enc_*: `kv_cross` holds the encoding of the current `mel` from this frame
+    //   offset with this audio context. Cleared when an encode starts (set when it completes)
+    //   and whenever `mel` changes.
+    bool     jarvis_mel_known     = false;
+    uint64_t jarvis_mel_hash      = 0;
+    int      jarvis_mel_n_samples = 0;
+    bool     jarvis_enc_known     = false;
+    int      jarvis_enc_offset    = 0;
+    int      jarvis_enc_n_ctx     = 0;
+
     whisper_vad_context * vad_context = nullptr;
 
     struct vad_segment_info {
@@ -2386,6 +2401,9 @@ static bool whisper_encode_internal(
                    void * abort_callback_data) {
     const int64_t t_start_us = ggml_time_us();
 
+    // JARVIS-PATCH: `kv_cross` is being rewritten: it holds no known encoding until this ends.
+    wstate.jarvis_enc_known = false;
+
     // conv
     {
         auto & sched = wstate.sched_conv.sched;
@@ -2473,6 +2491,11 @@ static bool whisper_encode_internal(
 
     wstate.t_encode_us += ggml_time_us() - t_start_us;
     wstate.n_encode++;
+
+    // JARVIS-PATCH: `kv_cross` now holds the encoding of `mel` from this offset at this context.
+    wstate.jarvis_enc_known  = true;
+    wstate.jarvis_enc_offset = mel_offset;
+    wstate.jarvis_enc_n_ctx  = wstate.exp_n_audio_ctx > 0 ? wstate.exp_n_audio_ctx : wctx.model.hparams.n_audio_ctx;
 
     return !(abort_callback && abort_callback(abort_callback_data));
 }
@@ -3924,6 +3947,10 @@ void whisper_free_params(struct whisper_full_params * params) {
 }
 
 int whisper_pcm_to_mel_with_state(struct whisper_context * ctx, struct whisper_state * state, const float * samples, int n_samples, int n_threads) {
+    // JARVIS-PATCH: a new `mel`: neither it nor `kv_cross` is known to come from any audio.
+    state->jarvis_mel_known = false;
+    state->jarvis_enc_known = false;
+
     if (!log_mel_spectrogram(*state, samples, n_samples, WHISPER_SAMPLE_RATE, WHISPER_N_FFT, WHISPER_HOP_LENGTH, ctx->model.filters.n_mel, n_threads, ctx->model.filters, false, state->mel)) {
         WHISPER_LOG_ERROR("%s: failed to compute mel spectrogram\n", __func__);
         return -1;
@@ -3946,6 +3973,10 @@ int whisper_set_mel_with_state(
         WHISPER_LOG_ERROR("%s: invalid number of mel bands: %d (expected %d)\n", __func__, n_mel, ctx->model.filters.n_mel);
         return -1;
     }
+
+    // JARVIS-PATCH: a new `mel`: neither it nor `kv_cross` is known to come from any audio.
+    state->jarvis_mel_known = false;
+    state->jarvis_enc_known = false;
 
     state->mel.n_len     = n_len;
     state->mel.n_len_org = n_len;
@@ -6841,6 +6872,46 @@ static bool whisper_vad(
     return true;
 }
 
+// JARVIS-PATCH: a hash of the samples whisper_full_with_state computes `mel` from (FNV-1a over
+// each sample's bits, then a final mix), to tell the same audio again (see whisper_state).
+static uint64_t jarvis_samples_hash(const float * samples, int n_samples) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < n_samples; ++i) {
+        uint32_t bits;
+        memcpy(&bits, samples + i, sizeof(bits));
+        h = (h ^ bits) * 0x100000001b3ull;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+// JARVIS-PATCH: the state's timing counters, to log what one whisper_full_with_state spent.
+struct jarvis_timings {
+    int64_t t_us;
+    int64_t mel_us, encode_us, prompt_us, decode_us, batchd_us, sample_us;
+    int32_t n_encode, n_prompt, n_decode, n_batchd;
+};
+
+static jarvis_timings jarvis_timings_of(const whisper_state & s) {
+    return { ggml_time_us(), s.t_mel_us, s.t_encode_us, s.t_prompt_us, s.t_decode_us, s.t_batchd_us, s.t_sample_us,
+             s.n_encode, s.n_prompt, s.n_decode, s.n_batchd };
+}
+
+static void jarvis_log_timings(const jarvis_timings & a, const whisper_state & s) {
+    const jarvis_timings b = jarvis_timings_of(s);
+    whisper_log_internal(GGML_LOG_LEVEL_DEBUG,
+        "whisper_full_with_state: ctx %d: %.1f ms: mel %.1f ms, encode %.1f ms (%d), prompt %.1f ms (%d), "
+        "%d steps %.1f ms, %d batch steps %.1f ms, sampling %.1f ms\n",
+        s.exp_n_audio_ctx, (b.t_us - a.t_us) / 1000.0, (b.mel_us - a.mel_us) / 1000.0,
+        (b.encode_us - a.encode_us) / 1000.0, b.n_encode - a.n_encode,
+        (b.prompt_us - a.prompt_us) / 1000.0, b.n_prompt - a.n_prompt,
+        b.n_decode - a.n_decode, (b.decode_us - a.decode_us) / 1000.0,
+        b.n_batchd - a.n_batchd, (b.batchd_us - a.batchd_us) / 1000.0,
+        (b.sample_us - a.sample_us) / 1000.0);
+}
+
 int whisper_full_with_state(
         struct whisper_context * ctx,
           struct whisper_state * state,
@@ -6852,12 +6923,23 @@ int whisper_full_with_state(
 
     result_all.clear();
 
+    // JARVIS-PATCH: per-call stage timings, logged at debug level at the end.
+    const jarvis_timings jarvis_t0 = jarvis_timings_of(*state);
+
     if (n_samples > 0) {
+        // JARVIS-PATCH: the same samples as the spectrogram in `mel` (another decode of the
+        // same audio): it is already there. Else compute it, and remember what from.
+        const uint64_t jarvis_hash = jarvis_samples_hash(samples, n_samples);
+        const bool jarvis_same = state->jarvis_mel_known && state->jarvis_mel_n_samples == n_samples && state->jarvis_mel_hash == jarvis_hash;
+
         // compute log mel spectrogram
-        if (whisper_pcm_to_mel_with_state(ctx, state, samples, n_samples, params.n_threads) != 0) {
+        if (!jarvis_same && whisper_pcm_to_mel_with_state(ctx, state, samples, n_samples, params.n_threads) != 0) {
             WHISPER_LOG_ERROR("%s: failed to compute log mel spectrogram\n", __func__);
             return -2;
         }
+        state->jarvis_mel_known     = true;
+        state->jarvis_mel_hash      = jarvis_hash;
+        state->jarvis_mel_n_samples = n_samples;
     }
 
     // auto-detect language if not specified
@@ -7068,8 +7150,14 @@ int whisper_full_with_state(
             }
         }
 
+        // JARVIS-PATCH: `kv_cross` already holds the encoding of this `mel` from this offset
+        // at this audio context (another decode of the same audio): the decoders only read
+        // `kv_cross`, and encoding again would write the same values into it.
+        const int  jarvis_n_ctx   = state->exp_n_audio_ctx > 0 ? state->exp_n_audio_ctx : ctx->model.hparams.n_audio_ctx;
+        const bool jarvis_encoded = state->jarvis_enc_known && state->jarvis_enc_offset == seek && state->jarvis_enc_n_ctx == jarvis_n_ctx;
+
         // encode audio features starting at offset seek
-        if (!whisper_encode_internal(*ctx, *state, seek, params.n_threads, params.abort_callback, params.abort_callback_user_data)) {
+        if (!jarvis_encoded && !whisper_encode_internal(*ctx, *state, seek, params.n_threads, params.abort_callback, params.abort_callback_user_data)) {
             WHISPER_LOG_ERROR("%s: failed to encode\n", __func__);
             return -6;
         }
@@ -7790,6 +7878,9 @@ int whisper_full_with_state(
             WHISPER_LOG_DEBUG("seek = %d, seek_delta = %d\n", seek, seek_delta);
         }
     }
+
+    // JARVIS-PATCH: see jarvis_timings.
+    jarvis_log_timings(jarvis_t0, *state);
 
     return 0;
 }
