@@ -32,6 +32,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <mutex> // JARVIS-PATCH: std::call_once (whisper_context::jarvis_grammar_tokens)
 #include <vector>
 
 #ifdef _MSC_VER
@@ -986,6 +987,18 @@ struct whisper_context {
     whisper_state * state = nullptr;
 
     std::string path_model; // populated by whisper_init_from_file_with_params()
+
+    // JARVIS-PATCH: every text token's characters as a grammar reads them at a character
+    // boundary (decode_utf8 of its text from no partial character), decoded once, at the first
+    // grammar-guided decode, instead of for every token at every step (see
+    // whisper_suppress_invalid_grammar). Shared by the states: written once under `once`.
+    struct jarvis_token_chars {
+        std::once_flag                    once;
+        std::vector<uint32_t>             code_points; // each token's, 0-terminated, in order
+        std::vector<uint32_t>             at;          // where token id's start in code_points
+        std::vector<whisper_partial_utf8> partial;     // the partial character each ends in
+        std::vector<whisper_token>        sorted;      // the non-empty ones by code points
+    } jarvis_grammar_tokens;
 };
 
 struct whisper_global {
@@ -5895,6 +5908,103 @@ static struct whisper_grammar whisper_grammar_init(
     return { std::move(vec_rules), std::move(stacks), {} };
 }
 
+// JARVIS-PATCH: marks in `accepted` the tokens of [first, last) that some stack of `stacks`
+// allows, as whisper_grammar_reject_candidates decides (a token is rejected when every stack
+// rejects it). The slice is sorted by code points and its tokens share their first `depth` code
+// points, which the stacks have already matched: the tokens a stack lets through one more
+// character are runs of the slice (binary search), and each run of one character goes on, with
+// the stacks after that character, as a slice of its own.
+static void jarvis_grammar_accept(
+        const std::vector<std::vector<whisper_grammar_element>>         & rules,
+        const std::vector<std::vector<const whisper_grammar_element *>> & stacks,
+        const whisper_context::jarvis_token_chars                        & vocab,
+        const whisper_token * first,
+        const whisper_token * last,
+        size_t                depth,
+        std::vector<char>   & accepted) {
+    const auto cp = [&](whisper_token id) { return vocab.code_points[vocab.at[id] + depth]; };
+    // the tokens with no code point left come first (0 sorts before any character)
+    const whisper_token * rest = std::partition_point(first, last, [&](whisper_token id) { return cp(id) == 0; });
+    // the run of tokens from `p` whose code point here is the same
+    const auto run_end = [&](const whisper_token * p) {
+        const uint32_t c = cp(*p);
+        return std::partition_point(p, last, [&](whisper_token id) { return cp(id) <= c; });
+    };
+    for (const auto & stack : stacks) {
+        if (stack.empty()) {
+            for (const whisper_token * p = first; p != rest; ++p) {
+                if (vocab.partial[*p].n_remain == 0) {
+                    accepted[*p] = 1;
+                }
+            }
+            continue;
+        }
+        const whisper_grammar_element * pos = stack.back();
+        for (const whisper_token * p = first; p != rest; ++p) {
+            if (vocab.partial[*p].n_remain == 0 || whisper_grammar_match_partial_char(pos, vocab.partial[*p])) {
+                accepted[*p] = 1;
+            }
+        }
+        if (rest == last) {
+            continue;
+        }
+        std::vector<std::vector<const whisper_grammar_element *>> next_stacks;
+        bool advanced = false;
+        const auto go_on = [&](const whisper_token * p, const whisper_token * end) {
+            if (!advanced) {
+                const auto * pos_after = whisper_grammar_match_char(pos, 0).second;
+                std::vector<const whisper_grammar_element *> stack_after(stack.begin(), stack.end() - 1);
+                if (!whisper_grammar_is_end_of_sequence(pos_after)) {
+                    stack_after.push_back(pos_after);
+                }
+                whisper_grammar_advance_stack(rules, stack_after, next_stacks);
+                advanced = true;
+            }
+            if (next_stacks.empty()) {
+                // no stack left to reject them (whisper_grammar_reject_candidates rejects none)
+                for (; p != end; ++p) {
+                    accepted[*p] = 1;
+                }
+                return;
+            }
+            while (p != end) {
+                const whisper_token * run = run_end(p);
+                jarvis_grammar_accept(rules, next_stacks, vocab, p, run, depth + 1, accepted);
+                p = run;
+            }
+        };
+        if (pos->type == WHISPER_GRETYPE_CHAR) {
+            // each character or range of the class: a run of the slice
+            const whisper_grammar_element * el = pos;
+            do {
+                uint32_t lo = el->value;
+                uint32_t hi = el->value;
+                if (el[1].type == WHISPER_GRETYPE_CHAR_RNG_UPPER) {
+                    hi = el[1].value;
+                    el += 2;
+                } else {
+                    el += 1;
+                }
+                lo = std::max<uint32_t>(lo, 1);
+                if (lo <= hi) {
+                    const whisper_token * b = std::partition_point(rest, last, [&](whisper_token id) { return cp(id) < lo; });
+                    const whisper_token * e = std::partition_point(b, last, [&](whisper_token id) { return cp(id) <= hi; });
+                    go_on(b, e);
+                }
+            } while (el->type == WHISPER_GRETYPE_CHAR_ALT);
+        } else {
+            // a negated class: character by character
+            for (const whisper_token * p = rest; p != last; ) {
+                const whisper_token * run = run_end(p);
+                if (whisper_grammar_match_char(pos, cp(*p)).first) {
+                    go_on(p, run);
+                }
+                p = run;
+            }
+        }
+    }
+}
+
 static void whisper_suppress_invalid_grammar(
              whisper_context  & ctx,
     const whisper_full_params & params,
@@ -5917,6 +6027,47 @@ static void whisper_suppress_invalid_grammar(
 
     std::vector<std::pair<std::vector<uint32_t>, whisper_partial_utf8>> candidates_decoded;
     std::vector<whisper_grammar_candidate>                              candidates_grammar;
+
+    if (grammar.partial_utf8.n_remain == 0) {
+        // JARVIS-PATCH: at a character boundary (nearly always) each token decodes as it did
+        // the first time (decode_utf8 reads `partial_utf8.value` only while n_remain > 0), and
+        // the tokens the grammar allows are found by walking the stacks over the tokens sorted
+        // by their characters (jarvis_grammar_accept). This step used to decode (and allocate)
+        // every token again and test all of them against every stack: ~15 ms a step with
+        // Jarvis's grammar and tiny.en, now well under 1 ms. The same tokens are penalised.
+        auto & cache = ctx.jarvis_grammar_tokens;
+        std::call_once(cache.once, [&]() {
+            cache.at.resize(eot);
+            cache.partial.resize(eot);
+            for (whisper_token id = 0; id < eot; ++id) {
+                const auto decoded = decode_utf8(ctx.vocab.id_to_token[id].c_str(), { 0, 0 });
+                cache.at[id]      = cache.code_points.size();
+                cache.partial[id] = decoded.second;
+                cache.code_points.insert(cache.code_points.end(), decoded.first.begin(), decoded.first.end());
+                if (!ctx.vocab.id_to_token[id].empty()) {
+                    cache.sorted.push_back(id);
+                }
+            }
+            const uint32_t * cps = cache.code_points.data();
+            std::stable_sort(cache.sorted.begin(), cache.sorted.end(), [&](whisper_token a, whisper_token b) {
+                const uint32_t * x = cps + cache.at[a];
+                const uint32_t * y = cps + cache.at[b];
+                while (*x != 0 && *x == *y) {
+                    ++x;
+                    ++y;
+                }
+                return *x < *y;
+            });
+        });
+        std::vector<char> accepted(eot, 0);
+        jarvis_grammar_accept(grammar.rules, grammar.stacks, cache, cache.sorted.data(), cache.sorted.data() + cache.sorted.size(), 0, accepted);
+        for (const whisper_token id : cache.sorted) {
+            if (!accepted[id]) {
+                logits[id] -= params.grammar_penalty;
+            }
+        }
+        return;
+    }
 
     for (whisper_token id = 0; id < eot; ++id) {
         const std::string & text = ctx.vocab.id_to_token[id];
