@@ -823,3 +823,37 @@ async fn a_live_command_waits_through_a_pause_before_the_name_and_ends_soon_afte
     assert!(after > 0.0, "ended {after:.2} s before the speech did");
     app.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_command_whose_first_word_whisper_writes_as_a_number_is_guided_to_its_words() {
+    // "Force stop frigate." comes out of tiny.en as "4-stop, frigate." in several voices. The
+    // brain's grammar takes a VMID where a guest goes ("{guest} status"), but a number never
+    // begins a sentence of the grammar, so the guided decode cannot keep the "4" (it used to,
+    // and could then only end in "4 status").
+    let _turn = one_at_a_time().await;
+    let (app, _fake) = with_cluster().await;
+    let service = app.services.stt.clone().unwrap();
+    let mut heard_a_number = false;
+    for (voice, wpm) in [("en-us", 150), ("en-us", 190), ("en-gb", 140)] {
+        let clip = common::wake_clips::espeak("Force stop frigate.", voice, wpm);
+        let audio = common::wake_clips::resample(clip.rate, &clip.samples);
+        let free = decode_with(&service, &audio, None, "frigate").await;
+        heard_a_number |= free.starts_with(|c: char| c.is_ascii_digit());
+        let text = transcribe_at_once(app.wyoming_addr, &audio, true).await;
+        let words: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        assert_eq!(
+            words,
+            ["force", "stop", "frigate"],
+            "{voice} {wpm}: free {free:?}, transcript {text:?}"
+        );
+    }
+    assert!(
+        heard_a_number,
+        "no voice was heard as \"4\" without the grammar"
+    );
+    app.shutdown.cancel();
+}

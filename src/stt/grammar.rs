@@ -10,6 +10,13 @@
 //! `!`. (Letters in either case anywhere, and commas after any word, let whisper write "therE,
 //! On, tHe" and still match.)
 //!
+//! A number said as digits (a `#` value: a VMID) never begins a sentence, although a slot that
+//! takes one may ("{target} status" is not "101 status", but still "vm 101 status"): at the
+//! start of speech whisper writes number homophones as digits ("4-stop" for "force stop", "2"
+//! for "to"), and a guided decode that keeps such a digit can only go on as a number ("4
+//! status"). A sentence that does begin with a bare VMID is still transcribed (unguided) and
+//! understood by the brain; names that begin with a digit ("3cx") are not numbers.
+//!
 //! The same grammar answers [`SpeechGrammar::accepts`] for a transcript, so a free decode that
 //! is already in the grammar is not decoded again (greedy decoding with a penalty on the tokens
 //! outside the grammar picks the same tokens when every token it picked was inside it).
@@ -173,16 +180,21 @@ impl GrammarBuilder {
                 raw(Kind::End, 0),
             ],
         );
-        // One rule per node of each slot's character trie.
-        let mut slot_rules: HashMap<&str, usize> = HashMap::new();
+        // One rule per node of each slot's character trie, and for a slot that begins a
+        // sentence, its first node without the values that begin with a number in digits (see
+        // the module's documentation).
+        let mut slot_rules: HashMap<&str, (usize, Option<usize>)> = HashMap::new();
         for (slot, trie) in &self.slots {
             let first = rules.rules.len();
             for _ in trie {
                 rules.reserve();
             }
-            for (i, node) in trie.iter().enumerate() {
+            let body_of = |node: &CharNode, numbers: bool| {
                 let mut body = Vec::new();
                 for (&c, &next) in &node.next {
+                    if c == DIGITS && !numbers {
+                        continue;
+                    }
                     alternative(&mut body);
                     if c == DIGITS {
                         body.push(raw(Kind::RuleReference, digits));
@@ -195,9 +207,18 @@ impl GrammarBuilder {
                     alternative(&mut body);
                 }
                 body.push(raw(Kind::End, 0));
-                rules.set(first + i, body);
+                body
+            };
+            for (i, node) in trie.iter().enumerate() {
+                rules.set(first + i, body_of(node, true));
             }
-            slot_rules.insert(slot, first);
+            // A slot of numbers alone cannot begin a sentence at all.
+            let leading = trie[0].next.keys().any(|&c| c != DIGITS).then(|| {
+                let rule = rules.reserve();
+                rules.set(rule, body_of(&trie[0], false));
+                rule
+            });
+            slot_rules.insert(slot, (first, leading));
         }
         // One rule per node of the word trie: " " (the next words, as a character trie, each
         // then [,] and the node after it | a slot's value [,] node after) | end. The words
@@ -220,7 +241,10 @@ impl GrammarBuilder {
                     }
                     Edge::Slot(slot) => {
                         // A slot with no values: nothing can fill it.
-                        if let Some(&rule) = slot_rules.get(slot.as_str()) {
+                        let rule = slot_rules
+                            .get(slot.as_str())
+                            .and_then(|&(rule, leading)| if i == 0 { leading } else { Some(rule) });
+                        if let Some(rule) = rule {
                             let mut body = vec![raw(Kind::RuleReference, rule)];
                             body.extend(tail);
                             entries.push((Vec::new(), body));
@@ -405,8 +429,8 @@ impl SpeechGrammar {
         })
     }
 
-    fn matches_from(&self, node: usize, words: &[String], open: bool) -> bool {
-        let Some(node) = self.words.get(node) else {
+    fn matches_from(&self, at: usize, words: &[String], open: bool) -> bool {
+        let Some(node) = self.words.get(at) else {
             return false;
         };
         let Some((first, rest)) = words.split_first() else {
@@ -422,7 +446,7 @@ impl SpeechGrammar {
             }
             Edge::Slot(slot) => (1..=words.len()).any(|n| {
                 let value = words[..n].join(" ");
-                let ends = self.slot_states(slot, &value);
+                let ends = self.slot_states(slot, &value, at == 0);
                 let whole = ends.iter().any(|at| self.is_end(slot, *at));
                 whole && self.matches_from(next, &words[n..], open)
                     || open && n == words.len() && !ends.is_empty()
@@ -430,8 +454,9 @@ impl SpeechGrammar {
         })
     }
 
-    /// Where `value` leads in the character trie of `slot` (nowhere: not the start of a value).
-    fn slot_states(&self, slot: &str, value: &str) -> Vec<At> {
+    /// Where `value` leads in the character trie of `slot` (nowhere: not the start of a value);
+    /// `leading`: the slot begins the sentence, where a number in digits does not.
+    fn slot_states(&self, slot: &str, value: &str, leading: bool) -> Vec<At> {
         let Some(trie) = self.slots.get(slot) else {
             return Vec::new();
         };
@@ -451,7 +476,8 @@ impl SpeechGrammar {
                 if let Some(&child) = trie[node].next.get(&c) {
                     next.push(At::Node(child));
                 }
-                if c.is_ascii_digit() {
+                // The root is only ever the first character's state.
+                if c.is_ascii_digit() && !(leading && node == 0) {
                     if let Some(&child) = trie[node].next.get(&DIGITS) {
                         next.push(At::Digits(child));
                     }
@@ -523,6 +549,33 @@ mod tests {
         assert!(!g.accepts("Turn on the kitchen lights."));
         assert!(!g.accepts("what is the status of"));
         assert!(!g.accepts(""));
+    }
+
+    #[test]
+    fn a_number_in_digits_does_not_begin_a_sentence_but_a_name_with_one_does() {
+        let mut b = GrammarBuilder::new();
+        b.sentence(&[Part::Slot("guest"), Part::Word("status")]);
+        b.sentence(&[Part::Word("force"), Part::Word("stop"), Part::Slot("guest")]);
+        b.sentence(&[Part::Slot("days"), Part::Word("days")]);
+        b.prefix("hey jarvis");
+        for value in ["#", "vm #", "frigate", "3cx"] {
+            b.value("guest", value);
+        }
+        b.value("days", "#");
+        let g = b.build();
+        assert!(g.accepts("Force stop frigate."));
+        assert!(g.accepts("Force stop 101."), "a VMID later in the sentence");
+        assert!(g.accepts("VM 101 status?"));
+        assert!(g.accepts("Frigate status."));
+        assert!(g.accepts("3cx status"), "a name, not a number");
+        assert!(!g.accepts("4 status"));
+        assert!(!g.accepts("101 status"));
+        assert!(!g.accepts("Hey Jarvis, 101 status"), "after filler too");
+        assert!(!g.accepts("10 days"), "a slot of numbers alone");
+        assert!(!g.unfinished("4"));
+        assert!(!g.unfinished("4 stat"));
+        assert!(g.unfinished("Force stop"));
+        assert!(g.unfinished("3"), "the start of 3cx");
     }
 
     #[test]

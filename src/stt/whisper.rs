@@ -511,6 +511,7 @@ impl Worker {
         if let Ok(mut current) = self.current.lock() {
             *current = job.cancel.clone();
         }
+        params.set_logits_filter(Some(stop_loops(Arc::clone(context))));
 
         // whisper.cpp wants at least one second; pad short audio with silence.
         let min = WHISPER_RATE as usize + WHISPER_RATE as usize / 10;
@@ -604,6 +605,7 @@ impl Worker {
         } else {
             "en".to_owned()
         };
+        debug!(decode = decoded.summary(), took = ?started.elapsed(), "transcribed");
         let Decoded { text, segments, .. } = decoded;
         if text.is_empty() && job.samples.len() > WHISPER_RATE as usize {
             warn!(
@@ -640,6 +642,8 @@ struct Decoded {
     audio_ctx: usize,
     /// For a guided decode: the mean log probability of its text tokens without the grammar.
     unbiased: Option<f32>,
+    /// How long whisper took.
+    took: Duration,
 }
 
 impl Decoded {
@@ -664,8 +668,9 @@ impl Decoded {
 
     fn summary(&self) -> String {
         format!(
-            "ctx {} logprob {:.2}{} no-speech {:.2}{}: {:?}",
+            "ctx {} in {} ms, logprob {:.2}{} no-speech {:.2}{}: {:?}",
             self.audio_ctx,
+            self.took.as_millis(),
             self.avg_logprob,
             self.unbiased
                 .map(|u| format!(" (unguided {u:.2})"))
@@ -686,6 +691,7 @@ fn decode_once(
     eot: i32,
     cancel: &CancelFlag,
 ) -> Result<Decoded, SttError> {
+    let started = Instant::now();
     let mut params = params.clone();
     params.set_audio_ctx(i32::try_from(audio_ctx).unwrap_or(0));
     state.full(params, samples).map_err(|err| {
@@ -740,6 +746,7 @@ fn decode_once(
         looped,
         audio_ctx,
         unbiased: None,
+        took: started.elapsed(),
     })
 }
 
@@ -823,6 +830,39 @@ fn hold_back_end(
             }
         }
     })
+}
+
+/// A logits filter that ends a decode once it has said a sentence twice in full: at a short
+/// encoder context whisper often reads the audio again instead of ending ("Tell me a joke.
+/// Tell me a joke. Tell me a ..." up to `max_tokens`). Then only end-of-text is left, and
+/// [`cut_loops`] keeps one copy, as it would of the whole loop.
+fn stop_loops(context: Arc<WhisperContext>) -> Box<whisper_rs::LogitsFilterFn> {
+    let eot = context.token_eot();
+    Box::new(move |tokens, logits| {
+        let text: Vec<i32> = tokens.iter().map(|t| t.id).filter(|&id| id < eot).collect();
+        let ends_sentence = |id: i32| {
+            context.token_to_bytes(id).is_ok_and(|piece| {
+                piece.ends_with(b".") || piece.ends_with(b"?") || piece.ends_with(b"!")
+            })
+        };
+        if said_twice(&text, ends_sentence) {
+            for (i, logit) in logits.iter_mut().enumerate() {
+                if i32::try_from(i).ok() != Some(eot) {
+                    *logit = f32::NEG_INFINITY;
+                }
+            }
+        }
+    })
+}
+
+/// Whether `tokens` are a sentence of two tokens or more (its last token `ends_sentence`),
+/// twice.
+fn said_twice(tokens: &[i32], ends_sentence: impl Fn(i32) -> bool) -> bool {
+    let half = tokens.len() / 2;
+    tokens.len() % 2 == 0
+        && half >= 2
+        && tokens[..half] == tokens[half..]
+        && ends_sentence(tokens[half - 1])
 }
 
 /// Whether to keep the guided decode over the free one: the grammar accepts it, it does not
@@ -975,6 +1015,20 @@ mod tests {
         assert_eq!(audio_ctx_for(10 * 16_000, 320), 500 + AUDIO_CTX_PADDING);
         assert_eq!(audio_ctx_for(60 * 16_000, 320), FULL_AUDIO_CTX);
         assert_eq!(audio_ctx_for(2 * 16_000, FULL_AUDIO_CTX), FULL_AUDIO_CTX);
+    }
+
+    #[test]
+    fn a_decode_that_said_its_sentence_twice_is_ended() {
+        let dot = |id: i32| id == 9;
+        assert!(said_twice(&[1, 2, 9, 1, 2, 9], dot));
+        assert!(!said_twice(&[1, 2, 9, 1, 2], dot), "not yet in full");
+        assert!(
+            !said_twice(&[1, 2, 3, 1, 2, 3], dot),
+            "no sentence end: may go on"
+        );
+        assert!(!said_twice(&[9, 9], dot), "one token");
+        assert!(!said_twice(&[1, 2, 9, 4, 5, 9], dot), "another sentence");
+        assert!(!said_twice(&[], dot));
     }
 
     #[test]

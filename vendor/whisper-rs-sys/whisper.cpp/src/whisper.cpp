@@ -32,6 +32,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <mutex> // JARVIS-PATCH: std::call_once (whisper_context::jarvis_grammar_tokens)
 #include <vector>
 
 #ifdef _MSC_VER
@@ -942,6 +943,21 @@ struct whisper_state {
     // [EXPERIMENTAL] speed-up techniques
     int32_t exp_n_audio_ctx = 0; // 0 - use default
 
+    // JARVIS-PATCH: what `mel` and the encoder's output (`kv_cross`) were computed from, so
+    // that another whisper_full_with_state on the same audio (a second decode with other
+    // parameters: a grammar, a prompt) skips the mel spectrogram and the encoder.
+    // - jarvis_mel_*: `mel` is the spectrogram of n_samples samples with this hash, computed by
+    //   whisper_full_with_state. Cleared whenever `mel` is set otherwise.
+    // - jarvis_enc_*: `kv_cross` holds the encoding of the current `mel` from this frame
+    //   offset with this audio context. Cleared when an encode starts (set when it completes)
+    //   and whenever `mel` changes.
+    bool     jarvis_mel_known     = false;
+    uint64_t jarvis_mel_hash      = 0;
+    int      jarvis_mel_n_samples = 0;
+    bool     jarvis_enc_known     = false;
+    int      jarvis_enc_offset    = 0;
+    int      jarvis_enc_n_ctx     = 0;
+
     whisper_vad_context * vad_context = nullptr;
 
     struct vad_segment_info {
@@ -971,6 +987,18 @@ struct whisper_context {
     whisper_state * state = nullptr;
 
     std::string path_model; // populated by whisper_init_from_file_with_params()
+
+    // JARVIS-PATCH: every text token's characters as a grammar reads them at a character
+    // boundary (decode_utf8 of its text from no partial character), decoded once, at the first
+    // grammar-guided decode, instead of for every token at every step (see
+    // whisper_suppress_invalid_grammar). Shared by the states: written once under `once`.
+    struct jarvis_token_chars {
+        std::once_flag                    once;
+        std::vector<uint32_t>             code_points; // each token's, 0-terminated, in order
+        std::vector<uint32_t>             at;          // where token id's start in code_points
+        std::vector<whisper_partial_utf8> partial;     // the partial character each ends in
+        std::vector<whisper_token>        sorted;      // the non-empty ones by code points
+    } jarvis_grammar_tokens;
 };
 
 struct whisper_global {
@@ -2386,6 +2414,9 @@ static bool whisper_encode_internal(
                    void * abort_callback_data) {
     const int64_t t_start_us = ggml_time_us();
 
+    // JARVIS-PATCH: `kv_cross` is being rewritten: it holds no known encoding until this ends.
+    wstate.jarvis_enc_known = false;
+
     // conv
     {
         auto & sched = wstate.sched_conv.sched;
@@ -2473,6 +2504,11 @@ static bool whisper_encode_internal(
 
     wstate.t_encode_us += ggml_time_us() - t_start_us;
     wstate.n_encode++;
+
+    // JARVIS-PATCH: `kv_cross` now holds the encoding of `mel` from this offset at this context.
+    wstate.jarvis_enc_known  = true;
+    wstate.jarvis_enc_offset = mel_offset;
+    wstate.jarvis_enc_n_ctx  = wstate.exp_n_audio_ctx > 0 ? wstate.exp_n_audio_ctx : wctx.model.hparams.n_audio_ctx;
 
     return !(abort_callback && abort_callback(abort_callback_data));
 }
@@ -3924,6 +3960,10 @@ void whisper_free_params(struct whisper_full_params * params) {
 }
 
 int whisper_pcm_to_mel_with_state(struct whisper_context * ctx, struct whisper_state * state, const float * samples, int n_samples, int n_threads) {
+    // JARVIS-PATCH: a new `mel`: neither it nor `kv_cross` is known to come from any audio.
+    state->jarvis_mel_known = false;
+    state->jarvis_enc_known = false;
+
     if (!log_mel_spectrogram(*state, samples, n_samples, WHISPER_SAMPLE_RATE, WHISPER_N_FFT, WHISPER_HOP_LENGTH, ctx->model.filters.n_mel, n_threads, ctx->model.filters, false, state->mel)) {
         WHISPER_LOG_ERROR("%s: failed to compute mel spectrogram\n", __func__);
         return -1;
@@ -3946,6 +3986,10 @@ int whisper_set_mel_with_state(
         WHISPER_LOG_ERROR("%s: invalid number of mel bands: %d (expected %d)\n", __func__, n_mel, ctx->model.filters.n_mel);
         return -1;
     }
+
+    // JARVIS-PATCH: a new `mel`: neither it nor `kv_cross` is known to come from any audio.
+    state->jarvis_mel_known = false;
+    state->jarvis_enc_known = false;
 
     state->mel.n_len     = n_len;
     state->mel.n_len_org = n_len;
@@ -5864,6 +5908,103 @@ static struct whisper_grammar whisper_grammar_init(
     return { std::move(vec_rules), std::move(stacks), {} };
 }
 
+// JARVIS-PATCH: marks in `accepted` the tokens of [first, last) that some stack of `stacks`
+// allows, as whisper_grammar_reject_candidates decides (a token is rejected when every stack
+// rejects it). The slice is sorted by code points and its tokens share their first `depth` code
+// points, which the stacks have already matched: the tokens a stack lets through one more
+// character are runs of the slice (binary search), and each run of one character goes on, with
+// the stacks after that character, as a slice of its own.
+static void jarvis_grammar_accept(
+        const std::vector<std::vector<whisper_grammar_element>>         & rules,
+        const std::vector<std::vector<const whisper_grammar_element *>> & stacks,
+        const whisper_context::jarvis_token_chars                        & vocab,
+        const whisper_token * first,
+        const whisper_token * last,
+        size_t                depth,
+        std::vector<char>   & accepted) {
+    const auto cp = [&](whisper_token id) { return vocab.code_points[vocab.at[id] + depth]; };
+    // the tokens with no code point left come first (0 sorts before any character)
+    const whisper_token * rest = std::partition_point(first, last, [&](whisper_token id) { return cp(id) == 0; });
+    // the run of tokens from `p` whose code point here is the same
+    const auto run_end = [&](const whisper_token * p) {
+        const uint32_t c = cp(*p);
+        return std::partition_point(p, last, [&](whisper_token id) { return cp(id) <= c; });
+    };
+    for (const auto & stack : stacks) {
+        if (stack.empty()) {
+            for (const whisper_token * p = first; p != rest; ++p) {
+                if (vocab.partial[*p].n_remain == 0) {
+                    accepted[*p] = 1;
+                }
+            }
+            continue;
+        }
+        const whisper_grammar_element * pos = stack.back();
+        for (const whisper_token * p = first; p != rest; ++p) {
+            if (vocab.partial[*p].n_remain == 0 || whisper_grammar_match_partial_char(pos, vocab.partial[*p])) {
+                accepted[*p] = 1;
+            }
+        }
+        if (rest == last) {
+            continue;
+        }
+        std::vector<std::vector<const whisper_grammar_element *>> next_stacks;
+        bool advanced = false;
+        const auto go_on = [&](const whisper_token * p, const whisper_token * end) {
+            if (!advanced) {
+                const auto * pos_after = whisper_grammar_match_char(pos, 0).second;
+                std::vector<const whisper_grammar_element *> stack_after(stack.begin(), stack.end() - 1);
+                if (!whisper_grammar_is_end_of_sequence(pos_after)) {
+                    stack_after.push_back(pos_after);
+                }
+                whisper_grammar_advance_stack(rules, stack_after, next_stacks);
+                advanced = true;
+            }
+            if (next_stacks.empty()) {
+                // no stack left to reject them (whisper_grammar_reject_candidates rejects none)
+                for (; p != end; ++p) {
+                    accepted[*p] = 1;
+                }
+                return;
+            }
+            while (p != end) {
+                const whisper_token * run = run_end(p);
+                jarvis_grammar_accept(rules, next_stacks, vocab, p, run, depth + 1, accepted);
+                p = run;
+            }
+        };
+        if (pos->type == WHISPER_GRETYPE_CHAR) {
+            // each character or range of the class: a run of the slice
+            const whisper_grammar_element * el = pos;
+            do {
+                uint32_t lo = el->value;
+                uint32_t hi = el->value;
+                if (el[1].type == WHISPER_GRETYPE_CHAR_RNG_UPPER) {
+                    hi = el[1].value;
+                    el += 2;
+                } else {
+                    el += 1;
+                }
+                lo = std::max<uint32_t>(lo, 1);
+                if (lo <= hi) {
+                    const whisper_token * b = std::partition_point(rest, last, [&](whisper_token id) { return cp(id) < lo; });
+                    const whisper_token * e = std::partition_point(b, last, [&](whisper_token id) { return cp(id) <= hi; });
+                    go_on(b, e);
+                }
+            } while (el->type == WHISPER_GRETYPE_CHAR_ALT);
+        } else {
+            // a negated class: character by character
+            for (const whisper_token * p = rest; p != last; ) {
+                const whisper_token * run = run_end(p);
+                if (whisper_grammar_match_char(pos, cp(*p)).first) {
+                    go_on(p, run);
+                }
+                p = run;
+            }
+        }
+    }
+}
+
 static void whisper_suppress_invalid_grammar(
              whisper_context  & ctx,
     const whisper_full_params & params,
@@ -5886,6 +6027,47 @@ static void whisper_suppress_invalid_grammar(
 
     std::vector<std::pair<std::vector<uint32_t>, whisper_partial_utf8>> candidates_decoded;
     std::vector<whisper_grammar_candidate>                              candidates_grammar;
+
+    if (grammar.partial_utf8.n_remain == 0) {
+        // JARVIS-PATCH: at a character boundary (nearly always) each token decodes as it did
+        // the first time (decode_utf8 reads `partial_utf8.value` only while n_remain > 0), and
+        // the tokens the grammar allows are found by walking the stacks over the tokens sorted
+        // by their characters (jarvis_grammar_accept). This step used to decode (and allocate)
+        // every token again and test all of them against every stack: ~15 ms a step with
+        // Jarvis's grammar and tiny.en, now well under 1 ms. The same tokens are penalised.
+        auto & cache = ctx.jarvis_grammar_tokens;
+        std::call_once(cache.once, [&]() {
+            cache.at.resize(eot);
+            cache.partial.resize(eot);
+            for (whisper_token id = 0; id < eot; ++id) {
+                const auto decoded = decode_utf8(ctx.vocab.id_to_token[id].c_str(), { 0, 0 });
+                cache.at[id]      = cache.code_points.size();
+                cache.partial[id] = decoded.second;
+                cache.code_points.insert(cache.code_points.end(), decoded.first.begin(), decoded.first.end());
+                if (!ctx.vocab.id_to_token[id].empty()) {
+                    cache.sorted.push_back(id);
+                }
+            }
+            const uint32_t * cps = cache.code_points.data();
+            std::stable_sort(cache.sorted.begin(), cache.sorted.end(), [&](whisper_token a, whisper_token b) {
+                const uint32_t * x = cps + cache.at[a];
+                const uint32_t * y = cps + cache.at[b];
+                while (*x != 0 && *x == *y) {
+                    ++x;
+                    ++y;
+                }
+                return *x < *y;
+            });
+        });
+        std::vector<char> accepted(eot, 0);
+        jarvis_grammar_accept(grammar.rules, grammar.stacks, cache, cache.sorted.data(), cache.sorted.data() + cache.sorted.size(), 0, accepted);
+        for (const whisper_token id : cache.sorted) {
+            if (!accepted[id]) {
+                logits[id] -= params.grammar_penalty;
+            }
+        }
+        return;
+    }
 
     for (whisper_token id = 0; id < eot; ++id) {
         const std::string & text = ctx.vocab.id_to_token[id];
@@ -6841,6 +7023,46 @@ static bool whisper_vad(
     return true;
 }
 
+// JARVIS-PATCH: a hash of the samples whisper_full_with_state computes `mel` from (FNV-1a over
+// each sample's bits, then a final mix), to tell the same audio again (see whisper_state).
+static uint64_t jarvis_samples_hash(const float * samples, int n_samples) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < n_samples; ++i) {
+        uint32_t bits;
+        memcpy(&bits, samples + i, sizeof(bits));
+        h = (h ^ bits) * 0x100000001b3ull;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+// JARVIS-PATCH: the state's timing counters, to log what one whisper_full_with_state spent.
+struct jarvis_timings {
+    int64_t t_us;
+    int64_t mel_us, encode_us, prompt_us, decode_us, batchd_us, sample_us;
+    int32_t n_encode, n_prompt, n_decode, n_batchd;
+};
+
+static jarvis_timings jarvis_timings_of(const whisper_state & s) {
+    return { ggml_time_us(), s.t_mel_us, s.t_encode_us, s.t_prompt_us, s.t_decode_us, s.t_batchd_us, s.t_sample_us,
+             s.n_encode, s.n_prompt, s.n_decode, s.n_batchd };
+}
+
+static void jarvis_log_timings(const jarvis_timings & a, const whisper_state & s) {
+    const jarvis_timings b = jarvis_timings_of(s);
+    whisper_log_internal(GGML_LOG_LEVEL_DEBUG,
+        "whisper_full_with_state: ctx %d: %.1f ms: mel %.1f ms, encode %.1f ms (%d), prompt %.1f ms (%d), "
+        "%d steps %.1f ms, %d batch steps %.1f ms, sampling %.1f ms\n",
+        s.exp_n_audio_ctx, (b.t_us - a.t_us) / 1000.0, (b.mel_us - a.mel_us) / 1000.0,
+        (b.encode_us - a.encode_us) / 1000.0, b.n_encode - a.n_encode,
+        (b.prompt_us - a.prompt_us) / 1000.0, b.n_prompt - a.n_prompt,
+        b.n_decode - a.n_decode, (b.decode_us - a.decode_us) / 1000.0,
+        b.n_batchd - a.n_batchd, (b.batchd_us - a.batchd_us) / 1000.0,
+        (b.sample_us - a.sample_us) / 1000.0);
+}
+
 int whisper_full_with_state(
         struct whisper_context * ctx,
           struct whisper_state * state,
@@ -6852,12 +7074,23 @@ int whisper_full_with_state(
 
     result_all.clear();
 
+    // JARVIS-PATCH: per-call stage timings, logged at debug level at the end.
+    const jarvis_timings jarvis_t0 = jarvis_timings_of(*state);
+
     if (n_samples > 0) {
+        // JARVIS-PATCH: the same samples as the spectrogram in `mel` (another decode of the
+        // same audio): it is already there. Else compute it, and remember what from.
+        const uint64_t jarvis_hash = jarvis_samples_hash(samples, n_samples);
+        const bool jarvis_same = state->jarvis_mel_known && state->jarvis_mel_n_samples == n_samples && state->jarvis_mel_hash == jarvis_hash;
+
         // compute log mel spectrogram
-        if (whisper_pcm_to_mel_with_state(ctx, state, samples, n_samples, params.n_threads) != 0) {
+        if (!jarvis_same && whisper_pcm_to_mel_with_state(ctx, state, samples, n_samples, params.n_threads) != 0) {
             WHISPER_LOG_ERROR("%s: failed to compute log mel spectrogram\n", __func__);
             return -2;
         }
+        state->jarvis_mel_known     = true;
+        state->jarvis_mel_hash      = jarvis_hash;
+        state->jarvis_mel_n_samples = n_samples;
     }
 
     // auto-detect language if not specified
@@ -7068,8 +7301,14 @@ int whisper_full_with_state(
             }
         }
 
+        // JARVIS-PATCH: `kv_cross` already holds the encoding of this `mel` from this offset
+        // at this audio context (another decode of the same audio): the decoders only read
+        // `kv_cross`, and encoding again would write the same values into it.
+        const int  jarvis_n_ctx   = state->exp_n_audio_ctx > 0 ? state->exp_n_audio_ctx : ctx->model.hparams.n_audio_ctx;
+        const bool jarvis_encoded = state->jarvis_enc_known && state->jarvis_enc_offset == seek && state->jarvis_enc_n_ctx == jarvis_n_ctx;
+
         // encode audio features starting at offset seek
-        if (!whisper_encode_internal(*ctx, *state, seek, params.n_threads, params.abort_callback, params.abort_callback_user_data)) {
+        if (!jarvis_encoded && !whisper_encode_internal(*ctx, *state, seek, params.n_threads, params.abort_callback, params.abort_callback_user_data)) {
             WHISPER_LOG_ERROR("%s: failed to encode\n", __func__);
             return -6;
         }
@@ -7790,6 +8029,9 @@ int whisper_full_with_state(
             WHISPER_LOG_DEBUG("seek = %d, seek_delta = %d\n", seek, seek_delta);
         }
     }
+
+    // JARVIS-PATCH: see jarvis_timings.
+    jarvis_log_timings(jarvis_t0, *state);
 
     return 0;
 }

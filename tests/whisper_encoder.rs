@@ -1,0 +1,220 @@
+//! Encode once, decode twice (`vendor/whisper-rs-sys/JARVIS-PATCH.md`): a whisper state that
+//! already holds the mel spectrogram and the encoder's output for the same audio at the same
+//! context skips both. Every decode here on one reused state must give exactly what the same
+//! decode gives on a fresh state (text, tokens and their probabilities), and whisper.cpp's own
+//! per-call timings (its debug line) must show that the skip happened where it should.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use jarvis::stt::grammar::{GrammarBuilder, Part, SpeechGrammar};
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
+
+/// What one decode gave: each segment's text, and each token with its probabilities (as bits,
+/// so that the comparison is exact).
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    segments: Vec<(String, Vec<(i32, u32, u32)>)>,
+}
+
+/// How to decode.
+#[derive(Clone, Copy)]
+struct How<'a> {
+    audio_ctx: i32,
+    prompt: &'a [i32],
+    grammar: Option<&'a SpeechGrammar>,
+}
+
+/// Jarvis's settings (`src/stt/whisper.rs`), without its logits filter.
+fn params<'a, 'b>(how: How<'b>) -> FullParams<'a, 'b> {
+    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    params.set_n_threads(2);
+    params.set_print_special(false);
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_timestamps(false);
+    params.set_no_timestamps(true);
+    params.set_no_context(true);
+    params.set_suppress_blank(true);
+    params.set_temperature_inc(0.0);
+    params.set_language(Some("en"));
+    params.set_max_tokens(40);
+    params.set_audio_ctx(how.audio_ctx);
+    if !how.prompt.is_empty() {
+        params.set_tokens(how.prompt);
+    }
+    if let Some(grammar) = how.grammar {
+        params.set_grammar(Some(grammar.rules()));
+        params.set_start_rule(0);
+        params.set_grammar_penalty(15.0);
+    }
+    params
+}
+
+fn decode(state: &mut WhisperState, how: How<'_>, samples: &[f32]) -> Outcome {
+    state.full(params(how), samples).unwrap();
+    let segments = (0..state.full_n_segments())
+        .map(|i| {
+            let segment = state.get_segment(i).unwrap();
+            let tokens = (0..segment.n_tokens())
+                .map(|t| {
+                    let data = segment.get_token(t).unwrap().token_data();
+                    (data.id, data.p.to_bits(), data.plog.to_bits())
+                })
+                .collect();
+            (segment.to_str_lossy().unwrap().into_owned(), tokens)
+        })
+        .collect();
+    Outcome { segments }
+}
+
+/// whisper.cpp's log, as the tracing hook hands it on.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Log {
+    /// whisper.cpp's per-call timing lines written since the last call.
+    fn take_timings(&self) -> Vec<String> {
+        let text = String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap();
+        text.lines()
+            .filter(|l| l.contains("whisper_full_with_state: ctx"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// The time a timing line gives the mel spectrogram ("mel 3.2 ms").
+fn mel_ms(line: &str) -> f64 {
+    let rest = &line[line.find("mel ").unwrap() + 4..];
+    rest.split(' ').next().unwrap().parse().unwrap()
+}
+
+/// The encoder runs a timing line counts ("encode 151.6 ms (1)").
+fn encodes(line: &str) -> u32 {
+    let rest = &line[line.find("encode ").unwrap()..];
+    let count = &rest[rest.find('(').unwrap() + 1..rest.find(')').unwrap()];
+    count.parse().unwrap()
+}
+
+fn speak(text: &str) -> Vec<f32> {
+    let clip = common::wake_clips::espeak(text, "en-us", 160);
+    let mut samples: Vec<f32> = common::wake_clips::resample(clip.rate, &clip.samples)
+        .iter()
+        .map(|s| f32::from(*s) / 32_768.0)
+        .collect();
+    // Jarvis pads short audio to 1.1 s; these are longer, but keep a little silence after.
+    samples.extend(std::iter::repeat_n(0.0, 8_000));
+    samples
+}
+
+fn grammar() -> SpeechGrammar {
+    let mut builder = GrammarBuilder::new();
+    for words in [&["what", "is", "the", "status", "of"][..], &["start"][..]] {
+        let mut parts: Vec<Part<'_>> = words.iter().map(|w| Part::Word(w)).collect();
+        parts.push(Part::Slot("target"));
+        builder.sentence(&parts);
+    }
+    for value in ["pve", "p v e", "node pve", "agent1", "media-server"] {
+        builder.value("target", value);
+    }
+    builder.build()
+}
+
+#[test]
+fn a_second_decode_of_the_same_audio_skips_the_encoder_and_gives_what_a_fresh_state_gives() {
+    whisper_rs::install_logging_hooks();
+    let path = common::models_dir().join("whisper/ggml-tiny.en.bin");
+    let context = WhisperContext::new_with_params(
+        path.to_str().unwrap(),
+        WhisperContextParameters::default(),
+    )
+    .unwrap();
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // whisper.cpp logs on the thread that decodes: this one.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let command = speak("What is the status of node pve?");
+    let other = speak("Turn on the kitchen lights.");
+    let prompt = context.tokenize("pve, agent1, media-server.", 64).unwrap();
+    let grammar = grammar();
+    let free = How {
+        audio_ctx: 320,
+        prompt: &prompt,
+        grammar: None,
+    };
+    let guided = How {
+        grammar: Some(&grammar),
+        ..free
+    };
+    let whole = How {
+        audio_ctx: 1500,
+        ..free
+    };
+    let whole_guided = How {
+        audio_ctx: 1500,
+        ..guided
+    };
+    let fresh = |how: How<'_>, samples: &[f32]| {
+        let mut state = context.create_state().unwrap();
+        decode(&mut state, how, samples)
+    };
+
+    // (what to decode, how, whether the mel spectrogram and the encoder must be skipped)
+    let steps: [(&[f32], How<'_>, (bool, bool)); 7] = [
+        (&command, free, (false, false)),
+        (&command, guided, (true, true)),
+        (&command, whole, (true, false)),
+        (&command, whole_guided, (true, true)),
+        (&command, free, (true, false)),
+        (&other, free, (false, false)),
+        (&other, guided, (true, true)),
+    ];
+    let mut state = context.create_state().unwrap();
+    for (i, (samples, how, skipped)) in steps.into_iter().enumerate() {
+        let _ = log.take_timings();
+        let reused = decode(&mut state, how, samples);
+        let timings = log.take_timings();
+        assert_eq!(timings.len(), 1, "step {i}: {timings:?}");
+        assert_eq!(
+            (mel_ms(&timings[0]) == 0.0, encodes(&timings[0]) == 0),
+            skipped,
+            "step {i}: {}",
+            timings[0]
+        );
+        assert_eq!(reused, fresh(how, samples), "step {i}");
+        assert!(!reused.segments.is_empty(), "step {i}: nothing heard");
+    }
+
+    // A mel spectrogram set by other means (here of the command) is not taken for the audio
+    // it was last computed from: the kitchen sentence's is computed again (and encoded, at
+    // another context, so that a stale spectrogram would show in the words).
+    state.pcm_to_mel(&command, 2).unwrap();
+    let _ = log.take_timings();
+    let reused = decode(&mut state, whole, &other);
+    let timings = log.take_timings();
+    assert_eq!(encodes(&timings[0]), 1, "{}", timings[0]);
+    assert!(mel_ms(&timings[0]) > 0.0, "{}", timings[0]);
+    assert_eq!(reused, fresh(whole, &other));
+}
