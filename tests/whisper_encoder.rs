@@ -19,8 +19,11 @@ use whisper_rs::{
 /// so that the comparison is exact).
 #[derive(Debug, PartialEq)]
 struct Outcome {
-    segments: Vec<(String, Vec<(i32, u32, u32)>)>,
+    segments: Vec<(String, Vec<Token>)>,
 }
+
+/// A token's id and its two probabilities' bits.
+type Token = (i32, u32, u32);
 
 /// How to decode.
 #[derive(Clone, Copy)]
