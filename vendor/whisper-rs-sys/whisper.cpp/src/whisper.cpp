@@ -2474,6 +2474,20 @@ static bool whisper_encode_internal(
     if (!whisper_encode_external(wstate)) {
         auto & sched = wstate.sched_encode.sched;
 
+        // JARVIS-PATCH: likewise the encoder's flash attention reads GGML_PAD(n_ctx, 256) rows
+        // of `kv_pad`, unmasked, and writes the first n_ctx: zero the rest (see the cross
+        // cache below), or an encoding depended on an earlier one at a larger context.
+        if (wctx.params.flash_attn) {
+            const auto & hparams   = wctx.model.hparams;
+            const int    n_ctx     = wstate.exp_n_audio_ctx > 0 ? wstate.exp_n_audio_ctx : hparams.n_audio_ctx;
+            const int    n_ctx_pad = GGML_PAD(n_ctx, 256);
+            const size_t row       = ggml_element_size(wstate.kv_pad.k)*hparams.n_audio_state;
+            if (n_ctx_pad > n_ctx) {
+                ggml_backend_tensor_memset(wstate.kv_pad.k, 0, row*n_ctx, row*(n_ctx_pad - n_ctx));
+                ggml_backend_tensor_memset(wstate.kv_pad.v, 0, row*n_ctx, row*(n_ctx_pad - n_ctx));
+            }
+        }
+
         ggml_cgraph * gf = whisper_build_graph_encoder(wctx, wstate);
 
         if (!ggml_backend_sched_alloc_graph(sched, gf)) {
@@ -2499,6 +2513,26 @@ static bool whisper_encode_internal(
 
         if (!ggml_graph_compute_helper(sched, gf, n_threads)) {
             return false;
+        }
+
+        // JARVIS-PATCH: with flash attention the decoders attend, unmasked, over each layer's
+        // GGML_PAD(n_ctx, 256) rows of `kv_cross`, of which the cross graph writes the first
+        // n_ctx. A fresh state has zeros in the rest; a state that encoded at another context
+        // had that encoding's rows there, so a decode depended on the audio of an earlier one
+        // (Jarvis: on the previous request's). Zero them, as in a fresh state.
+        if (wctx.params.flash_attn) {
+            const auto & hparams   = wctx.model.hparams;
+            const int    n_ctx     = wstate.exp_n_audio_ctx > 0 ? wstate.exp_n_audio_ctx : hparams.n_audio_ctx;
+            const int    n_ctx_pad = GGML_PAD(n_ctx, 256);
+            const size_t row       = ggml_element_size(wstate.kv_cross.k)*hparams.n_audio_state;
+            for (int il = 0; il < hparams.n_text_layer; ++il) {
+                const size_t offset = row*((size_t) il*n_ctx_pad + n_ctx);
+                const size_t size   = row*(size_t) (n_ctx_pad - n_ctx);
+                if (size > 0) {
+                    ggml_backend_tensor_memset(wstate.kv_cross.k, 0, offset, size);
+                    ggml_backend_tensor_memset(wstate.kv_cross.v, 0, offset, size);
+                }
+            }
         }
     }
 
