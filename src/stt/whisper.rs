@@ -436,10 +436,14 @@ impl Worker {
                 self.in_flight.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
+            let started = Instant::now();
             let result = self.decode(&job);
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
             let counter = match &result {
-                Err(SttError::Cancelled) => &self.stats.cancelled,
+                Err(SttError::Cancelled) => {
+                    debug!(took = ?started.elapsed(), "whisper job cancelled");
+                    &self.stats.cancelled
+                }
                 Err(err) => {
                     // whisper.cpp's own line for this is dropped from the log (see telemetry).
                     error!(cause = %err, "whisper could not transcribe the audio");
