@@ -738,7 +738,11 @@ async fn realtime(
                 }
             }
         }
-        writer.write_event(AudioStop::default()).await
+        writer.write_event(AudioStop::default()).await?;
+        // Keep the connection open for the transcript, as clients do: a closed write half
+        // reads as a client that went away, whose decode is abandoned.
+        std::future::pending::<()>().await;
+        Ok::<(), wyoming::ProtocolError>(())
     });
     let text = transcript(&mut reader).await;
     let received = Instant::now();

@@ -52,7 +52,7 @@ fn params<'a, 'b>(how: How<'b>) -> FullParams<'a, 'b> {
         params.set_tokens(how.prompt);
     }
     if let Some(grammar) = how.grammar {
-        params.set_grammar(Some(grammar.rules()));
+        params.set_grammar_rules(Some(std::sync::Arc::clone(grammar.rules())));
         params.set_start_rule(0);
         params.set_grammar_penalty(15.0);
     }

@@ -507,6 +507,11 @@ impl SttFlow {
                     }
                     self.vad_due = None;
                     let events = self.run_vad();
+                    // As for audio judged on arrival (`on_chunk`): a pause that found no worker
+                    // free for its speculation tries again.
+                    if self.paused && !self.end_armed {
+                        self.retry_speculation();
+                    }
                     if !events.is_empty() {
                         return events;
                     }

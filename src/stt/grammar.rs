@@ -23,7 +23,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use whisper_rs::{WhisperGrammarElement, WhisperGrammarElementType as Kind};
+use std::sync::Arc;
+
+use whisper_rs::{GrammarRules, WhisperGrammarElement, WhisperGrammarElementType as Kind};
 
 /// What a sentence is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,7 +283,7 @@ impl GrammarBuilder {
             vec![raw(Kind::RuleReference, first), raw(Kind::End, 0)],
         );
         SpeechGrammar {
-            rules: rules.rules,
+            rules: Arc::new(GrammarRules::new(&rules.rules)),
             words: self.words,
             slots: self.slots,
             prefixes: self.prefixes,
@@ -383,7 +385,9 @@ fn words(text: &str) -> Vec<String> {
 /// The grammar: whisper.cpp's rules, and what it needs to check a transcript against them.
 #[derive(Debug)]
 pub struct SpeechGrammar {
-    rules: Vec<Vec<WhisperGrammarElement>>,
+    /// In whisper.cpp's layout, converted once: every guided decode shares them (a homelab's
+    /// grammar has ~300 000 rules; converting them took ~11 ms a decode).
+    rules: Arc<GrammarRules>,
     words: Vec<WordNode>,
     slots: BTreeMap<String, Vec<CharNode>>,
     prefixes: Vec<String>,
@@ -398,8 +402,8 @@ enum At {
 }
 
 impl SpeechGrammar {
-    /// The rules for `FullParams::set_grammar`, rule 0 the start.
-    pub fn rules(&self) -> &[Vec<WhisperGrammarElement>] {
+    /// The rules for `FullParams::set_grammar_rules`, rule 0 the start.
+    pub fn rules(&self) -> &Arc<GrammarRules> {
         &self.rules
     }
 
@@ -601,7 +605,8 @@ mod tests {
     fn the_rules_are_well_formed_for_whisper() {
         let g = homelab();
         assert!(!g.is_empty());
-        let rules = g.rules();
+        let rules: Vec<Vec<WhisperGrammarElement>> =
+            (0..g.len()).map(|i| g.rules().rule(i).unwrap()).collect();
         for (i, rule) in rules.iter().enumerate() {
             assert_eq!(
                 rule.last().map(|e| e.element_type),

@@ -571,7 +571,7 @@ impl Worker {
         if let (Some(grammar), Some(penalty)) = (&job.request.grammar, self.grammar_penalty) {
             if !decoded.text.is_empty() && !grammar.accepts(&decoded.text) {
                 let mut guided_params = params.clone();
-                guided_params.set_grammar(Some(grammar.rules()));
+                guided_params.set_grammar_rules(Some(Arc::clone(grammar.rules())));
                 guided_params.set_start_rule(0);
                 guided_params.set_grammar_penalty(penalty);
                 let score = Arc::new(Mutex::new(Unbiased::default()));

@@ -75,22 +75,44 @@ unsafe extern "C" fn logits_filter_trampoline(
 /// Grammar rules in the layout whisper.cpp reads: one element buffer per rule and an array of
 /// pointers to them. Neither buffer moves or changes once built, so the pointers stay valid for
 /// as long as any parameters holding the `Arc` live.
-struct GrammarRules {
-    _rules: Vec<Vec<whisper_rs_sys::whisper_grammar_element>>,
+///
+/// (Jarvis patch: public, so that a grammar used for many decodes is converted once and shared
+/// through [`FullParams::set_grammar_rules`] instead of copied at every [`FullParams::set_grammar`].)
+pub struct GrammarRules {
+    rules: Vec<Vec<whisper_rs_sys::whisper_grammar_element>>,
     pointers: Vec<*const whisper_rs_sys::whisper_grammar_element>,
 }
 
 impl GrammarRules {
-    fn new(rules: &[Vec<WhisperGrammarElement>]) -> Self {
+    /// The rules, rule 0 first; each must end with [`WhisperGrammarElementType::End`].
+    ///
+    /// [`WhisperGrammarElementType::End`]: crate::WhisperGrammarElementType::End
+    pub fn new(rules: &[Vec<WhisperGrammarElement>]) -> Self {
         let rules: Vec<Vec<_>> = rules
             .iter()
             .map(|rule| rule.iter().map(|e| e.to_c_type()).collect())
             .collect();
         let pointers = rules.iter().map(|rule| rule.as_ptr()).collect();
-        Self {
-            _rules: rules,
-            pointers,
-        }
+        Self { rules, pointers }
+    }
+
+    /// The number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether there is no rule.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The elements of rule `index`.
+    pub fn rule(&self, index: usize) -> Option<Vec<WhisperGrammarElement>> {
+        self.rules.get(index).map(|rule| {
+            rule.iter()
+                .map(|e| WhisperGrammarElement::new(e.type_.into(), e.value))
+                .collect()
+        })
     }
 }
 
@@ -831,9 +853,14 @@ impl<'a, 'b> FullParams<'a, 'b> {
     /// [`WhisperGrammarElementType::End`]: crate::WhisperGrammarElementType::End
     /// [`WhisperGrammarElementType::RuleReference`]: crate::WhisperGrammarElementType::RuleReference
     pub fn set_grammar(&mut self, rules: Option<&[Vec<WhisperGrammarElement>]>) {
+        self.set_grammar_rules(rules.map(|rules| Arc::new(GrammarRules::new(rules))));
+    }
+
+    /// Like [`FullParams::set_grammar`], with rules converted once ([`GrammarRules::new`]) and
+    /// shared: nothing is copied (Jarvis patch).
+    pub fn set_grammar_rules(&mut self, rules: Option<Arc<GrammarRules>>) {
         match rules {
             Some(rules) if !rules.is_empty() => {
-                let rules = Arc::new(GrammarRules::new(rules));
                 self.fp.grammar_rules = rules.pointers.as_ptr() as *mut _;
                 self.fp.n_grammar_rules = rules.pointers.len();
                 self.grammar = Some(rules);

@@ -188,11 +188,17 @@ static bool ggml_graph_compute_helper(
     return ggml_backend_graph_compute(backend.get(), graph) == GGML_STATUS_SUCCESS;
 }
 
+// JARVIS-PATCH: `abort_callback` is handed to the backends too, which poll it between the
+// graph's operations: the encoder of a decode that is no longer wanted (a client gone, a
+// speculative decode made stale) stops within an operation, not after its whole graph (~150 ms
+// at audio_ctx 320, more than a second at 1500), which kept the next decode waiting.
 static bool ggml_graph_compute_helper(
       ggml_backend_sched_t   sched,
         struct ggml_cgraph * graph,
                        int   n_threads,
-                      bool   sched_reset = true) {
+                      bool   sched_reset = true,
+       ggml_abort_callback   abort_callback = nullptr,
+                      void * abort_callback_data = nullptr) {
     for (int i = 0; i < ggml_backend_sched_get_n_backends(sched); ++i) {
         ggml_backend_t backend = ggml_backend_sched_get_backend(sched, i);
         ggml_backend_dev_t dev = ggml_backend_get_device(backend);
@@ -201,6 +207,11 @@ static bool ggml_graph_compute_helper(
         auto * fn_set_n_threads = (ggml_backend_set_n_threads_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads");
         if (fn_set_n_threads) {
             fn_set_n_threads(backend, n_threads);
+        }
+
+        auto * fn_set_abort_callback = (ggml_backend_set_abort_callback_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_abort_callback");
+        if (fn_set_abort_callback) {
+            fn_set_abort_callback(backend, abort_callback, abort_callback_data);
         }
     }
 
@@ -777,8 +788,21 @@ struct whisper_partial_utf8 {
     int      n_remain; // num bytes remaining; -1 indicates invalid sequence
 };
 
+// JARVIS-PATCH: the caller's rules (whisper_full_params::grammar_rules, each ending with END),
+// read where they are. Upstream copied them into vectors for every decoder at every decode:
+// ~16 ms and as many megabytes for Jarvis's grammar of ~300 000 rules, and again for every
+// beam candidate at every step. The parameters outlive the decode (upstream's initial stacks
+// already pointed into them).
+struct whisper_grammar_rules {
+    const whisper_grammar_element ** rules   = nullptr;
+    size_t                           n_rules = 0;
+
+    bool empty() const { return n_rules == 0; }
+    const whisper_grammar_element * operator[](size_t i) const { return rules[i]; }
+};
+
 struct whisper_grammar {
-    /*const*/ std::vector<std::vector<whisper_grammar_element>> rules;
+    /*const*/ whisper_grammar_rules rules; // JARVIS-PATCH: was a copy of the rules
     std::vector<std::vector<const whisper_grammar_element *>>   stacks;
 
     // buffer for partially generated UTF-8 sequence from accepted tokens
@@ -2456,7 +2480,7 @@ static bool whisper_encode_internal(
         }
 
         if (!whisper_encode_external(wstate)) {
-            if (!ggml_graph_compute_helper(sched, gf, n_threads)) {
+            if (!ggml_graph_compute_helper(sched, gf, n_threads, true, abort_callback, abort_callback_data)) { // JARVIS-PATCH: abortable
                 return false;
             }
         } else {
@@ -2495,7 +2519,7 @@ static bool whisper_encode_internal(
             return false;
         }
 
-        if (!ggml_graph_compute_helper(sched, gf, n_threads)) {
+        if (!ggml_graph_compute_helper(sched, gf, n_threads, true, abort_callback, abort_callback_data)) { // JARVIS-PATCH: abortable
             return false;
         }
     }
@@ -2511,7 +2535,7 @@ static bool whisper_encode_internal(
             return false;
         }
 
-        if (!ggml_graph_compute_helper(sched, gf, n_threads)) {
+        if (!ggml_graph_compute_helper(sched, gf, n_threads, true, abort_callback, abort_callback_data)) { // JARVIS-PATCH: abortable
             return false;
         }
 
@@ -3054,7 +3078,7 @@ static bool whisper_decode_internal(
 
         logits = ggml_graph_node(gf, -1);
 
-        if (!ggml_graph_compute_helper(sched, gf, n_threads)) {
+        if (!ggml_graph_compute_helper(sched, gf, n_threads, true, abort_callback, abort_callback_data)) { // JARVIS-PATCH: abortable
             return false;
         }
     }
@@ -5746,7 +5770,7 @@ static bool whisper_grammar_match_partial_char(
 // transforms a grammar pushdown stack into N possible stacks, all ending
 // at a character range (terminal element)
 static void whisper_grammar_advance_stack(
-        const std::vector<std::vector<whisper_grammar_element>>   & rules,
+        const whisper_grammar_rules                                & rules,
         const std::vector<const whisper_grammar_element *>        & stack,
         std::vector<std::vector<const whisper_grammar_element *>> & new_stacks) {
 
@@ -5760,7 +5784,7 @@ static void whisper_grammar_advance_stack(
     switch (pos->type) {
         case WHISPER_GRETYPE_RULE_REF: {
             const size_t                  rule_id = static_cast<size_t>(pos->value);
-            const whisper_grammar_element * subpos  = rules[rule_id].data();
+            const whisper_grammar_element * subpos  = rules[rule_id]; // JARVIS-PATCH: was .data()
             do {
                 // init new stack without the top (pos)
                 std::vector<const whisper_grammar_element *> new_stack(stack.begin(), stack.end() - 1);
@@ -5803,7 +5827,7 @@ static void whisper_grammar_advance_stack(
 // produces the N possible stacks if the given char is accepted at those
 // positions
 static std::vector<std::vector<const whisper_grammar_element *>> whisper_grammar_accept(
-        const std::vector<std::vector<whisper_grammar_element>>         & rules,
+        const whisper_grammar_rules                                      & rules,
         const std::vector<std::vector<const whisper_grammar_element *>> & stacks,
         const uint32_t                                                  chr) {
 
@@ -5831,12 +5855,12 @@ static std::vector<std::vector<const whisper_grammar_element *>> whisper_grammar
 }
 
 static std::vector<whisper_grammar_candidate> whisper_grammar_reject_candidates(
-        const std::vector<std::vector<whisper_grammar_element>>         & rules,
+        const whisper_grammar_rules                                      & rules,
         const std::vector<std::vector<const whisper_grammar_element *>> & stacks,
         const std::vector<whisper_grammar_candidate>                    & candidates);
 
 static std::vector<whisper_grammar_candidate> whisper_grammar_reject_candidates_for_stack(
-        const std::vector<std::vector<whisper_grammar_element>> & rules,
+        const whisper_grammar_rules                             & rules,
         const std::vector<const whisper_grammar_element *>      & stack,
         const std::vector<whisper_grammar_candidate>            & candidates) {
 
@@ -5887,7 +5911,7 @@ static std::vector<whisper_grammar_candidate> whisper_grammar_reject_candidates_
 }
 
 static std::vector<whisper_grammar_candidate> whisper_grammar_reject_candidates(
-        const std::vector<std::vector<whisper_grammar_element>>         & rules,
+        const whisper_grammar_rules                                      & rules,
         const std::vector<std::vector<const whisper_grammar_element *>> & stacks,
         const std::vector<whisper_grammar_candidate>                    & candidates) {
     if (candidates.empty() || stacks.empty()) {
@@ -5908,14 +5932,8 @@ static struct whisper_grammar whisper_grammar_init(
                                  size_t      i_start_rule) {
     const whisper_grammar_element * pos;
 
-    // copy rule definitions into vectors
-    std::vector<std::vector<whisper_grammar_element>> vec_rules(n_rules);
-    for (size_t i = 0; i < n_rules; i++) {
-        for (pos = rules[i]; pos->type != WHISPER_GRETYPE_END; pos++) {
-            vec_rules[i].push_back(*pos);
-        }
-        vec_rules[i].push_back({WHISPER_GRETYPE_END, 0});
-    }
+    // JARVIS-PATCH: the rules are read in place (see whisper_grammar_rules), not copied
+    const whisper_grammar_rules vec_rules = { rules, n_rules };
 
     // loop over alternates of start rule to build initial stacks
     std::vector<std::vector<const whisper_grammar_element *>> stacks;
@@ -5939,7 +5957,7 @@ static struct whisper_grammar whisper_grammar_init(
         }
     } while (true);
 
-    return { std::move(vec_rules), std::move(stacks), {} };
+    return { vec_rules, std::move(stacks), {} };
 }
 
 // JARVIS-PATCH: marks in `accepted` the tokens of [first, last) that some stack of `stacks`
@@ -5949,7 +5967,7 @@ static struct whisper_grammar whisper_grammar_init(
 // character are runs of the slice (binary search), and each run of one character goes on, with
 // the stacks after that character, as a slice of its own.
 static void jarvis_grammar_accept(
-        const std::vector<std::vector<whisper_grammar_element>>         & rules,
+        const whisper_grammar_rules                                      & rules,
         const std::vector<std::vector<const whisper_grammar_element *>> & stacks,
         const whisper_context::jarvis_token_chars                        & vocab,
         const whisper_token * first,
