@@ -4,7 +4,7 @@
 # HTTP commands, MQTT discovery over 1000 guests, Frigate events at 50/s) with faults (the broker
 # restarted 3 times, a Proxmox outage, a storm of 1000 connections, SIGTERM at the end).
 # Prints errors, p50/p99 per service per window, RSS and fds, and the checks (audit log and
-# event store complete, RSS flat, p99 within 2x the first window, peak RSS <= 300 MB); exits 1
+# event store complete, RSS flat, p99 within 2x idle, peak RSS <= 300 MB); exits 1
 # when a check fails. See benches/soak.rs.
 #
 #   scripts/soak.sh [SECONDS]

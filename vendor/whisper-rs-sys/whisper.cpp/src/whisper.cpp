@@ -2483,6 +2483,10 @@ static bool whisper_encode_internal(
             if (!ggml_graph_compute_helper(sched, gf, n_threads, true, abort_callback, abort_callback_data)) { // JARVIS-PATCH: abortable
                 return false;
             }
+            // JARVIS-PATCH: of the conv graph's buffer only its output (`embd_conv`, which the
+            // encoder graph reads) is needed now: the rest of its pages go back to the system
+            // before the encoder's buffer fills (13 + 18 MB at once at the whole window before).
+            ggml_backend_sched_jarvis_release_except(sched, wstate.embd_conv);
         } else {
             ggml_backend_sched_reset(sched);
 
@@ -2522,6 +2526,12 @@ static bool whisper_encode_internal(
         if (!ggml_graph_compute_helper(sched, gf, n_threads, true, abort_callback, abort_callback_data)) { // JARVIS-PATCH: abortable
             return false;
         }
+
+        // JARVIS-PATCH: the conv graph's output (`embd_conv`) has been read: its buffer's pages
+        // go back to the system (see whisper_full_with_state), and of the encoder's only its
+        // output (`embd_enc`, which the cross graph reads) is still needed.
+        ggml_backend_sched_jarvis_release(wstate.sched_conv.sched);
+        ggml_backend_sched_jarvis_release_except(sched, wstate.embd_enc);
     }
 
     // cross
@@ -2559,6 +2569,11 @@ static bool whisper_encode_internal(
             }
         }
     }
+
+    // JARVIS-PATCH: the encoder's output (`embd_enc`) has been read into `kv_cross`, which is
+    // all the decoders read: the encoder's and the cross graph's buffers go back too.
+    ggml_backend_sched_jarvis_release(wstate.sched_encode.sched);
+    ggml_backend_sched_jarvis_release(wstate.sched_cross.sched);
 
     wstate.t_encode_us += ggml_time_us() - t_start_us;
     wstate.n_encode++;
@@ -7128,6 +7143,22 @@ int whisper_full_with_state(
 
     // JARVIS-PATCH: per-call stage timings, logged at debug level at the end.
     const jarvis_timings jarvis_t0 = jarvis_timings_of(*state);
+
+    // JARVIS-PATCH: however this call ends, the pages of the state's four compute buffers go
+    // back to the system: nothing in them is read after a graph's outputs are copied out (the
+    // decoders' logits into `logits`, the encoding into `kv_cross`). Each buffer is sized for
+    // the whole 30 s window (conv 13, encoder 18, cross 4, decoder 6 MB for tiny.en with flash
+    // attention) and stayed resident, as large as the largest decode had touched, between
+    // requests; touching them again costs page faults (about 1 ms a decode at audio_ctx 320).
+    struct jarvis_release_buffers {
+        whisper_state & state;
+        ~jarvis_release_buffers() {
+            ggml_backend_sched_jarvis_release(state.sched_conv.sched);
+            ggml_backend_sched_jarvis_release(state.sched_encode.sched);
+            ggml_backend_sched_jarvis_release(state.sched_cross.sched);
+            ggml_backend_sched_jarvis_release(state.sched_decode.sched);
+        }
+    } jarvis_release { *state };
 
     if (n_samples > 0) {
         // JARVIS-PATCH: the same samples as the spectrogram in `mel` (another decode of the

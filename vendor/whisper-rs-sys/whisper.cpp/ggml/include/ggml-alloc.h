@@ -73,6 +73,14 @@ GGML_API bool ggml_gallocr_alloc_graph(ggml_gallocr_t galloc, struct ggml_cgraph
 
 GGML_API size_t ggml_gallocr_get_buffer_size(ggml_gallocr_t galloc, int buffer_id);
 
+// JARVIS-PATCH: gives the pages of the allocator's host buffers back to the system (their
+// contents are lost; the buffers stay allocated and are reused, zero-filled, on next touch).
+// For compute buffers between graphs, whose contents no later graph reads.
+GGML_API void   ggml_gallocr_jarvis_release(ggml_gallocr_t galloc);
+// JARVIS-PATCH: the same, except the pages of [keep, keep + keep_size) (a graph output that a
+// later graph reads)
+GGML_API void   ggml_gallocr_jarvis_release_except(ggml_gallocr_t galloc, const void * keep, size_t keep_size);
+
 // Utils
 // Create a buffer and allocate all the tensors in a ggml_context
 // ggml_backend_alloc_ctx_tensors_from_buft_size returns the size of the buffer that would be allocated by ggml_backend_alloc_ctx_tensors_from_buft

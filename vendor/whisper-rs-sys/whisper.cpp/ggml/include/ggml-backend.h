@@ -319,6 +319,11 @@ extern "C" {
 
     GGML_API ggml_backend_buffer_type_t ggml_backend_sched_get_buffer_type(ggml_backend_sched_t sched, ggml_backend_t backend);
     GGML_API size_t                     ggml_backend_sched_get_buffer_size(ggml_backend_sched_t sched, ggml_backend_t backend);
+    // JARVIS-PATCH: gives the pages of the scheduler's compute buffers back to the system
+    // (ggml_gallocr_jarvis_release); call it only when no later graph reads their contents
+    GGML_API void                       ggml_backend_sched_jarvis_release(ggml_backend_sched_t sched);
+    // JARVIS-PATCH: the same, except the pages of `keep`'s data (a graph output a later graph reads)
+    GGML_API void                       ggml_backend_sched_jarvis_release_except(ggml_backend_sched_t sched, const struct ggml_tensor * keep);
 
     GGML_API void                 ggml_backend_sched_set_tensor_backend(ggml_backend_sched_t sched, struct ggml_tensor * node, ggml_backend_t backend);
     GGML_API ggml_backend_t       ggml_backend_sched_get_tensor_backend(ggml_backend_sched_t sched, struct ggml_tensor * node);

@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__) // JARVIS-PATCH: madvise
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define MAX_FREE_BLOCKS 256
 
@@ -1098,6 +1103,58 @@ bool ggml_gallocr_alloc_graph(ggml_gallocr_t galloc, struct ggml_cgraph * graph)
     }
 
     return true;
+}
+
+// JARVIS-PATCH: see ggml-alloc.h. Only the whole pages inside each buffer are given back: the
+// bytes around them may share a page with other memory.
+#if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__)
+static void ggml_jarvis_release_range(uintptr_t from, uintptr_t to, uintptr_t page) {
+    from = (from + page - 1) & ~(page - 1);
+    to   = to & ~(page - 1);
+    if (to > from) {
+        madvise((void *) from, to - from, MADV_DONTNEED);
+    }
+}
+#endif
+
+void ggml_gallocr_jarvis_release_except(ggml_gallocr_t galloc, const void * keep, size_t keep_size) {
+#if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__)
+    const long page = sysconf(_SC_PAGESIZE);
+    if (galloc == NULL || page <= 0) {
+        return;
+    }
+    // the pages that hold any byte of the kept range
+    const uintptr_t keep_lo = keep_size > 0 ? (uintptr_t) keep & ~((uintptr_t) page - 1) : 0;
+    const uintptr_t keep_hi = keep_size > 0 ? ((uintptr_t) keep + keep_size + (uintptr_t) page - 1) & ~((uintptr_t) page - 1) : 0;
+    for (int i = 0; i < galloc->n_buffers; i++) {
+        struct vbuffer * vbuf = galloc->buffers[i];
+        if (vbuf == NULL) {
+            continue;
+        }
+        for (int c = 0; c < GGML_VBUFFER_MAX_CHUNKS; c++) {
+            ggml_backend_buffer_t buf = vbuf->chunks[c];
+            if (buf == NULL || !ggml_backend_buffer_is_host(buf)) {
+                continue;
+            }
+            const uintptr_t base = (uintptr_t) ggml_backend_buffer_get_base(buf);
+            const uintptr_t end  = base + ggml_backend_buffer_get_size(buf);
+            if (keep_hi <= base || keep_lo >= end) {
+                ggml_jarvis_release_range(base, end, (uintptr_t) page);
+            } else {
+                ggml_jarvis_release_range(base, keep_lo, (uintptr_t) page);
+                ggml_jarvis_release_range(keep_hi, end, (uintptr_t) page);
+            }
+        }
+    }
+#else
+    GGML_UNUSED(galloc);
+    GGML_UNUSED(keep);
+    GGML_UNUSED(keep_size);
+#endif
+}
+
+void ggml_gallocr_jarvis_release(ggml_gallocr_t galloc) {
+    ggml_gallocr_jarvis_release_except(galloc, NULL, 0);
 }
 
 size_t ggml_gallocr_get_buffer_size(ggml_gallocr_t galloc, int buffer_id) {

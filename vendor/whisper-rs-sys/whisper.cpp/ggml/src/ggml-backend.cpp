@@ -1851,6 +1851,19 @@ ggml_backend_buffer_type_t ggml_backend_sched_get_buffer_type(ggml_backend_sched
     return sched->bufts[backend_index];
 }
 
+// JARVIS-PATCH: see ggml-backend.h
+void ggml_backend_sched_jarvis_release(ggml_backend_sched_t sched) {
+    if (sched != NULL) {
+        ggml_gallocr_jarvis_release(sched->galloc);
+    }
+}
+
+void ggml_backend_sched_jarvis_release_except(ggml_backend_sched_t sched, const struct ggml_tensor * keep) {
+    if (sched != NULL) {
+        ggml_gallocr_jarvis_release_except(sched->galloc, keep ? keep->data : NULL, keep ? ggml_nbytes(keep) : 0);
+    }
+}
+
 size_t ggml_backend_sched_get_buffer_size(ggml_backend_sched_t sched, ggml_backend_t backend) {
     GGML_ASSERT(sched);
     int backend_index = ggml_backend_sched_backend_id(sched, backend);
