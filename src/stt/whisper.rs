@@ -41,12 +41,13 @@ const FULL_AUDIO_CTX: usize = 1500;
 const DOUBTFUL_LOGPROB: f32 = -1.0;
 /// How much less likely per token (whisper's mean log probability, without the grammar) a
 /// guided decode's words may be than the free decode's and still be kept. Measured on the WER
-/// bench (`JARVIS_WER_LIMIT=24`, 250 clips of 190 sentences): corrections of misheard names and
-/// words cost up to ~2.5 ("List the running guests on no pve." -0.65 → "... on node pve."
+/// bench (`JARVIS_WER_LIMIT=24`, 250 clips of 131 sentences): corrections of misheard names and
+/// words cost up to ~2 ("List the running guests on no pve." -0.65 → "... on node pve."
 /// -2.71; "Is misteringe feeling up?" -0.99 → "Is my storage filling up?" -2.93); everyday
 /// speech bent into a command costs 4–11 ("Tell me a joke." -0.22 → "Tell me agent 1 memory."
-/// -6.62). Margin 1.2 and floor -1.6 (the values before) left homelab commands at 26.8 % WER,
-/// 2.6 and -3.2 at 22.7 %, everyday sentences unchanged once [`GUIDED_MIN_WORDS`] holds.
+/// -6.62). Margin 1.2 and floor -1.6 (the values before) left homelab commands at 26.8 % WER
+/// and everyday sentences at 15.3 %; 2.6 and -3.2 with [`GUIDED_MIN_WORDS`] give 23.3 % and
+/// 14.0 %.
 const GUIDED_MARGIN: f32 = 2.6;
 /// A guided decode whose words whisper finds less likely than this per token is not kept,
 /// however unsure the free decode was.
@@ -876,10 +877,11 @@ fn said_twice(tokens: &[i32], ends_sentence: impl Fn(i32) -> bool) -> bool {
 }
 
 /// Whether to keep the guided decode over the free one: the grammar accepts it, it does not
-/// loop, it keeps at least [`GUIDED_MIN_WORDS`] of the free decode's words, and whisper's own mean log probability of its words without the grammar
-/// ([`Unbiased`]) is at most [`GUIDED_MARGIN`] below the free decode's and above
-/// [`GUIDED_FLOOR`]. (The guided decode's own probabilities are renormalised over what the
-/// grammar allows and would favour it: "4 status" scores -0.22 guided, -7.2 without.)
+/// loop, it keeps at least [`GUIDED_MIN_WORDS`] of the free decode's words, and whisper's own
+/// mean log probability of its words without the grammar ([`Unbiased`]) is at most
+/// [`GUIDED_MARGIN`] below the free decode's and above [`GUIDED_FLOOR`]. (The guided decode's
+/// own probabilities are renormalised over what the grammar allows and would favour it: "4
+/// status" scores -0.22 guided, -7.2 without.)
 fn prefers_guided(free: &Decoded, guided: &Decoded, grammar: &SpeechGrammar) -> bool {
     let words = |text: &str| text.split_whitespace().count() as f32;
     !guided.looped
