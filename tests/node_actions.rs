@@ -26,6 +26,10 @@ async fn setup_with(edit: impl FnOnce(&mut Config)) -> Setup {
     let mut config = common::test_config();
     config.proxmox = fake.config();
     config.proxmox.task_poll_ms = 20;
+    // The tests change the cluster behind Jarvis's back (a node goes offline) and expect the
+    // next command to see it: no inventory cache (Jarvis refreshes it itself after an action,
+    // so a change made after that would otherwise wait for the 15 s cache).
+    config.proxmox.resources_ttl_secs = 0;
     config.http.api_key = Secret::new(KEY);
     config.audit.path = audit.path().join("audit.jsonl");
     edit(&mut config);

@@ -515,7 +515,19 @@ async fn an_action_is_followed_to_its_task_end() {
         .unwrap();
     assert_eq!(polled.path, format!("/nodes/pve/tasks/{upid}/status"));
 
-    // The action invalidated the cache: the next inventory is fresh and shows the result.
+    // The task's end refreshes the inventory by itself (for the MQTT entities and the next
+    // command): the new state arrives without anyone asking.
+    let mut updates = proxmox.subscribe_inventory();
+    within(updates.wait_for(|inventory| {
+        inventory.as_ref().is_some_and(|i| {
+            i.guest(101)
+                .is_some_and(|g| g.status == GuestState::Stopped)
+        })
+    }))
+    .await
+    .unwrap();
+    assert_eq!(fake.count("GET /cluster/resources"), 2);
+    // The next command finds it fresh: no fetch of its own.
     let after = within(proxmox.inventory()).await.unwrap();
     assert_eq!(after.guest(101).unwrap().status, GuestState::Stopped);
     assert_eq!(fake.count("GET /cluster/resources"), 2);

@@ -446,6 +446,7 @@ impl Proxmox {
             tokio::time::sleep(self.inner.timings.task_poll).await;
         };
         self.invalidate();
+        self.refresh_in_background();
         let outcome = outcome(node, result);
         info!(
             upid,
@@ -454,6 +455,23 @@ impl Proxmox {
             "proxmox task ended"
         );
         outcome
+    }
+
+    /// Fetches the inventory again in the background after an action: the entities in Home
+    /// Assistant show the new state at once (the MQTT publisher follows every fetch), and the
+    /// next command finds it fresh instead of fetching it itself (in the soak, 1000 guests: the
+    /// command after each action took 10-20 ms instead of 1). A command that asks meanwhile
+    /// shares this fetch; one that fetched first makes this one a cache hit.
+    fn refresh_in_background(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let proxmox = self.clone();
+        runtime.spawn(async move {
+            if let Err(err) = proxmox.inventory().await {
+                debug!(cause = %err, "cannot fetch the inventory after an action");
+            }
+        });
     }
 
     /// Marks the cached inventory and node details out of date (after an action).
