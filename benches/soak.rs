@@ -103,6 +103,9 @@ struct Sample {
     fds: usize,
     /// Jarvis's CPU time so far (user + system), seconds.
     cpu_secs: f64,
+    /// The soak's own CPU time so far (the load, the fakes, the observer): what Jarvis's
+    /// threads compete with on the same cores.
+    soak_cpu_secs: f64,
     /// The machine's 1-minute load average.
     load: f64,
 }
@@ -845,6 +848,7 @@ async fn sampler(soak: Arc<Soak>, pid: u32) {
                 hwm_mb: field("VmHWM:"),
                 fds,
                 cpu_secs: cpu_secs(pid),
+                soak_cpu_secs: cpu_secs(std::process::id()),
                 load: std::fs::read_to_string("/proc/loadavg")
                     .ok()
                     .and_then(|l| l.split_whitespace().next()?.parse().ok())
@@ -1198,10 +1202,10 @@ async fn sleep_until(soak: &Soak, t: f64) {
     }
 }
 
-/// Jarvis's CPU use over the samples, in % of one core.
-fn cpu_percent(samples: &[&Sample]) -> f64 {
+/// A process's CPU use over the samples (`cpu` reads its CPU seconds), in % of one core.
+fn cpu_percent(samples: &[&Sample], cpu: impl Fn(&Sample) -> f64) -> f64 {
     match (samples.first(), samples.last()) {
-        (Some(a), Some(b)) if b.t > a.t => (b.cpu_secs - a.cpu_secs) / (b.t - a.t) * 100.0,
+        (Some(a), Some(b)) if b.t > a.t => (cpu(b) - cpu(a)) / (b.t - a.t) * 100.0,
         _ => f64::NAN,
     }
 }
@@ -1319,13 +1323,14 @@ fn report(
             let _ = writeln!(
                 text,
                 "  process  RSS {:.1}-{:.1} MB  VmHWM {:.1} MB  fds {}-{}  CPU {:.0} %  \
-                 machine load {:.1}-{:.1} ({} cores)",
+                 (the soak's load {:.0} %)  machine load {:.1}-{:.1} ({} cores)",
                 rss.clone().fold(f64::INFINITY, f64::min),
                 rss.fold(0.0, f64::max),
                 in_window.iter().map(|s| s.hwm_mb).fold(0.0, f64::max),
                 fds.clone().min().unwrap_or(0),
                 fds.max().unwrap_or(0),
-                cpu_percent(&in_window),
+                cpu_percent(&in_window, |s| s.cpu_secs),
+                cpu_percent(&in_window, |s| s.soak_cpu_secs),
                 in_window
                     .iter()
                     .map(|s| s.load)
