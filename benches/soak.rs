@@ -1568,7 +1568,7 @@ fn checks(
     for service in ["wake", "stt", "tts", "http", "action"] {
         let per = &p99[service];
         let (idle, against) = match idle_figures.get(service) {
-            Some(ms) => (*ms, "idle"),
+            Some(figure) => (*figure, "idle"),
             None => (per[0], "the first window"),
         };
         let worst = per

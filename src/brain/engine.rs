@@ -338,12 +338,14 @@ impl Brain {
     /// Built again only when the names change, shared with the answers to commands.
     pub(crate) fn cached_directory(&self) -> Option<Arc<Directory>> {
         let (inventory, _) = self.proxmox.as_ref().and_then(Proxmox::cached_inventory)?;
-        Some(per_snapshot(
-            &self.directory,
-            &inventory,
-            (),
-            |inventory, ()| Directory::new(inventory),
-        ))
+        Some(self.directory_of(&inventory))
+    }
+
+    /// The name index of `inventory`, from the cache while its names are unchanged.
+    fn directory_of(&self, inventory: &Arc<Inventory>) -> Arc<Directory> {
+        per_snapshot(&self.directory, inventory, (), |inventory, ()| {
+            Directory::new(inventory)
+        })
     }
 
     /// The compiled sentences.
@@ -1164,9 +1166,7 @@ impl Brain {
         proxmox: &Proxmox,
     ) -> Result<(Arc<Inventory>, Arc<Directory>), ProxmoxError> {
         let inventory = proxmox.inventory().await?;
-        let directory = per_snapshot(&self.directory, &inventory, (), |inventory, ()| {
-            Directory::new(inventory)
-        });
+        let directory = self.directory_of(&inventory);
         Ok((inventory, directory))
     }
 
