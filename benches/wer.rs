@@ -22,6 +22,8 @@
 //! - `JARVIS_WER_VARIANTS=default,free,ctx=1500,free+ctx=1500`: the server variants to run (see
 //!   [`variant`]); default `default`.
 //! - `JARVIS_WER_LIMIT=N`: only N clips per voice, spread over the corpus.
+//! - `JARVIS_WER_GUESTS=N`: N more guests in the cluster, named as the soak's (a large cluster:
+//!   whisper's prompt holds only some names, and there is no speech grammar past 200 names).
 //! - `JARVIS_WER_REALTIME=1`: send the audio paced at real time, then 1 s more of silence and
 //!   `audio-stop`; the time is end of speech → `transcript` (the endpointer may answer first).
 //! - `JARVIS_WER_REFERENCE=host:port`: also run the corpus against another Wyoming server
@@ -987,6 +989,21 @@ async fn run_wyoming_bench(program: &Path, servers: &[String], corpus: &Path) {
     }
 }
 
+/// The cluster with `more` guests named as the soak names its thousand ("media-backup-12"): a
+/// large cluster, whose names do not all fit whisper's prompt and get no speech grammar.
+fn with_more_guests(mut cluster: FakeCluster, more: usize) -> FakeCluster {
+    const WORDS: [&str; 10] = [
+        "media", "backup", "web", "proxy", "mail", "git", "cache", "vault", "photo", "build",
+    ];
+    for i in 0..more {
+        let name = format!("{}-{}-{i}", WORDS[i % 10], WORDS[(i / 10) % 10]);
+        cluster
+            .guests
+            .push(fake_proxmox::FakeGuest::qemu(1000 + i as u32, &name, "pve"));
+    }
+    cluster
+}
+
 fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
@@ -1020,7 +1037,13 @@ fn main() {
 
     let lines = corpus();
     let clips = limit_clips(ensure_clips(&corpus_dir(), &lines, VOICES), limit);
-    let cluster = FakeCluster::homelab();
+    let cluster = with_more_guests(
+        FakeCluster::homelab(),
+        std::env::var("JARVIS_WER_GUESTS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    );
     let names = loose_names(&cluster);
     self_check(&names);
     let words: usize = clips.iter().map(|c| normalize(&c.reference).len()).sum();
@@ -1080,8 +1103,11 @@ fn main() {
             let outcomes = run_clips(app.wyoming_addr, &clips, real_time).await;
             report(
                 &format!(
-                    "Jarvis, variant {label} (stt.min_audio_ctx = {ctx}; vocabulary {}) in {:.0} s",
-                    vocabulary.join(", "),
+                    "Jarvis, variant {label} (stt.min_audio_ctx = {ctx}; vocabulary of {} names: {}{}) \
+                     in {:.0} s",
+                    vocabulary.len(),
+                    vocabulary[..vocabulary.len().min(12)].join(", "),
+                    if vocabulary.len() > 12 { ", ..." } else { "" },
                     started.elapsed().as_secs_f64()
                 ),
                 &clips,

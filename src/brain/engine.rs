@@ -126,7 +126,7 @@ pub struct Brain {
     pub(super) proxmox: Option<Proxmox>,
     recognizer: Recognizer,
     directory: PerSnapshot<Directory>,
-    vocabulary: PerSnapshot<Vec<String>>,
+    vocabulary: PerSnapshot<Vec<String>, crate::events::Vocabulary>,
     speech_grammar: PerSnapshot<crate::stt::grammar::SpeechGrammar, crate::events::Vocabulary>,
     pub(super) policy: crate::config::PolicyConfig,
     pub(super) confirmations: Confirmations,
@@ -229,29 +229,18 @@ impl Brain {
         self.activity.subscribe()
     }
 
-    /// Names speech recognition should know: the cluster's nodes, guests (not templates) and
-    /// storages, from the last inventory fetched (no I/O; empty before the first).
+    /// Names speech recognition should know, from the last inventory fetched and the event
+    /// memory (no I/O): the cluster's nodes and storages, then the cameras, zones and faces, then
+    /// the guests (not templates). Whisper's prompt takes them in this order until it is full:
+    /// on a large cluster, the few names of whole kinds before some of a thousand guests.
     pub fn vocabulary(&self) -> Arc<Vec<String>> {
-        let cluster = self.cluster_vocabulary();
         let memory = self.memory_vocabulary();
-        let extra: Vec<String> = memory
-            .cameras
-            .iter()
-            .chain(&memory.zones)
-            .chain(&memory.sub_labels)
-            .map(|name| name.replace(['_', '-'], " "))
-            .filter(|name| !cluster.contains(name))
-            .collect();
-        if extra.is_empty() {
-            return cluster;
-        }
-        let mut all = Vec::clone(&cluster);
-        for name in extra {
-            if !all.contains(&name) {
-                all.push(name);
-            }
-        }
-        Arc::new(all)
+        let Some((inventory, _)) = self.proxmox.as_ref().and_then(Proxmox::cached_inventory) else {
+            return Arc::new(names_in_order(None, &memory));
+        };
+        per_snapshot(&self.vocabulary, &inventory, memory, |inventory, memory| {
+            names_in_order(Some(inventory), memory)
+        })
     }
 
     /// The cameras, zones, labels and faces the event memory and Frigate know.
@@ -280,31 +269,6 @@ impl Brain {
             }
         }
         vocabulary
-    }
-
-    /// The cluster's names (see [`Brain::vocabulary`]).
-    fn cluster_vocabulary(&self) -> Arc<Vec<String>> {
-        let Some((inventory, _)) = self.proxmox.as_ref().and_then(Proxmox::cached_inventory) else {
-            return Arc::new(Vec::new());
-        };
-        per_snapshot(&self.vocabulary, &inventory, (), |inventory, ()| {
-            let mut seen = std::collections::HashSet::new();
-            inventory
-                .nodes
-                .iter()
-                .map(|n| &n.name)
-                .chain(
-                    inventory
-                        .guests
-                        .iter()
-                        .filter(|g| !g.template)
-                        .map(|g| &g.name),
-                )
-                .chain(inventory.storages.iter().map(|s| &s.storage))
-                .filter(|name| seen.insert(name.as_str()))
-                .cloned()
-                .collect()
-        })
     }
 
     /// The grammar that guides speech recognition: the brain's sentences with the cluster's
@@ -1298,6 +1262,49 @@ impl Brain {
 /// [`Brain::speech_grammar`]).
 pub const MAX_GRAMMAR_NAMES: usize = 200;
 
+/// Speech recognition's names in the order of [`Brain::vocabulary`], each once: memory names
+/// written with spaces ("front_door" is said "front door").
+fn names_in_order(
+    inventory: Option<&Inventory>,
+    memory: &crate::events::Vocabulary,
+) -> Vec<String> {
+    let memory = memory
+        .cameras
+        .iter()
+        .chain(&memory.zones)
+        .chain(&memory.sub_labels)
+        .map(|name| name.replace(['_', '-'], " "));
+    let mut seen = std::collections::HashSet::new();
+    let mut names = Vec::new();
+    let mut add = |name: String| {
+        if seen.insert(name.clone()) {
+            names.push(name);
+        }
+    };
+    let Some(inventory) = inventory else {
+        memory.for_each(add);
+        return names;
+    };
+    inventory
+        .nodes
+        .iter()
+        .map(|n| n.name.clone())
+        .for_each(&mut add);
+    inventory
+        .storages
+        .iter()
+        .map(|s| s.storage.clone())
+        .for_each(&mut add);
+    memory.for_each(&mut add);
+    inventory
+        .guests
+        .iter()
+        .filter(|g| !g.template)
+        .map(|g| g.name.clone())
+        .for_each(&mut add);
+    names
+}
+
 /// A value built from an inventory's names (and `K`, what else it is built from), with the
 /// snapshot it was last found valid for.
 type PerSnapshot<T, K = ()> = Mutex<Option<Cached<T, K>>>;
@@ -1846,7 +1853,7 @@ fn describe_storages(inventory: &Inventory, storage: Option<&str>, node: Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxmox::{Guest, GuestState, Node};
+    use crate::proxmox::{Guest, GuestState, Node, Storage};
 
     fn snapshot(guests: Vec<Guest>) -> Arc<Inventory> {
         Arc::new(Inventory {
@@ -1888,5 +1895,53 @@ mod tests {
         assert_eq!(get(&snapshot(template), 0), 4, "made a template");
         assert_eq!(get(&snapshot(added), 1), 5, "the extra changed");
         assert_eq!(builds.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn speech_names_come_whole_kinds_first_each_once() {
+        let mut template = Guest::example(9000, "debian-template", "pve");
+        template.template = true;
+        let inventory = Inventory {
+            nodes: vec![Node::example("pve"), Node::example("agent1")],
+            guests: vec![
+                Guest::example(100, "haos", "pve"),
+                Guest::example(101, "front door", "pve"),
+                template,
+            ],
+            storages: ["pve", "agent1"]
+                .map(|node| Storage {
+                    storage: "local-lvm".into(),
+                    node: node.into(),
+                    plugintype: None,
+                    available: true,
+                    shared: false,
+                    content: Vec::new(),
+                    used: None,
+                    total: None,
+                })
+                .to_vec(),
+        };
+        let memory = crate::events::Vocabulary {
+            cameras: vec!["front_door".into()],
+            zones: vec!["driveway".into()],
+            labels: vec!["person".into()],
+            sub_labels: vec!["alice".into()],
+        };
+        assert_eq!(
+            names_in_order(Some(&inventory), &memory),
+            [
+                "pve",
+                "agent1",
+                "local-lvm",
+                "front door",
+                "driveway",
+                "alice",
+                "haos"
+            ]
+        );
+        assert_eq!(
+            names_in_order(None, &memory),
+            ["front door", "driveway", "alice"]
+        );
     }
 }

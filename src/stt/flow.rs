@@ -34,8 +34,14 @@ use super::endpoint::{self, EndpointConfig, Endpointer, Vad};
 use super::whisper::{CancelFlag, CancelOnDrop, DecodeRequest, Transcription};
 use super::{SttError, SttService, Understanding};
 
-/// Longest vocabulary prompt handed to whisper, in characters (its prompt holds ~224 tokens).
-const MAX_PROMPT_CHARS: usize = 600;
+/// Longest vocabulary prompt handed to whisper, in characters (~30 tokens; the names that do not
+/// fit reach whisper through the speech grammar, up to its 200 names). A long list of names
+/// makes tiny.en transcribe in its style: on a cluster with 1000 more guests
+/// (`JARVIS_WER_GUESTS=1000 scripts/bench.sh wer`, 250 clips) WER was 48.1 % with 600
+/// characters of names (most decodes looped or were doubtful), and with the retry in 10 s of
+/// context 31.8 % with 300, 29.1 % with 120, 29.9 % with none. The homelab cluster's
+/// names (83 characters) fit whole.
+const MAX_PROMPT_CHARS: usize = 120;
 /// How far back the arrival rate of audio is judged.
 const RATE_WINDOW: Duration = Duration::from_millis(400);
 /// Audio arriving faster than this many times real time over [`RATE_WINDOW`] is a recording sent
