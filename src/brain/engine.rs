@@ -1281,10 +1281,8 @@ fn names_in_order(
             names.push(name);
         }
     };
-    let Some(inventory) = inventory else {
-        memory.for_each(add);
-        return names;
-    };
+    let empty = Inventory::default();
+    let inventory = inventory.unwrap_or(&empty);
     inventory
         .nodes
         .iter()
@@ -1908,18 +1906,10 @@ mod tests {
                 Guest::example(101, "front door", "pve"),
                 template,
             ],
-            storages: ["pve", "agent1"]
-                .map(|node| Storage {
-                    storage: "local-lvm".into(),
-                    node: node.into(),
-                    plugintype: None,
-                    available: true,
-                    shared: false,
-                    content: Vec::new(),
-                    used: None,
-                    total: None,
-                })
-                .to_vec(),
+            storages: vec![
+                Storage::example("local-lvm", "pve"),
+                Storage::example("local-lvm", "agent1"),
+            ],
         };
         let memory = crate::events::Vocabulary {
             cameras: vec!["front_door".into()],

@@ -400,16 +400,6 @@ mod tests {
     use crate::proxmox::{Guest, GuestKind, Inventory, Node, Storage};
 
     fn inventory() -> Inventory {
-        let storage = |id: &str, node: &str| Storage {
-            storage: id.into(),
-            node: node.into(),
-            plugintype: None,
-            available: true,
-            shared: false,
-            content: Vec::new(),
-            used: None,
-            total: None,
-        };
         let guest = |vmid, name: &str, node: &str| Guest::example(vmid, name, node);
         Inventory {
             nodes: vec![Node::example("pve"), Node::example("agent1")],
@@ -425,10 +415,10 @@ mod tests {
                 guest(105, "nextcloud", "agent1"),
             ],
             storages: vec![
-                storage("local", "pve"),
-                storage("local-lvm", "pve"),
-                storage("local-lvm", "agent1"),
-                storage("nas", "pve"),
+                Storage::example("local", "pve"),
+                Storage::example("local-lvm", "pve"),
+                Storage::example("local-lvm", "agent1"),
+                Storage::example("nas", "pve"),
             ],
         }
     }

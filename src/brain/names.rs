@@ -564,16 +564,7 @@ mod tests {
                 guest(104, "backup-server-2"),
                 guest(105, "nextcloud"),
             ],
-            storages: vec![Storage {
-                storage: "local-lvm".into(),
-                node: "pve".into(),
-                plugintype: None,
-                available: true,
-                shared: false,
-                content: Vec::new(),
-                used: None,
-                total: None,
-            }],
+            storages: vec![Storage::example("local-lvm", "pve")],
         })
     }
 

@@ -172,6 +172,23 @@ impl Node {
 }
 
 #[cfg(test)]
+impl Storage {
+    /// An available, unshared storage without content or usage figures, for unit tests.
+    pub(crate) fn example(storage: &str, node: &str) -> Self {
+        Self {
+            storage: storage.into(),
+            node: node.into(),
+            plugintype: None,
+            available: true,
+            shared: false,
+            content: Vec::new(),
+            used: None,
+            total: None,
+        }
+    }
+}
+
+#[cfg(test)]
 impl Guest {
     /// A running VM without usage figures, for unit tests; set fields with `..`.
     pub(crate) fn example(vmid: u32, name: &str, node: &str) -> Self {

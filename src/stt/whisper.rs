@@ -42,7 +42,7 @@ const FULL_AUDIO_CTX: usize = 1500;
 /// (a compile ran beside both), and a smaller encoder buffer at the process's memory peak.
 const RETRY_AUDIO_CTX: usize = 500;
 /// Mean token log probability below which whisper is unsure of its words (its own temperature
-/// fallback threshold, `logprob_thold`): the decode is done again over the whole window.
+/// fallback threshold, `logprob_thold`): the decode is done again in a wider context.
 const DOUBTFUL_LOGPROB: f32 = -1.0;
 /// How much less likely per token (whisper's mean log probability, without the grammar) a
 /// guided decode's words may be than the free decode's and still be kept. Measured on the WER
@@ -555,8 +555,9 @@ impl Worker {
         // A short encoder context is what makes short commands fast, and what makes tiny.en
         // loop or make words up now and then. When the decode of a short command (its context
         // padded up to the minimum) loops or whisper itself is unsure of its words, decode again
-        // over the wider context (10 s; the reference server always uses its whole 30 s), and keep whichever
-        // whisper is surer of. Longer audio already has its own length of context.
+        // in a wider context ([`RETRY_AUDIO_CTX`], 10 s; the reference server always uses the
+        // whole 30 s) and keep whichever whisper is surer of. Longer audio already has its own
+        // length of context.
         let shortened = audio_ctx == self.min_audio_ctx && audio_ctx < FULL_AUDIO_CTX;
         if shortened && decoded.doubtful() {
             let first = decoded.summary();

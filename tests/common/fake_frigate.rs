@@ -163,12 +163,12 @@ impl FakeFrigate {
 
     /// Adds (or replaces, by id) a tracked object row.
     pub fn put_event(&self, row: Value) {
-        put(&mut lock(&self.shared).events, row);
+        lock(&self.shared).events.put(row);
     }
 
     /// Adds (or replaces, by id) a review row.
     pub fn put_review(&self, row: Value) {
-        put(&mut lock(&self.shared).reviews, row);
+        lock(&self.shared).reviews.put(row);
     }
 
     /// Every path but the login answers `status` (`None`: normal service).
@@ -215,15 +215,16 @@ impl Rows {
     fn iter(&self) -> std::slice::Iter<'_, Value> {
         self.rows.iter()
     }
-}
 
-fn put(table: &mut Rows, row: Value) {
-    let id = row["id"].as_str().unwrap_or_default().to_owned();
-    match table.by_id.get(&id) {
-        Some(&at) => table.rows[at] = row,
-        None => {
-            table.by_id.insert(id, table.rows.len());
-            table.rows.push(row);
+    /// Adds `row`, or replaces the row with its id.
+    fn put(&mut self, row: Value) {
+        let id = row["id"].as_str().unwrap_or_default().to_owned();
+        match self.by_id.get(&id) {
+            Some(&at) => self.rows[at] = row,
+            None => {
+                self.by_id.insert(id, self.rows.len());
+                self.rows.push(row);
+            }
         }
     }
 }
