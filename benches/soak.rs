@@ -19,7 +19,8 @@
 //!
 //! Report: per window (5 minutes, or `D`/6 when shorter) and service, the count, errors by kind
 //! (those a fault explains counted apart, with the fault), p50/p99 latency (wake: phrase end sent
-//! → `detection`; stt: `audio-stop` → `transcript`; tts: `synthesize` → first audio; http:
+//! → `detection`; stt: end of speech (the chunk holding the clip's last speech sent) →
+//! `transcript`; tts: `synthesize` → first audio; http:
 //! request → response); RSS and open fds of the process; Jarvis's warnings. Then the checks:
 //! exit status 0 and the shutdown lines, every answered command in the audit log, every Frigate
 //! object in the event store with its end, RSS flat within 10 % after the first window, each p99
@@ -482,7 +483,8 @@ async fn wake_stream(
     }
 }
 
-/// A speech-to-text request every 10 s: the command at real time, then `audio-stop`.
+/// A speech-to-text request every 10 s: the command at real time (its trailing silence too),
+/// then `audio-stop`.
 async fn stt_loop(soak: Arc<Soak>, addr: SocketAddr, command: Arc<Vec<i16>>) {
     let mut every = tokio::time::interval(Duration::from_secs(10));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -508,18 +510,29 @@ async fn stt_once(addr: SocketAddr, samples: &[i16]) -> Result<(Duration, String
         .map_err(|_| "connect".to_owned())?;
     let (mut reader, mut writer) = client.into_split();
     let audio = pcm(samples);
-    let sender = tokio::spawn(async move {
-        writer.write_event(Transcribe::default()).await?;
-        writer.write_event(AudioStart::new(FORMAT, None)).await?;
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        for chunk in audio.chunks(320) {
-            tick.tick().await;
-            writer
-                .write_event(AudioChunk::new(FORMAT, chunk.to_vec(), None))
-                .await?;
+    // The chunk (10 ms) holding the clip's last speech: the server ends the utterance on its own
+    // once it hears the silence after it, before `audio-stop`.
+    let end_chunk = usize::try_from(wake_clips::speech_end_ms(16_000, samples) / 10).unwrap();
+    let speech_sent = Arc::new(std::sync::OnceLock::new());
+    let sender = tokio::spawn({
+        let speech_sent = speech_sent.clone();
+        async move {
+            writer.write_event(Transcribe::default()).await?;
+            writer.write_event(AudioStart::new(FORMAT, None)).await?;
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            for (i, chunk) in audio.chunks(320).enumerate() {
+                tick.tick().await;
+                writer
+                    .write_event(AudioChunk::new(FORMAT, chunk.to_vec(), None))
+                    .await?;
+                if i == end_chunk {
+                    let _ = speech_sent.set(Instant::now());
+                }
+            }
+            let _ = speech_sent.set(Instant::now());
+            writer.write_event(AudioStop::default()).await?;
+            Ok::<_, wyoming::ProtocolError>(writer)
         }
-        writer.write_event(AudioStop::default()).await?;
-        Ok::<_, wyoming::ProtocolError>((Instant::now(), writer))
     });
     let text = loop {
         match reader.read_event().await {
@@ -533,12 +546,13 @@ async fn stt_once(addr: SocketAddr, samples: &[i16]) -> Result<(Duration, String
         }
     };
     let received = Instant::now();
-    // The server may end the utterance on its own before `audio-stop`: no wait then.
-    let stopped = match sender.await {
-        Ok(Ok((stopped, _writer))) => stopped,
-        _ => received,
-    };
-    Ok((received.saturating_duration_since(stopped), text))
+    sender.abort();
+    // A transcript before the speech was all sent has lost words.
+    let spoken = speech_sent
+        .get()
+        .copied()
+        .ok_or_else(|| format!("transcript {text:?} before the end of speech"))?;
+    Ok((received.saturating_duration_since(spoken), text))
 }
 
 /// A text-to-speech request every 10 s; latency to the first audio chunk.

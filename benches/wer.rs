@@ -19,7 +19,7 @@
 //!    Then latency per set, the worst clips, and counts of loops and inserted words.
 //!
 //! Environment:
-//! - `JARVIS_WER_VARIANTS=default,free,ctx=1500,free+ctx=1500`: the server variants to run (see
+//! - `JARVIS_WER_VARIANTS=default,free,ctx=1500,silence=120`: the server variants to run (see
 //!   [`variant`]); default `default`.
 //! - `JARVIS_WER_LIMIT=N`: only N clips per voice, spread over the corpus.
 //! - `JARVIS_WER_GUESTS=N`: N more guests in the cluster, named as the soak's (a large cluster:
@@ -154,8 +154,9 @@ const VOICES: &[Voice] = &[
 type Apply = Box<dyn Fn(&mut Config)>;
 
 /// A server variant by its label in `JARVIS_WER_VARIANTS`: `default`; `free` (no grammar-guided
-/// decoding, `stt.grammar.enabled = false`); `ctx=N` (`stt.min_audio_ctx = N`); or several
-/// joined by `+` (`free+ctx=1500`). A new variant is one more arm.
+/// decoding, `stt.grammar.enabled = false`); `ctx=N` (`stt.min_audio_ctx = N`); `silence=N`
+/// (`stt.vad.min_silence_ms = N`, with `JARVIS_WER_REALTIME=1`); or several joined by `+`
+/// (`free+ctx=1500`). A new variant is one more arm.
 fn variant(label: &str) -> Option<Apply> {
     let parts: Vec<Apply> = label.split('+').map(one_variant).collect::<Option<_>>()?;
     Some(Box::new(move |config| {
@@ -168,6 +169,10 @@ fn one_variant(label: &str) -> Option<Apply> {
         "default" => Box::new(|_| {}),
         "free" => Box::new(|config| config.stt.grammar.enabled = false),
         _ => {
+            if let Some(ms) = label.strip_prefix("silence=") {
+                let ms: u32 = ms.parse().ok()?;
+                return Some(Box::new(move |config| config.stt.vad.min_silence_ms = ms));
+            }
             let ctx: usize = label.strip_prefix("ctx=")?.parse().ok()?;
             Box::new(move |config| config.stt.min_audio_ctx = ctx)
         }

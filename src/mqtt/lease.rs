@@ -9,8 +9,9 @@
 //! - The holder renews every `lease_secs / 3`. It counts as active only until `lease_secs`
 //!   after sending the last renewal it has read back from the broker: cut off from the broker,
 //!   it stops acting before any standby may start.
-//! - A standby claims when the lease is free: released live (a holder's clean shutdown, or its
-//!   last will, which the broker publishes when its connection drops), or silent for
+//! - A standby claims when the lease is free: released live (a holder's clean shutdown at once;
+//!   its last will, which the broker publishes when its connection drops, after
+//!   [`WILL_GRACE`] without a re-assertion), or silent for
 //!   `lease_secs` measured on the standby's own clock from the last renewal it received (a
 //!   clustered broker that loses the will, a frozen holder, a network split). It claims with
 //!   the highest epoch seen plus one, and becomes active only after reading its own claim back
@@ -50,6 +51,11 @@ pub const MAX_LEASE_SECS: u64 = 25;
 /// Least time a claimant waits after sending its claim before it acts: a competing claim sent
 /// before ours was seen arrives within a round trip, and this leaves room for a slow one.
 pub const MIN_SETTLE: Duration = Duration::from_millis(300);
+/// How long a standby waits after the holder's release or the last will of its connection
+/// before it claims: a holder that is still alive (its connection dropped and came back at
+/// once, or through another node of a clustered broker, where its re-assertion may arrive
+/// after the will) keeps the lease by re-asserting it meanwhile.
+pub const WILL_GRACE: Duration = Duration::from_secs(1);
 /// Longest instance id.
 const MAX_INSTANCE_CHARS: usize = 64;
 /// Our own messages remembered to recognise their echo.
@@ -723,11 +729,15 @@ impl Lease {
                     && other.epoch == wire.epoch
                     && (other.run == wire.run || retained) =>
             {
-                // A replay says nothing about the holder being alive now.
+                // A replay says nothing about the holder being alive now, but it may name a
+                // connection the holder opened while this brain was away: a will for an older
+                // one must not free the lease.
                 if !retained {
                     other.expires = expires;
                     other.renewing |= renewing;
                     other.conn = wire.conn;
+                } else if other.run == wire.run {
+                    other.conn = other.conn.max(wire.conn);
                 }
             }
             Some(other)
@@ -768,7 +778,7 @@ impl Lease {
             State::Claiming { .. } | State::Lapsed { .. } => Vec::new(),
             State::Standby => {
                 let by = wire.released_by.as_deref().unwrap_or_default();
-                let free = match &self.other {
+                let free = match &mut self.other {
                     None => true,
                     // Another brain's will: the holder we know is not concerned.
                     Some(other) if other.holder != by => now >= other.expires,
@@ -777,7 +787,15 @@ impl Lease {
                     // The will of a connection (or process) the holder has left since: a dead
                     // broker node's wills published late by another.
                     Some(other) if stale(wire, other) => now >= other.expires,
-                    Some(_) => true,
+                    // The holder's clean shutdown (a will has no message number).
+                    Some(_) if wire.seq != 0 => true,
+                    // The will of the holder's latest known connection: free after a grace, in
+                    // which a holder still alive (back at once, or through another broker node
+                    // whose messages may arrive after the will) re-asserts it.
+                    Some(other) => {
+                        other.expires = other.expires.min(now + WILL_GRACE);
+                        now >= other.expires
+                    }
                 };
                 if free {
                     self.other = None;
@@ -942,7 +960,7 @@ mod tests {
     }
 
     #[test]
-    fn a_release_hands_over_at_once_and_silence_after_the_lease() {
+    fn a_will_hands_over_after_the_grace_and_silence_after_the_lease() {
         let mut net = Net::new(&["a", "b"]);
         net.connect(0);
         net.advance(Duration::from_secs(1));
@@ -952,6 +970,8 @@ mod tests {
         net.brains[0].disconnected();
         let will = Lease::will("a", net.brains[0].run, 1);
         net.deliver(vec![will]);
+        net.advance(WILL_GRACE - Duration::from_millis(100));
+        assert!(net.active().is_empty(), "nobody acts within the grace");
         net.advance(Duration::from_secs(1));
         assert_eq!(net.active(), ["b"]);
         assert_eq!(net.brains[1].status(net.now).epoch, Some(2));
@@ -1038,10 +1058,70 @@ mod tests {
         assert_eq!(net.active(), ["a"], "the late will changed nothing");
         assert_eq!(net.brains[1].status(net.now).epoch, Some(1));
         assert_ne!(net.retained, mark);
-        // The will of the connection in use still frees it at once.
+        // The will of the connection in use still frees it, after the grace.
         net.brains[0].disconnected();
         net.deliver(vec![Lease::will("a", run, 2)]);
+        net.advance(WILL_GRACE + Duration::from_secs(1));
+        assert_eq!(net.active(), ["b"]);
+    }
+
+    #[test]
+    fn a_holder_back_within_the_grace_keeps_the_lease() {
+        // The standby sees the will of the holder's connection before the holder's
+        // re-assertion through another broker node (a clustered broker: no order between
+        // nodes).
+        let mut net = Net::new(&["a", "b"]);
+        net.connect(0);
         net.advance(Duration::from_secs(1));
+        net.connect(1);
+        net.advance(Duration::from_secs(2));
+        let run = net.brains[0].run;
+        net.brains[0].disconnected();
+        net.deliver(vec![Lease::will("a", run, 1)]);
+        net.advance(WILL_GRACE / 2);
+        let out = net.brains[0].connected(2, net.now, 0);
+        net.deliver(out);
+        net.advance(Duration::from_secs(30));
+        assert_eq!(net.active(), ["a"]);
+        assert_eq!(net.brains[1].status(net.now).epoch, Some(1));
+    }
+
+    #[test]
+    fn a_replayed_renewal_from_a_new_connection_outdates_the_old_will() {
+        // The standby was away while the holder moved to connection 2; it reads the holder's
+        // renewal as the retained message when back, then the old connection's late will.
+        let mut lease = Lease::new("b", LEASE);
+        let t0 = Instant::now();
+        lease.connected(1, t0, 0);
+        let renew = |conn: u64| {
+            format!(
+                r#"{{"holder":"a","epoch":1,"kind":"renew","seq":{conn},"lease_ms":10000,"run":7,"conn":{conn}}}"#
+            )
+        };
+        lease.message(renew(1).as_bytes(), false, t0, 0).unwrap();
+        lease.disconnected();
+        let t1 = t0 + Duration::from_secs(2);
+        lease.connected(2, t1, 0);
+        lease.message(renew(2).as_bytes(), true, t1, 0).unwrap();
+        let out = lease
+            .message(Lease::will("a", 7, 1).as_bytes(), false, t1, 0)
+            .unwrap();
+        assert!(out.is_empty());
+        assert!(lease.tick(t1 + WILL_GRACE * 2, 0).is_empty(), "still a's");
+        assert_eq!(lease.status(t1).holder.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn a_clean_shutdown_hands_over_at_once() {
+        let mut net = Net::new(&["a", "b"]);
+        net.connect(0);
+        net.advance(Duration::from_secs(1));
+        net.connect(1);
+        net.advance(Duration::from_secs(1));
+        let release = net.brains[0].release(0).unwrap();
+        net.brains[0].disconnected();
+        net.deliver(vec![release]);
+        net.advance(MIN_SETTLE * 3);
         assert_eq!(net.active(), ["b"]);
     }
 
