@@ -168,14 +168,17 @@ fn one_variant(label: &str) -> Option<Apply> {
     Some(match label {
         "default" => Box::new(|_| {}),
         "free" => Box::new(|config| config.stt.grammar.enabled = false),
-        _ => {
-            if let Some(ms) = label.strip_prefix("silence=") {
-                let ms: u32 = ms.parse().ok()?;
-                return Some(Box::new(move |config| config.stt.vad.min_silence_ms = ms));
+        _ => match label.split_once('=')? {
+            ("ctx", n) => {
+                let ctx: usize = n.parse().ok()?;
+                Box::new(move |config| config.stt.min_audio_ctx = ctx)
             }
-            let ctx: usize = label.strip_prefix("ctx=")?.parse().ok()?;
-            Box::new(move |config| config.stt.min_audio_ctx = ctx)
-        }
+            ("silence", n) => {
+                let ms: u32 = n.parse().ok()?;
+                Box::new(move |config| config.stt.vad.min_silence_ms = ms)
+            }
+            _ => return None,
+        },
     })
 }
 

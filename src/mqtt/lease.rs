@@ -51,11 +51,14 @@ pub const MAX_LEASE_SECS: u64 = 25;
 /// Least time a claimant waits after sending its claim before it acts: a competing claim sent
 /// before ours was seen arrives within a round trip, and this leaves room for a slow one.
 pub const MIN_SETTLE: Duration = Duration::from_millis(300);
-/// How long a standby waits after the holder's release or the last will of its connection
-/// before it claims: a holder that is still alive (its connection dropped and came back at
+/// How long a standby waits after the last will of the holder's connection before it claims
+/// (after a clean shutdown it claims at once): a holder that is still alive (its connection dropped and came back at
 /// once, or through another node of a clustered broker, where its re-assertion may arrive
 /// after the will) keeps the lease by re-asserting it meanwhile.
 pub const WILL_GRACE: Duration = Duration::from_secs(1);
+/// The message number of a last will (every message sent live has one from 1 up): tells a
+/// will from a clean shutdown's release.
+const WILL_SEQ: u64 = 0;
 /// Longest instance id.
 const MAX_INSTANCE_CHARS: usize = 64;
 /// Our own messages remembered to recognise their echo.
@@ -416,7 +419,7 @@ impl Lease {
             holder: String::new(),
             epoch: 0,
             kind: Kind::Release,
-            seq: 0,
+            seq: WILL_SEQ,
             renewed_at: 0,
             expires_at: 0,
             lease_ms: 0,
@@ -787,8 +790,8 @@ impl Lease {
                     // The will of a connection (or process) the holder has left since: a dead
                     // broker node's wills published late by another.
                     Some(other) if stale(wire, other) => now >= other.expires,
-                    // The holder's clean shutdown (a will has no message number).
-                    Some(_) if wire.seq != 0 => true,
+                    // The holder's clean shutdown.
+                    Some(_) if wire.seq != WILL_SEQ => true,
                     // The will of the holder's latest known connection: free after a grace, in
                     // which a holder still alive (back at once, or through another broker node
                     // whose messages may arrive after the will) re-asserts it.
@@ -881,6 +884,16 @@ mod tests {
             }
         }
 
+        /// Brain `a` holds the lease, `b` stands by and has read its renewals.
+        fn a_holds_b_stands_by() -> Self {
+            let mut net = Self::new(&["a", "b"]);
+            net.connect(0);
+            net.advance(Duration::from_secs(1));
+            net.connect(1);
+            net.advance(Duration::from_secs(2));
+            net
+        }
+
         fn connect(&mut self, i: usize) {
             let out = self.brains[i].connected(1, self.now, 0);
             if let Some(retained) = self.retained.clone() {
@@ -961,11 +974,7 @@ mod tests {
 
     #[test]
     fn a_will_hands_over_after_the_grace_and_silence_after_the_lease() {
-        let mut net = Net::new(&["a", "b"]);
-        net.connect(0);
-        net.advance(Duration::from_secs(1));
-        net.connect(1);
-        net.advance(Duration::from_secs(1));
+        let mut net = Net::a_holds_b_stands_by();
         // The holder's last will.
         net.brains[0].disconnected();
         let will = Lease::will("a", net.brains[0].run, 1);
@@ -1036,11 +1045,7 @@ mod tests {
         // A clustered broker: the holder's node dies; the holder is back on another node at
         // once (connection 2) and re-asserts; the dead node's will for connection 1 is
         // published by a surviving node seconds later.
-        let mut net = Net::new(&["a", "b"]);
-        net.connect(0);
-        net.advance(Duration::from_secs(1));
-        net.connect(1);
-        net.advance(Duration::from_secs(2));
+        let mut net = Net::a_holds_b_stands_by();
         assert_eq!(net.active(), ["a"]);
         let run = net.brains[0].run;
         net.brains[0].disconnected();
@@ -1070,11 +1075,7 @@ mod tests {
         // The standby sees the will of the holder's connection before the holder's
         // re-assertion through another broker node (a clustered broker: no order between
         // nodes).
-        let mut net = Net::new(&["a", "b"]);
-        net.connect(0);
-        net.advance(Duration::from_secs(1));
-        net.connect(1);
-        net.advance(Duration::from_secs(2));
+        let mut net = Net::a_holds_b_stands_by();
         let run = net.brains[0].run;
         net.brains[0].disconnected();
         net.deliver(vec![Lease::will("a", run, 1)]);
@@ -1113,11 +1114,7 @@ mod tests {
 
     #[test]
     fn a_clean_shutdown_hands_over_at_once() {
-        let mut net = Net::new(&["a", "b"]);
-        net.connect(0);
-        net.advance(Duration::from_secs(1));
-        net.connect(1);
-        net.advance(Duration::from_secs(1));
+        let mut net = Net::a_holds_b_stands_by();
         let release = net.brains[0].release(0).unwrap();
         net.brains[0].disconnected();
         net.deliver(vec![release]);
