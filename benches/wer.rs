@@ -922,6 +922,17 @@ fn report(label: &str, clips: &[Clip], outcomes: &[Outcome], names: &[String], r
         "  loops (3+ words twice in a row, or 1-2 words three times): {looped};  clips with 3+ inserted \
          words: {inserting};  empty transcripts: {empty};  failed requests: {failed}"
     );
+    // An empty transcript is an utterance lost whole: name each (the worst list ranks by WER,
+    // where a loop outranks a loss).
+    for s in scored
+        .iter()
+        .filter(|s| !s.outcome.failed && normalize(&s.outcome.hypothesis).is_empty())
+    {
+        println!(
+            "  empty: {}/{}: {:?} → {:?}",
+            s.clip.voice, s.clip.id, s.clip.reference, s.outcome.hypothesis
+        );
+    }
     let mut worst: Vec<&Scored<'_>> = scored.iter().filter(|s| s.strict.errors() > 0).collect();
     worst.sort_by(|a, b| {
         b.strict

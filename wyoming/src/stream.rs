@@ -14,19 +14,28 @@ use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::frame::Frame;
 
+/// The read buffer of a connection once it has sent an event (`FramedRead`'s default).
+const READ_CAPACITY: usize = 8 * 1024;
+
 /// Reads events from a byte stream.
 #[derive(Debug)]
 pub struct EventReader<R> {
     inner: FramedRead<R, WyomingCodec>,
     idle_timeout: Option<Duration>,
+    /// Whether the buffer has been given [`READ_CAPACITY`] (after the first event).
+    sized: bool,
 }
 
 impl<R: AsyncRead + Unpin> EventReader<R> {
     /// A reader with the given limits and no idle timeout.
+    ///
+    /// Its buffer grows from nothing as the first event arrives, then holds [`READ_CAPACITY`]
+    /// (see [`EventWriter::new`]: a connection that sends nothing costs no buffer).
     pub fn new(io: R, limits: Limits) -> Self {
         Self {
-            inner: FramedRead::new(io, WyomingCodec::new(limits)),
+            inner: FramedRead::with_capacity(io, WyomingCodec::new(limits), 0),
             idle_timeout: None,
+            sized: false,
         }
     }
 
@@ -52,7 +61,14 @@ impl<R: AsyncRead + Unpin> EventReader<R> {
                 .map_err(|_| ProtocolError::IdleTimeout(limit))?,
             None => self.inner.next().await,
         };
-        next.transpose()
+        let frame = next.transpose()?;
+        if frame.is_some() && !self.sized {
+            // Up to here the buffer grew by doubling from 8 bytes. Left so, a payload still held
+            // (it shares the buffer) would make each later read as small as the room left.
+            self.sized = true;
+            self.inner.read_buffer_mut().reserve(READ_CAPACITY);
+        }
+        Ok(frame)
     }
 
     /// Reads the next event; `Ok(None)` at a clean end of stream.
@@ -84,10 +100,14 @@ pub struct EventWriter<W> {
 
 impl<W: AsyncWrite + Unpin> EventWriter<W> {
     /// A writer. Limits only matter for reading, so the defaults are used.
+    ///
+    /// Its buffer is allocated by the first event written and grows to what the events need:
+    /// a server holds many connections that have sent nothing yet (a storm of 1000 connects, a
+    /// satellite between requests), and `FramedWrite` would give each 8 KiB up front.
     pub fn new(io: W) -> Self {
-        Self {
-            inner: FramedWrite::new(io, WyomingCodec::default()),
-        }
+        let mut inner = FramedWrite::new(io, WyomingCodec::default());
+        *inner.write_buffer_mut() = bytes::BytesMut::new();
+        Self { inner }
     }
 
     /// Writes one event and flushes it.
@@ -139,5 +159,51 @@ impl<W: AsyncWrite + Unpin> EventWriter<W> {
     /// The underlying byte stream.
     pub fn get_ref(&self) -> &W {
         self.inner.get_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_that_sends_nothing_holds_no_buffers() {
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let (read, write) = tokio::io::split(ours);
+        let reader = EventReader::new(read, Limits::default());
+        let writer = EventWriter::new(write);
+        assert_eq!(reader.inner.read_buffer().capacity(), 0);
+        assert_eq!(writer.inner.write_buffer().capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn buffers_grow_with_the_first_event_and_held_payloads_stay_whole() {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let mut reader = EventReader::new(ours, Limits::default());
+        let mut writer = EventWriter::new(theirs);
+        let frames: Vec<Frame> = (0..40u8)
+            .map(|i| Frame::new("audio-chunk").with_payload(vec![i; 1000 + 97 * usize::from(i)]))
+            .collect();
+        let sending = async {
+            for frame in &frames {
+                writer.write_frame(frame).await.unwrap();
+            }
+            writer.inner.write_buffer().capacity()
+        };
+        let receiving = async {
+            let mut held = Vec::new();
+            while held.len() < frames.len() {
+                held.push(reader.read_frame().await.unwrap().unwrap());
+                // Sized after the first event; payloads held meanwhile share the buffer.
+                assert!(reader.sized);
+            }
+            held
+        };
+        let (written_capacity, held) = tokio::join!(sending, receiving);
+        assert!(written_capacity >= 1000, "grew to the events written");
+        assert_eq!(
+            held, frames,
+            "every payload as sent, though held while reading on"
+        );
     }
 }
