@@ -912,10 +912,11 @@ fn report(label: &str, clips: &[Clip], outcomes: &[Outcome], names: &[String], r
         println!("  transcripts before the end of speech was sent: {early}");
     }
     let failed = scored.iter().filter(|s| s.outcome.failed).count();
-    let empty = scored
+    let empties: Vec<&Scored<'_>> = scored
         .iter()
         .filter(|s| !s.outcome.failed && normalize(&s.outcome.hypothesis).is_empty())
-        .count();
+        .collect();
+    let empty = empties.len();
     let looped = scored.iter().filter(|s| s.looped).count();
     let inserting = scored.iter().filter(|s| s.strict.ins >= 3).count();
     println!(
@@ -924,10 +925,7 @@ fn report(label: &str, clips: &[Clip], outcomes: &[Outcome], names: &[String], r
     );
     // An empty transcript is an utterance lost whole: name each (the worst list ranks by WER,
     // where a loop outranks a loss).
-    for s in scored
-        .iter()
-        .filter(|s| !s.outcome.failed && normalize(&s.outcome.hypothesis).is_empty())
-    {
+    for s in empties {
         println!(
             "  empty: {}/{}: {:?} → {:?}",
             s.clip.voice, s.clip.id, s.clip.reference, s.outcome.hypothesis

@@ -14,22 +14,23 @@ use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::frame::Frame;
 
-/// The read buffer of a connection once it has sent an event (`FramedRead`'s default).
-const READ_CAPACITY: usize = 8 * 1024;
+/// tokio-util's default buffer size: the read buffer once a connection has sent an event, and
+/// the write buffer's backpressure boundary (events fed past it are written out before more).
+const FRAMED_CAPACITY: usize = 8 * 1024;
 
 /// Reads events from a byte stream.
 #[derive(Debug)]
 pub struct EventReader<R> {
     inner: FramedRead<R, WyomingCodec>,
     idle_timeout: Option<Duration>,
-    /// Whether the buffer has been given [`READ_CAPACITY`] (after the first event).
+    /// Whether the buffer has been given [`FRAMED_CAPACITY`] (after the first event).
     sized: bool,
 }
 
 impl<R: AsyncRead + Unpin> EventReader<R> {
     /// A reader with the given limits and no idle timeout.
     ///
-    /// Its buffer grows from nothing as the first event arrives, then holds [`READ_CAPACITY`]
+    /// Its buffer grows from nothing as the first event arrives, then holds [`FRAMED_CAPACITY`]
     /// (see [`EventWriter::new`]: a connection that sends nothing costs no buffer).
     pub fn new(io: R, limits: Limits) -> Self {
         Self {
@@ -66,7 +67,7 @@ impl<R: AsyncRead + Unpin> EventReader<R> {
             // Up to here the buffer grew by doubling from 8 bytes. Left so, a payload still held
             // (it shares the buffer) would make each later read as small as the room left.
             self.sized = true;
-            self.inner.read_buffer_mut().reserve(READ_CAPACITY);
+            self.inner.read_buffer_mut().reserve(FRAMED_CAPACITY);
         }
         Ok(frame)
     }
@@ -105,8 +106,10 @@ impl<W: AsyncWrite + Unpin> EventWriter<W> {
     /// a server holds many connections that have sent nothing yet (a storm of 1000 connects, a
     /// satellite between requests), and `FramedWrite` would give each 8 KiB up front.
     pub fn new(io: W) -> Self {
-        let mut inner = FramedWrite::new(io, WyomingCodec::default());
-        *inner.write_buffer_mut() = bytes::BytesMut::new();
+        let mut inner = FramedWrite::with_capacity(io, WyomingCodec::default(), 0);
+        // `with_capacity` makes the size its backpressure boundary too: keep the default, so
+        // events fed in a batch are still written together at the flush.
+        inner.set_backpressure_boundary(FRAMED_CAPACITY);
         Self { inner }
     }
 
@@ -174,6 +177,7 @@ mod tests {
         let writer = EventWriter::new(write);
         assert_eq!(reader.inner.read_buffer().capacity(), 0);
         assert_eq!(writer.inner.write_buffer().capacity(), 0);
+        assert_eq!(writer.inner.backpressure_boundary(), FRAMED_CAPACITY);
     }
 
     #[tokio::test]
