@@ -80,6 +80,12 @@ GGML_API void   ggml_gallocr_jarvis_release(ggml_gallocr_t galloc);
 // JARVIS-PATCH: the same, except the pages of [keep, keep + keep_size) (a graph output that a
 // later graph reads)
 GGML_API void   ggml_gallocr_jarvis_release_except(ggml_gallocr_t galloc, const void * keep, size_t keep_size);
+// JARVIS-PATCH: ggml_backend_buffer_clear(buffer, 0) that leaves a host buffer's whole pages
+// non-resident: on Linux they are given back (madvise MADV_DONTNEED, after which private
+// anonymous memory reads as zeros) and only the partial pages at either end are written.
+// Elsewhere, and for other buffers, the plain clear. For caches much larger than what one use
+// touches (a KV cache sized for 448 tokens that a command fills a few dozen rows of).
+GGML_API void   ggml_backend_buffer_jarvis_zero(ggml_backend_buffer_t buffer);
 
 // Utils
 // Create a buffer and allocate all the tensors in a ggml_context

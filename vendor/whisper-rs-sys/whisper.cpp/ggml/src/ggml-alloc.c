@@ -1157,6 +1157,28 @@ void ggml_gallocr_jarvis_release(ggml_gallocr_t galloc) {
     ggml_gallocr_jarvis_release_except(galloc, NULL, 0);
 }
 
+void ggml_backend_buffer_jarvis_zero(ggml_backend_buffer_t buffer) {
+#if defined(__linux__)
+    // MADV_DONTNEED zero-fills only on Linux (elsewhere the pages may keep their contents), and
+    // host buffers are malloc'd: private anonymous memory.
+    const long page = sysconf(_SC_PAGESIZE);
+    if (buffer != NULL && page > 0 && ggml_backend_buffer_is_host(buffer)) {
+        const uintptr_t base = (uintptr_t) ggml_backend_buffer_get_base(buffer);
+        const uintptr_t end  = base + ggml_backend_buffer_get_size(buffer);
+        const uintptr_t lo   = (base + (uintptr_t) page - 1) & ~((uintptr_t) page - 1);
+        const uintptr_t hi   = end & ~((uintptr_t) page - 1);
+        if (hi > lo && madvise((void *) lo, hi - lo, MADV_DONTNEED) == 0) {
+            memset((void *) base, 0, lo - base);
+            memset((void *) hi, 0, end - hi);
+            return;
+        }
+    }
+#endif
+    if (buffer != NULL) {
+        ggml_backend_buffer_clear(buffer, 0);
+    }
+}
+
 size_t ggml_gallocr_get_buffer_size(ggml_gallocr_t galloc, int buffer_id) {
     GGML_ASSERT(buffer_id >= 0 && buffer_id < galloc->n_buffers);
 
