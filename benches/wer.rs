@@ -748,6 +748,8 @@ async fn realtime(
                 .await?;
             if i >= end_chunk {
                 if let Some(tx) = ended.take() {
+                    // For a timeline against the server's debug log (JARVIS_BENCH_LOG).
+                    tracing::debug!("bench: the chunk holding the end of speech is sent");
                     let _ = tx.send(Instant::now());
                 }
             }
@@ -760,6 +762,7 @@ async fn realtime(
     });
     let text = transcript(&mut reader).await;
     let received = Instant::now();
+    tracing::debug!("bench: transcript received");
     sender.abort();
     let text = text?;
     // No end yet: the transcript came before the end of speech was sent.

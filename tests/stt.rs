@@ -351,6 +351,57 @@ async fn a_client_that_vanishes_mid_decode_has_its_work_abandoned() {
     app.shutdown.cancel();
 }
 
+/// How `SttFlow::speculate` replaces its own stale speculation: a speculation that waits only
+/// for an idle worker is refused while a decode holds it (and a cancelled decode holds it until
+/// it notices, between two operations), so the replacement is queued behind the cancelled
+/// decode and runs as soon as that stops.
+#[tokio::test]
+async fn a_job_queued_behind_a_cancelled_decode_runs_when_it_stops() {
+    use jarvis::stt::SttError;
+    use jarvis::stt::whisper::{CancelFlag, DecodeRequest};
+
+    let _turn = one_at_a_time().await;
+    let app = spawn_app(one_worker()).await;
+    let engine = app.services.stt.as_ref().unwrap().engine();
+    let (_, samples) = read_wav(&jfk());
+    let as_f32 = |s: &[i16]| -> std::sync::Arc<[f32]> {
+        s.iter().map(|&x| f32::from(x) / 32768.0).collect()
+    };
+    let window: Vec<i16> = samples.iter().copied().cycle().take(28 * 16_000).collect();
+    let stale = CancelFlag::default();
+    let first = engine
+        .submit(as_f32(&window), DecodeRequest::default(), stale.clone())
+        .unwrap();
+    // Well inside the encoder of 28 s (over a second on two cores).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = engine.submit_if_idle(
+        as_f32(&samples),
+        DecodeRequest::default(),
+        CancelFlag::default(),
+    );
+    assert!(matches!(refused, Err(SttError::Busy)), "{refused:?}");
+    stale.cancel();
+    let queued = engine
+        .submit(
+            as_f32(&samples),
+            DecodeRequest::default(),
+            CancelFlag::default(),
+        )
+        .unwrap();
+    let text = tokio::time::timeout(LIMIT, queued)
+        .await
+        .expect("the queued job runs")
+        .unwrap()
+        .unwrap()
+        .text;
+    assert!(text.to_lowercase().contains("americans"), "{text}");
+    assert!(matches!(first.await.unwrap(), Err(SttError::Cancelled)));
+    let stats = engine.stats();
+    assert_eq!(stats.cancelled.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.completed.load(Ordering::Relaxed), 1);
+    app.shutdown.cancel();
+}
+
 #[tokio::test]
 async fn requests_beyond_the_queue_get_a_busy_error() {
     let _turn = one_at_a_time().await;
