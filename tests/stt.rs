@@ -358,6 +358,7 @@ async fn a_client_that_vanishes_mid_decode_has_its_work_abandoned() {
 #[tokio::test]
 async fn a_job_queued_behind_a_cancelled_decode_runs_when_it_stops() {
     use jarvis::stt::SttError;
+    use jarvis::stt::audio::to_whisper;
     use jarvis::stt::whisper::{CancelFlag, DecodeRequest};
 
     let _turn = one_at_a_time().await;
@@ -365,7 +366,7 @@ async fn a_job_queued_behind_a_cancelled_decode_runs_when_it_stops() {
     let engine = app.services.stt.as_ref().unwrap().engine();
     let (_, samples) = read_wav(&jfk());
     let as_f32 = |s: &[i16]| -> std::sync::Arc<[f32]> {
-        s.iter().map(|&x| f32::from(x) / 32768.0).collect()
+        to_whisper(AudioFormat::HA_MIC, &pcm(s)).unwrap().into()
     };
     let window: Vec<i16> = samples.iter().copied().cycle().take(28 * 16_000).collect();
     let stale = CancelFlag::default();

@@ -62,14 +62,13 @@ struct Pending {
 /// How a decode may wait for a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Queue {
-    /// The transcript: queue like any request.
-    Always,
+    /// Queued like any request: the transcript, or a speculation replacing this flow's own,
+    /// just cancelled (it waits for that decode's worker, which the cancelled decode gives up
+    /// within an operation).
+    Wait,
     /// A speculation: only on an idle worker, so speculative work never takes the place of a
     /// request that needs an answer.
     IfIdle,
-    /// A speculation replacing this flow's own, just cancelled: it waits for that decode's
-    /// worker, which the cancelled decode gives up within an operation.
-    BehindOwn,
 }
 
 /// Where the flow is.
@@ -399,7 +398,7 @@ impl SttFlow {
         let samples = self.samples();
         self.spec_cut = samples.len();
         let queue = if replacing {
-            Queue::BehindOwn
+            Queue::Wait
         } else {
             Queue::IfIdle
         };
@@ -471,7 +470,7 @@ impl SttFlow {
         }
         self.pending = None;
         let samples = self.samples();
-        match self.submit(samples, None, Queue::Always) {
+        match self.submit(samples, None, Queue::Wait) {
             Ok(()) => Vec::new(),
             Err(err) => self.fail(err.code(), err.to_string()),
         }
@@ -496,9 +495,7 @@ impl SttFlow {
             Queue::IfIdle => {
                 engine.submit_if_idle(samples, self.request.clone(), cancel.clone())?
             }
-            Queue::BehindOwn | Queue::Always => {
-                engine.submit(samples, self.request.clone(), cancel.clone())?
-            }
+            Queue::Wait => engine.submit(samples, self.request.clone(), cancel.clone())?,
         };
         self.pending = Some(Pending {
             receiver,
