@@ -21,6 +21,7 @@ pub mod models;
 pub mod mqtt;
 pub mod onnx;
 pub mod panel;
+pub mod priority;
 pub mod proxmox;
 pub mod roles;
 pub mod services;

@@ -36,8 +36,9 @@ pub fn init_runtime(path: &Path) -> Result<(), String> {
                 .spawn(move || {
                     let loaded = ort::init_from(&owned)
                         .and_then(|builder| {
-                            let pool =
-                                GlobalThreadPoolOptions::default().with_intra_threads(cores())?;
+                            let pool = GlobalThreadPoolOptions::default()
+                                .with_intra_threads(cores())?
+                                .with_thread_manager(PoolThreads)?;
                             Ok(builder.with_name("jarvis").with_global_thread_pool(pool))
                         })
                         .map(|builder| {
@@ -54,6 +55,33 @@ pub fn init_runtime(path: &Path) -> Result<(), String> {
             }
         })
         .clone()
+}
+
+/// Starts the threads of the process's one pool (Piper's syntheses, batch work): named
+/// `ort-pool` and at batch priority ([`crate::priority`]). Without it they would take the name
+/// and priority of whichever thread first touched ONNX Runtime. The wake word's sessions run on
+/// their own workers' threads instead, at the usual priority.
+#[derive(Debug)]
+struct PoolThreads;
+
+impl ort::environment::ThreadManager for PoolThreads {
+    type Thread = std::thread::JoinHandle<()>;
+
+    fn create(&self, work: impl FnOnce() + Send + 'static) -> ort::Result<Self::Thread> {
+        std::thread::Builder::new()
+            .name("ort-pool".into())
+            .spawn(move || {
+                crate::priority::lower_current_thread();
+                work();
+            })
+            .map_err(|err| ort::Error::new(format!("cannot start a pool thread: {err}")))
+    }
+
+    fn join(thread: Self::Thread) -> ort::Result<()> {
+        thread
+            .join()
+            .map_err(|_| ort::Error::new("a pool thread panicked"))
+    }
 }
 
 /// Catches the common mistakes (no file, a copied symlink, not a shared library) before the

@@ -432,6 +432,8 @@ impl Worker {
 
 impl Worker {
     fn run(mut self, receiver: &Mutex<Receiver<Job>>) {
+        // A decode is batch work; ggml's compute threads, started from here, inherit this.
+        crate::priority::lower_current_thread();
         loop {
             // Holding the lock while waiting is fine: only idle workers wait on it.
             let job = match receiver.lock() {

@@ -333,7 +333,7 @@ impl TtsService {
         selection: &Selection,
         text: &str,
         delivery: Delivery,
-        sink: &mut dyn FnMut(&[i16]) -> bool,
+        sink: &mut (dyn FnMut(&[i16]) -> bool + Send),
     ) -> Result<(), TtsError> {
         let own = selection.voice.scales;
         let scales = engine::Scales {
@@ -357,14 +357,20 @@ impl TtsService {
             .map_err(|_| TtsError::Synthesis("voice lock poisoned".into()))?;
         let mut all = Vec::new();
         let mut complete = true;
-        voice
-            .speak(text, selection.speaker, scales, delivery, &mut |audio| {
-                let start = all.len();
-                all.extend(audio.iter().map(|s| (s.clamp(-1.0, 1.0) * 32_767.0) as i16));
-                complete = sink(&all[start..]);
-                complete
+        let voice = &mut *voice;
+        let (all_, complete_) = (&mut all, &mut complete);
+        // Batch work, below the threads that answer requests (ONNX Runtime's pool, which runs
+        // the rest of each graph, is already there).
+        crate::priority::run_lowered("piper", move || {
+            voice.speak(text, selection.speaker, scales, delivery, &mut |audio| {
+                let start = all_.len();
+                all_.extend(audio.iter().map(|s| (s.clamp(-1.0, 1.0) * 32_767.0) as i16));
+                *complete_ = sink(&all_[start..]);
+                *complete_
             })
-            .map_err(TtsError::Synthesis)?;
+        })
+        .map_err(|err| TtsError::Synthesis(format!("cannot start a synthesis thread: {err}")))?
+        .map_err(TtsError::Synthesis)?;
         if let (true, Some(cache)) = (complete, &self.cache) {
             cache.put(&key, selection.voice.sample_rate, &all);
         }

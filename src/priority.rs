@@ -1,0 +1,118 @@
+//! Batch work runs below the threads that answer requests.
+//!
+//! A whisper decode or a Piper synthesis keeps every core busy for a few hundred milliseconds;
+//! an HTTP command, an MQTT poll or a wake-word chunk needs a fraction of a millisecond. At the
+//! same priority, on a machine with two cores, the short work waits for the scheduler to take a
+//! core from the long one at each of its wake-ups (the p99 of HTTP commands tripled under the
+//! soak's load, issue #18). So the threads that decode and synthesize lower their own priority
+//! ([`BATCH_NICE`]) when they start; the threads they start themselves (ggml's compute threads,
+//! started for each graph, and ONNX Runtime's pool) inherit it. The long work still gets every
+//! core the short work leaves idle, so it takes as long as before when nothing else runs.
+//!
+//! Linux only: there a nice value belongs to one thread (`setpriority(PRIO_PROCESS, 0, ..)`
+//! names the calling thread). Elsewhere the same call would lower the whole process, so it does
+//! nothing.
+
+/// The nice value of batch threads: their CPU share against a thread at 0 is a tenth (the
+/// kernel's weights for nice 10 and 0 are 110 and 1024), so a request's few hundred microseconds
+/// of work go first, while a decode alone on an idle machine still runs at full speed.
+/// `JARVIS_BATCH_NICE` (0 to 19) sets another; 0 leaves batch threads as they are.
+pub const BATCH_NICE: i32 = 10;
+
+/// [`BATCH_NICE`], or `JARVIS_BATCH_NICE` where it is set to a nice value.
+pub fn batch_nice() -> i32 {
+    static NICE: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *NICE.get_or_init(|| {
+        std::env::var("JARVIS_BATCH_NICE")
+            .ok()
+            .and_then(|v| v.trim().parse::<i32>().ok())
+            .filter(|n| (0..=19).contains(n))
+            .unwrap_or(BATCH_NICE)
+    })
+}
+
+/// Lowers the calling thread (and the threads it starts from now on) to [`batch_nice`]. A
+/// thread can lower its own priority without privileges but not raise it again: call it only on
+/// threads that do nothing but batch work. Failure is logged and otherwise ignored (the work
+/// runs at the priority it had).
+pub fn lower_current_thread() {
+    #[cfg(target_os = "linux")]
+    {
+        let nice = batch_nice();
+        let now = rustix::process::getpriority_process(None).unwrap_or(0);
+        if now >= nice {
+            return;
+        }
+        if let Err(err) = rustix::process::setpriority_process(None, nice) {
+            tracing::debug!(%err, "cannot lower this thread's priority; it runs at its own");
+        }
+    }
+}
+
+/// Runs `work` on a thread of its own at [`batch_nice`] and returns what it returns, for batch
+/// work that arrives on a shared thread (whose priority could not be raised again afterwards).
+/// Starting a thread costs tens of microseconds, nothing next to a synthesis. A panic in
+/// `work` goes on in the caller.
+///
+/// # Errors
+/// The thread could not be started (the system is out of threads or memory).
+pub fn run_lowered<T: Send>(name: &str, work: impl FnOnce() -> T + Send) -> std::io::Result<T> {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn_scoped(scope, || {
+                lower_current_thread();
+                work()
+            })?;
+        Ok(thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
+}
+
+/// The nice value of the calling thread (0 where it cannot be read, or off Linux).
+pub fn current_nice() -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::process::getpriority_process(None).unwrap_or(0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_thread_is_lowered_and_its_children_inherit_while_others_are_not() {
+        let before = current_nice();
+        let (own, child) = std::thread::spawn(|| {
+            lower_current_thread();
+            let own = current_nice();
+            let child = std::thread::spawn(current_nice).join().unwrap();
+            (own, child)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(own, batch_nice().max(before));
+        assert_eq!(child, own, "a thread started by a batch thread inherits its priority");
+        assert_eq!(current_nice(), before, "the caller's own priority is untouched");
+    }
+
+    #[test]
+    fn lowered_work_returns_its_result_and_leaves_the_caller_as_it_was() {
+        let before = current_nice();
+        let mut seen = Vec::new();
+        let nice = run_lowered("batch-test", || {
+            seen.push(1);
+            current_nice()
+        })
+        .unwrap();
+        assert_eq!(nice, batch_nice().max(before));
+        assert_eq!(seen, [1], "the work borrows from the caller");
+        assert_eq!(current_nice(), before);
+    }
+}
