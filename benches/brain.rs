@@ -271,12 +271,16 @@ async fn through_the_brain_and_wyoming() {
     // (write_names), and the speech grammar built once per inventory snapshot.
     {
         use jarvis::stt::Understanding;
+        let before = resident_kb();
         let t = Instant::now();
-        match brain.speech_grammar() {
+        let built = brain.speech_grammar();
+        let took = t.elapsed();
+        match built {
             Some(grammar) => println!(
-                "  speech grammar, {} rules, built in {:.1} ms",
+                "  speech grammar, {} rules, built in {:.1} ms, {:.1} MB more resident",
                 grammar.len(),
-                t.elapsed().as_secs_f64() * 1e3
+                took.as_secs_f64() * 1e3,
+                (resident_kb().saturating_sub(before)) as f64 / 1024.0
             ),
             None => println!(
                 "  no speech grammar: more than {} names",
@@ -350,4 +354,12 @@ fn main() {
         .build()
         .unwrap()
         .block_on(through_the_brain_and_wyoming());
+}
+
+/// This process's resident memory in kB (`/proc/self/statm`; 0 where it cannot be read).
+fn resident_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4)
 }

@@ -23,7 +23,7 @@
 //!   [`variant`]); default `default`.
 //! - `JARVIS_WER_LIMIT=N`: only N clips per voice, spread over the corpus.
 //! - `JARVIS_WER_GUESTS=N`: N more guests in the cluster, named as the soak's (a large cluster:
-//!   whisper's prompt holds only some names, and there is no speech grammar past 200 names).
+//!   whisper's prompt holds only some names, and there is no speech grammar past 2000 names).
 //! - `JARVIS_WER_REALTIME=1`: send the audio paced at real time, then 1 s more of silence and
 //!   `audio-stop`; the time is end of speech → `transcript` (the endpointer may answer first).
 //! - `JARVIS_WER_REFERENCE=host:port`: also run the corpus against another Wyoming server

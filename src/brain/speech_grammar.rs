@@ -182,27 +182,40 @@ pub(crate) fn build(
         .filter(|g| !g.template)
         .map(|g| g.name.as_str());
     let storages = inventory.storages.iter().map(|s| s.storage.as_str());
-    for (names, kind_words, slots) in [
+    // Each kind's names are held once, in a slot of their own that the sentences' slots refer
+    // to after their words ("the vm " then any guest's name).
+    for (names, own, kind_words, slots) in [
         (
             nodes.collect::<Vec<_>>(),
+            "names:node",
             NODE_WORDS,
             &["target", "node"][..],
         ),
-        (guests.collect(), GUEST_WORDS, &["target", "guest"][..]),
+        (
+            guests.collect(),
+            "names:guest",
+            GUEST_WORDS,
+            &["target", "guest"][..],
+        ),
         (
             storages.collect(),
+            "names:storage",
             STORAGE_WORDS,
             &["target", "storage"][..],
         ),
     ] {
+        if names.is_empty() {
+            continue;
+        }
         for name in names {
             for form in spoken_forms(name) {
-                for the in ["", "the "] {
-                    for kind in kind_words {
-                        for slot in slots {
-                            builder.value(slot, &format!("{the}{kind}{form}"));
-                        }
-                    }
+                builder.value(own, &form);
+            }
+        }
+        for the in ["", "the "] {
+            for kind in kind_words {
+                for slot in slots {
+                    builder.value_then(slot, &format!("{the}{kind}"), own);
                 }
             }
         }

@@ -35,7 +35,7 @@ use super::whisper::{CancelFlag, CancelOnDrop, DecodeRequest, Transcription};
 use super::{SttError, SttService, Understanding};
 
 /// Longest vocabulary prompt handed to whisper, in characters (~30 tokens; the names that do not
-/// fit reach whisper through the speech grammar, up to its 200 names). A long list of names
+/// fit reach whisper through the speech grammar, up to its 2000 names). A long list of names
 /// makes tiny.en transcribe in its style: on a cluster with 1000 more guests
 /// (`JARVIS_WER_GUESTS=1000 scripts/bench.sh wer`, 250 clips) WER was 48.1 % with 600
 /// characters of names (most decodes looped or were doubtful), and with the retry in 10 s of

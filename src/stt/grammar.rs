@@ -21,7 +21,7 @@
 //! is already in the grammar is not decoded again (greedy decoding with a penalty on the tokens
 //! outside the grammar picks the same tokens when every token it picked was inside it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use std::sync::Arc;
 
@@ -39,7 +39,7 @@ pub enum Part<'a> {
 /// A slot value's placeholder for a number said as digits ("vm #" is "vm 101").
 pub const DIGITS: char = '#';
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Edge {
     Word(String),
     Slot(String),
@@ -54,14 +54,57 @@ struct WordNode {
 #[derive(Debug, Default)]
 struct CharNode {
     /// `DIGITS` stands for one or more digits.
-    next: BTreeMap<char, usize>,
+    next: Chars,
+    /// Any value of another slot, then the node given ([`GrammarBuilder::value_then`]).
+    subs: BTreeMap<String, usize>,
     end: bool,
 }
 
+/// A node's next characters and their nodes, sorted: most nodes of a name have one, and a
+/// short list costs a fraction of a map's node (a cluster's names make ~100 000 of them).
+#[derive(Debug, Default)]
+struct Chars(Vec<(char, usize)>);
+
+impl Chars {
+    fn get(&self, c: &char) -> Option<&usize> {
+        let at = self.0.binary_search_by_key(c, |&(k, _)| k).ok()?;
+        self.0.get(at).map(|(_, next)| next)
+    }
+
+    fn insert(&mut self, c: char, next: usize) {
+        match self.0.binary_search_by_key(&c, |&(k, _)| k) {
+            Ok(at) => {
+                if let Some(entry) = self.0.get_mut(at) {
+                    entry.1 = next;
+                }
+            }
+            Err(at) => self.0.insert(at, (c, next)),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&char, &usize)> {
+        self.0.iter().map(|(c, next)| (c, next))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &usize> {
+        self.0.iter().map(|(_, next)| next)
+    }
+}
+
 /// Collects sentences and slot values; [`GrammarBuilder::build`] makes the grammar.
+///
+/// The sentences' word trie is kept as one table of transitions between numbered nodes, over
+/// numbered words: the brain's templates spell out ~85 000 nodes that share endings down to
+/// ~600 ([`shared_endings`]), and a map per node held ~40 MB on the way there.
 #[derive(Debug)]
 pub struct GrammarBuilder {
-    words: Vec<WordNode>,
+    /// Each distinct edge once; the trie refers to them by their place here.
+    edges: Vec<Edge>,
+    edge_ids: HashMap<Edge, u32>,
+    /// (node, edge) -> the node it leads to.
+    trie: HashMap<(u32, u32), u32>,
+    /// Whether each node ends a sentence; as many as there are nodes.
+    ends: Vec<bool>,
     slots: BTreeMap<String, Vec<CharNode>>,
     prefixes: Vec<String>,
 }
@@ -69,7 +112,10 @@ pub struct GrammarBuilder {
 impl Default for GrammarBuilder {
     fn default() -> Self {
         Self {
-            words: vec![WordNode::default()],
+            edges: Vec::new(),
+            edge_ids: HashMap::new(),
+            trie: HashMap::new(),
+            ends: vec![false],
             slots: BTreeMap::new(),
             prefixes: Vec::new(),
         }
@@ -84,23 +130,30 @@ impl GrammarBuilder {
 
     /// Adds a sentence.
     pub fn sentence(&mut self, parts: &[Part<'_>]) {
-        let mut node = 0;
+        let mut node = 0u32;
         for part in parts {
             let edge = match part {
                 Part::Word(word) => Edge::Word(normal(word)),
                 Part::Slot(slot) => Edge::Slot((*slot).to_owned()),
             };
-            node = match self.words[node].next.get(&edge) {
-                Some(&next) => next,
+            let edge = match self.edge_ids.get(&edge) {
+                Some(&id) => id,
                 None => {
-                    self.words.push(WordNode::default());
-                    let next = self.words.len() - 1;
-                    self.words[node].next.insert(edge, next);
-                    next
+                    let id = u32::try_from(self.edges.len()).unwrap_or(u32::MAX);
+                    self.edges.push(edge.clone());
+                    self.edge_ids.insert(edge, id);
+                    id
                 }
             };
+            let fresh = u32::try_from(self.ends.len()).unwrap_or(u32::MAX);
+            node = *self.trie.entry((node, edge)).or_insert(fresh);
+            if node == fresh {
+                self.ends.push(false);
+            }
         }
-        self.words[node].end = true;
+        if let Some(end) = self.ends.get_mut(node as usize) {
+            *end = true;
+        }
     }
 
     /// Words that may come before any sentence ("hey jarvis", "please"), followed by a comma or
@@ -113,24 +166,53 @@ impl GrammarBuilder {
     }
 
     /// Adds a value of `slot`: words separated by single spaces, `#` for a number in digits.
-    /// It may come out in lower case, Capitalised or in capitals.
+    /// Its letters may come out in either case ("pve", "Pve", "PVE"); it is kept once, in
+    /// lower case.
     pub fn value(&mut self, slot: &str, value: &str) {
         let value = normal(value);
-        if value.is_empty() {
-            return;
+        if !value.is_empty() {
+            self.insert_value(slot, &value);
         }
-        for form in [value.clone(), capitalised(&value), value.to_uppercase()] {
-            self.insert_value(slot, &form);
+    }
+
+    /// Adds values of `slot` made of the words `prefix` (perhaps none), then any value of the
+    /// slot `names` ("the vm " then any guest's name). The names are held once however many
+    /// prefixes and slots share them, where spelling out every combination would copy each
+    /// name into every one (a grammar for a cluster of 1000 guests had 670 000 rules). The
+    /// prefix's letters may come out in either case, as a value's. `names` must hold plain
+    /// values only ([`GrammarBuilder::value`]): a reference to a slot that has references of
+    /// its own, or no values, is left out (whisper.cpp's grammar cannot follow a loop of them).
+    pub fn value_then(&mut self, slot: &str, prefix: &str, names: &str) {
+        let mut prefix = normal(prefix);
+        if !prefix.is_empty() {
+            prefix.push(' ');
+        }
+        let node = self.insert_chars(slot, &prefix);
+        if let Some(trie) = self.slots.get_mut(slot) {
+            if !trie[node].subs.contains_key(names) {
+                trie.push(CharNode::default());
+                let after = trie.len() - 1;
+                trie[after].end = true;
+                trie[node].subs.insert(names.to_owned(), after);
+            }
         }
     }
 
     fn insert_value(&mut self, slot: &str, value: &str) {
+        let node = self.insert_chars(slot, value);
+        if let Some(trie) = self.slots.get_mut(slot) {
+            trie[node].end = true;
+        }
+    }
+
+    /// The node of `slot`'s trie that `chars` lead to, made as needed.
+    fn insert_chars(&mut self, slot: &str, chars: &str) -> usize {
         let trie = self
             .slots
             .entry(slot.to_owned())
             .or_insert_with(|| vec![CharNode::default()]);
         let mut node = 0;
-        for c in value.chars() {
+        for c in chars.chars() {
             node = match trie[node].next.get(&c) {
                 Some(&next) => next,
                 None => {
@@ -141,11 +223,16 @@ impl GrammarBuilder {
                 }
             };
         }
-        trie[node].end = true;
+        node
     }
 
     /// The grammar, rule 0 its start.
-    pub fn build(self) -> SpeechGrammar {
+    pub fn build(mut self) -> SpeechGrammar {
+        let words = shared_endings(
+            &self.edges,
+            std::mem::take(&mut self.trie),
+            &std::mem::take(&mut self.ends),
+        );
         let mut rules = Rules::default();
         let root = rules.reserve();
         let comma = rules.reserve();
@@ -184,26 +271,103 @@ impl GrammarBuilder {
         );
         // One rule per node of each slot's character trie, and for a slot that begins a
         // sentence, its first node without the values that begin with a number in digits (see
-        // the module's documentation).
+        // the module's documentation). Reserved first: a slot's rules refer to other slots'.
+        // References only to slots that have values and no references of their own.
+        let plain: HashSet<String> = self
+            .slots
+            .iter()
+            .filter(|(_, trie)| trie.iter().all(|node| node.subs.is_empty()))
+            .map(|(slot, _)| slot.clone())
+            .collect();
+        for trie in self.slots.values_mut() {
+            for node in trie.iter_mut() {
+                node.subs.retain(|sub, _| plain.contains(sub));
+                node.next.0.shrink_to_fit();
+            }
+            trie.shrink_to_fit();
+        }
+        // The nodes from which a value can still end (a reference left out above can leave a
+        // branch that never does; an empty rule would let whisper end there). A child is
+        // always made after its parent, so one pass from the last node back decides each.
+        let alive: HashMap<&str, Vec<bool>> = self
+            .slots
+            .iter()
+            .map(|(slot, trie)| {
+                let mut alive = vec![false; trie.len()];
+                for i in (0..trie.len()).rev() {
+                    let node = &trie[i];
+                    alive[i] = node.end
+                        || node.next.values().any(|&n| alive.get(n) == Some(&true))
+                        || node.subs.values().any(|&n| alive.get(n) == Some(&true));
+                }
+                (slot.as_str(), alive)
+            })
+            .collect();
+        let lives = |slot: &str, node: usize| {
+            alive
+                .get(slot)
+                .and_then(|a| a.get(node))
+                .copied()
+                .unwrap_or(false)
+        };
+        // Whether a value of `slot` can begin a sentence: one not a number in digits.
+        let leads = |slot: &str| {
+            self.slots.get(slot).is_some_and(|trie| {
+                trie[0]
+                    .next
+                    .iter()
+                    .any(|(&c, &next)| c != DIGITS && lives(slot, next))
+            })
+        };
+        let can_lead = |slot: &str, trie: &[CharNode]| {
+            leads(slot)
+                || trie[0]
+                    .subs
+                    .iter()
+                    .any(|(sub, &next)| lives(slot, next) && lives(sub, 0) && leads(sub))
+        };
         let mut slot_rules: HashMap<&str, (usize, Option<usize>)> = HashMap::new();
         for (slot, trie) in &self.slots {
+            if !lives(slot, 0) {
+                continue;
+            }
             let first = rules.rules.len();
             for _ in trie {
                 rules.reserve();
             }
+            let leading = can_lead(slot, trie).then(|| rules.reserve());
+            slot_rules.insert(slot, (first, leading));
+        }
+        for (slot, trie) in &self.slots {
+            let Some(&(first, leading)) = slot_rules.get(slot.as_str()) else {
+                continue;
+            };
             let body_of = |node: &CharNode, numbers: bool| {
                 let mut body = Vec::new();
-                for (&c, &next) in &node.next {
-                    if c == DIGITS && !numbers {
+                for (&c, &next) in node.next.iter() {
+                    if c == DIGITS && !numbers || !lives(slot, next) {
                         continue;
                     }
                     alternative(&mut body);
                     if c == DIGITS {
                         body.push(raw(Kind::RuleReference, digits));
                     } else {
-                        push_char(&mut body, c);
+                        push_either_case(&mut body, c);
                     }
                     body.push(raw(Kind::RuleReference, first + next));
+                }
+                for (sub, &next) in &node.subs {
+                    if !lives(slot, next) {
+                        continue;
+                    }
+                    let rule = slot_rules.get(sub.as_str()).and_then(|&(all, leading)| {
+                        if numbers { Some(all) } else { leading }
+                    });
+                    if let Some(rule) = rule {
+                        alternative(&mut body);
+                        body.push(raw(Kind::RuleReference, rule));
+                        body.push(raw(Kind::RuleReference, first + next));
+                    }
                 }
                 if node.end {
                     alternative(&mut body);
@@ -215,22 +379,19 @@ impl GrammarBuilder {
                 rules.set(first + i, body_of(node, true));
             }
             // A slot of numbers alone cannot begin a sentence at all.
-            let leading = trie[0].next.keys().any(|&c| c != DIGITS).then(|| {
-                let rule = rules.reserve();
+            if let Some(rule) = leading {
                 rules.set(rule, body_of(&trie[0], false));
-                rule
-            });
-            slot_rules.insert(slot, (first, leading));
+            }
         }
         // One rule per node of the word trie: " " (the next words, as a character trie, each
         // then [,] and the node after it | a slot's value [,] node after) | end. The words
         // after a node share their characters, so whisper.cpp keeps one grammar stack per next
         // character, not one per next word.
         let first = rules.rules.len();
-        for _ in &self.words {
+        for _ in &words {
             rules.reserve();
         }
-        for (i, node) in self.words.iter().enumerate() {
+        for (i, node) in words.iter().enumerate() {
             let mut entries: Vec<Entry> = Vec::new();
             for (edge, &next) in &node.next {
                 let tail = vec![raw(Kind::RuleReference, first + next)];
@@ -284,11 +445,73 @@ impl GrammarBuilder {
         );
         SpeechGrammar {
             rules: Arc::new(GrammarRules::new(&rules.rules)),
-            words: self.words,
+            words,
             slots: self.slots,
             prefixes: self.prefixes,
         }
     }
+}
+
+/// The word trie with the nodes that end the same way merged into one (a trie made a minimal
+/// graph: "... on node {target}" and "... of node {target}" share "node {target}" and what may
+/// follow). The sentences are the same; the rules are made once per node, so the brain's
+/// templates, which share their endings everywhere, need a fraction of them. A child is always
+/// numbered after its parent, so one pass from the last node back finds each node's equal. The
+/// root stays first.
+fn shared_endings(edges: &[Edge], trie: HashMap<(u32, u32), u32>, ends: &[bool]) -> Vec<WordNode> {
+    // Each node's transitions, sorted by node: one table rather than one map per node.
+    let mut transitions: Vec<(u32, u32, u32)> = trie
+        .into_iter()
+        .map(|((node, edge), child)| (node, edge, child))
+        .collect();
+    transitions.sort_unstable();
+    let mut id_of = vec![0u32; ends.len()];
+    let mut distinct: Vec<(bool, Vec<(u32, u32)>)> = Vec::new();
+    let mut by_ending: HashMap<(bool, Vec<(u32, u32)>), u32> = HashMap::new();
+    let mut upto = transitions.len();
+    for node in (0..ends.len()).rev() {
+        let from = transitions[..upto].partition_point(|&(n, _, _)| (n as usize) < node);
+        let next: Vec<(u32, u32)> = transitions[from..upto]
+            .iter()
+            .map(|&(_, edge, child)| (edge, id_of.get(child as usize).copied().unwrap_or(0)))
+            .collect();
+        upto = from;
+        let end = ends.get(node).copied().unwrap_or(false);
+        let fresh = u32::try_from(distinct.len()).unwrap_or(u32::MAX);
+        let id = *by_ending.entry((end, next.clone())).or_insert(fresh);
+        if id == fresh {
+            distinct.push((end, next));
+        }
+        if let Some(slot) = id_of.get_mut(node) {
+            *slot = id;
+        }
+    }
+    drop(transitions);
+    drop(by_ending);
+    // Renumber: the root first, then the others.
+    let root = id_of.first().copied().unwrap_or(0) as usize;
+    let mut order = vec![root];
+    order.extend((0..distinct.len()).rev().filter(|&id| id != root));
+    let mut place = vec![0usize; distinct.len()];
+    for (at, &id) in order.iter().enumerate() {
+        if let Some(p) = place.get_mut(id) {
+            *p = at;
+        }
+    }
+    order
+        .iter()
+        .filter_map(|&id| distinct.get(id))
+        .map(|(end, next)| WordNode {
+            next: next
+                .iter()
+                .filter_map(|&(edge, id)| {
+                    let edge = edges.get(edge as usize)?.clone();
+                    Some((edge, place.get(id as usize).copied().unwrap_or(0)))
+                })
+                .collect(),
+            end: *end,
+        })
+        .collect()
 }
 
 /// A string of characters to match, then the elements that follow it.
@@ -331,6 +554,18 @@ fn alternative(body: &mut Vec<WhisperGrammarElement>) {
 /// A character, as it is.
 fn push_char(body: &mut Vec<WhisperGrammarElement>, c: char) {
     body.push(el(Kind::Character, c));
+}
+
+/// A letter of a slot's value in either case (values are kept in lower case: "pve" also comes
+/// out "Pve" and "PVE"); any other character as it is.
+fn push_either_case(body: &mut Vec<WhisperGrammarElement>, c: char) {
+    body.push(el(Kind::Character, c));
+    let mut upper = c.to_uppercase();
+    if let (Some(u), None) = (upper.next(), upper.next()) {
+        if u != c {
+            body.push(el(Kind::CharacterAlternate, u));
+        }
+    }
 }
 
 /// `text` with its first letter in capitals.
@@ -382,11 +617,40 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Where the character `c` leads from `at` in `trie` (`leading`: at the first character of a
+/// value that begins the sentence, where a number in digits does not).
+fn step(trie: &[CharNode], at: At, c: char, leading: bool) -> Vec<At> {
+    let mut next = Vec::new();
+    let node = match at {
+        At::Digits(after) => {
+            if c.is_ascii_digit() {
+                next.push(At::Digits(after));
+            }
+            after
+        }
+        At::Node(node) => node,
+    };
+    let Some(here) = trie.get(node) else {
+        return next;
+    };
+    if let Some(&child) = here.next.get(&c) {
+        next.push(At::Node(child));
+    }
+    // The root is only ever the first character's state.
+    if c.is_ascii_digit() && !(leading && node == 0) {
+        if let Some(&child) = here.next.get(&DIGITS) {
+            next.push(At::Digits(child));
+        }
+    }
+    next
+}
+
 /// The grammar: whisper.cpp's rules, and what it needs to check a transcript against them.
 #[derive(Debug)]
 pub struct SpeechGrammar {
     /// In whisper.cpp's layout, converted once: every guided decode shares them (a homelab's
-    /// grammar has ~300 000 rules; converting them took ~11 ms a decode).
+    /// grammar had ~300 000 rules before the word trie shared its endings; converting them took
+    /// ~11 ms a decode).
     rules: Arc<GrammarRules>,
     words: Vec<WordNode>,
     slots: BTreeMap<String, Vec<CharNode>>,
@@ -399,6 +663,22 @@ pub struct SpeechGrammar {
 enum At {
     Node(usize),
     Digits(usize),
+}
+
+impl At {
+    fn node(self) -> usize {
+        match self {
+            Self::Node(node) | Self::Digits(node) => node,
+        }
+    }
+}
+
+/// A state of a walk through a slot's values: where in the slot's trie, and inside a value of
+/// another slot that it refers to (the walk goes on at `at` once that value ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct State<'a> {
+    at: At,
+    inner: Option<(&'a str, At)>,
 }
 
 impl SpeechGrammar {
@@ -460,50 +740,98 @@ impl SpeechGrammar {
 
     /// Where `value` leads in the character trie of `slot` (nowhere: not the start of a value);
     /// `leading`: the slot begins the sentence, where a number in digits does not.
-    fn slot_states(&self, slot: &str, value: &str, leading: bool) -> Vec<At> {
+    fn slot_states(&self, slot: &str, value: &str, leading: bool) -> Vec<State<'_>> {
         let Some(trie) = self.slots.get(slot) else {
             return Vec::new();
         };
-        let mut states = vec![At::Node(0)];
+        let mut states = Vec::new();
+        self.enter(
+            trie,
+            State {
+                at: At::Node(0),
+                inner: None,
+            },
+            &mut states,
+        );
+        let mut first = true;
         for c in value.chars() {
             let mut next = Vec::new();
             for state in states {
-                let node = match state {
-                    At::Digits(after) => {
-                        if c.is_ascii_digit() {
-                            next.push(At::Digits(after));
+                match state.inner {
+                    Some((sub, inner)) => {
+                        let Some(sub_trie) = self.slots.get(sub) else {
+                            continue;
+                        };
+                        // The root of the value inside is the first character's state only
+                        // when its reference is at the root too.
+                        let lead = leading && first;
+                        for inner in step(sub_trie, inner, c, lead) {
+                            let stepped = State {
+                                at: state.at,
+                                inner: Some((sub, inner)),
+                            };
+                            self.enter(trie, stepped, &mut next);
                         }
-                        after
                     }
-                    At::Node(node) => node,
-                };
-                if let Some(&child) = trie[node].next.get(&c) {
-                    next.push(At::Node(child));
-                }
-                // The root is only ever the first character's state.
-                if c.is_ascii_digit() && !(leading && node == 0) {
-                    if let Some(&child) = trie[node].next.get(&DIGITS) {
-                        next.push(At::Digits(child));
+                    None => {
+                        for at in step(trie, state.at, c, leading && first) {
+                            self.enter(trie, State { at, inner: None }, &mut next);
+                        }
                     }
                 }
             }
-            next.dedup();
             if next.is_empty() {
                 return next;
             }
             states = next;
+            first = false;
         }
         states
     }
 
-    fn is_end(&self, slot: &str, at: At) -> bool {
-        let node = match at {
-            At::Node(node) | At::Digits(node) => node,
-        };
-        self.slots
-            .get(slot)
-            .and_then(|trie| trie.get(node))
-            .is_some_and(|n| n.end)
+    /// Adds `state` to `states` with where it leads without a character: into the values of the
+    /// slots its node refers to, and out of a value inside that has ended.
+    fn enter<'a>(&'a self, trie: &[CharNode], state: State<'a>, states: &mut Vec<State<'a>>) {
+        if states.contains(&state) {
+            return;
+        }
+        states.push(state);
+        match state.inner {
+            Some((sub, inner)) => {
+                let ended = self
+                    .slots
+                    .get(sub)
+                    .and_then(|t| t.get(inner.node()))
+                    .is_some_and(|n| n.end);
+                if ended {
+                    self.enter(trie, State { at: state.at, inner: None }, states);
+                }
+            }
+            None => {
+                let Some(node) = trie.get(state.at.node()) else {
+                    return;
+                };
+                // Only to plain slots: [`GrammarBuilder::build`] dropped the others.
+                for (sub, &after) in &node.subs {
+                    if let Some((sub, _)) = self.slots.get_key_value(sub.as_str()) {
+                        let inside = State {
+                            at: At::Node(after),
+                            inner: Some((sub.as_str(), At::Node(0))),
+                        };
+                        self.enter(trie, inside, states);
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end(&self, slot: &str, state: State<'_>) -> bool {
+        state.inner.is_none()
+            && self
+                .slots
+                .get(slot)
+                .and_then(|trie| trie.get(state.at.node()))
+                .is_some_and(|n| n.end)
     }
 
     /// Rules in the grammar (for the log and tests).
@@ -601,6 +929,70 @@ mod tests {
         assert!(!g.unfinished(""));
     }
 
+    /// A grammar whose guest names are held once and referred to after their words.
+    fn with_names(names: &[&str]) -> SpeechGrammar {
+        let mut b = GrammarBuilder::new();
+        b.sentence(&[Part::Word("start"), Part::Slot("guest")]);
+        b.sentence(&[Part::Slot("guest"), Part::Word("status")]);
+        for name in names {
+            b.value("names", name);
+        }
+        for prefix in ["", "vm ", "the vm ", "container "] {
+            b.value_then("guest", prefix, "names");
+        }
+        b.value("guest", "vm #");
+        b.build()
+    }
+
+    #[test]
+    fn names_held_once_are_reached_after_every_prefix() {
+        let g = with_names(&["nextcloud", "media-server", "media server", "3cx", "#"]);
+        assert!(g.accepts("Start nextcloud."));
+        assert!(g.accepts("start the vm nextcloud"));
+        assert!(g.accepts("Start VM Media-Server."));
+        assert!(g.accepts("start container 3cx"));
+        assert!(g.accepts("Start VM 101."), "a plain value beside the references");
+        assert!(g.accepts("start vm 42"), "a number among the names, after words");
+        assert!(g.accepts("Nextcloud status?"));
+        assert!(g.accepts("3cx status"), "a name that begins with a digit may lead");
+        assert!(!g.accepts("42 status"), "a number alone does not begin a sentence");
+        assert!(!g.accepts("start the vm"));
+        assert!(!g.accepts("start the vm nextclouds"));
+        assert!(!g.accepts("start the container nextcloud"), "not a prefix given");
+        assert!(g.unfinished("start the vm next"));
+        assert!(g.unfinished("start the"));
+        assert!(!g.unfinished("start the vm nextcloud"), "complete");
+        assert!(!g.unfinished("start the vm pbe"));
+    }
+
+    #[test]
+    fn a_reference_that_could_loop_or_names_nothing_is_left_out() {
+        let mut b = GrammarBuilder::new();
+        b.sentence(&[Part::Word("start"), Part::Slot("a")]);
+        b.sentence(&[Part::Word("stop"), Part::Slot("c")]);
+        b.value_then("a", "x", "b");
+        b.value_then("b", "y", "a");
+        b.value("a", "plain");
+        b.value_then("c", "z", "nothing");
+        let g = b.build();
+        assert!(g.accepts("start plain"));
+        assert!(!g.accepts("start x"), "the prefix of a reference left out is not a value");
+        assert!(!g.accepts("stop z"));
+        assert!(!g.accepts("stop"));
+        // Whisper would end a value in the branches that cannot end: none is in the rules.
+        let rules: Vec<Vec<WhisperGrammarElement>> =
+            (0..g.len()).map(|i| g.rules().rule(i).unwrap()).collect();
+        let dead = rules
+            .iter()
+            .flatten()
+            .filter(|e| {
+                e.element_type == Kind::Character
+                    && [u32::from('x'), u32::from('z')].contains(&e.value)
+            })
+            .count();
+        assert_eq!(dead, 0, "nothing leads into the branches that cannot end");
+    }
+
     #[test]
     fn the_rules_are_well_formed_for_whisper() {
         let g = homelab();
@@ -627,6 +1019,17 @@ mod tests {
                 }
             }
         }
+        // A value is kept in lower case; its letters are matched in either case ("PVE").
+        let either = |lower: char, upper: char| {
+            rules.iter().any(|rule| {
+                rule.windows(2).any(|pair| {
+                    (pair[0].element_type, pair[0].value) == (Kind::Character, u32::from(lower))
+                        && (pair[1].element_type, pair[1].value)
+                            == (Kind::CharacterAlternate, u32::from(upper))
+                })
+            })
+        };
+        assert!(either('p', 'P') && either('v', 'V') && either('e', 'E'));
         // Names share their characters: "media-server" and "media server" are one path up
         // to the hyphen.
         let nodes_before = rules.len();
@@ -638,5 +1041,32 @@ mod tests {
         let big = b.build();
         assert!(big.len() < 1000 * 12, "{} rules for 1000 names", big.len());
         assert!(nodes_before > 4);
+        // Held once, 1000 names behind a dozen prefixes in two slots cost about what they
+        // cost in one place, not 24 times as much.
+        let mut b = GrammarBuilder::new();
+        b.sentence(&[Part::Word("start"), Part::Slot("guest")]);
+        b.sentence(&[Part::Word("status"), Part::Slot("target")]);
+        for i in 0..1000 {
+            b.value("names", &format!("guest-{i}"));
+        }
+        for the in ["", "the "] {
+            for kind in ["", "vm ", "container ", "guest ", "the vm ", "the container "] {
+                for slot in ["guest", "target"] {
+                    b.value_then(slot, &format!("{the}{kind}"), "names");
+                }
+            }
+        }
+        let shared = b.build();
+        assert!(shared.len() < 2 * big.len(), "{} rules", shared.len());
+        assert!(shared.accepts("Status the container guest-999"));
+        let rules: Vec<Vec<WhisperGrammarElement>> =
+            (0..shared.len()).map(|i| shared.rules().rule(i).unwrap()).collect();
+        for (i, rule) in rules.iter().enumerate() {
+            for e in rule {
+                if e.element_type == Kind::RuleReference {
+                    assert!((e.value as usize) < rules.len(), "rule {i} refers past the end");
+                }
+            }
+        }
     }
 }
