@@ -98,8 +98,15 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(own, batch_nice().max(before));
-        assert_eq!(child, own, "a thread started by a batch thread inherits its priority");
-        assert_eq!(current_nice(), before, "the caller's own priority is untouched");
+        assert_eq!(
+            child, own,
+            "a thread started by a batch thread inherits its priority"
+        );
+        assert_eq!(
+            current_nice(),
+            before,
+            "the caller's own priority is untouched"
+        );
     }
 
     #[test]

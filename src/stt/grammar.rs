@@ -2,10 +2,12 @@
 //! as element lists), lowering the logits of tokens the grammar does not allow by a penalty.
 //!
 //! A [`SpeechGrammar`] is built from sentences of words and slots (the brain's templates) and the
-//! values each slot takes (the cluster's names, written and spoken). Words form a trie, and so do
-//! the characters of each slot's values, so whisper.cpp's grammar state stays small (one stack
-//! per distinct next character) however many names the cluster has. Words are lower case but
-//! for a capital at the start of the sentence; names also Capitalised or in capitals ("PVE");
+//! values each slot takes (the cluster's names, written and spoken). Words form a trie (its equal
+//! endings made one), and so do the characters of each slot's values, so whisper.cpp's grammar
+//! state stays small (one stack per distinct next character) however many names the cluster
+//! has; a slot's values may end in any value of another slot, so each name is held once. Words
+//! are lower case but for a capital at the start of the sentence; a value's letters come in
+//! either case ("pve", "Pve", "PVE");
 //! a comma may follow leading filler ("Hey Jarvis,"), and a sentence may end with `.`, `?` or
 //! `!`. (Letters in either case anywhere, and commas after any word, let whisper write "therE,
 //! On, tHe" and still match.)
@@ -360,9 +362,9 @@ impl GrammarBuilder {
                     if !lives(slot, next) {
                         continue;
                     }
-                    let rule = slot_rules.get(sub.as_str()).and_then(|&(all, leading)| {
-                        if numbers { Some(all) } else { leading }
-                    });
+                    let rule = slot_rules
+                        .get(sub.as_str())
+                        .and_then(|&(all, leading)| if numbers { Some(all) } else { leading });
                     if let Some(rule) = rule {
                         alternative(&mut body);
                         body.push(raw(Kind::RuleReference, rule));
@@ -804,7 +806,14 @@ impl SpeechGrammar {
                     .and_then(|t| t.get(inner.node()))
                     .is_some_and(|n| n.end);
                 if ended {
-                    self.enter(trie, State { at: state.at, inner: None }, states);
+                    self.enter(
+                        trie,
+                        State {
+                            at: state.at,
+                            inner: None,
+                        },
+                        states,
+                    );
                 }
             }
             None => {
@@ -951,14 +960,29 @@ mod tests {
         assert!(g.accepts("start the vm nextcloud"));
         assert!(g.accepts("Start VM Media-Server."));
         assert!(g.accepts("start container 3cx"));
-        assert!(g.accepts("Start VM 101."), "a plain value beside the references");
-        assert!(g.accepts("start vm 42"), "a number among the names, after words");
+        assert!(
+            g.accepts("Start VM 101."),
+            "a plain value beside the references"
+        );
+        assert!(
+            g.accepts("start vm 42"),
+            "a number among the names, after words"
+        );
         assert!(g.accepts("Nextcloud status?"));
-        assert!(g.accepts("3cx status"), "a name that begins with a digit may lead");
-        assert!(!g.accepts("42 status"), "a number alone does not begin a sentence");
+        assert!(
+            g.accepts("3cx status"),
+            "a name that begins with a digit may lead"
+        );
+        assert!(
+            !g.accepts("42 status"),
+            "a number alone does not begin a sentence"
+        );
         assert!(!g.accepts("start the vm"));
         assert!(!g.accepts("start the vm nextclouds"));
-        assert!(!g.accepts("start the container nextcloud"), "not a prefix given");
+        assert!(
+            !g.accepts("start the container nextcloud"),
+            "not a prefix given"
+        );
         assert!(g.unfinished("start the vm next"));
         assert!(g.unfinished("start the"));
         assert!(!g.unfinished("start the vm nextcloud"), "complete");
@@ -976,7 +1000,10 @@ mod tests {
         b.value_then("c", "z", "nothing");
         let g = b.build();
         assert!(g.accepts("start plain"));
-        assert!(!g.accepts("start x"), "the prefix of a reference left out is not a value");
+        assert!(
+            !g.accepts("start x"),
+            "the prefix of a reference left out is not a value"
+        );
         assert!(!g.accepts("stop z"));
         assert!(!g.accepts("stop"));
         // Whisper would end a value in the branches that cannot end: none is in the rules.
@@ -1050,7 +1077,14 @@ mod tests {
             b.value("names", &format!("guest-{i}"));
         }
         for the in ["", "the "] {
-            for kind in ["", "vm ", "container ", "guest ", "the vm ", "the container "] {
+            for kind in [
+                "",
+                "vm ",
+                "container ",
+                "guest ",
+                "the vm ",
+                "the container ",
+            ] {
                 for slot in ["guest", "target"] {
                     b.value_then(slot, &format!("{the}{kind}"), "names");
                 }
@@ -1059,12 +1093,16 @@ mod tests {
         let shared = b.build();
         assert!(shared.len() < 2 * big.len(), "{} rules", shared.len());
         assert!(shared.accepts("Status the container guest-999"));
-        let rules: Vec<Vec<WhisperGrammarElement>> =
-            (0..shared.len()).map(|i| shared.rules().rule(i).unwrap()).collect();
+        let rules: Vec<Vec<WhisperGrammarElement>> = (0..shared.len())
+            .map(|i| shared.rules().rule(i).unwrap())
+            .collect();
         for (i, rule) in rules.iter().enumerate() {
             for e in rule {
                 if e.element_type == Kind::RuleReference {
-                    assert!((e.value as usize) < rules.len(), "rule {i} refers past the end");
+                    assert!(
+                        (e.value as usize) < rules.len(),
+                        "rule {i} refers past the end"
+                    );
                 }
             }
         }
