@@ -358,15 +358,14 @@ impl TtsService {
         let mut all = Vec::new();
         let mut complete = true;
         let voice = &mut *voice;
-        let (all_, complete_) = (&mut all, &mut complete);
         // Batch work, below the threads that answer requests (ONNX Runtime's pool, which runs
         // the rest of each graph, is already there).
-        crate::priority::run_lowered("piper", move || {
+        crate::priority::run_lowered("piper", || {
             voice.speak(text, selection.speaker, scales, delivery, &mut |audio| {
-                let start = all_.len();
-                all_.extend(audio.iter().map(|s| (s.clamp(-1.0, 1.0) * 32_767.0) as i16));
-                *complete_ = sink(&all_[start..]);
-                *complete_
+                let start = all.len();
+                all.extend(audio.iter().map(|s| (s.clamp(-1.0, 1.0) * 32_767.0) as i16));
+                complete = sink(&all[start..]);
+                complete
             })
         })
         .map_err(|err| TtsError::Synthesis(format!("cannot start a synthesis thread: {err}")))?
