@@ -16,6 +16,8 @@
     unreachable_pub
 )]
 
+#[allow(dead_code)]
+mod common;
 #[path = "../tests/common/fake_proxmox.rs"]
 mod fake_proxmox;
 
@@ -271,7 +273,7 @@ async fn through_the_brain_and_wyoming() {
     // (write_names), and the speech grammar built once per inventory snapshot.
     {
         use jarvis::stt::Understanding;
-        let before = resident_kb();
+        let before = common::status_kb("VmRSS:");
         let t = Instant::now();
         let built = brain.speech_grammar();
         let took = t.elapsed();
@@ -280,7 +282,7 @@ async fn through_the_brain_and_wyoming() {
                 "  speech grammar, {} rules, built in {:.1} ms, {:.1} MB more resident",
                 grammar.len(),
                 took.as_secs_f64() * 1e3,
-                (resident_kb().saturating_sub(before)) as f64 / 1024.0
+                (common::status_kb("VmRSS:").saturating_sub(before)) as f64 / 1024.0
             ),
             None => println!(
                 "  no speech grammar: more than {} names",
@@ -354,12 +356,4 @@ fn main() {
         .build()
         .unwrap()
         .block_on(through_the_brain_and_wyoming());
-}
-
-/// This process's resident memory in kB (`/proc/self/statm`; 0 where it cannot be read).
-fn resident_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4)
 }

@@ -22,6 +22,10 @@
     unreachable_pub
 )]
 
+#[allow(dead_code)]
+mod common;
+
+use common::status_kb;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -179,21 +183,6 @@ fn generate(i: u64, start_ms: i64, now: i64, rng: &mut Rng) -> Event {
             start_ms,
         )
     }
-}
-
-fn status_kb(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }
 
 fn files_bytes(path: &Path) -> u64 {

@@ -39,8 +39,7 @@ pub fn lower_current_thread() {
     #[cfg(target_os = "linux")]
     {
         let nice = batch_nice();
-        let now = rustix::process::getpriority_process(None).unwrap_or(0);
-        if now >= nice {
+        if current_nice() >= nice {
             return;
         }
         if let Err(err) = rustix::process::setpriority_process(None, nice) {

@@ -24,6 +24,24 @@ pub(crate) fn bench_config() -> jarvis::config::Config {
     config
 }
 
+/// A memory field of this process's `/proc/self/status` ("VmRSS:", "VmHWM:"), in kB (0 where
+/// it cannot be read). Not every bench reads its own memory.
+#[allow(dead_code)]
+pub(crate) fn status_kb(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
 /// Peak resident memory of a process, in MB.
 pub(crate) fn peak_rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
