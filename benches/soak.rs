@@ -26,7 +26,9 @@
 //! object in the event store with its end, RSS flat within 10 % after the first window, each p99
 //! (requests made during a fault left out) within twice its idle figure (the p99 of 20
 //! requests one at a time before the load; the first window's for the wake word and confirmed
-//! actions), peak RSS (VmHWM) <= 300 MB. Exits 1 when a check fails.
+//! actions), peak RSS (VmHWM) <= 300 MB. Exits 1 when a check fails. `SOAK_OUT` also gets
+//! `memory.csv` (RSS, peak and fds over time) and `requests.csv` (every request: its time,
+//! service, latency and error).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -1393,6 +1395,17 @@ fn report(
         );
     }
     std::fs::write(out.join("memory.csv"), series).unwrap();
+    // Every request with its time, to find what a slow one ran beside.
+    let mut requests = String::from("t_s,service,latency_ms,error\n");
+    for r in &records {
+        let error = match &r.outcome {
+            Outcome::Ok => String::new(),
+            Outcome::Error(e) => e.replace([',', '\n'], " "),
+        };
+        let latency = r.latency_ms.map(|l| format!("{l:.2}")).unwrap_or_default();
+        let _ = writeln!(requests, "{:.3},{},{latency},{error}", r.t, r.service);
+    }
+    std::fs::write(out.join("requests.csv"), requests).unwrap();
     print!("{text}");
     text
 }

@@ -8,6 +8,8 @@
 //! ([`BATCH_NICE`]) when they start; the threads they start themselves (ggml's compute threads,
 //! started for each graph, and ONNX Runtime's pool) inherit it. The long work still gets every
 //! core the short work leaves idle, so it takes as long as before when nothing else runs.
+//! The wake word's workers, which must keep up with 20 streams but need little at a time, sit
+//! in between ([`stream_nice`]).
 //!
 //! Linux only: there a nice value belongs to one thread (`setpriority(PRIO_PROCESS, 0, ..)`
 //! names the calling thread). Elsewhere the same call would lower the whole process, so it does
@@ -31,14 +33,26 @@ pub fn batch_nice() -> i32 {
     })
 }
 
+/// The nice value of threads that keep up with streams in real time (the wake word's workers):
+/// half of [`batch_nice`]. A request's work goes before a stream's chunk (the weights for 5 and
+/// 0 are 335 and 1024), and a chunk before a decode, which has the least urgent deadline.
+pub fn stream_nice() -> i32 {
+    batch_nice() / 2
+}
+
 /// Lowers the calling thread (and the threads it starts from now on) to [`batch_nice`]. A
 /// thread can lower its own priority without privileges but not raise it again: call it only on
 /// threads that do nothing but batch work. Failure is logged and otherwise ignored (the work
 /// runs at the priority it had).
 pub fn lower_current_thread() {
+    lower_current_thread_to(batch_nice());
+}
+
+/// Lowers the calling thread (and the threads it starts from now on) to `nice`, as
+/// [`lower_current_thread`] does; a thread already at `nice` or below is left as it is.
+pub fn lower_current_thread_to(nice: i32) {
     #[cfg(target_os = "linux")]
     {
-        let nice = batch_nice();
         if current_nice() >= nice {
             return;
         }
@@ -106,6 +120,21 @@ mod tests {
             before,
             "the caller's own priority is untouched"
         );
+    }
+
+    #[test]
+    fn a_stream_thread_sits_between_requests_and_batch_work() {
+        let before = current_nice();
+        let own = std::thread::spawn(|| {
+            lower_current_thread_to(stream_nice());
+            current_nice()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(own, stream_nice().max(before));
+        if before == 0 && batch_nice() >= 2 {
+            assert!(before < stream_nice() && stream_nice() < batch_nice());
+        }
     }
 
     #[test]

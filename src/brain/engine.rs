@@ -436,7 +436,7 @@ impl Brain {
             .into(),
         );
         entry.duration_ms = millis(started.elapsed());
-        if let Err(err) = self.audit.record(&entry).await {
+        if let Err(err) = self.audit.record(&entry) {
             warn!(cause = %err, path = %self.audit.path().display(), "cannot write the audit log");
         }
         crate::latency::record(crate::latency::Series::Intent, started.elapsed());
@@ -614,7 +614,7 @@ impl Brain {
                 entry.conversation = Some(ctx.conversation.clone());
                 entry.decision = Some(Decision::Refused);
                 entry.outcome = Some(format!("forbidden: {what}"));
-                if let Err(err) = self.audit.record(&entry).await {
+                if let Err(err) = self.audit.record(&entry) {
                     warn!(cause = %err, "cannot write the audit log");
                 }
                 return Response::local(reply);
@@ -923,7 +923,7 @@ impl Brain {
                 }
                 entry.outcome = Some("cancelled".into());
                 entry.reply = Some(reply.clone());
-                if let Err(err) = self.audit.record(&entry).await {
+                if let Err(err) = self.audit.record(&entry) {
                     warn!(cause = %err, path = %self.audit.path().display(), "cannot write the audit log");
                 }
                 Response::local(reply)
@@ -992,7 +992,7 @@ impl Brain {
         entry.outcome = task;
         entry.reply = Some(report.reply.clone());
         entry.duration_ms = millis(started.elapsed());
-        if let Err(err) = self.audit.record(&entry).await {
+        if let Err(err) = self.audit.record(&entry) {
             warn!(cause = %err, path = %self.audit.path().display(), "cannot write the audit log");
         }
         info!(

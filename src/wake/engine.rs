@@ -110,7 +110,11 @@ impl Engine {
             };
             let receiver = Arc::clone(&receiver);
             threads
-                .spawn(format!("wake-{index}"), move || worker.run(&receiver))
+                .spawn(format!("wake-{index}"), move || {
+                    // Below requests, above decodes and synthesis (src/priority.rs).
+                    crate::priority::lower_current_thread_to(crate::priority::stream_nice());
+                    worker.run(&receiver);
+                })
                 .map_err(|err| format!("cannot start a wake-word worker: {err}"))?;
         }
         Ok(Self {
