@@ -1104,6 +1104,7 @@ fn main() {
             }
             apply(&mut config);
             let ctx = config.stt.min_audio_ctx;
+            let grammar = config.stt.grammar.enabled;
             let app = jarvis::app::spawn(config).await.unwrap();
             // The cluster's names reach whisper's prompt once the inventory is cached.
             let _ = app
@@ -1119,6 +1120,15 @@ fn main() {
                 .await;
             let vocabulary = app.services.brain.vocabulary();
             assert!(!vocabulary.is_empty(), "the inventory was not fetched");
+            // The speech grammar is built in the background once the inventory is there.
+            // (None past `MAX_GRAMMAR_NAMES`: then the wait ends after 10 s.)
+            let until = Instant::now() + Duration::from_secs(10);
+            while grammar
+                && app.services.brain.last_speech_grammar().is_none()
+                && Instant::now() < until
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             let started = Instant::now();
             let outcomes = run_clips(app.wyoming_addr, &clips, real_time).await;
             report(

@@ -194,6 +194,11 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
     .collect();
     let discovery = crate::discovery::wanted(backend_sets.iter().map(|b| &**b))
         .then(|| crate::discovery::spawn(backend_sets, instance.clone(), shutdown.child_token()));
+    // The speech grammar follows the cluster's names, built in the background as each new
+    // inventory arrives, so that no speech request waits for it.
+    let grammar_upkeep = (services.stt.is_some() && config.stt.grammar.enabled)
+        .then(|| services.brain.spawn_grammar_upkeep(shutdown.child_token()))
+        .flatten();
     let wyoming_task = tokio::spawn(wyoming_server::run(
         wyoming_listener,
         config.wyoming.server_config(),
@@ -255,6 +260,9 @@ pub async fn spawn(config: Config) -> anyhow::Result<App> {
         }
         for health in backend_health {
             let _ = tokio::time::timeout(grace, health.wait()).await;
+        }
+        if let Some(upkeep) = grammar_upkeep {
+            let _ = tokio::time::timeout(grace, upkeep).await;
         }
         if let Some(discovery) = discovery {
             let _ = tokio::time::timeout(grace, discovery).await;

@@ -376,17 +376,100 @@ async fn the_cluster_names_become_speech_recognition_vocabulary() {
     // few names each, come before the guests, of which a large cluster has a thousand.
     let at = |name: &str| names.iter().position(|n| n == name).unwrap();
     assert!(at("agent1") < at("haos") && at("local-lvm") < at("haos") && at("nas") < at("haos"));
-    // The same names guide decoding, in the brain's sentences.
-    let grammar = s
-        .brain
-        .speech_grammar()
-        .expect("a grammar once the inventory is there");
+    // The same names guide decoding, in the brain's sentences: the grammar is built in the
+    // background, so the look-up that finds the names new starts the build and answers with none.
+    assert!(s.brain.speech_grammar().is_none(), "nothing built before");
+    let grammar = grammar_when_built(&s.brain, |_| true).await;
     assert!(grammar.accepts("What is the status of node pve?"));
     assert!(grammar.accepts("Start media server."));
     assert!(
         !grammar.accepts("Start debian-template."),
         "templates are not said"
     );
+}
+
+/// The brain's speech grammar once one is there that `wanted` accepts (within 10 s).
+async fn grammar_when_built(
+    brain: &Brain,
+    wanted: impl Fn(&jarvis::stt::grammar::SpeechGrammar) -> bool,
+) -> std::sync::Arc<jarvis::stt::grammar::SpeechGrammar> {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(grammar) = brain.speech_grammar().filter(|g| wanted(g)) {
+            return grammar;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no such grammar within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn new_names_rebuild_the_grammar_in_the_background_while_the_old_one_answers() {
+    let s = setup().await;
+    s.say("How is the cluster doing?", "c").await;
+    let before = grammar_when_built(&s.brain, |_| true).await;
+    assert!(!before.accepts("Start gitea."));
+    // Built once: the same snapshot and the same names give the same grammar.
+    let again = s.brain.speech_grammar().unwrap();
+    assert!(std::sync::Arc::ptr_eq(&before, &again));
+
+    s.fake.add_guest(FakeGuest::lxc(150, "gitea", "pve"));
+    s.brain
+        .proxmox()
+        .unwrap()
+        .refresh_inventory()
+        .await
+        .unwrap();
+    // The look-up that sees the new name answers at once with the grammar it has.
+    let meanwhile = s.brain.speech_grammar().unwrap();
+    assert!(std::sync::Arc::ptr_eq(&before, &meanwhile));
+    let after = grammar_when_built(&s.brain, |g| g.accepts("Start gitea.")).await;
+    assert!(after.accepts("What is the status of node pve?"));
+    assert!(s.brain.speech_grammar().unwrap().accepts("Start gitea."));
+}
+
+#[tokio::test]
+async fn the_grammar_upkeep_builds_for_each_new_inventory() {
+    let s = setup().await;
+    let brain = std::sync::Arc::new(s.brain);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let upkeep = brain
+        .spawn_grammar_upkeep(shutdown.clone())
+        .expect("Proxmox is configured");
+    // Built for each new snapshot without a speech request asking for it.
+    let built = |wanted: &'static str| {
+        let brain = std::sync::Arc::clone(&brain);
+        async move {
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                if brain
+                    .last_speech_grammar()
+                    .is_some_and(|g| g.accepts(wanted))
+                {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < until,
+                    "{wanted:?}: not within 10 s"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    assert!(brain.last_speech_grammar().is_none());
+    brain.proxmox().unwrap().inventory().await.unwrap();
+    built("Start media server.").await;
+    s.fake.add_guest(FakeGuest::lxc(150, "gitea", "pve"));
+    brain.proxmox().unwrap().refresh_inventory().await.unwrap();
+    built("Start gitea.").await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), upkeep)
+        .await
+        .expect("the upkeep ends on shutdown")
+        .unwrap();
 }
 
 #[tokio::test]

@@ -725,6 +725,15 @@ async fn with_cluster() -> (jarvis::app::App, common::fake_proxmox::FakeProxmox)
         })
         .await;
     assert!(!reply.reply.is_empty());
+    // The speech grammar is built in the background once the inventory is there.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while app.services.brain.last_speech_grammar().is_none() {
+        assert!(
+            std::time::Instant::now() < until,
+            "no speech grammar within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     (app, fake)
 }
 

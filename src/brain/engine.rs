@@ -124,10 +124,10 @@ pub struct BrainHealth {
 #[derive(Debug)]
 pub struct Brain {
     pub(super) proxmox: Option<Proxmox>,
-    recognizer: Recognizer,
+    recognizer: Arc<Recognizer>,
     directory: PerSnapshot<Directory>,
     vocabulary: PerSnapshot<Vec<String>, crate::events::Vocabulary>,
-    speech_grammar: PerSnapshot<crate::stt::grammar::SpeechGrammar, crate::events::Vocabulary>,
+    speech_grammar: Arc<GrammarSlot>,
     pub(super) policy: crate::config::PolicyConfig,
     pub(super) confirmations: Confirmations,
     conversations: Conversations,
@@ -167,10 +167,10 @@ impl Brain {
         let (activity, _) = broadcast::channel(ACTIVITY_BUFFER);
         Ok(Self {
             proxmox,
-            recognizer: Recognizer::new()?,
+            recognizer: Arc::new(Recognizer::new()?),
             directory: Mutex::new(None),
             vocabulary: Mutex::new(None),
-            speech_grammar: Mutex::new(None),
+            speech_grammar: Arc::default(),
             policy: config.policy.clone(),
             confirmations: Confirmations::new(
                 Duration::from_secs(config.policy.confirm_timeout_secs),
@@ -272,12 +272,15 @@ impl Brain {
     }
 
     /// The grammar that guides speech recognition: the brain's sentences with the cluster's
-    /// names (from the last inventory fetched, no I/O; `None` before the first).
+    /// names (from the last inventory fetched). Never built on the caller's thread: when the
+    /// names have changed since the last build, a build starts in the background (on a thread
+    /// of its own, below requests: [`crate::priority`]) and this answers with the grammar of
+    /// the names before, `None` before the first build. [`Brain::spawn_grammar_upkeep`] starts
+    /// each build as soon as a new inventory arrives, so speech requests find it ready.
     /// Clusters with more names than [`MAX_GRAMMAR_NAMES`] get none. Each name is held once
     /// whatever the sentences and words before it, so the grammar grows by the characters of
     /// the names' forms: 10 nodes, 1000 guests and their storages make 25 685 rules, built in
-    /// ~65 ms (2 cores) whenever the names change, 3.4 MB resident (`cargo bench --bench
-    /// brain`).
+    /// ~60 ms (2 cores), 3.4 MB resident (`cargo bench --bench brain`).
     pub fn speech_grammar(&self) -> Option<Arc<crate::stt::grammar::SpeechGrammar>> {
         let (inventory, _) = self.proxmox.as_ref().and_then(Proxmox::cached_inventory)?;
         let memory = self.memory_vocabulary();
@@ -290,13 +293,47 @@ impl Brain {
         if names > MAX_GRAMMAR_NAMES {
             return None;
         }
-        // Built again when the cluster's names or the memory's change.
-        Some(per_snapshot(
-            &self.speech_grammar,
-            &inventory,
-            memory,
-            |inventory, memory| super::speech_grammar::build(&self.recognizer, inventory, memory),
-        ))
+        match cached_for(&self.speech_grammar.cached, &inventory, &memory) {
+            Ok(current) => Some(current),
+            Err(before) => {
+                self.speech_grammar
+                    .build_in_background(&self.recognizer, inventory, memory);
+                before
+            }
+        }
+    }
+
+    /// The last speech grammar built, whatever names it was built for; starts no build.
+    pub fn last_speech_grammar(&self) -> Option<Arc<crate::stt::grammar::SpeechGrammar>> {
+        let cached = self.speech_grammar.cached.lock().ok()?;
+        cached.as_ref().map(|c| Arc::clone(&c.value))
+    }
+
+    /// Keeps the speech grammar built for the cluster's names: each new inventory snapshot
+    /// starts a build in the background when its names differ from the last build's (see
+    /// [`Brain::speech_grammar`]). `None` without Proxmox. Ends on `shutdown`.
+    pub fn spawn_grammar_upkeep(
+        self: &Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let mut inventory = self.proxmox.as_ref()?.subscribe_inventory();
+        let brain = Arc::clone(self);
+        Some(tokio::spawn(async move {
+            loop {
+                // The snapshot there already (if any), then each new one.
+                if inventory.borrow_and_update().is_some() {
+                    let _ = brain.speech_grammar();
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    changed = inventory.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }))
     }
 
     /// The name index of the last inventory fetched (no I/O; none before the first fetch).
@@ -1327,26 +1364,98 @@ fn per_snapshot<T, K: PartialEq>(
     extra: K,
     build: impl FnOnce(&Inventory, &K) -> T,
 ) -> Arc<T> {
-    if let Ok(mut cached) = slot.lock() {
-        if let Some(cached) = cached.as_mut() {
-            if cached.extra == extra
-                && (Arc::ptr_eq(&cached.inventory, inventory)
-                    || same_names(&cached.inventory, inventory))
-            {
-                cached.inventory = Arc::clone(inventory);
-                return Arc::clone(&cached.value);
-            }
-        }
+    if let Ok(current) = cached_for(slot, inventory, &extra) {
+        return current;
     }
     let value = Arc::new(build(inventory, &extra));
+    keep(slot, Arc::clone(inventory), extra, Arc::clone(&value));
+    value
+}
+
+/// What `slot` holds when it was built for the names of `inventory` and for `extra` (`Ok`; the
+/// slot then remembers `inventory` as its snapshot, which makes the next look-up a pointer
+/// comparison), or else what it holds for other names (`Err`, `None` before the first build).
+fn cached_for<T, K: PartialEq>(
+    slot: &PerSnapshot<T, K>,
+    inventory: &Arc<Inventory>,
+    extra: &K,
+) -> Result<Arc<T>, Option<Arc<T>>> {
+    let Ok(mut cached) = slot.lock() else {
+        return Err(None);
+    };
+    let Some(cached) = cached.as_mut() else {
+        return Err(None);
+    };
+    if cached.extra == *extra
+        && (Arc::ptr_eq(&cached.inventory, inventory) || same_names(&cached.inventory, inventory))
+    {
+        cached.inventory = Arc::clone(inventory);
+        Ok(Arc::clone(&cached.value))
+    } else {
+        Err(Some(Arc::clone(&cached.value)))
+    }
+}
+
+/// Puts `value`, built for `inventory` and `extra`, in `slot`.
+fn keep<T, K>(slot: &PerSnapshot<T, K>, inventory: Arc<Inventory>, extra: K, value: Arc<T>) {
     if let Ok(mut cached) = slot.lock() {
         *cached = Some(Cached {
-            inventory: Arc::clone(inventory),
+            inventory,
             extra,
-            value: Arc::clone(&value),
+            value,
         });
     }
-    value
+}
+
+/// The speech grammar, and whether a build of it is under way: built off the request path
+/// ([`Brain::speech_grammar`]; 60 ms at 1000 guests held up the speech request that first saw
+/// the names changed, and the tokio worker it ran on).
+#[derive(Debug, Default)]
+struct GrammarSlot {
+    cached: PerSnapshot<crate::stt::grammar::SpeechGrammar, crate::events::Vocabulary>,
+    building: std::sync::atomic::AtomicBool,
+}
+
+impl GrammarSlot {
+    /// Starts building the grammar for `inventory` and `memory` on a thread of its own, unless
+    /// a build is already under way (the next look-up after it starts another if the names
+    /// changed meanwhile).
+    fn build_in_background(
+        self: &Arc<Self>,
+        recognizer: &Arc<Recognizer>,
+        inventory: Arc<Inventory>,
+        memory: crate::events::Vocabulary,
+    ) {
+        if self.building.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Cleared when the build ends, however it ends (a panic included).
+        struct Building(Arc<GrammarSlot>);
+        impl Drop for Building {
+            fn drop(&mut self) {
+                self.0.building.store(false, Ordering::Release);
+            }
+        }
+        let building = Building(Arc::clone(self));
+        let recognizer = Arc::clone(recognizer);
+        let started = std::thread::Builder::new()
+            .name("grammar".into())
+            .spawn(move || {
+                crate::priority::lower_current_thread();
+                let built = Instant::now();
+                let grammar = super::speech_grammar::build(&recognizer, &inventory, &memory);
+                tracing::debug!(
+                    rules = grammar.len(),
+                    ms = built.elapsed().as_millis(),
+                    "speech grammar built"
+                );
+                keep(&building.0.cached, inventory, memory, Arc::new(grammar));
+            });
+        if let Err(err) = started {
+            // The closure, and with it the flag's guard, was dropped: the next look-up retries.
+            warn!(%err, "cannot start building the speech grammar; speech is decoded without it");
+        }
+    }
 }
 
 /// Whether two snapshots name the same nodes, guests (with their IDs, kinds and template

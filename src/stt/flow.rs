@@ -157,7 +157,9 @@ impl SttFlow {
         words.extend(service.config.vocabulary.iter().map(String::as_str));
         words.extend(known_names.iter().map(String::as_str));
         request.prompt = vocabulary_prompt(&words);
-        request.grammar = understanding.as_ref().and_then(|u| u.grammar());
+        if service.config.grammar.enabled {
+            request.grammar = understanding.as_ref().and_then(|u| u.grammar());
+        }
         Self {
             service,
             request,
