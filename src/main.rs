@@ -64,15 +64,19 @@ fn serve(
 /// from then on the large buffers of ONNX Runtime (its arena's extensions, given back after
 /// every run) and of whisper.cpp come from the heap, and freed, stay resident for good. With a
 /// fixed threshold they are mapped on their own and go back to the system when freed
-/// (`scripts/bench.sh memory`: ~20 MB less held). glibc reads its tunables only when a process
+/// (`scripts/bench.sh memory`: ~20 MB less held). And glibc gives each thread that allocates
+/// an arena of its own, up to 8 per core, each keeping what was freed in it: Jarvis starts a
+/// thread per synthesis and per grammar build besides its pools, so the soak's peak crept up
+/// at each reconnect's burst of work (2 arenas hold for them all; issue #18). glibc reads its
+/// tunables only when a process
 /// starts, so `serve` starts itself once more with them set: the same process (`exec`), the
 /// same arguments. A `GLIBC_TUNABLES` the user set is left as it is. Returns why the restart
 /// failed (`serve` then runs without).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn restart_with_malloc_tunables() -> Option<std::io::Error> {
     use std::os::unix::process::CommandExt;
-    /// glibc's default starting threshold (128 KiB), kept fixed.
-    const TUNABLES: &str = "glibc.malloc.mmap_threshold=131072";
+    /// glibc's default starting threshold (128 KiB), kept fixed; two arenas.
+    const TUNABLES: &str = "glibc.malloc.mmap_threshold=131072:glibc.malloc.arena_max=2";
     if std::env::var_os("GLIBC_TUNABLES").is_some() {
         return None;
     }

@@ -126,9 +126,8 @@ async fn serve_logs_json_answers_health_and_stops_cleanly_on_sigterm() {
         let pid = served.child.id().expect("still running");
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
         assert!(
-            environ
-                .split(|byte| *byte == 0)
-                .any(|var| var == b"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072"),
+            environ.split(|byte| *byte == 0).any(|var| var
+                == b"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072:glibc.malloc.arena_max=2"),
             "{}",
             String::from_utf8_lossy(&environ)
         );
