@@ -4,12 +4,18 @@
 //! an HTTP command, an MQTT poll or a wake-word chunk needs a fraction of a millisecond. At the
 //! same priority, on a machine with two cores, the short work waits for the scheduler to take a
 //! core from the long one at each of its wake-ups (the p99 of HTTP commands tripled under the
-//! soak's load, issue #18). So the threads that decode and synthesize lower their own priority
-//! ([`BATCH_NICE`]) when they start; the threads they start themselves (ggml's compute threads,
+//! soak's load, issue #18). So the threads that decode and synthesize (and build the speech
+//! grammar) lower their own priority ([`BATCH_NICE`]) when they start; the threads they start themselves (ggml's compute threads,
 //! started for each graph, and ONNX Runtime's pool) inherit it. The long work still gets every
 //! core the short work leaves idle, so it takes as long as before when nothing else runs.
 //! The wake word's workers, which must keep up with 20 streams but need little at a time, sit
 //! in between ([`stream_nice`]).
+//!
+//! Tried and not kept: batch threads under `SCHED_IDLE` as well, so that a request that wakes
+//! takes the core from them at once instead of after their time slice. In the 30-minute soak
+//! the HTTP p99 moved from 3.2-7.0 to 2.7-5.2 ms, within the noise between runs, and a
+//! synthesis under `SCHED_IDLE` waits for any other busy thread on the machine (in the HA
+//! add-on: Home Assistant itself), where nice 10 still has a tenth of the CPU.
 //!
 //! Linux only: there a nice value belongs to one thread (`setpriority(PRIO_PROCESS, 0, ..)`
 //! names the calling thread). Elsewhere the same call would lower the whole process, so it does
@@ -45,50 +51,7 @@ pub fn stream_nice() -> i32 {
 /// threads that do nothing but batch work. Failure is logged and otherwise ignored (the work
 /// runs at the priority it had).
 pub fn lower_current_thread() {
-    let nice = batch_nice();
-    // The policy first: the crate that sets it also resets the nice value.
-    #[cfg(target_os = "linux")]
-    if nice > 0 {
-        idle_current_thread();
-    }
-    lower_current_thread_to(nice);
-}
-
-/// Puts the calling thread under `SCHED_IDLE`: it runs only when no thread of the usual policy
-/// wants the core, and any of them that wakes up takes the core from it at once. A nice value
-/// alone lowers a thread's share of the CPU but not its hold on the core once it runs: the
-/// kernel lets it finish its time slice (about 3 ms on two cores), and a command's reply waited
-/// for that at each of its wake-ups (the soak's HTTP p99 stayed at 3-7 ms against 0.9 idle,
-/// issue #18). Failure is logged and otherwise ignored (the thread keeps its nice value).
-#[cfg(target_os = "linux")]
-fn idle_current_thread() {
-    use thread_priority::{
-        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
-        set_thread_priority_and_policy, thread_native_id,
-    };
-    // For the normal policies the crate also sets the nice value to what `Min` means for
-    // `SCHED_IDLE` (0), which an unprivileged thread already lowered may not do: call this
-    // before lowering it. (The policy is set first, so an error from that second step would
-    // still leave the thread idle.)
-    let result = set_thread_priority_and_policy(
-        thread_native_id(),
-        ThreadPriority::Min,
-        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
-    );
-    if let Err(err) = result {
-        if !is_idle() {
-            tracing::debug!(%err, "cannot put this thread under SCHED_IDLE; it keeps its nice value");
-        }
-    }
-}
-
-/// Whether the calling thread is under `SCHED_IDLE`.
-#[cfg(target_os = "linux")]
-pub fn is_idle() -> bool {
-    use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
-    thread_priority::unix::thread_schedule_policy().is_ok_and(|policy| {
-        policy == ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
-    })
+    lower_current_thread_to(batch_nice());
 }
 
 /// Lowers the calling thread (and the threads it starts from now on) to `nice`, as
@@ -147,22 +110,20 @@ mod tests {
         let before = current_nice();
         let (own, child) = std::thread::spawn(|| {
             lower_current_thread();
-            let own = (current_nice(), is_idle());
-            let child = std::thread::spawn(|| (current_nice(), is_idle()))
-                .join()
-                .unwrap();
+            let own = current_nice();
+            let child = std::thread::spawn(current_nice).join().unwrap();
             (own, child)
         })
         .join()
         .unwrap();
-        assert_eq!(own, (batch_nice().max(before), batch_nice() > 0));
+        assert_eq!(own, batch_nice().max(before));
         assert_eq!(
             child, own,
             "a thread started by a batch thread inherits its priority"
         );
         assert_eq!(
-            (current_nice(), is_idle()),
-            (before, false),
+            current_nice(),
+            before,
             "the caller's own priority is untouched"
         );
     }
@@ -177,7 +138,6 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(own, stream_nice().max(before));
-        assert!(!is_idle(), "stream threads keep the usual policy");
         if before == 0 && batch_nice() >= 2 {
             assert!(before < stream_nice() && stream_nice() < batch_nice());
         }

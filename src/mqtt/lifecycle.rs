@@ -562,8 +562,17 @@ impl Books {
     }
 
     /// Everything, as after a (re)connect or HA's birth message: Jarvis's device, then every
-    /// config, then availability and states.
+    /// config, then availability and states. The publisher sends the same in pieces
+    /// ([`Books::publish_head`], [`Books::configs_of`], [`Books::publish_tail`]).
     pub fn publish_all(&mut self, out: &mut Vec<Out>) {
+        self.publish_head(out);
+        self.configs_of(0..usize::MAX, out);
+        self.publish_tail(out);
+    }
+
+    /// What [`Books::publish_all`] sends before the devices' configs: Jarvis's device, its
+    /// state and the Proxmox availability.
+    pub fn publish_head(&mut self, out: &mut Vec<Out>) {
         let server = self.naming.server_topics();
         out.push(Out::retained(&self.naming.status_topic, "online"));
         out.push(Out {
@@ -591,9 +600,30 @@ impl Books {
             Upstream::Offline(_) => out.push(Out::retained(&self.naming.proxmox_topic, "offline")),
             Upstream::Unknown => {}
         }
+    }
+
+    /// Devices with a config in [`Books::publish_all`] (published or not): nodes, guests that
+    /// are not templates and storages, in that order.
+    pub fn config_devices(&self) -> usize {
+        self.inventory.as_ref().map_or(0, |inventory| {
+            inventory.nodes.len()
+                + inventory.guests.iter().filter(|g| !g.template).count()
+                + inventory.storages.len()
+        })
+    }
+
+    /// The configs of the devices at `range` in the order of [`Books::config_devices`] that are
+    /// published: [`Books::publish_all`]'s configs a piece at a time, so that the publisher never
+    /// holds every config of a large cluster at once (1000 guests: ~5 MB, at every reconnect
+    /// and every HA restart).
+    pub fn configs_of(&self, range: std::ops::Range<usize>, out: &mut Vec<Out>) {
         if let Some(inventory) = &self.inventory {
-            self.configs(inventory, out);
+            self.configs(inventory, range, out);
         }
+    }
+
+    /// What [`Books::publish_all`] sends after the configs: availability and states.
+    pub fn publish_tail(&self, out: &mut Vec<Out>) {
         for record in self.records.values() {
             if record.fingerprint.is_none() {
                 continue;
@@ -615,7 +645,7 @@ impl Books {
         self.refresh_states(out);
     }
 
-    fn configs(&self, inventory: &Inventory, out: &mut Vec<Out>) {
+    fn configs(&self, inventory: &Inventory, range: std::ops::Range<usize>, out: &mut Vec<Out>) {
         let published = |key: &DeviceKey| {
             self.records
                 .get(key)
@@ -623,7 +653,18 @@ impl Books {
                 .map(|r| self.naming.config_topic(&r.object_id))
         };
         let retain = self.retain_discovery;
-        for node in &inventory.nodes {
+        let guests = inventory.guests.iter().filter(|g| !g.template);
+        let (nodes, guest_count) = (inventory.nodes.len(), guests.clone().count());
+        // Each kind's part of `range`, in its own indices.
+        let part = |from: usize, len: usize| {
+            let start = range.start.saturating_sub(from).min(len);
+            let end = range.end.saturating_sub(from).min(len);
+            start..end.max(start)
+        };
+        let in_nodes = part(0, nodes);
+        let in_guests = part(nodes, guest_count);
+        let in_storages = part(nodes + guest_count, inventory.storages.len());
+        for node in &inventory.nodes[in_nodes] {
             if let Some(topic) = published(&DeviceKey::node(&node.name)) {
                 let detail = self.details.get(&node.name);
                 let payload = discovery::node_config(&self.naming, &self.common, node, detail);
@@ -634,7 +675,7 @@ impl Books {
                 });
             }
         }
-        for guest in inventory.guests.iter().filter(|g| !g.template) {
+        for guest in guests.skip(in_guests.start).take(in_guests.len()) {
             if let Some(topic) = published(&DeviceKey::guest(guest.vmid)) {
                 let payload = discovery::guest_config(&self.naming, &self.common, guest);
                 out.push(Out {
@@ -644,7 +685,7 @@ impl Books {
                 });
             }
         }
-        for storage in &inventory.storages {
+        for storage in &inventory.storages[in_storages] {
             if let Some(topic) = published(&DeviceKey::storage(&storage.node, &storage.storage)) {
                 let payload = discovery::storage_config(&self.naming, &self.common, storage);
                 out.push(Out {
@@ -1067,6 +1108,35 @@ mod tests {
             .find(|o| o.topic == "homeassistant/device/jarvis_server/config")
             .unwrap();
         assert!(config.payload.contains("events_size"));
+    }
+
+    #[test]
+    fn publish_all_in_pieces_sends_the_same_messages_in_the_same_order() {
+        let mut books = books();
+        apply(&mut books, &inventory(), Instant::now());
+        let mut whole = Vec::new();
+        books.publish_all(&mut whole);
+        let devices = books.config_devices();
+        assert!(devices > 3, "{devices}");
+        for piece in [1, 2, 3, devices, devices + 5] {
+            let mut pieces = Vec::new();
+            books.publish_head(&mut pieces);
+            let mut at = 0;
+            while at < devices {
+                books.configs_of(at..(at + piece).min(devices), &mut pieces);
+                at += piece;
+            }
+            books.publish_tail(&mut pieces);
+            let topics = |out: &[Out]| {
+                out.iter()
+                    .map(|o| (o.topic.clone(), o.payload.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(topics(&pieces), topics(&whole), "pieces of {piece}");
+        }
+        let mut none = Vec::new();
+        books.configs_of(devices..devices + 10, &mut none);
+        assert!(none.is_empty());
     }
 
     #[test]

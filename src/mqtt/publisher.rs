@@ -46,6 +46,8 @@ const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
 /// Longest the store may take for every camera's summary in one poll; a slower store leaves
 /// the sensors as they are until the next poll (button presses must not wait behind it).
 const SUMMARY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Devices whose configs [`Publisher::publish_all`] builds before sending them (~100 KB).
+const CONFIG_PIECE: usize = 64;
 
 /// Messages handed to rumqttc, for logs and the benchmark.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -308,18 +310,35 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
         self.publish_all().await;
     }
 
-    /// Every config, availability and state (on connect and HA's birth message).
+    /// Every config, availability and state (on connect and HA's birth message). The devices'
+    /// configs are built and sent [`CONFIG_PIECE`] devices at a time: a cluster of 1000 guests
+    /// has ~5 MB of them, which were held at once at every reconnect (the soak's peak memory
+    /// rose by as much at its broker restarts, issue #18).
     pub async fn publish_all(&mut self) {
-        self.books.publish_all(&mut self.out);
-        if let Some(cameras) = &mut self.cameras {
-            cameras.publish_all(&mut self.out);
-        }
-        if let Some(backends) = &mut self.backends {
-            backends.publish_all(self.books.naming(), &mut self.out);
-        }
-        let count = self.out.len();
         let started = Instant::now();
-        self.flush().await;
+        let mut count = 0;
+        self.books.publish_head(&mut self.out);
+        let devices = self.books.config_devices();
+        let mut at = 0;
+        let mut sent = true;
+        while sent && at < devices {
+            let end = (at + CONFIG_PIECE).min(devices);
+            self.books.configs_of(at..end, &mut self.out);
+            at = end;
+            count += self.out.len();
+            sent = self.flush().await;
+        }
+        if sent {
+            self.books.publish_tail(&mut self.out);
+            if let Some(cameras) = &mut self.cameras {
+                cameras.publish_all(&mut self.out);
+            }
+            if let Some(backends) = &mut self.backends {
+                backends.publish_all(self.books.naming(), &mut self.out);
+            }
+            count += self.out.len();
+            self.flush().await;
+        }
         info!(
             messages = count,
             devices = self.books.device_count(),
@@ -729,17 +748,20 @@ impl<C: ClusterSource, A: ActionSink> Publisher<C, A> {
         }
     }
 
-    /// Sends the outbox. Gives up on the rest when the connection drops or Jarvis stops: the
-    /// next connection publishes everything.
-    async fn flush(&mut self) {
+    /// Sends the outbox; whether all of it went. Gives up on the rest when the connection drops
+    /// or Jarvis stops: the next connection publishes everything.
+    async fn flush(&mut self) -> bool {
         let mut out = std::mem::take(&mut self.out);
+        let mut all = true;
         for message in out.drain(..) {
             if !self.send(message).await {
+                all = false;
                 break;
             }
         }
         out.clear();
         self.out = out;
+        all
     }
 
     async fn send(&mut self, message: Out) -> bool {
