@@ -65,12 +65,11 @@ fn serve(
 /// every run) and of whisper.cpp come from the heap, and freed, stay resident for good. With a
 /// fixed threshold they are mapped on their own and go back to the system when freed
 /// (`scripts/bench.sh memory`: ~20 MB less held). And glibc gives each thread that allocates
-/// an arena of its own, up to 8 per core, each keeping what was freed in it: Jarvis starts a
-/// thread per synthesis and per grammar build besides its pools, so the soak's peak crept up
-/// at each reconnect's burst of work (2 arenas hold for them all; issue #18). glibc reads its
-/// tunables only when a process
-/// starts, so `serve` starts itself once more with them set: the same process (`exec`), the
-/// same arguments. A `GLIBC_TUNABLES` the user set is left as it is. Returns why the restart
+/// an arena of its own, up to 8 per core, each keeping what was freed in it; Jarvis starts a
+/// thread per synthesis and per grammar build besides its pools. Two arenas serve them all (issue #18:
+/// the 30-minute soak's peak 297.7 → 291.7 MB, in a run that also tried another thread policy). glibc reads its
+/// tunables only when a process starts, so `serve` starts itself once more with them set: the
+/// same process (`exec`), the same arguments. A `GLIBC_TUNABLES` the user set is left as it is. Returns why the restart
 /// failed (`serve` then runs without).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn restart_with_malloc_tunables() -> Option<std::io::Error> {

@@ -5,9 +5,10 @@
 //! same priority, on a machine with two cores, the short work waits for the scheduler to take a
 //! core from the long one at each of its wake-ups (the p99 of HTTP commands tripled under the
 //! soak's load, issue #18). So the threads that decode and synthesize (and build the speech
-//! grammar) lower their own priority ([`BATCH_NICE`]) when they start; the threads they start themselves (ggml's compute threads,
-//! started for each graph, and ONNX Runtime's pool) inherit it. The long work still gets every
-//! core the short work leaves idle, so it takes as long as before when nothing else runs.
+//! grammar) lower their own priority ([`BATCH_NICE`]) when they start; the threads they start
+//! themselves (ggml's compute threads, started for each graph, and ONNX Runtime's pool) inherit
+//! it. The long work still gets every core the short work leaves idle, so it takes as long as
+//! before when nothing else runs.
 //! The wake word's workers, which must keep up with 20 streams but need little at a time, sit
 //! in between ([`stream_nice`]).
 //!
