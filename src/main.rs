@@ -66,11 +66,12 @@ fn serve(
 /// fixed threshold they are mapped on their own and go back to the system when freed
 /// (`scripts/bench.sh memory`: ~20 MB less held). And glibc gives each thread that allocates
 /// an arena of its own, up to 8 per core, each keeping what was freed in it; Jarvis starts a
-/// thread per synthesis and per grammar build besides its pools. Two arenas serve them all (issue #18:
-/// the 30-minute soak's peak 297.7 → 291.7 MB, in a run that also tried another thread policy). glibc reads its
-/// tunables only when a process starts, so `serve` starts itself once more with them set: the
-/// same process (`exec`), the same arguments. A `GLIBC_TUNABLES` the user set is left as it is. Returns why the restart
-/// failed (`serve` then runs without).
+/// thread per synthesis and per grammar build besides its pools. Two arenas serve them all
+/// (issue #18: the 30-minute soak's peak 297.7 → 291.7 MB, in a run that also tried another
+/// thread policy). glibc reads its tunables only when a process starts, so `serve` starts
+/// itself once more with them set: the same process (`exec`), the same arguments. A
+/// `GLIBC_TUNABLES` the user set is left as it is. Returns why the restart failed (`serve` then
+/// runs without).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn restart_with_malloc_tunables() -> Option<std::io::Error> {
     use std::os::unix::process::CommandExt;

@@ -2,15 +2,22 @@
 //!
 //! A whisper decode or a Piper synthesis keeps every core busy for a few hundred milliseconds;
 //! an HTTP command, an MQTT poll or a wake-word chunk needs a fraction of a millisecond. At the
-//! same priority, on a machine with two cores, the short work waits for the scheduler to take a
-//! core from the long one at each of its wake-ups (the p99 of HTTP commands tripled under the
-//! soak's load, issue #18). So the threads that decode and synthesize (and build the speech
-//! grammar) lower their own priority ([`BATCH_NICE`]) when they start; the threads they start
-//! themselves (ggml's compute threads, started for each graph, and ONNX Runtime's pool) inherit
-//! it. The long work still gets every core the short work leaves idle, so it takes as long as
-//! before when nothing else runs.
+//! same priority, on a machine with two cores, the short work shares the cores evenly with the
+//! long one (the p99 of HTTP commands tripled under the soak's load, issue #18). So the threads
+//! that decode and synthesize (and build the speech grammar) lower their own priority
+//! ([`BATCH_NICE`]) when they start; the threads they start themselves (ggml's compute threads,
+//! started for each graph, and ONNX Runtime's pool) inherit it. The long work still gets every
+//! core the short work leaves idle, so it takes as long as before when nothing else runs.
 //! The wake word's workers, which must keep up with 20 streams but need little at a time, sit
 //! in between ([`stream_nice`]).
+//!
+//! A nice value sets a thread's share of the CPU, not how soon a thread that wakes gets a core:
+//! on the kernel the soak runs on (6.18, EEVDF, no wake-up preemption, 250 Hz ticks) a request
+//! that wakes behind a lowered thread still waits for that thread's slice to end, up to a tick.
+//! `perf sched` during the soak: the tokio workers' wake-up delay p99 1.2 ms, max 15 ms, and
+//! 71 % of the delays over 0.5 ms spent behind the wake word's workers. Tried against it and not
+//! kept (interleaved 10-minute soaks, HTTP no faster): the wake workers yielding between steps,
+//! and a 0.1 ms EEVDF slice on the tokio workers (`sched_setattr`, set from outside).
 //!
 //! Tried and not kept: batch threads under `SCHED_IDLE` as well, so that a request that wakes
 //! takes the core from them at once instead of after their time slice. In the 30-minute soak
