@@ -1103,7 +1103,6 @@ impl Writer {
     /// The checkpoint waits (the busy timeout) and truncates the log, so even a log the close
     /// cannot delete is empty.
     fn close(self) {
-        let path = self.inner.path.display().to_string();
         let checkpoint = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
@@ -1117,25 +1116,25 @@ impl Writer {
             // Not busy, and every frame of the log copied into the database.
             Ok((0, log, done)) if done >= log => {}
             Ok((busy, log, done)) => warn!(
-                path,
+                path = %self.inner.path.display(),
                 busy,
                 log_frames = log,
                 copied = done,
                 "event store: another process kept the write-ahead log busy at shutdown; the \
                  next start replays it (nothing is lost)"
             ),
-            Err(err) => {
-                warn!(
-                    path,
-                    %err,
-                    "event store: the shutdown checkpoint failed; the next start replays the \
-                     write-ahead log (nothing is lost)"
-                );
-            }
+            Err(err) => warn!(
+                "{}; the shutdown checkpoint failed, the next start replays the write-ahead log \
+                 (nothing is lost)",
+                explain(&self.inner.path, &err)
+            ),
         }
         match self.conn.close() {
             Ok(()) => debug!("event store writer stopped"),
-            Err((_, err)) => warn!(path, %err, "event store: closing the database failed"),
+            Err((_, err)) => warn!(
+                "{}; closing the database failed",
+                explain(&self.inner.path, &err)
+            ),
         }
     }
 
