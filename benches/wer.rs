@@ -24,6 +24,7 @@
 //! - `JARVIS_WER_LIMIT=N`: only N clips per voice, spread over the corpus.
 //! - `JARVIS_WER_GUESTS=N`: N more guests in the cluster, named as the soak's (a large cluster:
 //!   whisper's prompt holds only some names, and there is no speech grammar past 2000 names).
+//! - `JARVIS_WER_ALL=1`: list every clip with an error, not only the worst ten.
 //! - `JARVIS_WER_REALTIME=1`: send the audio paced at real time, then 1 s more of silence and
 //!   `audio-stop`; the time is end of speech → `transcript` (the endpointer may answer first).
 //! - `JARVIS_WER_REFERENCE=host:port`: also run the corpus against another Wyoming server
@@ -780,6 +781,8 @@ async fn run_clips(addr: SocketAddr, clips: &[Clip], real_time: bool) -> Vec<Out
     let _ = batch(addr, &clips[0].samples).await;
     let mut outcomes = Vec::new();
     for (i, clip) in clips.iter().enumerate() {
+        // For reading the server's debug log clip by clip (JARVIS_BENCH_LOG).
+        tracing::debug!(clip = %format!("{}/{}", clip.voice, clip.id), reference = %clip.reference, "bench: clip");
         let result = if real_time {
             tokio::time::timeout(
                 CLIP_TIMEOUT,
@@ -941,8 +944,13 @@ fn report(label: &str, clips: &[Clip], outcomes: &[Outcome], names: &[String], r
             .total_cmp(&a.strict.wer())
             .then(b.strict.errors().cmp(&a.strict.errors()))
     });
+    let shown = if env_flag("JARVIS_WER_ALL") {
+        worst.len()
+    } else {
+        10
+    };
     println!("  worst clips (strict WER):");
-    for s in worst.iter().take(10) {
+    for s in worst.iter().take(shown) {
         println!(
             "    {:>4.0}% {}/{}: {:?} → {:?}",
             s.strict.wer() * 100.0,

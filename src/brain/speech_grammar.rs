@@ -17,8 +17,18 @@ const GUEST_WORDS: &[&str] = &[
     "guest ",
 ];
 const STORAGE_WORDS: &[&str] = &["", "storage ", "the storage "];
-/// A guest by number: "VM 101", "container 200", "101".
-const VMID_FORMS: &[&str] = &["#", "vm #", "container #", "guest #", "virtual machine #"];
+/// A guest by number: "VM 101", "container 200", "101". Proxmox VMIDs have three digits or
+/// more (100 and up), and so does the grammar (`%` one digit, `#` one or more): whisper writes
+/// "one oh three" as "1-03" or "1 or 3", and a grammar that took one digit let the guided decode
+/// end at "container 1" (4 clips of the WER bench); now the end is held back until the number
+/// is whole.
+const VMID_FORMS: &[&str] = &[
+    "%%#",
+    "vm %%#",
+    "container %%#",
+    "guest %%#",
+    "virtual machine %%#",
+];
 
 /// How people say when: the phrases [`super::when`] reads (`#` is a number in digits).
 const TIME_PHRASES: &[&str] = &[
@@ -317,6 +327,31 @@ mod tests {
         }
         // Free words are not all in the grammar: those sentences are heard unguided.
         assert!(!grammar.accepts("Snapshot nextcloud before my cat walks on the keyboard."));
+    }
+
+    #[test]
+    fn a_guest_number_has_three_digits_or_more_as_proxmox_vmids_do() {
+        let recognizer = Recognizer::new().unwrap();
+        let grammar = build(
+            &recognizer,
+            &Inventory::default(),
+            &crate::events::Vocabulary::default(),
+        );
+        for text in [
+            "Turn on container 103.",
+            "Stop VM 102.",
+            "What's the state of VM 1001?",
+            "Start container 123456789.",
+        ] {
+            assert!(grammar.accepts(text), "{text}");
+        }
+        // "one oh three" cut short: the guided decode may not end there.
+        for text in ["Turn on container 1", "Stop VM 10", "Stop VM 1"] {
+            assert!(!grammar.accepts(text), "{text}");
+            assert!(grammar.unfinished(text), "{text}");
+        }
+        // Other numbers are still any number of digits.
+        assert!(grammar.accepts("Did anything fail in the last 2 hours?"));
     }
 
     #[test]
