@@ -338,7 +338,7 @@ impl Maker {
     fn clip(&mut self, voice: &Voice, line: &Line, all: &[Line]) -> (Vec<i16>, u64) {
         let mut speech = Vec::new();
         for (i, part) in line.spoken.split('|').enumerate() {
-            let part = trim_silence(self.speak(voice.speaker, part.trim()));
+            let part = wake_clips::trim_silence(self.speak(voice.speaker, part.trim()));
             if i > 0 {
                 speech.extend(wake_clips::silence(RATE, PAUSE_MS));
             }
@@ -372,7 +372,7 @@ impl Maker {
         let mut noise = vec![0.0; len];
         for voice in ["en-us+m3", "en-gb+f2", "en-us+m1", "en-gb-x-rp+f4"] {
             let line = everyday[(rng.next() % everyday.len() as u64) as usize];
-            let talker = trim_silence(
+            let talker = wake_clips::trim_silence(
                 wake_clips::espeak(&line.spoken.replace('|', ""), voice, 170).to_16k(),
             );
             let offset = (rng.next() % talker.len() as u64) as usize;
@@ -396,21 +396,6 @@ fn mix(clip: &mut [i16], speech: &[i16], noise: &[f64]) {
     for (s, n) in clip.iter_mut().zip(noise) {
         *s = (f64::from(*s) + n * gain).clamp(-32_768.0, 32_767.0) as i16;
     }
-}
-
-/// Drops the silence (under 1 % of the loudest sample) before and after speech, keeping 30 ms.
-fn trim_silence(samples: Vec<i16>) -> Vec<i16> {
-    let loudest = samples.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
-    let quiet = loudest / 100;
-    let keep = (RATE / 1000 * 30) as usize;
-    let Some(first) = samples.iter().position(|s| s.unsigned_abs() > quiet) else {
-        return samples;
-    };
-    let last = samples
-        .iter()
-        .rposition(|s| s.unsigned_abs() > quiet)
-        .unwrap();
-    samples[first.saturating_sub(keep)..(last + keep).min(samples.len())].to_vec()
 }
 
 fn fnv1a(text: &str) -> u64 {

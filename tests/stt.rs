@@ -918,3 +918,173 @@ async fn a_command_whose_first_word_whisper_writes_as_a_number_is_guided_to_its_
     );
     app.shutdown.cancel();
 }
+
+/// Whether `text` loops as the WER bench counts it: a phrase of three words or more said twice
+/// in a row, or of one or two words three times.
+fn loops(text: &str) -> bool {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    (1..=words.len() / 2).any(|n| {
+        let times = if n >= 3 { 2 } else { 3 };
+        (0..=words.len().saturating_sub(n * times))
+            .any(|i| (1..times).all(|k| words[i..i + n] == words[i + k * n..i + (k + 1) * n]))
+    })
+}
+
+#[test]
+fn loops_are_phrases_said_again_right_after_themselves() {
+    assert!(loops(
+        "Show me all my containers. Show me all my containers."
+    ));
+    assert!(loops("List the running guests on Nov, pve, pve, pve, pve"));
+    assert!(!loops("Show me all my containers."));
+    assert!(!loops("Is pve, pve ok?"));
+    assert!(!loops("Start VM 101 and VM 102."));
+    assert!(!loops(""));
+}
+
+/// What whisper.cpp itself makes of 16 kHz `samples` with Jarvis's settings for a short command
+/// (greedy, encoder context 320, the cluster's names as its prompt), but none of Jarvis's own
+/// handling of loops: no cap on the tokens past 48, no logits filter, no second decode.
+fn whisper_alone(samples: &[i16], prompt: &str) -> String {
+    use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+    let model = common::models_dir().join("whisper/ggml-tiny.en.bin");
+    let mut context_params = WhisperContextParameters::default();
+    context_params.flash_attn(true);
+    let context = WhisperContext::new_with_params(model.to_str().unwrap(), context_params).unwrap();
+    let mut state = context.create_state().unwrap();
+    let tokens = context.tokenize(prompt, prompt.len() + 1).unwrap();
+    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    params.set_n_threads(2);
+    params.set_print_special(false);
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_timestamps(false);
+    params.set_no_timestamps(true);
+    params.set_no_context(true);
+    params.set_suppress_blank(true);
+    params.set_temperature_inc(0.0);
+    params.set_language(Some("en"));
+    params.set_audio_ctx(320);
+    params.set_max_tokens(48);
+    params.set_tokens(&tokens);
+    let mut audio: Vec<f32> = samples.iter().map(|s| f32::from(*s) / 32_768.0).collect();
+    audio.resize(audio.len().max(17_600), 0.0);
+    state.full(params, &audio).unwrap();
+    (0..state.full_n_segments())
+        .map(|i| {
+            state
+                .get_segment(i)
+                .unwrap()
+                .to_str_lossy()
+                .unwrap()
+                .into_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn commands_whisper_loops_on_come_back_once_and_whole() {
+    // Clips of the WER bench's corpus (benches/data/wer, the espeak-ng voices) on which tiny.en,
+    // with the encoder context Jarvis gives a short command, repeats the command until it runs
+    // out of tokens ("Power cycle, nextcloud. Power cycle, nextcloud. ...") or repeats a word
+    // ("List the running guests on Nov, pve, pve, pve, ..."). Jarvis cuts the loop or decodes
+    // again in a wider context: every command comes back once, with its words.
+    let _turn = one_at_a_time().await;
+    let (app, _fake) = with_cluster().await;
+    let prompt =
+        "agent1, pve, local, local-lvm, nas, haos, media-server, pihole, frigate, nextcloud.";
+    let mut looped_alone = 0;
+    let cases = [
+        ("Kill media server.", "Kill media-server.", "en-us+f3", 150),
+        (
+            "Show me all my containers.",
+            "Show me all my containers.",
+            "en-us",
+            190,
+        ),
+        (
+            "Power cycle nextcloud.",
+            "Power cycle nextcloud.",
+            "en-gb",
+            180,
+        ),
+        (
+            "Power cycle nextcloud.",
+            "Power cycle nextcloud.",
+            "en-us+f3",
+            150,
+        ),
+        (
+            "Turn off the TV in the basement.",
+            "Turn off the TV in the basement.",
+            "en-gb",
+            140,
+        ),
+        ("What time is it?", "What time is it?", "en-us", 150),
+    ];
+    for (spoken, written, voice, wpm) in cases {
+        // As the bench makes its clips: trimmed, with 250 ms of silence before and after.
+        let speech = common::wake_clips::espeak(spoken, voice, wpm).to_16k();
+        let mut audio = common::wake_clips::silence(16_000, 250);
+        audio.extend(common::wake_clips::trim_silence(speech));
+        audio.extend(common::wake_clips::silence(16_000, 250));
+        let alone = tokio::task::spawn_blocking({
+            let audio = audio.clone();
+            move || whisper_alone(&audio, prompt)
+        })
+        .await
+        .unwrap();
+        looped_alone += usize::from(loops(&alone));
+        let text = transcribe_at_once(app.wyoming_addr, &audio, true).await;
+        assert!(
+            !loops(&text),
+            "{voice} {wpm}: {text:?} loops (whisper alone: {alone:?})"
+        );
+        assert!(
+            word_edits(&text, written) <= 1,
+            "{voice} {wpm}: {text:?} for {written:?} (whisper alone: {alone:?})"
+        );
+    }
+    // The clips still show what they are here for.
+    assert!(
+        looped_alone >= cases.len() / 2,
+        "whisper alone looped on only {looped_alone} of {} clips",
+        cases.len()
+    );
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn noise_alone_gives_an_empty_transcript_not_whispers_annotations() {
+    // tiny.en writes white noise as "[BLANK_AUDIO]", and now and then cut short as
+    // "[BLANK_AUD]" or "[BLANKS]": none of them is speech.
+    let _turn = one_at_a_time().await;
+    let app = spawn_app(stt_config()).await;
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for (amplitude, seconds) in [
+        (300.0, 1.2),
+        (1_000.0, 2.0),
+        (3_000.0, 3.0),
+        (10_000.0, 1.2),
+    ] {
+        let samples: Vec<i16> = (0..(seconds * 16_000.0) as usize)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let unit = (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+                (unit * amplitude) as i16
+            })
+            .collect();
+        let text = transcribe_at_once(app.wyoming_addr, &samples, true).await;
+        assert_eq!(text, "", "noise at {amplitude} for {seconds} s");
+    }
+    app.shutdown.cancel();
+}
