@@ -953,26 +953,14 @@ fn loops_are_phrases_said_again_right_after_themselves() {
 /// (greedy, encoder context 320, the cluster's names as its prompt), but none of Jarvis's own
 /// handling of loops: no cap on the tokens past 48, no logits filter, no second decode.
 fn whisper_alone(samples: &[i16], prompt: &str) -> String {
-    use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+    use whisper_rs::{WhisperContext, WhisperContextParameters};
     let model = common::models_dir().join("whisper/ggml-tiny.en.bin");
     let mut context_params = WhisperContextParameters::default();
     context_params.flash_attn(true);
     let context = WhisperContext::new_with_params(model.to_str().unwrap(), context_params).unwrap();
     let mut state = context.create_state().unwrap();
     let tokens = context.tokenize(prompt, prompt.len() + 1).unwrap();
-    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-    params.set_n_threads(2);
-    params.set_print_special(false);
-    params.set_print_progress(false);
-    params.set_print_realtime(false);
-    params.set_print_timestamps(false);
-    params.set_no_timestamps(true);
-    params.set_no_context(true);
-    params.set_suppress_blank(true);
-    params.set_temperature_inc(0.0);
-    params.set_language(Some("en"));
-    params.set_audio_ctx(320);
-    params.set_max_tokens(48);
+    let mut params = common::whisper_params(320, 48);
     params.set_tokens(&tokens);
     let mut audio: Vec<f32> = samples.iter().map(|s| f32::from(*s) / 32_768.0).collect();
     audio.resize(audio.len().max(17_600), 0.0);

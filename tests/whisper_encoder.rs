@@ -11,9 +11,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use jarvis::stt::grammar::{GrammarBuilder, Part, SpeechGrammar};
-use whisper_rs::{
-    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
-};
+use whisper_rs::{FullParams, WhisperContext, WhisperContextParameters, WhisperState};
 
 /// What one decode gave: each segment's text, and each token with its probabilities (as bits,
 /// so that the comparison is exact).
@@ -35,19 +33,7 @@ struct How<'a> {
 
 /// Jarvis's settings (`src/stt/whisper.rs`), without its logits filter.
 fn params<'a, 'b>(how: How<'b>) -> FullParams<'a, 'b> {
-    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-    params.set_n_threads(2);
-    params.set_print_special(false);
-    params.set_print_progress(false);
-    params.set_print_realtime(false);
-    params.set_print_timestamps(false);
-    params.set_no_timestamps(true);
-    params.set_no_context(true);
-    params.set_suppress_blank(true);
-    params.set_temperature_inc(0.0);
-    params.set_language(Some("en"));
-    params.set_max_tokens(40);
-    params.set_audio_ctx(how.audio_ctx);
+    let mut params = common::whisper_params(how.audio_ctx, 40);
     if !how.prompt.is_empty() {
         params.set_tokens(how.prompt);
     }
