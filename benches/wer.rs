@@ -47,6 +47,7 @@ mod common;
 mod fake_proxmox;
 #[path = "../tests/common/wake_clips.rs"]
 mod wake_clips;
+use wake_clips::{Rng, loops};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -404,24 +405,6 @@ fn fnv1a(text: &str) -> u64 {
     })
 }
 
-/// xorshift64*: deterministic noise.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0.max(1);
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// About `limit` clips of each voice, each set its share (at least one), spread evenly over
 /// its lines, and each voice shifted along them: the voices together speak as many different
 /// sentences as there are clips (up to the corpus), not the same few sentences each (a subset
@@ -641,17 +624,6 @@ fn edits(reference: &[String], hypothesis: &[String]) -> Edits {
         }
     }
     e
-}
-
-/// Whether some phrase of 3 or more words comes twice in a row, or of 1 or 2 words three
-/// times ("pve pve pve").
-fn loops(words: &[String]) -> bool {
-    let repeated = |n: usize, times: usize| {
-        words.len() >= n * times
-            && (0..=words.len() - n * times)
-                .any(|i| (1..times).all(|t| words[i..i + n] == words[i + t * n..i + (t + 1) * n]))
-    };
-    (3..=words.len() / 2).any(|n| repeated(n, 2)) || repeated(1, 3) || repeated(2, 3)
 }
 
 // --- measuring --------------------------------------------------------------------------------

@@ -919,8 +919,8 @@ async fn a_command_whose_first_word_whisper_writes_as_a_number_is_guided_to_its_
     app.shutdown.cancel();
 }
 
-/// Whether `text` loops as the WER bench counts it: a phrase of three words or more said twice
-/// in a row, or of one or two words three times.
+/// Whether `text` loops as the WER bench counts it ([`common::wake_clips::loops`]), its words
+/// compared in lower case without punctuation.
 fn loops(text: &str) -> bool {
     let words: Vec<String> = text
         .split_whitespace()
@@ -930,11 +930,7 @@ fn loops(text: &str) -> bool {
         })
         .filter(|w| !w.is_empty())
         .collect();
-    (1..=words.len() / 2).any(|n| {
-        let times = if n >= 3 { 2 } else { 3 };
-        (0..=words.len().saturating_sub(n * times))
-            .any(|i| (1..times).all(|k| words[i..i + n] == words[i + k * n..i + (k + 1) * n]))
-    })
+    common::wake_clips::loops(&words)
 }
 
 #[test]
@@ -949,10 +945,11 @@ fn loops_are_phrases_said_again_right_after_themselves() {
     assert!(!loops(""));
 }
 
-/// What whisper.cpp itself makes of 16 kHz `samples` with Jarvis's settings for a short command
-/// (greedy, encoder context 320, the cluster's names as its prompt), but none of Jarvis's own
-/// handling of loops: no cap on the tokens past 48, no logits filter, no second decode.
-fn whisper_alone(samples: &[i16], prompt: &str) -> String {
+/// What whisper.cpp itself makes of each of `clips` (16 kHz) with Jarvis's settings for a short
+/// command (greedy, encoder context 320, the cluster's names as its prompt), but none of
+/// Jarvis's own handling of loops: no cap on the tokens past 48, no logits filter, no second
+/// decode.
+fn whisper_alone(clips: &[Vec<i16>], prompt: &str) -> Vec<String> {
     use whisper_rs::{WhisperContext, WhisperContextParameters};
     let model = common::models_dir().join("whisper/ggml-tiny.en.bin");
     let mut context_params = WhisperContextParameters::default();
@@ -960,19 +957,24 @@ fn whisper_alone(samples: &[i16], prompt: &str) -> String {
     let context = WhisperContext::new_with_params(model.to_str().unwrap(), context_params).unwrap();
     let mut state = context.create_state().unwrap();
     let tokens = context.tokenize(prompt, prompt.len() + 1).unwrap();
-    let mut params = common::whisper_params(320, 48);
-    params.set_tokens(&tokens);
-    let mut audio: Vec<f32> = samples.iter().map(|s| f32::from(*s) / 32_768.0).collect();
-    audio.resize(audio.len().max(17_600), 0.0);
-    state.full(params, &audio).unwrap();
-    (0..state.full_n_segments())
-        .map(|i| {
-            state
-                .get_segment(i)
-                .unwrap()
-                .to_str_lossy()
-                .unwrap()
-                .into_owned()
+    clips
+        .iter()
+        .map(|samples| {
+            let mut params = common::whisper_params(320, 48);
+            params.set_tokens(&tokens);
+            let mut audio: Vec<f32> = samples.iter().map(|s| f32::from(*s) / 32_768.0).collect();
+            audio.resize(audio.len().max(17_600), 0.0);
+            state.full(params, &audio).unwrap();
+            (0..state.full_n_segments())
+                .map(|i| {
+                    state
+                        .get_segment(i)
+                        .unwrap()
+                        .to_str_lossy()
+                        .unwrap()
+                        .into_owned()
+                })
+                .collect()
         })
         .collect()
 }
@@ -1017,20 +1019,26 @@ async fn commands_whisper_loops_on_come_back_once_and_whole() {
         ),
         ("What time is it?", "What time is it?", "en-us", 150),
     ];
-    for (spoken, written, voice, wpm) in cases {
-        // As the bench makes its clips: trimmed, with 250 ms of silence before and after.
-        let speech = common::wake_clips::espeak(spoken, voice, wpm).to_16k();
-        let mut audio = common::wake_clips::silence(16_000, 250);
-        audio.extend(common::wake_clips::trim_silence(speech));
-        audio.extend(common::wake_clips::silence(16_000, 250));
-        let alone = tokio::task::spawn_blocking({
-            let audio = audio.clone();
-            move || whisper_alone(&audio, prompt)
+    // As the bench makes its clips: trimmed, with 250 ms of silence before and after.
+    let clips: Vec<Vec<i16>> = cases
+        .iter()
+        .map(|&(spoken, _, voice, wpm)| {
+            let speech = common::wake_clips::espeak(spoken, voice, wpm).to_16k();
+            let mut audio = common::wake_clips::silence(16_000, 250);
+            audio.extend(common::wake_clips::trim_silence(speech));
+            audio.extend(common::wake_clips::silence(16_000, 250));
+            audio
         })
-        .await
-        .unwrap();
-        looped_alone += usize::from(loops(&alone));
-        let text = transcribe_at_once(app.wyoming_addr, &audio, true).await;
+        .collect();
+    let alone = tokio::task::spawn_blocking({
+        let clips = clips.clone();
+        move || whisper_alone(&clips, prompt)
+    })
+    .await
+    .unwrap();
+    for ((_, written, voice, wpm), (audio, alone)) in cases.iter().zip(clips.iter().zip(&alone)) {
+        looped_alone += usize::from(loops(alone));
+        let text = transcribe_at_once(app.wyoming_addr, audio, true).await;
         assert!(
             !loops(&text),
             "{voice} {wpm}: {text:?} loops (whisper alone: {alone:?})"
@@ -1055,7 +1063,7 @@ async fn noise_alone_gives_an_empty_transcript_not_whispers_annotations() {
     // "[BLANK_AUD]" or "[BLANKS]": none of them is speech.
     let _turn = one_at_a_time().await;
     let app = spawn_app(stt_config()).await;
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = common::wake_clips::Rng(0x9e37_79b9_7f4a_7c15);
     for (amplitude, seconds) in [
         (300.0, 1.2),
         (1_000.0, 2.0),
@@ -1063,13 +1071,7 @@ async fn noise_alone_gives_an_empty_transcript_not_whispers_annotations() {
         (10_000.0, 1.2),
     ] {
         let samples: Vec<i16> = (0..(seconds * 16_000.0) as usize)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let unit = (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
-                (unit * amplitude) as i16
-            })
+            .map(|_| ((rng.uniform() * 2.0 - 1.0) * amplitude) as i16)
             .collect();
         let text = transcribe_at_once(app.wyoming_addr, &samples, true).await;
         assert_eq!(text, "", "noise at {amplitude} for {seconds} s");

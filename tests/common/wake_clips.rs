@@ -187,3 +187,32 @@ pub fn trim_silence(samples: Vec<i16>) -> Vec<i16> {
         .unwrap();
     samples[first.saturating_sub(keep)..(last + keep).min(samples.len())].to_vec()
 }
+
+/// xorshift64*: deterministic noise.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0.max(1);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Whether some phrase of 3 or more words comes twice in a row, or of 1 or 2 words three
+/// times ("pve pve pve").
+pub fn loops(words: &[String]) -> bool {
+    let repeated = |n: usize, times: usize| {
+        words.len() >= n * times
+            && (0..=words.len() - n * times)
+                .any(|i| (1..times).all(|t| words[i..i + n] == words[i + t * n..i + (t + 1) * n]))
+    };
+    (3..=words.len() / 2).any(|n| repeated(n, 2)) || repeated(1, 3) || repeated(2, 3)
+}
