@@ -19,8 +19,8 @@
 //!    Then latency per set, the worst clips, and counts of loops and inserted words.
 //!
 //! Environment:
-//! - `JARVIS_WER_VARIANTS=default,free,ctx=1500,penalty=30,silence=120`: the server variants to run (see
-//!   [`variant`]); default `default`.
+//! - `JARVIS_WER_VARIANTS=default,free,ctx=1500,penalty=30,silence=120`: the server variants
+//!   to run (see [`variant`]); default `default`.
 //! - `JARVIS_WER_LIMIT=N`: only N clips per voice, spread over the corpus.
 //! - `JARVIS_WER_GUESTS=N`: N more guests in the cluster, named as the soak's (a large cluster:
 //!   whisper's prompt holds only some names, and there is no speech grammar past 2000 names).

@@ -399,20 +399,7 @@ impl Worker {
         min_audio_ctx: usize,
         grammar_penalty: Option<f32>,
     ) -> Self {
-        let mut base = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        base.set_n_threads(i32::try_from(threads).unwrap_or(1));
-        base.set_print_special(false);
-        base.set_print_progress(false);
-        base.set_print_realtime(false);
-        base.set_print_timestamps(false);
-        base.set_no_timestamps(true);
-        base.set_no_context(true);
-        base.set_suppress_blank(true);
-        // No temperature fallback: a command is a few words, greedy decoding at temperature 0
-        // gets them, and a fallback would decode the whole window again (and again) when
-        // whisper is unsure, the moment the user is waiting. Repetition loops are bounded by
-        // max_tokens and collapsed afterwards.
-        base.set_temperature_inc(0.0);
+        let mut base = command_params(threads);
         // Design: the abort callback is set once per worker and cloned into every decode.
         // whisper-rs 0.16 leaks the boxed closure of each `set_abort_callback_safe` call, and
         // reads it back as the closure's own type, which is only sound when that type is
@@ -435,6 +422,27 @@ impl Worker {
             current,
         }
     }
+}
+
+/// whisper's settings shared by every decode of a spoken command, on `threads` threads: greedy,
+/// no timestamps, no context from an earlier decode, nothing printed. Language, prompt, encoder
+/// context, token cap, grammar, logits filter and abort callback are set per worker or decode.
+pub fn command_params<'a, 'b>(threads: usize) -> FullParams<'a, 'b> {
+    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    params.set_n_threads(i32::try_from(threads).unwrap_or(1));
+    params.set_print_special(false);
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_timestamps(false);
+    params.set_no_timestamps(true);
+    params.set_no_context(true);
+    params.set_suppress_blank(true);
+    // No temperature fallback: a command is a few words, greedy decoding at temperature 0 gets
+    // them, and a fallback would decode the whole window again (and again) when whisper is
+    // unsure, the moment the user is waiting. Repetition loops are bounded by max_tokens and
+    // collapsed afterwards.
+    params.set_temperature_inc(0.0);
+    params
 }
 
 impl Worker {

@@ -323,21 +323,11 @@ pub async fn serve_binary_args(args: &[&str], envs: &[(&str, &str)]) -> Served {
     }
 }
 
-/// Jarvis's whisper settings for a short command (`src/stt/whisper.rs`: greedy, no timestamps
-/// or context, English) at encoder context `audio_ctx`, without its prompt, grammar or logits
+/// Jarvis's whisper settings for a short command ([`jarvis::stt::whisper::command_params`], two
+/// threads, English) at encoder context `audio_ctx`, without its prompt, grammar or logits
 /// filter.
 pub fn whisper_params<'a, 'b>(audio_ctx: i32, max_tokens: i32) -> whisper_rs::FullParams<'a, 'b> {
-    let mut params =
-        whisper_rs::FullParams::new(whisper_rs::SamplingStrategy::Greedy { best_of: 1 });
-    params.set_n_threads(2);
-    params.set_print_special(false);
-    params.set_print_progress(false);
-    params.set_print_realtime(false);
-    params.set_print_timestamps(false);
-    params.set_no_timestamps(true);
-    params.set_no_context(true);
-    params.set_suppress_blank(true);
-    params.set_temperature_inc(0.0);
+    let mut params = jarvis::stt::whisper::command_params(2);
     params.set_language(Some("en"));
     params.set_audio_ctx(audio_ctx);
     params.set_max_tokens(max_tokens);
