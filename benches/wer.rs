@@ -19,7 +19,7 @@
 //!    Then latency per set, the worst clips, and counts of loops and inserted words.
 //!
 //! Environment:
-//! - `JARVIS_WER_VARIANTS=default,free,ctx=1500,penalty=30,silence=120`: the server variants
+//! - `JARVIS_WER_VARIANTS=default,free,ctx=1500,penalty=30,beams=1,silence=120`: the server variants
 //!   to run (see [`variant`]); default `default`.
 //! - `JARVIS_WER_LIMIT=N`: only N clips per voice, spread over the corpus.
 //! - `JARVIS_WER_GUESTS=N`: N more guests in the cluster, named as the soak's (a large cluster:
@@ -157,7 +157,8 @@ type Apply = Box<dyn Fn(&mut Config)>;
 
 /// A server variant by its label in `JARVIS_WER_VARIANTS`: `default`; `free` (no grammar-guided
 /// decoding, `stt.grammar.enabled = false`); `ctx=N` (`stt.min_audio_ctx = N`); `penalty=N`
-/// (`stt.grammar.penalty = N`, how hard the grammar bends the guided decode); `silence=N`
+/// (`stt.grammar.penalty = N`, how hard the grammar bends the guided decode); `beams=N`
+/// (`stt.grammar.beams = N`, the guided decode's beams, 1 for greedy); `silence=N`
 /// (`stt.vad.min_silence_ms = N`, with `JARVIS_WER_REALTIME=1`); or several joined by `+`
 /// (`free+ctx=1500`). A new variant is one more arm.
 fn variant(label: &str) -> Option<Apply> {
@@ -179,6 +180,10 @@ fn one_variant(label: &str) -> Option<Apply> {
             ("penalty", n) => {
                 let penalty: f32 = n.parse().ok()?;
                 Box::new(move |config| config.stt.grammar.penalty = penalty)
+            }
+            ("beams", n) => {
+                let beams: usize = n.parse().ok()?;
+                Box::new(move |config| config.stt.grammar.beams = beams)
             }
             ("silence", n) => {
                 let ms: u32 = n.parse().ok()?;
@@ -1012,7 +1017,7 @@ fn main() {
         .filter(|l| !l.is_empty())
         .map(|l| {
             let apply = variant(l).unwrap_or_else(|| {
-                panic!("unknown variant {l:?} (default, free, ctx=N, penalty=N, silence=N, joined by +)")
+                panic!("unknown variant {l:?} (default, free, ctx=N, penalty=N, beams=N, silence=N, joined by +)")
             });
             (l.to_owned(), apply)
         })

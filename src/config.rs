@@ -257,6 +257,10 @@ pub struct SttGrammarConfig {
     /// How much a token outside the grammar is held back, in logits: small enough that speech
     /// outside the homelab still comes out as said.
     pub penalty: f32,
+    /// Beams the guided decode searches (1: greedy). Beams keep names that begin like a word
+    /// whisper heard ("a channel S" for "haos": the guided greedy decode follows " a" into
+    /// "agent1") and are ranked by whisper's own probabilities, the penalties aside.
+    pub beams: usize,
 }
 
 impl Default for SttGrammarConfig {
@@ -264,6 +268,7 @@ impl Default for SttGrammarConfig {
         Self {
             enabled: true,
             penalty: 15.0,
+            beams: 3,
         }
     }
 }
@@ -1052,6 +1057,12 @@ impl Config {
                 "must be above 0 and at most 1000 (logits)".into(),
             );
         }
+        if !(1..=8).contains(&stt.grammar.beams) {
+            return invalid(
+                "stt.grammar.beams",
+                "must be 1 (greedy) to 8 (whisper.cpp's most decoders)".into(),
+            );
+        }
         if !(0.0..=1.0).contains(&stt.vad.threshold) {
             return invalid("stt.vad.threshold", "must be between 0 and 1".into());
         }
@@ -1337,6 +1348,21 @@ mod tests {
             ("[wake]\ntrigger_level = 0\n", "wake.trigger_level"),
             ("[wake]\nrefractory_secs = -1.0\n", "wake.refractory_secs"),
             ("[wake]\nmodels = []\n", "unknown field"),
+        ]);
+    }
+
+    #[test]
+    fn guided_decode_settings_are_checked() {
+        let config = parse("[stt.grammar]\npenalty = 20.0\nbeams = 5\n").unwrap();
+        assert_eq!(
+            (config.stt.grammar.penalty, config.stt.grammar.beams),
+            (20.0, 5)
+        );
+        assert_eq!(parse("").unwrap().stt.grammar.beams, 3);
+        refused(&[
+            ("[stt.grammar]\npenalty = 0.0\n", "stt.grammar.penalty"),
+            ("[stt.grammar]\nbeams = 0\n", "stt.grammar.beams"),
+            ("[stt.grammar]\nbeams = 9\n", "stt.grammar.beams"),
         ]);
     }
 

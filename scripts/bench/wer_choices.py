@@ -30,7 +30,9 @@ for line in open(sys.argv[1]):
     elif cur and 'guided decode free=' in line:
         m=re.search(r'free="(.*?[^\\])" guided="(.*?[^\\])" keep=(\w+)',line)
         f,g,k=m.groups()
-        ub=re.search(r'unguided (-?[\d.]+)',g); fl=re.search(r'logprob (-?[\d.]+)',f)
+        # The guided decode's logprob is whisper's own (the grammar's penalties aside); logs
+        # from before that change wrote it as "(unguided X)".
+        ub=re.search(r'unguided (-?[\d.]+)',g) or re.search(r'logprob (-?[\d.]+)',g); fl=re.search(r'logprob (-?[\d.]+)',f)
         cur['g']=(text(f),text(g),k=='true',float(fl.group(1)),float(ub.group(1)) if ub else None)
     elif cur and 'jarvis::stt::flow: transcript text=' in line:
         cur['final']=line.split('transcript text=')[1].split(' audio_secs=')[0]

@@ -142,7 +142,10 @@ impl SttService {
             workers: stt.worker_count(),
             queue: stt.queue,
             min_audio_ctx: stt.min_audio_ctx,
-            grammar_penalty: stt.grammar.enabled.then_some(stt.grammar.penalty),
+            guided: stt.grammar.enabled.then_some(whisper::GuidedDecode {
+                penalty: stt.grammar.penalty,
+                beams: stt.grammar.beams,
+            }),
         })?;
         let vad = if stt.vad.enabled {
             Some(Arc::new(VadPool::load(&dir.join(&stt.vad.model))?))

@@ -68,6 +68,11 @@ const GUIDED_MIN_WORDS: f32 = 2.0 / 3.0;
 /// any note offline?" -0.18 to "node"; "What is the process usage on nextcloud?" -0.19). Each
 /// guided decode saved is 40-130 ms.
 const SURE_LOGPROB: f32 = -0.1;
+/// A guided decode writes at most this many tokens more than the free decode's text had: it
+/// corrects the words heard, it does not say more. A beam that the grammar sends down a
+/// sentence the audio does not hold runs on until the cap, so this bounds the cost of the
+/// guided beam search.
+const GUIDED_EXTRA_TOKENS: usize = 8;
 /// Below this mean log probability, with [`HALLUCINATION_NO_SPEECH`], the words are made up.
 const HALLUCINATION_LOGPROB: f32 = -1.0;
 /// Whisper's no-speech probability above which unsure words are dropped (whisper.cpp drops
@@ -149,8 +154,17 @@ pub struct EngineConfig {
     pub queue: usize,
     /// Smallest encoder context, in frames (`stt.min_audio_ctx`).
     pub min_audio_ctx: usize,
-    /// Penalty for tokens outside a request's grammar; `None`: no guided decode.
-    pub grammar_penalty: Option<f32>,
+    /// How to decode with a request's grammar; `None`: no guided decode.
+    pub guided: Option<GuidedDecode>,
+}
+
+/// The guided decode's settings (`[stt.grammar]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GuidedDecode {
+    /// Penalty for tokens outside the grammar, in logits.
+    pub penalty: f32,
+    /// Beams searched (1: greedy).
+    pub beams: usize,
 }
 
 /// Counters of what the workers did, for `/health` and tests.
@@ -239,7 +253,7 @@ impl Engine {
                 default.clone(),
                 config.threads.max(1),
                 config.min_audio_ctx.clamp(1, FULL_AUDIO_CTX),
-                config.grammar_penalty,
+                config.guided,
             );
             worker.stopping = threads.stopping();
             current.push(Arc::clone(&worker.current));
@@ -381,7 +395,7 @@ struct Worker {
     contexts: Arc<HashMap<String, Arc<WhisperContext>>>,
     default: String,
     min_audio_ctx: usize,
-    grammar_penalty: Option<f32>,
+    guided: Option<GuidedDecode>,
     states: HashMap<String, WhisperState>,
     /// Settings shared by every decode of this worker, abort callback included.
     base: FullParams<'static, 'static>,
@@ -397,7 +411,7 @@ impl Worker {
         default: String,
         threads: usize,
         min_audio_ctx: usize,
-        grammar_penalty: Option<f32>,
+        guided: Option<GuidedDecode>,
     ) -> Self {
         let mut base = command_params(threads);
         // Design: the abort callback is set once per worker and cloned into every decode.
@@ -416,7 +430,7 @@ impl Worker {
             contexts,
             default,
             min_audio_ctx,
-            grammar_penalty,
+            guided,
             states: HashMap::new(),
             base,
             current,
@@ -540,7 +554,8 @@ impl Worker {
         // Whisper can loop on a phrase ("fellow Americans. fellow Americans. ..."). Nobody says
         // more than ~6 tokens a second, so cap the output; loops within it are cut below.
         let seconds = job.samples.len() / WHISPER_RATE as usize;
-        params.set_max_tokens(i32::try_from(16 + 8 * seconds).unwrap_or(i32::MAX));
+        let max_tokens = i32::try_from(16 + 8 * seconds).unwrap_or(i32::MAX);
+        params.set_max_tokens(max_tokens);
         if let Ok(mut current) = self.current.lock() {
             *current = job.cancel.clone();
         }
@@ -603,23 +618,27 @@ impl Worker {
         // is sure of misheard names too ("List oil containers." -0.31, "status unknown, pve"
         // -0.35), and guiding only below -0.35 left an earlier WER bench at 8.8 % on homelab
         // commands against 7.7 % guiding all (everyday sentences 2.1 % both).
-        if let (Some(grammar), Some(penalty)) = (&job.request.grammar, self.grammar_penalty) {
+        if let (Some(grammar), Some(GuidedDecode { penalty, beams })) =
+            (&job.request.grammar, self.guided)
+        {
             if decoded.wants_guidance() && !grammar.accepts(&decoded.text) {
                 let mut guided_params = params.clone();
                 guided_params.set_grammar_rules(Some(Arc::clone(grammar.rules())));
                 guided_params.set_start_rule(0);
                 guided_params.set_grammar_penalty(penalty);
-                let score = Arc::new(Mutex::new(Unbiased::default()));
+                let cap = decoded.tokens + GUIDED_EXTRA_TOKENS;
+                guided_params
+                    .set_max_tokens(i32::try_from(cap).unwrap_or(i32::MAX).min(max_tokens));
+                if beams > 1 {
+                    guided_params.set_beam_search(i32::try_from(beams).unwrap_or(1), -1.0);
+                }
                 guided_params.set_logits_filter(Some(hold_back_end(
                     Arc::clone(grammar),
                     Arc::clone(context),
                     penalty,
-                    Arc::clone(&score),
                 )));
                 let ctx = decoded.audio_ctx;
-                let mut guided =
-                    decode_once(state, &guided_params, samples, ctx, eot, &job.cancel)?;
-                guided.unbiased = score.lock().ok().and_then(|s| s.mean());
+                let guided = decode_once(state, &guided_params, samples, ctx, eot, &job.cancel)?;
                 let keep = prefers_guided(&decoded, &guided, grammar);
                 debug!(
                     free = decoded.summary(),
@@ -674,13 +693,13 @@ struct Decoded {
     segments: Vec<String>,
     /// Mean log probability of the text tokens.
     avg_logprob: f32,
+    /// How many text tokens whisper wrote (before loops were cut).
+    tokens: usize,
     /// Whisper's probability that the window holds no speech.
     no_speech: f32,
     /// A phrase came back repeated and was cut.
     looped: bool,
     audio_ctx: usize,
-    /// For a guided decode: the mean log probability of its text tokens without the grammar.
-    unbiased: Option<f32>,
     /// How long whisper took.
     took: Duration,
 }
@@ -713,13 +732,10 @@ impl Decoded {
 
     fn summary(&self) -> String {
         format!(
-            "ctx {} in {} ms, logprob {:.2}{} no-speech {:.2}{}: {:?}",
+            "ctx {} in {} ms, logprob {:.2} no-speech {:.2}{}: {:?}",
             self.audio_ctx,
             self.took.as_millis(),
             self.avg_logprob,
-            self.unbiased
-                .map(|u| format!(" (unguided {u:.2})"))
-                .unwrap_or_default(),
             self.no_speech,
             if self.looped { " looped" } else { "" },
             self.text
@@ -797,78 +813,22 @@ fn decode_once(
         no_speech,
         looped,
         audio_ctx,
-        unbiased: None,
+        tokens,
         took: started.elapsed(),
     })
 }
 
-/// Whisper's own view of a guided decode's words: the log probability of each chosen text
-/// token under the logits before the grammar (and [`hold_back_end`]) bend them. The guided
-/// decode's own probabilities are renormalised over what the grammar allows, so they flatter
-/// it; these compare with the free decode's.
-#[derive(Debug, Default)]
-struct Unbiased {
-    /// Log-softmax of the previous step's logits (its chosen token is known one step later).
-    previous: Vec<f32>,
-    /// Tokens decoded when `previous` was taken.
-    at: usize,
-    sum: f32,
-    tokens: usize,
-}
-
-impl Unbiased {
-    /// Called with each step's tokens so far and its logits, before anything changes them.
-    fn step(&mut self, tokens: &[whisper_rs::WhisperTokenData], logits: &[f32], eot: i32) {
-        if tokens.is_empty() {
-            *self = Self {
-                previous: std::mem::take(&mut self.previous),
-                ..Self::default()
-            };
-        } else if tokens.len() == self.at + 1 && !self.previous.is_empty() {
-            let chosen = tokens[tokens.len() - 1].id;
-            if let Some(logprob) = usize::try_from(chosen)
-                .ok()
-                .filter(|_| chosen < eot)
-                .and_then(|i| self.previous.get(i))
-            {
-                self.sum += logprob;
-                self.tokens += 1;
-            }
-        }
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = logits
-            .iter()
-            .filter(|l| l.is_finite())
-            .map(|l| (l - max).exp())
-            .sum();
-        let lse = max + sum.ln();
-        self.previous.clear();
-        self.previous.extend(logits.iter().map(|l| l - lse));
-        self.at = tokens.len();
-    }
-
-    /// Mean log probability of the text tokens, if any were scored.
-    fn mean(&self) -> Option<f32> {
-        (self.tokens > 0).then(|| self.sum / self.tokens as f32)
-    }
-}
-
-/// A logits filter for the guided decode. It scores the words without the grammar
-/// ([`Unbiased`], into `score`); and as whisper.cpp's grammar never holds back the end of the
-/// text, where the audio disagrees with the grammar ("node BBE" for "node pve") the decode
+/// A logits filter for the guided decode. whisper.cpp's grammar never holds back the end of the
+/// text, so where the audio disagrees with the grammar ("node BBE" for "node pve") the decode
 /// stops short ("What is the status of node"): while the words so far are an unfinished sentence
 /// of the grammar, end-of-text gets the grammar's penalty like any other token outside it.
 fn hold_back_end(
     grammar: Arc<SpeechGrammar>,
     context: Arc<WhisperContext>,
     penalty: f32,
-    score: Arc<Mutex<Unbiased>>,
 ) -> Box<whisper_rs::LogitsFilterFn> {
     let eot = context.token_eot();
     Box::new(move |tokens, logits| {
-        if let Ok(mut score) = score.lock() {
-            score.step(tokens, logits, eot);
-        }
         let mut bytes = Vec::new();
         for token in tokens.iter().filter(|t| t.id < eot) {
             if let Ok(piece) = context.token_to_bytes(token.id) {
@@ -931,20 +891,20 @@ fn sentence_twice(text: &str) -> Option<String> {
 
 /// Whether to keep the guided decode over the free one: the grammar accepts it, it does not
 /// loop, it keeps at least [`GUIDED_MIN_WORDS`] of the free decode's words and is not just
-/// their beginning ([`cut_short`]), and whisper's own
-/// mean log probability of its words without the grammar ([`Unbiased`]) is at most
-/// [`GUIDED_MARGIN`] below the free decode's and above [`GUIDED_FLOOR`]. (The guided decode's
-/// own probabilities are renormalised over what the grammar allows and would favour it: "4
-/// status" scores -0.22 guided, -7.2 without.)
+/// their beginning ([`cut_short`]), and its mean log probability is at most
+/// [`GUIDED_MARGIN`] below the free decode's and above [`GUIDED_FLOOR`]. With a grammar,
+/// whisper.cpp scores each token as whisper found it before the grammar, less any penalty the
+/// token was given (JARVIS-PATCH in vendor/whisper-rs-sys), so the two compare; renormalised over
+/// what the grammar allows, as upstream scores them, the guided words would be flattered ("4
+/// status" scores -0.22 so, -7.2 as whisper found it).
 fn prefers_guided(free: &Decoded, guided: &Decoded, grammar: &SpeechGrammar) -> bool {
     let words = |text: &str| text.split_whitespace().count() as f32;
     !guided.looped
         && words(&guided.text) >= words(&free.text) * GUIDED_MIN_WORDS
         && !cut_short(&free.text, &guided.text)
         && grammar.accepts(&guided.text)
-        && guided
-            .unbiased
-            .is_some_and(|u| u >= free.score() - GUIDED_MARGIN && u >= GUIDED_FLOOR)
+        && guided.avg_logprob >= free.score() - GUIDED_MARGIN
+        && guided.avg_logprob >= GUIDED_FLOOR
 }
 
 /// Whether `guided` is only the first words of `free` (the case and punctuation aside): the
@@ -1051,50 +1011,6 @@ fn clean(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn token(id: i32) -> whisper_rs::WhisperTokenData {
-        whisper_rs::WhisperTokenData {
-            id,
-            tid: 0,
-            p: 0.0,
-            plog: 0.0,
-            pt: 0.0,
-            ptsum: 0.0,
-            t0: 0,
-            t1: 0,
-            t_dtw: 0,
-            vlen: 0.0,
-        }
-    }
-
-    #[test]
-    fn the_unbiased_score_reads_each_chosen_token_before_the_grammar() {
-        // Vocabulary of four: 0..=2 text tokens, 3 end-of-text; -inf is a suppressed token.
-        let eot = 3;
-        let (a, b) = (token(0), token(1));
-        let step1 = [2.0f32, 0.0, f32::NEG_INFINITY, 0.0];
-        let step2 = [0.0f32, 1.0, 1.0, 1.0];
-        let step3 = [0.0f32, 0.0, 0.0, 5.0];
-        let log_softmax = |l: &[f32], i: usize| {
-            let sum: f32 = l.iter().filter(|x| x.is_finite()).map(|x| x.exp()).sum();
-            l[i] - sum.ln()
-        };
-        let mut score = Unbiased::default();
-        assert_eq!(score.mean(), None);
-        score.step(&[], &step1, eot);
-        score.step(&[a], &step2, eot);
-        score.step(&[a, b], &step3, eot);
-        // End-of-text is not a word: only the two text tokens count.
-        let want = (log_softmax(&step1, 0) + log_softmax(&step2, 1)) / 2.0;
-        assert!((score.mean().unwrap() - want).abs() < 1e-6);
-        // A new decode (no tokens yet) starts over.
-        score.step(&[], &step1, eot);
-        score.step(&[b], &step2, eot);
-        assert!((score.mean().unwrap() - log_softmax(&step1, 1)).abs() < 1e-6);
-        // A step that does not follow the last one (tokens from elsewhere) is not scored.
-        score.step(&[b, a, a], &step3, eot);
-        assert!((score.mean().unwrap() - log_softmax(&step1, 1)).abs() < 1e-6);
-    }
-
     #[test]
     fn the_encoder_context_follows_the_audio_length() {
         assert_eq!(audio_ctx_for(2 * 16_000, 320), 320);
@@ -1126,7 +1042,7 @@ mod tests {
             no_speech: 0.0,
             looped,
             audio_ctx: 320,
-            unbiased: None,
+            tokens: 8,
             took: Duration::ZERO,
         };
         assert!(!decoded("Turn on the kitchen lights.", -0.08, false).wants_guidance());
@@ -1147,7 +1063,7 @@ mod tests {
             no_speech,
             looped: false,
             audio_ctx: 320,
-            unbiased: None,
+            tokens: 8,
             took: Duration::ZERO,
         };
         // "Two non-nye of his life." for a short command: unsure, and likely no speech.

@@ -167,6 +167,16 @@ pub fn clips(tts: &TtsService, phrases: &[&str]) -> Vec<Clip> {
     clips
 }
 
+/// A command in an espeak-ng voice as the WER bench (benches/wer.rs) makes its clean clips: at
+/// 16 kHz, trimmed, with 250 ms of silence before and after.
+pub fn espeak_command(spoken: &str, voice: &str, wpm: u32) -> Vec<i16> {
+    let speech = espeak(spoken, voice, wpm).to_16k();
+    let mut audio = silence(16_000, 250);
+    audio.extend(trim_silence(speech));
+    audio.extend(silence(16_000, 250));
+    audio
+}
+
 /// `ms` of digital silence at `rate`.
 pub fn silence(rate: u32, ms: u64) -> Vec<i16> {
     vec![0; (u64::from(rate) * ms / 1000) as usize]

@@ -903,6 +903,16 @@ impl<'a, 'b> FullParams<'a, 'b> {
         }
     }
 
+    /// Decode with beam search of `beam_size` beams (at least 1) and `patience` (-1: whisper's
+    /// default), whatever strategy the parameters were made with. (JARVIS-PATCH: a guided decode
+    /// searches beams where the free one with the same parameters is greedy.)
+    pub fn set_beam_search(&mut self, beam_size: i32, patience: f32) {
+        self.fp.strategy =
+            whisper_rs_sys::whisper_sampling_strategy_WHISPER_SAMPLING_BEAM_SEARCH as _;
+        self.fp.beam_search.beam_size = beam_size.max(1);
+        self.fp.beam_search.patience = patience;
+    }
+
     /// Set grammar penalty.
     ///
     /// Defaults to 100.0.

@@ -851,6 +851,11 @@ struct whisper_decoder {
     // work container used to avoid memory allocations
     std::vector<whisper_pair<double, whisper_vocab::id>> logits_id;
 
+    // JARVIS-PATCH: with a grammar, the log-softmax of the logits before the logits filter and
+    // the grammar bend them, and those logits (see whisper_process_logits)
+    std::vector<float> jarvis_raw_logprobs;
+    std::vector<float> jarvis_pre_logits;
+
     mutable std::mt19937 rng; // used for sampling at t > 0.0
 };
 
@@ -6521,6 +6526,14 @@ static void whisper_process_logits(
         // suppress prev token
         logits[vocab.token_prev] = -INFINITY;
 
+        // JARVIS-PATCH: with a grammar, keep whisper's own view of the next token before the
+        // filter and the grammar bend it (applied to `logprobs` at the end)
+        if (params.n_grammar_rules > 0) {
+            decoder.jarvis_raw_logprobs.resize(n_logits);
+            whisper_compute_logprobs(logits, n_logits, decoder.jarvis_raw_logprobs);
+            decoder.jarvis_pre_logits = logits;
+        }
+
         if (params.logits_filter_callback) {
             params.logits_filter_callback(&ctx, &state, tokens_cur.data(), tokens_cur.size(), logits.data(), params.logits_filter_callback_user_data);
         }
@@ -6660,6 +6673,21 @@ static void whisper_process_logits(
     // compute probs
     whisper_compute_probs(logits, n_logits, logprobs, probs);
 
+    // JARVIS-PATCH: the grammar is a bias, not a renormalisation. The tokens are still chosen
+    // by `logits` and `probs` (the grammar's penalties applied), but a token's log probability,
+    // which scores a sequence (`plog`, `sum_logprobs_all`: the beams' ranking and the result's
+    // `avg_logprobs`), is whisper's own before the filter and the grammar, less the penalties
+    // they gave that token. Renormalised over what the grammar allows, a token whisper finds
+    // unlikely scores as likely once the grammar leaves little else, so a beam the grammar
+    // forced through words whisper did not hear would outrank one it heard.
+    if (params.n_grammar_rules > 0 && decoder.jarvis_pre_logits.size() == (size_t) n_logits) {
+        const auto & raw = decoder.jarvis_raw_logprobs;
+        const auto & pre = decoder.jarvis_pre_logits;
+        for (int i = 0; i < n_logits; ++i) {
+            logprobs[i] = (logits[i] > -INFINITY && pre[i] > -INFINITY) ? raw[i] + (logits[i] - pre[i]) : -INFINITY;
+        }
+    }
+
 #if 0
     // print first 100 logits - token string : logit
     //for (int i = 0; i < 10; i++) {
@@ -6789,7 +6817,8 @@ static whisper_token_data whisper_sample_token(
 static std::vector<whisper_token_data> whisper_sample_token_topk(
             whisper_context & ctx,
             whisper_decoder & decoder,
-                        int   k) {
+                        int   k,
+                       bool   best) { // JARVIS-PATCH: `best`, at temperature 0
     const auto & vocab = ctx.vocab;
 
     const auto & probs    = decoder.probs;
@@ -6842,6 +6871,24 @@ static std::vector<whisper_token_data> whisper_sample_token_topk(
 
         pt    = max_ts/(sum_ts + 1e-10);
         ptsum = sum_ts;
+    }
+
+    // JARVIS-PATCH: at temperature 0 the k most likely tokens (upstream drew k at random from
+    // `probs` at every temperature, so a beam could hold the same token twice and miss the
+    // second most likely one).
+    if (best) {
+        for (int i = 0; i < k; ++i) {
+            const auto id = logits_id[i].second;
+            if (!(logits[id] > -INFINITY)) {
+                break;
+            }
+            result.push_back({ id, tid, probs[id], logprobs[id], pt, ptsum, -1, -1, -1, 0.0f, });
+            if (result.back().id >= vocab.token_beg) {
+                result.back().tid = result.back().id;
+                result.back().pt  = result.back().p;
+            }
+        }
+        return result;
     }
 
     std::discrete_distribution<> dist(probs.begin(), probs.end());
@@ -7602,7 +7649,7 @@ int whisper_full_with_state(
                                     } break;
                                 case whisper_sampling_strategy::WHISPER_SAMPLING_BEAM_SEARCH:
                                     {
-                                        const auto tokens_new = whisper_sample_token_topk(*ctx, decoder, params.beam_search.beam_size);
+                                        const auto tokens_new = whisper_sample_token_topk(*ctx, decoder, params.beam_search.beam_size, t_cur < 1e-6f); // JARVIS-PATCH: best at temperature 0
 
                                         for (const auto & token : tokens_new) {
                                             bc_per_dec[j].push_back({ j, decoder.seek_delta, decoder.has_ts, decoder.sequence, decoder.grammar, });
@@ -7891,6 +7938,18 @@ int whisper_full_with_state(
             {
                 double best_score = -INFINITY;
 
+                // JARVIS-PATCH: a beam cut off at max_tokens is not a finished sentence; as in
+                // OpenAI's beam search, it is ranked only if no beam ended with end-of-text.
+                bool jarvis_any_ended = false;
+                for (int j = 0; j < n_decoders_cur; ++j) {
+                    const auto & decoder = state->decoders[j];
+                    const auto & seq = decoder.sequence;
+                    if (!decoder.failed && seq.result_len > 0 && seq.result_len <= (int) seq.tokens.size() &&
+                        seq.tokens[seq.result_len - 1].id == whisper_token_eot(ctx)) {
+                        jarvis_any_ended = true;
+                    }
+                }
+
                 for (int j = 0; j < n_decoders_cur; ++j) {
                     auto & decoder = state->decoders[j];
 
@@ -7900,6 +7959,12 @@ int whisper_full_with_state(
 
                     decoder.sequence.tokens.resize(decoder.sequence.result_len);
                     whisper_sequence_score(params, decoder.sequence);
+
+                    // JARVIS-PATCH: see jarvis_any_ended
+                    if (jarvis_any_ended && n_decoders_cur > 1 &&
+                        (decoder.sequence.result_len == 0 || decoder.sequence.tokens.back().id != whisper_token_eot(ctx))) {
+                        continue;
+                    }
 
                     WHISPER_LOG_DEBUG("%s: decoder %2d: score = %8.5f, result_len = %3d, avg_logprobs = %8.5f, entropy = %8.5f\n",
                             __func__, j, decoder.sequence.score, decoder.sequence.result_len, decoder.sequence.avg_logprobs, decoder.sequence.entropy);

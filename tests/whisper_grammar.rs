@@ -1,0 +1,183 @@
+//! whisper.cpp with a grammar, as patched for Jarvis (`vendor/whisper-rs-sys/JARVIS-PATCH.md`,
+//! "the grammar is a bias, not a renormalisation"): a guided decode still chooses its tokens
+//! with the grammar's penalties, but scores each token with whisper's own log probability
+//! before the grammar (less any penalty that token got). Jarvis keeps a guided decode over the
+//! free one, and ranks the guided decode's beams, by that score; renormalised over what the
+//! grammar allows, as upstream scores, a word whisper did not hear looks likely once the
+//! grammar leaves little else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use jarvis::stt::grammar::{GrammarBuilder, Part, SpeechGrammar};
+use whisper_rs::{WhisperContext, WhisperContextParameters, WhisperState};
+
+/// A text token of a decode: its id, its score (`plog`) and its probability as chosen (`p`).
+#[derive(Debug, Clone, Copy)]
+struct Token {
+    id: i32,
+    plog: f32,
+    p: f32,
+}
+
+/// A grammar whose sentences name `agent1` or `media-server`, never `pve`.
+fn grammar() -> SpeechGrammar {
+    let mut builder = GrammarBuilder::new();
+    let words = ["what", "is", "the", "status", "of", "node"];
+    let mut parts: Vec<Part<'_>> = words.iter().map(|w| Part::Word(w)).collect();
+    parts.push(Part::Slot("target"));
+    builder.sentence(&parts);
+    for value in ["agent1", "media-server"] {
+        builder.value("target", value);
+    }
+    builder.build()
+}
+
+fn text_tokens(context: &WhisperContext, state: &WhisperState) -> Vec<Token> {
+    let eot = context.token_eot();
+    (0..state.full_n_segments())
+        .filter_map(|i| state.get_segment(i))
+        .flat_map(|segment| {
+            (0..segment.n_tokens())
+                .filter_map(|t| segment.get_token(t))
+                .map(|token| token.token_data())
+                .collect::<Vec<_>>()
+        })
+        .filter(|data| data.id < eot)
+        .map(|data| Token {
+            id: data.id,
+            plog: data.plog,
+            p: data.p,
+        })
+        .collect()
+}
+
+/// The guided decode of `samples`, greedy (`beams` 1) or with beams, as Jarvis runs it.
+fn guided(
+    context: &Arc<WhisperContext>,
+    state: &mut WhisperState,
+    samples: &[f32],
+    grammar: &SpeechGrammar,
+    beams: i32,
+) -> Vec<Token> {
+    let mut params = common::whisper_params(320, 40);
+    params.set_grammar_rules(Some(Arc::clone(grammar.rules())));
+    params.set_start_rule(0);
+    params.set_grammar_penalty(15.0);
+    if beams > 1 {
+        params.set_beam_search(beams, -1.0);
+    }
+    // As Jarvis's guided decode does (`hold_back_end` in src/stt/whisper.rs): end-of-text is
+    // penalised too until a name ends the sentence (whisper.cpp's grammar never holds it back).
+    let words = context.clone();
+    params.set_logits_filter(Some(Box::new(move |tokens, logits| {
+        let eot = words.token_eot();
+        let bytes: Vec<u8> = tokens
+            .iter()
+            .filter(|t| t.id < eot)
+            .flat_map(|t| words.token_to_bytes(t.id).unwrap_or_default().to_vec())
+            .collect();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim_end_matches(['.', '?']).to_lowercase();
+        if !(text.ends_with("agent1") || text.ends_with("media-server")) {
+            logits[usize::try_from(eot).unwrap()] -= 15.0;
+        }
+    })));
+    state.full(params, samples).unwrap();
+    text_tokens(context, state)
+}
+
+/// Decodes `samples` without a grammar, forcing the tokens of `script` then end-of-text, and
+/// returns whisper's own log probability of each scripted token, read (as a log-softmax of
+/// its logits) before the forcing.
+fn forced(
+    context: &Arc<WhisperContext>,
+    state: &mut WhisperState,
+    samples: &[f32],
+    script: &[i32],
+) -> (Vec<f32>, Vec<Token>) {
+    let eot = context.token_eot();
+    let seen = Arc::new(Mutex::new(vec![f32::NAN; script.len()]));
+    let mut params = common::whisper_params(320, 40);
+    let (seen_by_filter, script) = (Arc::clone(&seen), script.to_vec());
+    params.set_logits_filter(Some(Box::new(move |tokens, logits| {
+        let step = tokens.len();
+        let want = script.get(step).copied().unwrap_or(eot);
+        if let Some(slot) = seen_by_filter.lock().unwrap().get_mut(step) {
+            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = logits
+                .iter()
+                .filter(|l| l.is_finite())
+                .map(|l| f64::from(l - max).exp())
+                .sum();
+            *slot = logits[usize::try_from(want).unwrap()] - max - sum.ln() as f32;
+        }
+        for (id, logit) in logits.iter_mut().enumerate() {
+            if i32::try_from(id).unwrap() != want {
+                *logit = f32::NEG_INFINITY;
+            }
+        }
+    })));
+    state.full(params, samples).unwrap();
+    let tokens = text_tokens(context, state);
+    let seen = seen.lock().unwrap().clone();
+    (seen, tokens)
+}
+
+#[test]
+fn a_guided_decode_scores_its_tokens_as_whisper_heard_them_not_as_the_grammar_bent_them() {
+    let path = common::models_dir().join("whisper/ggml-tiny.en.bin");
+    let mut params = WhisperContextParameters::default();
+    params.flash_attn(true);
+    let context =
+        Arc::new(WhisperContext::new_with_params(path.to_str().unwrap(), params).unwrap());
+    let mut state = context.create_state().unwrap();
+    let samples: Vec<f32> =
+        common::wake_clips::espeak_command("What is the status of node pve?", "en-us", 160)
+            .iter()
+            .map(|s| f32::from(*s) / 32_768.0)
+            .collect();
+    let grammar = grammar();
+    for beams in [1, 3] {
+        let tokens = guided(&context, &mut state, &samples, &grammar, beams);
+        let bytes: Vec<u8> = tokens
+            .iter()
+            .flat_map(|t| context.token_to_bytes(t.id).unwrap().to_vec())
+            .collect();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        // The grammar bent the name: pve is not one of its words.
+        let lower = text.to_lowercase();
+        assert!(
+            lower.contains("agent1") || lower.contains("media-server"),
+            "beams {beams}: {text:?}"
+        );
+        let script: Vec<i32> = tokens.iter().map(|t| t.id).collect();
+        let (own, replayed) = forced(&context, &mut state, &samples, &script);
+        assert_eq!(
+            replayed.iter().map(|t| t.id).collect::<Vec<_>>(),
+            script,
+            "beams {beams}: the forced decode wrote other tokens"
+        );
+        for (i, (token, own)) in tokens.iter().zip(&own).enumerate() {
+            assert!(
+                (token.plog - own).abs() < 2e-3,
+                "beams {beams}, token {i} of {text:?}: scored {} but whisper's own log probability is {own}",
+                token.plog
+            );
+        }
+        // A name whisper did not hear is unlikely in its own view, and the guided decode's
+        // probability, renormalised over what the grammar allows, says otherwise: the score
+        // is not that probability.
+        let bent = tokens
+            .iter()
+            .zip(&own)
+            .filter(|(token, own)| **own < -1.0 && token.p.ln() > **own + 1.0)
+            .count();
+        assert!(
+            bent > 0,
+            "beams {beams}: {text:?}: {tokens:?} against {own:?}"
+        );
+    }
+}
