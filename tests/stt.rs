@@ -985,6 +985,15 @@ fn whisper_alone(clips: &[Vec<i16>], prompt: &str) -> Vec<String> {
         .collect()
 }
 
+/// A WER corpus line (spoken, as written, espeak-ng voice, words per minute) per clip, made as
+/// the bench makes its clean clips.
+fn espeak_commands(cases: &[(&str, &str, &str, u32)]) -> Vec<Vec<i16>> {
+    cases
+        .iter()
+        .map(|&(spoken, _, voice, wpm)| common::wake_clips::espeak_command(spoken, voice, wpm))
+        .collect()
+}
+
 #[tokio::test]
 async fn commands_whisper_loops_on_come_back_once_and_whole() {
     // Clips of the WER bench's corpus (benches/data/wer, the espeak-ng voices) on which tiny.en,
@@ -1025,10 +1034,7 @@ async fn commands_whisper_loops_on_come_back_once_and_whole() {
         ),
         ("What time is it?", "What time is it?", "en-us", 150),
     ];
-    let clips: Vec<Vec<i16>> = cases
-        .iter()
-        .map(|&(spoken, _, voice, wpm)| common::wake_clips::espeak_command(spoken, voice, wpm))
-        .collect();
+    let clips = espeak_commands(&cases);
     let alone = tokio::task::spawn_blocking({
         let clips = clips.clone();
         move || whisper_alone(&clips, prompt)
@@ -1100,10 +1106,7 @@ async fn names_the_guided_greedy_decode_misses_are_found_by_its_beams() {
         ),
         ("Stop VM one oh two.", "Stop VM 102.", "en-us", 190),
     ];
-    let clips: Vec<Vec<i16>> = cases
-        .iter()
-        .map(|&(spoken, _, voice, wpm)| common::wake_clips::espeak_command(spoken, voice, wpm))
-        .collect();
+    let clips = espeak_commands(&cases);
     let mut right = Vec::new();
     for beams in [jarvis::config::SttGrammarConfig::default().beams, 1] {
         let mut config = stt_config();
