@@ -59,7 +59,7 @@ fn guided(
     context: &Arc<WhisperContext>,
     state: &mut WhisperState,
     samples: &[f32],
-    grammar: &SpeechGrammar,
+    grammar: &Arc<SpeechGrammar>,
     beams: i32,
 ) -> Vec<Token> {
     let mut params = common::whisper_params(320, 40);
@@ -69,22 +69,12 @@ fn guided(
     if beams > 1 {
         params.set_beam_search(beams, -1.0);
     }
-    // As Jarvis's guided decode does (`hold_back_end` in src/stt/whisper.rs): end-of-text is
-    // penalised too until a name ends the sentence (whisper.cpp's grammar never holds it back).
-    let words = context.clone();
-    params.set_logits_filter(Some(Box::new(move |tokens, logits| {
-        let eot = words.token_eot();
-        let bytes: Vec<u8> = tokens
-            .iter()
-            .filter(|t| t.id < eot)
-            .flat_map(|t| words.token_to_bytes(t.id).unwrap_or_default().to_vec())
-            .collect();
-        let text = String::from_utf8_lossy(&bytes);
-        let text = text.trim_end_matches(['.', '?']).to_lowercase();
-        if !(text.ends_with("agent1") || text.ends_with("media-server")) {
-            logits[usize::try_from(eot).unwrap()] -= 15.0;
-        }
-    })));
+    // Jarvis's own filter: end-of-text is held back until the grammar's sentence is finished.
+    params.set_logits_filter(Some(jarvis::stt::whisper::hold_back_end(
+        Arc::clone(grammar),
+        Arc::clone(context),
+        15.0,
+    )));
     state.full(params, samples).unwrap();
     text_tokens(context, state)
 }
@@ -139,7 +129,7 @@ fn a_guided_decode_scores_its_tokens_as_whisper_heard_them_not_as_the_grammar_be
             .iter()
             .map(|s| f32::from(*s) / 32_768.0)
             .collect();
-    let grammar = grammar();
+    let grammar = Arc::new(grammar());
     for beams in [1, 3] {
         let tokens = guided(&context, &mut state, &samples, &grammar, beams);
         let bytes: Vec<u8> = tokens
