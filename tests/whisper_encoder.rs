@@ -1,8 +1,9 @@
 //! Encode once, decode twice (`vendor/whisper-rs-sys/JARVIS-PATCH.md`): a whisper state that
 //! already holds the mel spectrogram and the encoder's output for the same audio at the same
-//! context skips both. Every decode here on one reused state must give exactly what the same
-//! decode gives on a fresh state (text, tokens and their probabilities), and whisper.cpp's own
-//! per-call timings (its debug line) must show that the skip happened where it should.
+//! context skips both, and one that holds the same prompt decoded over that encoding does not
+//! decode the prompt again. Every decode here on one reused state must give exactly what the
+//! same decode gives on a fresh state (text, tokens and their probabilities), and whisper.cpp's
+//! own per-call timings (its debug line) must show that each skip happened where it should.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -12,6 +13,10 @@ use std::sync::{Arc, Mutex};
 
 use jarvis::stt::grammar::{GrammarBuilder, Part, SpeechGrammar};
 use whisper_rs::{FullParams, WhisperContext, WhisperContextParameters, WhisperState};
+
+/// A decode on the reused state: what to decode, how, and whether the mel spectrogram, the
+/// encoder and the prompt must be skipped.
+type Step<'a> = (&'a [f32], How<'a>, (bool, bool, bool));
 
 /// What one decode gave: each segment's text, and each token with its probabilities (as bits,
 /// so that the comparison is exact).
@@ -29,6 +34,8 @@ struct How<'a> {
     audio_ctx: i32,
     prompt: &'a [i32],
     grammar: Option<&'a SpeechGrammar>,
+    /// Beam search with this many beams (Jarvis's guided decode); 1: greedy.
+    beams: i32,
 }
 
 /// Jarvis's settings (`src/stt/whisper.rs`), without its logits filter.
@@ -41,6 +48,9 @@ fn params<'a, 'b>(how: How<'b>) -> FullParams<'a, 'b> {
         params.set_grammar_rules(Some(std::sync::Arc::clone(grammar.rules())));
         params.set_start_rule(0);
         params.set_grammar_penalty(15.0);
+    }
+    if how.beams > 1 {
+        params.set_beam_search(how.beams, -1.0);
     }
     params
 }
@@ -92,6 +102,12 @@ impl Log {
 fn mel_ms(line: &str) -> f64 {
     let rest = &line[line.find("mel ").unwrap() + 4..];
     rest.split(' ').next().unwrap().parse().unwrap()
+}
+
+/// The prompts a timing line says were not decoded again ("prompts reused 1").
+fn prompts_reused(line: &str) -> u32 {
+    let rest = &line[line.find("prompts reused ").unwrap() + 15..];
+    rest.split(',').next().unwrap().parse().unwrap()
 }
 
 /// The encoder runs a timing line counts ("encode 151.6 ms (1)").
@@ -153,14 +169,23 @@ fn reused_and_fresh_states_agree(flash_attn: bool) {
     let command = speak("What is the status of node pve?");
     let other = speak("Turn on the kitchen lights.");
     let prompt = context.tokenize("pve, agent1, media-server.", 64).unwrap();
+    let other_prompt = context
+        .tokenize("pve, agent1, media-server, haos.", 64)
+        .unwrap();
     let grammar = grammar();
     let free = How {
         audio_ctx: 320,
         prompt: &prompt,
         grammar: None,
+        beams: 1,
     };
     let guided = How {
         grammar: Some(&grammar),
+        ..free
+    };
+    let beams = How { beams: 3, ..guided };
+    let reprompted = How {
+        prompt: &other_prompt,
         ..free
     };
     let whole = How {
@@ -176,15 +201,22 @@ fn reused_and_fresh_states_agree(flash_attn: bool) {
         decode(&mut state, how, samples)
     };
 
-    // (what to decode, how, whether the mel spectrogram and the encoder must be skipped)
-    let steps: [(&[f32], How<'_>, (bool, bool)); 7] = [
-        (&command, free, (false, false)),
-        (&command, guided, (true, true)),
-        (&command, whole, (true, false)),
-        (&command, whole_guided, (true, true)),
-        (&command, free, (true, false)),
-        (&other, free, (false, false)),
-        (&other, guided, (true, true)),
+    let steps: [Step<'_>; 12] = [
+        (&command, free, (false, false, false)),
+        (&command, guided, (true, true, true)),
+        // The first beam search on a state makes its self-attention cache anew (for more
+        // decoders): the prompt is decoded again into it.
+        (&command, beams, (true, true, false)),
+        (&command, beams, (true, true, true)),
+        (&command, free, (true, true, true)),
+        (&command, whole, (true, false, false)),
+        (&command, whole_guided, (true, true, true)),
+        (&command, free, (true, false, false)),
+        // Another prompt over the same encoding, then the first one again.
+        (&command, reprompted, (true, true, false)),
+        (&command, guided, (true, true, false)),
+        (&other, free, (false, false, false)),
+        (&other, beams, (true, true, true)),
     ];
     let mut state = context.create_state().unwrap();
     for (i, (samples, how, skipped)) in steps.into_iter().enumerate() {
@@ -193,7 +225,11 @@ fn reused_and_fresh_states_agree(flash_attn: bool) {
         let timings = log.take_timings();
         assert_eq!(timings.len(), 1, "step {i}: {timings:?}");
         assert_eq!(
-            (mel_ms(&timings[0]) == 0.0, encodes(&timings[0]) == 0),
+            (
+                mel_ms(&timings[0]) == 0.0,
+                encodes(&timings[0]) == 0,
+                prompts_reused(&timings[0]) == 1
+            ),
             skipped,
             "flash {flash_attn}, step {i}: {}",
             timings[0]
@@ -211,5 +247,6 @@ fn reused_and_fresh_states_agree(flash_attn: bool) {
     let timings = log.take_timings();
     assert_eq!(encodes(&timings[0]), 1, "{}", timings[0]);
     assert!(mel_ms(&timings[0]) > 0.0, "{}", timings[0]);
+    assert_eq!(prompts_reused(&timings[0]), 0, "{}", timings[0]);
     assert_eq!(reused, fresh(whole, &other));
 }

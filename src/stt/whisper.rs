@@ -590,7 +590,7 @@ impl Worker {
         }
         let eot = context.token_eot();
         let audio_ctx = audio_ctx_for(job.samples.len(), self.min_audio_ctx);
-        let mut decoded = decode_once(state, &params, samples, audio_ctx, eot, &job.cancel)?;
+        let mut decoded = decode_once(state, &params, samples, audio_ctx, None, eot, &job.cancel)?;
         // A short encoder context is what makes short commands fast, and what makes tiny.en
         // loop or make words up now and then. When the decode of a short command (its context
         // padded up to the minimum) loops or whisper itself is unsure of its words, decode again
@@ -605,7 +605,7 @@ impl Worker {
             } else {
                 FULL_AUDIO_CTX
             };
-            let again = decode_once(state, &params, samples, retry_ctx, eot, &job.cancel)?;
+            let again = decode_once(state, &params, samples, retry_ctx, None, eot, &job.cancel)?;
             debug!(
                 first,
                 again = again.summary(),
@@ -644,12 +644,18 @@ impl Worker {
                     Arc::clone(context),
                     penalty,
                 )));
+                // Beams that can no longer score what [`prefers_guided`] asks are not worth
+                // finishing: whisper.cpp stops as soon as none can, and the free decode stands
+                // (see [`guided_floor`]).
+                let floor = Some(guided_floor(&decoded));
                 let ctx = decoded.audio_ctx;
-                let guided = decode_once(state, &guided_params, samples, ctx, eot, &job.cancel)?;
-                let keep = prefers_guided(&decoded, &guided, grammar);
+                let guided =
+                    decode_once(state, &guided_params, samples, ctx, floor, eot, &job.cancel)?;
+                let keep = !guided.abandoned && prefers_guided(&decoded, &guided, grammar);
                 debug!(
                     free = decoded.summary(),
                     guided = guided.summary(),
+                    abandoned = guided.abandoned,
                     keep,
                     "guided decode"
                 );
@@ -706,6 +712,8 @@ struct Decoded {
     no_speech: f32,
     /// A phrase came back repeated and was cut.
     looped: bool,
+    /// whisper stopped early: no decoder could reach the mean log probability asked for.
+    abandoned: bool,
     audio_ctx: usize,
     /// How long whisper took.
     took: Duration,
@@ -750,18 +758,22 @@ impl Decoded {
     }
 }
 
-/// Runs whisper once with encoder context `audio_ctx` and reads the result.
+/// Runs whisper once with encoder context `audio_ctx` and reads the result. With
+/// `abandon_below`, whisper stops as soon as no decoder can end with a mean log probability at
+/// or above it (the result then says `abandoned`, and its mean is below it).
 fn decode_once(
     state: &mut WhisperState,
     params: &FullParams<'static, '_>,
     samples: &[f32],
     audio_ctx: usize,
+    abandon_below: Option<f32>,
     eot: i32,
     cancel: &CancelFlag,
 ) -> Result<Decoded, SttError> {
     let started = Instant::now();
     let mut params = params.clone();
     params.set_audio_ctx(i32::try_from(audio_ctx).unwrap_or(0));
+    state.set_abandon_below(abandon_below);
     state.full(params, samples).map_err(|err| {
         if cancel.is_cancelled() {
             SttError::Cancelled
@@ -819,6 +831,7 @@ fn decode_once(
         },
         no_speech,
         looped,
+        abandoned: state.abandoned(),
         audio_ctx,
         tokens,
         took: started.elapsed(),
@@ -896,6 +909,15 @@ fn sentence_twice(text: &str) -> Option<String> {
     .then(|| first.join(" "))
 }
 
+/// The lowest mean log probability a guided decode may have and be kept over `free`
+/// ([`prefers_guided`]). whisper.cpp abandons a guided decode once no beam can reach it (with
+/// every token's log probability at most 0, a beam's mean can only fall towards its sum over
+/// the most tokens it may write), so abandoning one changes no transcript: it only ends the
+/// search for a sentence that would not be kept, mostly for speech outside the homelab.
+fn guided_floor(free: &Decoded) -> f32 {
+    (free.score() - GUIDED_MARGIN).max(GUIDED_FLOOR)
+}
+
 /// Whether to keep the guided decode over the free one: the grammar accepts it, it does not
 /// loop, it keeps at least [`GUIDED_MIN_WORDS`] of the free decode's words and is not just
 /// their beginning ([`cut_short`]), and its mean log probability is at most
@@ -910,8 +932,7 @@ fn prefers_guided(free: &Decoded, guided: &Decoded, grammar: &SpeechGrammar) -> 
         && words(&guided.text) >= words(&free.text) * GUIDED_MIN_WORDS
         && !cut_short(&free.text, &guided.text)
         && grammar.accepts(&guided.text)
-        && guided.avg_logprob >= free.score() - GUIDED_MARGIN
-        && guided.avg_logprob >= GUIDED_FLOOR
+        && guided.avg_logprob >= guided_floor(free)
 }
 
 /// Whether `guided` is only the first words of `free` (the case and punctuation aside): the
@@ -1048,6 +1069,7 @@ mod tests {
             avg_logprob,
             no_speech: 0.0,
             looped,
+            abandoned: false,
             audio_ctx: 320,
             tokens: 8,
             took: Duration::ZERO,
@@ -1069,6 +1091,7 @@ mod tests {
             avg_logprob,
             no_speech,
             looped: false,
+            abandoned: false,
             audio_ctx: 320,
             tokens: 8,
             took: Duration::ZERO,

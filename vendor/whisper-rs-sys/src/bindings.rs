@@ -5210,6 +5210,12 @@ unsafe extern "C" {
     ) -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {
+    pub fn whisper_jarvis_abandon_below(state: *mut whisper_state, mean_logprob: f32);
+}
+unsafe extern "C" {
+    pub fn whisper_jarvis_abandoned(state: *const whisper_state) -> bool;
+}
+unsafe extern "C" {
     pub fn whisper_tokenize(
         ctx: *mut whisper_context,
         text: *const ::std::os::raw::c_char,

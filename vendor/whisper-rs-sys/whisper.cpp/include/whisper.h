@@ -339,6 +339,14 @@ extern "C" {
                                int   n_past,
                                int   n_threads);
 
+    // JARVIS-PATCH: whisper_full_with_state on `state` stops decoding as soon as no decoder
+    // can end with a mean log probability of its text tokens (their `plog`) at or above
+    // `mean_logprob`; the result is then the best of what the decoders have so far, whose
+    // mean is below it, and whisper_jarvis_abandoned says so until the next call.
+    // -INFINITY (the default) or NaN: never. Kept for later calls until set again.
+    WHISPER_API void whisper_jarvis_abandon_below(struct whisper_state * state, float mean_logprob);
+    WHISPER_API bool whisper_jarvis_abandoned(const struct whisper_state * state);
+
     // Convert the provided text into tokens.
     // The tokens pointer must be large enough to hold the resulting tokens.
     // Returns the number of tokens on success, no more than n_max_tokens

@@ -987,6 +987,25 @@ struct whisper_state {
     int      jarvis_enc_offset    = 0;
     int      jarvis_enc_n_ctx     = 0;
 
+    // JARVIS-PATCH: what the first cells of `kv_self` hold: the prompt whisper_full_with_state
+    // decoded last (its tokens, on how many threads), over the encoding that `kv_cross` holds
+    // now, and the logits of its last token (`logits` as that decode left them). Another decode
+    // with the same prompt over the same encoding (Jarvis's guided decode after its free one)
+    // starts from them instead of decoding the prompt again. Cleared whenever `kv_cross` or
+    // `kv_self` is rewritten otherwise: an encode, the cache made again, whisper_decode.
+    bool                       jarvis_prompt_known   = false;
+    std::vector<whisper_token> jarvis_prompt;
+    int                        jarvis_prompt_threads = 0;
+    std::vector<float>         jarvis_prompt_logits;
+    int32_t                    jarvis_prompt_logits_i0 = 0;
+
+    // JARVIS-PATCH: whisper_full_with_state stops decoding once no decoder can end with a mean
+    // log probability of its text tokens at or above this (see whisper_jarvis_abandon_below);
+    // -INFINITY: never. `jarvis_abandoned`: the last whisper_full_with_state stopped so.
+    float jarvis_abandon_below = -INFINITY;
+    bool  jarvis_abandoned     = false;
+    int32_t jarvis_n_prompt_reused = 0; // JARVIS-PATCH: prompts not decoded again, for the timings
+
     whisper_vad_context * vad_context = nullptr;
 
     struct vad_segment_info {
@@ -2447,8 +2466,10 @@ static bool whisper_encode_internal(
                    void * abort_callback_data) {
     const int64_t t_start_us = ggml_time_us();
 
-    // JARVIS-PATCH: `kv_cross` is being rewritten: it holds no known encoding until this ends.
-    wstate.jarvis_enc_known = false;
+    // JARVIS-PATCH: `kv_cross` is being rewritten: it holds no known encoding until this ends,
+    // and the prompt in `kv_self` was decoded over another one.
+    wstate.jarvis_enc_known    = false;
+    wstate.jarvis_prompt_known = false;
 
     // conv
     {
@@ -2984,6 +3005,17 @@ static const float * whisper_state_logits_row0(const whisper_state & state) {
     return state.logits_i0 == 0 && !state.logits.empty() ? state.logits.data() : state.logits_row0.data();
 }
 
+// JARVIS-PATCH: before `logits` is overwritten by a decode that computes no logits for batch
+// token 0 (a prompt), keep what upstream's row 0 would still hold (see whisper_state::logits_row0)
+static void jarvis_keep_logits_row0(whisper_state & wstate, int n_vocab) {
+    auto & logits = wstate.logits;
+    if (wstate.logits_i0 == 0 && logits.size() >= (size_t) n_vocab) {
+        wstate.logits_row0.assign(logits.begin(), logits.begin() + n_vocab);
+    } else if (wstate.logits_row0.size() != (size_t) n_vocab) {
+        wstate.logits_row0.assign(n_vocab, 0.0f);
+    }
+}
+
 // evaluate the decoder
 //
 // given text prompt + audio features -> computes the logits for the next token
@@ -3019,11 +3051,7 @@ static bool whisper_decode_internal(
     // JARVIS-PATCH: this decode does not compute batch token 0's logits, so upstream's row 0
     // keeps what it held: save it before `logits_out` is overwritten
     if (i0 > 0) {
-        if (wstate.logits_i0 == 0 && logits_out.size() >= (size_t) n_vocab) {
-            wstate.logits_row0.assign(logits_out.begin(), logits_out.begin() + n_vocab);
-        } else if (wstate.logits_row0.size() != (size_t) n_vocab) {
-            wstate.logits_row0.assign(n_vocab, 0.0f);
-        }
+        jarvis_keep_logits_row0(wstate, n_vocab);
     }
 
     // find KV slot for the batch
@@ -4109,7 +4137,19 @@ int whisper_encode(struct whisper_context * ctx, int offset, int n_threads) {
     return 0;
 }
 
+// JARVIS-PATCH: see whisper.h
+void whisper_jarvis_abandon_below(struct whisper_state * state, float mean_logprob) {
+    state->jarvis_abandon_below = std::isnan(mean_logprob) ? -INFINITY : mean_logprob;
+}
+
+bool whisper_jarvis_abandoned(const struct whisper_state * state) {
+    return state->jarvis_abandoned;
+}
+
 int whisper_decode_with_state(struct whisper_context * ctx, struct whisper_state * state, const whisper_token * tokens, int n_tokens, int n_past, int n_threads) {
+    // JARVIS-PATCH: `kv_self` gets the caller's tokens: no known prompt in it any more.
+    state->jarvis_prompt_known = false;
+
     whisper_batch_prep_legacy(state->batch, tokens, n_tokens, n_past, 0);
 
     whisper_kv_cache_seq_rm(state->kv_self, 0, n_past, -1);
@@ -7156,29 +7196,107 @@ static uint64_t jarvis_samples_hash(const float * samples, int n_samples) {
     return h;
 }
 
+// JARVIS-PATCH: whether no decoder can end with a mean log probability of its text tokens
+// (the `plog` of each token before end-of-text, as the caller reads them from the result) at
+// or above `state.jarvis_abandon_below`. A finished decoder's mean is what it is. An
+// unfinished one with text tokens summing to S (every `plog` <= 0) ends with at most
+// `cap` text tokens (`max_tokens` + 1: the step that reaches max_tokens keeps its token)
+// and a sum of at most S, so with a mean of at most S / cap. A decoder with no text tokens
+// yet, or a finished one without any (a mean the caller reads as 0), is never hopeless.
+static bool jarvis_hopeless(const whisper_context & ctx, const whisper_state & state, const whisper_full_params & params, int n_decoders, int n_max) {
+    const whisper_token eot = ctx.vocab.token_eot;
+    const double cap   = params.max_tokens > 0 ? std::min(params.max_tokens + 1, n_max) : n_max;
+    // a margin for the caller's float sums against these double ones
+    const double floor = (double) state.jarvis_abandon_below - 1e-3;
+    for (int j = 0; j < n_decoders; ++j) {
+        const auto & decoder = state.decoders[j];
+        if (decoder.failed) {
+            continue;
+        }
+        const auto & tokens = decoder.sequence.tokens;
+        const size_t len = decoder.completed ? std::min<size_t>(decoder.sequence.result_len, tokens.size()) : tokens.size();
+        double sum = 0.0;
+        int    n   = 0;
+        for (size_t i = 0; i < len; ++i) {
+            if (tokens[i].id < eot) {
+                sum += tokens[i].plog;
+                n++;
+            }
+        }
+        if (n == 0) {
+            return false;
+        }
+        if (decoder.completed ? sum / n >= floor : sum / cap >= floor) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// JARVIS-PATCH: if `kv_self` holds `prompt` as decoded over the encoding in `kv_cross` on as
+// many threads (whisper_state::jarvis_prompt_known), leaves `kv_self` and `logits` exactly as
+// whisper_kv_cache_clear and the prompt's decode would (the same tokens over the same
+// encoding compute the same values) and returns true; else changes nothing.
+static bool jarvis_reuse_prompt(const whisper_context & ctx, whisper_state & state, const std::vector<whisper_token> & prompt, int n_threads) {
+    auto & kv = state.kv_self;
+    const size_t n = prompt.size();
+    if (!state.jarvis_prompt_known || state.jarvis_prompt != prompt || state.jarvis_prompt_threads != n_threads ||
+        n == 0 || n > kv.size || kv.cells.size() != kv.size) {
+        return false;
+    }
+    // The prompt's cells are where its decode put them (cell i: position i, sequence 0); the
+    // decoders' steps only ever wrote cells after them.
+    for (size_t i = 0; i < n; ++i) {
+        if (kv.cells[i].pos != (whisper_pos) i || !kv.cells[i].has_seq_id(0)) {
+            return false;
+        }
+    }
+    for (size_t i = 0; i < kv.size; ++i) {
+        kv.cells[i].seq_id.clear();
+        if (i < n) {
+            kv.cells[i].seq_id.insert(0);
+        } else {
+            kv.cells[i].pos = -1;
+        }
+    }
+    kv.head = 0;
+    // The contents of the cells after the prompt are not zeroed as whisper_kv_cache_clear
+    // zeroes them: a free cell is masked out of attention until a step writes it.
+
+    // What the prompt's decode does to `logits` (whisper_decode_internal).
+    if (state.jarvis_prompt_logits_i0 > 0) {
+        jarvis_keep_logits_row0(state, ctx.model.hparams.n_vocab);
+    }
+    state.logits    = state.jarvis_prompt_logits;
+    state.logits_i0 = state.jarvis_prompt_logits_i0;
+    state.jarvis_n_prompt_reused++;
+    return true;
+}
+
 // JARVIS-PATCH: the state's timing counters, to log what one whisper_full_with_state spent.
 struct jarvis_timings {
     int64_t t_us;
     int64_t mel_us, encode_us, prompt_us, decode_us, batchd_us, sample_us;
-    int32_t n_encode, n_prompt, n_decode, n_batchd;
+    int32_t n_encode, n_prompt, n_decode, n_batchd, n_prompt_reused;
 };
 
 static jarvis_timings jarvis_timings_of(const whisper_state & s) {
     return { ggml_time_us(), s.t_mel_us, s.t_encode_us, s.t_prompt_us, s.t_decode_us, s.t_batchd_us, s.t_sample_us,
-             s.n_encode, s.n_prompt, s.n_decode, s.n_batchd };
+             s.n_encode, s.n_prompt, s.n_decode, s.n_batchd, s.jarvis_n_prompt_reused };
 }
 
 static void jarvis_log_timings(const jarvis_timings & a, const whisper_state & s) {
     const jarvis_timings b = jarvis_timings_of(s);
     whisper_log_internal(GGML_LOG_LEVEL_DEBUG,
         "whisper_full_with_state: ctx %d: %.1f ms: mel %.1f ms, encode %.1f ms (%d), prompt %.1f ms (%d), "
-        "%d steps %.1f ms, %d batch steps %.1f ms, sampling %.1f ms\n",
+        "prompts reused %d, %d steps %.1f ms, %d batch steps %.1f ms, sampling %.1f ms%s\n",
         s.exp_n_audio_ctx, (b.t_us - a.t_us) / 1000.0, (b.mel_us - a.mel_us) / 1000.0,
         (b.encode_us - a.encode_us) / 1000.0, b.n_encode - a.n_encode,
         (b.prompt_us - a.prompt_us) / 1000.0, b.n_prompt - a.n_prompt,
+        b.n_prompt_reused - a.n_prompt_reused,
         b.n_decode - a.n_decode, (b.decode_us - a.decode_us) / 1000.0,
         b.n_batchd - a.n_batchd, (b.batchd_us - a.batchd_us) / 1000.0,
-        (b.sample_us - a.sample_us) / 1000.0);
+        (b.sample_us - a.sample_us) / 1000.0, s.jarvis_abandoned ? ", abandoned" : "");
 }
 
 int whisper_full_with_state(
@@ -7194,6 +7312,7 @@ int whisper_full_with_state(
 
     // JARVIS-PATCH: per-call stage timings, logged at debug level at the end.
     const jarvis_timings jarvis_t0 = jarvis_timings_of(*state);
+    state->jarvis_abandoned = false;
 
     // JARVIS-PATCH: however this call ends, the pages of the state's four compute buffers go
     // back to the system: nothing in them is read after a graph's outputs are copied out (the
@@ -7562,15 +7681,28 @@ int whisper_full_with_state(
                     }
 
                     state->kv_self_n_dec = n_decoders_cur;
+                    state->jarvis_prompt_known = false; // JARVIS-PATCH: a new, empty cache
                 }
 
-                whisper_kv_cache_clear(state->kv_self);
+                // JARVIS-PATCH: the same prompt over the same encoding as the last decode's
+                // (see whisper_state::jarvis_prompt_known): start from its cells and logits.
+                if (!jarvis_reuse_prompt(*ctx, *state, prompt, params.n_threads)) {
+                    state->jarvis_prompt_known = false;
 
-                whisper_batch_prep_legacy(state->batch, prompt.data(), prompt.size(), 0, 0);
+                    whisper_kv_cache_clear(state->kv_self);
 
-                if (!whisper_decode_internal(*ctx, *state, state->batch, params.n_threads, false, params.abort_callback, params.abort_callback_user_data)) {
-                    WHISPER_LOG_ERROR("%s: failed to decode\n", __func__);
-                    return -8;
+                    whisper_batch_prep_legacy(state->batch, prompt.data(), prompt.size(), 0, 0);
+
+                    if (!whisper_decode_internal(*ctx, *state, state->batch, params.n_threads, false, params.abort_callback, params.abort_callback_user_data)) {
+                        WHISPER_LOG_ERROR("%s: failed to decode\n", __func__);
+                        return -8;
+                    }
+
+                    state->jarvis_prompt_known     = true;
+                    state->jarvis_prompt           = prompt;
+                    state->jarvis_prompt_threads   = params.n_threads;
+                    state->jarvis_prompt_logits    = state->logits;
+                    state->jarvis_prompt_logits_i0 = state->logits_i0;
                 }
 
                 // Calculate no_speech probability after first decode.
@@ -7829,6 +7961,22 @@ int whisper_full_with_state(
                         WHISPER_LOG_DEBUG("%s: decoder %d: failed due to repetition loop\n", __func__, j);
                         failed = true;
                         continue;
+                    }
+                }
+
+                // JARVIS-PATCH: stop once no decoder can end with a mean log probability of its
+                // text tokens at or above `jarvis_abandon_below` (see whisper_jarvis_abandon_below)
+                if (state->jarvis_abandon_below > -INFINITY && jarvis_hopeless(*ctx, *state, params, n_decoders_cur, n_max)) {
+                    for (int j = 0; j < n_decoders_cur; ++j) {
+                        auto & decoder = state->decoders[j];
+                        if (decoder.completed || decoder.failed) {
+                            continue;
+                        }
+                        // as if cut off by max_tokens
+                        decoder.sequence.result_len = decoder.sequence.tokens.size();
+                        decoder.seek_delta = 100*WHISPER_CHUNK_SIZE;
+                        decoder.completed = true;
+                        state->jarvis_abandoned = true;
                     }
                 }
 
@@ -9299,6 +9447,7 @@ static void whisper_exp_compute_token_level_timestamps_dtw(
     // Decoder already returns only alignment head QKs, already concatenated in
     // one tensor.
     whisper_kv_cache_clear(state->kv_self);
+    state->jarvis_prompt_known = false; // JARVIS-PATCH: see whisper_state::jarvis_prompt_known
     whisper_batch_prep_legacy(state->batch, tokens.data(), tokens.size(), 0, 0);
     whisper_kv_cache_seq_rm(state->kv_self, 0, 0, -1);
     if (!whisper_decode_internal(*ctx, *state, state->batch, n_threads, true, nullptr, nullptr)) {

@@ -289,6 +289,26 @@ impl WhisperState {
     ///             struct whisper_full_params   params,
     ///                            const float * samples,
     ///                                    int   n_samples)`
+    /// Makes [`full`](Self::full) stop decoding as soon as no decoder can end with a mean log
+    /// probability of its text tokens (each token's `plog`, before end-of-text) at or above
+    /// `mean_logprob`: the result is then the best the decoders have so far, its mean below
+    /// that, and [`abandoned`](Self::abandoned) is true. `None`: decode to the end (the
+    /// default). Kept for later decodes on this state until set again. (JARVIS-PATCH)
+    pub fn set_abandon_below(&mut self, mean_logprob: Option<f32>) {
+        unsafe {
+            whisper_rs_sys::whisper_jarvis_abandon_below(
+                self.ptr,
+                mean_logprob.unwrap_or(f32::NEG_INFINITY),
+            )
+        }
+    }
+
+    /// Whether the last [`full`](Self::full) stopped early as
+    /// [`set_abandon_below`](Self::set_abandon_below) asks. (JARVIS-PATCH)
+    pub fn abandoned(&self) -> bool {
+        unsafe { whisper_rs_sys::whisper_jarvis_abandoned(self.ptr) }
+    }
+
     pub fn full(&mut self, params: FullParams, data: &[f32]) -> Result<(), WhisperError> {
         if data.is_empty() {
             // can randomly trigger segmentation faults if we don't check this
