@@ -268,7 +268,7 @@ impl Default for SttGrammarConfig {
         Self {
             enabled: true,
             penalty: 15.0,
-            beams: 3,
+            beams: 4,
         }
     }
 }
@@ -1358,7 +1358,7 @@ mod tests {
             (config.stt.grammar.penalty, config.stt.grammar.beams),
             (20.0, 5)
         );
-        assert_eq!(parse("").unwrap().stt.grammar.beams, 3);
+        assert_eq!(parse("").unwrap().stt.grammar.beams, 4);
         refused(&[
             ("[stt.grammar]\npenalty = 0.0\n", "stt.grammar.penalty"),
             ("[stt.grammar]\nbeams = 0\n", "stt.grammar.beams"),
