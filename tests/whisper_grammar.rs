@@ -27,6 +27,22 @@ struct Token {
     p: f32,
 }
 
+/// tiny.en with flash attention, as Jarvis loads it.
+fn tiny_en() -> Arc<WhisperContext> {
+    let path = common::models_dir().join("whisper/ggml-tiny.en.bin");
+    let mut params = WhisperContextParameters::default();
+    params.flash_attn(true);
+    Arc::new(WhisperContext::new_with_params(path.to_str().unwrap(), params).unwrap())
+}
+
+/// `said` as espeak-ng speaks a command, as whisper takes it.
+fn spoken(said: &str) -> Vec<f32> {
+    common::wake_clips::espeak_command(said, "en-us", 160)
+        .iter()
+        .map(|s| f32::from(*s) / 32_768.0)
+        .collect()
+}
+
 /// A grammar whose sentences name `agent1` or `media-server`, never `pve`.
 fn grammar() -> SpeechGrammar {
     let mut builder = GrammarBuilder::new();
@@ -123,17 +139,9 @@ fn forced(
 
 #[test]
 fn a_guided_decode_scores_its_tokens_as_whisper_heard_them_not_as_the_grammar_bent_them() {
-    let path = common::models_dir().join("whisper/ggml-tiny.en.bin");
-    let mut params = WhisperContextParameters::default();
-    params.flash_attn(true);
-    let context =
-        Arc::new(WhisperContext::new_with_params(path.to_str().unwrap(), params).unwrap());
+    let context = tiny_en();
     let mut state = context.create_state().unwrap();
-    let samples: Vec<f32> =
-        common::wake_clips::espeak_command("What is the status of node pve?", "en-us", 160)
-            .iter()
-            .map(|s| f32::from(*s) / 32_768.0)
-            .collect();
+    let samples = spoken("What is the status of node pve?");
     let grammar = Arc::new(grammar());
     for beams in [1, 3] {
         let tokens = guided(&context, &mut state, &samples, &grammar, beams);
@@ -218,11 +226,7 @@ fn mean(tokens: &[Token]) -> f32 {
 
 #[test]
 fn a_guided_decode_is_abandoned_only_once_it_cannot_reach_the_floor() {
-    let path = common::models_dir().join("whisper/ggml-tiny.en.bin");
-    let mut params = WhisperContextParameters::default();
-    params.flash_attn(true);
-    let context =
-        Arc::new(WhisperContext::new_with_params(path.to_str().unwrap(), params).unwrap());
+    let context = tiny_en();
     let mut state = context.create_state().unwrap();
     let grammar = Arc::new(grammar());
     // A command whose name the grammar bends (pve is not one of its names), and a sentence
@@ -234,10 +238,7 @@ fn a_guided_decode_is_abandoned_only_once_it_cannot_reach_the_floor() {
         ("What is the status of node pve?", false),
         ("Turn on the kitchen lights.", true),
     ] {
-        let samples: Vec<f32> = common::wake_clips::espeak_command(said, "en-us", 160)
-            .iter()
-            .map(|s| f32::from(*s) / 32_768.0)
-            .collect();
+        let samples = spoken(said);
         let (whole, abandoned, calls) =
             guided_with_floor(&context, &mut state, &samples, &grammar, max_tokens, None);
         assert!(!abandoned, "{said}: abandoned without a floor");
