@@ -269,26 +269,6 @@ impl WhisperState {
         unsafe { whisper_rs_sys::whisper_n_vocab(self.ctx.ctx) }
     }
 
-    /// Run the entire model: PCM -> log mel spectrogram -> encoder -> decoder -> text
-    /// Uses the specified decoding strategy to obtain the text.
-    ///
-    /// This is usually the only function you need to call as an end user.
-    ///
-    /// # Arguments
-    /// * params: [crate::FullParams] struct.
-    /// * pcm: raw PCM audio data, 32 bit floating point at a sample rate of 16 kHz, 1 channel.
-    ///   See utilities in the root of this crate for functions to convert audio to this format.
-    ///
-    /// # Returns
-    /// Ok(()) on success, Err(WhisperError) on failure.
-    ///
-    /// # C++ equivalent
-    /// `int whisper_full_with_state(
-    ///                 struct whisper_context * ctx,
-    ///                   struct whisper_state * state,
-    ///             struct whisper_full_params   params,
-    ///                            const float * samples,
-    ///                                    int   n_samples)`
     /// Makes [`full`](Self::full) stop decoding as soon as no decoder can end with a mean log
     /// probability of its text tokens (each token's `plog`, before end-of-text) at or above
     /// `mean_logprob`: the result is then the best the decoders have so far, its mean below
@@ -309,6 +289,26 @@ impl WhisperState {
         unsafe { whisper_rs_sys::whisper_jarvis_abandoned(self.ptr) }
     }
 
+    /// Run the entire model: PCM -> log mel spectrogram -> encoder -> decoder -> text
+    /// Uses the specified decoding strategy to obtain the text.
+    ///
+    /// This is usually the only function you need to call as an end user.
+    ///
+    /// # Arguments
+    /// * params: [crate::FullParams] struct.
+    /// * pcm: raw PCM audio data, 32 bit floating point at a sample rate of 16 kHz, 1 channel.
+    ///   See utilities in the root of this crate for functions to convert audio to this format.
+    ///
+    /// # Returns
+    /// Ok(()) on success, Err(WhisperError) on failure.
+    ///
+    /// # C++ equivalent
+    /// `int whisper_full_with_state(
+    ///                 struct whisper_context * ctx,
+    ///                   struct whisper_state * state,
+    ///             struct whisper_full_params   params,
+    ///                            const float * samples,
+    ///                                    int   n_samples)`
     pub fn full(&mut self, params: FullParams, data: &[f32]) -> Result<(), WhisperError> {
         if data.is_empty() {
             // can randomly trigger segmentation faults if we don't check this
