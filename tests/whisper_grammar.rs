@@ -163,9 +163,13 @@ fn a_guided_decode_scores_its_tokens_as_whisper_heard_them_not_as_the_grammar_be
             script,
             "beams {beams}: the forced decode wrote other tokens"
         );
+        // The beams are decoded as one batch and the forced decode a token at a time: with
+        // ggml's llamafile kernels built in, the two take different matrix multiplications,
+        // whose rounding differs by up to ~2e-3 in a log probability (the grammar's bending,
+        // checked below, moves it by more than 1).
         for (i, (token, own)) in tokens.iter().zip(&own).enumerate() {
             assert!(
-                (token.plog - own).abs() < 2e-3,
+                (token.plog - own).abs() < 1e-2,
                 "beams {beams}, token {i} of {text:?}: scored {} but whisper's own log probability is {own}",
                 token.plog
             );
