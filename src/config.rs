@@ -342,7 +342,8 @@ pub struct VadConfig {
     pub min_speech_ms: u32,
     /// Silence that ends a command whose words are a whole request (a homelab command the brain
     /// resolves, or a sentence that does not end on "the", "of", "and"...), in ms. This is what
-    /// makes the transcript fast.
+    /// makes the transcript fast. It outlasts the pause at a comma ("Good morning, how are
+    /// you?": ~200 ms in espeak-ng's voices), which 150 ms did not.
     pub min_silence_ms: u32,
     /// Silence that ends any command, in ms: a pause after "start the" or "what is the status
     /// of" is not the end, and people pause up to a second there. `vad_sensitivity`
@@ -357,7 +358,7 @@ impl Default for VadConfig {
             model: PathBuf::from("whisper/ggml-silero-v6.2.0.bin"),
             threshold: 0.5,
             min_speech_ms: 150,
-            min_silence_ms: 150,
+            min_silence_ms: 250,
             max_silence_ms: 1200,
         }
     }

@@ -865,6 +865,44 @@ async fn names_that_exist_only_in_the_cluster_come_out_as_the_cluster_writes_the
     app.shutdown.cancel();
 }
 
+#[test]
+fn the_short_silence_outlasts_a_sentences_comma() {
+    // "Good morning," is a whole sentence, so the short silence may end the request there.
+    // espeak-ng pauses ~200 ms at the comma, as people do. With the short silence at 150 ms
+    // and a decode fast enough to be ready within the pause, "how are you?" was lost in one
+    // real-time WER bench run of two. Silero, fed the clip as a client sends it, must not
+    // report the short silence (`Vad::Quiet`) in a pause that speech then resumes from.
+    use jarvis::stt::endpoint::{EndpointConfig, Endpointer, Vad, VadPool};
+    let vad = jarvis::config::Config::default().stt.vad;
+    let pool = std::sync::Arc::new(VadPool::load(&common::models_dir().join(&vad.model)).unwrap());
+    let config = EndpointConfig {
+        threshold: vad.threshold,
+        min_speech_ms: vad.min_speech_ms,
+        min_silence_ms: vad.min_silence_ms,
+        max_silence_ms: vad.max_silence_ms,
+    };
+    // At 150 words a minute these voices pause at the comma (faster, Silero hears none).
+    for (voice, wpm) in [("en-us+f3", 150), ("en-us", 150)] {
+        let clip = common::wake_clips::espeak_command("Good morning, how are you?", voice, wpm);
+        let samples: Vec<f32> = clip.iter().map(|&s| f32::from(s) / 32768.0).collect();
+        let mut endpointer = Endpointer::new(std::sync::Arc::clone(&pool), config).unwrap();
+        let mut events = Vec::new();
+        for end in (1024..=samples.len()).step_by(1024) {
+            events.extend(endpointer.update(&samples[..end]).unwrap());
+        }
+        let resumed = events.iter().rposition(|e| matches!(e, Vad::Resume));
+        let paused = events.iter().position(|e| matches!(e, Vad::Pause(_)));
+        assert!(
+            resumed.is_some() && paused.is_some(),
+            "{voice} {wpm}: no pause at the comma: {events:?}"
+        );
+        assert!(
+            !events[..resumed.unwrap()].contains(&Vad::Quiet),
+            "{voice} {wpm}: the short silence ended the sentence at its comma: {events:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_live_command_waits_through_a_pause_before_the_name_and_ends_soon_after_it() {
     // "Start the ... media server": after "start the" the brain knows a name must follow, so a
