@@ -618,7 +618,7 @@ async fn decode_with(
     grammar: Option<std::sync::Arc<jarvis::stt::grammar::SpeechGrammar>>,
     prompt: &str,
 ) -> String {
-    let samples: std::sync::Arc<[f32]> = samples.iter().map(|s| f32::from(*s) / 32_768.0).collect();
+    let samples: std::sync::Arc<[f32]> = common::wake_clips::to_f32(samples).into();
     let request = jarvis::stt::whisper::DecodeRequest {
         prompt: prompt.into(),
         grammar,
@@ -875,16 +875,11 @@ fn the_short_silence_outlasts_a_sentences_comma() {
     use jarvis::stt::endpoint::{EndpointConfig, Endpointer, Vad, VadPool};
     let vad = jarvis::config::Config::default().stt.vad;
     let pool = std::sync::Arc::new(VadPool::load(&common::models_dir().join(&vad.model)).unwrap());
-    let config = EndpointConfig {
-        threshold: vad.threshold,
-        min_speech_ms: vad.min_speech_ms,
-        min_silence_ms: vad.min_silence_ms,
-        max_silence_ms: vad.max_silence_ms,
-    };
+    let config = EndpointConfig::from(&vad);
     // At 150 words a minute these voices pause at the comma (faster, Silero hears none).
     for (voice, wpm) in [("en-us+f3", 150), ("en-us", 150)] {
         let clip = common::wake_clips::espeak_command("Good morning, how are you?", voice, wpm);
-        let samples: Vec<f32> = clip.iter().map(|&s| f32::from(s) / 32768.0).collect();
+        let samples = common::wake_clips::to_f32(&clip);
         let mut endpointer = Endpointer::new(std::sync::Arc::clone(&pool), config).unwrap();
         let mut events = Vec::new();
         for end in (1024..=samples.len()).step_by(1024) {
@@ -1006,7 +1001,7 @@ fn whisper_alone(clips: &[Vec<i16>], prompt: &str) -> Vec<String> {
         .map(|samples| {
             let mut params = common::whisper_params(320, 48);
             params.set_tokens(&tokens);
-            let mut audio: Vec<f32> = samples.iter().map(|s| f32::from(*s) / 32_768.0).collect();
+            let mut audio = common::wake_clips::to_f32(samples);
             audio.resize(audio.len().max(17_600), 0.0);
             state.full(params, &audio).unwrap();
             (0..state.full_n_segments())

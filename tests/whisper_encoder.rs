@@ -119,10 +119,8 @@ fn encodes(line: &str) -> u32 {
 
 fn speak(text: &str) -> Vec<f32> {
     let clip = common::wake_clips::espeak(text, "en-us", 160);
-    let mut samples: Vec<f32> = common::wake_clips::resample(clip.rate, &clip.samples)
-        .iter()
-        .map(|s| f32::from(*s) / 32_768.0)
-        .collect();
+    let mut samples =
+        common::wake_clips::to_f32(&common::wake_clips::resample(clip.rate, &clip.samples));
     // Jarvis pads short audio to 1.1 s; these are longer, but keep a little silence after.
     samples.extend(std::iter::repeat_n(0.0, 8_000));
     samples

@@ -37,10 +37,7 @@ fn tiny_en() -> Arc<WhisperContext> {
 
 /// `said` as espeak-ng speaks a command, as whisper takes it.
 fn spoken(said: &str) -> Vec<f32> {
-    common::wake_clips::espeak_command(said, "en-us", 160)
-        .iter()
-        .map(|s| f32::from(*s) / 32_768.0)
-        .collect()
+    common::wake_clips::to_f32(&common::wake_clips::espeak_command(said, "en-us", 160))
 }
 
 /// A grammar whose sentences name `agent1` or `media-server`, never `pve`.

@@ -39,6 +39,18 @@ pub struct EndpointConfig {
     pub max_silence_ms: u32,
 }
 
+impl From<&crate::config::VadConfig> for EndpointConfig {
+    /// The thresholds `[stt.vad]` sets.
+    fn from(vad: &crate::config::VadConfig) -> Self {
+        Self {
+            threshold: vad.threshold,
+            min_speech_ms: vad.min_speech_ms,
+            min_silence_ms: vad.min_silence_ms,
+            max_silence_ms: vad.max_silence_ms,
+        }
+    }
+}
+
 impl EndpointConfig {
     fn windows(ms: u32) -> usize {
         (ms as usize * 16).div_ceil(WINDOW)

@@ -155,12 +155,7 @@ impl SttService {
         Ok(Self {
             engine,
             vad,
-            endpoint: EndpointConfig {
-                threshold: stt.vad.threshold,
-                min_speech_ms: stt.vad.min_speech_ms,
-                min_silence_ms: stt.vad.min_silence_ms,
-                max_silence_ms: stt.vad.max_silence_ms,
-            },
+            endpoint: EndpointConfig::from(&stt.vad),
             config: stt.clone(),
         })
     }

@@ -167,6 +167,11 @@ pub fn clips(tts: &TtsService, phrases: &[&str]) -> Vec<Clip> {
     clips
 }
 
+/// 16-bit samples as whisper and Silero take them: floats in -1..1.
+pub fn to_f32(samples: &[i16]) -> Vec<f32> {
+    samples.iter().map(|&s| f32::from(s) / 32_768.0).collect()
+}
+
 /// A command in an espeak-ng voice as the WER bench (benches/wer.rs) makes its clean clips: at
 /// 16 kHz, trimmed, with 250 ms of silence before and after.
 pub fn espeak_command(spoken: &str, voice: &str, wpm: u32) -> Vec<i16> {
