@@ -1098,6 +1098,40 @@ async fn a_flood_of_garbage_is_capped_and_buttons_still_work() {
     assert_eq!(errors(&log), 20, "error events are capped per window");
 }
 
+/// The publisher is held up by a slow Proxmox poll while a flood of garbage and then a press
+/// arrive: more than it queues. The flood's oldest messages are the ones dropped, so the press
+/// that came last is still carried out (a queue that refuses the newest lost it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_press_behind_a_flood_is_kept_while_a_slow_poll_holds_the_publisher_up() {
+    let lab = lab().await;
+    lab.discovered().await;
+    let before = lab.fake.count("GET /cluster/resources");
+    lab.fake
+        .delay("GET /cluster/resources", Duration::from_millis(1500));
+    // A poll is inside the slow request once the fake has seen it.
+    tokio::time::timeout(common::LIMIT, async {
+        while lab.fake.count("GET /cluster/resources") == before {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("a poll within the limit");
+    for i in 0..200 {
+        lab.ha
+            .publish("jarvis/guest/101/command", format!("garbage {i}"), false)
+            .await;
+    }
+    lab.ha
+        .publish("jarvis/guest/103/command", "start", false)
+        .await;
+    lab.fake.heal();
+    let action = lab
+        .ha
+        .wait_json("jarvis/guest/103/action", |v| v["decision"] == "allowed")
+        .await;
+    assert_eq!(action["action"], "start", "{action}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_shows_what_keeps_jarvis_from_acting() {
     let lab = lab_with(|config, _| {

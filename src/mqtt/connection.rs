@@ -4,8 +4,9 @@
 //! The event-loop task only polls: it never awaits anything the publisher could hold up
 //! (rumqttc's "never block the poll loop"). It reports the connection through a `watch`
 //! channel (a connect counter, so the publisher sees every reconnect even if it was busy) and
-//! hands incoming messages over a bounded channel with `try_send`, dropping them with a
-//! warning when the publisher falls behind. Connection errors are logged once per attempt with
+//! hands incoming messages over a bounded ring ([`Incoming`]): when the publisher falls behind
+//! (a Proxmox poll, a flood of garbage), the oldest messages are dropped with a warning, so
+//! that what came last (a button pressed after the flood) is still carried out. Connection errors are logged once per attempt with
 //! the setting to fix, then retried after a capped exponential backoff.
 //!
 //! A clustered broker (`mqtt.hosts`): after a failure the next attempt goes to the next node,
@@ -22,7 +23,8 @@ use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions,
     Outgoing, Packet, QoS, StateError, TlsConfiguration, Transport,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +40,7 @@ pub const MAX_INCOMING_BYTES: usize = 16 * 1024;
 pub const MAX_OUTGOING_BYTES: usize = 256 * 1024;
 /// Requests queued towards the event loop before `publish` waits.
 const REQUEST_CAPACITY: usize = 512;
-/// Incoming messages queued for the publisher before new ones are dropped.
+/// Incoming messages queued for the publisher before the oldest are dropped.
 const INCOMING_CAPACITY: usize = 64;
 /// Retained availability messages replayed at connect (one per device an earlier run
 /// published) queued before new ones are dropped.
@@ -97,6 +99,33 @@ pub struct Message {
     pub retain: bool,
 }
 
+/// Messages on Jarvis's subscriptions, in order, at most [`INCOMING_CAPACITY`] waiting.
+///
+/// A ring rather than a queue that refuses the newest: a reader that falls behind (the
+/// publisher in a slow Proxmox poll while garbage floods a command topic) loses the *oldest*
+/// messages, with a warning, and still gets the newest, so a press that follows a flood is not
+/// thrown away for the flood. tokio's `broadcast` channel with one receiver is that ring.
+#[derive(Debug)]
+pub struct Incoming(broadcast::Receiver<Message>);
+
+impl Incoming {
+    /// The next message; `None` once the connection task has ended. Cancel safe.
+    pub async fn recv(&mut self) -> Option<Message> {
+        loop {
+            match self.0.recv().await {
+                Ok(message) => return Some(message),
+                Err(RecvError::Lagged(dropped)) => {
+                    warn!(
+                        dropped,
+                        "publisher busy: dropped the oldest incoming messages"
+                    );
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
 /// The publisher's side of the connection.
 #[derive(Debug)]
 pub struct Link {
@@ -105,7 +134,7 @@ pub struct Link {
     /// The connection state.
     pub state: watch::Receiver<LinkState>,
     /// Messages on Jarvis's subscriptions (commands, HA's status).
-    pub incoming: mpsc::Receiver<Message>,
+    pub incoming: Incoming,
     /// Replayed availability of devices (topics ending in `/availability`), kept apart so that
     /// a replay of thousands never crowds out a button press.
     pub retained: mpsc::Receiver<Message>,
@@ -172,13 +201,13 @@ pub fn connect_with_will(
     eventloop.set_network_options(network);
 
     let (state_tx, state) = watch::channel(LinkState::default());
-    let (incoming_tx, incoming) = mpsc::channel(INCOMING_CAPACITY);
+    let (incoming_tx, incoming) = broadcast::channel(INCOMING_CAPACITY);
     let (retained_tx, retained) = mpsc::channel(RETAINED_CAPACITY);
     let task = tokio::spawn(drive(
         eventloop,
         Nodes { nodes, will },
         state_tx,
-        [incoming_tx, retained_tx],
+        (incoming_tx, retained_tx),
         settings.backoff,
         token,
     ));
@@ -186,7 +215,7 @@ pub fn connect_with_will(
         Link {
             client,
             state,
-            incoming,
+            incoming: Incoming(incoming),
             retained,
         },
         task,
@@ -255,7 +284,7 @@ async fn drive(
     mut eventloop: EventLoop,
     nodes: Nodes,
     state: watch::Sender<LinkState>,
-    [incoming, retained]: [mpsc::Sender<Message>; 2],
+    (incoming, retained): (broadcast::Sender<Message>, mpsc::Sender<Message>),
     (min_backoff, max_backoff): (Duration, Duration),
     token: CancellationToken,
 ) {
@@ -297,13 +326,15 @@ async fn drive(
                     payload: publish.payload,
                     retain: publish.retain,
                 };
-                let queue = if message.topic.ends_with("/availability") {
-                    &retained
+                if message.topic.ends_with("/availability") {
+                    if let Err(mpsc::error::TrySendError::Full(message)) =
+                        retained.try_send(message)
+                    {
+                        warn!(topic = %message.topic, "publisher busy: dropped a replayed availability");
+                    }
                 } else {
-                    &incoming
-                };
-                if let Err(mpsc::error::TrySendError::Full(message)) = queue.try_send(message) {
-                    warn!(topic = %message.topic, "publisher busy: dropped an incoming message");
+                    // Never waits; fails only once the publisher is gone.
+                    let _ = incoming.send(message);
                 }
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {

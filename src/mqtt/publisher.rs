@@ -28,7 +28,7 @@ use crate::proxmox::{Inventory, NodeState};
 use super::cameras::{CameraSummary, Cameras};
 use super::command::{self, CommandError, NodePress, Press};
 use super::config::MqttSettings;
-use super::connection::{LinkState, Message};
+use super::connection::{Incoming, LinkState, Message};
 use super::discovery::{Common, DeviceKey, Naming};
 use super::lifecycle::{Books, Out, truncate};
 use super::source::{ActionSink, ClusterSource, EventFeed, SourceError};
@@ -67,7 +67,7 @@ pub struct Publisher<C, A> {
     books: Books,
     client: AsyncClient,
     link: watch::Receiver<LinkState>,
-    incoming: mpsc::Receiver<Message>,
+    incoming: Incoming,
     retained: mpsc::Receiver<Message>,
     seen_connects: u64,
     out: Vec<Out>,
