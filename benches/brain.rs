@@ -269,7 +269,7 @@ async fn through_the_brain_and_wyoming() {
     }
     report("brain command, warm cache, audit flushed", times);
 
-    // What speech-to-text asks at every pause (is_complete) and of every transcript
+    // What speech-to-text asks at every pause (completeness) and of every transcript
     // (write_names), and the speech grammar built once per inventory snapshot.
     {
         use jarvis::stt::Understanding;
@@ -309,11 +309,11 @@ async fn through_the_brain_and_wyoming() {
             let times: Vec<Duration> = (0..300)
                 .map(|_| {
                     let t = Instant::now();
-                    std::hint::black_box(brain.is_complete(std::hint::black_box(text)));
+                    std::hint::black_box(brain.completeness(std::hint::black_box(text)));
                     t.elapsed()
                 })
                 .collect();
-            report(&format!("is_complete({text:?})"), times);
+            report(&format!("completeness({text:?})"), times);
             let times: Vec<Duration> = (0..300)
                 .map(|_| {
                     let t = Instant::now();

@@ -159,7 +159,9 @@ type Apply = Box<dyn Fn(&mut Config)>;
 /// decoding, `stt.grammar.enabled = false`); `ctx=N` (`stt.min_audio_ctx = N`); `penalty=N`
 /// (`stt.grammar.penalty = N`, how hard the grammar bends the guided decode); `beams=N`
 /// (`stt.grammar.beams = N`, the guided decode's beams, 1 for greedy); `silence=N`
-/// (`stt.vad.min_silence_ms = N`, with `JARVIS_WER_REALTIME=1`); or several joined by `+`
+/// (`stt.vad.min_silence_ms = N`, the silence after a homelab command, with
+/// `JARVIS_WER_REALTIME=1`); `sentence=N` (`stt.vad.sentence_silence_ms = N`, after any other
+/// whole sentence); or several joined by `+`
 /// (`free+ctx=1500`). A new variant is one more arm.
 fn variant(label: &str) -> Option<Apply> {
     let parts: Vec<Apply> = label.split('+').map(one_variant).collect::<Option<_>>()?;
@@ -188,6 +190,10 @@ fn one_variant(label: &str) -> Option<Apply> {
             ("silence", n) => {
                 let ms: u32 = n.parse().ok()?;
                 Box::new(move |config| config.stt.vad.min_silence_ms = ms)
+            }
+            ("sentence", n) => {
+                let ms: u32 = n.parse().ok()?;
+                Box::new(move |config| config.stt.vad.sentence_silence_ms = ms)
             }
             _ => return None,
         },

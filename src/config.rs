@@ -340,14 +340,18 @@ pub struct VadConfig {
     pub threshold: f32,
     /// Speech needed before silence can end the command, in ms.
     pub min_speech_ms: u32,
-    /// Silence that ends a command whose words are a whole request (a homelab command the brain
-    /// resolves, or a sentence that does not end on "the", "of", "and"...), in ms. This is what
-    /// makes the transcript fast. It outlasts the pause at a comma ("Good morning, how are
-    /// you?": ~200 ms in espeak-ng's voices), which 150 ms did not.
+    /// Silence that ends a homelab command whose names the brain resolves ("start nextcloud"),
+    /// in ms. Nothing more is needed after such a command; this is what makes its transcript
+    /// fast.
     pub min_silence_ms: u32,
+    /// Silence that ends any other whole sentence, in ms: speech outside the homelab, a reply
+    /// ("yes"), a greeting, or a command before the cluster's names are known. It outlasts the
+    /// pause at a comma ("Good morning, how are you?": ~200 ms in espeak-ng's voices; "Yes, go
+    /// ahead"), which the command's short silence would cut.
+    pub sentence_silence_ms: u32,
     /// Silence that ends any command, in ms: a pause after "start the" or "what is the status
     /// of" is not the end, and people pause up to a second there. `vad_sensitivity`
-    /// "aggressive" shortens both, "relaxed" lengthens both.
+    /// "aggressive" shortens all three silences, "relaxed" lengthens them.
     pub max_silence_ms: u32,
 }
 
@@ -358,7 +362,8 @@ impl Default for VadConfig {
             model: PathBuf::from("whisper/ggml-silero-v6.2.0.bin"),
             threshold: 0.5,
             min_speech_ms: 150,
-            min_silence_ms: 250,
+            min_silence_ms: 150,
+            sentence_silence_ms: 250,
             max_silence_ms: 1200,
         }
     }
@@ -1073,10 +1078,16 @@ impl Config {
                 "must be at least 64 (two VAD windows)".into(),
             );
         }
-        if stt.vad.max_silence_ms < stt.vad.min_silence_ms {
+        if stt.vad.sentence_silence_ms < stt.vad.min_silence_ms {
+            return invalid(
+                "stt.vad.sentence_silence_ms",
+                "must be at least stt.vad.min_silence_ms".into(),
+            );
+        }
+        if stt.vad.max_silence_ms < stt.vad.sentence_silence_ms {
             return invalid(
                 "stt.vad.max_silence_ms",
-                "must be at least stt.vad.min_silence_ms".into(),
+                "must be at least stt.vad.sentence_silence_ms".into(),
             );
         }
         use crate::stt::backends::{Service, validate};
@@ -1364,6 +1375,35 @@ mod tests {
             ("[stt.grammar]\npenalty = 0.0\n", "stt.grammar.penalty"),
             ("[stt.grammar]\nbeams = 0\n", "stt.grammar.beams"),
             ("[stt.grammar]\nbeams = 9\n", "stt.grammar.beams"),
+        ]);
+    }
+
+    #[test]
+    fn the_three_silences_are_checked_in_order() {
+        let vad = parse("").unwrap().stt.vad;
+        assert_eq!(
+            (
+                vad.min_silence_ms,
+                vad.sentence_silence_ms,
+                vad.max_silence_ms
+            ),
+            (150, 250, 1200)
+        );
+        let vad = parse("[stt.vad]\nmin_silence_ms = 200\nsentence_silence_ms = 200\n")
+            .unwrap()
+            .stt
+            .vad;
+        assert_eq!((vad.min_silence_ms, vad.sentence_silence_ms), (200, 200));
+        refused(&[
+            ("[stt.vad]\nmin_silence_ms = 32\n", "stt.vad.min_silence_ms"),
+            (
+                "[stt.vad]\nmin_silence_ms = 300\n",
+                "stt.vad.sentence_silence_ms: must be at least stt.vad.min_silence_ms",
+            ),
+            (
+                "[stt.vad]\nsentence_silence_ms = 1500\n",
+                "stt.vad.max_silence_ms: must be at least stt.vad.sentence_silence_ms",
+            ),
         ]);
     }
 

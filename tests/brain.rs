@@ -474,20 +474,40 @@ async fn the_grammar_upkeep_builds_for_each_new_inventory() {
 
 #[tokio::test]
 async fn the_endpointer_and_the_transcript_hear_the_cluster_names() {
-    use jarvis::stt::Understanding;
+    use jarvis::stt::{Completeness, Understanding};
 
     let s = setup().await;
     // Before any inventory: only the words decide, and the transcript is left alone.
-    assert!(!s.brain.is_complete("what is the status of"));
+    assert_eq!(
+        s.brain.completeness("what is the status of"),
+        Completeness::Incomplete
+    );
+    assert_eq!(
+        s.brain.completeness("what is the status of node pve"),
+        Completeness::Sentence,
+        "no command is sure before the names are known"
+    );
     assert_eq!(
         s.brain.write_names("What is the status of node P V E?"),
         "What is the status of node P V E?"
     );
     s.say("How is the cluster doing?", "c").await;
-    assert!(!s.brain.is_complete("what is the status of"));
-    assert!(s.brain.is_complete("what is the status of node pve"));
-    assert!(!s.brain.is_complete("what is the status of media"));
-    assert!(s.brain.is_complete("Turn on the kitchen lights."));
+    assert_eq!(
+        s.brain.completeness("what is the status of"),
+        Completeness::Incomplete
+    );
+    assert_eq!(
+        s.brain.completeness("what is the status of node pve"),
+        Completeness::Command
+    );
+    assert_eq!(
+        s.brain.completeness("what is the status of media"),
+        Completeness::Incomplete
+    );
+    assert_eq!(
+        s.brain.completeness("Turn on the kitchen lights."),
+        Completeness::Sentence
+    );
     assert_eq!(
         s.brain.write_names("What is the status of node P V E?"),
         "What is the status of node pve?"

@@ -35,7 +35,7 @@ for c in clips:
     rows.append((round(c['got']-e),c['clip'],evs))
 lat=[r[0] for r in rows]
 print('n',len(lat),'median',st.median(lat))
-for k in ['Dip','Pause','Quiet']:
+for k in ['Dip','Pause','Quiet','Lull']:
     v=[next((x for x,n in r[2] if n==k),None) for r in rows]; v=[x for x in v if x is not None]
     print(k,'median after end',st.median(v) if v else None, len(v))
 g=sum(1 for r in rows if any(n=='guided' for _,n in r[2])); print('with guided',g)

@@ -471,6 +471,15 @@ impl Kind {
             Self::Seen | Self::LastSeen | Self::Count | Self::WhoIsAt | Self::Summary
         )
     }
+
+    /// A reply or a greeting rather than a request ("yes", "cancel", "the first one", "hello"):
+    /// people often go on after it ("Yes, go ahead", "Hello, how are you?").
+    fn is_reply(self) -> bool {
+        matches!(
+            self,
+            Self::Ping | Self::Help | Self::Confirm | Self::Cancel | Self::Pick
+        )
+    }
 }
 
 const IS: &str = "(what's|whats|what is|what are|tell me|give me|show me|show)";
@@ -1134,6 +1143,7 @@ impl Recognizer {
             whole,
             slots,
             memory: kind.is_memory(),
+            reply: kind.is_reply(),
         }
     }
 
@@ -1203,6 +1213,8 @@ pub struct Reading {
     pub slots: Vec<SlotReading>,
     /// A question about the event memory (answered without the cluster's names).
     pub memory: bool,
+    /// A reply or a greeting ("yes", "cancel", "hello"), not a request: it may go on.
+    pub reply: bool,
 }
 
 /// One slot of a [`Reading`].

@@ -1,7 +1,9 @@
 //! Listening: what the brain tells speech-to-text about the words heard so far.
 //!
-//! - [`Listen::is_complete`]: whether they are a whole request yet, so the endpointer ends on a
-//!   short pause after "start nextcloud" and waits after "start the" or "what is the status of".
+//! - [`Listen::completeness`]: whether they are a whole request yet, so the endpointer ends on a
+//!   short pause after "start nextcloud", a little later after a sentence that may go on after
+//!   a comma ("Good morning, how are you?", "Yes, go ahead"), and waits after "start the" or
+//!   "what is the status of".
 //! - [`Listen::write_names`]: the transcript with the cluster's names written as Proxmox writes
 //!   them ("P V E" → `pve`, "agent one" → `agent1`, "local LVM" → `local-lvm`).
 //!
@@ -11,7 +13,8 @@
 //!
 //! Design: a homelab command is judged by the template [`Recognizer::recognize`] would pick,
 //! as the brain will answer it, and by every template the words are the start of; anything
-//! else is a sentence outside the homelab, complete unless its last word asks for more.
+//! else is a sentence outside the homelab, complete unless its last word asks for more. A
+//! reply or a greeting ("yes", "hello") is judged a sentence, not a command.
 
 use std::ops::Range;
 
@@ -19,7 +22,7 @@ use super::engine::Brain;
 use super::intents::{self, Reading, Recognizer, Span};
 use super::names::{self, Directory, Kinds, Resolution};
 use super::numbers;
-use crate::stt::Understanding;
+use crate::stt::{Completeness, Understanding};
 
 /// Words before a name that say which kind of thing it is, not which: a slot holding only these
 /// is still open ("start the", "status of node").
@@ -80,17 +83,18 @@ impl<'a> Listen<'a> {
         }
     }
 
-    /// Whether `text` is a whole request: a homelab command whose names resolve, or a sentence
-    /// outside the homelab whose last word does not ask for more. Punctuation is ignored.
-    pub fn is_complete(&self, text: &str) -> bool {
+    /// How whole `text` is: a homelab command whose names resolve
+    /// ([`Completeness::Command`]), a sentence outside the homelab whose last word does not ask
+    /// for more, or a reply ([`Completeness::Sentence`]), or neither. Punctuation is ignored.
+    pub fn completeness(&self, text: &str) -> Completeness {
         // "Hey Jarvis": the request is still to come (filler is judged before it is dropped,
         // since "jarvis" alone also closes a request).
         if intents::only_filler(&intents::word_spans(text)) {
-            return false;
+            return Completeness::Incomplete;
         }
         let spans = intents::spans(text);
         if spans.is_empty() {
-            return false;
+            return Completeness::Incomplete;
         }
         let tokens: Vec<String> = spans.into_iter().map(|s| s.word).collect();
         // A question about the event memory with a time phrase said, or being said, after it.
@@ -101,11 +105,11 @@ impl<'a> Listen<'a> {
         };
         if let Some((at, _)) = super::when::trailing(&tokens) {
             if memory_reading(at) {
-                return true;
+                return Completeness::Command;
             }
         }
         if super::when::is_unfinished(&tokens) && (1..tokens.len()).any(memory_reading) {
-            return false;
+            return Completeness::Incomplete;
         }
         // Without an inventory, questions about the event memory still tell (they need no
         // cluster names); for the rest only the words decide.
@@ -114,23 +118,38 @@ impl<'a> Listen<'a> {
             Some(directory) => (directory, false),
             None => (&empty, true),
         };
-        if let Some(complete) = self.command(directory, &tokens, memory_only) {
-            return complete;
+        if let Some(completeness) = self.command(directory, &tokens, memory_only) {
+            return completeness;
         }
-        tokens
+        if tokens
             .last()
             .is_some_and(|w| !crate::stt::flow::asks_for_more(w))
+        {
+            Completeness::Sentence
+        } else {
+            Completeness::Incomplete
+        }
     }
 
-    /// Whether `tokens` are a whole homelab command (`Some(true)`), the start of one
-    /// (`Some(false)`), or not one (`None`).
-    fn command(&self, directory: &Directory, tokens: &[String], memory_only: bool) -> Option<bool> {
+    /// Whether `tokens` are a whole homelab command ([`Completeness::Command`], or
+    /// [`Completeness::Sentence`] for a reply such as "yes"), the start of one
+    /// ([`Completeness::Incomplete`]), or not one (`None`).
+    fn command(
+        &self,
+        directory: &Directory,
+        tokens: &[String],
+        memory_only: bool,
+    ) -> Option<Completeness> {
         let mut fills = Fills::default();
         // The template the brain would answer with decides, when its names fit.
         if let Some(reading) = self.recognizer.reading(tokens) {
             if reading.memory || !memory_only {
                 if let Some(complete) = fills.verdict(directory, tokens, &reading) {
-                    return Some(complete);
+                    return Some(match (complete, reading.reply) {
+                        (false, _) => Completeness::Incomplete,
+                        (true, true) => Completeness::Sentence,
+                        (true, false) => Completeness::Command,
+                    });
                 }
             }
         }
@@ -139,7 +158,7 @@ impl<'a> Listen<'a> {
             .iter()
             .filter(|reading| reading.memory || !memory_only)
             .any(|reading| fills.verdict(directory, tokens, reading) == Some(false))
-            .then_some(false)
+            .then_some(Completeness::Incomplete)
     }
 
     /// `text` with the names of the cluster it mentions written as Proxmox writes them; every
@@ -228,9 +247,9 @@ impl<'a> Listen<'a> {
 }
 
 impl Understanding for Brain {
-    fn is_complete(&self, text: &str) -> bool {
+    fn completeness(&self, text: &str) -> Completeness {
         let directory = self.cached_directory();
-        Listen::new(self.recognizer(), directory.as_deref()).is_complete(text)
+        Listen::new(self.recognizer(), directory.as_deref()).completeness(text)
     }
 
     fn write_names(&self, text: &str) -> String {
@@ -459,11 +478,35 @@ mod tests {
             "how is the cluster doing",
             "what's running",
             "hey jarvis, start nextcloud please",
-            "yes",
-            "cancel",
             "delete pve",
         ] {
-            assert!(f.listen().is_complete(text), "{text}");
+            assert_eq!(
+                f.listen().completeness(text),
+                Completeness::Command,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn replies_and_greetings_are_sentences_that_may_go_on() {
+        let f = Fixture::new();
+        // "Yes, go ahead", "Hello, how are you?": the short silence of a command would cut them
+        // at the comma.
+        for text in [
+            "yes",
+            "Yes,",
+            "cancel",
+            "no",
+            "hello",
+            "the first one",
+            "yes please",
+        ] {
+            assert_eq!(
+                f.listen().completeness(text),
+                Completeness::Sentence,
+                "{text}"
+            );
         }
     }
 
@@ -491,7 +534,11 @@ mod tests {
             "turn on the",
             "show me",
         ] {
-            assert!(!f.listen().is_complete(text), "{text}");
+            assert_eq!(
+                f.listen().completeness(text),
+                Completeness::Incomplete,
+                "{text}"
+            );
         }
     }
 
@@ -508,8 +555,9 @@ mod tests {
                 "I love PBE",
                 "thank you",
                 "tell me a joke",
+                "Good morning",
             ] {
-                assert!(listen.is_complete(text), "{text}");
+                assert_eq!(listen.completeness(text), Completeness::Sentence, "{text}");
             }
             for text in [
                 "",
@@ -526,7 +574,11 @@ mod tests {
                 "play something by",
                 "the",
             ] {
-                assert!(!listen.is_complete(text), "{text}");
+                assert_eq!(
+                    listen.completeness(text),
+                    Completeness::Incomplete,
+                    "{text}"
+                );
             }
         }
     }
@@ -543,7 +595,7 @@ mod tests {
                 "how many people did the garage camera see today",
                 "who is at the front door",
             ] {
-                assert!(listen.is_complete(text), "{text}");
+                assert_eq!(listen.completeness(text), Completeness::Command, "{text}");
             }
             for text in [
                 "was anyone at the",
@@ -553,7 +605,11 @@ mod tests {
                 "what happened while I was",
                 "how many people did the garage camera see in the last",
             ] {
-                assert!(!listen.is_complete(text), "{text}");
+                assert_eq!(
+                    listen.completeness(text),
+                    Completeness::Incomplete,
+                    "{text}"
+                );
             }
         }
     }
@@ -562,10 +618,20 @@ mod tests {
     fn without_a_cluster_only_the_words_decide() {
         let f = Fixture::new();
         let listen = Listen::new(&f.recognizer, None);
-        // No names to resolve: "start" is a sentence like any other.
-        assert!(listen.is_complete("start"));
-        assert!(listen.is_complete("status of media"));
-        assert!(!listen.is_complete("what is the status of"));
+        // No names to resolve: "start" is a sentence like any other, and no command is sure.
+        assert_eq!(listen.completeness("start"), Completeness::Sentence);
+        assert_eq!(
+            listen.completeness("status of media"),
+            Completeness::Sentence
+        );
+        assert_eq!(
+            listen.completeness("start nextcloud"),
+            Completeness::Sentence
+        );
+        assert_eq!(
+            listen.completeness("what is the status of"),
+            Completeness::Incomplete
+        );
         assert_eq!(
             listen.write_names("What is the status of node P V E?"),
             "What is the status of node P V E?"

@@ -6,7 +6,8 @@
 //!
 //! The endpointer reports a [`Vad::Pause`] at the first silent window after speech (the STT flow
 //! starts a speculative decode there), [`Vad::Quiet`] once the silence is long enough for a
-//! command that sounds finished, and [`Vad::End`] once it is long enough for any command.
+//! homelab command the brain resolves, [`Vad::Lull`] once it is long enough for any whole
+//! sentence, and [`Vad::End`] once it is long enough for any command.
 //! Speech after a pause reports [`Vad::Resume`], and the speculative work is thrown away.
 
 use std::path::{Path, PathBuf};
@@ -33,8 +34,10 @@ pub struct EndpointConfig {
     pub threshold: f32,
     /// Speech needed before an end can be reported, in ms.
     pub min_speech_ms: u32,
-    /// Silence after speech that ends a command whose transcript sounds finished, in ms.
+    /// Silence after speech that ends a homelab command the brain resolves, in ms.
     pub min_silence_ms: u32,
+    /// Silence after speech that ends any whole sentence, in ms.
+    pub sentence_silence_ms: u32,
     /// Silence after speech that ends any command, in ms.
     pub max_silence_ms: u32,
 }
@@ -46,6 +49,7 @@ impl From<&crate::config::VadConfig> for EndpointConfig {
             threshold: vad.threshold,
             min_speech_ms: vad.min_speech_ms,
             min_silence_ms: vad.min_silence_ms,
+            sentence_silence_ms: vad.sentence_silence_ms,
             max_silence_ms: vad.max_silence_ms,
         }
     }
@@ -71,8 +75,12 @@ pub enum Vad {
     Dip(usize),
     /// The probability rose again after a dip, without a pause: speech goes on.
     Rise,
-    /// The silence has lasted `min_silence_ms`: the end, if the words so far sound finished.
+    /// The silence has lasted `min_silence_ms`: the end, if the words so far are a homelab
+    /// command the brain resolves ([`super::Completeness::Command`]).
     Quiet,
+    /// The silence has lasted `sentence_silence_ms`: the end, if the words so far are any whole
+    /// sentence ([`super::Completeness::Sentence`]).
+    Lull,
     /// The silence has lasted `max_silence_ms`: the command is over, whatever the words; speech
     /// ended at this sample. Speech after it reports [`Vad::Resume`] and may be judged again.
     End(usize),
@@ -181,6 +189,8 @@ pub struct Endpointer {
     dip_start: Option<usize>,
     /// [`Vad::Quiet`] was reported for the current pause.
     quiet_sent: bool,
+    /// [`Vad::Lull`] was reported for the current pause.
+    lull_sent: bool,
     /// [`Vad::End`] was reported for the current pause.
     end_sent: bool,
     paused: bool,
@@ -221,6 +231,7 @@ impl Endpointer {
             silent_run: 0,
             dip_start: None,
             quiet_sent: false,
+            lull_sent: false,
             end_sent: false,
             paused: false,
             dipped: false,
@@ -265,13 +276,16 @@ impl Endpointer {
         self.next * WINDOW
     }
 
-    /// [`Vad::Quiet`] and [`Vad::End`] for the silence the last window ends, each once a pause.
+    /// [`Vad::Quiet`], [`Vad::Lull`] and [`Vad::End`] for the silence the last window ends,
+    /// each once a pause.
     fn judge_silence(&mut self, events: &mut Vec<Vad>) {
         let Some(speech_end) = self.speech_end.filter(|_| self.paused) else {
             return;
         };
         let min_silence = EndpointConfig::windows(self.config.min_silence_ms);
-        let max_silence = EndpointConfig::windows(self.config.max_silence_ms).max(min_silence);
+        let sentence_silence =
+            EndpointConfig::windows(self.config.sentence_silence_ms).max(min_silence);
+        let max_silence = EndpointConfig::windows(self.config.max_silence_ms).max(sentence_silence);
         // Silero stays above the threshold for a window or two after the voice stops, so the
         // short silence counts from the dip that began the pause when there was one.
         let quiet_for = self
@@ -281,6 +295,10 @@ impl Endpointer {
         if !self.quiet_sent && quiet_for >= min_silence {
             self.quiet_sent = true;
             events.push(Vad::Quiet);
+        }
+        if !self.lull_sent && quiet_for >= sentence_silence {
+            self.lull_sent = true;
+            events.push(Vad::Lull);
         }
         if !self.end_sent && self.silent_run >= max_silence {
             self.end_sent = true;
@@ -317,6 +335,7 @@ impl Endpointer {
                 self.dipped = false;
                 self.dip_start = None;
                 self.quiet_sent = false;
+                self.lull_sent = false;
                 self.end_sent = false;
                 events.push(Vad::Resume);
             }

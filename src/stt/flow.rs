@@ -5,10 +5,11 @@
 //! speech probability first dips (or at the latest at the first silent window) it starts a
 //! *speculative* decode of the speech so far; if the silence lasts, that result is the transcript
 //! and goes out at once, usually before the client has even noticed the silence. Speech after
-//! the dip or pause throws the speculative work away. The silence that ends a request is short
-//! (`min_silence_ms`) when its words are a whole request ([`Understanding::is_complete`]: a
-//! command the brain resolves, or a sentence that does not end on "the" or "of"), long
-//! (`max_silence_ms`) otherwise.
+//! the dip or pause throws the speculative work away. The silence that ends a request depends on
+//! how whole its words are ([`Understanding::completeness`]): short (`min_silence_ms`) after a
+//! homelab command the brain resolves, a little longer (`sentence_silence_ms`) after another
+//! whole sentence, which may go on after a comma, and long (`max_silence_ms`) otherwise ("start
+//! the", "what is the status of").
 //!
 //! Only audio that arrives at the pace of speech is endpointed. A recording sent faster than
 //! real time has the rest of its speech on the way, so its pauses end nothing: it is judged
@@ -32,7 +33,7 @@ use wyoming::misc::Error as ErrorEvent;
 use super::audio::Converter;
 use super::endpoint::{self, EndpointConfig, Endpointer, Vad};
 use super::whisper::{CancelFlag, CancelOnDrop, DecodeRequest, Transcription};
-use super::{SttError, SttService, Understanding};
+use super::{Completeness, SttError, SttService, Understanding};
 
 /// Longest vocabulary prompt handed to whisper, in characters (~30 tokens; the names that do not
 /// fit reach whisper through the speech grammar, up to its 2000 names). A long list of names
@@ -100,8 +101,10 @@ pub struct SttFlow {
     /// Samples the current speculation covers.
     spec_cut: usize,
     paused: bool,
-    /// The current pause has lasted `min_silence_ms`.
-    quiet: bool,
+    /// The least whole words the current pause is long enough to end:
+    /// [`Completeness::Command`] after `min_silence_ms`, [`Completeness::Sentence`] after
+    /// `sentence_silence_ms`; `None` before.
+    ends: Option<Completeness>,
     /// When the end of speech was detected, for the log.
     ended_at: Option<Instant>,
     /// The end of speech was decided; it is acted on once no more audio is waiting to be read
@@ -145,10 +148,12 @@ impl SttFlow {
             match t.vad_sensitivity.as_deref() {
                 Some("aggressive") => {
                     endpoint.min_silence_ms = endpoint.min_silence_ms.min(120);
+                    endpoint.sentence_silence_ms = endpoint.sentence_silence_ms.min(200);
                     endpoint.max_silence_ms = endpoint.max_silence_ms.min(400);
                 }
                 Some("relaxed") => {
                     endpoint.min_silence_ms = (endpoint.min_silence_ms * 3).max(600);
+                    endpoint.sentence_silence_ms = (endpoint.sentence_silence_ms * 3).max(750);
                     endpoint.max_silence_ms = (endpoint.max_silence_ms * 2).max(1250);
                 }
                 _ => {}
@@ -172,7 +177,7 @@ impl SttFlow {
             pause: 0,
             spec_cut: 0,
             paused: false,
-            quiet: false,
+            ends: None,
             ended_at: None,
             end_armed: false,
             arrivals: VecDeque::new(),
@@ -331,7 +336,7 @@ impl SttFlow {
             }
             Vad::Pause(speech_end) => {
                 self.paused = true;
-                self.quiet = false;
+                self.ends = None;
                 // A speculation started at the dip just before is still good if it holds every
                 // sample of speech; otherwise start one now.
                 let current = self.spec_cut >= speech_end
@@ -350,17 +355,17 @@ impl SttFlow {
             }
             Vad::Resume => {
                 self.paused = false;
-                self.quiet = false;
+                self.ends = None;
                 self.end_armed = false;
                 self.drop_speculation();
                 Vec::new()
             }
             Vad::Quiet => {
-                self.quiet = true;
-                let complete = matches!(&self.speculative, Some((pause, t)) if *pause == self.pause && self.is_complete(&t.text));
-                if complete {
-                    self.arm_end("short silence after a complete request");
-                }
+                self.silence_ends(Completeness::Command);
+                Vec::new()
+            }
+            Vad::Lull => {
+                self.silence_ends(Completeness::Sentence);
                 Vec::new()
             }
             Vad::End(_) => {
@@ -380,11 +385,27 @@ impl SttFlow {
         }
     }
 
-    /// Whether the words heard so far are a whole request (the brain judges when it can).
-    fn is_complete(&self, text: &str) -> bool {
+    /// The pause has grown long enough to end words that are at least `least` whole: ends the
+    /// request now if the speculative transcript of this pause is.
+    fn silence_ends(&mut self, least: Completeness) {
+        let least = self.ends.map_or(least, |ends| ends.min(least));
+        self.ends = Some(least);
+        let text = match &self.speculative {
+            Some((pause, t)) if *pause == self.pause => t.text.as_str(),
+            _ => return,
+        };
+        if self.completeness(text) >= least {
+            self.arm_end(end_reason(least));
+        }
+    }
+
+    /// How whole the words heard so far are (the brain judges when it can; without it, no
+    /// command is sure and only the last word tells a sentence from the start of one).
+    fn completeness(&self, text: &str) -> Completeness {
         match &self.understanding {
-            Some(understanding) => understanding.is_complete(text),
-            None => ends_complete(text),
+            Some(understanding) => understanding.completeness(text),
+            None if ends_complete(text) => Completeness::Sentence,
+            None => Completeness::Incomplete,
         }
     }
 
@@ -578,8 +599,10 @@ impl SttFlow {
                 if self.stage == Stage::Ending {
                     return self.emit(transcription);
                 }
-                if self.quiet && self.vad_due.is_none() && self.is_complete(&transcription.text) {
-                    self.arm_end("short silence after a complete request");
+                if let Some(least) = self.ends.filter(|_| self.vad_due.is_none()) {
+                    if self.completeness(&transcription.text) >= least {
+                        self.arm_end(end_reason(least));
+                    }
                 }
                 self.speculative = Some((pause, transcription));
                 Vec::new()
@@ -684,6 +707,15 @@ const CONTINUED: &[&str] = &[
 /// Whether a sentence that ends on `word` (lower case) waits for more.
 pub fn asks_for_more(word: &str) -> bool {
     CONTINUED.contains(&word)
+}
+
+/// Why an end was decided, for the log: the silence that ended words this whole.
+fn end_reason(least: Completeness) -> &'static str {
+    match least {
+        Completeness::Command => "short silence after a homelab command",
+        Completeness::Sentence => "sentence silence after a whole sentence",
+        Completeness::Incomplete => "long silence",
+    }
 }
 
 /// Whether words heard, with nothing known of what they ask, could be a whole sentence: they do

@@ -23,14 +23,33 @@ use crate::config::{Config, SttConfig};
 use endpoint::{EndpointConfig, VadPool};
 use whisper::{Engine, EngineConfig};
 
+/// How whole the words heard so far are: which silence ends them.
+///
+/// Ordered: a silence long enough to end a [`Completeness::Sentence`] also ends a
+/// [`Completeness::Command`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Completeness {
+    /// Not a whole request yet ("start the", "what is the status of", "hey jarvis"): only the
+    /// long silence (`stt.vad.max_silence_ms`) ends it.
+    Incomplete,
+    /// A whole sentence that may still go on after a comma's pause: speech outside the
+    /// homelab ("Good morning, how are you?"), a reply ("Yes, go ahead"), a greeting. The
+    /// sentence silence (`stt.vad.sentence_silence_ms`) ends it.
+    Sentence,
+    /// A homelab command whose names the brain resolves ("start nextcloud", "what is the
+    /// status of node pve"): nothing more is needed, the short silence
+    /// (`stt.vad.min_silence_ms`) ends it.
+    Command,
+}
+
 /// What the rest of Jarvis knows about the words being heard: the brain implements it, so the
 /// endpointer can tell "start the" (wait) from "start nextcloud" (done), and the transcript can
 /// spell names as the cluster writes them.
 pub trait Understanding: Send + Sync + std::fmt::Debug {
-    /// Whether `text`, the words heard so far, is a whole request: a homelab command whose names
-    /// resolve, or a complete sentence outside the homelab. "start the" and "what is the status
-    /// of" are not; whisper's punctuation is not consulted.
-    fn is_complete(&self, text: &str) -> bool;
+    /// How whole `text`, the words heard so far, is: a homelab command whose names resolve, a
+    /// complete sentence outside the homelab, or neither. "start the" and "what is the status
+    /// of" are not whole; whisper's punctuation is not consulted.
+    fn completeness(&self, text: &str) -> Completeness;
 
     /// `text` with the names it mentions written as the cluster writes them ("P V E" and "PBE"
     /// become "pve", "agent one" "agent1", "local LVM" "local-lvm"); every other word unchanged.
