@@ -1023,7 +1023,7 @@ fn main() {
         .filter(|l| !l.is_empty())
         .map(|l| {
             let apply = variant(l).unwrap_or_else(|| {
-                panic!("unknown variant {l:?} (default, free, ctx=N, penalty=N, beams=N, silence=N, joined by +)")
+                panic!("unknown variant {l:?} (default, free, ctx=N, penalty=N, beams=N, silence=N, sentence=N, joined by +)")
             });
             (l.to_owned(), apply)
         })
