@@ -888,7 +888,9 @@ fn sentences() -> Vec<(Kind, String)> {
     add(
         Kind::Also,
         &[
-            "(and|what about|how about|and what about|and how about|same for|the same for) {target} [too|then]",
+            // Longest first: the first alternative that matches is the reading, and "and"
+            // first read "and what about pve" as a question about "what about pve".
+            "(and what about|and how about|the same for|what about|how about|same for|and) {target} [too|then]",
         ],
     );
     s
@@ -1396,6 +1398,20 @@ mod tests {
         assert_eq!(recognize("What can you do?"), Intent::Help);
         assert_eq!(recognize("Yes, do it."), Intent::Confirm);
         assert_eq!(recognize("Confirm."), Intent::Confirm);
+        for said in [
+            "And what about pve?",
+            "what about pve",
+            "and how about pve too",
+            "and pve",
+        ] {
+            assert_eq!(
+                recognize(said),
+                Intent::Also {
+                    target: vec!["pve".into()]
+                },
+                "{said}"
+            );
+        }
         assert_eq!(recognize("Cancel."), Intent::Cancel);
         assert_eq!(recognize("Never mind."), Intent::Cancel);
     }

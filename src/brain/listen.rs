@@ -479,6 +479,9 @@ mod tests {
             "what's running",
             "hey jarvis, start nextcloud please",
             "delete pve",
+            "and what about pve",
+            "how about agent one",
+            "and pve",
         ] {
             assert_eq!(
                 f.listen().completeness(text),
