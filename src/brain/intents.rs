@@ -500,7 +500,8 @@ fn sentences() -> Vec<(Kind, String)> {
             "[{IS}] [the|my] (cluster|homelab|proxmox) (status|overview|summary|health)",
             "[{IS}] [the] status of [the|my] (cluster|homelab|proxmox)",
             "(is|are) (anything|something|any nodes|any node|any guests|any vms) (down|unhealthy|wrong|broken|offline|failing)",
-            "(is|are) [there] (any|anything) (problems|issues) [with the cluster]",
+            // tiny.en often hears "the cluster" as "a cluster".
+            "(is|are) [there] (any|anything) (problems|issues) [with [the|my|a] (cluster|homelab|lab|proxmox)]",
             "(does|is) [the] cluster (have quorum|quorate|healthy|ok|okay)",
             "(status|overview) report",
         ],
@@ -1394,6 +1395,13 @@ mod tests {
             Intent::ClusterOverview
         );
         assert_eq!(recognize("Is anything down?"), Intent::ClusterOverview);
+        for said in [
+            "Are there any problems with the cluster?",
+            "Are there any problems with a cluster?",
+            "Are there any issues with my homelab?",
+        ] {
+            assert_eq!(recognize(said), Intent::ClusterOverview, "{said}");
+        }
         assert_eq!(recognize("Ping."), Intent::Ping);
         assert_eq!(recognize("What can you do?"), Intent::Help);
         assert_eq!(recognize("Yes, do it."), Intent::Confirm);

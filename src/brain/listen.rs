@@ -480,6 +480,7 @@ mod tests {
             "hey jarvis, start nextcloud please",
             "delete pve",
             "and what about pve",
+            "Are there any problems with a cluster?",
             "how about agent one",
             "and pve",
         ] {
