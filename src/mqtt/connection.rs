@@ -6,8 +6,9 @@
 //! channel (a connect counter, so the publisher sees every reconnect even if it was busy) and
 //! hands incoming messages over a bounded ring ([`Incoming`]): when the publisher falls behind
 //! (a Proxmox poll, a flood of garbage), the oldest messages are dropped with a warning, so
-//! that what came last (a button pressed after the flood) is still carried out. Connection errors are logged once per attempt with
-//! the setting to fix, then retried after a capped exponential backoff.
+//! that what came last (a button pressed after the flood) is still carried out. Connection
+//! errors are logged once per attempt with the setting to fix, then retried after a capped
+//! exponential backoff.
 //!
 //! A clustered broker (`mqtt.hosts`): after a failure the next attempt goes to the next node,
 //! after the shortest backoff; the backoff grows only once every node has failed in a row.
