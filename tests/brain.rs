@@ -492,22 +492,14 @@ async fn the_endpointer_and_the_transcript_hear_the_cluster_names() {
         "What is the status of node P V E?"
     );
     s.say("How is the cluster doing?", "c").await;
-    assert_eq!(
-        s.brain.completeness("what is the status of"),
-        Completeness::Incomplete
-    );
-    assert_eq!(
-        s.brain.completeness("what is the status of node pve"),
-        Completeness::Command
-    );
-    assert_eq!(
-        s.brain.completeness("what is the status of media"),
-        Completeness::Incomplete
-    );
-    assert_eq!(
-        s.brain.completeness("Turn on the kitchen lights."),
-        Completeness::Sentence
-    );
+    for (said, kind) in [
+        ("what is the status of", Completeness::Incomplete),
+        ("what is the status of node pve", Completeness::Command),
+        ("what is the status of media", Completeness::Incomplete),
+        ("Turn on the kitchen lights.", Completeness::Sentence),
+    ] {
+        assert_eq!(s.brain.completeness(said), kind, "{said}");
+    }
     assert_eq!(
         s.brain.write_names("What is the status of node P V E?"),
         "What is the status of node pve?"

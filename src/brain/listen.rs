@@ -460,36 +460,41 @@ mod tests {
         }
     }
 
+    /// Asserts that `listen` judges each of `texts` `kind`.
+    fn judged(listen: Listen<'_>, kind: Completeness, texts: &[&str]) {
+        for text in texts {
+            assert_eq!(listen.completeness(text), kind, "{text}");
+        }
+    }
+
     #[test]
     fn resolved_commands_are_complete() {
         let f = Fixture::new();
-        for text in [
-            "what is the status of node pve",
-            "What is the status of node pve?",
-            "start nextcloud",
-            "Reboot the media server.",
-            "how much memory does agent one use",
-            "is pihole running",
-            "which vms are running on agent1",
-            "how full is local lvm",
-            "status of the backup server two",
-            "start VM 999",
-            "start vm one oh one",
-            "how is the cluster doing",
-            "what's running",
-            "hey jarvis, start nextcloud please",
-            "delete pve",
-            "and what about pve",
-            "Are there any problems with a cluster?",
-            "how about agent one",
-            "and pve",
-        ] {
-            assert_eq!(
-                f.listen().completeness(text),
-                Completeness::Command,
-                "{text}"
-            );
-        }
+        judged(
+            f.listen(),
+            Completeness::Command,
+            &[
+                "what is the status of node pve",
+                "What is the status of node pve?",
+                "start nextcloud",
+                "Reboot the media server.",
+                "how much memory does agent one use",
+                "is pihole running",
+                "which vms are running on agent1",
+                "how full is local lvm",
+                "status of the backup server two",
+                "start VM 999",
+                "start vm one oh one",
+                "how is the cluster doing",
+                "what's running",
+                "hey jarvis, start nextcloud please",
+                "delete pve",
+                "and what about pve",
+                "Are there any problems with a cluster?",
+                "how about agent one",
+                "and pve",
+            ],
+        );
     }
 
     #[test]
@@ -497,53 +502,49 @@ mod tests {
         let f = Fixture::new();
         // "Yes, go ahead", "Hello, how are you?": the short silence of a command would cut them
         // at the comma.
-        for text in [
-            "yes",
-            "Yes,",
-            "cancel",
-            "no",
-            "hello",
-            "the first one",
-            "yes please",
-        ] {
-            assert_eq!(
-                f.listen().completeness(text),
-                Completeness::Sentence,
-                "{text}"
-            );
-        }
+        judged(
+            f.listen(),
+            Completeness::Sentence,
+            &[
+                "yes",
+                "Yes,",
+                "cancel",
+                "no",
+                "hello",
+                "the first one",
+                "yes please",
+            ],
+        );
     }
 
     #[test]
     fn the_start_of_a_command_is_not_complete() {
         let f = Fixture::new();
-        for text in [
-            "start the",
-            "start",
-            "reboot",
-            "Reboot.",
-            "what is the status of",
-            "What is the status of?",
-            "what is the",
-            "how much memory does",
-            "how much memory does pve",
-            "which vms are running on",
-            "status of node",
-            "status of media",
-            "status of the media",
-            "restart the backup server",
-            "start vm one",
-            "status of p v",
-            "is pve",
-            "turn on the",
-            "show me",
-        ] {
-            assert_eq!(
-                f.listen().completeness(text),
-                Completeness::Incomplete,
-                "{text}"
-            );
-        }
+        judged(
+            f.listen(),
+            Completeness::Incomplete,
+            &[
+                "start the",
+                "start",
+                "reboot",
+                "Reboot.",
+                "what is the status of",
+                "What is the status of?",
+                "what is the",
+                "how much memory does",
+                "how much memory does pve",
+                "which vms are running on",
+                "status of node",
+                "status of media",
+                "status of the media",
+                "restart the backup server",
+                "start vm one",
+                "status of p v",
+                "is pve",
+                "turn on the",
+                "show me",
+            ],
+        );
     }
 
     #[test]
@@ -551,39 +552,39 @@ mod tests {
         let f = Fixture::new();
         let no_cluster = Listen::new(&f.recognizer, None);
         for listen in [f.listen(), no_cluster] {
-            for text in [
-                "Turn on the kitchen lights.",
-                "turn on the kitchen lights",
-                "what time is it",
-                "what's the weather like today",
-                "I love PBE",
-                "thank you",
-                "tell me a joke",
-                "Good morning",
-            ] {
-                assert_eq!(listen.completeness(text), Completeness::Sentence, "{text}");
-            }
-            for text in [
-                "",
-                "  ...  ",
-                "hey jarvis",
-                "Hey Jarvis,",
-                "can you",
-                "turn on the",
-                "and so",
-                "I want to",
-                "my",
-                "what is",
-                "it's",
-                "play something by",
-                "the",
-            ] {
-                assert_eq!(
-                    listen.completeness(text),
-                    Completeness::Incomplete,
-                    "{text}"
-                );
-            }
+            judged(
+                listen,
+                Completeness::Sentence,
+                &[
+                    "Turn on the kitchen lights.",
+                    "turn on the kitchen lights",
+                    "what time is it",
+                    "what's the weather like today",
+                    "I love PBE",
+                    "thank you",
+                    "tell me a joke",
+                    "Good morning",
+                ],
+            );
+            judged(
+                listen,
+                Completeness::Incomplete,
+                &[
+                    "",
+                    "  ...  ",
+                    "hey jarvis",
+                    "Hey Jarvis,",
+                    "can you",
+                    "turn on the",
+                    "and so",
+                    "I want to",
+                    "my",
+                    "what is",
+                    "it's",
+                    "play something by",
+                    "the",
+                ],
+            );
         }
     }
 
@@ -591,30 +592,30 @@ mod tests {
     fn questions_about_the_memory_wait_for_their_place_and_time() {
         let f = Fixture::new();
         for listen in [f.listen(), Listen::new(&f.recognizer, None)] {
-            for text in [
-                "was anyone at the front door",
-                "Was anyone at the front door in the last hour?",
-                "what happened since 8 am",
-                "what happened while I was away",
-                "how many people did the garage camera see today",
-                "who is at the front door",
-            ] {
-                assert_eq!(listen.completeness(text), Completeness::Command, "{text}");
-            }
-            for text in [
-                "was anyone at the",
-                "was anyone at the front door in the",
-                "was anyone at the front door in the last",
-                "what happened since",
-                "what happened while I was",
-                "how many people did the garage camera see in the last",
-            ] {
-                assert_eq!(
-                    listen.completeness(text),
-                    Completeness::Incomplete,
-                    "{text}"
-                );
-            }
+            judged(
+                listen,
+                Completeness::Command,
+                &[
+                    "was anyone at the front door",
+                    "Was anyone at the front door in the last hour?",
+                    "what happened since 8 am",
+                    "what happened while I was away",
+                    "how many people did the garage camera see today",
+                    "who is at the front door",
+                ],
+            );
+            judged(
+                listen,
+                Completeness::Incomplete,
+                &[
+                    "was anyone at the",
+                    "was anyone at the front door in the",
+                    "was anyone at the front door in the last",
+                    "what happened since",
+                    "what happened while I was",
+                    "how many people did the garage camera see in the last",
+                ],
+            );
         }
     }
 
