@@ -369,7 +369,7 @@ impl SttFlow {
                 Vec::new()
             }
             Vad::End(_) => {
-                self.arm_end("long silence");
+                self.arm_end(end_reason(Completeness::Incomplete));
                 Vec::new()
             }
         }
@@ -388,13 +388,17 @@ impl SttFlow {
     /// The pause has grown long enough to end words that are at least `least` whole: ends the
     /// request now if the speculative transcript of this pause is.
     fn silence_ends(&mut self, least: Completeness) {
-        let least = self.ends.map_or(least, |ends| ends.min(least));
-        self.ends = Some(least);
-        let text = match &self.speculative {
-            Some((pause, t)) if *pause == self.pause => t.text.as_str(),
+        self.ends = Some(self.ends.map_or(least, |ends| ends.min(least)));
+        let whole = match &self.speculative {
+            Some((pause, t)) if *pause == self.pause => self.completeness(&t.text),
             _ => return,
         };
-        if self.completeness(text) >= least {
+        self.end_if(whole);
+    }
+
+    /// Ends the request now if the current pause is long enough for words this whole.
+    fn end_if(&mut self, whole: Completeness) {
+        if let Some(least) = self.ends.filter(|least| whole >= *least) {
             self.arm_end(end_reason(least));
         }
     }
@@ -599,10 +603,9 @@ impl SttFlow {
                 if self.stage == Stage::Ending {
                     return self.emit(transcription);
                 }
-                if let Some(least) = self.ends.filter(|_| self.vad_due.is_none()) {
-                    if self.completeness(&transcription.text) >= least {
-                        self.arm_end(end_reason(least));
-                    }
+                if self.ends.is_some() && self.vad_due.is_none() {
+                    let whole = self.completeness(&transcription.text);
+                    self.end_if(whole);
                 }
                 self.speculative = Some((pause, transcription));
                 Vec::new()
