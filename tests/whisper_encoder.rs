@@ -139,8 +139,15 @@ fn grammar() -> SpeechGrammar {
     builder.build()
 }
 
+/// The tests of this file one at a time: one turns the attention shortcut off for a while and
+/// counts the keys it takes, which the other's decodes would add to.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 #[test]
 fn a_second_decode_of_the_same_audio_skips_the_encoder_and_gives_what_a_fresh_state_gives() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // With flash attention, as Jarvis loads the model, and without (whisper-rs's default): the
     // cross-attention cache that must stay valid is laid out differently.
     for flash_attn in [true, false] {
@@ -247,4 +254,72 @@ fn reused_and_fresh_states_agree(flash_attn: bool) {
     assert!(mel_ms(&timings[0]) > 0.0, "{}", timings[0]);
     assert_eq!(prompts_reused(&timings[0]), 0, "{}", timings[0]);
     assert_eq!(reused, fresh(whole, &other));
+}
+
+/// whisper.cpp's encoder self-attention and its decoders' cross-attention read
+/// `GGML_PAD(n_ctx, 256)` rows of keys and values with no mask, of which all past the audio
+/// context are zeros (at context 320: 192 of 512). The CPU flash attention's shortcut for those
+/// rows (`vendor/whisper-rs-sys/JARVIS-PATCH.md`) must give exactly what its plain loop gives:
+/// the same text, tokens and probabilities, bit for bit, free and guided, at the short context
+/// and the whole window. And it must be taken.
+#[test]
+fn the_attention_shortcut_for_zero_rows_gives_the_same_bits_as_the_plain_loop() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let path = common::models_dir().join("whisper/ggml-tiny.en.bin");
+    let mut params = WhisperContextParameters::default();
+    params.flash_attn(true);
+    let context = WhisperContext::new_with_params(path.to_str().unwrap(), params).unwrap();
+    let command = speak("What is the status of node pve?");
+    let other = speak("Turn on the kitchen lights.");
+    let prompt = context.tokenize("pve, agent1, media-server.", 64).unwrap();
+    let grammar = grammar();
+    let free = How {
+        audio_ctx: 320,
+        prompt: &prompt,
+        grammar: None,
+        beams: 1,
+    };
+    let beams = How {
+        grammar: Some(&grammar),
+        beams: 3,
+        ..free
+    };
+    let whole = How {
+        audio_ctx: 1500,
+        ..free
+    };
+    let cases = [
+        (&command, free),
+        (&command, beams),
+        (&other, free),
+        (&other, beams),
+        (&command, whole),
+        (
+            &other,
+            How {
+                audio_ctx: 448,
+                ..free
+            },
+        ),
+    ];
+    for (i, (samples, how)) in cases.into_iter().enumerate() {
+        whisper_rs::set_attention_shortcut(false);
+        let before = whisper_rs::attention_zero_keys();
+        let plain = decode(&mut context.create_state().unwrap(), how, samples);
+        assert_eq!(
+            whisper_rs::attention_zero_keys(),
+            before,
+            "case {i}: taken while off"
+        );
+        whisper_rs::set_attention_shortcut(true);
+        let short = decode(&mut context.create_state().unwrap(), how, samples);
+        assert!(
+            whisper_rs::attention_zero_keys() > before,
+            "case {i}: never taken"
+        );
+        assert!(!plain.segments.is_empty(), "case {i}: nothing heard");
+        assert_eq!(short, plain, "case {i}, audio context {}", how.audio_ctx);
+    }
 }

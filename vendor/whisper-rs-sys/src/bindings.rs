@@ -5216,6 +5216,12 @@ unsafe extern "C" {
     pub fn whisper_jarvis_abandoned(state: *const whisper_state) -> bool;
 }
 unsafe extern "C" {
+    pub fn whisper_jarvis_attention_shortcut(enabled: bool);
+}
+unsafe extern "C" {
+    pub fn whisper_jarvis_attention_zero_keys() -> u64;
+}
+unsafe extern "C" {
     pub fn whisper_tokenize(
         ctx: *mut whisper_context,
         text: *const ::std::os::raw::c_char,

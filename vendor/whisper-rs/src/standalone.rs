@@ -129,3 +129,16 @@ impl Default for SystemInfo {
         }
     }
 }
+
+/// Turns whisper.cpp's shortcut for the all-zero key and value rows of its CPU flash attention
+/// on or off, for the whole process (on by default). The shortcut computes the same bits as the
+/// plain loop; turn it off only to compare. (JARVIS-PATCH)
+pub fn set_attention_shortcut(enabled: bool) {
+    unsafe { whisper_rs_sys::whisper_jarvis_attention_shortcut(enabled) }
+}
+
+/// How many keys the attention shortcut ([`set_attention_shortcut`]) has taken in this process.
+/// (JARVIS-PATCH)
+pub fn attention_zero_keys() -> u64 {
+    unsafe { whisper_rs_sys::whisper_jarvis_attention_zero_keys() }
+}

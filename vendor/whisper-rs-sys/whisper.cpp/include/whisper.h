@@ -347,6 +347,14 @@ extern "C" {
     WHISPER_API void whisper_jarvis_abandon_below(struct whisper_state * state, float mean_logprob);
     WHISPER_API bool whisper_jarvis_abandoned(const struct whisper_state * state);
 
+    // JARVIS-PATCH: the CPU flash attention skips the work of the all-zero key and value rows
+    // that the encoder's self-attention and the decoders' cross-attention read past the audio
+    // context (GGML_PAD(n_ctx, 256) rows, no mask), computing the same bits. On by default;
+    // off only to compare. Process-wide. whisper_jarvis_attention_zero_keys counts the keys
+    // taken so far.
+    WHISPER_API void     whisper_jarvis_attention_shortcut(bool enabled);
+    WHISPER_API uint64_t whisper_jarvis_attention_zero_keys(void);
+
     // Convert the provided text into tokens.
     // The tokens pointer must be large enough to hold the resulting tokens.
     // Returns the number of tokens on success, no more than n_max_tokens

@@ -5,6 +5,7 @@
 #include "ggml-cpp.h"
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
+#include "ggml-cpu.h" // JARVIS-PATCH: ggml_cpu_jarvis_zero_rows
 
 #ifdef WHISPER_USE_COREML
 #include "coreml/whisper-encoder.h"
@@ -4144,6 +4145,14 @@ void whisper_jarvis_abandon_below(struct whisper_state * state, float mean_logpr
 
 bool whisper_jarvis_abandoned(const struct whisper_state * state) {
     return state->jarvis_abandoned;
+}
+
+void whisper_jarvis_attention_shortcut(bool enabled) {
+    ggml_cpu_jarvis_zero_rows(enabled);
+}
+
+uint64_t whisper_jarvis_attention_zero_keys(void) {
+    return ggml_cpu_jarvis_zero_rows_taken();
 }
 
 int whisper_decode_with_state(struct whisper_context * ctx, struct whisper_state * state, const whisper_token * tokens, int n_tokens, int n_past, int n_threads) {

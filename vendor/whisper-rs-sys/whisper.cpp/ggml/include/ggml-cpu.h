@@ -31,6 +31,11 @@ extern "C" {
         GGML_NUMA_STRATEGY_COUNT
     };
 
+    // JARVIS-PATCH: turn the flash attention's shortcut for all-zero K and V rows (ops.cpp) on or
+    // off (on by default; it gives the same bits), and how many keys it has taken
+    GGML_BACKEND_API void     ggml_cpu_jarvis_zero_rows(bool enabled);
+    GGML_BACKEND_API uint64_t ggml_cpu_jarvis_zero_rows_taken(void);
+
     GGML_BACKEND_API void    ggml_numa_init(enum ggml_numa_strategy numa); // call once for better performance on NUMA systems
     GGML_BACKEND_API bool    ggml_is_numa(void); // true if init detected that system has >1 NUMA node
 

@@ -7,6 +7,7 @@
 #include "unary-ops.h"
 #include "vec.h"
 
+#include <atomic> // JARVIS-PATCH: the zero rows switch and counter
 #include <cfloat>
 #include <algorithm>
 #include <cmath>
@@ -8018,6 +8019,36 @@ void ggml_compute_forward_top_k(
 
 // ggml_compute_forward_flash_attn_ext
 
+// JARVIS-PATCH: the zero rows shortcut of the flash attention below: on unless turned off (to
+// compare with the plain loop), and how many keys it has taken so far.
+static std::atomic<bool>     jarvis_zero_rows_on{true};
+static std::atomic<uint64_t> jarvis_zero_rows_taken{0};
+
+void ggml_cpu_jarvis_zero_rows(bool enabled) {
+    jarvis_zero_rows_on.store(enabled, std::memory_order_relaxed);
+}
+
+uint64_t ggml_cpu_jarvis_zero_rows_taken(void) {
+    return jarvis_zero_rows_taken.load(std::memory_order_relaxed);
+}
+
+// JARVIS-PATCH: whether a row of `n` bytes is all zero bits (see the zero rows below).
+// One OR over the whole row (no early exit, so it vectorises: a backward scan checks ~200 zero
+// rows per head and call).
+static bool jarvis_row_is_zero(const char * row, size_t n) {
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + sizeof(uint64_t) <= n; i += sizeof(uint64_t)) {
+        uint64_t word;
+        memcpy(&word, row + i, sizeof(word));
+        acc |= word;
+    }
+    for (; i < n; ++i) {
+        acc |= (unsigned char) row[i];
+    }
+    return acc == 0;
+}
+
 static void ggml_compute_forward_flash_attn_ext_f16_one_chunk(
         const ggml_compute_params * params,
         ggml_tensor * dst,
@@ -8098,6 +8129,20 @@ static void ggml_compute_forward_flash_attn_ext_f16_one_chunk(
 
     int ith = params->ith;
 
+    // JARVIS-PATCH: K and V rows that are all zero at the end of the keys. whisper.cpp's encoder
+    // self-attention and its decoders' cross-attention read GGML_PAD(n_ctx, 256) rows with no mask,
+    // and only the first n_ctx are written (the rest are zeroed: JARVIS-PATCH in whisper.cpp), so
+    // at encoder context 320 three keys in eight are zeros. Such a key's score is +0 (q . 0, scaled,
+    // plus a zero mask) and its value adds nothing, so once the running maximum M is at least 0 the
+    // loop below does nothing for it but S = S*1 + expf(0 - M): done so here, term by term in the
+    // same order, without the dot product, the exponential per key and the F16 multiply-add, which
+    // gives the same bits. Only for F16 K and V without a soft cap; a key whose mask is not 0 takes
+    // the usual path.
+    const bool jarvis_zero_rows = jarvis_zero_rows_on.load(std::memory_order_relaxed) && k->type == GGML_TYPE_F16 && v->type == GGML_TYPE_F16 && logit_softcap == 0.0f && nek1 == nev1;
+    int64_t jarvis_zk2 = -1, jarvis_zk3 = -1, jarvis_zv2 = -1, jarvis_zv3 = -1;
+    int64_t jarvis_zero_from = nek1; // the first of the trailing zero rows of the current K and V
+    uint64_t jarvis_taken = 0;
+
     // loop over n_batch and n_head
     for (int ir = ir0; ir < ir1; ++ir) {
         // q indices
@@ -8135,12 +8180,36 @@ static void ggml_compute_forward_flash_attn_ext_f16_one_chunk(
         const float * pq = (const float *) ((char *) q->data + (iq1*nbq1 + iq2*nbq2 + iq3*nbq3));
         q_to_vec_dot(pq, Q_q, DK);
 
+        // JARVIS-PATCH: the trailing zero rows of this head's K and V (see above)
+        if (jarvis_zero_rows && (ik2 != jarvis_zk2 || ik3 != jarvis_zk3 || iv2 != jarvis_zv2 || iv3 != jarvis_zv3)) {
+            jarvis_zk2 = ik2; jarvis_zk3 = ik3; jarvis_zv2 = iv2; jarvis_zv3 = iv3;
+            jarvis_zero_from = nek1;
+            while (jarvis_zero_from > 0 &&
+                   jarvis_row_is_zero((const char *) k->data + ((jarvis_zero_from - 1)*nbk1 + ik2*nbk2 + ik3*nbk3), DK*sizeof(ggml_fp16_t)) &&
+                   jarvis_row_is_zero((const char *) v->data + ((jarvis_zero_from - 1)*nbv1 + iv2*nbv2 + iv3*nbv3), DV*sizeof(ggml_fp16_t))) {
+                --jarvis_zero_from;
+            }
+        }
+        float jarvis_zero_M  = NAN; // the M that jarvis_zero_vs was computed for
+        float jarvis_zero_vs = 0.0f;
+
         // online softmax / attention
         // loop over n_kv and n_head_kv
         // ref: https://arxiv.org/pdf/2112.05682.pdf
         for (int64_t ic = 0; ic < nek1; ++ic) {
             const float mv = mp ? slope*GGML_CPU_FP16_TO_FP32(mp[ic]) : 0.0f;
             if (mv == -INFINITY) {
+                continue;
+            }
+
+            // JARVIS-PATCH: a zero key and value when the maximum stays: only the sum grows
+            if (jarvis_zero_rows && ic >= jarvis_zero_from && mv == 0.0f && M >= 0.0f) {
+                if (M != jarvis_zero_M) {
+                    jarvis_zero_M  = M;
+                    jarvis_zero_vs = expf(0.0f - M);
+                }
+                S = S*1.0f + jarvis_zero_vs;
+                ++jarvis_taken;
                 continue;
             }
 
@@ -8242,6 +8311,10 @@ static void ggml_compute_forward_flash_attn_ext_f16_one_chunk(
 
         // permute(0, 2, 1, 3)
         memcpy((char *) dst->data + (i3*ne2*ne1 + i2 + i1*ne1)*nb1, VKQ32, nb1);
+    }
+
+    if (jarvis_taken > 0) {
+        jarvis_zero_rows_taken.fetch_add(jarvis_taken, std::memory_order_relaxed);
     }
 }
 
