@@ -857,6 +857,14 @@ struct whisper_decoder {
     std::vector<float> jarvis_raw_logprobs;
     std::vector<float> jarvis_pre_logits;
 
+    // JARVIS-PATCH: at temperature 0 `probs` holds only the timestamps' probabilities; a text
+    // token's is computed when sampling reads it (jarvis_prob), from `jarvis_pen_logprobs` when
+    // `jarvis_pen_valid` (with a grammar `logprobs` then holds the tokens' scores instead, see
+    // whisper_process_logits), else from `logprobs`
+    bool jarvis_lazy_probs = false;
+    bool jarvis_pen_valid  = false;
+    std::vector<float> jarvis_pen_logprobs;
+
     mutable std::mt19937 rng; // used for sampling at t > 0.0
 };
 
@@ -6661,15 +6669,23 @@ static void whisper_process_logits(
             }
         }
 
+        // JARVIS-PATCH: without timestamps (all their logits are -INFINITY, so their logsumexp
+        // below is -INFINITY and never above a text token's) and with a grammar (whose branch
+        // below computes `logprobs` anew from the grammar's logits), this log-softmax is never
+        // read: skipped, with the timestamp test it only feeds.
+        const bool jarvis_skip_ts = params.no_timestamps && params.n_grammar_rules > 0;
+
         // populate the logprobs array (log_softmax)
-        whisper_compute_logprobs(logits, n_logits, logprobs);
+        if (!jarvis_skip_ts) {
+            whisper_compute_logprobs(logits, n_logits, logprobs);
+        }
 
         // if sum of probability over timestamps is above any other token, sample timestamp
         // ref: https://github.com/openai/whisper/blob/0b1ba3d46ebf7fe6f953acfd8cad62a4f851b49f/whisper/decoding.py#L431-L437
         {
             // logsumexp over timestamps
             float timestamp_logprob = -INFINITY;
-            {
+            if (!jarvis_skip_ts) {
                 float logsumexp = 0.0f;
                 const float logprob_max = *std::max_element(logprobs.begin() + vocab.token_beg, logprobs.end());
                 for (int i = vocab.token_beg; i < n_logits; ++i) {
@@ -6682,7 +6698,7 @@ static void whisper_process_logits(
                 }
             }
 
-            const float max_text_token_logprob = *std::max_element(logprobs.begin(), logprobs.begin() + vocab.token_beg);
+            const float max_text_token_logprob = jarvis_skip_ts ? -INFINITY : *std::max_element(logprobs.begin(), logprobs.begin() + vocab.token_beg);
 
             //WHISPER_LOG_INFO("timestamp_logprob=%f max_text_token_logprob=%f\n", timestamp_logprob, max_text_token_logprob);
 
@@ -6720,7 +6736,19 @@ static void whisper_process_logits(
     }
 
     // compute probs
-    whisper_compute_probs(logits, n_logits, logprobs, probs);
+    // JARVIS-PATCH: at temperature 0 sampling reads the probabilities of the timestamps and of a
+    // few tokens only (whisper_sample_token, whisper_sample_token_topk), so the rest are not
+    // computed here (an expf for each of the 51 864 tokens, at every step of every decoder):
+    // jarvis_prob gives any of them as whisper_compute_probs would.
+    decoder.jarvis_lazy_probs = temperature < 1e-6f;
+    if (decoder.jarvis_lazy_probs) {
+        for (int i = vocab.token_beg; i < n_logits; ++i) {
+            probs[i] = logits[i] == -INFINITY ? 0.0f : expf(logprobs[i]);
+        }
+    } else {
+        whisper_compute_probs(logits, n_logits, logprobs, probs);
+    }
+    decoder.jarvis_pen_valid = false;
 
     // JARVIS-PATCH: the grammar is a bias, not a renormalisation. The tokens are still chosen
     // by `logits` and `probs` (the grammar's penalties applied), but a token's log probability,
@@ -6732,9 +6760,15 @@ static void whisper_process_logits(
     if (params.n_grammar_rules > 0 && decoder.jarvis_pre_logits.size() == (size_t) n_logits) {
         const auto & raw = decoder.jarvis_raw_logprobs;
         const auto & pre = decoder.jarvis_pre_logits;
+        // the scores go to `logprobs`, the log-softmax the probabilities come from stays in
+        // `jarvis_pen_logprobs` (a swap, no copy)
+        auto & scores = decoder.jarvis_pen_logprobs;
+        scores.resize(n_logits);
         for (int i = 0; i < n_logits; ++i) {
-            logprobs[i] = (logits[i] > -INFINITY && pre[i] > -INFINITY) ? raw[i] + (logits[i] - pre[i]) : -INFINITY;
+            scores[i] = (logits[i] > -INFINITY && pre[i] > -INFINITY) ? raw[i] + (logits[i] - pre[i]) : -INFINITY;
         }
+        std::swap(logprobs, scores);
+        decoder.jarvis_pen_valid = true;
     }
 
 #if 0
@@ -6804,6 +6838,16 @@ static bool whisper_sequence_tokens_equal(const whisper_sequence & a, const whis
     return true;
 }
 
+// JARVIS-PATCH: token i's probability as whisper_compute_probs computes it in
+// whisper_process_logits (see whisper_decoder::jarvis_lazy_probs)
+static float jarvis_prob(const whisper_decoder & decoder, int i) {
+    if (!decoder.jarvis_lazy_probs) {
+        return decoder.probs[i];
+    }
+    const auto & lp = decoder.jarvis_pen_valid ? decoder.jarvis_pen_logprobs : decoder.logprobs;
+    return decoder.logits[i] == -INFINITY ? 0.0f : expf(lp[i]);
+}
+
 static whisper_token_data whisper_sample_token(
             whisper_context & ctx,
       const whisper_decoder & decoder,
@@ -6839,7 +6883,33 @@ static whisper_token_data whisper_sample_token(
         result.ptsum = sum_ts;
     }
 
-    if (best) {
+    if (best && decoder.jarvis_lazy_probs) {
+        // JARVIS-PATCH: the same choice as the loop below over every token's probability (the
+        // first token with the greatest), computing only those of the tokens whose log-softmax
+        // is within 1e-3 of the greatest: expf of anything lower is lower by far more than its
+        // error, so none of them can be, or come before, the one chosen.
+        const auto & lp = decoder.jarvis_pen_valid ? decoder.jarvis_pen_logprobs : decoder.logprobs;
+        const auto & logits = decoder.logits;
+        float lp_max = -INFINITY;
+        for (int i = 0; i < n_logits; ++i) {
+            if (logits[i] != -INFINITY && lp[i] > lp_max) {
+                lp_max = lp[i];
+            }
+        }
+        const bool narrow = lp_max > -INFINITY && expf(lp_max) > 0.0f;
+        const float lp_from = narrow ? lp_max - 1e-3f : -INFINITY;
+        for (int i = 0; i < n_logits; ++i) {
+            if (narrow && !(logits[i] != -INFINITY && lp[i] >= lp_from)) {
+                continue;
+            }
+            const float p = jarvis_prob(decoder, i);
+            if (result.p < p) {
+                result.id   = i;
+                result.p    = p;
+                result.plog = logprobs[i];
+            }
+        }
+    } else if (best) {
         for (int i = 0; i < n_logits; ++i) {
             if (result.p < probs[i]) {
                 result.id   = i;
@@ -6931,7 +7001,7 @@ static std::vector<whisper_token_data> whisper_sample_token_topk(
             if (!(logits[id] > -INFINITY)) {
                 break;
             }
-            result.push_back({ id, tid, probs[id], logprobs[id], pt, ptsum, -1, -1, -1, 0.0f, });
+            result.push_back({ id, tid, jarvis_prob(decoder, id), logprobs[id], pt, ptsum, -1, -1, -1, 0.0f, }); // JARVIS-PATCH: jarvis_prob
             if (result.back().id >= vocab.token_beg) {
                 result.back().tid = result.back().id;
                 result.back().pt  = result.back().p;
@@ -7743,6 +7813,10 @@ int whisper_full_with_state(
                         memcpy(decoder.probs.data(),    state->decoders[0].probs.data(),    decoder.probs.size()*sizeof(decoder.probs[0]));
                         memcpy(decoder.logits.data(),   state->decoders[0].logits.data(),   decoder.logits.size()*sizeof(decoder.logits[0]));
                         memcpy(decoder.logprobs.data(), state->decoders[0].logprobs.data(), decoder.logprobs.size()*sizeof(decoder.logprobs[0]));
+                        // JARVIS-PATCH: and what jarvis_prob reads
+                        decoder.jarvis_lazy_probs   = state->decoders[0].jarvis_lazy_probs;
+                        decoder.jarvis_pen_valid    = state->decoders[0].jarvis_pen_valid;
+                        decoder.jarvis_pen_logprobs = state->decoders[0].jarvis_pen_logprobs;
                     }
 
                     state->t_sample_us += ggml_time_us() - t_start_sample_us;
