@@ -126,6 +126,32 @@ fn speak(text: &str) -> Vec<f32> {
     samples
 }
 
+/// tiny.en, with flash attention (as Jarvis loads it) or without.
+fn tiny(flash_attn: bool) -> WhisperContext {
+    let path = common::models_dir().join("whisper/ggml-tiny.en.bin");
+    let mut params = WhisperContextParameters::default();
+    params.flash_attn(flash_attn);
+    WhisperContext::new_with_params(path.to_str().unwrap(), params).unwrap()
+}
+
+/// A command naming a node, and a sentence outside the homelab.
+fn sentences() -> (Vec<f32>, Vec<f32>) {
+    (
+        speak("What is the status of node pve?"),
+        speak("Turn on the kitchen lights."),
+    )
+}
+
+/// Jarvis's free decode of a short command: encoder context 320, `prompt`, greedy.
+fn free(prompt: &[i32]) -> How<'_> {
+    How {
+        audio_ctx: 320,
+        prompt,
+        grammar: None,
+        beams: 1,
+    }
+}
+
 fn grammar() -> SpeechGrammar {
     let mut builder = GrammarBuilder::new();
     for words in [&["what", "is", "the", "status", "of"][..], &["start"][..]] {
@@ -157,10 +183,7 @@ fn a_second_decode_of_the_same_audio_skips_the_encoder_and_gives_what_a_fresh_st
 
 fn reused_and_fresh_states_agree(flash_attn: bool) {
     whisper_rs::install_logging_hooks();
-    let path = common::models_dir().join("whisper/ggml-tiny.en.bin");
-    let mut params = WhisperContextParameters::default();
-    params.flash_attn(flash_attn);
-    let context = WhisperContext::new_with_params(path.to_str().unwrap(), params).unwrap();
+    let context = tiny(flash_attn);
     let log = Log::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -171,19 +194,13 @@ fn reused_and_fresh_states_agree(flash_attn: bool) {
     // whisper.cpp logs on the thread that decodes: this one.
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let command = speak("What is the status of node pve?");
-    let other = speak("Turn on the kitchen lights.");
+    let (command, other) = sentences();
     let prompt = context.tokenize("pve, agent1, media-server.", 64).unwrap();
     let other_prompt = context
         .tokenize("pve, agent1, media-server, haos.", 64)
         .unwrap();
     let grammar = grammar();
-    let free = How {
-        audio_ctx: 320,
-        prompt: &prompt,
-        grammar: None,
-        beams: 1,
-    };
+    let free = free(&prompt);
     let guided = How {
         grammar: Some(&grammar),
         ..free
@@ -267,20 +284,11 @@ fn the_attention_shortcut_for_zero_rows_gives_the_same_bits_as_the_plain_loop() 
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let path = common::models_dir().join("whisper/ggml-tiny.en.bin");
-    let mut params = WhisperContextParameters::default();
-    params.flash_attn(true);
-    let context = WhisperContext::new_with_params(path.to_str().unwrap(), params).unwrap();
-    let command = speak("What is the status of node pve?");
-    let other = speak("Turn on the kitchen lights.");
+    let context = tiny(true);
+    let (command, other) = sentences();
     let prompt = context.tokenize("pve, agent1, media-server.", 64).unwrap();
     let grammar = grammar();
-    let free = How {
-        audio_ctx: 320,
-        prompt: &prompt,
-        grammar: None,
-        beams: 1,
-    };
+    let free = free(&prompt);
     let beams = How {
         grammar: Some(&grammar),
         beams: 3,
