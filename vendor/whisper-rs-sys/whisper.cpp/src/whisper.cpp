@@ -6838,14 +6838,18 @@ static bool whisper_sequence_tokens_equal(const whisper_sequence & a, const whis
     return true;
 }
 
+// JARVIS-PATCH: the log-softmax the probabilities come from (see whisper_decoder::jarvis_lazy_probs)
+static const std::vector<float> & jarvis_prob_logprobs(const whisper_decoder & decoder) {
+    return decoder.jarvis_pen_valid ? decoder.jarvis_pen_logprobs : decoder.logprobs;
+}
+
 // JARVIS-PATCH: token i's probability as whisper_compute_probs computes it in
 // whisper_process_logits (see whisper_decoder::jarvis_lazy_probs)
 static float jarvis_prob(const whisper_decoder & decoder, int i) {
     if (!decoder.jarvis_lazy_probs) {
         return decoder.probs[i];
     }
-    const auto & lp = decoder.jarvis_pen_valid ? decoder.jarvis_pen_logprobs : decoder.logprobs;
-    return decoder.logits[i] == -INFINITY ? 0.0f : expf(lp[i]);
+    return decoder.logits[i] == -INFINITY ? 0.0f : expf(jarvis_prob_logprobs(decoder)[i]);
 }
 
 static whisper_token_data whisper_sample_token(
@@ -6883,12 +6887,13 @@ static whisper_token_data whisper_sample_token(
         result.ptsum = sum_ts;
     }
 
-    if (best && decoder.jarvis_lazy_probs) {
-        // JARVIS-PATCH: the same choice as the loop below over every token's probability (the
-        // first token with the greatest), computing only those of the tokens whose log-softmax
-        // is within 1e-3 of the greatest: expf of anything lower is lower by far more than its
-        // error, so none of them can be, or come before, the one chosen.
-        const auto & lp = decoder.jarvis_pen_valid ? decoder.jarvis_pen_logprobs : decoder.logprobs;
+    if (best) {
+        // JARVIS-PATCH: the same choice as upstream's loop over every token's probability (the
+        // first token with the greatest), reading only those of the tokens whose log-softmax is
+        // within 1e-3 of the greatest (each probability is expf of it, lazily or not): expf of
+        // anything lower is lower by far more than its error, so none of them can be, or come
+        // before, the one chosen.
+        const auto & lp = jarvis_prob_logprobs(decoder);
         const auto & logits = decoder.logits;
         float lp_max = -INFINITY;
         for (int i = 0; i < n_logits; ++i) {
@@ -6906,14 +6911,6 @@ static whisper_token_data whisper_sample_token(
             if (result.p < p) {
                 result.id   = i;
                 result.p    = p;
-                result.plog = logprobs[i];
-            }
-        }
-    } else if (best) {
-        for (int i = 0; i < n_logits; ++i) {
-            if (result.p < probs[i]) {
-                result.id   = i;
-                result.p    = probs[i];
                 result.plog = logprobs[i];
             }
         }
