@@ -900,6 +900,64 @@ fn the_sentence_silence_outlasts_a_sentences_comma() {
     }
 }
 
+#[test]
+fn silero_fed_chunk_by_chunk_hears_what_it_hears_in_one_pass() {
+    // The endpointer feeds Silero only each chunk's new windows and lets its LSTM state go on
+    // from the last chunk's (`detect_speech_on`). The probabilities must be those of one pass
+    // over the whole stream, bit for bit: else endpointing would depend on how the client cut
+    // its audio. And a context taken back from the pool must start afresh.
+    use whisper_rs::{WhisperVadContext, WhisperVadContextParams};
+    const WINDOW: usize = jarvis::stt::endpoint::WINDOW;
+    let vad = jarvis::config::Config::default().stt.vad;
+    let path = common::models_dir().join(&vad.model);
+    let mut params = WhisperVadContextParams::new();
+    params.set_n_threads(1);
+    let mut context = WhisperVadContext::new(path.to_str().unwrap(), params).unwrap();
+    let clip = common::wake_clips::espeak_command("Good morning, how are you?", "en-us", 150);
+    let mut samples = common::wake_clips::to_f32(&clip);
+    samples.truncate(samples.len() / WINDOW * WINDOW);
+    context.detect_speech(&samples).unwrap();
+    let whole = context.probabilities().to_vec();
+    assert_eq!(whole.len(), samples.len() / WINDOW);
+    assert!(
+        whole.iter().any(|p| *p > 0.9) && whole.iter().any(|p| *p < 0.1),
+        "no speech and silence in {whole:?}"
+    );
+    // Chunks of two windows, as a client's 1024-sample chunks arrive, and uneven ones.
+    for sizes in [&[2][..], &[1, 3, 5, 2]] {
+        let mut streamed = Vec::new();
+        let (mut at, mut i) = (0, 0);
+        while at < samples.len() {
+            let end = (at + sizes[i % sizes.len()] * WINDOW).min(samples.len());
+            if at == 0 {
+                context.detect_speech(&samples[..end]).unwrap();
+            } else {
+                context.detect_speech_on(&samples[at..end]).unwrap();
+            }
+            streamed.extend_from_slice(context.probabilities());
+            (at, i) = (end, i + 1);
+        }
+        let same = whole
+            .iter()
+            .zip(&streamed)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same && streamed.len() == whole.len(),
+            "chunks of {sizes:?} windows: {streamed:?} against {whole:?}"
+        );
+    }
+    // Going on from a finished stream is another thing than starting afresh: the state matters.
+    context.detect_speech_on(&samples[..8 * WINDOW]).unwrap();
+    let carried = context.probabilities().to_vec();
+    context.detect_speech(&samples[..8 * WINDOW]).unwrap();
+    assert_ne!(
+        carried,
+        context.probabilities(),
+        "the state made no difference"
+    );
+    assert_eq!(context.probabilities(), &whole[..8]);
+}
+
 #[tokio::test]
 async fn a_live_command_waits_through_a_pause_before_the_name_and_ends_soon_after_it() {
     // "Start the ... media server": after "start the" the brain knows a name must follow, so a

@@ -5869,6 +5869,13 @@ unsafe extern "C" {
     ) -> bool;
 }
 unsafe extern "C" {
+    pub fn whisper_vad_jarvis_detect_speech_on(
+        vctx: *mut whisper_vad_context,
+        samples: *const f32,
+        n_samples: ::std::os::raw::c_int,
+    ) -> bool;
+}
+unsafe extern "C" {
     pub fn whisper_vad_n_probs(vctx: *mut whisper_vad_context) -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {

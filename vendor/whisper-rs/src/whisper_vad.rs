@@ -177,6 +177,26 @@ impl WhisperVadContext {
         }
     }
 
+    /// JARVIS-PATCH: as [`Self::detect_speech`], but the model's state goes on from where the
+    /// last call left it instead of starting afresh: feed a stream a whole number of windows
+    /// at a time, each call's samples following the last call's (the first call of a stream
+    /// should be [`Self::detect_speech`], which starts from a fresh state).
+    /// [`Self::probabilities`] then holds this call's windows only.
+    ///
+    /// # Errors
+    /// When whisper.cpp fails to run the model.
+    pub fn detect_speech_on(&mut self, samples: &[f32]) -> Result<(), WhisperError> {
+        let len = c_int::try_from(samples.len()).map_err(|_| WhisperError::GenericError(-1))?;
+        let success = unsafe {
+            whisper_rs_sys::whisper_vad_jarvis_detect_speech_on(self.ptr, samples.as_ptr(), len)
+        };
+        if success {
+            Ok(())
+        } else {
+            Err(WhisperError::GenericError(-1))
+        }
+    }
+
     /// Get an array of probabilities. Undocumented use.
     pub fn probabilities(&self) -> &[f32] {
         let prob_ptr = unsafe { whisper_vad_probs(self.ptr) };

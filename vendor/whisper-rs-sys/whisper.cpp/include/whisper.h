@@ -711,6 +711,16 @@ extern "C" {
                            const float * samples,
                                    int   n_samples);
 
+    // JARVIS-PATCH: as whisper_vad_detect_speech, but the LSTM state goes on from where the
+    // last call on `vctx` left it instead of starting from zeros: a stream fed window by window
+    // (each call's samples a whole number of windows, following the last call's) gets the
+    // probabilities one call over all of it would give, without running its earlier audio again.
+    // The probabilities are those of this call's windows only.
+    WHISPER_API bool whisper_vad_jarvis_detect_speech_on(
+            struct whisper_vad_context * vctx,
+                           const float * samples,
+                                   int   n_samples);
+
     WHISPER_API int     whisper_vad_n_probs(struct whisper_vad_context * vctx);
     WHISPER_API float * whisper_vad_probs  (struct whisper_vad_context * vctx);
 

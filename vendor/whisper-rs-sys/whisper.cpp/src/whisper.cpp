@@ -5317,10 +5317,13 @@ struct whisper_vad_context * whisper_vad_init_with_params(
     return vctx;
 }
 
-bool whisper_vad_detect_speech(
+// JARVIS-PATCH: the body of whisper_vad_detect_speech, which resets the LSTM state first, and
+// of whisper_vad_jarvis_detect_speech_on, which goes on from the state the last call left.
+static bool whisper_vad_jarvis_detect(
         struct whisper_vad_context * vctx,
         const float * samples,
-        int n_samples) {
+        int n_samples,
+        bool reset) {
     int n_chunks = n_samples / vctx->n_window;
     if (n_samples % vctx->n_window != 0) {
         n_chunks += 1;  // Add one more chunk for remaining samples.
@@ -5330,7 +5333,9 @@ bool whisper_vad_detect_speech(
     WHISPER_LOG_INFO("%s: n_chunks: %d\n", __func__, n_chunks);
 
     // Reset LSTM hidden/cell states
-    ggml_backend_buffer_clear(vctx->buffer, 0);
+    if (reset) { // JARVIS-PATCH: unless the caller goes on with the same stream
+        ggml_backend_buffer_clear(vctx->buffer, 0);
+    }
 
     vctx->probs.resize(n_chunks);
     WHISPER_LOG_INFO("%s: props size: %u\n", __func__, n_chunks);
@@ -5397,6 +5402,21 @@ bool whisper_vad_detect_speech(
     ggml_backend_sched_reset(sched);
 
     return true;
+}
+
+bool whisper_vad_detect_speech(
+        struct whisper_vad_context * vctx,
+        const float * samples,
+        int n_samples) {
+    return whisper_vad_jarvis_detect(vctx, samples, n_samples, true);
+}
+
+// JARVIS-PATCH: see whisper.h
+bool whisper_vad_jarvis_detect_speech_on(
+        struct whisper_vad_context * vctx,
+        const float * samples,
+        int n_samples) {
+    return whisper_vad_jarvis_detect(vctx, samples, n_samples, false);
 }
 
 int whisper_vad_segments_n_segments(struct whisper_vad_segments * segments) {
