@@ -985,6 +985,64 @@ async fn a_live_command_waits_through_a_pause_before_the_name_and_ends_soon_afte
 }
 
 #[tokio::test]
+async fn a_misheard_command_becomes_the_nearest_sentence_whisper_finds_likely() {
+    // tiny.en mishears espeak-ng's first words ("Haifole is the local storage.", "This
+    // media-server running."); the guided decode's beams lose such a sentence at its first
+    // word. Jarvis scores the grammar's sentences nearest to the words in spelling with whisper
+    // and keeps the best when whisper finds it nearly as likely as what it wrote.
+    let _turn = one_at_a_time().await;
+    let (app, _fake) = with_cluster().await;
+    let service = app.services.stt.clone().unwrap();
+    let mut misheard = 0;
+    for (said, voice, wpm) in [
+        ("How full is the local storage?", "en-us", 190),
+        ("Is media-server running?", "en-us+f3", 190),
+        ("Is any node offline?", "en-gb", 180),
+    ] {
+        let clip = common::wake_clips::espeak(said, voice, wpm);
+        let audio = common::wake_clips::resample(clip.rate, &clip.samples);
+        let words = |text: &str| -> Vec<String> {
+            text.split(|c: char| !c.is_alphanumeric() && c != '-' && c != '\'')
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect()
+        };
+        let free = decode_with(&service, &audio, None, "haos, media-server, local").await;
+        misheard += usize::from(words(&free) != words(said));
+        let text = transcribe_at_once(app.wyoming_addr, &audio, true).await;
+        assert_eq!(
+            words(&text),
+            words(said),
+            "{voice} {wpm}: free {free:?}, transcript {text:?}"
+        );
+    }
+    assert!(
+        misheard >= 2,
+        "whisper heard these right without the grammar"
+    );
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn everyday_speech_is_not_bent_into_the_nearest_command() {
+    // The nearest command to an everyday sentence is rarely what whisper heard: it scores it
+    // far below its own words ("Turn on the kitchen lights." against "Turn on agent1.").
+    let _turn = one_at_a_time().await;
+    let (app, _fake) = with_cluster().await;
+    for said in [
+        "Turn on the kitchen lights.",
+        "What time is it?",
+        "Tell me a joke.",
+    ] {
+        let clip = common::wake_clips::espeak(said, "en-us", 160);
+        let audio = common::wake_clips::resample(clip.rate, &clip.samples);
+        let text = transcribe_at_once(app.wyoming_addr, &audio, true).await;
+        assert_eq!(text.to_lowercase(), said.to_lowercase(), "{said}");
+    }
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
 async fn a_command_whose_first_word_whisper_writes_as_a_number_is_guided_to_its_words() {
     // "Force stop frigate." comes out of tiny.en as "4-stop, frigate." in several voices. The
     // brain's grammar takes a VMID where a guest goes ("{guest} status"), but a number never

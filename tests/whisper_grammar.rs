@@ -287,3 +287,71 @@ fn a_guided_decode_is_abandoned_only_once_it_cannot_reach_the_floor() {
         }
     }
 }
+
+#[test]
+fn whisper_scores_a_whole_sentence_as_it_would_decode_it_token_by_token() {
+    // `WhisperState::score` (JARVIS-PATCH): after a decode, the log probability of each token of
+    // a sentence given those before it, the prompt and the encoding reused, in a few batched
+    // passes of the decoder. Jarvis scores the grammar's sentences nearest to a misheard
+    // transcript so. The values must be whisper's own, as a decode forced through the same
+    // tokens reads them; and scoring must not change the next decode on the state.
+    let context = tiny_en();
+    let mut fresh = context.create_state().unwrap();
+    assert!(fresh.score(&[440]).is_err(), "nothing decoded yet");
+    let mut state = context.create_state().unwrap();
+    let samples = spoken("What is the status of node pve?");
+    let params = || common::whisper_params(320, 40);
+    state.full(params(), &samples).unwrap();
+    let free = text_tokens(&context, &state);
+    // The free decode's own words, and a sentence it did not write (longer than one batch).
+    for sentence in [
+        None,
+        Some(" What is the status of the media server on node agent one today?"),
+    ] {
+        let script: Vec<i32> = match sentence {
+            None => free.iter().map(|t| t.id).collect(),
+            Some(text) => context.tokenize(text, 64).unwrap(),
+        };
+        assert!(sentence.is_none() || script.len() > 8, "{script:?}");
+        let (own, _) = forced(&context, &mut state, &samples, &script);
+        let scored = state.score(&script).unwrap();
+        assert_eq!(scored.len(), script.len() + 1);
+        // The forced decode a token at a time, the score in batches: the kernels' rounding
+        // differs by up to ~2e-3 (see above).
+        for (i, (own, scored)) in own.iter().zip(&scored).enumerate() {
+            assert!(
+                (own - scored).abs() < 1e-2,
+                "{sentence:?}, token {i}: scored {scored}, whisper's own {own}"
+            );
+        }
+        let end = scored[script.len()];
+        assert!(end.is_finite() && end < 0.0, "end-of-text {end}");
+        if sentence.is_none() {
+            // The sentence whisper wrote ends where it did.
+            assert!(end > -1.0, "end-of-text after whisper's own words: {end}");
+        }
+    }
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+    let heard = state
+        .score(&free.iter().map(|t| t.id).collect::<Vec<_>>())
+        .unwrap();
+    let other = state
+        .score(&context.tokenize(" Start the dishwasher.", 64).unwrap())
+        .unwrap();
+    assert!(
+        mean(&heard) > mean(&other) + 2.0,
+        "{heard:?} against {other:?}"
+    );
+    // The next decode on the state is what it was.
+    state.full(params(), &samples).unwrap();
+    let again = text_tokens(&context, &state);
+    assert_eq!(
+        free.iter()
+            .map(|t| (t.id, t.plog.to_bits()))
+            .collect::<Vec<_>>(),
+        again
+            .iter()
+            .map(|t| (t.id, t.plog.to_bits()))
+            .collect::<Vec<_>>()
+    );
+}

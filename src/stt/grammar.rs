@@ -19,6 +19,9 @@
 //! status"). A sentence that does begin with a bare VMID is still transcribed (unguided) and
 //! understood by the brain; names that begin with a digit ("3cx") are not numbers.
 //!
+//! [`SpeechGrammar::nearest`] finds the sentences nearest to a transcript in spelling, for
+//! whisper to score (`super::whisper`).
+//!
 //! The same grammar answers [`SpeechGrammar::accepts`] for a transcript, so a free decode that
 //! is already in the grammar is not decoded again (greedy decoding with a penalty on the tokens
 //! outside the grammar picks the same tokens when every token it picked was inside it).
@@ -912,6 +915,250 @@ impl SpeechGrammar {
     }
 }
 
+/// A sentence of the grammar near a transcript in spelling ([`SpeechGrammar::nearest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Near {
+    /// The sentence, words and names as the grammar writes them, its first letter a capital.
+    pub text: String,
+    /// Letters and digits to change, add or drop (case, spaces and punctuation aside) to turn
+    /// the transcript into it.
+    pub cost: usize,
+}
+
+/// Most row extensions one [`SpeechGrammar::nearest`] search makes (~25 operations each): a
+/// bound on its time whatever the grammar (a few ms).
+const NEAREST_BUDGET: usize = 200_000;
+
+/// Where a search goes on once a slot's value has ended.
+#[derive(Debug, Clone, Copy)]
+enum Then<'g> {
+    /// The sentence's next word node.
+    Words(usize),
+    /// The outer slot's node after a value of the slot it refers to.
+    Slot(&'g str, usize),
+}
+
+/// One [`SpeechGrammar::nearest`] search: a depth-first walk of the sentences, each prefix
+/// carrying its row of edit distances to the prefixes of the target, and cut off once no
+/// prefix of the target is within the bound.
+struct Search<'g> {
+    grammar: &'g SpeechGrammar,
+    target: Vec<char>,
+    numbers: Vec<String>,
+    best: Vec<Near>,
+    keep: usize,
+    bound: usize,
+    budget: usize,
+}
+
+impl<'g> Search<'g> {
+    /// The highest cost still worth following.
+    fn limit(&self) -> usize {
+        match self.best.last() {
+            Some(worst) if self.best.len() >= self.keep => worst.cost,
+            _ => self.bound,
+        }
+    }
+
+    /// `row` extended by one character of a sentence; `None` once nothing within the limit.
+    fn extend(&mut self, row: &[usize], c: char) -> Option<Vec<usize>> {
+        if !c.is_alphanumeric() {
+            return Some(row.to_vec());
+        }
+        self.budget = self.budget.checked_sub(1)?;
+        let c = c.to_lowercase().next().unwrap_or(c);
+        let mut next = Vec::with_capacity(row.len());
+        next.push(row.first().copied().unwrap_or(0) + 1);
+        for (j, t) in self.target.iter().enumerate() {
+            let left = next.last().copied().unwrap_or(usize::MAX - 1) + 1;
+            let up = row.get(j + 1).copied().unwrap_or(usize::MAX - 1) + 1;
+            let diagonal = row.get(j).copied().unwrap_or(usize::MAX - 1) + usize::from(*t != c);
+            next.push(left.min(up).min(diagonal));
+        }
+        let least = next.iter().copied().min().unwrap_or(usize::MAX);
+        (least <= self.limit()).then_some(next)
+    }
+
+    fn extend_all(&mut self, row: &[usize], chars: &str) -> Option<Vec<usize>> {
+        let mut row = row.to_vec();
+        for c in chars.chars() {
+            row = self.extend(&row, c)?;
+        }
+        Some(row)
+    }
+
+    /// A whole sentence: kept if it is among the nearest so far.
+    fn offer(&mut self, row: &[usize], text: &str) {
+        let cost = row.last().copied().unwrap_or(usize::MAX);
+        if cost > self.limit() {
+            return;
+        }
+        let mut chars = text.trim_start().chars();
+        let text: String = chars
+            .next()
+            .map(|first| first.to_uppercase().chain(chars).collect())
+            .unwrap_or_default();
+        if self.best.iter().any(|near| near.text == text) {
+            return;
+        }
+        let at = self.best.partition_point(|near| near.cost <= cost);
+        self.best.insert(at, Near { text, cost });
+        self.best.truncate(self.keep);
+    }
+
+    fn words(&mut self, node: usize, row: &[usize], text: &mut String) {
+        let grammar = self.grammar;
+        let Some(here) = grammar.words.get(node) else {
+            return;
+        };
+        if here.end {
+            self.offer(row, text);
+        }
+        for (edge, &next) in &here.next {
+            if self.budget == 0 {
+                return;
+            }
+            let len = text.len();
+            match edge {
+                Edge::Word(word) => {
+                    if let Some(row) = self.extend_all(row, word) {
+                        text.push(' ');
+                        text.push_str(word);
+                        self.words(next, &row, text);
+                    }
+                }
+                Edge::Slot(slot) => {
+                    if let Some((slot, _)) = grammar.slots.get_key_value(slot.as_str()) {
+                        text.push(' ');
+                        self.chars(slot, 0, row, text, &mut vec![Then::Words(next)]);
+                    }
+                }
+            }
+            text.truncate(len);
+        }
+    }
+
+    /// The values of `slot` from its node `node`; `then`: where to go on at a value's end.
+    fn chars(
+        &mut self,
+        slot: &'g str,
+        node: usize,
+        row: &[usize],
+        text: &mut String,
+        then: &mut Vec<Then<'g>>,
+    ) {
+        let grammar = self.grammar;
+        let Some(here) = grammar.slots.get(slot).and_then(|trie| trie.get(node)) else {
+            return;
+        };
+        if here.end {
+            if let Some(after) = then.pop() {
+                match after {
+                    Then::Words(next) => self.words(next, row, text),
+                    Then::Slot(outer, at) => self.chars(outer, at, row, text, then),
+                }
+                then.push(after);
+            }
+        }
+        for (sub, &after) in &here.subs {
+            if let Some((sub, _)) = grammar.slots.get_key_value(sub.as_str()) {
+                then.push(Then::Slot(slot, after));
+                self.chars(sub, 0, row, text, then);
+                then.pop();
+            }
+        }
+        let mut numbered = false;
+        for (&c, &next) in here.next.iter() {
+            if self.budget == 0 {
+                return;
+            }
+            let len = text.len();
+            if c == DIGITS || c == DIGIT {
+                // Every edge of a run is handled at the first.
+                if std::mem::replace(&mut numbered, true) {
+                    continue;
+                }
+                // A number: one the transcript holds, where the grammar takes that many digits.
+                let Some((least, exact, after)) = digit_run(grammar, slot, node) else {
+                    continue;
+                };
+                let numbers: Vec<String> = self
+                    .numbers
+                    .iter()
+                    .filter(|n| n.len() >= least && (!exact || n.len() == least))
+                    .cloned()
+                    .collect();
+                for number in numbers {
+                    if let Some(row) = self.extend_all(row, &number) {
+                        text.push_str(&number);
+                        self.chars(slot, after, &row, text, then);
+                        text.truncate(len);
+                    }
+                }
+                continue;
+            }
+            if let Some(row) = self.extend(row, c) {
+                text.push(c);
+                self.chars(slot, next, &row, text, then);
+                text.truncate(len);
+            }
+        }
+    }
+}
+
+/// The run of digit placeholders from `node` of `slot`'s trie (`%` one digit, `#` one or more):
+/// the fewest digits it takes, whether exactly that many, and the node after it.
+fn digit_run(grammar: &SpeechGrammar, slot: &str, node: usize) -> Option<(usize, bool, usize)> {
+    let trie = grammar.slots.get(slot)?;
+    let (mut least, mut at) = (0, node);
+    loop {
+        let here = trie.get(at)?;
+        match (here.next.get(&DIGIT), here.next.get(&DIGITS)) {
+            (Some(&next), _) => {
+                least += 1;
+                at = next;
+            }
+            (None, Some(&next)) => return Some((least + 1, false, next)),
+            (None, None) => return (least > 0).then_some((least, true, at)),
+        }
+    }
+}
+
+impl SpeechGrammar {
+    /// Up to `keep` sentences of the grammar nearest to `text` in spelling, nearest first:
+    /// those that turn into it with at most `bound` letters or digits changed, added or
+    /// dropped (case, spaces and punctuation aside). A number in the grammar is one of the
+    /// transcript's. What whisper mishears in a command is mostly a sound or two ("Top
+    /// nextcloud." for "Stop nextcloud.", "Half-oil is the local storage." for "How full is
+    /// ..."), so the sentence said is usually among the nearest; whisper then says which of
+    /// them it heard. The search stops after a fixed amount of work, however large the
+    /// grammar.
+    pub fn nearest(&self, text: &str, keep: usize, bound: usize) -> Vec<Near> {
+        let target: Vec<char> = text
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
+        let numbers = text
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let mut search = Search {
+            grammar: self,
+            target,
+            numbers,
+            best: Vec::new(),
+            keep,
+            bound,
+            budget: NEAREST_BUDGET,
+        };
+        let row: Vec<usize> = (0..=search.target.len()).collect();
+        search.words(0, &row, &mut String::new());
+        search.best
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1139,6 +1386,36 @@ mod tests {
         assert!(g.unfinished("start the"));
         assert!(!g.unfinished("start the vm nextcloud"), "complete");
         assert!(!g.unfinished("start the vm pbe"));
+    }
+
+    #[test]
+    fn the_nearest_sentences_are_those_a_misheard_transcript_is_fewest_letters_from() {
+        let g = with_names(&["nextcloud", "media-server", "3cx", "#"]);
+        let near = g.nearest("Top nextcloud.", 3, 5);
+        assert_eq!(near[0].text, "Start nextcloud", "{near:?}");
+        assert_eq!(near[0].cost, 4, "{near:?}");
+        // Names through references, numbers the transcript holds, case and hyphens aside.
+        let near = g.nearest("Start the Vm media server", 1, 4);
+        assert_eq!(near[0].text, "Start the vm media-server", "{near:?}");
+        assert_eq!(near[0].cost, 0);
+        let near = g.nearest("Star vm-101.", 2, 4);
+        assert_eq!(near[0].text, "Start vm 101", "{near:?}");
+        assert_eq!(near[0].cost, 1);
+        assert!(near.iter().all(|n| g.accepts(&n.text)), "{near:?}");
+        // Nearest first, each once, none past the bound.
+        let near = g.nearest("nextcloud stat", 10, 6);
+        assert_eq!(near[0].text, "Nextcloud status");
+        assert!(near.windows(2).all(|w| w[0].cost <= w[1].cost), "{near:?}");
+        assert!(near.iter().all(|n| n.cost <= 6), "{near:?}");
+        let texts: HashSet<&str> = near.iter().map(|n| n.text.as_str()).collect();
+        assert_eq!(texts.len(), near.len(), "{near:?}");
+        assert!(g.nearest("Tell me a joke about penguins.", 3, 4).is_empty());
+        // A number only where the transcript has one.
+        assert!(
+            g.nearest("Start vm", 5, 2)
+                .iter()
+                .all(|n| !n.text.contains(char::is_numeric))
+        );
     }
 
     #[test]

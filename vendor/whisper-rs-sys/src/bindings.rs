@@ -5216,6 +5216,15 @@ unsafe extern "C" {
     pub fn whisper_jarvis_abandoned(state: *const whisper_state) -> bool;
 }
 unsafe extern "C" {
+    pub fn whisper_jarvis_score(
+        ctx: *mut whisper_context,
+        state: *mut whisper_state,
+        tokens: *const whisper_token,
+        n_tokens: ::std::os::raw::c_int,
+        logprobs: *mut f32,
+    ) -> ::std::os::raw::c_int;
+}
+unsafe extern "C" {
     pub fn whisper_jarvis_attention_shortcut(enabled: bool);
 }
 unsafe extern "C" {

@@ -7369,6 +7369,67 @@ static bool jarvis_reuse_prompt(const whisper_context & ctx, whisper_state & sta
     return true;
 }
 
+// JARVIS-PATCH: see whisper.h. The log-softmax of one row of logits over the text tokens and
+// end-of-text (every special and timestamp token left out, as a decode without timestamps
+// leaves them out), read at `token`.
+static float jarvis_text_logprob(const float * row, int n_vocab, whisper_token eot, whisper_token token) {
+    const int n = std::min(n_vocab, (int) eot + 1);
+    float max = -INFINITY;
+    for (int i = 0; i < n; ++i) {
+        max = std::max(max, row[i]);
+    }
+    double sum = 0.0;
+    for (int i = 0; i < n; ++i) {
+        sum += std::exp((double) (row[i] - max));
+    }
+    if (token < 0 || token >= n) {
+        return -INFINITY;
+    }
+    return row[token] - max - (float) std::log(sum);
+}
+
+int whisper_jarvis_score(struct whisper_context * ctx, struct whisper_state * state, const whisper_token * tokens, int n_tokens, float * logprobs) {
+    if (ctx == nullptr || state == nullptr || tokens == nullptr || logprobs == nullptr || n_tokens <= 0) {
+        return -1;
+    }
+    const int n_threads = state->jarvis_prompt_threads;
+    const std::vector<whisper_token> prompt = state->jarvis_prompt;
+    const int n_prompt = (int) prompt.size();
+    if (n_prompt + n_tokens + 1 > ctx->model.hparams.n_text_ctx || n_tokens + 1 > (int) state->kv_self.size - n_prompt) {
+        return -2;
+    }
+    // The prompt's cells and logits as its decode left them (this also checks that the last
+    // decode on this state was over the same encoding, with this prompt).
+    if (!jarvis_reuse_prompt(*ctx, *state, prompt, n_threads)) {
+        return -3;
+    }
+    const int n_vocab = ctx->model.hparams.n_vocab;
+    const whisper_token eot = whisper_token_eot(ctx);
+    if ((int) state->logits.size() < n_vocab) {
+        return -4;
+    }
+    logprobs[0] = jarvis_text_logprob(state->logits.data(), n_vocab, eot, tokens[0]);
+    // The tokens go in a few at a time: the decoder's compute buffer is reserved for logits of
+    // at most WHISPER_MAX_DECODERS tokens at once.
+    for (int done = 0; done < n_tokens; done += WHISPER_MAX_DECODERS) {
+        const int n = std::min(WHISPER_MAX_DECODERS, n_tokens - done);
+        whisper_batch_prep_legacy(state->batch, tokens + done, n, n_prompt + done, 0);
+        for (int i = 0; i < n; ++i) {
+            state->batch.logits[i] = 1;
+        }
+        if (!whisper_decode_internal(*ctx, *state, state->batch, n_threads, false, nullptr, nullptr)) {
+            state->jarvis_prompt_known = false;
+            return -5;
+        }
+        for (int i = 0; i < n; ++i) {
+            const int k = done + i + 1; // the token this row predicts; n_tokens: end-of-text
+            const whisper_token next = k < n_tokens ? tokens[k] : eot;
+            logprobs[k] = jarvis_text_logprob(state->logits.data() + (size_t) i*n_vocab, n_vocab, eot, next);
+        }
+    }
+    return 0;
+}
+
 // JARVIS-PATCH: the state's timing counters, to log what one whisper_full_with_state spent.
 struct jarvis_timings {
     int64_t t_us;

@@ -283,6 +283,35 @@ impl WhisperState {
         }
     }
 
+    /// How likely whisper finds `tokens` as the text of the audio the last [`full`](Self::full)
+    /// on this state decoded, with that decode's prompt (reused, not decoded again): the log
+    /// probability of each token given those before it, then of end-of-text after the last
+    /// (`tokens.len() + 1` values). Each is a log-softmax over the text tokens and end-of-text.
+    /// A later [`full`](Self::full) on the same audio and prompt still reuses the prompt.
+    /// (JARVIS-PATCH)
+    ///
+    /// # Errors
+    /// When there is no decoded prompt to go on from (no decode yet, or it failed), or the
+    /// tokens do not fit whisper's text context.
+    pub fn score(&mut self, tokens: &[WhisperTokenId]) -> Result<Vec<f32>, WhisperError> {
+        let n = c_int::try_from(tokens.len()).map_err(|_| WhisperError::InvalidText)?;
+        let mut logprobs = vec![0.0f32; tokens.len() + 1];
+        let code = unsafe {
+            whisper_rs_sys::whisper_jarvis_score(
+                self.ctx.ctx,
+                self.ptr,
+                tokens.as_ptr(),
+                n,
+                logprobs.as_mut_ptr(),
+            )
+        };
+        if code == 0 {
+            Ok(logprobs)
+        } else {
+            Err(WhisperError::GenericError(code))
+        }
+    }
+
     /// Whether the last [`full`](Self::full) stopped early as
     /// [`set_abandon_below`](Self::set_abandon_below) asks. (JARVIS-PATCH)
     pub fn abandoned(&self) -> bool {
