@@ -7380,7 +7380,7 @@ static float jarvis_text_logprob(const float * row, int n_vocab, whisper_token e
     }
     double sum = 0.0;
     for (int i = 0; i < n; ++i) {
-        sum += std::exp((double) (row[i] - max));
+        sum += expf(row[i] - max);
     }
     if (token < 0 || token >= n) {
         return -INFINITY;
