@@ -993,11 +993,7 @@ impl<'g> Search<'g> {
         if cost > self.limit() {
             return;
         }
-        let mut chars = text.trim_start().chars();
-        let text: String = chars
-            .next()
-            .map(|first| first.to_uppercase().chain(chars).collect())
-            .unwrap_or_default();
+        let text = capitalised(text.trim_start());
         if self.best.iter().any(|near| near.text == text) {
             return;
         }

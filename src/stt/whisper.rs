@@ -651,17 +651,15 @@ impl Worker {
         if let (Some(grammar), Some(GuidedDecode { penalty, beams })) =
             (&job.request.grammar, self.guided)
         {
-            let rescored = if decoded.wants_guidance()
-                && !grammar.accepts(&decoded.text)
-                && decoded.audio_ctx == encoded_ctx
-            {
+            let guide = decoded.wants_guidance() && !grammar.accepts(&decoded.text);
+            let rescored = if guide && decoded.audio_ctx == encoded_ctx {
                 rescore(context, state, &decoded, grammar)
             } else {
                 None
             };
             if let Some(nearest) = rescored {
                 decoded = nearest;
-            } else if decoded.wants_guidance() && !grammar.accepts(&decoded.text) {
+            } else if guide {
                 let mut guided_params = params.clone();
                 guided_params.set_grammar_rules(Some(Arc::clone(grammar.rules())));
                 guided_params.set_start_rule(0);
@@ -960,12 +958,24 @@ fn guided_floor(free: &Decoded) -> f32 {
 /// what the grammar allows, as upstream scores them, the guided words would be flattered ("4
 /// status" scores -0.22 so, -7.2 as whisper found it).
 fn prefers_guided(free: &Decoded, guided: &Decoded, grammar: &SpeechGrammar) -> bool {
-    let words = |text: &str| text.split_whitespace().count() as f32;
     !guided.looped
-        && words(&guided.text) >= words(&free.text) * GUIDED_MIN_WORDS
-        && !cut_short(&free.text, &guided.text)
+        && word_for_word(&free.text, &guided.text)
         && grammar.accepts(&guided.text)
         && guided.avg_logprob >= guided_floor(free)
+}
+
+/// Whether `corrected` could be `free` with misheard words corrected: it keeps at least
+/// [`GUIDED_MIN_WORDS`] of its words and is not its first words only ([`cut_short`]).
+fn word_for_word(free: &str, corrected: &str) -> bool {
+    let words = |text: &str| text.split_whitespace().count() as f32;
+    words(corrected) >= words(free) * GUIDED_MIN_WORDS && !cut_short(free, corrected)
+}
+
+/// The grammar's sentences nearest to `text` in spelling, within about two letters in five (a
+/// sound or two misheard per word).
+fn nearest_sentences(grammar: &SpeechGrammar, text: &str) -> Vec<super::grammar::Near> {
+    let letters = text.chars().filter(|c| c.is_alphanumeric()).count();
+    grammar.nearest(text, NEAREST_KEEP, (letters * 2 / 5).max(2))
 }
 
 /// The grammar's sentence nearest to the free decode's words that whisper, scoring it on the
@@ -986,16 +996,12 @@ fn rescore(
     grammar: &SpeechGrammar,
 ) -> Option<Decoded> {
     let started = Instant::now();
-    let letters = free.text.chars().filter(|c| c.is_alphanumeric()).count();
-    // A sound or two misheard per word: about two letters in five.
-    let bound = (letters * 2 / 5).max(2);
-    let mut near = grammar.nearest(&free.text, NEAREST_KEEP, bound);
+    let mut near = nearest_sentences(grammar, &free.text);
     // At the start of speech whisper writes a word that sounds like a digit as the digit
     // ("4-stop frigate." for "Force stop frigate."): look for it as the word too.
     let spelled = spell_digits(&free.text);
     if spelled != free.text {
-        let letters = spelled.chars().filter(|c| c.is_alphanumeric()).count();
-        for other in grammar.nearest(&spelled, NEAREST_KEEP, (letters * 2 / 5).max(2)) {
+        for other in nearest_sentences(grammar, &spelled) {
             if near.iter().all(|n| n.text != other.text) {
                 near.push(other);
             }
@@ -1004,14 +1010,18 @@ fn rescore(
     if near.is_empty() {
         return None;
     }
-    let mut score = |text: &str| -> Option<f32> {
+    // Whisper's mean log probability of `text` (its tokens and end-of-text), and its tokens.
+    let mut score = |text: &str| -> Option<(f32, usize)> {
         let tokens = context
             .tokenize(&format!(" {text}"), 4 * text.len() + 8)
             .ok()?;
         let logprobs = state.score(&tokens).ok()?;
-        Some(logprobs.iter().sum::<f32>() / logprobs.len() as f32)
+        Some((
+            logprobs.iter().sum::<f32>() / logprobs.len() as f32,
+            tokens.len(),
+        ))
     };
-    let own = score(&free.text)?;
+    let (own, _) = score(&free.text)?;
     // The free decode's end: whisper heard a question, or not.
     let end = free
         .text
@@ -1019,20 +1029,17 @@ fn rescore(
         .last()
         .filter(|c| matches!(c, '.' | '?' | '!'))
         .unwrap_or('.');
-    let mut best: Option<(String, f32)> = None;
+    let mut best: Option<(String, f32, usize)> = None;
     for sentence in &near {
         let text = format!("{}{end}", sentence.text);
-        if let Some(mean) = score(&text) {
-            if best.as_ref().is_none_or(|(_, b)| mean > *b) {
-                best = Some((text, mean));
+        if let Some((mean, tokens)) = score(&text) {
+            if best.as_ref().is_none_or(|(_, b, _)| mean > *b) {
+                best = Some((text, mean, tokens));
             }
         }
     }
-    let (text, mean) = best?;
-    let words = |text: &str| text.split_whitespace().count() as f32;
-    let keep = mean >= own - NEAREST_MARGIN
-        && words(&text) >= words(&free.text) * GUIDED_MIN_WORDS
-        && !cut_short(&free.text, &text);
+    let (text, mean, tokens) = best?;
+    let keep = mean >= own - NEAREST_MARGIN && word_for_word(&free.text, &text);
     debug!(
         free = %free.text,
         own,
@@ -1045,9 +1052,7 @@ fn rescore(
     );
     keep.then(|| Decoded {
         segments: vec![text.clone()],
-        tokens: context
-            .tokenize(&format!(" {text}"), 4 * text.len() + 8)
-            .map_or(free.tokens, |t| t.len()),
+        tokens,
         text,
         avg_logprob: mean,
         no_speech: free.no_speech,
