@@ -355,3 +355,71 @@ fn whisper_scores_a_whole_sentence_as_it_would_decode_it_token_by_token() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn whisper_scores_many_sentences_at_once_as_it_scores_each_alone() {
+    // `WhisperState::score_sentences` (JARVIS-PATCH): the sentences as one tree of tokens, a
+    // beginning they share decoded once, several sentences' tokens in each pass. Jarvis scores
+    // the free decode's words and the grammar's nearest sentences so. Each sentence must get
+    // the values it gets alone, whatever it shares: a beginning, all of another sentence, or
+    // nothing; more sentences than whisper has decoders, and more tokens than one pass takes.
+    let context = tiny_en();
+    let mut fresh = context.create_state().unwrap();
+    assert!(
+        fresh.score_sentences(&[&[440]]).is_err(),
+        "nothing decoded yet"
+    );
+    let mut state = context.create_state().unwrap();
+    let samples = spoken("What is the status of node pve?");
+    let params = || common::whisper_params(320, 40);
+    state.full(params(), &samples).unwrap();
+    let free = text_tokens(&context, &state);
+    let mut sentences: Vec<Vec<i32>> = vec![free.iter().map(|t| t.id).collect()];
+    for text in [
+        " What is the status of node agent one?",
+        " What is the status of node",
+        " What is the status of node pve?",
+        " What is the status of node pve?",
+        " What is the load on node pve?",
+        " Start the dishwasher.",
+        " Stop nextcloud.",
+        " Start nextcloud.",
+        " Start the media server.",
+        " Is pve up?",
+    ] {
+        sentences.push(context.tokenize(text, 64).unwrap());
+    }
+    let refs: Vec<&[i32]> = sentences.iter().map(Vec::as_slice).collect();
+    let together = state.score_sentences(&refs).unwrap();
+    assert_eq!(together.len(), sentences.len());
+    for (sentence, scored) in sentences.iter().zip(&together) {
+        let alone = state.score(sentence).unwrap();
+        assert_eq!(scored.len(), sentence.len() + 1);
+        // Other batches, so the kernels round differently (see above).
+        for (i, (alone, scored)) in alone.iter().zip(scored).enumerate() {
+            assert!(
+                (alone - scored).abs() < 1e-2,
+                "{sentence:?}, token {i}: {scored} together, {alone} alone"
+            );
+        }
+    }
+    // A sentence that is another's beginning gets its own end-of-text: whisper expects the
+    // free decode's words to go on after "... of node".
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+    assert!(together[2].last().unwrap() < &-3.0, "{:?}", together[2]);
+    assert!(mean(&together[0]) > mean(&together[6]) + 2.0);
+    // A sentence without tokens is refused, and nothing is scored.
+    assert!(state.score_sentences(&[&sentences[0], &[]]).is_err());
+    // The next decode on the state is what it was.
+    state.full(params(), &samples).unwrap();
+    let again = text_tokens(&context, &state);
+    assert_eq!(
+        free.iter()
+            .map(|t| (t.id, t.plog.to_bits()))
+            .collect::<Vec<_>>(),
+        again
+            .iter()
+            .map(|t| (t.id, t.plog.to_bits()))
+            .collect::<Vec<_>>()
+    );
+}

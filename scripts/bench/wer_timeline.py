@@ -22,6 +22,8 @@ for line in open(sys.argv[1]):
     if 'end of speech is sent' in line: cur['end']=ts
     elif 'vad event=' in line: cur['ev'].append((ts, line.split('event=')[1].split('(')[0].strip()))
     elif 'guided decode' in line: cur['ev'].append((ts,'guided'))
+    elif 'nearest sentences scored' in line:
+        m=re.search(r'took_ms=(\d+)', line); cur['ev'].append((ts,'scored%s'%(m.group(1) if m else '')))
     elif 'decoded again' in line: cur['ev'].append((ts,'again'))
     elif 'whisper: transcribed' in line:
         m=re.search(r'ctx (\d+) in (\d+) ms', line); cur['ev'].append((ts,'done%s'%m.group(2)))
@@ -40,5 +42,6 @@ for k in ['Dip','Pause','Quiet','Lull']:
     print(k,'median after end',st.median(v) if v else None, len(v))
 g=sum(1 for r in rows if any(n=='guided' for _,n in r[2])); print('with guided',g)
 a=sum(1 for r in rows if any(n=='again' for _,n in r[2])); print('with wider retry',a)
+s=sum(1 for r in rows if any(n.startswith('scored') for _,n in r[2])); print('with nearest sentences scored',s)
 for r in sorted(rows):
     print(r[0], r[1], ' '.join(f'{n}@{x}' for x,n in r[2]))

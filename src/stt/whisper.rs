@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+    WhisperTokenId,
 };
 
 use super::SttError;
@@ -987,8 +988,9 @@ fn nearest_sentences(grammar: &SpeechGrammar, text: &str) -> Vec<super::grammar:
 /// A guided decode searches the grammar a token at a time, and its beams leave a sentence
 /// whose first word whisper heard otherwise ("Stop" after "Top") for others it finds more
 /// likely there, ending in words the audio does not hold ("The first one."). Here whole
-/// sentences are scored, each in one pass of the decoder over its tokens (the prompt and the
-/// encoding are reused): the free decode's words and the few sentences nearest to them.
+/// sentences are scored, the free decode's words and the few sentences nearest to them,
+/// together: the prompt and the encoding are reused, a beginning several share is decoded
+/// once, and each of the decoder's passes takes tokens of several sentences.
 fn rescore(
     context: &WhisperContext,
     state: &mut WhisperState,
@@ -1010,18 +1012,6 @@ fn rescore(
     if near.is_empty() {
         return None;
     }
-    // Whisper's mean log probability of `text` (its tokens and end-of-text), and its tokens.
-    let mut score = |text: &str| -> Option<(f32, usize)> {
-        let tokens = context
-            .tokenize(&format!(" {text}"), 4 * text.len() + 8)
-            .ok()?;
-        let logprobs = state.score(&tokens).ok()?;
-        Some((
-            logprobs.iter().sum::<f32>() / logprobs.len() as f32,
-            tokens.len(),
-        ))
-    };
-    let (own, _) = score(&free.text)?;
     // The free decode's end: whisper heard a question, or not.
     let end = free
         .text
@@ -1029,16 +1019,30 @@ fn rescore(
         .last()
         .filter(|c| matches!(c, '.' | '?' | '!'))
         .unwrap_or('.');
-    let mut best: Option<(String, f32, usize)> = None;
-    for sentence in &near {
-        let text = format!("{}{end}", sentence.text);
-        if let Some((mean, tokens)) = score(&text) {
-            if best.as_ref().is_none_or(|(_, b, _)| mean > *b) {
-                best = Some((text, mean, tokens));
-            }
+    // The free decode's words first, then each sentence; all scored in one go (whisper decodes
+    // a beginning they share once).
+    let texts: Vec<String> = std::iter::once(free.text.clone())
+        .chain(near.iter().map(|n| format!("{}{end}", n.text)))
+        .collect();
+    let tokens = texts
+        .iter()
+        .map(|text| context.tokenize(&format!(" {text}"), 4 * text.len() + 8))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    let sentences: Vec<&[WhisperTokenId]> = tokens.iter().map(Vec::as_slice).collect();
+    let scores = state.score_sentences(&sentences).ok()?;
+    // Whisper's mean log probability of each text: its tokens and end-of-text.
+    let mean = |logprobs: &[f32]| logprobs.iter().sum::<f32>() / logprobs.len().max(1) as f32;
+    let own = mean(scores.first()?);
+    let mut best: Option<(&String, f32, usize)> = None;
+    for ((text, logprobs), tokens) in texts.iter().zip(&scores).zip(&tokens).skip(1) {
+        let mean = mean(logprobs);
+        if best.as_ref().is_none_or(|(_, b, _)| mean > *b) {
+            best = Some((text, mean, tokens.len()));
         }
     }
     let (text, mean, tokens) = best?;
+    let text = text.clone();
     let keep = mean >= own - NEAREST_MARGIN && word_for_word(&free.text, &text);
     debug!(
         free = %free.text,

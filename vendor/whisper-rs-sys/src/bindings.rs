@@ -5220,7 +5220,8 @@ unsafe extern "C" {
         ctx: *mut whisper_context,
         state: *mut whisper_state,
         tokens: *const whisper_token,
-        n_tokens: ::std::os::raw::c_int,
+        n_tokens: *const ::std::os::raw::c_int,
+        n_sentences: ::std::os::raw::c_int,
         logprobs: *mut f32,
     ) -> ::std::os::raw::c_int;
 }

@@ -355,15 +355,18 @@ extern "C" {
     WHISPER_API void     whisper_jarvis_attention_shortcut(bool enabled);
     WHISPER_API uint64_t whisper_jarvis_attention_zero_keys(void);
 
-    // JARVIS-PATCH: how likely whisper finds `tokens` as the text of the audio it last decoded
-    // on `state`: after a whisper_full_with_state there, with the same prompt and encoding,
-    // decodes the prompt (reused) then `tokens` in a few batches, and writes n_tokens + 1 log
-    // probabilities: of each token given the ones before, then of end-of-text after the last.
-    // Each is a log-softmax over the text tokens and end-of-text (no special or timestamp
-    // token). The next whisper_full_with_state on the state reuses the prompt as before.
-    // Returns 0, or a negative number when the state holds no decoded prompt (no decode yet, or
-    // the last one failed) or the tokens do not fit the text context.
-    WHISPER_API int whisper_jarvis_score(struct whisper_context * ctx, struct whisper_state * state, const whisper_token * tokens, int n_tokens, float * logprobs);
+    // JARVIS-PATCH: how likely whisper finds each of `n_sentences` sentences as the text of
+    // the audio it last decoded on `state`: after a whisper_full_with_state there, with the same
+    // prompt and encoding, decodes the prompt (reused) then the sentences' tokens, a prefix
+    // that several share only once, a few tokens a pass. `tokens` holds the sentences one after
+    // the other, `n_tokens[i]` tokens each (at least one). Writes n_tokens[i] + 1 log
+    // probabilities per sentence, in the same order: of each token given the ones before, then
+    // of end-of-text after the last. Each is a log-softmax over the text tokens and
+    // end-of-text (no special or timestamp token). The next whisper_full_with_state on the
+    // state reuses the prompt as before. Returns 0, or a negative number when the state holds
+    // no decoded prompt (no decode yet, or the last one failed) or the tokens do not fit the
+    // text context.
+    WHISPER_API int whisper_jarvis_score(struct whisper_context * ctx, struct whisper_state * state, const whisper_token * tokens, const int * n_tokens, int n_sentences, float * logprobs);
 
     // Convert the provided text into tokens.
     // The tokens pointer must be large enough to hold the resulting tokens.

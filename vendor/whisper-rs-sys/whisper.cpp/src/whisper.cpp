@@ -7369,10 +7369,15 @@ static bool jarvis_reuse_prompt(const whisper_context & ctx, whisper_state & sta
     return true;
 }
 
-// JARVIS-PATCH: see whisper.h. The log-softmax of one row of logits over the text tokens and
-// end-of-text (every special and timestamp token left out, as a decode without timestamps
-// leaves them out), read at `token`.
-static float jarvis_text_logprob(const float * row, int n_vocab, whisper_token eot, whisper_token token) {
+// JARVIS-PATCH: see whisper.h. The log of the softmax's denominator over one row of logits,
+// taken over the text tokens and end-of-text (every special and timestamp token left out, as
+// a decode without timestamps leaves them out), as its max and the log of the sum past it.
+struct jarvis_text_norm {
+    float max;
+    float log_sum;
+};
+
+static jarvis_text_norm jarvis_text_normaliser(const float * row, int n_vocab, whisper_token eot) {
     const int n = std::min(n_vocab, (int) eot + 1);
     float max = -INFINITY;
     for (int i = 0; i < n; ++i) {
@@ -7382,20 +7387,76 @@ static float jarvis_text_logprob(const float * row, int n_vocab, whisper_token e
     for (int i = 0; i < n; ++i) {
         sum += expf(row[i] - max);
     }
+    return { max, (float) std::log(sum) };
+}
+
+// The log-softmax of `row` (normalised by `norm`) read at `token`.
+static float jarvis_text_logprob(const float * row, jarvis_text_norm norm, int n_vocab, whisper_token eot, whisper_token token) {
+    const int n = std::min(n_vocab, (int) eot + 1);
     if (token < 0 || token >= n) {
         return -INFINITY;
     }
-    return row[token] - max - (float) std::log(sum);
+    return row[token] - norm.max - norm.log_sum;
 }
 
-int whisper_jarvis_score(struct whisper_context * ctx, struct whisper_state * state, const whisper_token * tokens, int n_tokens, float * logprobs) {
-    if (ctx == nullptr || state == nullptr || tokens == nullptr || logprobs == nullptr || n_tokens <= 0) {
+int whisper_jarvis_score(struct whisper_context * ctx, struct whisper_state * state, const whisper_token * tokens, const int * n_tokens, int n_sentences, float * logprobs) {
+    if (ctx == nullptr || state == nullptr || tokens == nullptr || n_tokens == nullptr || logprobs == nullptr || n_sentences <= 0) {
         return -1;
     }
+    // The sentences' tokens as a tree: a prefix that several sentences share is one node,
+    // decoded once (in the cache, it belongs to each of their sequences). Each node comes after
+    // its parent, so decoding the nodes in order always finds a node's prefix in the cache.
+    struct node {
+        whisper_token token;
+        int parent; // -1: the prompt
+        int depth;  // the token's index in its sentences
+        std::vector<int> sentences;
+        std::vector<int> children;
+        std::vector<int> ends; // the sentences whose last token this is
+    };
+    std::vector<node> nodes;
+    std::map<std::pair<int, whisper_token>, int> index;
+    std::vector<int> roots;          // the nodes of first tokens
+    std::vector<size_t> out(n_sentences); // where each sentence's log probabilities go
+    int longest = 0;
+    size_t in = 0;
+    size_t written = 0;
+    for (int s = 0; s < n_sentences; ++s) {
+        if (n_tokens[s] <= 0) {
+            return -1;
+        }
+        out[s] = written;
+        written += (size_t) n_tokens[s] + 1;
+        longest = std::max(longest, n_tokens[s]);
+        int parent = -1;
+        for (int i = 0; i < n_tokens[s]; ++i) {
+            const whisper_token token = tokens[in + i];
+            const auto key = std::make_pair(parent, token);
+            auto found = index.find(key);
+            int k;
+            if (found == index.end()) {
+                k = (int) nodes.size();
+                nodes.push_back({ token, parent, i, {}, {}, {} });
+                index.emplace(key, k);
+                if (parent < 0) {
+                    roots.push_back(k);
+                } else {
+                    nodes[parent].children.push_back(k);
+                }
+            } else {
+                k = found->second;
+            }
+            nodes[k].sentences.push_back(s);
+            parent = k;
+        }
+        nodes[parent].ends.push_back(s);
+        in += (size_t) n_tokens[s];
+    }
+
     const int n_threads = state->jarvis_prompt_threads;
     const std::vector<whisper_token> prompt = state->jarvis_prompt;
     const int n_prompt = (int) prompt.size();
-    if (n_prompt + n_tokens + 1 > ctx->model.hparams.n_text_ctx || n_tokens + 1 > (int) state->kv_self.size - n_prompt) {
+    if (n_prompt + longest + 1 > ctx->model.hparams.n_text_ctx || n_prompt + (int) nodes.size() > (int) state->kv_self.size) {
         return -2;
     }
     // The prompt's cells and logits as its decode left them (this also checks that the last
@@ -7408,24 +7469,58 @@ int whisper_jarvis_score(struct whisper_context * ctx, struct whisper_state * st
     if ((int) state->logits.size() < n_vocab) {
         return -4;
     }
-    logprobs[0] = jarvis_text_logprob(state->logits.data(), n_vocab, eot, tokens[0]);
-    // The tokens go in a few at a time: the decoder's compute buffer is reserved for logits of
-    // at most WHISPER_MAX_DECODERS tokens at once.
-    for (int done = 0; done < n_tokens; done += WHISPER_MAX_DECODERS) {
-        const int n = std::min(WHISPER_MAX_DECODERS, n_tokens - done);
-        whisper_batch_prep_legacy(state->batch, tokens + done, n, n_prompt + done, 0);
+    // The log probability of each child of a node (of the prompt: parent -1) and of
+    // end-of-text where a sentence ends there, from the row of logits that follows the node.
+    auto read_row = [&](const float * row, const std::vector<int> & children, const std::vector<int> & ends) {
+        const jarvis_text_norm norm = jarvis_text_normaliser(row, n_vocab, eot);
+        for (const int c : children) {
+            const float lp = jarvis_text_logprob(row, norm, n_vocab, eot, nodes[c].token);
+            for (const int s : nodes[c].sentences) {
+                logprobs[out[s] + nodes[c].depth] = lp;
+            }
+        }
+        for (const int s : ends) {
+            logprobs[out[s] + n_tokens[s]] = jarvis_text_logprob(row, norm, n_vocab, eot, eot);
+        }
+    };
+    read_row(state->logits.data(), roots, {});
+
+    // Every sentence goes on from the prompt: its cells belong to all their sequences.
+    for (int i = 0; i < n_prompt; ++i) {
+        for (int s = 1; s < n_sentences; ++s) {
+            state->kv_self.cells[i].seq_id.insert(s);
+        }
+    }
+    // A few nodes at a time: the decoder's compute buffer is reserved for logits of at most
+    // WHISPER_MAX_DECODERS tokens at once.
+    whisper_batch batch = whisper_batch_init(WHISPER_MAX_DECODERS, n_sentences);
+    bool ok = true;
+    for (int done = 0; ok && done < (int) nodes.size(); done += WHISPER_MAX_DECODERS) {
+        const int n = std::min(WHISPER_MAX_DECODERS, (int) nodes.size() - done);
+        batch.n_tokens = n;
         for (int i = 0; i < n; ++i) {
-            state->batch.logits[i] = 1;
+            const node & x = nodes[done + i];
+            batch.token[i]    = x.token;
+            batch.pos[i]      = n_prompt + x.depth;
+            batch.n_seq_id[i] = (int32_t) x.sentences.size();
+            for (size_t j = 0; j < x.sentences.size(); ++j) {
+                batch.seq_id[i][j] = x.sentences[j];
+            }
+            batch.logits[i] = 1;
         }
-        if (!whisper_decode_internal(*ctx, *state, state->batch, n_threads, false, nullptr, nullptr)) {
-            state->jarvis_prompt_known = false;
-            return -5;
+        if (!whisper_decode_internal(*ctx, *state, batch, n_threads, false, nullptr, nullptr)) {
+            ok = false;
+            break;
         }
         for (int i = 0; i < n; ++i) {
-            const int k = done + i + 1; // the token this row predicts; n_tokens: end-of-text
-            const whisper_token next = k < n_tokens ? tokens[k] : eot;
-            logprobs[k] = jarvis_text_logprob(state->logits.data() + (size_t) i*n_vocab, n_vocab, eot, next);
+            const node & x = nodes[done + i];
+            read_row(state->logits.data() + (size_t) i*n_vocab, x.children, x.ends);
         }
+    }
+    whisper_batch_free(batch);
+    if (!ok) {
+        state->jarvis_prompt_known = false;
+        return -5;
     }
     return 0;
 }

@@ -291,25 +291,57 @@ impl WhisperState {
     /// (JARVIS-PATCH)
     ///
     /// # Errors
-    /// When there is no decoded prompt to go on from (no decode yet, or it failed), or the
-    /// tokens do not fit whisper's text context.
+    /// As [`score_sentences`](Self::score_sentences).
     pub fn score(&mut self, tokens: &[WhisperTokenId]) -> Result<Vec<f32>, WhisperError> {
-        let n = c_int::try_from(tokens.len()).map_err(|_| WhisperError::InvalidText)?;
-        let mut logprobs = vec![0.0f32; tokens.len() + 1];
+        self.score_sentences(&[tokens])?
+            .pop()
+            .ok_or(WhisperError::InvalidText)
+    }
+
+    /// [`score`](Self::score) for several sentences at once, in the order given: a prefix
+    /// that several of them share is decoded once, and the decoder's passes take tokens of
+    /// several sentences together. (JARVIS-PATCH)
+    ///
+    /// # Errors
+    /// When a sentence has no tokens, there is no decoded prompt to go on from (no decode yet,
+    /// or it failed), or the tokens do not fit whisper's text context.
+    pub fn score_sentences(
+        &mut self,
+        sentences: &[&[WhisperTokenId]],
+    ) -> Result<Vec<Vec<f32>>, WhisperError> {
+        let n_sentences = c_int::try_from(sentences.len()).map_err(|_| WhisperError::InvalidText)?;
+        let mut lengths = Vec::with_capacity(sentences.len());
+        for sentence in sentences {
+            if sentence.is_empty() {
+                return Err(WhisperError::InvalidText);
+            }
+            lengths.push(c_int::try_from(sentence.len()).map_err(|_| WhisperError::InvalidText)?);
+        }
+        let tokens: Vec<WhisperTokenId> = sentences.concat();
+        let mut logprobs = vec![0.0f32; tokens.len() + sentences.len()];
         let code = unsafe {
             whisper_rs_sys::whisper_jarvis_score(
                 self.ctx.ctx,
                 self.ptr,
                 tokens.as_ptr(),
-                n,
+                lengths.as_ptr(),
+                n_sentences,
                 logprobs.as_mut_ptr(),
             )
         };
-        if code == 0 {
-            Ok(logprobs)
-        } else {
-            Err(WhisperError::GenericError(code))
+        if code != 0 {
+            return Err(WhisperError::GenericError(code));
         }
+        let mut rest = logprobs.as_slice();
+        let mut out = Vec::with_capacity(sentences.len());
+        for sentence in sentences {
+            let (this, after) = rest
+                .split_at_checked(sentence.len() + 1)
+                .ok_or(WhisperError::InvalidText)?;
+            out.push(this.to_vec());
+            rest = after;
+        }
+        Ok(out)
     }
 
     /// Whether the last [`full`](Self::full) stopped early as
