@@ -1282,12 +1282,21 @@ async fn names_the_guided_greedy_decode_misses_are_found_by_its_beams() {
         "with the guided beams: {:?}",
         right[0]
     );
-    // The clips still show what they are here for: greedily guided, most stay wrong.
+    // The clips still show what they are here for: greedily guided, the decode misses
+    // commands the beams find. (Since the nearest sentences read "1-01" and "1.0.4" as the
+    // numbers, most of these are found before any guided decode runs: 4 of 6 greedily.)
     assert!(
-        count(&right[1]) <= cases.len() / 3,
-        "greedily guided: {:?}",
-        right[1]
+        count(&right[1]) < count(&right[0]),
+        "greedily guided: {:?}; with the beams: {:?}",
+        right[1],
+        right[0]
     );
+    // A number said digit by digit comes out as the number however the guided decode searches.
+    for heard in &right {
+        for at in [3, 4] {
+            assert!(heard[at].0, "{:?}", heard[at].1);
+        }
+    }
 }
 
 #[tokio::test]

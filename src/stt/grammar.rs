@@ -928,6 +928,9 @@ pub struct Near {
 /// Most row extensions one [`SpeechGrammar::nearest`] search makes (~25 operations each): a
 /// bound on its time whatever the grammar (a few ms).
 const NEAREST_BUDGET: usize = 200_000;
+/// The most ways [`spoken_numbers`] reads one run of digit groups (each group read two ways
+/// doubles them).
+const MAX_NUMBER_FORMS: usize = 8;
 
 /// Where a search goes on once a slot's value has ended.
 #[derive(Debug, Clone, Copy)]
@@ -1120,6 +1123,62 @@ fn digit_run(grammar: &SpeechGrammar, slot: &str, node: usize) -> Option<(usize,
     }
 }
 
+/// The numbers `text` holds: each run of digits, and the runs that follow one another with
+/// only a hyphen, a point, a comma or spaces between them, or a spoken zero ("oh", "o", "or"),
+/// joined. Whisper writes a number said digit by digit so: "one oh three" comes out as "1-03",
+/// "1.0.2", "1 or 3"; each is also looked for as 103 or 102. A run that ends in zeros joined
+/// to a shorter one is also their sum: "100-4" is also 104.
+fn spoken_numbers(text: &str) -> Vec<String> {
+    // The runs of digits, each with what joins it to the run before (`None`: nothing does).
+    let mut runs: Vec<(Option<&str>, &str)> = Vec::new();
+    let mut last_end: Option<usize> = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        if !c.is_ascii_digit() {
+            continue;
+        }
+        let mut end = start + 1;
+        while let Some(&(at, _)) = chars.peek().filter(|(_, c)| c.is_ascii_digit()) {
+            end = at + 1;
+            chars.next();
+        }
+        let joint = last_end.and_then(|last| {
+            let between = text[last..start].trim_matches([' ', '-', '.', ',']);
+            match between.to_ascii_lowercase().as_str() {
+                "" => Some(""),
+                "oh" | "o" | "or" => Some("0"),
+                _ => None,
+            }
+        });
+        runs.push((joint, &text[start..end]));
+        last_end = Some(end);
+    }
+    let mut numbers: Vec<String> = Vec::new();
+    for (first, &(_, digits)) in runs.iter().enumerate() {
+        let mut forms = vec![digits.to_owned()];
+        for &(joint, digits) in &runs[first + 1..] {
+            let Some(joint) = joint else { break };
+            let mut next = Vec::with_capacity(2 * forms.len());
+            for form in &forms {
+                next.push(format!("{form}{joint}{digits}"));
+                // "100-4" is also a hundred and four.
+                let zeros = form.len() - form.trim_end_matches('0').len();
+                if joint.is_empty() && digits.len() <= zeros {
+                    next.push(format!("{}{digits}", &form[..form.len() - digits.len()]));
+                }
+            }
+            numbers.extend(std::mem::replace(&mut forms, next));
+            if forms.len() > MAX_NUMBER_FORMS {
+                break;
+            }
+        }
+        numbers.extend(forms);
+    }
+    let mut seen = HashSet::new();
+    numbers.retain(|n| seen.insert(n.clone()));
+    numbers
+}
+
 impl SpeechGrammar {
     /// Up to `keep` sentences of the grammar nearest to `text` in spelling, nearest first:
     /// those that turn into it with at most `bound` letters or digits changed, added or
@@ -1135,11 +1194,7 @@ impl SpeechGrammar {
             .filter(|c| c.is_alphanumeric())
             .flat_map(char::to_lowercase)
             .collect();
-        let numbers = text
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let numbers = spoken_numbers(text);
         let mut search = Search {
             grammar: self,
             target,
@@ -1406,6 +1461,24 @@ mod tests {
         let texts: HashSet<&str> = near.iter().map(|n| n.text.as_str()).collect();
         assert_eq!(texts.len(), near.len(), "{near:?}");
         assert!(g.nearest("Tell me a joke about penguins.", 3, 4).is_empty());
+        // A number said digit by digit, as whisper writes it, is also the number.
+        for said in [
+            "Start vm 1-01.",
+            "Start vm 1.0.1",
+            "Start vm 1 or 1.",
+            "Start vm 1, oh, 1",
+        ] {
+            let near = g.nearest(said, 3, 4);
+            assert!(
+                near.iter().any(|n| n.text == "Start vm 101"),
+                "{said}: {near:?}"
+            );
+        }
+        assert_eq!(spoken_numbers("vm 1-03 and 7"), ["1", "103", "03", "7"]);
+        assert_eq!(
+            spoken_numbers("1 or 3 to 2.5"),
+            ["1", "103", "3", "2", "25", "5"]
+        );
         // A number only where the transcript has one.
         assert!(
             g.nearest("Start vm", 5, 2)
