@@ -559,7 +559,7 @@ fn sentences() -> Vec<(Kind, String)> {
     add(
         Kind::Status(Aspect::Updates),
         &[
-            "(are there|is there|any) [pending] (updates|upgrades|update) (on|for) {target}",
+            "(are there|is there|any) [any] [pending] (updates|upgrades|update) (on|for) {target}",
             "how many [pending] (updates|upgrades) (are there) (on|for) {target}",
             "how many [pending] (updates|upgrades) does {target} (have|need)",
             "does {target} (need|have) [any] [pending] (updates|upgrades|an update)",
@@ -1246,7 +1246,7 @@ pub(crate) const LEADING_FILLER: &[&[&str]] = &[
     &["tell", "me"],
     &["do", "you", "know"],
 ];
-const TRAILING_FILLER: &[&[&str]] = &[
+pub(crate) const TRAILING_FILLER: &[&[&str]] = &[
     &["please"],
     &["for", "me"],
     &["right", "now"],
@@ -1458,6 +1458,7 @@ mod tests {
             ("How long has pve been up?", Aspect::Uptime),
             ("What's the CPU usage of agent1?", Aspect::Cpu),
             ("Are there updates for pve?", Aspect::Updates),
+            ("Are there any updates for pve?", Aspect::Updates),
             ("What's the load on pve?", Aspect::Load),
             ("Is pihole running?", Aspect::Running),
         ] {

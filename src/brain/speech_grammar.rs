@@ -4,7 +4,7 @@
 use crate::proxmox::Inventory;
 use crate::stt::grammar::{GrammarBuilder, SpeechGrammar};
 
-use super::intents::{LEADING_FILLER, Recognizer};
+use super::intents::{LEADING_FILLER, Recognizer, TRAILING_FILLER};
 
 /// What precedes a name in speech, by the slot it fills ("the status of node pve").
 const NODE_WORDS: &[&str] = &["", "node ", "the node ", "host "];
@@ -184,6 +184,10 @@ pub(crate) fn build(
     // Sentences that begin with filler ("hey jarvis, start nextcloud").
     for filler in LEADING_FILLER {
         builder.prefix(&filler.join(" "));
+    }
+    // And that end with it ("which vms are running right now").
+    for filler in TRAILING_FILLER {
+        builder.suffix(&filler.join(" "));
     }
     let nodes = inventory.nodes.iter().map(|n| n.name.as_str());
     let guests = inventory

@@ -117,6 +117,7 @@ pub struct GrammarBuilder {
     ends: Vec<bool>,
     slots: BTreeMap<String, Vec<CharNode>>,
     prefixes: Vec<String>,
+    suffixes: Vec<String>,
 }
 
 impl Default for GrammarBuilder {
@@ -128,6 +129,7 @@ impl Default for GrammarBuilder {
             ends: vec![false],
             slots: BTreeMap::new(),
             prefixes: Vec::new(),
+            suffixes: Vec::new(),
         }
     }
 }
@@ -172,6 +174,17 @@ impl GrammarBuilder {
         let words = normal(words);
         if !words.is_empty() && !self.prefixes.contains(&words) {
             self.prefixes.push(words);
+        }
+    }
+
+    /// Words that may end any sentence without changing it ("right now", "please"), as the
+    /// brain reads them: [`SpeechGrammar::accepts`] takes a sentence with them, so a transcript
+    /// that says them is not decoded again (they are not in the rules: whisper is not steered
+    /// towards them).
+    pub fn suffix(&mut self, words: &str) {
+        let words = normal(words);
+        if !words.is_empty() && !self.suffixes.contains(&words) {
+            self.suffixes.push(words);
         }
     }
 
@@ -481,6 +494,7 @@ impl GrammarBuilder {
             words,
             slots: self.slots,
             prefixes: self.prefixes,
+            suffixes: self.suffixes,
         }
     }
 }
@@ -718,6 +732,7 @@ pub struct SpeechGrammar {
     words: Vec<WordNode>,
     slots: BTreeMap<String, Vec<CharNode>>,
     prefixes: Vec<String>,
+    suffixes: Vec<String>,
 }
 
 /// Where a walk through a slot's character trie is: at a node, or inside the digits of a `#`
@@ -750,9 +765,20 @@ impl SpeechGrammar {
         &self.rules
     }
 
-    /// Whether the grammar accepts `text` (case, commas and final punctuation aside).
+    /// Whether the grammar accepts `text` (case, commas and final punctuation aside), perhaps
+    /// ending in words that end any sentence ([`GrammarBuilder::suffix`]).
     pub fn accepts(&self, text: &str) -> bool {
-        self.walk(&words(text), false)
+        let words = words(text);
+        self.walk(&words, false)
+            || self.suffixes.iter().any(|suffix| {
+                let suffix: Vec<&str> = suffix.split(' ').collect();
+                words.len() > suffix.len()
+                    && words[words.len() - suffix.len()..]
+                        .iter()
+                        .zip(&suffix)
+                        .all(|(w, s)| w == s)
+                    && self.walk(&words[..words.len() - suffix.len()], false)
+            })
     }
 
     /// Whether `text`, a decode in progress (its last word perhaps cut short), can still become
@@ -1485,6 +1511,22 @@ mod tests {
                 .iter()
                 .all(|n| !n.text.contains(char::is_numeric))
         );
+    }
+
+    #[test]
+    fn words_that_end_any_sentence_are_accepted_after_one() {
+        let mut b = GrammarBuilder::new();
+        b.sentence(&[Part::Word("start"), Part::Slot("guest")]);
+        b.value("guest", "media-server");
+        b.suffix("right now");
+        b.suffix("please");
+        let g = b.build();
+        assert!(g.accepts("Start media-server right now."));
+        assert!(g.accepts("start media-server, please"));
+        assert!(g.accepts("Start media-server."));
+        assert!(!g.accepts("right now"), "the words alone are no sentence");
+        assert!(!g.accepts("start right now"));
+        assert!(!g.accepts("start media-server now please"));
     }
 
     #[test]
