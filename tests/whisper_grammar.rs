@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jarvis::stt::grammar::{GrammarBuilder, Part, SpeechGrammar};
-use whisper_rs::{WhisperContext, WhisperContextParameters, WhisperState};
+use whisper_rs::{FullParams, WhisperContext, WhisperContextParameters, WhisperState};
 
 /// A text token of a decode: its id, its score (`plog`) and its probability as chosen (`p`).
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +100,22 @@ fn guided(
 /// Decodes `samples` without a grammar, forcing the tokens of `script` then end-of-text, and
 /// returns whisper's own log probability of each scripted token, read (as a log-softmax of
 /// its logits) before the forcing.
+/// The next decode on `state` is bit for bit `free`, the one before scoring.
+fn assert_next_decode_unchanged(
+    context: &WhisperContext,
+    state: &mut WhisperState,
+    params: FullParams<'_, '_>,
+    samples: &[f32],
+    free: &[Token],
+) {
+    state.full(params, samples).unwrap();
+    let again = text_tokens(context, state);
+    let bits = |tokens: &[Token]| -> Vec<(i32, u32)> {
+        tokens.iter().map(|t| (t.id, t.plog.to_bits())).collect()
+    };
+    assert_eq!(bits(free), bits(&again));
+}
+
 fn forced(
     context: &Arc<WhisperContext>,
     state: &mut WhisperState,
@@ -342,18 +358,7 @@ fn whisper_scores_a_whole_sentence_as_it_would_decode_it_token_by_token() {
         mean(&heard) > mean(&other) + 2.0,
         "{heard:?} against {other:?}"
     );
-    // The next decode on the state is what it was.
-    state.full(params(), &samples).unwrap();
-    let again = text_tokens(&context, &state);
-    assert_eq!(
-        free.iter()
-            .map(|t| (t.id, t.plog.to_bits()))
-            .collect::<Vec<_>>(),
-        again
-            .iter()
-            .map(|t| (t.id, t.plog.to_bits()))
-            .collect::<Vec<_>>()
-    );
+    assert_next_decode_unchanged(&context, &mut state, params(), &samples, &free);
 }
 
 #[test]
@@ -410,16 +415,5 @@ fn whisper_scores_many_sentences_at_once_as_it_scores_each_alone() {
     assert!(mean(&together[0]) > mean(&together[6]) + 2.0);
     // A sentence without tokens is refused, and nothing is scored.
     assert!(state.score_sentences(&[&sentences[0], &[]]).is_err());
-    // The next decode on the state is what it was.
-    state.full(params(), &samples).unwrap();
-    let again = text_tokens(&context, &state);
-    assert_eq!(
-        free.iter()
-            .map(|t| (t.id, t.plog.to_bits()))
-            .collect::<Vec<_>>(),
-        again
-            .iter()
-            .map(|t| (t.id, t.plog.to_bits()))
-            .collect::<Vec<_>>()
-    );
+    assert_next_decode_unchanged(&context, &mut state, params(), &samples, &free);
 }
