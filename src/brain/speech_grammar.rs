@@ -17,6 +17,8 @@ const GUEST_WORDS: &[&str] = &[
     "guest ",
 ];
 const STORAGE_WORDS: &[&str] = &["", "storage ", "the storage "];
+/// Words that may follow a guest's name and say its kind.
+const GUEST_KINDS_AFTER: &[&str] = &["vm", "container"];
 /// A guest by number: "VM 101", "container 200", "101". Proxmox VMIDs have three digits or
 /// more (100 and up), and so does the grammar (`%` one digit, `#` one or more): whisper writes
 /// "one oh three" as "1-03" or "1 or 3", and a grammar that took one digit let the guided decode
@@ -232,6 +234,15 @@ pub(crate) fn build(
                     builder.value_then(slot, &format!("{the}{kind}"), own);
                 }
             }
+            // A guest's kind may also come after its name ("the media-server container"): the
+            // brain drops kind words wherever they stand.
+            if own == "names:guest" {
+                for kind in GUEST_KINDS_AFTER {
+                    for slot in slots {
+                        builder.value_then_words(slot, the, own, kind);
+                    }
+                }
+            }
         }
     }
     for form in VMID_FORMS {
@@ -331,6 +342,35 @@ mod tests {
         }
         // Free words are not all in the grammar: those sentences are heard unguided.
         assert!(!grammar.accepts("Snapshot nextcloud before my cat walks on the keyboard."));
+    }
+
+    #[test]
+    fn what_the_brain_reads_as_filler_or_kind_words_is_in_the_grammar() {
+        // The brain drops trailing filler ("right now") and kind words wherever they stand
+        // ("the media-server container"); a transcript that says them is a command as it is.
+        let recognizer = Recognizer::new().unwrap();
+        let inventory = Inventory {
+            nodes: vec![crate::proxmox::Node::example("pve")],
+            guests: vec![crate::proxmox::Guest::example(101, "media-server", "pve")],
+            ..Inventory::default()
+        };
+        let grammar = build(
+            &recognizer,
+            &inventory,
+            &crate::events::Vocabulary::default(),
+        );
+        for text in [
+            "Restart the media-server container.",
+            "Stop media-server vm.",
+            "What's the status of the media-server container?",
+            "Which VMs are running right now?",
+            "Restart media-server, please.",
+            "Are there any updates for pve?",
+        ] {
+            assert!(grammar.accepts(text), "{text}");
+            assert!(recognizer.recognize(text).is_some(), "{text}");
+        }
+        assert!(!grammar.accepts("Restart the container media-server container."));
     }
 
     #[test]

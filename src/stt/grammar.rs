@@ -207,19 +207,42 @@ impl GrammarBuilder {
     /// values only ([`GrammarBuilder::value`]): a reference to a slot that has references of
     /// its own, or no values, is left out (whisper.cpp's grammar cannot follow a loop of them).
     pub fn value_then(&mut self, slot: &str, prefix: &str, names: &str) {
+        self.name_node(slot, prefix, names);
+    }
+
+    /// As [`GrammarBuilder::value_then`], and the same values followed by the words `suffix`
+    /// ("the " then any guest's name then " container").
+    pub fn value_then_words(&mut self, slot: &str, prefix: &str, names: &str, suffix: &str) {
+        let suffix = normal(suffix);
+        let Some(after) = self.name_node(slot, prefix, names) else {
+            return;
+        };
+        if suffix.is_empty() {
+            return;
+        }
+        let end = self.insert_chars_from(slot, after, &format!(" {suffix}"));
+        if let Some(trie) = self.slots.get_mut(slot) {
+            trie[end].end = true;
+        }
+    }
+
+    /// The node of `slot`'s trie after the words `prefix` and a value of `names`, made as
+    /// needed; a value may end there.
+    fn name_node(&mut self, slot: &str, prefix: &str, names: &str) -> Option<usize> {
         let mut prefix = normal(prefix);
         if !prefix.is_empty() {
             prefix.push(' ');
         }
         let node = self.insert_chars(slot, &prefix);
-        if let Some(trie) = self.slots.get_mut(slot) {
-            if !trie[node].subs.contains_key(names) {
-                trie.push(CharNode::default());
-                let after = trie.len() - 1;
-                trie[after].end = true;
-                trie[node].subs.insert(names.to_owned(), after);
-            }
+        let trie = self.slots.get_mut(slot)?;
+        if let Some(&after) = trie[node].subs.get(names) {
+            return Some(after);
         }
+        trie.push(CharNode::default());
+        let after = trie.len() - 1;
+        trie[after].end = true;
+        trie[node].subs.insert(names.to_owned(), after);
+        Some(after)
     }
 
     fn insert_value(&mut self, slot: &str, value: &str) {
@@ -231,11 +254,16 @@ impl GrammarBuilder {
 
     /// The node of `slot`'s trie that `chars` lead to, made as needed.
     fn insert_chars(&mut self, slot: &str, chars: &str) -> usize {
+        self.insert_chars_from(slot, 0, chars)
+    }
+
+    /// The node of `slot`'s trie that `chars` lead to from `from`, made as needed.
+    fn insert_chars_from(&mut self, slot: &str, from: usize, chars: &str) -> usize {
         let trie = self
             .slots
             .entry(slot.to_owned())
             .or_insert_with(|| vec![CharNode::default()]);
-        let mut node = 0;
+        let mut node = from.min(trie.len() - 1);
         for c in chars.chars() {
             node = match trie[node].next.get(&c) {
                 Some(&next) => next,
@@ -1510,6 +1538,39 @@ mod tests {
             g.nearest("Start vm", 5, 2)
                 .iter()
                 .all(|n| !n.text.contains(char::is_numeric))
+        );
+    }
+
+    #[test]
+    fn a_name_may_be_followed_by_words_that_say_its_kind() {
+        let mut b = GrammarBuilder::new();
+        b.sentence(&[Part::Word("restart"), Part::Slot("guest")]);
+        b.value("names", "media-server");
+        b.value("names", "pihole");
+        b.value_then_words("guest", "the", "names", "container");
+        b.value_then("guest", "", "names");
+        let g = b.build();
+        for text in [
+            "Restart the media-server container.",
+            "restart the pihole container",
+            "Restart the pihole.",
+            "Restart pihole",
+        ] {
+            assert!(g.accepts(text), "{text}");
+            assert!(
+                whisper_matches(&g, &text.to_lowercase().replace('.', "")),
+                "{text}"
+            );
+        }
+        assert!(
+            !g.accepts("Restart pihole container"),
+            "only after its own prefix"
+        );
+        assert!(!g.accepts("Restart the container"));
+        let near = g.nearest("Restart the media-server contain.", 2, 4);
+        assert_eq!(
+            near[0].text, "Restart the media-server container",
+            "{near:?}"
         );
     }
 
