@@ -291,6 +291,17 @@ mod tests {
 
     use super::*;
 
+    /// The brain's recognizer and the speech grammar for `inventory`, without event names.
+    fn grammar_for(inventory: Inventory) -> (Recognizer, SpeechGrammar) {
+        let recognizer = Recognizer::new().unwrap();
+        let grammar = build(
+            &recognizer,
+            &inventory,
+            &crate::events::Vocabulary::default(),
+        );
+        (recognizer, grammar)
+    }
+
     #[test]
     fn questions_about_the_memory_with_its_names_and_times() {
         let recognizer = Recognizer::new().unwrap();
@@ -319,16 +330,10 @@ mod tests {
 
     #[test]
     fn backup_task_and_snapshot_sentences_with_numbers_and_usual_reasons() {
-        let recognizer = Recognizer::new().unwrap();
-        let inventory = Inventory {
+        let (_, grammar) = grammar_for(Inventory {
             guests: vec![crate::proxmox::Guest::example(104, "nextcloud", "pve")],
             ..Inventory::default()
-        };
-        let grammar = build(
-            &recognizer,
-            &inventory,
-            &crate::events::Vocabulary::default(),
-        );
+        });
         for text in [
             "Which guests have no backup in the last 10 days?",
             "Did anything fail in the last 48 hours?",
@@ -348,17 +353,11 @@ mod tests {
     fn what_the_brain_reads_as_filler_or_kind_words_is_in_the_grammar() {
         // The brain drops trailing filler ("right now") and kind words wherever they stand
         // ("the media-server container"); a transcript that says them is a command as it is.
-        let recognizer = Recognizer::new().unwrap();
-        let inventory = Inventory {
+        let (recognizer, grammar) = grammar_for(Inventory {
             nodes: vec![crate::proxmox::Node::example("pve")],
             guests: vec![crate::proxmox::Guest::example(101, "media-server", "pve")],
             ..Inventory::default()
-        };
-        let grammar = build(
-            &recognizer,
-            &inventory,
-            &crate::events::Vocabulary::default(),
-        );
+        });
         for text in [
             "Restart the media-server container.",
             "Stop media-server vm.",
