@@ -199,24 +199,29 @@ pub(crate) fn build(
         .map(|g| g.name.as_str());
     let storages = inventory.storages.iter().map(|s| s.storage.as_str());
     // Each kind's names are held once, in a slot of their own that the sentences' slots refer
-    // to after their words ("the vm " then any guest's name).
-    for (names, own, kind_words, slots) in [
+    // to after their words ("the vm " then any guest's name), and for guests before words that
+    // say their kind too ("the media-server container": the brain drops kind words wherever
+    // they stand).
+    for (names, own, kind_words, kinds_after, slots) in [
         (
             nodes.collect::<Vec<_>>(),
             "names:node",
             NODE_WORDS,
+            &[][..],
             &["target", "node"][..],
         ),
         (
             guests.collect(),
             "names:guest",
             GUEST_WORDS,
+            GUEST_KINDS_AFTER,
             &["target", "guest"][..],
         ),
         (
             storages.collect(),
             "names:storage",
             STORAGE_WORDS,
+            &[][..],
             &["target", "storage"][..],
         ),
     ] {
@@ -234,13 +239,9 @@ pub(crate) fn build(
                     builder.value_then(slot, &format!("{the}{kind}"), own);
                 }
             }
-            // A guest's kind may also come after its name ("the media-server container"): the
-            // brain drops kind words wherever they stand.
-            if own == "names:guest" {
-                for kind in GUEST_KINDS_AFTER {
-                    for slot in slots {
-                        builder.value_then_words(slot, the, own, kind);
-                    }
+            for kind in kinds_after {
+                for slot in slots {
+                    builder.value_then_words(slot, the, own, kind);
                 }
             }
         }

@@ -719,6 +719,34 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Which end of a sentence a prefix or suffix stands at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Start,
+    End,
+}
+
+/// `words` without the words of `affix` (separated by single spaces) at that `side`, when they
+/// stand there and something is left.
+fn without<'w>(words: &'w [String], affix: &str, side: Side) -> Option<&'w [String]> {
+    let n = affix.split(' ').count();
+    if words.len() <= n {
+        return None;
+    }
+    let (rest, there) = match side {
+        Side::Start => {
+            let (there, rest) = words.split_at(n);
+            (rest, there)
+        }
+        Side::End => words.split_at(words.len() - n),
+    };
+    there
+        .iter()
+        .zip(affix.split(' '))
+        .all(|(w, a)| w == a)
+        .then_some(rest)
+}
+
 /// Where the character `c` leads from `at` in `trie` (`leading`: at the first character of a
 /// value that begins the sentence, where a number in digits does not).
 fn step(trie: &[CharNode], at: At, c: char, leading: bool) -> Vec<At> {
@@ -798,15 +826,11 @@ impl SpeechGrammar {
     pub fn accepts(&self, text: &str) -> bool {
         let words = words(text);
         self.walk(&words, false)
-            || self.suffixes.iter().any(|suffix| {
-                let suffix: Vec<&str> = suffix.split(' ').collect();
-                words.len() > suffix.len()
-                    && words[words.len() - suffix.len()..]
-                        .iter()
-                        .zip(&suffix)
-                        .all(|(w, s)| w == s)
-                    && self.walk(&words[..words.len() - suffix.len()], false)
-            })
+            || self
+                .suffixes
+                .iter()
+                .filter_map(|suffix| without(&words, suffix, Side::End))
+                .any(|rest| self.walk(rest, false))
     }
 
     /// Whether `text`, a decode in progress (its last word perhaps cut short), can still become
@@ -822,12 +846,10 @@ impl SpeechGrammar {
         if self.matches_from(0, words, open) {
             return true;
         }
-        self.prefixes.iter().any(|prefix| {
-            let prefix: Vec<&str> = prefix.split(' ').collect();
-            words.len() > prefix.len()
-                && words.iter().zip(&prefix).all(|(w, p)| w == p)
-                && self.matches_from(0, &words[prefix.len()..], open)
-        })
+        self.prefixes
+            .iter()
+            .filter_map(|prefix| without(words, prefix, Side::Start))
+            .any(|rest| self.matches_from(0, rest, open))
     }
 
     fn matches_from(&self, at: usize, words: &[String], open: bool) -> bool {
