@@ -22,11 +22,15 @@
 //! - `JARVIS_WER_VARIANTS=default,free,ctx=1500,penalty=30,beams=1,silence=120`: the server variants
 //!   to run (see [`variant`]); default `default`.
 //! - `JARVIS_WER_LIMIT=N`: only N clips per voice, spread over the corpus.
+//! - `JARVIS_WER_CLIPS=homelab-077,piper-joe-1.0/everyday-001`: only the clips whose
+//!   `voice/id` contains one of these (to look at a few clips' debug log).
 //! - `JARVIS_WER_GUESTS=N`: N more guests in the cluster, named as the soak's (a large cluster:
 //!   whisper's prompt holds only some names, and there is no speech grammar past 2000 names).
 //! - `JARVIS_WER_ALL=1`: list every clip with an error, not only the worst ten.
 //! - `JARVIS_WER_REALTIME=1`: send the audio paced at real time, then 1 s more of silence and
 //!   `audio-stop`; the time is end of speech → `transcript` (the endpointer may answer first).
+//! - `JARVIS_WER_CHUNK_MS=N`: in real time, chunks of N ms (default 64: 1024 samples, as
+//!   `wyoming-bench` sends them; 10 is what Home Assistant's assist pipeline sends).
 //! - `JARVIS_WER_REFERENCE=host:port`: also run the corpus against another Wyoming server
 //!   (e.g. wyoming-whisper-cpp), with the same client.
 //! - `JARVIS_WER_WYOMING_BENCH=path/to/wyoming-bench` (default
@@ -67,6 +71,15 @@ const FORMAT: AudioFormat = AudioFormat::HA_MIC;
 const RATE: u32 = 16_000;
 /// Samples per `audio-chunk`, as `wyoming-bench stt` sends them.
 const CHUNK_SAMPLES: usize = 1024;
+
+/// Samples per `audio-chunk` in real time (`JARVIS_WER_CHUNK_MS`; default [`CHUNK_SAMPLES`]).
+fn realtime_chunk_samples() -> usize {
+    std::env::var("JARVIS_WER_CHUNK_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<usize>().ok())
+        .filter(|ms| (1..=1000).contains(ms))
+        .map_or(CHUNK_SAMPLES, |ms| ms * RATE as usize / 1000)
+}
 /// Zeros after the audio before `audio-stop`, as `wyoming-bench stt` sends them.
 const TRAILING_SILENCE_MS: u64 = 500;
 /// Paced silence after the audio in real-time mode, before `audio-stop`.
@@ -707,15 +720,16 @@ async fn realtime(
     let (mut reader, mut writer) = client.into_split();
     let mut audio = samples.to_vec();
     audio.extend(wake_clips::silence(RATE, REALTIME_SILENCE_MS));
-    let end_chunk = (speech_end_ms * u64::from(RATE) / 1000) as usize / CHUNK_SAMPLES;
+    let chunk_samples = realtime_chunk_samples();
+    let end_chunk = (speech_end_ms * u64::from(RATE) / 1000) as usize / chunk_samples;
     let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
     let sender = tokio::spawn(async move {
         let mut ended = Some(ended_tx);
         writer.write_event(Transcribe::default()).await?;
         writer.write_event(AudioStart::new(FORMAT, None)).await?;
-        let period = Duration::from_micros(CHUNK_SAMPLES as u64 * 1_000_000 / u64::from(RATE));
+        let period = Duration::from_micros(chunk_samples as u64 * 1_000_000 / u64::from(RATE));
         let mut tick = tokio::time::interval(period);
-        for (i, chunk) in audio.chunks(CHUNK_SAMPLES).enumerate() {
+        for (i, chunk) in audio.chunks(chunk_samples).enumerate() {
             tick.tick().await;
             writer
                 .write_event(AudioChunk::new(FORMAT, pcm(chunk), None))
@@ -1037,7 +1051,14 @@ fn main() {
         .filter(|r| !r.is_empty());
 
     let lines = corpus();
-    let clips = limit_clips(ensure_clips(&corpus_dir(), &lines, VOICES), limit);
+    let mut clips = limit_clips(ensure_clips(&corpus_dir(), &lines, VOICES), limit);
+    if let Ok(wanted) = std::env::var("JARVIS_WER_CLIPS") {
+        let wanted: Vec<&str> = wanted.split(',').filter(|w| !w.is_empty()).collect();
+        clips.retain(|c| {
+            let name = format!("{}/{}", c.voice, c.id);
+            wanted.iter().any(|w| name.contains(w))
+        });
+    }
     let cluster = with_more_guests(
         FakeCluster::homelab(),
         std::env::var("JARVIS_WER_GUESTS")
@@ -1058,9 +1079,12 @@ fn main() {
         VOICES.len(),
         clips.len(),
         if real_time {
-            "; real time, end of speech → transcript"
+            format!(
+                "; real time in chunks of {} ms, end of speech → transcript",
+                realtime_chunk_samples() * 1000 / RATE as usize
+            )
         } else {
-            "; all audio at once, request → transcript"
+            "; all audio at once, request → transcript".to_owned()
         }
     );
 
