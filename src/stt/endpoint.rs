@@ -8,8 +8,13 @@
 //! warm it cost ~2 ms of CPU per 64 ms chunk, nine times the new windows' cost, on the thread
 //! that shares the cores with the decode.)
 //!
-//! The endpointer reports a [`Vad::Pause`] at the first silent window after speech (the STT flow
-//! starts a speculative decode there), [`Vad::Quiet`] once the silence is long enough for a
+//! The endpointer reports a [`Vad::Dip`] where speech may be ending: Silero's probability falls,
+//! or the window has no voice in it at all (its energy 30 dB below the loudest speech so far;
+//! Silero's probability lags the voice's end by a window or two, the energy does not). The STT
+//! flow starts a speculative decode there. It reports a [`Vad::Pause`] at the first silent
+//! window after speech (a new speculative decode starts there unless the one at the dip holds
+//! every window with voice), [`Vad::Quiet`] once the silence (counted from Silero's dip) is long
+//! enough for a
 //! homelab command the brain resolves, [`Vad::Lull`] once it is long enough for any whole
 //! sentence, and [`Vad::End`] once it is long enough for any command.
 //! Speech after a pause reports [`Vad::Resume`], and the speculative work is thrown away.
@@ -28,6 +33,16 @@ const VAD_PULL_NAME: &str = "whisper-vad-silero-v6.2.0";
 pub const WINDOW: usize = 512;
 /// Speech probability below which a window counts as a dip (see [`Vad::Dip`]).
 pub const DIP_PROBABILITY: f32 = 0.95;
+/// A window this far (in amplitude; 30 dB) below the loudest speech window so far may be where
+/// the voice has stopped (a [`Vad::Dip`]): Silero's probability lags the voice's end by a
+/// window or two, the energy does not. It may also be a soft sound that ends a word (the "s" of
+/// "Americans" in `jfk.wav` is ~30 dB down), so such windows count as speech until Silero says
+/// otherwise. Background noise louder than this (a noisy room) never dips, so there only
+/// Silero tells.
+pub const FADING_BELOW_LOUDEST: f32 = 0.0316;
+/// A window this far (45 dB) below the loudest speech window so far has no sound of speech
+/// in it: speech ended before a run of such windows, whatever Silero's probability.
+pub const SILENT_BELOW_LOUDEST: f32 = 0.0056;
 
 /// Endpointing thresholds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,14 +83,17 @@ impl EndpointConfig {
 pub enum Vad {
     /// Speech began (first time only), at this sample.
     Start(usize),
-    /// The first silent window after speech; speech so far ends at this sample.
+    /// The first silent window after speech; speech so far ends at this sample (where the
+    /// voice stopped, when every window since had none: Silero's windows lag it).
     Pause(usize),
     /// Speech again after a pause.
     Resume,
-    /// The speech probability fell below [`DIP_PROBABILITY`]: speech may be ending. Audio up to
-    /// this sample may already hold all of it.
+    /// The speech probability fell below [`DIP_PROBABILITY`], or the window has no voice in it
+    /// ([`FADING_BELOW_LOUDEST`]): speech may be ending. Audio up to this sample may already
+    /// hold all of it.
     Dip(usize),
-    /// The probability rose again after a dip, without a pause: speech goes on.
+    /// The probability rose again after a dip, in a window with voice, without a pause: speech
+    /// goes on.
     Rise,
     /// The silence has lasted `min_silence_ms`: the end, if the words so far are a homelab
     /// command the brain resolves ([`super::Completeness::Command`]).
@@ -187,8 +205,14 @@ pub struct Endpointer {
     /// Window index just after the last speech window.
     speech_end: Option<usize>,
     silent_run: usize,
-    /// The window where the current dip began: the short silence counts from there.
-    dip_start: Option<usize>,
+    /// The window where Silero's probability fell below [`DIP_PROBABILITY`] in the current
+    /// dip: the short silence counts from there.
+    silero_dip: Option<usize>,
+    /// The first of the silent windows ([`SILENT_BELOW_LOUDEST`]) that the last window ends,
+    /// after speech.
+    silent_from: Option<usize>,
+    /// The root mean square of the loudest speech window so far.
+    loudest: f32,
     /// [`Vad::Quiet`] was reported for the current pause.
     quiet_sent: bool,
     /// [`Vad::Lull`] was reported for the current pause.
@@ -223,21 +247,32 @@ impl Endpointer {
     /// # Errors
     /// When a new context cannot be loaded.
     pub fn new(pool: Arc<VadPool>, config: EndpointConfig) -> Result<Self, SttError> {
-        Ok(Self {
-            context: Some(pool.take()?),
+        let context = pool.take()?;
+        Ok(Self::with_context(pool, Some(context), config))
+    }
+
+    fn with_context(
+        pool: Arc<VadPool>,
+        context: Option<WhisperVadContext>,
+        config: EndpointConfig,
+    ) -> Self {
+        Self {
+            context,
             pool,
             config,
             next: 0,
             speech_windows: 0,
             speech_end: None,
             silent_run: 0,
-            dip_start: None,
+            silero_dip: None,
+            silent_from: None,
+            loudest: 0.0,
             quiet_sent: false,
             lull_sent: false,
             end_sent: false,
             paused: false,
             dipped: false,
-        })
+        }
     }
 
     /// Runs VAD over every whole window of `samples` not seen yet, in one call, and returns
@@ -263,14 +298,21 @@ impl Endpointer {
             context.detect_speech_on(new_windows)
         };
         run.map_err(|err| SttError::Decode(format!("voice activity detection failed: {err}")))?;
-        let new = context.probabilities().to_vec();
+        let probabilities = context.probabilities().to_vec();
+        let loudness = new_windows.chunks(WINDOW).map(rms);
+        Ok(self.windows(probabilities.into_iter().zip(loudness)))
+    }
+
+    /// What the next windows, each Silero's speech probability and its root mean square, amount
+    /// to.
+    fn windows(&mut self, windows: impl Iterator<Item = (f32, f32)>) -> Vec<Vad> {
         let mut events = Vec::new();
-        for (offset, prob) in new.into_iter().enumerate() {
-            self.window(self.next + offset, prob, &mut events);
+        for (prob, rms) in windows {
+            self.window(self.next, prob, rms, &mut events);
+            self.next += 1;
         }
-        self.next = available;
         self.judge_silence(&mut events);
-        Ok(net_effect(events))
+        net_effect(events)
     }
 
     /// Samples the endpointer has looked at.
@@ -289,9 +331,9 @@ impl Endpointer {
             EndpointConfig::windows(self.config.sentence_silence_ms).max(min_silence);
         let max_silence = EndpointConfig::windows(self.config.max_silence_ms).max(sentence_silence);
         // Silero stays above the threshold for a window or two after the voice stops, so the
-        // short silence counts from the dip that began the pause when there was one.
+        // short silence counts from its dip that began the pause when there was one.
         let quiet_for = self
-            .dip_start
+            .silero_dip
             .map_or(self.silent_run, |dip| self.next - dip)
             .max(self.silent_run);
         if !self.quiet_sent && quiet_for >= min_silence {
@@ -308,24 +350,38 @@ impl Endpointer {
         }
     }
 
-    fn window(&mut self, index: usize, prob: f32, events: &mut Vec<Vad>) {
-        tracing::trace!(index, prob, "vad window");
+    fn window(&mut self, index: usize, prob: f32, rms: f32, events: &mut Vec<Vad>) {
+        tracing::trace!(index, prob, rms, "vad window");
         let speech = prob >= self.config.threshold;
         let min_speech = EndpointConfig::windows(self.config.min_speech_ms);
+        let fading = self.speech_windows > 0 && rms < self.loudest * FADING_BELOW_LOUDEST;
+        if self.speech_windows > 0 && rms < self.loudest * SILENT_BELOW_LOUDEST {
+            self.silent_from.get_or_insert(index);
+        } else {
+            self.silent_from = None;
+        }
         // Silero's probability falls a window or two before it crosses the threshold at the end
-        // of speech; a dip is the earliest moment a speculative decode can start.
+        // of speech, and the voice's energy a window or two before that; a dip is the earliest
+        // moment a speculative decode can start.
         if self.speech_windows >= min_speech && !self.paused {
-            if !self.dipped && prob < DIP_PROBABILITY {
+            let low = prob < DIP_PROBABILITY || fading;
+            if !self.dipped && low {
                 self.dipped = true;
-                self.dip_start = Some(index);
                 events.push(Vad::Dip((index + 1) * WINDOW));
-            } else if self.dipped && prob >= DIP_PROBABILITY {
+            } else if self.dipped && !low {
                 self.dipped = false;
-                self.dip_start = None;
                 events.push(Vad::Rise);
+            }
+            if !self.dipped || prob >= DIP_PROBABILITY {
+                self.silero_dip = None;
+            } else {
+                self.silero_dip.get_or_insert(index);
             }
         }
         if speech {
+            if !fading {
+                self.loudest = self.loudest.max(rms);
+            }
             self.speech_windows += 1;
             if self.speech_windows == 1 {
                 events.push(Vad::Start(index * WINDOW));
@@ -335,7 +391,7 @@ impl Endpointer {
             if self.paused {
                 self.paused = false;
                 self.dipped = false;
-                self.dip_start = None;
+                self.silero_dip = None;
                 self.quiet_sent = false;
                 self.lull_sent = false;
                 self.end_sent = false;
@@ -352,7 +408,180 @@ impl Endpointer {
         self.silent_run += 1;
         if !self.paused {
             self.paused = true;
-            events.push(Vad::Pause(speech_end * WINDOW));
+            // The silent windows Silero still heard speech in hold none.
+            let voice_end = self
+                .silent_from
+                .map_or(speech_end, |silent| silent.min(speech_end));
+            events.push(Vad::Pause(voice_end * WINDOW));
         }
+    }
+}
+
+/// The root mean square of a window's samples.
+fn rms(window: &[f32]) -> f32 {
+    if window.is_empty() {
+        return 0.0;
+    }
+    (window.iter().map(|s| s * s).sum::<f32>() / window.len() as f32).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loudness of speech in the tests, and of a window without voice (46 dB below it).
+    const VOICE: f32 = 0.1;
+    const SILENT: f32 = 0.0005;
+
+    /// An endpointer without a Silero context, fed each window's speech probability and
+    /// loudness by the test, two windows a chunk (1024 samples, as `wyoming-bench` sends them).
+    struct Feed {
+        endpointer: Endpointer,
+        chunk: Vec<(f32, f32)>,
+        /// Every event, with the windows fed when it was reported.
+        events: Vec<(usize, Vad)>,
+    }
+
+    impl Feed {
+        /// 20 windows (640 ms) of speech.
+        fn after_speech() -> Self {
+            let pool = Arc::new(VadPool {
+                path: PathBuf::new(),
+                idle: Mutex::new(Vec::new()),
+            });
+            let config = EndpointConfig::from(&crate::config::VadConfig::default());
+            let mut feed = Self {
+                endpointer: Endpointer::with_context(pool, None, config),
+                chunk: Vec::new(),
+                events: Vec::new(),
+            };
+            for _ in 0..20 {
+                feed.window(0.999, VOICE);
+            }
+            feed.events.clear();
+            feed
+        }
+
+        fn window(&mut self, prob: f32, rms: f32) -> &mut Self {
+            self.chunk.push((prob, rms));
+            if self.chunk.len() == 2 {
+                let events = self.endpointer.windows(self.chunk.drain(..));
+                let at = self.endpointer.next;
+                self.events.extend(events.into_iter().map(|e| (at, e)));
+            }
+            self
+        }
+
+        fn silence(&mut self, windows: usize, rms: f32) -> &mut Self {
+            for _ in 0..windows {
+                self.window(0.05, rms);
+            }
+            self
+        }
+
+        /// The first event like `like`, and when it came.
+        fn first(&self, like: fn(&Vad) -> bool) -> Option<(usize, Vad)> {
+            self.events.iter().copied().find(|(_, e)| like(e))
+        }
+    }
+
+    #[test]
+    fn the_dip_comes_where_the_voice_stops_though_silero_still_hears_speech() {
+        // Silero's probability stays high for two windows after the voice stops (Piper's
+        // voices end so), then falls.
+        let mut feed = Feed::after_speech();
+        feed.window(0.999, SILENT).window(0.99, SILENT);
+        feed.window(0.3, SILENT).silence(20, SILENT);
+        // The dip: the chunk that holds the voice's end, so a speculative decode starts there.
+        assert_eq!(
+            feed.first(|e| matches!(e, Vad::Dip(_))),
+            Some((22, Vad::Dip(21 * WINDOW)))
+        );
+        // Speech ended where the voice did, so that decode holds all of it.
+        assert_eq!(
+            feed.first(|e| matches!(e, Vad::Pause(_))),
+            Some((24, Vad::Pause(20 * WINDOW)))
+        );
+        // The short silence still counts from Silero's dip (window 22): 160 ms after it.
+        assert_eq!(feed.first(|e| *e == Vad::Quiet), Some((28, Vad::Quiet)));
+        assert!(
+            feed.first(|e| *e == Vad::Rise).is_none(),
+            "{:?}",
+            feed.events
+        );
+    }
+
+    #[test]
+    fn in_noise_only_silero_tells_where_speech_ends() {
+        // Noise 20 dB below the voice never dips, and is never silent.
+        let noise = VOICE / 10.0;
+        let mut feed = Feed::after_speech();
+        feed.window(0.999, noise).window(0.99, noise);
+        feed.window(0.3, noise).silence(20, noise);
+        assert_eq!(
+            feed.first(|e| matches!(e, Vad::Dip(_))),
+            Some((24, Vad::Dip(23 * WINDOW)))
+        );
+        assert_eq!(
+            feed.first(|e| matches!(e, Vad::Pause(_))),
+            Some((24, Vad::Pause(22 * WINDOW)))
+        );
+        assert_eq!(feed.first(|e| *e == Vad::Quiet), Some((28, Vad::Quiet)));
+    }
+
+    #[test]
+    fn a_silent_window_inside_speech_is_a_dip_that_rises_again() {
+        // A stop consonant's closure: one window without voice, then the voice again.
+        let mut feed = Feed::after_speech();
+        feed.window(0.999, VOICE).window(0.999, SILENT);
+        feed.window(0.999, VOICE).window(0.999, VOICE);
+        assert_eq!(
+            feed.events,
+            vec![(22, Vad::Dip(22 * WINDOW)), (24, Vad::Rise)]
+        );
+        // Within one chunk, the dip and the rise cancel out: no decode is started for it.
+        let mut feed = Feed::after_speech();
+        feed.window(0.999, SILENT).window(0.999, VOICE);
+        assert!(feed.events.is_empty(), "{:?}", feed.events);
+    }
+
+    #[test]
+    fn sound_after_the_voice_seemed_to_stop_is_speech_silero_judges() {
+        // A silent window, then a sound Silero is unsure of (no rise), then silence: speech
+        // ends after that sound, as Silero says, not at the silent window.
+        let mut feed = Feed::after_speech();
+        feed.window(0.999, SILENT).window(0.9, VOICE / 5.0);
+        feed.window(0.2, SILENT).silence(20, SILENT);
+        assert_eq!(
+            feed.first(|e| matches!(e, Vad::Dip(_))),
+            Some((22, Vad::Dip(21 * WINDOW)))
+        );
+        assert_eq!(
+            feed.first(|e| matches!(e, Vad::Pause(_))),
+            Some((24, Vad::Pause(22 * WINDOW)))
+        );
+    }
+
+    #[test]
+    fn a_soft_sound_at_the_end_of_a_word_stays_in_the_speech() {
+        // The "s" of "Americans" in jfk.wav, over the recording's hiss: ~32 dB below the voice.
+        // It may be where the voice stops, so a speculative decode starts there; but speech
+        // ends where Silero says, so a decode that lacks the rest of the "s" is not the
+        // transcript (it came out as "And so my fellow American.").
+        let soft = VOICE * 0.025;
+        let mut feed = Feed::after_speech();
+        feed.window(0.999, soft).window(0.999, soft);
+        feed.window(0.8, soft).window(0.2, soft);
+        for _ in 0..20 {
+            feed.window(0.05, soft);
+        }
+        assert_eq!(
+            feed.first(|e| matches!(e, Vad::Dip(_))),
+            Some((22, Vad::Dip(21 * WINDOW)))
+        );
+        assert_eq!(
+            feed.first(|e| matches!(e, Vad::Pause(_))),
+            Some((24, Vad::Pause(23 * WINDOW)))
+        );
     }
 }
