@@ -429,6 +429,9 @@ fn rms(window: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
+    /// An event and the windows fed when it was reported, or none.
+    type Reported = Option<(usize, Vad)>;
+
     /// Loudness of speech in the tests, and of a window without voice (46 dB below it).
     const VOICE: f32 = 0.1;
     const SILENT: f32 = 0.0005;
@@ -480,8 +483,23 @@ mod tests {
         }
 
         /// The first event like `like`, and when it came.
-        fn first(&self, like: fn(&Vad) -> bool) -> Option<(usize, Vad)> {
+        fn first(&self, like: fn(&Vad) -> bool) -> Reported {
             self.events.iter().copied().find(|(_, e)| like(e))
+        }
+
+        /// The first dip and the first pause, each with the windows fed when it came.
+        fn dip_and_pause(&self) -> (Reported, Reported) {
+            (
+                self.first(|e| matches!(e, Vad::Dip(_))),
+                self.first(|e| matches!(e, Vad::Pause(_))),
+            )
+        }
+
+        /// The end of speech as Piper's voices end it: Silero's probability stays high for two
+        /// windows after the voice, then falls; every window after the voice at `rms`.
+        fn ends_with_silero_late(&mut self, rms: f32) -> &mut Self {
+            self.window(0.999, rms).window(0.99, rms);
+            self.window(0.3, rms).silence(20, rms)
         }
     }
 
@@ -490,17 +508,15 @@ mod tests {
         // Silero's probability stays high for two windows after the voice stops (Piper's
         // voices end so), then falls.
         let mut feed = Feed::after_speech();
-        feed.window(0.999, SILENT).window(0.99, SILENT);
-        feed.window(0.3, SILENT).silence(20, SILENT);
+        feed.ends_with_silero_late(SILENT);
         // The dip: the chunk that holds the voice's end, so a speculative decode starts there.
-        assert_eq!(
-            feed.first(|e| matches!(e, Vad::Dip(_))),
-            Some((22, Vad::Dip(21 * WINDOW)))
-        );
         // Speech ended where the voice did, so that decode holds all of it.
         assert_eq!(
-            feed.first(|e| matches!(e, Vad::Pause(_))),
-            Some((24, Vad::Pause(20 * WINDOW)))
+            feed.dip_and_pause(),
+            (
+                Some((22, Vad::Dip(21 * WINDOW))),
+                Some((24, Vad::Pause(20 * WINDOW)))
+            )
         );
         // The short silence still counts from Silero's dip (window 22): 160 ms after it.
         assert_eq!(feed.first(|e| *e == Vad::Quiet), Some((28, Vad::Quiet)));
@@ -516,15 +532,13 @@ mod tests {
         // Noise 20 dB below the voice never dips, and is never silent.
         let noise = VOICE / 10.0;
         let mut feed = Feed::after_speech();
-        feed.window(0.999, noise).window(0.99, noise);
-        feed.window(0.3, noise).silence(20, noise);
+        feed.ends_with_silero_late(noise);
         assert_eq!(
-            feed.first(|e| matches!(e, Vad::Dip(_))),
-            Some((24, Vad::Dip(23 * WINDOW)))
-        );
-        assert_eq!(
-            feed.first(|e| matches!(e, Vad::Pause(_))),
-            Some((24, Vad::Pause(22 * WINDOW)))
+            feed.dip_and_pause(),
+            (
+                Some((24, Vad::Dip(23 * WINDOW))),
+                Some((24, Vad::Pause(22 * WINDOW)))
+            )
         );
         assert_eq!(feed.first(|e| *e == Vad::Quiet), Some((28, Vad::Quiet)));
     }
@@ -553,12 +567,11 @@ mod tests {
         feed.window(0.999, SILENT).window(0.9, VOICE / 5.0);
         feed.window(0.2, SILENT).silence(20, SILENT);
         assert_eq!(
-            feed.first(|e| matches!(e, Vad::Dip(_))),
-            Some((22, Vad::Dip(21 * WINDOW)))
-        );
-        assert_eq!(
-            feed.first(|e| matches!(e, Vad::Pause(_))),
-            Some((24, Vad::Pause(22 * WINDOW)))
+            feed.dip_and_pause(),
+            (
+                Some((22, Vad::Dip(21 * WINDOW))),
+                Some((24, Vad::Pause(22 * WINDOW)))
+            )
         );
     }
 
@@ -576,12 +589,11 @@ mod tests {
             feed.window(0.05, soft);
         }
         assert_eq!(
-            feed.first(|e| matches!(e, Vad::Dip(_))),
-            Some((22, Vad::Dip(21 * WINDOW)))
-        );
-        assert_eq!(
-            feed.first(|e| matches!(e, Vad::Pause(_))),
-            Some((24, Vad::Pause(23 * WINDOW)))
+            feed.dip_and_pause(),
+            (
+                Some((22, Vad::Dip(21 * WINDOW))),
+                Some((24, Vad::Pause(23 * WINDOW)))
+            )
         );
     }
 }
