@@ -308,7 +308,7 @@ impl Endpointer {
     fn windows(&mut self, windows: impl Iterator<Item = (f32, f32)>) -> Vec<Vad> {
         let mut events = Vec::new();
         for (prob, rms) in windows {
-            self.window(self.next, prob, rms, &mut events);
+            self.window(prob, rms, &mut events);
             self.next += 1;
         }
         self.judge_silence(&mut events);
@@ -350,12 +350,15 @@ impl Endpointer {
         }
     }
 
-    fn window(&mut self, index: usize, prob: f32, rms: f32, events: &mut Vec<Vad>) {
+    /// Window `self.next`, with Silero's speech probability and its root mean square.
+    fn window(&mut self, prob: f32, rms: f32, events: &mut Vec<Vad>) {
+        let index = self.next;
         tracing::trace!(index, prob, rms, "vad window");
         let speech = prob >= self.config.threshold;
         let min_speech = EndpointConfig::windows(self.config.min_speech_ms);
-        let fading = self.speech_windows > 0 && rms < self.loudest * FADING_BELOW_LOUDEST;
-        if self.speech_windows > 0 && rms < self.loudest * SILENT_BELOW_LOUDEST {
+        // Before any speech `loudest` is 0, and no window is below it.
+        let fading = rms < self.loudest * FADING_BELOW_LOUDEST;
+        if rms < self.loudest * SILENT_BELOW_LOUDEST {
             self.silent_from.get_or_insert(index);
         } else {
             self.silent_from = None;
