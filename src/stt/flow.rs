@@ -52,6 +52,52 @@ const LIVE_RATE: f64 = 1.5;
 /// Arrivals closer together than this count as one (bounds the arrival log).
 const SAME_ARRIVAL: Duration = Duration::from_millis(5);
 
+/// How fast audio has arrived lately: the converted samples that arrived in the last
+/// [`RATE_WINDOW`], against real time.
+///
+/// Each arrival counts the samples it brought, so a recording that arrives in one burst (every
+/// chunk within [`SAME_ARRIVAL`] of the one before) is judged fast. Stop 44 found it was not:
+/// the log kept only running totals, and a burst merged into one entry brought nothing. Whether
+/// a recording sent at once was endpointed then depended on how quickly the server read it, so
+/// its speculative decode was cut wherever the audio had arrived by then, and the same clip
+/// came out differently from run to run.
+#[derive(Debug, Default)]
+struct ArrivalRate {
+    /// (time, samples received before it, samples received by then), oldest first.
+    log: VecDeque<(Instant, usize, usize)>,
+}
+
+impl ArrivalRate {
+    /// Notes that the converted audio has grown from `before` to `after` samples at `now`.
+    fn arrived(&mut self, now: Instant, before: usize, after: usize) {
+        match self.log.back_mut() {
+            Some((at, _, total)) if now.duration_since(*at) < SAME_ARRIVAL => *total = after,
+            _ => self.log.push_back((now, before, after)),
+        }
+        self.forget(now);
+    }
+
+    /// Drops arrivals older than [`RATE_WINDOW`].
+    fn forget(&mut self, now: Instant) {
+        while self
+            .log
+            .front()
+            .is_some_and(|(at, _, _)| now.duration_since(*at) > RATE_WINDOW)
+        {
+            self.log.pop_front();
+        }
+    }
+
+    /// Whether more audio arrived in the last [`RATE_WINDOW`] than a live microphone sends in
+    /// [`LIVE_RATE`] times that.
+    fn fast(&mut self, now: Instant) -> bool {
+        self.forget(now);
+        let samples: usize = self.log.iter().map(|(_, before, after)| after - before).sum();
+        let seconds = samples as f64 / f64::from(super::audio::WHISPER_RATE);
+        seconds > RATE_WINDOW.as_secs_f64() * LIVE_RATE
+    }
+}
+
 /// A decode in progress.
 struct Pending {
     receiver: oneshot::Receiver<Result<Transcription, SttError>>,
@@ -110,8 +156,8 @@ pub struct SttFlow {
     /// The end of speech was decided; it is acted on once no more audio is waiting to be read
     /// (see [`SttFlow::next_output`]), and called off if that audio holds speech.
     end_armed: bool,
-    /// Recent arrivals (time, converted samples received by then), for [`LIVE_RATE`].
-    arrivals: VecDeque<(Instant, usize)>,
+    /// Recent arrivals, for [`LIVE_RATE`].
+    arrivals: ArrivalRate,
     /// Endpointing is behind the audio (it arrived too fast to judge); catch up at this time.
     vad_due: Option<Instant>,
     /// The brain's view of the words: complete or not, and names as the cluster writes them.
@@ -180,7 +226,7 @@ impl SttFlow {
             ends: None,
             ended_at: None,
             end_armed: false,
-            arrivals: VecDeque::new(),
+            arrivals: ArrivalRate::default(),
             vad_due: None,
             understanding,
         }
@@ -232,6 +278,7 @@ impl SttFlow {
         let Some(converter) = self.converter.as_mut() else {
             return Vec::new();
         };
+        let before = converter.samples().len();
         if let Err(text) = converter.push_chunk(chunk) {
             return self.fail("bad-audio-format", text);
         }
@@ -245,8 +292,8 @@ impl SttFlow {
             return Vec::new();
         }
         let now = Instant::now();
-        self.arrived(now, received);
-        if self.arriving_fast(now) {
+        self.arrivals.arrived(now, before, received);
+        if self.arrivals.fast(now) {
             // A recording sent at once: whatever the audio so far seems to say, more of it is
             // on its way. Judge it when it arrives at the pace of speech, or stops arriving.
             self.end_armed = false;
@@ -268,36 +315,6 @@ impl SttFlow {
         if self.speculative.is_none() && self.pending.is_none() && self.service.engine.is_idle() {
             self.speculate();
         }
-    }
-
-    /// Notes that the converted audio has reached `received` samples at `now`.
-    fn arrived(&mut self, now: Instant, received: usize) {
-        match self.arrivals.back_mut() {
-            Some((at, total)) if now.duration_since(*at) < SAME_ARRIVAL => *total = received,
-            _ => self.arrivals.push_back((now, received)),
-        }
-        while self
-            .arrivals
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW)
-            && self.arrivals.len() > 1
-        {
-            self.arrivals.pop_front();
-        }
-    }
-
-    /// Whether audio is arriving faster than a live microphone sends it.
-    fn arriving_fast(&self, now: Instant) -> bool {
-        let (Some((first, before)), Some((_, latest))) =
-            (self.arrivals.front(), self.arrivals.back())
-        else {
-            return false;
-        };
-        // Audio that arrived in the window, against the wall time it spans (at least the window,
-        // so a single burst of a few chunks is judged over the window, not over microseconds).
-        let span = now.duration_since(*first).max(RATE_WINDOW).as_secs_f64();
-        let seconds = (latest - before) as f64 / f64::from(super::audio::WHISPER_RATE);
-        seconds > span * LIVE_RATE
     }
 
     /// Runs endpointing over the audio not judged yet and acts on what it finds.
@@ -563,7 +580,7 @@ impl SttFlow {
             tokio::select! {
                 () = tokio::time::sleep_until(due.into()) => {
                     let now = Instant::now();
-                    if self.arriving_fast(now) {
+                    if self.arrivals.fast(now) {
                         self.vad_due = Some(now + RATE_WINDOW);
                         continue;
                     }
@@ -772,6 +789,48 @@ mod tests {
         assert!(!ends_complete("What is the status of."));
         assert!(!ends_complete(""));
         assert!(!ends_complete(" ... "));
+    }
+
+    /// Samples of 16 kHz audio in `ms` milliseconds.
+    fn ms(ms: usize) -> usize {
+        ms * 16
+    }
+
+    #[test]
+    fn a_recording_sent_in_one_burst_arrives_fast() {
+        let t0 = Instant::now();
+        let mut rate = ArrivalRate::default();
+        // 3 s in chunks of 64 ms, all read within a millisecond: one arrival in the log.
+        for i in 0..47 {
+            rate.arrived(t0, ms(64 * i), ms(64 * (i + 1)));
+        }
+        assert!(rate.fast(t0));
+        assert!(rate.fast(t0 + Duration::from_millis(390)));
+        // Once nothing has arrived for the whole window, it is judged where it is.
+        assert!(!rate.fast(t0 + RATE_WINDOW + Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn a_live_microphone_does_not_arrive_fast() {
+        let t0 = Instant::now();
+        let mut rate = ArrivalRate::default();
+        for chunk_ms in [10, 64, 100] {
+            for i in 0..100 {
+                let now = t0 + Duration::from_millis((chunk_ms * i) as u64);
+                rate.arrived(now, ms(chunk_ms * i), ms(chunk_ms * (i + 1)));
+                assert!(!rate.fast(now), "{chunk_ms} ms chunks, chunk {i}");
+            }
+            rate = ArrivalRate::default();
+        }
+        // A live stream held up for 300 ms, then caught up in one read, is fast until it has
+        // been live again for a while.
+        let now = t0 + Duration::from_secs(10);
+        rate.arrived(now, 0, ms(364));
+        assert!(!rate.fast(now));
+        let later = now + Duration::from_millis(300);
+        rate.arrived(later, ms(364), ms(728));
+        assert!(rate.fast(later));
+        assert!(!rate.fast(later + RATE_WINDOW + Duration::from_millis(1)));
     }
 
     #[test]
