@@ -8,15 +8,15 @@
 //! warm it cost ~2 ms of CPU per 64 ms chunk, nine times the new windows' cost, on the thread
 //! that shares the cores with the decode.)
 //!
-//! The endpointer reports a [`Vad::Dip`] where speech may be ending: Silero's probability falls,
-//! or the window has no voice in it at all (its energy 30 dB below the loudest speech so far;
-//! Silero's probability lags the voice's end by a window or two, the energy does not). The STT
-//! flow starts a speculative decode there. It reports a [`Vad::Pause`] at the first silent
-//! window after speech (a new speculative decode starts there unless the one at the dip holds
-//! every window with voice), [`Vad::Quiet`] once the silence (counted from Silero's dip) is long
-//! enough for a
-//! homelab command the brain resolves, [`Vad::Lull`] once it is long enough for any whole
-//! sentence, and [`Vad::End`] once it is long enough for any command.
+//! The endpointer reports a [`Vad::Dip`] where speech may be ending: Silero's probability falls, or
+//! the window has no voice in it at all (its energy 30 dB below the loudest speech so far; Silero's
+//! probability lags the voice's end by a window or two, the energy does not). The STT flow starts a
+//! speculative decode there. It reports a [`Vad::Pause`] at the first silent window after speech (a
+//! new speculative decode starts there unless the one at the dip holds every window with voice),
+//! [`Vad::Quiet`] once the silence (counted from Silero's dip, or from the voice's end when every
+//! window since has no sound of speech) is long enough for a homelab command the brain resolves,
+//! [`Vad::Lull`] once it is long enough for any whole sentence, and [`Vad::End`] once it is long
+//! enough for any command.
 //! Speech after a pause reports [`Vad::Resume`], and the speculative work is thrown away.
 
 use std::path::{Path, PathBuf};
@@ -331,11 +331,15 @@ impl Endpointer {
             EndpointConfig::windows(self.config.sentence_silence_ms).max(min_silence);
         let max_silence = EndpointConfig::windows(self.config.max_silence_ms).max(sentence_silence);
         // Silero stays above the threshold for a window or two after the voice stops, so the
-        // short silence counts from its dip that began the pause when there was one.
+        // short silence counts from its dip that began the pause when there was one, or from
+        // the first window without sound of speech (45 dB down) when that came earlier: Silero's
+        // probability lags the voice's end, the energy does not.
+        let voiceless_for = self.silent_from.map_or(0, |from| self.next - from);
         let quiet_for = self
             .silero_dip
             .map_or(self.silent_run, |dip| self.next - dip)
-            .max(self.silent_run);
+            .max(self.silent_run)
+            .max(voiceless_for);
         if !self.quiet_sent && quiet_for >= min_silence {
             self.quiet_sent = true;
             events.push(Vad::Quiet);
@@ -521,8 +525,9 @@ mod tests {
                 Some((24, Vad::Pause(20 * WINDOW)))
             )
         );
-        // The short silence still counts from Silero's dip (window 22): 160 ms after it.
-        assert_eq!(feed.first(|e| *e == Vad::Quiet), Some((28, Vad::Quiet)));
+        // The short silence counts from the voice's end (window 20), not from Silero's dip
+        // (window 22): 150 ms later is in the chunk that ends at window 26.
+        assert_eq!(feed.first(|e| *e == Vad::Quiet), Some((26, Vad::Quiet)));
         assert!(
             feed.first(|e| *e == Vad::Rise).is_none(),
             "{:?}",
@@ -543,6 +548,7 @@ mod tests {
                 Some((24, Vad::Pause(22 * WINDOW)))
             )
         );
+        // The short silence counts from Silero's dip (window 22).
         assert_eq!(feed.first(|e| *e == Vad::Quiet), Some((28, Vad::Quiet)));
     }
 

@@ -92,7 +92,11 @@ impl ArrivalRate {
     /// [`LIVE_RATE`] times that.
     fn fast(&mut self, now: Instant) -> bool {
         self.forget(now);
-        let samples: usize = self.log.iter().map(|(_, before, after)| after - before).sum();
+        let samples: usize = self
+            .log
+            .iter()
+            .map(|(_, before, after)| after - before)
+            .sum();
         let seconds = samples as f64 / f64::from(super::audio::WHISPER_RATE);
         seconds > RATE_WINDOW.as_secs_f64() * LIVE_RATE
     }
