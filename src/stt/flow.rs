@@ -95,7 +95,7 @@ impl ArrivalRate {
         let samples: usize = self
             .log
             .iter()
-            .map(|(_, before, after)| after - before)
+            .map(|(_, before, after)| after.saturating_sub(*before))
             .sum();
         let seconds = samples as f64 / f64::from(super::audio::WHISPER_RATE);
         seconds > RATE_WINDOW.as_secs_f64() * LIVE_RATE
