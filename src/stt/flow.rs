@@ -63,16 +63,16 @@ const SAME_ARRIVAL: Duration = Duration::from_millis(5);
 /// came out differently from run to run.
 #[derive(Debug, Default)]
 struct ArrivalRate {
-    /// (time, samples received before it, samples received by then), oldest first.
-    log: VecDeque<(Instant, usize, usize)>,
+    /// (time, converted samples that arrived then), oldest first.
+    log: VecDeque<(Instant, usize)>,
 }
 
 impl ArrivalRate {
-    /// Notes that the converted audio has grown from `before` to `after` samples at `now`.
-    fn arrived(&mut self, now: Instant, before: usize, after: usize) {
+    /// Notes that `samples` converted samples arrived at `now`.
+    fn arrived(&mut self, now: Instant, samples: usize) {
         match self.log.back_mut() {
-            Some((at, _, total)) if now.duration_since(*at) < SAME_ARRIVAL => *total = after,
-            _ => self.log.push_back((now, before, after)),
+            Some((at, brought)) if now.duration_since(*at) < SAME_ARRIVAL => *brought += samples,
+            _ => self.log.push_back((now, samples)),
         }
         self.forget(now);
     }
@@ -82,7 +82,7 @@ impl ArrivalRate {
         while self
             .log
             .front()
-            .is_some_and(|(at, _, _)| now.duration_since(*at) > RATE_WINDOW)
+            .is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW)
         {
             self.log.pop_front();
         }
@@ -92,11 +92,7 @@ impl ArrivalRate {
     /// [`LIVE_RATE`] times that.
     fn fast(&mut self, now: Instant) -> bool {
         self.forget(now);
-        let samples: usize = self
-            .log
-            .iter()
-            .map(|(_, before, after)| after.saturating_sub(*before))
-            .sum();
+        let samples: usize = self.log.iter().map(|(_, brought)| brought).sum();
         let seconds = samples as f64 / f64::from(super::audio::WHISPER_RATE);
         seconds > RATE_WINDOW.as_secs_f64() * LIVE_RATE
     }
@@ -296,7 +292,7 @@ impl SttFlow {
             return Vec::new();
         }
         let now = Instant::now();
-        self.arrivals.arrived(now, before, received);
+        self.arrivals.arrived(now, received.saturating_sub(before));
         if self.arrivals.fast(now) {
             // A recording sent at once: whatever the audio so far seems to say, more of it is
             // on its way. Judge it when it arrives at the pace of speech, or stops arriving.
@@ -805,8 +801,8 @@ mod tests {
         let t0 = Instant::now();
         let mut rate = ArrivalRate::default();
         // 3 s in chunks of 64 ms, all read within a millisecond: one arrival in the log.
-        for i in 0..47 {
-            rate.arrived(t0, ms(64 * i), ms(64 * (i + 1)));
+        for _ in 0..47 {
+            rate.arrived(t0, ms(64));
         }
         assert!(rate.fast(t0));
         assert!(rate.fast(t0 + Duration::from_millis(390)));
@@ -821,7 +817,7 @@ mod tests {
         for chunk_ms in [10, 64, 100] {
             for i in 0..100 {
                 let now = t0 + Duration::from_millis((chunk_ms * i) as u64);
-                rate.arrived(now, ms(chunk_ms * i), ms(chunk_ms * (i + 1)));
+                rate.arrived(now, ms(chunk_ms));
                 assert!(!rate.fast(now), "{chunk_ms} ms chunks, chunk {i}");
             }
             rate = ArrivalRate::default();
@@ -829,10 +825,10 @@ mod tests {
         // A live stream held up for 300 ms, then caught up in one read, is fast until it has
         // been live again for a while.
         let now = t0 + Duration::from_secs(10);
-        rate.arrived(now, 0, ms(364));
+        rate.arrived(now, ms(364));
         assert!(!rate.fast(now));
         let later = now + Duration::from_millis(300);
-        rate.arrived(later, ms(364), ms(728));
+        rate.arrived(later, ms(364));
         assert!(rate.fast(later));
         assert!(!rate.fast(later + RATE_WINDOW + Duration::from_millis(1)));
     }
