@@ -12,7 +12,8 @@
 //! the window has no voice in it at all (its energy 30 dB below the loudest speech so far; Silero's
 //! probability lags the voice's end by a window or two, the energy does not). The STT flow starts a
 //! speculative decode there. It reports a [`Vad::Pause`] at the first silent window after speech (a
-//! new speculative decode starts there unless the one at the dip holds every window with voice),
+//! new speculative decode starts there unless the one at the dip holds every window with voice;
+//! a voice that fades into silence ends within its first faded window, the rest is its decay),
 //! [`Vad::Quiet`] once the silence (counted from Silero's dip, or from the voice's end when every
 //! window since has no sound of speech) is long enough for a homelab command the brain resolves,
 //! [`Vad::Lull`] once it is long enough for any whole sentence, and [`Vad::End`] once it is long
@@ -84,7 +85,8 @@ pub enum Vad {
     /// Speech began (first time only), at this sample.
     Start(usize),
     /// The first silent window after speech; speech so far ends at this sample (where the
-    /// voice stopped, when every window since had none: Silero's windows lag it).
+    /// voice stopped, when every window since had none: Silero's windows lag it; within the
+    /// first window it faded through, when it faded into that silence).
     Pause(usize),
     /// Speech again after a pause.
     Resume,
@@ -211,6 +213,9 @@ pub struct Endpointer {
     /// The first of the silent windows ([`SILENT_BELOW_LOUDEST`]) that the last window ends,
     /// after speech.
     silent_from: Option<usize>,
+    /// The first of the windows without voice ([`FADING_BELOW_LOUDEST`]) that the last window
+    /// ends, after speech.
+    fading_from: Option<usize>,
     /// The root mean square of the loudest speech window so far.
     loudest: f32,
     /// [`Vad::Quiet`] was reported for the current pause.
@@ -266,6 +271,7 @@ impl Endpointer {
             silent_run: 0,
             silero_dip: None,
             silent_from: None,
+            fading_from: None,
             loudest: 0.0,
             quiet_sent: false,
             lull_sent: false,
@@ -362,6 +368,11 @@ impl Endpointer {
         let min_speech = EndpointConfig::windows(self.config.min_speech_ms);
         // Before any speech `loudest` is 0, and no window is below it.
         let fading = rms < self.loudest * FADING_BELOW_LOUDEST;
+        if fading {
+            self.fading_from.get_or_insert(index);
+        } else {
+            self.fading_from = None;
+        }
         if rms < self.loudest * SILENT_BELOW_LOUDEST {
             self.silent_from.get_or_insert(index);
         } else {
@@ -415,10 +426,13 @@ impl Endpointer {
         self.silent_run += 1;
         if !self.paused {
             self.paused = true;
-            // The silent windows Silero still heard speech in hold none.
-            let voice_end = self
-                .silent_from
-                .map_or(speech_end, |silent| silent.min(speech_end));
+            // The silent windows Silero still heard speech in hold none. When the voice faded
+            // into that silence, the windows it faded through after the first are its decay:
+            // speech ends within that first one, where the dip cut it.
+            let voice_end = self.silent_from.map_or(speech_end, |silent| {
+                let decay = self.fading_from.map_or(silent, |fading| fading + 1);
+                silent.min(decay).min(speech_end)
+            });
             events.push(Vad::Pause(voice_end * WINDOW));
         }
     }
@@ -581,6 +595,34 @@ mod tests {
                 Some((22, Vad::Dip(21 * WINDOW))),
                 Some((24, Vad::Pause(22 * WINDOW)))
             )
+        );
+    }
+
+    #[test]
+    fn a_voice_fading_into_silence_ends_where_it_began_to_fade() {
+        // Piper's and espeak-ng's voices decay through a window or three 30-45 dB below their
+        // loudest before the silence, and Silero still hears speech there. The dip comes at
+        // the first of those windows; the rest are the voice's decay, so the decode started
+        // at the dip holds all the speech, and the pause says so.
+        let mut feed = Feed::after_speech();
+        feed.window(0.999, VOICE * 0.02).window(0.99, VOICE * 0.012);
+        feed.window(0.98, VOICE * 0.008).window(0.3, SILENT);
+        feed.silence(20, SILENT);
+        assert_eq!(
+            feed.dip_and_pause(),
+            (
+                Some((22, Vad::Dip(21 * WINDOW))),
+                Some((24, Vad::Pause(21 * WINDOW)))
+            )
+        );
+        // Voice again after the first faded window: speech goes on to the silence.
+        let mut feed = Feed::after_speech();
+        feed.window(0.999, VOICE * 0.02).window(0.999, VOICE / 5.0);
+        feed.window(0.98, VOICE * 0.008).window(0.3, SILENT);
+        feed.silence(20, SILENT);
+        assert_eq!(
+            feed.first(|e| matches!(e, Vad::Pause(_))),
+            Some((24, Vad::Pause(23 * WINDOW)))
         );
     }
 
