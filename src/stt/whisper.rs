@@ -1012,6 +1012,7 @@ fn rescore(
     if near.is_empty() {
         return None;
     }
+    let found = started.elapsed();
     // The free decode's end: whisper heard a question, or not.
     let end = free
         .text
@@ -1063,6 +1064,7 @@ fn rescore(
         mean,
         keep,
         took_ms = started.elapsed().as_millis(),
+        found_ms = found.as_millis(),
         "nearest sentences scored"
     );
     keep.then(|| Decoded {
