@@ -13,7 +13,7 @@
 //! probability lags the voice's end by a window or two, the energy does not). The STT flow starts a
 //! speculative decode there. It reports a [`Vad::Pause`] at the first silent window after speech (a
 //! new speculative decode starts there unless the one at the dip holds every window with voice;
-//! a voice that fades into silence ends within its first faded window, the rest is its decay),
+//! a voice that decays into silence ends within its first faded window),
 //! [`Vad::Quiet`] once the silence (counted from Silero's dip, or from the voice's end when every
 //! window since has no sound of speech) is long enough for a homelab command the brain resolves,
 //! [`Vad::Lull`] once it is long enough for any whole sentence, and [`Vad::End`] once it is long
@@ -86,7 +86,7 @@ pub enum Vad {
     Start(usize),
     /// The first silent window after speech; speech so far ends at this sample (where the
     /// voice stopped, when every window since had none: Silero's windows lag it; within the
-    /// first window it faded through, when it faded into that silence).
+    /// first window it faded through, when it decayed into that silence).
     Pause(usize),
     /// Speech again after a pause.
     Resume,
@@ -216,6 +216,11 @@ pub struct Endpointer {
     /// The first of the windows without voice ([`FADING_BELOW_LOUDEST`]) that the last window
     /// ends, after speech.
     fading_from: Option<usize>,
+    /// Every window since [`Self::fading_from`] that is not silent was no louder than the one
+    /// before it: the voice is decaying, not making a soft sound.
+    decaying: bool,
+    /// The root mean square of the last window since [`Self::fading_from`].
+    faded_last: f32,
     /// The root mean square of the loudest speech window so far.
     loudest: f32,
     /// [`Vad::Quiet`] was reported for the current pause.
@@ -272,6 +277,8 @@ impl Endpointer {
             silero_dip: None,
             silent_from: None,
             fading_from: None,
+            decaying: false,
+            faded_last: 0.0,
             loudest: 0.0,
             quiet_sent: false,
             lull_sent: false,
@@ -368,12 +375,19 @@ impl Endpointer {
         let min_speech = EndpointConfig::windows(self.config.min_speech_ms);
         // Before any speech `loudest` is 0, and no window is below it.
         let fading = rms < self.loudest * FADING_BELOW_LOUDEST;
-        if fading {
-            self.fading_from.get_or_insert(index);
-        } else {
+        let silent = rms < self.loudest * SILENT_BELOW_LOUDEST;
+        if !fading {
             self.fading_from = None;
+        } else {
+            if self.fading_from.is_none() {
+                self.fading_from = Some(index);
+                self.decaying = true;
+            } else if !silent && rms > self.faded_last {
+                self.decaying = false;
+            }
+            self.faded_last = rms;
         }
-        if rms < self.loudest * SILENT_BELOW_LOUDEST {
+        if silent {
             self.silent_from.get_or_insert(index);
         } else {
             self.silent_from = None;
@@ -426,11 +440,15 @@ impl Endpointer {
         self.silent_run += 1;
         if !self.paused {
             self.paused = true;
-            // The silent windows Silero still heard speech in hold none. When the voice faded
-            // into that silence, the windows it faded through after the first are its decay:
-            // speech ends within that first one, where the dip cut it.
+            // The silent windows Silero still heard speech in hold none. When the voice
+            // decayed into that silence, each window quieter than the one before, the windows
+            // after the first faded one are that decay: speech ends within the first one, where
+            // the dip cut it. A soft sound that holds or swells before the silence is speech.
             let voice_end = self.silent_from.map_or(speech_end, |silent| {
-                let decay = self.fading_from.map_or(silent, |fading| fading + 1);
+                let decay = self
+                    .fading_from
+                    .filter(|_| self.decaying)
+                    .map_or(silent, |fading| fading + 1);
                 silent.min(decay).min(speech_end)
             });
             events.push(Vad::Pause(voice_end * WINDOW));
@@ -614,6 +632,16 @@ mod tests {
                 Some((22, Vad::Dip(21 * WINDOW))),
                 Some((24, Vad::Pause(21 * WINDOW)))
             )
+        );
+        // A soft sound that swells before the silence (a fricative, not a decay): speech goes
+        // on to the silence.
+        let mut feed = Feed::after_speech();
+        feed.window(0.999, VOICE * 0.02).window(0.99, VOICE * 0.025);
+        feed.window(0.98, VOICE * 0.015).window(0.3, SILENT);
+        feed.silence(20, SILENT);
+        assert_eq!(
+            feed.first(|e| matches!(e, Vad::Pause(_))),
+            Some((24, Vad::Pause(23 * WINDOW)))
         );
         // Voice again after the first faded window: speech goes on to the silence.
         let mut feed = Feed::after_speech();
