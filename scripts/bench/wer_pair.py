@@ -10,50 +10,26 @@ tells the two apart.
     (the same with the other build > b.log)
     python3 scripts/bench/wer_pair.py a.log b.log
 """
-import re
 import statistics as st
 import sys
-from datetime import datetime
 
-
-def stamp(line):
-    return datetime.strptime(line[:26], "%Y-%m-%dT%H:%M:%S.%f").timestamp() * 1000
+from wer_timeline import read
 
 
 def load(path):
     """Per clip: end of speech -> transcript (ms), the event its decode started at, the decode's ms."""
-    clips = {}
-    cur = None
-    for line in open(path):
-        if "bench: clip clip=" in line:
-            cur = {"ev": []}
-            clips[line.split("clip=")[1].split()[0]] = cur
-            continue
-        if cur is None or not re.match(r"\d{4}-\d\d-\d\dT", line):
-            continue
-        ts = stamp(line)
-        if "end of speech is sent" in line:
-            cur["end"] = ts
-        elif "vad event=" in line:
-            cur["ev"].append((ts, line.split("event=")[1].split("(")[0].strip()))
-        elif "whisper: transcribed" in line:
-            m = re.search(r"took=([\d.]+)(m?s)", line)
-            took = float(m.group(1)) * (1 if m.group(2) == "ms" else 1000)
-            cur["ev"].append((ts, "done", took))
-        elif "transcript received" in line:
-            cur["got"] = ts
     out = {}
-    for clip, c in clips.items():
+    for c in read(path):
         if "end" not in c or "got" not in c:
             continue
-        dones = [e for e in c["ev"] if e[1] == "done" and e[0] <= c["got"] + 1]
+        dones = [d for d in c["decodes"] if d[0] <= c["got"] + 1]
         source, took = "none", None
         if dones:
-            took = dones[-1][2]
+            took = dones[-1][1]
             start = dones[-1][0] - took
-            before = [e for e in c["ev"] if e[1] != "done" and e[0] <= start + 2]
+            before = [e for e in c["vad"] if e[0] <= start + 2]
             source = before[-1][1] if before else "none"
-        out[clip] = (c["got"] - c["end"], source, took)
+        out[c["clip"]] = (c["got"] - c["end"], source, took)
     return out
 
 
