@@ -841,7 +841,13 @@ fn report(label: &str, clips: &[Clip], outcomes: &[Outcome], names: &[String], r
                     &normalize_loose(&clip.reference, names),
                     &normalize_loose(hyp, names),
                 ),
-                looped: loops(&hyp_words),
+                // A loop inside a hyphenated word ("lite-off-lite-off-...") is a loop too.
+                looped: loops(
+                    &hyp_words
+                        .iter()
+                        .flat_map(|w| w.split('-').map(str::to_owned))
+                        .collect::<Vec<_>>(),
+                ),
             }
         })
         .collect();
