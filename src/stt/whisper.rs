@@ -1130,8 +1130,8 @@ fn bare(word: &str) -> String {
 fn cut_loops(text: &str) -> (String, bool) {
     let mut words: Vec<&str> = Vec::new();
     let mut keys: Vec<String> = Vec::new();
-    // A loop inside one hyphenated word ("lite-off-lite-off-lite-off-lite"): as between words.
     let mut cut = false;
+    // A loop inside one hyphenated word ("lite-off-lite-off-lite-off-lite"): once, as below.
     let unhyphened: Vec<String> = text
         .split_whitespace()
         .map(|word| match cut_hyphen_loop(word) {
