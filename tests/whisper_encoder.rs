@@ -331,3 +331,54 @@ fn the_attention_shortcut_for_zero_rows_gives_the_same_bits_as_the_plain_loop() 
         assert_eq!(short, plain, "case {i}, audio context {}", how.audio_ctx);
     }
 }
+
+/// A state's attention keys (`WhisperState::set_attention_keys`, JARVIS-PATCH): with flash
+/// attention, the encoder's self-attention and the decoders' cross-attention read at least
+/// that many keys, zeros past the audio context. Jarvis reads 512 so that a context of 256
+/// keeps the zero keys that 320 has (see `ATTENTION_KEYS` in `src/stt/whisper.rs`).
+#[test]
+fn attention_keys_add_zero_keys_past_a_short_context() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    whisper_rs::set_attention_shortcut(true);
+    let context = tiny(true);
+    let (command, _) = sentences();
+    let prompt = context.tokenize("pve, agent1, media-server.", 64).unwrap();
+    let at = |audio_ctx| How {
+        audio_ctx,
+        ..free(&prompt)
+    };
+    let with_keys = |keys: usize| {
+        let mut state = context.create_state().unwrap();
+        assert_eq!(state.set_attention_keys(keys), keys);
+        state
+    };
+
+    // At context 256 whisper.cpp reads 256 keys, none of them zero.
+    let before = whisper_rs::attention_zero_keys();
+    let own = decode(&mut context.create_state().unwrap(), at(256), &command);
+    assert_eq!(whisper_rs::attention_zero_keys(), before, "zero keys at 256");
+    // With 512, every query also reads 256 zero keys, and the decode differs.
+    let wider = decode(&mut with_keys(512), at(256), &command);
+    assert!(whisper_rs::attention_zero_keys() > before, "no zero keys read");
+    assert!(!wider.segments.is_empty(), "nothing heard");
+    assert_ne!(wider, own, "512 keys decoded as 256");
+
+    // A context that already reads 512 keys (320 rounded up to 256) is not changed.
+    assert_eq!(
+        decode(&mut with_keys(512), at(320), &command),
+        decode(&mut context.create_state().unwrap(), at(320), &command)
+    );
+
+    // A state that encoded with other keys encodes again, and decodes as a fresh state does.
+    let mut state = context.create_state().unwrap();
+    let _ = decode(&mut state, at(256), &command);
+    assert_eq!(state.set_attention_keys(512), 512);
+    assert_eq!(decode(&mut state, at(256), &command), wider);
+    assert_eq!(state.set_attention_keys(0), 0);
+    assert_eq!(decode(&mut state, at(256), &command), own);
+
+    // No more than the 1536 rows the state holds.
+    assert_eq!(context.create_state().unwrap().set_attention_keys(5000), 1536);
+}

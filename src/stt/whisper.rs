@@ -37,6 +37,18 @@ const AUDIO_CTX_PADDING: usize = 64;
 const MAX_PROMPT_TOKENS: usize = 224;
 /// whisper.cpp's full window, in encoder frames (30 s).
 const FULL_AUDIO_CTX: usize = 1500;
+/// How many keys whisper's encoder self-attention and its decoders' cross-attention read at
+/// least, those past the audio context all zero (flash attention, no mask: whisper.cpp reads
+/// the context rounded up to 256 the same way). A zero key adds `exp(0 - max)` to every
+/// query's softmax sum and nothing to its output, so the zeros take a share of the attention
+/// that tiny.en, trained on 1500 frames, gives the rest of a 30 s window. With 512, a short
+/// context keeps that share: on the WER bench's 250 clips (`JARVIS_WER_LIMIT=24`), context
+/// 256 gives homelab commands 7.0 % WER with 512 keys and 9.4 % (two empty transcripts)
+/// with its own 256; 224 gives 7.5 against 9.9 %. More zeros are worse: 768 keys gave
+/// 11.0 % at context 320, whose own 512 give 7.4 %. It changes nothing from context 257 to
+/// 512 (the default `stt.min_audio_ctx`, 288, among them); below, where a user may set it, it
+/// keeps the zeros. Even so, 256 is worse than 288 on the whole corpus (8.0 against 7.3 %).
+const ATTENTION_KEYS: usize = 512;
 /// Encoder context of the second decode of a doubtful short command (10 s). Measured on the
 /// whole WER corpus (1362 clips, `JARVIS_WER_LIMIT=1000 cargo bench --bench wer`): WER 20.3 %
 /// at 500 against 20.6 % over the whole window, request -> transcript p95 0.68 s against 3.7 s
@@ -534,9 +546,11 @@ impl Worker {
         let state = match self.states.entry(name.clone()) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                entry.insert(context.create_state().map_err(|err| {
+                let mut state = context.create_state().map_err(|err| {
                     SttError::Decode(format!("cannot create whisper state: {err}"))
-                })?)
+                })?;
+                state.set_attention_keys(ATTENTION_KEYS);
+                entry.insert(state)
             }
         };
 

@@ -5216,6 +5216,13 @@ unsafe extern "C" {
     pub fn whisper_jarvis_abandoned(state: *const whisper_state) -> bool;
 }
 unsafe extern "C" {
+    pub fn whisper_jarvis_attention_keys(
+        ctx: *mut whisper_context,
+        state: *mut whisper_state,
+        n_keys: ::std::os::raw::c_int,
+    ) -> ::std::os::raw::c_int;
+}
+unsafe extern "C" {
     pub fn whisper_jarvis_score(
         ctx: *mut whisper_context,
         state: *mut whisper_state,

@@ -347,6 +347,14 @@ extern "C" {
     WHISPER_API void whisper_jarvis_abandon_below(struct whisper_state * state, float mean_logprob);
     WHISPER_API bool whisper_jarvis_abandoned(const struct whisper_state * state);
 
+    // JARVIS-PATCH: with flash attention, the encoder's self-attention and the decoders'
+    // cross-attention on `state` read at least `n_keys` keys, those past the audio context
+    // all zero. Upstream reads GGML_PAD(audio_ctx, 256) keys the same way (0 keeps that), so
+    // at audio_ctx 320 the softmax of every query also sums 192 zero keys, and at 256 none.
+    // tiny.en's transcripts depend on it (Jarvis: 512). At most GGML_PAD(n_audio_ctx, 256)
+    // (1536); returns the number set. Changing it drops the state's reusable encoding.
+    WHISPER_API int whisper_jarvis_attention_keys(struct whisper_context * ctx, struct whisper_state * state, int n_keys);
+
     // JARVIS-PATCH: the CPU flash attention skips the work of the all-zero key and value rows
     // that the encoder's self-attention and the decoders' cross-attention read past the audio
     // context (GGML_PAD(n_ctx, 256) rows, no mask), computing the same bits. On by default;

@@ -1015,6 +1015,11 @@ struct whisper_state {
     bool  jarvis_abandoned     = false;
     int32_t jarvis_n_prompt_reused = 0; // JARVIS-PATCH: prompts not decoded again, for the timings
 
+    // JARVIS-PATCH: with flash attention, the encoder's self-attention and the decoders'
+    // cross-attention read at least this many keys, those past the audio context zero (see
+    // whisper_jarvis_attention_keys). 0: GGML_PAD(n_ctx, 256), as upstream.
+    int jarvis_attention_keys = 0;
+
     whisper_vad_context * vad_context = nullptr;
 
     struct vad_segment_info {
@@ -2146,6 +2151,13 @@ static struct ggml_cgraph * whisper_build_graph_conv(
     return gf;
 }
 
+// JARVIS-PATCH: how many keys (rows of `kv_pad` and of each layer's `kv_cross`) the flash
+// attention reads at audio context n_ctx: GGML_PAD(n_ctx, 256) as upstream, or at least the
+// state's jarvis_attention_keys (whisper_jarvis_attention_keys). The rows past n_ctx are zero.
+static int whisper_jarvis_ctx_pad(const whisper_state & wstate, int n_ctx) {
+    return std::max(GGML_PAD(n_ctx, 256), wstate.jarvis_attention_keys);
+}
+
 static struct ggml_cgraph * whisper_build_graph_encoder(
         whisper_context & wctx,
           whisper_state & wstate) {
@@ -2163,7 +2175,7 @@ static struct ggml_cgraph * whisper_build_graph_encoder(
 
     WHISPER_ASSERT(!!kv_pad.buffer);
 
-    const int n_ctx_pad = GGML_PAD(n_ctx, 256);
+    const int n_ctx_pad = whisper_jarvis_ctx_pad(wstate, n_ctx);
 
     struct ggml_init_params params = {
         /*.mem_size   =*/ wstate.sched_encode.meta.size(),
@@ -2392,7 +2404,7 @@ static struct ggml_cgraph * whisper_build_graph_cross(
 
     const int n_state_head = n_state/n_head;
 
-    const int n_ctx_pad = GGML_PAD(n_ctx, 256);
+    const int n_ctx_pad = whisper_jarvis_ctx_pad(wstate, n_ctx);
 
     struct ggml_init_params params = {
         /*.mem_size   =*/ wstate.sched_cross.meta.size(),
@@ -2547,7 +2559,7 @@ static bool whisper_encode_internal(
         if (wctx.params.flash_attn) {
             const auto & hparams   = wctx.model.hparams;
             const int    n_ctx     = wstate.exp_n_audio_ctx > 0 ? wstate.exp_n_audio_ctx : hparams.n_audio_ctx;
-            const int    n_ctx_pad = GGML_PAD(n_ctx, 256);
+            const int    n_ctx_pad = whisper_jarvis_ctx_pad(wstate, n_ctx);
             const size_t row       = ggml_element_size(wstate.kv_pad.k)*hparams.n_audio_state;
             if (n_ctx_pad > n_ctx) {
                 ggml_backend_tensor_memset(wstate.kv_pad.k, 0, row*n_ctx, row*(n_ctx_pad - n_ctx));
@@ -2596,7 +2608,7 @@ static bool whisper_encode_internal(
         if (wctx.params.flash_attn) {
             const auto & hparams   = wctx.model.hparams;
             const int    n_ctx     = wstate.exp_n_audio_ctx > 0 ? wstate.exp_n_audio_ctx : hparams.n_audio_ctx;
-            const int    n_ctx_pad = GGML_PAD(n_ctx, 256);
+            const int    n_ctx_pad = whisper_jarvis_ctx_pad(wstate, n_ctx);
             const size_t row       = ggml_element_size(wstate.kv_cross.k)*hparams.n_audio_state;
             for (int il = 0; il < hparams.n_text_layer; ++il) {
                 const size_t offset = row*((size_t) il*n_ctx_pad + n_ctx);
@@ -2648,7 +2660,7 @@ static struct ggml_cgraph * whisper_build_graph_decoder(
     const int n_tokens    = batch.n_tokens;
     const int n_audio_ctx = wstate.exp_n_audio_ctx > 0 ? wstate.exp_n_audio_ctx : hparams.n_audio_ctx;
 
-    const int n_audio_ctx_pad = GGML_PAD(n_audio_ctx, 256);
+    const int n_audio_ctx_pad = whisper_jarvis_ctx_pad(wstate, n_audio_ctx);
 
     const int32_t n_kv    = worst_case ? n_ctx            : kv_self.n;
     const int32_t kv_head = worst_case ? n_ctx - n_tokens : kv_self.head;
@@ -4153,6 +4165,19 @@ void whisper_jarvis_abandon_below(struct whisper_state * state, float mean_logpr
 
 bool whisper_jarvis_abandoned(const struct whisper_state * state) {
     return state->jarvis_abandoned;
+}
+
+int whisper_jarvis_attention_keys(struct whisper_context * ctx, struct whisper_state * state, int n_keys) {
+    // `kv_pad` and each layer's `kv_cross` hold GGML_PAD(n_audio_ctx, 256) rows (whisper_init_state).
+    const int most = GGML_PAD(ctx->model.hparams.n_audio_ctx, 256);
+    const int keys = std::min(std::max(n_keys, 0), most);
+    if (keys != state->jarvis_attention_keys) {
+        // The encoding and the prompt over it were computed with other keys.
+        state->jarvis_attention_keys = keys;
+        state->jarvis_enc_known      = false;
+        state->jarvis_prompt_known   = false;
+    }
+    return keys;
 }
 
 void whisper_jarvis_attention_shortcut(bool enabled) {

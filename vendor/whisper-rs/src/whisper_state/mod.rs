@@ -344,6 +344,18 @@ impl WhisperState {
         Ok(out)
     }
 
+    /// With flash attention, makes the encoder's self-attention and the decoders'
+    /// cross-attention read at least `n_keys` keys, those past the audio context all zero;
+    /// upstream reads the audio context rounded up to 256 the same way (`0` keeps that).
+    /// At most 1536; returns the number set. Changing it drops the state's reusable encoding.
+    /// (JARVIS-PATCH)
+    pub fn set_attention_keys(&mut self, n_keys: usize) -> usize {
+        let n_keys = c_int::try_from(n_keys).unwrap_or(c_int::MAX);
+        let set =
+            unsafe { whisper_rs_sys::whisper_jarvis_attention_keys(self.ctx.ctx, self.ptr, n_keys) };
+        usize::try_from(set).unwrap_or(0)
+    }
+
     /// Whether the last [`full`](Self::full) stopped early as
     /// [`set_abandon_below`](Self::set_abandon_below) asks. (JARVIS-PATCH)
     pub fn abandoned(&self) -> bool {
