@@ -358,10 +358,17 @@ fn attention_keys_add_zero_keys_past_a_short_context() {
     // At context 256 whisper.cpp reads 256 keys, none of them zero.
     let before = whisper_rs::attention_zero_keys();
     let own = decode(&mut context.create_state().unwrap(), at(256), &command);
-    assert_eq!(whisper_rs::attention_zero_keys(), before, "zero keys at 256");
+    assert_eq!(
+        whisper_rs::attention_zero_keys(),
+        before,
+        "zero keys at 256"
+    );
     // With 512, every query also reads 256 zero keys, and the decode differs.
     let wider = decode(&mut with_keys(512), at(256), &command);
-    assert!(whisper_rs::attention_zero_keys() > before, "no zero keys read");
+    assert!(
+        whisper_rs::attention_zero_keys() > before,
+        "no zero keys read"
+    );
     assert!(!wider.segments.is_empty(), "nothing heard");
     assert_ne!(wider, own, "512 keys decoded as 256");
 
@@ -380,5 +387,8 @@ fn attention_keys_add_zero_keys_past_a_short_context() {
     assert_eq!(decode(&mut state, at(256), &command), own);
 
     // No more than the 1536 rows the state holds.
-    assert_eq!(context.create_state().unwrap().set_attention_keys(5000), 1536);
+    assert_eq!(
+        context.create_state().unwrap().set_attention_keys(5000),
+        1536
+    );
 }
