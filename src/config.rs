@@ -232,6 +232,8 @@ pub struct SttConfig {
     pub max_audio_secs: u32,
     /// Smallest encoder context whisper runs with, in frames of 20 ms (1500 = its whole 30 s
     /// window, as the reference server runs). Short commands are encoded in this much context.
+    /// The default, 288, is as accurate as 320 on the whole WER corpus and ~13 ms faster a
+    /// decode; 256 and below lose words (README, stop 48).
     pub min_audio_ctx: usize,
     /// Words whisper should expect (names of hosts, rooms, ...), added to each request's own.
     pub vocabulary: Vec<String>,
@@ -284,7 +286,7 @@ impl Default for SttConfig {
             workers: 0,
             queue: 4,
             max_audio_secs: 30,
-            min_audio_ctx: 320,
+            min_audio_ctx: 288,
             vocabulary: Vec::new(),
             streaming: true,
             vad: VadConfig::default(),
