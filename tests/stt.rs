@@ -78,21 +78,15 @@ async fn until_result(client: &mut Client) -> (Event, Vec<String>) {
 /// [`until_result`], waiting up to `limit` for each event: a request queued behind others on
 /// one worker waits for their decodes too.
 async fn until_result_within(client: &mut Client, limit: Duration) -> (Event, Vec<String>) {
-    async fn recv(client: &mut Client, limit: Duration) -> Option<Event> {
-        tokio::time::timeout(limit, client.recv())
-            .await
-            .expect("event in time")
-            .expect("well-formed event")
-    }
     let mut seen = Vec::new();
     loop {
-        let event = recv(client, limit)
+        let event = recv_within(client, limit)
             .await
             .expect("server closed before the transcript");
         seen.push(event.kind().to_owned());
         match event {
             Event::Transcript(_) => {
-                let stop = recv(client, limit).await.expect("transcript-stop");
+                let stop = recv_within(client, limit).await.expect("transcript-stop");
                 assert!(matches!(stop, Event::TranscriptStop(_)), "{stop:?}");
                 return (event, seen);
             }

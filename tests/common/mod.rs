@@ -124,7 +124,12 @@ pub async fn client(addr: SocketAddr) -> Client {
 
 /// Receives one event, failing the test on timeout.
 pub async fn recv(client: &mut Client) -> Option<Event> {
-    tokio::time::timeout(LIMIT, client.recv())
+    recv_within(client, LIMIT).await
+}
+
+/// [`recv`], failing the test after `limit` instead of [`LIMIT`].
+pub async fn recv_within(client: &mut Client, limit: Duration) -> Option<Event> {
+    tokio::time::timeout(limit, client.recv())
         .await
         .expect("event in time")
         .expect("well-formed event")
